@@ -1,0 +1,5 @@
+"""Digit Lab: `streamlit run Home.py`."""
+
+from dashboard.app import main
+
+main()

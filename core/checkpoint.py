@@ -1,0 +1,95 @@
+"""Safe model files: parameters as plain arrays in an `.npz` (never pickled) with the run config as JSON."""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import BinaryIO
+
+import jax
+import numpy as np
+
+from core.errors import DigitLabError, ModelFileError
+from core.models import Params, init
+from core.train import RunConfig
+
+CONFIG_KEY = "__config__"
+SEPARATOR = "/"
+
+
+def _flatten(params: Params, prefix: str = "") -> dict:
+    flat = {}
+    for name, value in params.items():
+        key = prefix + name
+        if isinstance(value, dict):
+            flat.update(_flatten(value, key + SEPARATOR))
+        else:
+            flat[key] = value
+    return flat
+
+
+def _unflatten(flat: dict[str, np.ndarray]) -> Params:
+    params: Params = {}
+    for key, value in flat.items():
+        node = params
+        *parents, leaf = key.split(SEPARATOR)
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return params
+
+
+def model_bytes(params: Params, config: RunConfig) -> bytes:
+    """The model file's content: each parameter array plus the config JSON as a unicode array."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in _flatten(params).items()}, **{CONFIG_KEY: np.array(config.to_json())})
+    return buffer.getvalue()
+
+
+def save_model(path: Path | str, params: Params, config: RunConfig) -> Path:
+    """Write the model file atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".part") as tmp:
+        tmp.write(model_bytes(params, config))
+    os.replace(tmp.name, path)
+    return path
+
+
+def load_model(source: Path | str | bytes | BinaryIO) -> tuple[Params, RunConfig]:
+    """Read a model file; its arrays must match, name for name and shape for shape, what its config builds."""
+    name = str(source) if isinstance(source, (str, Path)) else "the uploaded file"
+    if isinstance(source, bytes):
+        source = io.BytesIO(source)
+    try:
+        with np.load(source, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in npz.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise ModelFileError(f"{name} is not a Digit Lab model file ({exc}).") from None
+    if CONFIG_KEY not in arrays:
+        raise ModelFileError(f"{name} holds no run configuration; it was not saved by Digit Lab.")
+    try:
+        config = RunConfig.from_json(str(arrays.pop(CONFIG_KEY)))
+    except DigitLabError as exc:
+        raise ModelFileError(f"{name}: its configuration is invalid: {exc}") from None
+    expected = {k: v.shape for k, v in _flatten(jax.eval_shape(init, jax.random.PRNGKey(0), config.model)).items()}
+    found = {k: v.shape for k, v in arrays.items()}
+    if found != expected:
+        missing = sorted(set(expected) - set(found))
+        extra = sorted(set(found) - set(expected))
+        wrong = sorted(k for k in set(found) & set(expected) if found[k] != expected[k])
+        details = "; ".join(
+            part for part in (
+                f"missing {', '.join(missing)}" if missing else "",
+                f"unexpected {', '.join(extra)}" if extra else "",
+                ", ".join(f"{k} is {found[k]} but the config needs {expected[k]}" for k in wrong),
+            ) if part
+        )
+        raise ModelFileError(f"{name} does not match its configuration ({config.model.describe()}): {details}.")
+    bad = [k for k, v in arrays.items() if v.dtype != np.float32 or not np.isfinite(v).all()]
+    if bad:
+        raise ModelFileError(f"{name}: parameters {', '.join(bad)} are not finite float32 arrays.")
+    return jax.tree_util.tree_map(jax.numpy.asarray, _unflatten(arrays)), config

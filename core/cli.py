@@ -1,0 +1,61 @@
+"""The headless command line: `python -m core COMMAND ...`.
+
+Each command is a module of `core.commands` with HELP, `add_arguments(parser)` and `run(args) -> int`;
+COMMANDS lists them. Project errors (bad flags, bad data) print one line and exit 2, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import sys
+
+from core.errors import DigitLabError
+
+COMMANDS = ("train", "data")
+
+
+def add_data_arguments(parser: argparse.ArgumentParser) -> None:
+    """The --data-dir flag every data-using command takes."""
+    parser.add_argument("--data-dir", help="directory (or file) holding MNIST; default $MNIST_DATA_DIR, then the cache, then a download")
+
+
+def terminal_progress(name: str, done: int, total: int) -> None:
+    """Download progress as one updating line on stderr."""
+    percent = f"{100 * done / total:5.1f}%" if total else f"{done / 1e6:.1f} MB"
+    print(f"\rdownloading {name}: {percent}", end="\n" if total and done >= total else "", file=sys.stderr, flush=True)
+
+
+def print_json(obj: dict) -> None:
+    print(json.dumps(obj, sort_keys=True), flush=True)
+
+
+class _OneLineErrors(argparse.ArgumentParser):
+    """Bad flags: one line on stderr and exit 2, instead of argparse's usage dump."""
+
+    def error(self, message):
+        self.exit(2, f"error: {message} (see '{self.prog} --help')\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineErrors(prog="python -m core", description="Digit Lab: MNIST networks in JAX.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND", parser_class=_OneLineErrors)
+    for name in COMMANDS:
+        module = importlib.import_module(f"core.commands.{name.replace('-', '_')}")
+        command = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        module.add_arguments(command)
+        command.set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except DigitLabError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return 130

@@ -1,0 +1,27 @@
+"""`python -m core data`: where MNIST was found and how many images of each digit it holds."""
+
+from core.cli import add_data_arguments, print_json, terminal_progress
+from core.data import class_counts, load_mnist
+
+HELP = "say where MNIST was found and count the images of each digit"
+
+
+def add_arguments(parser):
+    add_data_arguments(parser)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def run(args) -> int:
+    mnist = load_mnist(args.data_dir, progress=terminal_progress)
+    train, test = class_counts(mnist.train_labels), class_counts(mnist.test_labels)
+    if args.json:
+        print_json({"source": mnist.source, "verified": mnist.verified,
+                    "train_counts": train.tolist(), "test_counts": test.tolist()})
+        return 0
+    check = "matches the published SHA-256" if mnist.verified else "parsed and validated (not the published bytes)"
+    print(f"MNIST from {mnist.source}: {check}")
+    print(f"{'digit':>5} {'train':>7} {'test':>6}")
+    for digit, (a, b) in enumerate(zip(train, test)):
+        print(f"{digit:>5} {a:>7} {b:>6}")
+    print(f"{'total':>5} {train.sum():>7} {test.sum():>6}")
+    return 0

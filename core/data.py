@@ -1,0 +1,299 @@
+"""MNIST: reading (IDX, mnist_all.mat, mnist.npz), validating, locating, and splitting.
+
+The loaded dataset is plain uint8 arrays; `make_splits` turns it into float32 train / validation / test
+arrays in [0, 1], stratified and seeded.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import os
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core import download
+from core.errors import ConfigError, DataError, DataNotFoundError
+
+IMAGE_SIDE = 28
+NUM_PIXELS = IMAGE_SIDE * IMAGE_SIDE
+NUM_CLASSES = 10
+IDX_IMAGES_MAGIC = 2051
+IDX_LABELS_MAGIC = 2049
+DATA_DIR_ENV = "MNIST_DATA_DIR"
+
+
+@dataclass(frozen=True)
+class MNIST:
+    """The whole dataset as uint8 arrays: images (n, 28, 28), labels (n,)."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    source: str  # human-readable: where the files came from
+    verified: bool = False  # decompressed bytes matched the published SHA-256
+
+    def __post_init__(self):
+        for array in (self.train_images, self.train_labels, self.test_images, self.test_labels):
+            array.setflags(write=False)
+
+
+# ---------------------------------------------------------------------------------------------- reading
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's content, decompressed when it is gzipped (detected by its magic bytes)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise DataError(f"{path}: corrupt or truncated gzip data ({exc}).") from None
+
+
+def parse_idx(data: bytes, name: str, *, expect_images: bool) -> np.ndarray:
+    """Parse IDX bytes into a uint8 array, checking magic number, dimensions and length."""
+    magic, ndim = (IDX_IMAGES_MAGIC, 3) if expect_images else (IDX_LABELS_MAGIC, 1)
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{name}: file is too short to hold an IDX header ({len(data)} bytes).")
+    found = int.from_bytes(data[:4], "big")
+    if found != magic:
+        kind = "images" if expect_images else "labels"
+        raise DataError(f"{name}: bad magic number {found} (expected {magic} for an IDX {kind} file).")
+    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    if expect_images and dims[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+        raise DataError(f"{name}: images are {dims[1]}x{dims[2]}, expected 28x28.")
+    expected = int(np.prod(dims))
+    body = len(data) - header
+    if body != expected:
+        raise DataError(f"{name}: header promises {expected} bytes of data but the file holds {body} (truncated?).")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _check_pair(images: np.ndarray, labels: np.ndarray, name: str) -> None:
+    if len(images) != len(labels):
+        raise DataError(f"{name}: {len(images)} images but {len(labels)} labels.")
+    if len(labels) and labels.max() >= NUM_CLASSES:
+        raise DataError(f"{name}: label {int(labels.max())} is out of range 0..9.")
+
+
+def _find_idx_file(directory: Path, stem: str) -> Path | None:
+    for candidate in (stem + ".gz", stem, stem.replace("-idx", ".idx") + ".gz", stem.replace("-idx", ".idx")):
+        if (directory / candidate).is_file():
+            return directory / candidate
+    return None
+
+
+def load_idx_dir(directory: Path) -> MNIST:
+    """Load the four IDX files (gzipped or raw) from `directory`."""
+    arrays, verified = {}, True
+    for stem in download.MNIST_FILES:
+        path = _find_idx_file(directory, stem)
+        if path is None:
+            raise DataError(f"{directory}: missing {stem}(.gz).")
+        data = _read_bytes(path)
+        verified &= hashlib.sha256(data).hexdigest() == download.RAW_SHA256[stem]
+        arrays[stem] = parse_idx(data, str(path), expect_images="images" in stem)
+    train = arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"]
+    test = arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"]
+    _check_pair(*train, f"{directory} (train)")
+    _check_pair(*test, f"{directory} (t10k)")
+    return MNIST(*train, *test, source=f"IDX files in {directory}", verified=verified)
+
+
+def load_mat(path: Path) -> MNIST:
+    """Load the course-handout `mnist_all.mat` (keys train0..train9, test0..test9; rows of 784 uint8)."""
+    from scipy.io import loadmat
+
+    try:
+        mat = loadmat(io.BytesIO(path.read_bytes()))
+    except Exception as exc:  # scipy raises several unrelated types for a bad file
+        raise DataError(f"{path}: not a readable MATLAB file ({exc}).") from None
+    parts = {}
+    for split in ("train", "test"):
+        images, labels = [], []
+        for digit in range(NUM_CLASSES):
+            key = f"{split}{digit}"
+            if key not in mat:
+                raise DataError(f"{path}: key '{key}' is missing.")
+            rows = np.asarray(mat[key])
+            if rows.ndim != 2 or rows.shape[1] != NUM_PIXELS:
+                raise DataError(f"{path}: '{key}' has shape {rows.shape}, expected (n, 784).")
+            images.append(rows.astype(np.uint8).reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
+            labels.append(np.full(len(rows), digit, np.uint8))
+        parts[split] = np.concatenate(images), np.concatenate(labels)
+    return MNIST(*parts["train"], *parts["test"], source=f"MATLAB file {path}")
+
+
+def load_npz(path: Path) -> MNIST:
+    """Load the Keras `mnist.npz` (x_train, y_train, x_test, y_test), never unpickling."""
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {key: npz[key] for key in ("x_train", "y_train", "x_test", "y_test")}
+    except KeyError as exc:
+        raise DataError(f"{path}: array {exc} is missing.") from None
+    except (ValueError, OSError, zlib.error) as exc:
+        raise DataError(f"{path}: not a readable .npz file ({exc}).") from None
+    for key in ("x_train", "x_test"):
+        if arrays[key].shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+            raise DataError(f"{path}: '{key}' has shape {arrays[key].shape}, expected (n, 28, 28).")
+    for key in arrays:
+        arrays[key] = arrays[key].astype(np.uint8)
+    _check_pair(arrays["x_train"], arrays["y_train"], f"{path} (train)")
+    _check_pair(arrays["x_test"], arrays["y_test"], f"{path} (test)")
+    return MNIST(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], source=f"Keras file {path}")
+
+
+def load_path(path: Path | str) -> MNIST:
+    """Load MNIST from a directory of IDX files (or one holding mnist_all.mat / mnist.npz), or from such a file."""
+    path = Path(path).expanduser()
+    if path.is_file():
+        return load_npz(path) if path.suffix == ".npz" else load_mat(path)
+    for name, loader in (("mnist.npz", load_npz), ("mnist_all.mat", load_mat)):
+        if (path / name).is_file() and _find_idx_file(path, download.MNIST_FILES[0]) is None:
+            return loader(path / name)
+    return load_idx_dir(path)
+
+
+# ---------------------------------------------------------------------------------------------- locating
+
+
+def _has_data(directory: Path) -> bool:
+    return directory.is_dir() and (
+        all(_find_idx_file(directory, stem) for stem in download.MNIST_FILES)
+        or (directory / "mnist.npz").is_file()
+        or (directory / "mnist_all.mat").is_file()
+    )
+
+
+def load_mnist(
+    data_dir: Path | str | None = None,
+    *,
+    allow_download: bool = True,
+    progress: download.ProgressCallback | None = None,
+) -> MNIST:
+    """Find MNIST and load it: `data_dir`, then $MNIST_DATA_DIR, then the user cache, then a download.
+
+    An explicit `data_dir` or $MNIST_DATA_DIR that holds no data is an error (the user asked for it).
+    """
+    for label, chosen in (("data directory", data_dir), (DATA_DIR_ENV, os.environ.get(DATA_DIR_ENV))):
+        if chosen:
+            path = Path(chosen).expanduser()
+            if not (path.is_file() or _has_data(path)):
+                raise DataNotFoundError(
+                    f"The {label} {path} holds no MNIST: expected the four IDX files "
+                    f"({', '.join(download.MNIST_FILES)}, gzipped or raw), mnist_all.mat or mnist.npz."
+                )
+            return load_path(path)
+    cache = download.default_cache_dir()
+    if _has_data(cache):
+        return load_path(cache)
+    if not allow_download:
+        raise DataNotFoundError(
+            f"No MNIST found: no --data-dir given, ${DATA_DIR_ENV} is unset and the cache {cache} is empty. "
+            f"Put the four IDX .gz files in a directory and set ${DATA_DIR_ENV} (or --data-dir) to it."
+        )
+    download.download_mnist(cache, progress=progress)
+    mnist = load_idx_dir(cache)
+    return MNIST(*_arrays(mnist), source=f"downloaded to {cache}", verified=mnist.verified)
+
+
+def _arrays(mnist: MNIST) -> tuple[np.ndarray, ...]:
+    return mnist.train_images, mnist.train_labels, mnist.test_images, mnist.test_labels
+
+
+# ---------------------------------------------------------------------------------------------- splitting
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How to carve train / validation out of the 60,000 training images; test is always the full test set."""
+
+    val_size: int = 5000
+    train_size: int | None = None  # total training images (stratified); None = all that remain
+    per_class: int | None = None  # training images per digit; exclusive with train_size
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Float32 images flattened to (n, 784) in [0, 1] with int32 labels, plus the indices into MNIST.train."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    train_index: np.ndarray
+    val_index: np.ndarray
+
+
+def _stratified_take(labels: np.ndarray, pool: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Take counts[c] random indices of class c from `pool` (indices into labels)."""
+    taken = [rng.permutation(pool[labels[pool] == c])[: counts[c]] for c in range(NUM_CLASSES)]
+    return np.sort(np.concatenate(taken))
+
+
+def _proportional_counts(class_sizes: np.ndarray, total: int) -> np.ndarray:
+    """Split `total` over classes in proportion to their sizes (largest remainders), summing exactly."""
+    exact = class_sizes * total / class_sizes.sum()
+    counts = np.floor(exact).astype(int)
+    counts[np.argsort(counts - exact)[: total - counts.sum()]] += 1
+    return np.minimum(counts, class_sizes)
+
+
+def make_splits(mnist: MNIST, config: SplitConfig = SplitConfig()) -> Splits:
+    """Seeded, stratified validation hold-out and optional training subset; pixels scaled to [0, 1]."""
+    labels = mnist.train_labels
+    n = len(labels)
+    if not 0 <= config.val_size < n:
+        raise ConfigError(f"Validation size must be between 0 and {n - 1}, got {config.val_size}.")
+    if config.train_size is not None and config.per_class is not None:
+        raise ConfigError("Choose either a training-subset size or a number per class, not both.")
+    rng = np.random.default_rng(config.seed)
+    everything = np.arange(n)
+    class_sizes = np.bincount(labels, minlength=NUM_CLASSES)
+    val_index = _stratified_take(labels, everything, _proportional_counts(class_sizes, config.val_size), rng)
+    remaining = np.setdiff1d(everything, val_index, assume_unique=True)
+    left = np.bincount(labels[remaining], minlength=NUM_CLASSES)
+    if config.per_class is not None:
+        if not 1 <= config.per_class <= left.min():
+            raise ConfigError(f"Images per class must be between 1 and {left.min()}, got {config.per_class}.")
+        train_index = _stratified_take(labels, remaining, np.full(NUM_CLASSES, config.per_class), rng)
+    elif config.train_size is not None:
+        if not 1 <= config.train_size <= len(remaining):
+            raise ConfigError(f"Training-subset size must be between 1 and {len(remaining)}, got {config.train_size}.")
+        train_index = _stratified_take(labels, remaining, _proportional_counts(left, config.train_size), rng)
+    else:
+        train_index = remaining
+    return Splits(
+        x_train=to_features(mnist.train_images[train_index]),
+        y_train=labels[train_index].astype(np.int32),
+        x_val=to_features(mnist.train_images[val_index]),
+        y_val=labels[val_index].astype(np.int32),
+        x_test=to_features(mnist.test_images),
+        y_test=mnist.test_labels.astype(np.int32),
+        train_index=train_index,
+        val_index=val_index,
+    )
+
+
+def to_features(images: np.ndarray) -> np.ndarray:
+    """uint8 images (n, 28, 28) → float32 (n, 784) in [0, 1]."""
+    return images.reshape(len(images), NUM_PIXELS).astype(np.float32) / 255.0
+
+
+def class_counts(labels: np.ndarray) -> np.ndarray:
+    """Number of images of each digit."""
+    return np.bincount(labels, minlength=NUM_CLASSES)

@@ -1,0 +1,175 @@
+"""The networks: pure functions over parameter pytrees.
+
+`init(key, config) -> params` and `apply(params, x, config) -> logits`, where x is (batch, 784) in [0, 1].
+Parameters are nested dicts of arrays: {"hidden_0": {"w", "b"}, ..., "output": {"w", "b"}}; LeNet-5 has
+"conv1", "conv2" (kernels HWIO, 5×5×in×out), "fc1", "fc2", "output".
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import jax
+import jax.numpy as jnp
+
+from core.errors import ConfigError
+
+Params = dict
+NUM_INPUTS = 784
+NUM_OUTPUTS = 10
+ACTIVATIONS = {"tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid, "relu": jax.nn.relu}
+INITS = ("normal", "glorot", "he")
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Which network, and its shape. Fields an architecture does not use are ignored by it."""
+
+    arch: str = "mlp"  # linear | mlp | lenet5
+    hidden: tuple[int, ...] = (300,)  # mlp: width of each hidden layer
+    activation: str = "tanh"  # mlp: tanh | sigmoid | relu
+    init: str = "glorot"  # normal | glorot | he
+    init_std: float = 0.1  # standard deviation for init="normal"
+
+    def __post_init__(self):
+        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        if self.arch not in ARCHITECTURES:
+            raise ConfigError(f"Unknown architecture '{self.arch}'; choose one of {', '.join(ARCHITECTURES)}.")
+        if self.arch == "mlp":
+            if not self.hidden or min(self.hidden) < 1:
+                raise ConfigError("An MLP needs at least one hidden layer, each of width 1 or more.")
+            if self.activation not in ACTIVATIONS:
+                raise ConfigError(f"Unknown activation '{self.activation}'; choose one of {', '.join(ACTIVATIONS)}.")
+        if self.init not in INITS:
+            raise ConfigError(f"Unknown initialisation '{self.init}'; choose one of {', '.join(INITS)}.")
+        if self.init == "normal" and not self.init_std > 0:
+            raise ConfigError(f"The init standard deviation must be positive, got {self.init_std}.")
+
+    def describe(self) -> str:
+        """A short name such as '784-300-10 tanh'."""
+        if self.arch == "mlp":
+            return "-".join(map(str, (NUM_INPUTS, *self.hidden, NUM_OUTPUTS))) + f" {self.activation}"
+        return ARCHITECTURES[self.arch].title
+
+
+@dataclass(frozen=True)
+class Architecture:
+    """One entry of the registry the UI and CLI are built from."""
+
+    name: str
+    title: str
+    description: str
+    hyperparameters: tuple[str, ...] = field(default=())  # the ModelConfig fields it uses besides init
+
+
+ARCHITECTURES = {
+    "linear": Architecture(
+        "linear", "Softmax regression", "784→10: one weight per pixel per digit plus a bias; the softmax of the "
+        "ten scores is the predicted distribution."),
+    "mlp": Architecture(
+        "mlp", "MLP", "Fully connected hidden layers of any depth and width with tanh, sigmoid or ReLU, then a "
+        "softmax output layer.", ("hidden", "activation")),
+    "lenet5": Architecture(
+        "lenet5", "LeNet-5", "conv 6@5×5 → ReLU → max-pool 2 → conv 16@5×5 → ReLU → max-pool 2 → dense 120 → "
+        "ReLU → dense 84 → ReLU → dense 10."),
+}
+
+
+# ---------------------------------------------------------------------------------------------- init
+
+
+def _weights(key, shape: tuple[int, ...], fan_in: int, fan_out: int, config: ModelConfig) -> jax.Array:
+    std = {
+        "normal": config.init_std,
+        "glorot": math.sqrt(2.0 / (fan_in + fan_out)),
+        "he": math.sqrt(2.0 / fan_in),
+    }[config.init]
+    return std * jax.random.normal(key, shape, jnp.float32)
+
+
+def _dense(key, n_in: int, n_out: int, config: ModelConfig) -> dict:
+    return {"w": _weights(key, (n_in, n_out), n_in, n_out, config), "b": jnp.zeros(n_out, jnp.float32)}
+
+
+def _conv(key, n_in: int, n_out: int, config: ModelConfig) -> dict:
+    fan_in, fan_out = 25 * n_in, 25 * n_out
+    return {"w": _weights(key, (5, 5, n_in, n_out), fan_in, fan_out, config), "b": jnp.zeros(n_out, jnp.float32)}
+
+
+def layer_sizes(config: ModelConfig) -> tuple[int, ...]:
+    """Widths of the dense layers from input to output (784, ..., 10); LeNet-5's dense part starts at 256."""
+    return {
+        "linear": (NUM_INPUTS, NUM_OUTPUTS),
+        "mlp": (NUM_INPUTS, *config.hidden, NUM_OUTPUTS),
+        "lenet5": (256, 120, 84, NUM_OUTPUTS),
+    }[config.arch]
+
+
+def init(key: jax.Array, config: ModelConfig) -> Params:
+    """Fresh parameters: weights drawn by `config.init`, biases zero."""
+    sizes = layer_sizes(config)
+    keys = jax.random.split(key, len(sizes) + 1)
+    if config.arch == "lenet5":
+        names = ["fc1", "fc2", "output"]
+        params = {"conv1": _conv(keys[-2], 1, 6, config), "conv2": _conv(keys[-1], 6, 16, config)}
+    else:
+        names = [f"hidden_{i}" for i in range(len(sizes) - 2)] + ["output"]
+        params = {}
+    for name, key_, n_in, n_out in zip(names, keys, sizes[:-1], sizes[1:]):
+        params[name] = _dense(key_, n_in, n_out, config)
+    return params
+
+
+# ---------------------------------------------------------------------------------------------- apply
+
+
+def _conv_valid_5x5(x: jax.Array, layer: dict) -> jax.Array:
+    """Valid 5×5 convolution as patch extraction by slicing plus one matmul (fast on CPU).
+
+    x: (batch, h, w, c) → (batch, h-4, w-4, out). Patches are ordered (row, col, channel), matching the
+    HWIO kernel reshaped to (25·c, out).
+    """
+    h, w = x.shape[1] - 4, x.shape[2] - 4
+    patches = jnp.concatenate([x[:, i:i + h, j:j + w, :] for i in range(5) for j in range(5)], axis=-1)
+    return patches @ layer["w"].reshape(-1, layer["w"].shape[-1]) + layer["b"]
+
+
+def _max_pool_2(x: jax.Array) -> jax.Array:
+    b, h, w, c = x.shape
+    return x.reshape(b, h // 2, 2, w // 2, 2, c).max(axis=(2, 4))
+
+
+def lenet5_feature_maps(params: Params, x: jax.Array) -> dict[str, jax.Array]:
+    """LeNet-5's intermediate activations: conv1 (b, 24, 24, 6) and conv2 (b, 8, 8, 16) after ReLU, and logits."""
+    image = x.reshape(-1, 28, 28, 1)
+    conv1 = jax.nn.relu(_conv_valid_5x5(image, params["conv1"]))
+    conv2 = jax.nn.relu(_conv_valid_5x5(_max_pool_2(conv1), params["conv2"]))
+    h = _max_pool_2(conv2).reshape(x.shape[0], -1)
+    h = jax.nn.relu(h @ params["fc1"]["w"] + params["fc1"]["b"])
+    h = jax.nn.relu(h @ params["fc2"]["w"] + params["fc2"]["b"])
+    return {"conv1": conv1, "conv2": conv2, "logits": h @ params["output"]["w"] + params["output"]["b"]}
+
+
+def hidden_activations(params: Params, x: jax.Array, config: ModelConfig) -> list[jax.Array]:
+    """The activations of each hidden layer of an MLP (empty for softmax regression)."""
+    act = ACTIVATIONS[config.activation]
+    outs, h = [], x
+    for i in range(len(params) - 1):
+        h = act(h @ params[f"hidden_{i}"]["w"] + params[f"hidden_{i}"]["b"])
+        outs.append(h)
+    return outs
+
+
+def apply(params: Params, x: jax.Array, config: ModelConfig) -> jax.Array:
+    """Logits (batch, 10) for images x (batch, 784)."""
+    if config.arch == "lenet5":
+        return lenet5_feature_maps(params, x)["logits"]
+    hidden = hidden_activations(params, x, config)
+    h = hidden[-1] if hidden else x
+    return h @ params["output"]["w"] + params["output"]["b"]
+
+
+def count_parameters(params: Params) -> int:
+    """Total number of scalar parameters."""
+    return sum(leaf.size for leaf in jax.tree_util.tree_leaves(params))

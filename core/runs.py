@@ -1,0 +1,97 @@
+"""A run: its config, the curves recorded while it trained, its parameters and final metrics.
+
+Both the app and the CLI drive `train()` and fold each `Progress` into a `Run` with `Run.record`, so a run
+that stops early (Stop button, Ctrl-C, divergence) still holds everything trained so far.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+
+from core.data import Splits
+from core.models import Params
+from core.train import Evaluation, Progress, RunConfig, evaluate
+
+CURVE_FIELDS = ("step", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
+                "elapsed", "samples_per_second")
+
+
+@dataclass
+class Run:
+    """One training run. `history` holds one dict per chunk with CURVE_FIELDS; `snapshots` the params per epoch."""
+
+    name: str
+    config: RunConfig
+    params: Params | None = None
+    status: str = "compiling"  # compiling | running | stopped | finished | diverged at step N
+    history: list[dict] = field(default_factory=list)
+    snapshots: list[tuple[int, Params]] = field(default_factory=list)  # (epoch, params) at each epoch end
+    compile_seconds: float = 0.0
+    train_seconds: float = 0.0
+    samples_per_second: float = 0.0
+    val_accuracy: float | None = None
+    test_accuracy: float | None = None
+    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    def record(self, progress: Progress) -> None:
+        """Fold one progress record into the run."""
+        self.params = progress.params
+        self.status = progress.status
+        self.compile_seconds = progress.compile_seconds
+        self.train_seconds = progress.elapsed
+        self.samples_per_second = progress.samples_per_second
+        self.history.append({name: getattr(progress, name) for name in CURVE_FIELDS})
+        if progress.val_accuracy is not None and float(progress.epoch).is_integer():
+            self.snapshots.append((int(progress.epoch), progress.params))
+
+    def finish(self, splits: Splits) -> None:
+        """Mark a run that ended (or was stopped) and measure its validation and test accuracy."""
+        if self.status == "running" or self.status == "compiling":
+            self.status = "stopped"
+        if self.params is None or self.diverged:
+            return
+        if len(splits.y_val):
+            self.val_accuracy = self.evaluate(splits.x_val, splits.y_val).accuracy
+        self.test_accuracy = self.evaluate(splits.x_test, splits.y_test).accuracy
+
+    @property
+    def diverged(self) -> bool:
+        return self.status.startswith("diverged")
+
+    @property
+    def epochs_completed(self) -> float:
+        return self.history[-1]["epoch"] if self.history else 0.0
+
+    def evaluate(self, x, y) -> Evaluation:
+        return evaluate(self.params, self.config.model, x, y)
+
+    def summary(self) -> dict:
+        """Final metrics as plain JSON-able data."""
+        return {
+            "name": self.name,
+            "status": self.status,
+            "architecture": self.config.model.describe(),
+            "val_accuracy": self.val_accuracy,
+            "test_accuracy": self.test_accuracy,
+            "epochs": self.epochs_completed,
+            "train_seconds": round(self.train_seconds, 3),
+            "compile_seconds": round(self.compile_seconds, 3),
+            "samples_per_second": round(self.samples_per_second, 1),
+            "created": self.created,
+        }
+
+    def curves_csv(self) -> str:
+        """The per-chunk curves as CSV (empty cells where validation did not run)."""
+        out = io.StringIO()
+        writer = csv.DictWriter(out, fieldnames=CURVE_FIELDS)
+        writer.writeheader()
+        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in self.history)
+        return out.getvalue()
+
+    def to_json(self) -> str:
+        """Config, final metrics and curves as one JSON document."""
+        return json.dumps({"config": self.config.to_dict(), "metrics": self.summary(), "curves": self.history}, indent=1)

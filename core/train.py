@@ -1,0 +1,364 @@
+"""The training engine: optax optimisers, chunked jit-compiled training with `lax.scan`, and evaluation.
+
+`train(config, splits)` is a generator of `Progress` records, one per chunk of steps. Each record carries the
+parameters trained so far, so a consumer that stops iterating keeps its model. Chunks all have the same
+shapes and run one ahead-of-time compiled program: nothing recompiles after the first chunk.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable, Iterator, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from core.data import NUM_CLASSES, SplitConfig, Splits
+from core.errors import ConfigError
+from core.models import ModelConfig, Params, apply, init
+
+OPTIMIZERS = ("sgd", "momentum", "adam")
+SCHEDULES = ("constant", "exponential", "cosine")
+CHUNK_SECONDS = 0.25  # aim for this much work per compiled call, so live curves update several times a second
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimiser, schedule and loop settings."""
+
+    optimizer: str = "adam"  # sgd | momentum | adam
+    learning_rate: float = 1e-3
+    momentum: float = 0.9  # for "momentum"
+    nesterov: bool = False  # for "momentum"
+    schedule: str = "constant"  # constant | exponential (per epoch) | cosine
+    decay: float = 0.97  # learning-rate factor per epoch for "exponential"
+    weight_decay: float = 0.0  # L2 penalty coefficient
+    batch_size: int = 50
+    epochs: int = 3
+    seed: int = 0
+    eval_every: int = 0  # validate every N steps as well as at each epoch end; 0 = epoch ends only
+    steps_per_chunk: int = 0  # 0 = chosen from the network's cost
+
+    def __post_init__(self):
+        checks = [
+            (self.optimizer in OPTIMIZERS, f"Unknown optimiser '{self.optimizer}'; choose one of {', '.join(OPTIMIZERS)}."),
+            (self.schedule in SCHEDULES, f"Unknown schedule '{self.schedule}'; choose one of {', '.join(SCHEDULES)}."),
+            (self.learning_rate > 0 and math.isfinite(self.learning_rate), "The learning rate must be a positive number."),
+            (0 <= self.momentum < 1, "Momentum must be in [0, 1)."),
+            (0 < self.decay <= 1, "The decay factor must be in (0, 1]."),
+            (self.weight_decay >= 0, "Weight decay must be zero or positive."),
+            (self.batch_size >= 1, "The batch size must be at least 1."),
+            (self.epochs >= 1, "Train for at least one epoch."),
+            (self.eval_every >= 0 and self.steps_per_chunk >= 0, "Step counts cannot be negative."),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class RunConfig:
+    """Everything that determines a run: network, data split and training. Serialises to JSON."""
+
+    model: ModelConfig = field(default_factory=ModelConfig)
+    data: SplitConfig = field(default_factory=SplitConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "RunConfig":
+        parts = {}
+        for name, part in (("model", ModelConfig), ("data", SplitConfig), ("train", TrainConfig)):
+            values = dict(d.get(name, {}))
+            unknown = set(values) - {f.name for f in dataclasses.fields(part)}
+            if unknown:
+                raise ConfigError(f"Unknown {name} setting(s): {', '.join(sorted(unknown))}.")
+            parts[name] = part(**values)
+        return cls(**parts)
+
+    @classmethod
+    def from_json(cls, text: str) -> "RunConfig":
+        try:
+            return cls.from_dict(json.loads(text))
+        except (json.JSONDecodeError, TypeError, AttributeError) as exc:
+            raise ConfigError(f"Not a valid run configuration: {exc}.") from None
+
+
+class TrainState(NamedTuple):
+    params: Params
+    opt_state: optax.OptState
+
+
+@dataclass(frozen=True)
+class Progress:
+    """One record per chunk. `params` are the parameters trained so far (the last finite ones if diverged)."""
+
+    step: int
+    total_steps: int
+    epoch: float  # fractional epochs completed
+    train_loss: float  # mean over the chunk's steps
+    train_accuracy: float
+    val_loss: float | None  # set when validation ran after this chunk
+    val_accuracy: float | None
+    learning_rate: float
+    elapsed: float  # training seconds so far, compilation excluded
+    compile_seconds: float
+    samples_per_second: float
+    status: str  # "running" | "finished" | "diverged at step N"
+    params: Params = field(repr=False)
+
+    @property
+    def done(self) -> bool:
+        return self.status != "running"
+
+    @property
+    def diverged(self) -> bool:
+        return self.status.startswith("diverged")
+
+
+def cross_entropy(logits: jax.Array, labels: jax.Array) -> jax.Array:
+    """Per-example negative log-likelihood of integer labels under softmax(logits)."""
+    return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+
+
+def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int) -> optax.Schedule:
+    """The learning rate as a function of the step count."""
+    if config.schedule == "exponential":
+        return optax.exponential_decay(config.learning_rate, steps_per_epoch, config.decay, staircase=True)
+    if config.schedule == "cosine":
+        return optax.cosine_decay_schedule(config.learning_rate, steps_per_epoch * config.epochs)
+    return optax.constant_schedule(config.learning_rate)
+
+
+def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
+    """The optax transformation for this config (L2 weight decay first, when set)."""
+    lr = learning_rate_schedule(config, steps_per_epoch)
+    optimizer = {
+        "sgd": lambda: optax.sgd(lr),
+        "momentum": lambda: optax.sgd(lr, momentum=config.momentum, nesterov=config.nesterov),
+        "adam": lambda: optax.adam(lr),
+    }[config.optimizer]()
+    if config.weight_decay:
+        return optax.chain(optax.add_decayed_weights(config.weight_decay), optimizer)
+    return optimizer
+
+
+def make_train_step(model: ModelConfig, optimizer: optax.GradientTransformation) -> Callable:
+    """(state, x, y) -> (state, (loss, correct)): one optimiser update on one batch."""
+
+    def loss_fn(params, x, y):
+        logits = apply(params, x, model)
+        return cross_entropy(logits, y).mean(), logits
+
+    def step(state: TrainState, x, y):
+        (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, x, y)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        correct = (logits.argmax(-1) == y).sum()
+        return TrainState(optax.apply_updates(state.params, updates), opt_state), (loss, correct)
+
+    return step
+
+
+def make_chunk_fn(step: Callable) -> Callable:
+    """(state, x_all, y_all, batch_index (K, B), active (K,)) -> (state, losses (K,), correct (K,)).
+
+    Runs K steps in one `lax.scan`; steps whose `active` flag is off leave the state unchanged, so the
+    last, shorter chunk of an epoch keeps the same shapes.
+    """
+
+    def chunk(state, x_all, y_all, batch_index, active):
+        def body(state, inputs):
+            index, is_active = inputs
+            new_state, (loss, correct) = step(state, x_all[index], y_all[index])
+            state = jax.tree_util.tree_map(lambda new, old: jnp.where(is_active, new, old), new_state, state)
+            return state, (loss, correct)
+
+        state, (losses, correct) = jax.lax.scan(body, state, (batch_index, active))
+        return state, losses, correct
+
+    return chunk
+
+
+def steps_per_chunk(config: RunConfig, steps_per_epoch: int) -> int:
+    """Steps per compiled call: about CHUNK_SECONDS of work, a divisor of the epoch where one is close."""
+    if config.train.steps_per_chunk:
+        return min(config.train.steps_per_chunk, steps_per_epoch)
+    samples_per_second = {"linear": 400_000, "mlp": 3e7 / (sum(config.model.hidden) + 30), "lenet5": 20_000}
+    target = max(1, int(CHUNK_SECONDS * samples_per_second[config.model.arch] / config.train.batch_size))
+    target = min(target, steps_per_epoch)
+    for k in range(target, max(1, target // 2) - 1, -1):
+        if steps_per_epoch % k == 0:
+            return k
+    return target
+
+
+def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
+    """The shuffled order of training examples for one epoch: a pure function of (seed, epoch)."""
+    return np.random.default_rng([seed, epoch]).permutation(n)
+
+
+def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = None) -> Iterator[Progress]:
+    """Train, yielding a `Progress` after every chunk; the last record has status finished or diverged."""
+    tc = config.train
+    n = len(splits.y_train)
+    if n < tc.batch_size:
+        raise ConfigError(f"The batch size ({tc.batch_size}) is larger than the training set ({n} images).")
+    steps_per_epoch = n // tc.batch_size
+    k = steps_per_chunk(config, steps_per_epoch)
+    chunks_per_epoch = -(-steps_per_epoch // k)
+    total_steps = steps_per_epoch * tc.epochs
+    optimizer = make_optimizer(tc, steps_per_epoch)
+    schedule = learning_rate_schedule(tc, steps_per_epoch)
+    params = initial_params if initial_params is not None else init(jax.random.PRNGKey(tc.seed), config.model)
+    state = TrainState(params, optimizer.init(params))
+    x_train, y_train = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
+
+    chunk_fn = make_chunk_fn(make_train_step(config.model, optimizer))
+    index_shape = jax.ShapeDtypeStruct((k, tc.batch_size), jnp.int32)
+    active_shape = jax.ShapeDtypeStruct((k,), jnp.bool_)
+    started = time.perf_counter()
+    compiled = jax.jit(chunk_fn).lower(state, x_train, y_train, index_shape, active_shape).compile()
+    if len(splits.y_val):  # compile the validation pass too, so no compilation lands inside training time
+        loss_and_accuracy(params, config.model, splits.x_val[:EVAL_BATCH], splits.y_val[:EVAL_BATCH])
+    compile_seconds = time.perf_counter() - started
+
+    elapsed, step = 0.0, 0
+    for epoch in range(tc.epochs):
+        order = epoch_order(tc.seed, epoch, n)[: steps_per_epoch * tc.batch_size].reshape(steps_per_epoch, -1)
+        padded = np.zeros((chunks_per_epoch * k, tc.batch_size), np.int32)
+        padded[:steps_per_epoch] = order
+        for c in range(chunks_per_epoch):
+            active = np.arange(c * k, (c + 1) * k) < steps_per_epoch
+            t0 = time.perf_counter()
+            previous = state.params
+            state, losses, correct = compiled(state, x_train, y_train, padded[c * k:(c + 1) * k], active)
+            losses, correct = np.asarray(losses)[active], np.asarray(correct)[active]
+            elapsed += time.perf_counter() - t0
+            finite = np.isfinite(losses)
+            if not finite.all():
+                bad_step = step + int(np.argmin(finite)) + 1
+                yield _record(step, total_steps, steps_per_epoch, losses[finite], correct[finite], tc, None, schedule,
+                              elapsed, compile_seconds, f"diverged at step {bad_step}", previous)
+                return
+            step += len(losses)
+            epoch_end = c == chunks_per_epoch - 1
+            due = tc.eval_every and (step // tc.eval_every) > ((step - len(losses)) // tc.eval_every)
+            validation = None
+            if (epoch_end or due) and len(splits.y_val):
+                t0 = time.perf_counter()
+                validation = loss_and_accuracy(state.params, config.model, splits.x_val, splits.y_val)
+                elapsed += time.perf_counter() - t0
+            status = "finished" if step == total_steps else "running"
+            yield _record(step, total_steps, steps_per_epoch, losses, correct, tc, validation, schedule,
+                          elapsed, compile_seconds, status, state.params)
+
+
+def _record(step, total_steps, steps_per_epoch, losses, correct, tc, validation, schedule, elapsed,
+            compile_seconds, status, params) -> Progress:
+    seen = len(losses) * tc.batch_size
+    return Progress(
+        step=step,
+        total_steps=total_steps,
+        epoch=step / steps_per_epoch,
+        train_loss=float(losses.mean()) if len(losses) else float("nan"),
+        train_accuracy=float(correct.sum() / seen) if seen else float("nan"),
+        val_loss=None if validation is None else validation[0],
+        val_accuracy=None if validation is None else validation[1],
+        learning_rate=float(schedule(max(step - 1, 0))),
+        elapsed=elapsed,
+        compile_seconds=compile_seconds,
+        samples_per_second=step * tc.batch_size / elapsed if elapsed else 0.0,
+        status=status,
+        params=params,
+    )
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+
+EVAL_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A network's predictions on a labelled set, and the summaries computed from them."""
+
+    predictions: np.ndarray  # (n,) predicted digit
+    probabilities: np.ndarray  # (n, 10) softmax
+    losses: np.ndarray  # (n,) per-example cross-entropy
+    labels: np.ndarray  # (n,) true digit
+    accuracy: float
+    loss: float
+    per_class_accuracy: np.ndarray  # (10,) accuracy on images of each true digit
+    confusion: np.ndarray  # (10, 10) counts, rows = true digit, columns = predicted
+
+    @property
+    def misclassified(self) -> np.ndarray:
+        """Indices of the wrongly classified examples."""
+        return np.flatnonzero(self.predictions != self.labels)
+
+
+_forward_cache: dict = {}
+
+
+def _forward(model: ModelConfig) -> Callable:
+    """Jitted (params, x, y) -> (probabilities, losses) for fixed-size batches; one per model config."""
+    if model not in _forward_cache:
+        def forward(params, x, y):
+            logits = apply(params, x, model)
+            return jax.nn.softmax(logits), cross_entropy(logits, y)
+        _forward_cache[model] = jax.jit(forward)
+    return _forward_cache[model]
+
+
+def _batched(model: ModelConfig, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities and losses over a whole set, in fixed batches (the last one padded)."""
+    forward = _forward(model)
+    n = len(y)
+    batch = min(EVAL_BATCH, max(n, 1))
+    probs, losses = [], []
+    for start in range(0, n, batch):
+        xb, yb = x[start:start + batch], y[start:start + batch]
+        pad = batch - len(yb)
+        if pad:
+            xb = np.concatenate([xb, np.zeros((pad, xb.shape[1]), xb.dtype)])
+            yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
+        p, l = forward(params, xb, yb)
+        probs.append(np.asarray(p)[: batch - pad])
+        losses.append(np.asarray(l)[: batch - pad])
+    return np.concatenate(probs), np.concatenate(losses)
+
+
+def loss_and_accuracy(params: Params, model: ModelConfig, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy on (x, y)."""
+    probs, losses = _batched(model, params, x, y)
+    return float(losses.mean()), float((probs.argmax(-1) == y).mean())
+
+
+def evaluate(params: Params, model: ModelConfig, x: np.ndarray, y: np.ndarray) -> Evaluation:
+    """Predictions, probabilities, accuracy, per-class accuracy and confusion matrix on (x, y)."""
+    probs, losses = _batched(model, params, x, y)
+    predictions = probs.argmax(-1)
+    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+    np.add.at(confusion, (y, predictions), 1)
+    per_class = np.diag(confusion) / np.maximum(confusion.sum(1), 1)
+    return Evaluation(
+        predictions=predictions,
+        probabilities=probs,
+        losses=losses,
+        labels=np.asarray(y),
+        accuracy=float((predictions == y).mean()),
+        loss=float(losses.mean()),
+        per_class_accuracy=per_class,
+        confusion=confusion,
+    )
