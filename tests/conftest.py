@@ -1,0 +1,76 @@
+"""Shared fixtures: a tiny learnable MNIST written as real IDX files, and the real MNIST when present."""
+
+from __future__ import annotations
+
+import gzip
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from core.data import MNIST
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def idx_bytes(array: np.ndarray) -> bytes:
+    """Encode a uint8 array as IDX (magic 2049 for labels, 2051 for images)."""
+    magic = 2051 if array.ndim == 3 else 2049
+    header = magic.to_bytes(4, "big") + b"".join(d.to_bytes(4, "big") for d in array.shape)
+    return header + np.ascontiguousarray(array, np.uint8).tobytes()
+
+
+def write_idx_dir(directory: Path, mnist: MNIST, gz: bool = True) -> Path:
+    """Write `mnist` as the four standard IDX files (gzipped unless gz=False)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    files = {
+        "train-images-idx3-ubyte": mnist.train_images, "train-labels-idx1-ubyte": mnist.train_labels,
+        "t10k-images-idx3-ubyte": mnist.test_images, "t10k-labels-idx1-ubyte": mnist.test_labels,
+    }
+    for name, array in files.items():
+        data = idx_bytes(array)
+        (directory / (name + ".gz" if gz else name)).write_bytes(gzip.compress(data) if gz else data)
+    return directory
+
+
+def synthetic_mnist(n_train: int = 1200, n_test: int = 300, seed: int = 0) -> MNIST:
+    """Learnable fake digits: each class is a fixed random 28×28 template plus noise."""
+    rng = np.random.default_rng(seed)
+    templates = rng.random((10, 28, 28)) < 0.25
+
+    def draw(n):
+        labels = np.arange(n) % 10
+        rng.shuffle(labels)
+        noise = rng.random((n, 28, 28)) < 0.08
+        images = np.where(templates[labels] ^ noise, 255, 0).astype(np.uint8)
+        return images, labels.astype(np.uint8)
+
+    return MNIST(*draw(n_train), *draw(n_test), source="synthetic")
+
+
+@pytest.fixture(scope="session")
+def tiny_mnist() -> MNIST:
+    return synthetic_mnist()
+
+
+@pytest.fixture(scope="session")
+def tiny_data_dir(tmp_path_factory, tiny_mnist) -> Path:
+    """A directory of gzipped IDX files holding the tiny synthetic MNIST."""
+    return write_idx_dir(tmp_path_factory.mktemp("tiny_mnist"), tiny_mnist)
+
+
+def real_mnist_path() -> Path | None:
+    """The full MNIST: $MNIST_DATA_DIR, else ../shared/datasets/mnist beside the checkout; None if absent."""
+    for candidate in (os.environ.get("MNIST_DATA_DIR"), REPO.parent / "shared" / "datasets" / "mnist"):
+        if candidate and (Path(candidate) / "train-images-idx3-ubyte.gz").exists():
+            return Path(candidate)
+    return None
+
+
+@pytest.fixture(scope="session")
+def real_mnist_dir() -> Path:
+    path = real_mnist_path()
+    if path is None:
+        pytest.skip("the real MNIST is not available (set MNIST_DATA_DIR)")
+    return path
