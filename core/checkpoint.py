@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import os
 import tempfile
@@ -75,7 +76,7 @@ def load_model(source: Path | str | bytes | BinaryIO) -> tuple[Params, RunConfig
         config = RunConfig.from_json(str(arrays.pop(CONFIG_KEY)))
     except DigitLabError as exc:
         raise ModelFileError(f"{name}: its configuration is invalid: {exc}") from None
-    expected = {k: v.shape for k, v in _flatten(jax.eval_shape(init, jax.random.PRNGKey(0), config.model)).items()}
+    expected = {k: v.shape for k, v in _flatten(jax.eval_shape(lambda key: init(key, config.model), jax.random.PRNGKey(0))).items()}
     found = {k: v.shape for k, v in arrays.items()}
     if found != expected:
         missing = sorted(set(expected) - set(found))

@@ -291,7 +291,7 @@ def make_splits(mnist: MNIST, config: SplitConfig = SplitConfig()) -> Splits:
 
 def to_features(images: np.ndarray) -> np.ndarray:
     """uint8 images (n, 28, 28) → float32 (n, 784) in [0, 1]."""
-    return images.reshape(len(images), NUM_PIXELS).astype(np.float32) / 255.0
+    return np.multiply(images.reshape(len(images), NUM_PIXELS), np.float32(1 / 255), dtype=np.float32)
 
 
 def class_counts(labels: np.ndarray) -> np.ndarray:

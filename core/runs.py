@@ -9,6 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -36,6 +37,7 @@ class Run:
     val_accuracy: float | None = None
     test_accuracy: float | None = None
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    run_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # stable identity in the run history
 
     def record(self, progress: Progress) -> None:
         """Fold one progress record into the run."""

@@ -8,6 +8,7 @@ shapes and run one ahead-of-time compiled program: nothing recompiles after the 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 import math
 import time
@@ -141,12 +142,16 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int) -> optax.S
     return optax.constant_schedule(config.learning_rate)
 
 
-def make_optimizer(config: TrainConfig, steps_per_epoch: int) -> optax.GradientTransformation:
-    """The optax transformation for this config (L2 weight decay first, when set)."""
+def make_optimizer(config: TrainConfig, steps_per_epoch: int, *, momentum=None) -> optax.GradientTransformation:
+    """The optax transformation for this config (L2 weight decay first, when set).
+
+    `momentum` overrides `config.momentum`; it may be a traced array (a sweep vmaps over it).
+    """
     lr = learning_rate_schedule(config, steps_per_epoch)
+    momentum = config.momentum if momentum is None else momentum
     optimizer = {
         "sgd": lambda: optax.sgd(lr),
-        "momentum": lambda: optax.sgd(lr, momentum=config.momentum, nesterov=config.nesterov),
+        "momentum": lambda: optax.sgd(lr, momentum=momentum, nesterov=config.nesterov),
         "adam": lambda: optax.adam(lr),
     }[config.optimizer]()
     if config.weight_decay:
@@ -203,6 +208,22 @@ def steps_per_chunk(config: RunConfig, steps_per_epoch: int) -> int:
     return target
 
 
+@functools.lru_cache(maxsize=16)
+def _compiled_chunk(model: ModelConfig, tc: TrainConfig, n_train: int, k: int) -> Callable:
+    """The ahead-of-time compiled chunk program, cached per network, settings (bar the seed) and data size,
+    so a second run of the same setup starts at once."""
+    optimizer = make_optimizer(tc, n_train // tc.batch_size)
+    params = jax.eval_shape(functools.partial(init, config=model), jax.random.PRNGKey(0))
+    state = TrainState(params, jax.eval_shape(optimizer.init, params))
+    shapes = (
+        jax.ShapeDtypeStruct((n_train, 784), jnp.float32),
+        jax.ShapeDtypeStruct((n_train,), jnp.int32),
+        jax.ShapeDtypeStruct((k, tc.batch_size), jnp.int32),
+        jax.ShapeDtypeStruct((k,), jnp.bool_),
+    )
+    return jax.jit(make_chunk_fn(make_train_step(model, optimizer))).lower(state, *shapes).compile()
+
+
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     """The shuffled order of training examples for one epoch: a pure function of (seed, epoch)."""
     return np.random.default_rng([seed, epoch]).permutation(n)
@@ -224,11 +245,9 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
     state = TrainState(params, optimizer.init(params))
     x_train, y_train = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
 
-    chunk_fn = make_chunk_fn(make_train_step(config.model, optimizer))
-    index_shape = jax.ShapeDtypeStruct((k, tc.batch_size), jnp.int32)
-    active_shape = jax.ShapeDtypeStruct((k,), jnp.bool_)
     started = time.perf_counter()
-    compiled = jax.jit(chunk_fn).lower(state, x_train, y_train, index_shape, active_shape).compile()
+    program = dataclasses.replace(tc, seed=0, eval_every=0, epochs=tc.epochs if tc.schedule == "cosine" else 1)
+    compiled = _compiled_chunk(config.model, program, n, k)
     if len(splits.y_val):  # compile the validation pass too, so no compilation lands inside training time
         loss_and_accuracy(params, config.model, splits.x_val[:EVAL_BATCH], splits.y_val[:EVAL_BATCH])
     compile_seconds = time.perf_counter() - started

@@ -30,7 +30,7 @@ def write_idx_dir(directory: Path, mnist: MNIST, gz: bool = True) -> Path:
     }
     for name, array in files.items():
         data = idx_bytes(array)
-        (directory / (name + ".gz" if gz else name)).write_bytes(gzip.compress(data) if gz else data)
+        (directory / (name + ".gz" if gz else name)).write_bytes(gzip.compress(data, compresslevel=1) if gz else data)
     return directory
 
 

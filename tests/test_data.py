@@ -1,0 +1,160 @@
+"""IDX parsing and validation, the three loaders, locating the data, and splits."""
+
+import gzip
+
+import numpy as np
+import pytest
+from scipy.io import savemat
+
+from core import data
+from core.errors import ConfigError, DataError, DataNotFoundError
+from tests.conftest import idx_bytes, synthetic_mnist, write_idx_dir
+
+
+def test_idx_round_trip_gz_and_raw(tmp_path, tiny_mnist):
+    for gz in (True, False):
+        loaded = data.load_path(write_idx_dir(tmp_path / str(gz), tiny_mnist, gz=gz))
+        np.testing.assert_array_equal(loaded.train_images, tiny_mnist.train_images)
+        np.testing.assert_array_equal(loaded.test_labels, tiny_mnist.test_labels)
+        assert not loaded.verified  # synthetic bytes are not the published MNIST
+
+
+@pytest.mark.parametrize("corrupt, message", [
+    (lambda b: (1234).to_bytes(4, "big") + b[4:], "bad magic number 1234"),
+    (lambda b: b[:-100], "truncated"),
+    (lambda b: b[:6], "too short"),
+    (lambda b: b[:8] + (27).to_bytes(4, "big") + b[12:], "27x28"),
+])
+def test_bad_image_files_name_file_and_problem(tmp_path, tiny_mnist, corrupt, message):
+    directory = write_idx_dir(tmp_path, tiny_mnist, gz=False)
+    path = directory / "train-images-idx3-ubyte"
+    path.write_bytes(corrupt(path.read_bytes()))
+    with pytest.raises(DataError, match=message) as err:
+        data.load_path(directory)
+    assert "train-images-idx3-ubyte" in str(err.value)
+
+
+def test_label_out_of_range_and_count_mismatch(tmp_path, tiny_mnist):
+    directory = write_idx_dir(tmp_path, tiny_mnist, gz=False)
+    labels = tiny_mnist.train_labels.copy()
+    labels[3] = 10
+    (directory / "train-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
+    with pytest.raises(DataError, match="label 10 is out of range"):
+        data.load_path(directory)
+    (directory / "train-labels-idx1-ubyte").write_bytes(idx_bytes(tiny_mnist.train_labels[:-1]))
+    with pytest.raises(DataError, match="1200 images but 1199 labels"):
+        data.load_path(directory)
+
+
+def test_truncated_gzip_is_a_data_error(tmp_path, tiny_mnist):
+    directory = write_idx_dir(tmp_path, tiny_mnist)
+    path = directory / "t10k-images-idx3-ubyte.gz"
+    path.write_bytes(path.read_bytes()[:500])
+    with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz: corrupt or truncated gzip"):
+        data.load_path(directory)
+
+
+def test_missing_file_is_named(tmp_path, tiny_mnist):
+    directory = write_idx_dir(tmp_path, tiny_mnist)
+    (directory / "t10k-labels-idx1-ubyte.gz").unlink()
+    with pytest.raises(DataError, match="missing t10k-labels-idx1-ubyte"):
+        data.load_idx_dir(directory)
+
+
+def test_mat_and_npz_loaders(tmp_path, tiny_mnist):
+    mat = {}
+    for split, images, labels in (("train", tiny_mnist.train_images, tiny_mnist.train_labels),
+                                  ("test", tiny_mnist.test_images, tiny_mnist.test_labels)):
+        for d in range(10):
+            mat[f"{split}{d}"] = images[labels == d].reshape(-1, 784)
+    savemat(tmp_path / "mnist_all.mat", mat)
+    from_mat = data.load_path(tmp_path / "mnist_all.mat")
+    assert from_mat.train_images.shape == (1200, 28, 28)
+    np.testing.assert_array_equal(np.bincount(from_mat.train_labels), np.bincount(tiny_mnist.train_labels))
+    # every image of digit 3 is there, in the .mat's order
+    np.testing.assert_array_equal(from_mat.train_images[from_mat.train_labels == 3], mat["train3"].reshape(-1, 28, 28))
+
+    np.savez(tmp_path / "mnist.npz", x_train=tiny_mnist.train_images, y_train=tiny_mnist.train_labels,
+             x_test=tiny_mnist.test_images, y_test=tiny_mnist.test_labels)
+    from_npz = data.load_path(tmp_path)  # a directory holding mnist.npz
+    np.testing.assert_array_equal(from_npz.test_images, tiny_mnist.test_images)
+
+
+def test_bad_mat_and_npz(tmp_path, tiny_mnist):
+    savemat(tmp_path / "mnist_all.mat", {"train0": np.zeros((2, 784), np.uint8)})
+    with pytest.raises(DataError, match="key 'train1' is missing"):
+        data.load_path(tmp_path / "mnist_all.mat")
+    np.savez(tmp_path / "mnist.npz", x_train=tiny_mnist.train_images)
+    with pytest.raises(DataError, match="'y_train' is missing|y_train"):
+        data.load_path(tmp_path / "mnist.npz")
+    np.savez(tmp_path / "obj.npz", x_train=np.array([object()]), y_train=np.zeros(1), x_test=np.zeros(1), y_test=np.zeros(1))
+    with pytest.raises(DataError, match="obj.npz"):
+        data.load_path(tmp_path / "obj.npz")
+
+
+def test_lookup_order_and_not_found_message(tmp_path, monkeypatch, tiny_data_dir):
+    monkeypatch.setenv("DIGIT_LAB_CACHE_DIR", str(tmp_path / "empty-cache"))
+    monkeypatch.delenv("MNIST_DATA_DIR", raising=False)
+    with pytest.raises(DataNotFoundError, match="MNIST_DATA_DIR") as err:
+        data.load_mnist(allow_download=False)
+    assert "empty-cache" in str(err.value)
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tiny_data_dir))
+    assert str(tiny_data_dir) in data.load_mnist(allow_download=False).source
+    other = write_idx_dir(tmp_path / "explicit", synthetic_mnist(100, 50, seed=1))
+    assert str(other) in data.load_mnist(other).source  # an explicit directory wins over the variable
+    with pytest.raises(DataNotFoundError, match="holds no MNIST"):
+        data.load_mnist(tmp_path / "nothing-here")
+
+
+def test_download_is_used_when_nothing_local(tmp_path, monkeypatch, tiny_mnist):
+    monkeypatch.delenv("MNIST_DATA_DIR", raising=False)
+    monkeypatch.setenv("DIGIT_LAB_CACHE_DIR", str(tmp_path / "cache"))
+    calls = []
+    monkeypatch.setattr(data.download, "download_mnist",
+                        lambda dest, progress=None: calls.append(dest) or write_idx_dir(dest, tiny_mnist))
+    loaded = data.load_mnist()
+    assert calls == [tmp_path / "cache"] and "downloaded" in loaded.source
+    assert data.load_mnist().source.startswith("IDX files")  # second time: from the cache, no download
+    assert len(calls) == 1
+
+
+def test_splits_sizes_stratified_disjoint(tiny_mnist):
+    s = data.make_splits(tiny_mnist, data.SplitConfig(val_size=200, seed=3))
+    assert len(s.y_val) == 200 and len(s.y_train) == 1000 and len(s.y_test) == 300
+    assert not set(s.train_index) & set(s.val_index)
+    np.testing.assert_array_equal(data.class_counts(s.y_val), np.full(10, 20))
+    assert s.x_train.dtype == np.float32 and s.x_train.shape == (1000, 784)
+    assert s.x_train.min() == 0.0 and s.x_train.max() == 1.0
+    np.testing.assert_array_equal(s.y_train, tiny_mnist.train_labels[s.train_index])
+    again = data.make_splits(tiny_mnist, data.SplitConfig(val_size=200, seed=3))
+    np.testing.assert_array_equal(again.val_index, s.val_index)
+    other = data.make_splits(tiny_mnist, data.SplitConfig(val_size=200, seed=4))
+    assert not np.array_equal(other.val_index, s.val_index)
+
+
+def test_subsets(tiny_mnist):
+    per_class = data.make_splits(tiny_mnist, data.SplitConfig(val_size=100, per_class=30))
+    np.testing.assert_array_equal(data.class_counts(per_class.y_train), np.full(10, 30))
+    total = data.make_splits(tiny_mnist, data.SplitConfig(val_size=100, train_size=555))
+    assert len(total.y_train) == 555
+    assert np.ptp(data.class_counts(total.y_train)) <= 1
+    assert not set(total.train_index) & set(total.val_index)
+
+
+@pytest.mark.parametrize("config, message", [
+    (data.SplitConfig(val_size=5000), "Validation size"),
+    (data.SplitConfig(val_size=100, train_size=10, per_class=1), "not both"),
+    (data.SplitConfig(val_size=100, per_class=1000), "per class"),
+    (data.SplitConfig(val_size=100, train_size=0), "Training-subset size"),
+])
+def test_bad_split_configs(tiny_mnist, config, message):
+    with pytest.raises(ConfigError, match=message):
+        data.make_splits(tiny_mnist, config)
+
+
+def test_real_mnist_loads_verified(real_mnist_dir):
+    mnist = data.load_path(real_mnist_dir)
+    assert mnist.verified
+    assert mnist.train_images.shape == (60000, 28, 28) and mnist.test_images.shape == (10000, 28, 28)
+    s = data.make_splits(mnist)
+    assert (len(s.y_train), len(s.y_val), len(s.y_test)) == (55000, 5000, 10000)

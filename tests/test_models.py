@@ -1,0 +1,71 @@
+"""Network shapes, initialisation and the fast convolution."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from core import models
+from core.errors import ConfigError
+
+
+@pytest.mark.parametrize("config, count", [
+    (models.ModelConfig("linear"), 7850),
+    (models.ModelConfig("mlp", (300,), "tanh"), 784 * 300 + 300 + 3010),
+    (models.ModelConfig("mlp", (64, 32, 16), "relu"), 784 * 64 + 64 + 64 * 32 + 32 + 32 * 16 + 16 + 170),
+    (models.ModelConfig("lenet5"), 156 + 2416 + 30840 + 10164 + 850),
+])
+def test_shapes_and_parameter_counts(config, count):
+    params = models.init(jax.random.PRNGKey(0), config)
+    assert models.count_parameters(params) == count
+    logits = models.apply(params, jnp.zeros((7, 784)), config)
+    assert logits.shape == (7, 10)
+    assert all(np.all(layer["b"] == 0) for layer in params.values())
+
+
+def test_lenet5_layout_and_feature_maps():
+    params = models.init(jax.random.PRNGKey(0), models.ModelConfig("lenet5"))
+    assert params["conv1"]["w"].shape == (5, 5, 1, 6) and params["conv2"]["w"].shape == (5, 5, 6, 16)
+    assert params["fc1"]["w"].shape == (256, 120)
+    maps = models.lenet5_feature_maps(params, jnp.ones((3, 784)))
+    assert maps["conv1"].shape == (3, 24, 24, 6) and maps["conv2"].shape == (3, 8, 8, 16)
+    assert float(maps["conv1"].min()) >= 0
+
+
+def test_banded_convolution_matches_lax_conv():
+    key1, key2, key3 = jax.random.split(jax.random.PRNGKey(1), 3)
+    for shape, kernel_shape in (((4, 28, 28, 1), (5, 5, 1, 6)), ((4, 12, 12, 6), (5, 5, 6, 16))):
+        x = jax.random.normal(key1, shape)
+        layer = {"w": jax.random.normal(key2, kernel_shape), "b": jax.random.normal(key3, kernel_shape[-1:])}
+        reference = jax.lax.conv_general_dilated(x, layer["w"], (1, 1), "VALID",
+                                                 dimension_numbers=("NHWC", "HWIO", "NHWC")) + layer["b"]
+        np.testing.assert_allclose(models._conv_valid(x, layer), reference, rtol=1e-5, atol=1e-4)
+
+
+def test_init_scales():
+    big = models.ModelConfig("mlp", (500,), init="normal", init_std=0.1)
+    w = models.init(jax.random.PRNGKey(0), big)["hidden_0"]["w"]
+    assert abs(float(w.std()) - 0.1) < 0.003
+    he = models.init(jax.random.PRNGKey(0), models.ModelConfig("mlp", (500,), init="he"))["hidden_0"]["w"]
+    assert abs(float(he.std()) - np.sqrt(2 / 784)) < 0.002
+    glorot = models.init(jax.random.PRNGKey(0), models.ModelConfig("mlp", (500,), init="glorot"))["hidden_0"]["w"]
+    assert abs(float(glorot.std()) - np.sqrt(2 / 1284)) < 0.002
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"arch": "resnet"}, "Unknown architecture"),
+    ({"arch": "mlp", "hidden": ()}, "at least one hidden layer"),
+    ({"arch": "mlp", "activation": "gelu"}, "Unknown activation"),
+    ({"init": "orthogonal"}, "Unknown initialisation"),
+    ({"init": "normal", "init_std": 0}, "positive"),
+])
+def test_bad_configs(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        models.ModelConfig(**kwargs)
+
+
+def test_registry_lists_every_architecture():
+    assert set(models.ARCHITECTURES) == {"linear", "mlp", "lenet5"}
+    for arch in models.ARCHITECTURES.values():
+        assert arch.title and arch.description
+        assert set(arch.hyperparameters) <= {f for f in models.ModelConfig.__dataclass_fields__}

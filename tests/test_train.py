@@ -1,0 +1,142 @@
+"""The chunked training engine: learning, determinism, divergence, no recompilation, evaluation."""
+
+import dataclasses
+import logging
+
+import jax
+import numpy as np
+import pytest
+
+from core import train
+from core.data import SplitConfig, make_splits
+from core.errors import ConfigError
+from core.models import ModelConfig
+from core.runs import Run
+
+
+@pytest.fixture(scope="module")
+def splits(tiny_mnist):
+    return make_splits(tiny_mnist, SplitConfig(val_size=200))
+
+
+def config(arch="mlp", activation="tanh", **train_kwargs):
+    defaults = dict(optimizer="adam", learning_rate=3e-3, batch_size=32, epochs=2, steps_per_chunk=7)
+    return train.RunConfig(model=ModelConfig(arch, hidden=(32,), activation=activation), data=SplitConfig(val_size=200),
+                           train=train.TrainConfig(**{**defaults, **train_kwargs}))
+
+
+def run_to_end(cfg, splits):
+    records = list(train.train(cfg, splits))
+    return records, records[-1]
+
+
+@pytest.mark.parametrize("arch", ["linear", "mlp", "lenet5"])
+def test_training_lowers_the_loss_and_learns(splits, arch):
+    records, last = run_to_end(config(arch), splits)
+    assert last.status == "finished" and last.step == last.total_steps == 2 * (1000 // 32)
+    assert records[-1].train_loss < records[0].train_loss
+    assert last.val_accuracy > 0.8  # the synthetic digits are easy
+    assert last.compile_seconds > 0 and last.elapsed > 0 and last.samples_per_second > 0
+
+
+def test_records_per_chunk_and_validation_each_epoch(splits):
+    records, _ = run_to_end(config(epochs=3), splits)
+    steps_per_epoch = 1000 // 32  # 31 steps: chunks of 7 → 5 per epoch, the last masked to 3 steps
+    assert [r.step for r in records[:5]] == [7, 14, 21, 28, 31]
+    validated = [r.epoch for r in records if r.val_accuracy is not None]
+    assert validated == [1.0, 2.0, 3.0]
+    assert records[-1].step == 3 * steps_per_epoch
+
+
+def test_eval_every_adds_validation_points(splits):
+    records, _ = run_to_end(config(epochs=1, eval_every=10), splits)
+    assert [r.step for r in records if r.val_accuracy is not None] == [14, 21, 31]
+
+
+def test_same_config_same_curves_bit_for_bit(splits):
+    first, a = run_to_end(config(), splits)
+    second, b = run_to_end(config(), splits)
+    assert [r.train_loss for r in first] == [r.train_loss for r in second]
+    assert [r.val_loss for r in first] == [r.val_loss for r in second]
+    jax.tree_util.tree_map(np.testing.assert_array_equal, a.params, b.params)
+    other, _ = run_to_end(config(seed=1), splits)
+    assert [r.train_loss for r in other] != [r.train_loss for r in first]
+
+
+def test_divergence_stops_and_keeps_finite_params(splits):
+    records, last = run_to_end(config(activation="relu", optimizer="sgd", learning_rate=1e8, epochs=5), splits)
+    assert last.diverged and last.status.startswith("diverged at step ")
+    assert int(last.status.rsplit(" ", 1)[1]) <= last.total_steps
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(last.params))
+    assert last.val_accuracy is None
+    assert len(records) == 1 and records[0].step < 7  # stopped in the first chunk, before its end
+    run = Run("boom", config())
+    for record in records:
+        run.record(record)
+    run.finish(splits)
+    assert run.diverged and run.test_accuracy is None  # never reported as an accuracy
+
+
+def test_no_recompilation_after_first_chunk(splits, caplog):
+    cfg = config(epochs=2, eval_every=9)
+    generator = train.train(cfg, splits)
+    first = next(generator)  # everything compiles before the first record
+    with jax.log_compiles(True), caplog.at_level(logging.DEBUG, logger="jax"):
+        rest = list(generator)
+    assert rest[-1].status == "finished" and len(rest) >= 8
+    assert not [r for r in caplog.records if "Compiling" in r.getMessage()]
+    # a second run of the same setup (another seed) reuses the compiled program
+    again = next(train.train(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=5)), splits))
+    assert again.compile_seconds < first.compile_seconds / 2
+
+
+def test_schedules_and_optimizers(splits):
+    steps = 1000 // 32
+    exp = train.learning_rate_schedule(train.TrainConfig(schedule="exponential", decay=0.5, learning_rate=1.0), steps)
+    assert float(exp(0)) == 1.0 and float(exp(steps)) == 0.5 and float(exp(2 * steps - 1)) == 0.5
+    cos = train.learning_rate_schedule(train.TrainConfig(schedule="cosine", epochs=2, learning_rate=1.0), steps)
+    assert float(cos(2 * steps)) == pytest.approx(0.0, abs=1e-6)
+    for optimizer in ("sgd", "momentum"):
+        _, last = run_to_end(config(optimizer=optimizer, learning_rate=0.1, epochs=1), splits)
+        assert last.status == "finished"
+    _, nesterov = run_to_end(config(optimizer="momentum", nesterov=True, learning_rate=0.1, epochs=1), splits)
+    _, decayed = run_to_end(config(weight_decay=0.1, epochs=1), splits)
+    _, plain = run_to_end(config(epochs=1), splits)
+    norm = lambda p: float(sum((leaf ** 2).sum() for leaf in jax.tree_util.tree_leaves(p)))
+    assert norm(decayed.params) < norm(plain.params)
+    assert nesterov.status == "finished"
+
+
+def test_evaluation(splits):
+    _, last = run_to_end(config(), splits)
+    ev = train.evaluate(last.params, ModelConfig("mlp", hidden=(32,)), splits.x_test, splits.y_test)
+    assert ev.probabilities.shape == (300, 10)
+    np.testing.assert_allclose(ev.probabilities.sum(1), 1, rtol=1e-5)
+    assert ev.confusion.sum() == 300 and ev.confusion.shape == (10, 10)
+    assert ev.accuracy == pytest.approx(np.trace(ev.confusion) / 300)
+    np.testing.assert_allclose(ev.per_class_accuracy, np.diag(ev.confusion) / ev.confusion.sum(1))
+    assert set(ev.misclassified) == set(np.flatnonzero(ev.predictions != splits.y_test))
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"optimizer": "rmsprop"}, "Unknown optimiser"), ({"learning_rate": -1}, "learning rate"),
+    ({"batch_size": 0}, "batch size"), ({"epochs": 0}, "at least one epoch"), ({"momentum": 1.5}, "Momentum"),
+])
+def test_bad_train_configs(kwargs, message):
+    with pytest.raises(ConfigError, match=message):
+        train.TrainConfig(**kwargs)
+
+
+def test_batch_larger_than_training_set(splits):
+    with pytest.raises(ConfigError, match="larger than the training set"):
+        next(train.train(config(batch_size=5000), splits))
+
+
+def test_run_config_json_round_trip():
+    cfg = config(arch="mlp", schedule="exponential")
+    assert train.RunConfig.from_json(cfg.to_json()) == cfg
+    with pytest.raises(ConfigError, match="Unknown train setting"):
+        train.RunConfig.from_dict({"train": {"learnig_rate": 1}})
+    with pytest.raises(ConfigError):
+        train.RunConfig.from_json("{not json")
+    assert dataclasses.replace(cfg.model, hidden=[5, 6]).hidden == (5, 6)
