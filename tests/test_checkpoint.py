@@ -1,0 +1,70 @@
+"""Model files: round trip, no pickles, and clear errors for wrong or tampered files."""
+
+import io
+import zipfile
+
+import jax
+import numpy as np
+import pytest
+
+from core import checkpoint
+from core.errors import ModelFileError
+from core.models import ModelConfig, apply, init
+from core.train import RunConfig
+
+
+@pytest.fixture
+def saved(tmp_path):
+    config = RunConfig(model=ModelConfig("mlp", hidden=(16, 8), activation="sigmoid"))
+    params = init(jax.random.PRNGKey(3), config.model)
+    return checkpoint.save_model(tmp_path / "model.npz", params, config), params, config
+
+
+def test_round_trip_gives_same_predictions(saved):
+    path, params, config = saved
+    loaded, loaded_config = checkpoint.load_model(path)
+    assert loaded_config == config
+    x = np.random.default_rng(0).random((5, 784), np.float32)
+    np.testing.assert_array_equal(apply(loaded, x, config.model), apply(params, x, config.model))
+    from_bytes, _ = checkpoint.load_model(path.read_bytes())
+    jax.tree_util.tree_map(np.testing.assert_array_equal, from_bytes, loaded)
+    with np.load(path, allow_pickle=False) as npz:  # plain arrays only: loadable without pickle
+        assert "hidden_1/w" in npz.files and npz["hidden_1/w"].shape == (16, 8)
+
+
+def _rewrite(path, change):
+    with np.load(path, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    change(arrays)
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def test_shapes_not_matching_config(saved):
+    path, _, _ = saved
+    data = _rewrite(path, lambda a: a.__setitem__("hidden_0/w", np.zeros((784, 17), np.float32)))
+    with pytest.raises(ModelFileError, match=r"hidden_0/w is \(784, 17\) but the config needs \(784, 16\)"):
+        checkpoint.load_model(data)
+    data = _rewrite(path, lambda a: a.pop("output/b"))
+    with pytest.raises(ModelFileError, match="missing output/b"):
+        checkpoint.load_model(data)
+
+
+def test_tampered_and_foreign_files(saved, tmp_path):
+    path, _, _ = saved
+    with pytest.raises(ModelFileError, match="not a Digit Lab model file"):
+        checkpoint.load_model(b"hello, this is not a zip")
+    with pytest.raises(ModelFileError, match="not a Digit Lab model file"):
+        checkpoint.load_model(path.read_bytes()[:300])
+    with pytest.raises(ModelFileError, match="no run configuration"):
+        checkpoint.load_model(_rewrite(path, lambda a: a.pop(checkpoint.CONFIG_KEY)))
+    with pytest.raises(ModelFileError, match="configuration is invalid"):
+        checkpoint.load_model(_rewrite(path, lambda a: a.__setitem__(checkpoint.CONFIG_KEY, np.array('{"model": {"arch": "vgg"}}'))))
+    with pytest.raises(ModelFileError, match="not finite"):
+        checkpoint.load_model(_rewrite(path, lambda a: a["output/w"].__setitem__((0, 0), np.nan)))
+    pickled = tmp_path / "pickled.npz"
+    np.savez(pickled, **{checkpoint.CONFIG_KEY: np.array(["x", None], dtype=object)})
+    with pytest.raises(ModelFileError):
+        checkpoint.load_model(pickled)
+    assert zipfile.is_zipfile(path)

@@ -1,0 +1,69 @@
+"""The command line: training end to end on tiny data, JSON output, and one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from tests.conftest import REPO
+
+
+def cli(*args, env=None):
+    return subprocess.run([sys.executable, "-m", "core", *args], cwd=REPO, capture_output=True, text=True,
+                          env=env, timeout=600)
+
+
+@pytest.fixture
+def tiny_env(tiny_data_dir, monkeypatch, tmp_path):
+    import os
+    return {**os.environ, "MNIST_DATA_DIR": str(tiny_data_dir), "DIGIT_LAB_CACHE_DIR": str(tmp_path / "cache")}
+
+
+def test_train_json_and_save(tiny_env, tmp_path):
+    result = cli("train", "--arch", "mlp", "--hidden", "16,8", "--hidden", "8", "--activation", "relu",
+                 "--epochs", "2", "--val-size", "100", "--batch-size", "20", "--decay", "0.9",
+                 "--save", str(tmp_path / "m.npz"), "--json", env=tiny_env)
+    assert result.returncode == 0, result.stderr
+    summary = json.loads(result.stdout.strip().splitlines()[-1])
+    assert summary["status"] == "finished" and summary["epochs"] == 2.0
+    assert summary["test_accuracy"] > 0.5 and summary["val_accuracy"] > 0.5
+    assert summary["train_seconds"] > 0 and summary["compile_seconds"] > 0 and summary["samples_per_second"] > 0
+    assert summary["config"]["model"]["hidden"] == [16, 8, 8]
+    assert summary["config"]["train"]["schedule"] == "exponential"
+    assert "test accuracy" in result.stderr and "epoch" in result.stderr
+    assert (tmp_path / "m.npz").exists()
+
+
+def test_data_command(tiny_env, tiny_data_dir):
+    result = cli("data", "--json", env=tiny_env)
+    out = json.loads(result.stdout)
+    assert out["train_counts"] == [120] * 10 and out["test_counts"] == [30] * 10
+    assert str(tiny_data_dir) in out["source"]
+
+
+@pytest.mark.parametrize("args, message", [
+    (("train", "--arch", "vgg"), "invalid choice: 'vgg'"),
+    (("train", "--lr", "abc"), "invalid float value"),
+    (("train", "--hidden", "3,x"), "hidden widths must be integers"),
+    (("train", "--val-size", "100", "--momentum", "2"), "Momentum must be in [0, 1)"),
+    (("train", "--val-size", "5000"), "Validation size must be between 0 and 1199"),
+    (("train", "--val-size", "100", "--batch-size", "5000"), "larger than the training set"),
+    (("train", "--data-dir", "/nonexistent/mnist"), "holds no MNIST"),
+    (("frobnicate",), "invalid choice"),
+])
+def test_errors_are_one_line_without_traceback(tiny_env, args, message):
+    result = cli(*args, env=tiny_env)
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_corrupt_data_is_one_line(tiny_env, tmp_path):
+    (tmp_path / "bad").mkdir()
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        (tmp_path / "bad" / name).write_bytes(b"\x00\x00\x08\x03garbage")
+    result = cli("data", "--data-dir", str(tmp_path / "bad"), env=tiny_env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert "train-images-idx3-ubyte" in result.stderr
