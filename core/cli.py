@@ -13,7 +13,7 @@ import sys
 
 from core.errors import DigitLabError
 
-COMMANDS = ("train", "data", "gradcheck", "backprop-timing")
+COMMANDS = ("train", "data", "gradcheck", "backprop-timing", "reproduce", "sweep")
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:

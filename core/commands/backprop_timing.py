@@ -1,0 +1,54 @@
+"""`python -m core backprop-timing`: time the ways to compute a gradient as batch size and hidden width grow."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core.backprop_timing import METHODS, speedups, time_methods
+from core.cli import add_data_arguments, print_json, terminal_progress
+from core.data import SplitConfig, load_mnist, make_splits
+from core.errors import ConfigError
+
+HELP = "time hand backprop, jax.grad, a naive loop and finite differences on a one-hidden-layer MLP"
+
+
+def _sizes(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"sizes must be comma-separated integers, got '{text}'") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data_arguments(parser)
+    parser.add_argument("--batch-sizes", type=_sizes, default=(10, 100, 1000), help="default 10,100,1000")
+    parser.add_argument("--hidden-widths", type=_sizes, default=(16, 64, 256), help="default 16,64,256")
+    parser.add_argument("--activation", choices=("tanh", "sigmoid"), default="tanh")
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def run(args) -> int:
+    if not args.batch_sizes or not args.hidden_widths or min(args.batch_sizes + args.hidden_widths) < 1:
+        raise ConfigError("Give at least one batch size and one hidden width, each 1 or more.")
+    splits = make_splits(load_mnist(args.data_dir, progress=terminal_progress), SplitConfig(val_size=0))
+    def progress(done: float, text: str) -> None:
+        print(f"\rtiming {text:<40}", end="", file=sys.stderr, flush=True)
+
+    rows = time_methods(splits.x_train, splits.y_train, args.batch_sizes, args.hidden_widths,
+                        activation=args.activation, progress=progress)
+    print(file=sys.stderr)
+    ratios = speedups(rows)
+    if args.json:
+        print_json({"rows": [vars(r) for r in rows],
+                    "speedup_hand_over_naive": [{"batch_size": b, "hidden": h, "speedup": s} for (b, h), s in ratios.items()]})
+        return 0
+    print(f"{'method':<58} {'batch':>6} {'hidden':>6} {'run s':>11} {'compile s':>9}")
+    for r in rows:
+        note = f"  (extrapolated from {r.measured_fraction:.1%} of the work)" if r.extrapolated else ""
+        compile_text = "-" if r.compile_seconds is None else f"{r.compile_seconds:.2f}"
+        print(f"{METHODS[r.method]:<58} {r.batch_size:>6} {r.hidden:>6} {r.seconds:>11.3e} {compile_text:>9}{note}")
+    print("speed-up of the hand-vectorised gradient over the naive loop:")
+    for (b, h), s in ratios.items():
+        print(f"  batch {b:>5}, hidden {h:>4}: {s:,.0f}x")
+    return 0

@@ -1,0 +1,69 @@
+"""`python -m core gradcheck`: the hand-derived gradient against central differences, for every step size h."""
+
+from __future__ import annotations
+
+import argparse
+
+import jax
+
+from core.checkpoint import load_model
+from core.cli import add_data_arguments, print_json, terminal_progress
+from core.data import SplitConfig, load_mnist, make_splits
+from core.errors import ConfigError
+from core.gradients import BUGS, DTYPES, HAND_ACTIVATIONS, gradient_check
+from core.models import ModelConfig, init
+
+HELP = "check the hand-derived gradient against finite differences for h = 1 ... 1e-9"
+
+
+def _weights(text: str) -> int | None:
+    if text == "all":
+        return None
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--weights takes 'all' or a number, got '{text}'") from None
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_data_arguments(parser)
+    parser.add_argument("--arch", choices=("linear", "mlp"), default="linear")
+    parser.add_argument("--hidden", type=int, default=30, help="hidden width of the MLP (default 30)")
+    parser.add_argument("--activation", choices=HAND_ACTIVATIONS, default="tanh")
+    parser.add_argument("--model", metavar="PATH", help="check a saved model (.npz) instead of a fresh one")
+    parser.add_argument("--weights", type=_weights, default=None, metavar="all|K",
+                        help="check every weight (default) or a random sample of about K")
+    parser.add_argument("--dtype", choices=DTYPES, default="float64", help="precision of the finite differences")
+    parser.add_argument("--bug", choices=list(BUGS), help="plant a typical mistake in the hand gradient")
+    parser.add_argument("--batch-size", type=int, default=100, help="training images in the batch (default 100)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+
+
+def run(args) -> int:
+    if args.batch_size < 1:
+        raise ConfigError("The batch needs at least one image.")
+    if args.model:
+        params, run_config = load_model(args.model)
+        config = run_config.model
+    else:
+        config = ModelConfig(args.arch, (args.hidden,), args.activation)
+        params = init(jax.random.PRNGKey(args.seed), config)
+    splits = make_splits(load_mnist(args.data_dir, progress=terminal_progress), SplitConfig(val_size=0, seed=args.seed))
+    x, y = splits.x_train[: args.batch_size], splits.y_train[: args.batch_size]
+    check = gradient_check(params, x, y, config, weights=args.weights, bug=args.bug, dtypes=(args.dtype,),
+                           seed=args.seed)
+    if args.json:
+        print_json(check.to_dict())
+        return 0
+    best = check.best(args.dtype)
+    bug = f", planted bug '{args.bug}'" if args.bug else ""
+    print(f"{config.describe()}: {len(check.indices):,} weights, batch of {len(y)}, {args.dtype}{bug}")
+    print(f"{'h':>7} {'total |error|':>14} {'max |error|':>12} {'max rel error':>14} {'rel error':>10}")
+    for p in check.points:
+        mark = "  <- best h" if p is best else ""
+        print(f"{p.h:>7.0e} {p.total_abs_error:>14.3e} {p.max_abs_error:>12.3e} {p.max_rel_error:>14.3e} "
+              f"{p.rel_error:>10.3e}{mark}")
+    verdict = "agrees with" if check.passed else "DISAGREES with"
+    print(f"the analytic gradient {verdict} the finite differences (relative error {best.rel_error:.2e} at h = {best.h:.0e})")
+    return 0

@@ -1,0 +1,446 @@
+"""Gradients by hand, checked against autodiff and against finite differences.
+
+The backward passes below are the worked derivation in code, for softmax regression and for the MLP with one
+tanh or sigmoid hidden layer, on the mean softmax cross-entropy C = -(1/n) Σᵢ log pᵢ,yᵢ:
+
+    softmax regression   Z = XW + b,  P = softmax(Z)          dC/dW = Xᵀ(P − Y)/n,   dC/db = Σᵢ (P − Y)ᵢ/n
+    one hidden layer     A = σ(XW₁ + b₁), P = softmax(AW₂ + b₂)
+                         Δ₂ = (P − Y)/n                       dC/dW₂ = AᵀΔ₂,         dC/db₂ = Σᵢ Δ₂ᵢ
+                         Δ₁ = (Δ₂W₂ᵀ) ⊙ σ′(XW₁ + b₁)            dC/dW₁ = XᵀΔ₁,         dC/db₁ = Σᵢ Δ₁ᵢ
+
+`BUGS` holds typical mistakes that can be planted in them. The finite-difference check perturbs every weight
+(or a sample) in float64 or float32 — all perturbations of a chunk in one vmapped, jitted call — and sweeps the
+step h to show truncation error giving way to rounding error. Float64 is switched on only inside
+`jax.enable_x64`, which is thread-local: the rest of the process (the training engine) stays float32.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jax.flatten_util import ravel_pytree
+
+from core.data import NUM_CLASSES
+from core.errors import ConfigError
+from core.models import ACTIVATIONS, ModelConfig, Params, apply
+from core.train import cross_entropy
+
+STEP_SIZES = tuple(10.0 ** -e for e in range(10))  # h = 1, 0.1, ..., 1e-9
+DTYPES = ("float64", "float32")
+PASS_RELATIVE_ERROR = {"float64": 1e-6, "float32": 1e-2}  # a check passes below this relative error at its best h
+CHUNK = 256  # perturbations per compiled call
+HAND_ACTIVATIONS = ("tanh", "sigmoid")
+
+# σ′ as a function of the pre-activation z
+DERIVATIVES = {
+    "tanh": lambda z: 1.0 - jnp.tanh(z) ** 2,
+    "sigmoid": lambda z: jax.nn.sigmoid(z) * (1.0 - jax.nn.sigmoid(z)),
+}
+
+TENSOR_LABELS = {"hidden_0/w": "W₁", "hidden_0/b": "b₁", "output/w": "W₂", "output/b": "b₂"}
+LINEAR_LABELS = {"output/w": "W", "output/b": "b"}
+
+
+@dataclass(frozen=True)
+class Bug:
+    """A typical mistake in a hand-written backward pass."""
+
+    title: str
+    description: str
+    latex: str  # the wrong formula
+    archs: tuple[str, ...]  # the architectures it can be planted in
+
+
+BUGS = {
+    "sign": Bug("Y − P instead of P − Y", "The output error has the wrong sign, so every step climbs the loss.",
+                r"\Delta_{\text{out}} = (Y - P)/n", ("linear", "mlp")),
+    "no-mean": Bug("Sum instead of mean", "The gradient of the summed loss is used for the mean loss: n times too "
+                   "large, so a learning rate that suits the mean loss overshoots.",
+                   r"\Delta_{\text{out}} = P - Y", ("linear", "mlp")),
+    "logits": Bug("Logits instead of probabilities", "The softmax is forgotten in the backward pass: Z − Y is "
+                  "used where P − Y belongs.", r"\Delta_{\text{out}} = (Z - Y)/n", ("linear", "mlp")),
+    "derivative-at-activation": Bug(
+        "σ′ at the activation", "The activation's derivative is evaluated at the activation A = σ(Z₁) instead of "
+        "the pre-activation Z₁.", r"\Delta_1 = (\Delta_2 W_2^\top) \odot \sigma'(A)", ("mlp",)),
+    "derivative-on-weights": Bug(
+        "σ′ applied to the weights", "The activation's derivative is applied to the weights W₂ instead of the "
+        "pre-activations.", r"\Delta_1 = \Delta_2 \,\big(W_2 \odot \sigma'(W_2)\big)^\top", ("mlp",)),
+    "missing-transpose": Bug(
+        "Missing transpose", "The input-weight gradient is computed as Δ₁ᵀX, a (hidden × 784) matrix read back "
+        "into W₁'s (784 × hidden) shape.", r"\frac{\partial C}{\partial W_1} = \operatorname{reshape}(\Delta_1^\top X)",
+        ("mlp",)),
+}
+
+
+def check_supported(config: ModelConfig) -> None:
+    """Hand gradients exist for softmax regression and the one-hidden-layer tanh/sigmoid MLP."""
+    if config.arch == "linear":
+        return
+    if config.arch != "mlp" or len(config.hidden) != 1 or config.activation not in HAND_ACTIVATIONS:
+        raise ConfigError(f"Hand-derived gradients cover softmax regression and an MLP with one tanh or sigmoid "
+                          f"hidden layer, not {config.describe()}.")
+
+
+def check_bug(bug: str | None, config: ModelConfig) -> None:
+    if bug is None:
+        return
+    if bug not in BUGS:
+        raise ConfigError(f"Unknown planted bug '{bug}'; choose one of {', '.join(BUGS)}.")
+    if config.arch not in BUGS[bug].archs:
+        raise ConfigError(f"The bug '{bug}' needs a hidden layer; for {config.describe()} choose one of "
+                          f"{', '.join(name for name, b in BUGS.items() if config.arch in b.archs)}.")
+
+
+def mean_loss(params: Params, x: jax.Array, y: jax.Array, config: ModelConfig) -> jax.Array:
+    """C: the mean softmax cross-entropy the training engine minimises."""
+    return cross_entropy(apply(params, x, config), y).mean()
+
+
+def autodiff_gradient(params: Params, x: jax.Array, y: jax.Array, config: ModelConfig) -> Params:
+    """dC/dθ by `jax.grad`."""
+    return jax.grad(mean_loss)(params, x, y, config)
+
+
+def hand_gradient(params: Params, x: jax.Array, y: jax.Array, config: ModelConfig, bug: str | None = None) -> Params:
+    """dC/dθ by the hand-derived, vectorised backward pass (with `bug` planted, if named)."""
+    n = x.shape[0]
+    targets = jax.nn.one_hot(y, NUM_CLASSES, dtype=x.dtype)
+    w_out, b_out = params["output"]["w"], params["output"]["b"]
+    if config.arch == "linear":
+        hidden = x
+    else:
+        w1, b1 = params["hidden_0"]["w"], params["hidden_0"]["b"]
+        z1 = x @ w1 + b1
+        hidden = ACTIVATIONS[config.activation](z1)
+    logits = hidden @ w_out + b_out
+    probabilities = jax.nn.softmax(logits)
+
+    delta_out = {
+        "sign": (targets - probabilities) / n,
+        "no-mean": probabilities - targets,
+        "logits": (logits - targets) / n,
+    }.get(bug, (probabilities - targets) / n)
+    grads = {"output": {"w": hidden.T @ delta_out, "b": delta_out.sum(0)}}
+    if config.arch == "linear":
+        return grads
+
+    derivative = DERIVATIVES[config.activation]
+    back = delta_out @ w_out.T
+    if bug == "derivative-at-activation":
+        delta_1 = back * derivative(hidden)
+    elif bug == "derivative-on-weights":
+        delta_1 = delta_out @ (w_out * derivative(w_out)).T
+    else:
+        delta_1 = back * derivative(z1)
+    grad_w1 = (delta_1.T @ x).reshape(w1.shape) if bug == "missing-transpose" else x.T @ delta_1
+    grads["hidden_0"] = {"w": grad_w1, "b": delta_1.sum(0)}
+    return grads
+
+
+def relative_error(a: np.ndarray, b: np.ndarray) -> float:
+    """‖a − b‖ / (‖a‖ + ‖b‖), 0 when both are zero."""
+    a, b = np.ravel(np.asarray(a, np.float64)), np.ravel(np.asarray(b, np.float64))
+    scale = np.linalg.norm(a) + np.linalg.norm(b)
+    return float(np.linalg.norm(a - b) / scale) if scale else 0.0
+
+
+def as_dtype(tree, dtype: str):
+    """Cast every floating array of a pytree (params or a batch) to `dtype`; call inside `jax.enable_x64`."""
+    return jax.tree_util.tree_map(
+        lambda a: jnp.asarray(a, dtype) if jnp.issubdtype(jnp.asarray(a).dtype, jnp.floating) else jnp.asarray(a),
+        tree)
+
+
+def hand_vs_autodiff(params: Params, x, y, config: ModelConfig) -> dict[str, float]:
+    """Relative error between the hand gradient and `jax.grad`, per tensor, computed in float64."""
+    check_supported(config)
+    with jax.enable_x64(True):
+        p64, x64 = as_dtype(params, "float64"), as_dtype(x, "float64")
+        hand = _flat_by_tensor(hand_gradient(p64, x64, jnp.asarray(y), config))
+        auto = _flat_by_tensor(autodiff_gradient(p64, x64, jnp.asarray(y), config))
+    return {name: relative_error(hand[name], auto[name]) for name in hand}
+
+
+def _flat_by_tensor(tree: Params) -> dict[str, np.ndarray]:
+    """{'hidden_0/w': flat array, ...} in ravel_pytree's order."""
+    return {f"{layer}/{key}": np.asarray(tree[layer][key]).ravel()
+            for layer in sorted(tree) for key in sorted(tree[layer])}
+
+
+def tensor_layout(params: Params) -> list[tuple[str, int, int]]:
+    """(name, start, size) of each tensor in the flat parameter vector, in ravel_pytree's order."""
+    layout, start = [], 0
+    for name, flat in _flat_by_tensor(params).items():
+        layout.append((name, start, flat.size))
+        start += flat.size
+    return layout
+
+
+def tensor_label(name: str, config: ModelConfig) -> str:
+    """The textbook symbol of a tensor: W, b for softmax regression; W₁, b₁, W₂, b₂ for the MLP."""
+    return (LINEAR_LABELS if config.arch == "linear" else TENSOR_LABELS)[name]
+
+
+def sample_indices(params: Params, k: int | None, seed: int = 0) -> np.ndarray:
+    """Flat indices of the weights to check: all when k is None, else about k, spread over every tensor
+    in proportion to its size but at least min(size, 10) from each (so small bias vectors are seen)."""
+    layout = tensor_layout(params)
+    total = sum(size for _, _, size in layout)
+    if k is None or k >= total:
+        return np.arange(total)
+    if k < 1:
+        raise ConfigError(f"Check at least one weight, not {k}.")
+    rng = np.random.default_rng(seed)
+    picked = []
+    for _, start, size in layout:
+        count = min(size, max(min(size, 10), round(k * size / total)))
+        picked.append(start + rng.choice(size, count, replace=False))
+    return np.sort(np.concatenate(picked))
+
+
+# ---------------------------------------------------------------------------------------------- finite differences
+
+
+FD_METHODS = ("incremental", "full")
+
+
+@functools.partial(jax.jit, static_argnames="config")
+def _central_differences_full(params: Params, x, y, flat_index, h, config: ModelConfig) -> jax.Array:
+    """(C(θ + h eᵢ) − C(θ − h eᵢ)) / 2h for each flat index i, re-running the whole forward pass for each
+    perturbation (the definition, and the reference for the incremental version). Vmapped over the indices."""
+    theta, unravel = ravel_pytree(params)
+
+    def one(i):
+        step = jnp.zeros_like(theta).at[i].set(h)
+        return (mean_loss(unravel(theta + step), x, y, config) - mean_loss(unravel(theta - step), x, y, config)) / (2 * h)
+
+    return jax.vmap(one)(flat_index)
+
+
+@functools.partial(jax.jit, static_argnames=("config", "tensor"))
+def _central_differences_incremental(params: Params, x, y, rows, cols, h, config: ModelConfig, tensor: str):
+    """The same central differences for the weights (rows, cols) of one tensor, exploiting that moving one
+    weight changes one column of the logits (an output weight) or one hidden unit (a hidden weight): each
+    perturbed cost costs O(batch × 10) instead of a whole forward pass. Vmapped over the weights."""
+    w_out, b_out = params["output"]["w"], params["output"]["b"]
+    if config.arch == "linear":
+        hidden = x
+    else:
+        z1 = x @ params["hidden_0"]["w"] + params["hidden_0"]["b"]
+        hidden = ACTIVATIONS[config.activation](z1)
+    logits = hidden @ w_out + b_out
+
+    def moved(delta, r, c):
+        """The logits after moving the weight (r, c) of `tensor` by delta."""
+        if tensor.startswith("output/"):
+            column = jax.nn.one_hot(c, NUM_CLASSES, dtype=logits.dtype)
+            return logits + (delta * hidden[:, r] if tensor == "output/w" else delta)[..., None] * column
+        z = z1[:, c] + (delta * x[:, r] if tensor == "hidden_0/w" else delta)
+        return logits + (ACTIVATIONS[config.activation](z) - hidden[:, c])[:, None] * w_out[c][None, :]
+
+    def one(r, c):
+        return (cross_entropy(moved(h, r, c), y).mean() - cross_entropy(moved(-h, r, c), y).mean()) / (2 * h)
+
+    return jax.vmap(one)(rows, cols)
+
+
+ProgressCallback = Callable[[float, str], None]
+
+
+def _chunks(params: Params, indices: np.ndarray, method: str) -> list[tuple[str, np.ndarray, np.ndarray, np.ndarray]]:
+    """Fixed-size chunks (CHUNK perturbations, the last padded) as (tensor, positions in `indices`, rows, cols);
+    for the full method rows hold flat indices and the tensor is ''."""
+    if method == "full":
+        groups = [("", np.arange(len(indices)), indices, np.zeros_like(indices))]
+    else:
+        groups = []
+        for name, start, size in tensor_layout(params):
+            where = np.flatnonzero((indices >= start) & (indices < start + size))
+            local = indices[where] - start
+            width = params[name.split("/")[0]]["w"].shape[1]
+            rows, cols = (np.zeros_like(local), local) if name.endswith("/b") else np.divmod(local, width)
+            groups.append((name, where, rows, cols))
+    chunks = []
+    for name, where, rows, cols in groups:
+        for s in range(0, len(where), CHUNK):
+            pad = CHUNK - len(where[s:s + CHUNK])
+            chunks.append((name, where[s:s + CHUNK], *(np.pad(a[s:s + CHUNK], (0, pad)).astype(np.int32)
+                                                       for a in (rows, cols))))
+    return chunks
+
+
+def finite_differences(params: Params, x, y, config: ModelConfig, indices: np.ndarray, step_sizes=(1e-6,),
+                       dtype: str = "float64", method: str = "incremental",
+                       progress: ProgressCallback | None = None) -> np.ndarray:
+    """Central-difference estimates (len(step_sizes), len(indices)) of dC/dθ at the flat `indices`, every
+    cost evaluated in `dtype`."""
+    if method not in FD_METHODS:
+        raise ConfigError(f"Unknown finite-difference method '{method}'; choose one of {', '.join(FD_METHODS)}.")
+    if method == "incremental":
+        check_supported(config)
+    indices = np.asarray(indices, np.int64)
+    chunks = _chunks(params, indices, method)
+    out = np.empty((len(step_sizes), len(indices)), np.float64)
+    with jax.enable_x64(True):
+        p, xd, yd = as_dtype(params, dtype), as_dtype(x, dtype), jnp.asarray(y)
+        for row, h in enumerate(step_sizes):
+            step = jnp.asarray(h, dtype)
+            for c, (tensor, where, rows, cols) in enumerate(chunks):
+                if method == "full":
+                    values = _central_differences_full(p, xd, yd, rows, step, config)
+                else:
+                    values = _central_differences_incremental(p, xd, yd, rows, cols, step, config, tensor)
+                out[row, where] = np.asarray(values)[: len(where)]
+                if progress:
+                    progress((row * len(chunks) + c + 1) / (len(step_sizes) * len(chunks)),
+                             f"{dtype}, h = {h:.0e}: chunk {c + 1} of {len(chunks)}")
+    return out
+
+
+@dataclass(frozen=True)
+class SweepPoint:
+    """The error of the central differences at one step size h in one precision, over the checked weights."""
+
+    dtype: str
+    h: float
+    total_abs_error: float  # Σ |approx − analytic|
+    max_abs_error: float
+    max_rel_error: float  # max |approx − analytic| / max(|approx| + |analytic|, 1e-8)
+    rel_error: float  # ‖approx − analytic‖ / (‖approx‖ + ‖analytic‖)
+
+
+@dataclass(frozen=True)
+class GradientCheck:
+    """Analytic gradient (hand-derived, possibly with a planted bug) against central differences."""
+
+    config: ModelConfig
+    bug: str | None
+    indices: np.ndarray  # flat indices of the checked weights
+    tensors: np.ndarray  # the tensor name of each checked weight
+    analytic: np.ndarray  # the hand gradient (float64) at the checked weights
+    autodiff: np.ndarray  # jax.grad (float64) at the checked weights
+    step_sizes: tuple[float, ...]
+    approx: dict[str, np.ndarray]  # dtype -> (len(step_sizes), len(indices)) central differences
+    points: tuple[SweepPoint, ...]
+
+    def best(self, dtype: str = "float64") -> SweepPoint:
+        """The step size with the smallest total absolute error in this precision."""
+        return min((p for p in self.points if p.dtype == dtype), key=lambda p: p.total_abs_error)
+
+    @property
+    def passed(self) -> bool:
+        """Whether the analytic gradient agrees with the central differences (float64 when run) at the best h."""
+        dtype = next(d for d in DTYPES if d in self.approx)
+        return self.best(dtype).rel_error < PASS_RELATIVE_ERROR[dtype]
+
+    def differences(self, dtype: str = "float64", h: float | None = None) -> dict[str, np.ndarray]:
+        """approx − analytic per tensor, at step size h (default: this precision's best)."""
+        h = self.best(dtype).h if h is None else h
+        row = self.approx[dtype][self.step_sizes.index(h)] - self.analytic
+        return {name: row[self.tensors == name] for name in dict.fromkeys(self.tensors)}
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able summary: per h and precision the errors, plus the best h of each precision."""
+        return {
+            "architecture": self.config.describe(),
+            "bug": self.bug,
+            "weights_checked": int(len(self.indices)),
+            "passed": self.passed,
+            "points": [vars(p) for p in self.points],
+            "best": {dtype: {"h": self.best(dtype).h, "total_abs_error": self.best(dtype).total_abs_error,
+                             "max_rel_error": self.best(dtype).max_rel_error}
+                     for dtype in self.approx},
+        }
+
+
+def gradient_check(params: Params, x, y, config: ModelConfig, *, weights: int | None = None, bug: str | None = None,
+                   dtypes: tuple[str, ...] = DTYPES, step_sizes: tuple[float, ...] = STEP_SIZES, seed: int = 0,
+                   progress: ProgressCallback | None = None) -> GradientCheck:
+    """Compare the hand gradient with central differences for all weights (weights=None) or a sample of about
+    `weights`, over every step size in every precision. The analytic gradient is always float64."""
+    check_supported(config)
+    check_bug(bug, config)
+    unknown = set(dtypes) - set(DTYPES)
+    if unknown or not dtypes:
+        raise ConfigError(f"Precision must be one of {', '.join(DTYPES)}.")
+    indices = sample_indices(params, weights, seed)
+    tensors = np.empty(tensor_layout(params)[-1][1] + tensor_layout(params)[-1][2], dtype=object)
+    for name, start, size in tensor_layout(params):
+        tensors[start:start + size] = name
+    with jax.enable_x64(True):
+        p64, x64, y_ = as_dtype(params, "float64"), as_dtype(x, "float64"), jnp.asarray(y)
+        analytic = np.asarray(ravel_pytree(hand_gradient(p64, x64, y_, config, bug))[0])[indices]
+        autodiff = np.asarray(ravel_pytree(autodiff_gradient(p64, x64, y_, config))[0])[indices]
+    approx, points = {}, []
+    for i, dtype in enumerate(dtypes):
+        stage = None if progress is None else (
+            lambda done, text, i=i: progress((i + done) / len(dtypes), text))
+        approx[dtype] = finite_differences(params, x, y, config, indices, step_sizes, dtype, progress=stage)
+        for h, row in zip(step_sizes, approx[dtype]):
+            error = np.abs(row - analytic)
+            points.append(SweepPoint(
+                dtype=dtype, h=h, total_abs_error=float(error.sum()), max_abs_error=float(error.max()),
+                max_rel_error=float((error / np.maximum(np.abs(row) + np.abs(analytic), 1e-8)).max()),
+                rel_error=relative_error(row, analytic)))
+    return GradientCheck(config, bug, indices, tensors[indices], analytic, autodiff, tuple(step_sizes), approx,
+                         tuple(points))
+
+
+# ---------------------------------------------------------------------------------------------- training by hand
+
+
+@dataclass(frozen=True)
+class HandTraining:
+    """Plain gradient descent driven by a hand gradient: validation accuracy and training loss per check-point."""
+
+    bug: str | None
+    steps: np.ndarray
+    accuracy: np.ndarray
+    loss: np.ndarray
+
+
+@functools.partial(jax.jit, static_argnames=("config", "bug"))
+def _descend(params, x, y, batch_index, learning_rate, config: ModelConfig, bug: str | None):
+    """Steps of θ ← θ − η·grad over the batches in batch_index (steps, batch), in one `lax.scan`."""
+
+    def step(params, index):
+        grads = hand_gradient(params, x[index], y[index], config, bug)
+        return jax.tree_util.tree_map(lambda p, g: p - learning_rate * g, params, grads), None
+
+    return jax.lax.scan(step, params, batch_index)[0]
+
+
+@functools.partial(jax.jit, static_argnames="config")
+def _loss_and_accuracy(params, x, y, config: ModelConfig):
+    logits = apply(params, x, config)
+    return cross_entropy(logits, y).mean(), (logits.argmax(-1) == y).mean()
+
+
+def train_by_hand(params: Params, config: ModelConfig, x_train, y_train, x_val, y_val, *, bug: str | None = None,
+                  steps: int = 300, learning_rate: float = 0.1, batch_size: int = 50, eval_every: int = 25,
+                  seed: int = 0) -> HandTraining:
+    """Train with minibatch gradient descent on the hand gradient (float32), measuring every `eval_every` steps.
+    A diverged loss (NaN/Inf) is kept as NaN, not reported as an accuracy."""
+    check_supported(config)
+    check_bug(bug, config)
+    batch_size = min(batch_size, len(y_train))
+    chunks = max(1, -(-steps // eval_every))  # whole chunks of eval_every steps: one compilation
+    steps = chunks * eval_every
+    rng = np.random.default_rng(seed)
+    order = np.concatenate([rng.permutation(len(y_train)) for _ in range(-(-steps * batch_size // len(y_train)))])
+    batches = order[: steps * batch_size].reshape(chunks, eval_every, batch_size).astype(np.int32)
+    x_train, y_train, x_val, y_val = map(jnp.asarray, (x_train, y_train, x_val, y_val))
+    loss, accuracy = [], []
+    for chunk in range(chunks + 1):
+        if chunk:
+            params = _descend(params, x_train, y_train, batches[chunk - 1], learning_rate, config, bug)
+        value_loss, value_accuracy = map(float, _loss_and_accuracy(params, x_val, y_val, config))
+        finite = np.isfinite(value_loss)
+        loss.append(value_loss if finite else np.nan)
+        accuracy.append(value_accuracy if finite else np.nan)
+    return HandTraining(bug, np.arange(chunks + 1) * eval_every, np.array(accuracy), np.array(loss))

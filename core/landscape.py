@@ -1,0 +1,154 @@
+"""The loss landscape over two weights, and optimiser paths across it.
+
+All other weights stay fixed. The cost over a grid of the two weights is one vmapped, jitted evaluation; the
+optimisers (plain gradient descent, momentum, Adam from optax) move only those two weights, K steps in one
+`lax.scan`.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from core.errors import ConfigError
+from core.models import ModelConfig, Params
+from core.gradients import mean_loss
+
+OPTIMISERS = ("gd", "momentum", "adam")
+OPTIMISER_TITLES = {"gd": "Gradient descent", "momentum": "Momentum", "adam": "Adam"}
+
+
+@dataclass(frozen=True)
+class WeightRef:
+    """One scalar weight: its layer, its array ('w' or 'b') and its position in that array."""
+
+    layer: str
+    array: str
+    index: tuple[int, ...]
+
+    def label(self) -> str:
+        return f"{self.layer}.{self.array}[{', '.join(map(str, self.index))}]"
+
+    def value(self, params: Params) -> float:
+        return float(params[self.layer][self.array][self.index])
+
+
+def check_ref(params: Params, ref: WeightRef) -> None:
+    array = params.get(ref.layer, {}).get(ref.array)
+    if array is None:
+        raise ConfigError(f"The network has no parameter {ref.layer}.{ref.array}; it has {', '.join(params)}.")
+    if len(ref.index) != array.ndim or any(not 0 <= i < n for i, n in zip(ref.index, array.shape)):
+        raise ConfigError(f"{ref.label()} is outside {ref.layer}.{ref.array}, of shape {tuple(array.shape)}.")
+
+
+def default_pair(params: Params) -> tuple[WeightRef, WeightRef]:
+    """The two largest-magnitude weights into the output unit that holds the largest one."""
+    w = np.abs(np.asarray(params["output"]["w"]))
+    unit = int(np.unravel_index(w.argmax(), w.shape)[1])
+    first, second = np.argsort(w[:, unit])[::-1][:2]
+    return WeightRef("output", "w", (int(first), unit)), WeightRef("output", "w", (int(second), unit))
+
+
+def _with_pair(params: Params, pair: tuple[WeightRef, WeightRef], values: jax.Array) -> Params:
+    """params with the two weights of `pair` set to values[0], values[1]."""
+    params = {layer: dict(arrays) for layer, arrays in params.items()}
+    for ref, value in zip(pair, values):
+        params[ref.layer][ref.array] = params[ref.layer][ref.array].at[ref.index].set(value)
+    return params
+
+
+@dataclass(frozen=True)
+class Landscape:
+    """The cost over a grid of two weights: cost[i, j] at (first[j], second[i]) (rows follow the second weight)."""
+
+    pair: tuple[WeightRef, WeightRef]
+    center: tuple[float, float]  # the trained values
+    first: np.ndarray  # (resolution,) values of pair[0]
+    second: np.ndarray  # (resolution,) values of pair[1]
+    cost: np.ndarray  # (resolution, resolution)
+
+    def minimum(self) -> tuple[float, float, float]:
+        """(first, second, cost) at the grid's lowest cost."""
+        i, j = np.unravel_index(np.nanargmin(self.cost), self.cost.shape)
+        return float(self.first[j]), float(self.second[i]), float(self.cost[i, j])
+
+
+@functools.partial(jax.jit, static_argnames=("config", "pair"))
+def _grid_cost(params, x, y, points, config: ModelConfig, pair) -> jax.Array:
+    return jax.vmap(lambda v: mean_loss(_with_pair(params, pair, v), x, y, config))(points)
+
+
+def loss_landscape(params: Params, x, y, config: ModelConfig, pair: tuple[WeightRef, WeightRef],
+                   span: float = 1.0, resolution: int = 41) -> Landscape:
+    """The cost on a resolution × resolution grid of ±span around the two weights' current values."""
+    for ref in pair:
+        check_ref(params, ref)
+    if pair[0] == pair[1]:
+        raise ConfigError("Choose two different weights.")
+    if not span > 0 or resolution < 2:
+        raise ConfigError("The grid needs a positive span and at least 2 points a side.")
+    center = (pair[0].value(params), pair[1].value(params))
+    first = center[0] + np.linspace(-span, span, resolution)
+    second = center[1] + np.linspace(-span, span, resolution)
+    a, b = np.meshgrid(first, second)
+    points = jnp.asarray(np.stack([a.ravel(), b.ravel()], 1), jnp.float32)
+    cost = np.asarray(_grid_cost(params, jnp.asarray(x), jnp.asarray(y), points, config, pair))
+    return Landscape(pair, center, first, second, cost.reshape(resolution, resolution))
+
+
+@dataclass(frozen=True)
+class OptimiserPath:
+    """Where one optimiser took the two weights: points (K+1, 2) from the start, and the cost at each."""
+
+    optimiser: str
+    points: np.ndarray
+    costs: np.ndarray
+
+
+def make_optimiser(name: str, learning_rate, momentum=0.9) -> optax.GradientTransformation:
+    """Plain gradient descent, gradient descent with momentum, or Adam (settings may be traced values)."""
+    return {"gd": lambda: optax.sgd(learning_rate), "momentum": lambda: optax.sgd(learning_rate, momentum=momentum),
+            "adam": lambda: optax.adam(learning_rate)}[name]()
+
+
+@functools.partial(jax.jit, static_argnames=("config", "pair", "optimiser", "steps"))
+def _descend_pair(params, x, y, start, learning_rate, momentum, config: ModelConfig, pair, optimiser: str, steps: int):
+    transform = make_optimiser(optimiser, learning_rate, momentum)
+
+    def cost(v):
+        return mean_loss(_with_pair(params, pair, v), x, y, config)
+
+    def step(carry, _):
+        v, state = carry
+        value, grad = jax.value_and_grad(cost)(v)
+        updates, state = transform.update(grad, state, v)
+        return (optax.apply_updates(v, updates), state), (v, value)
+
+    (last, _), (points, costs) = jax.lax.scan(step, (start, transform.init(start)), None, length=steps)
+    return jnp.concatenate([points, last[None]]), jnp.concatenate([costs, cost(last)[None]])
+
+
+def optimiser_path(params: Params, x, y, config: ModelConfig, pair: tuple[WeightRef, WeightRef],
+                   start: tuple[float, float], optimiser: str, learning_rate: float, momentum: float = 0.9,
+                   steps: int = 50) -> OptimiserPath:
+    """K steps of one optimiser on the two weights of `pair`, from `start`, every other weight fixed."""
+    if optimiser not in OPTIMISERS:
+        raise ConfigError(f"Unknown optimiser '{optimiser}'; choose one of {', '.join(OPTIMISERS)}.")
+    if not learning_rate > 0 or not 0 <= momentum < 1 or steps < 1:
+        raise ConfigError("Use a positive learning rate, a momentum in [0, 1) and at least one step.")
+    points, costs = _descend_pair(params, jnp.asarray(x), jnp.asarray(y), jnp.asarray(start, jnp.float32),
+                                  jnp.float32(learning_rate), jnp.float32(momentum), config, pair, optimiser, steps)
+    return OptimiserPath(optimiser, np.asarray(points), np.asarray(costs))
+
+
+def optimiser_paths(params: Params, x, y, config: ModelConfig, pair: tuple[WeightRef, WeightRef],
+                    start: tuple[float, float], learning_rate: float, momentum: float = 0.9,
+                    steps: int = 50) -> dict[str, OptimiserPath]:
+    """The paths of plain gradient descent, momentum and Adam from the same start."""
+    return {name: optimiser_path(params, x, y, config, pair, start, name, learning_rate, momentum, steps)
+            for name in OPTIMISERS}

@@ -1,0 +1,86 @@
+"""What the gradient-lab pages share: choosing a network (a trained run or a fresh one) and a batch of data."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import numpy as np
+import streamlit as st
+
+from core.data import SplitConfig, Splits
+from core.errors import ConfigError, DigitLabError
+from core.gradients import HAND_ACTIVATIONS, check_supported
+from core.models import ModelConfig, Params, init
+from dashboard import state
+from dashboard.widgets import run_label, show_error
+
+TRAINED, FRESH = "A trained run", "A freshly initialised network"
+
+
+@dataclass(frozen=True)
+class Network:
+    name: str
+    config: ModelConfig
+    params: Params
+    splits: Splits
+
+
+def _supported_runs() -> dict:
+    runs = {}
+    for name, run in state.runs().items():
+        try:
+            check_supported(run.config.model)
+        except ConfigError:
+            continue
+        if run.params is not None and not run.diverged:
+            runs[name] = run
+    return runs
+
+
+def default_splits() -> Splits:
+    """The standard split, with the validation set shrunk to a fifth of the training images on a small dataset."""
+    n = len(state.dataset(state.data_dir()).train_labels)
+    return state.splits(state.data_dir(), SplitConfig(val_size=min(SplitConfig().val_size, n // 5)))
+
+
+def pick_network(key: str, *, allow_fresh: bool = True) -> Network | None:
+    """Widgets choosing a softmax regression or one-hidden-layer tanh/sigmoid MLP; None (with a message) if none."""
+    try:
+        runs = _supported_runs()
+        sources = ([TRAINED] if runs else []) + ([FRESH] if allow_fresh else [])
+        if not sources:
+            st.info("No suitable trained run in this session: train a softmax regression or a one-hidden-layer tanh "
+                    "or sigmoid MLP on the Train page first.")
+            return None
+        if not runs:
+            st.caption("No trained softmax regression or one-hidden-layer tanh/sigmoid MLP in this session yet, so "
+                       "the lab uses a freshly initialised network.")
+        source = st.radio("Network", sources, horizontal=True, key=f"{key}.source")
+        if source == TRAINED:
+            name = st.selectbox("Run", list(runs), index=len(runs) - 1, key=f"{key}.run",
+                                format_func=lambda n: run_label(runs[n]))
+            run = runs[name]
+            return Network(name, run.config.model, run.params, state.splits(state.data_dir(), run.config.data))
+        left, middle, right, last = st.columns(4)
+        arch = left.selectbox("Architecture", ("linear", "mlp"), index=1, key=f"{key}.arch",
+                              format_func=lambda a: {"linear": "Softmax regression", "mlp": "MLP, one hidden layer"}[a])
+        hidden = middle.number_input("Hidden width", 1, 1024, 30, key=f"{key}.hidden", disabled=arch == "linear")
+        activation = right.selectbox("Activation", HAND_ACTIVATIONS, key=f"{key}.activation", disabled=arch == "linear")
+        seed = last.number_input("Seed", 0, 10_000, 0, key=f"{key}.seed")
+        config = ModelConfig(arch, (int(hidden),), activation)
+        return Network(f"fresh {config.describe()}", config, init(jax.random.PRNGKey(int(seed)), config),
+                       default_splits())
+    except DigitLabError as exc:
+        show_error(exc, "Check the data folder on the Data page.")
+        return None
+
+
+def pick_batch(network: Network, key: str, *, default: int = 100, limit: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+    """A slider for the batch size and a seed; the batch is drawn from the network's training split."""
+    n = len(network.splits.y_train)
+    left, right = st.columns(2)
+    size = left.slider("Batch size (training images)", 1, min(limit, n), min(default, n), key=f"{key}.batch")
+    seed = right.number_input("Batch seed", 0, 10_000, 0, key=f"{key}.batch_seed")
+    index = np.sort(np.random.default_rng(int(seed)).choice(n, size, replace=False))
+    return network.splits.x_train[index], network.splits.y_train[index]

@@ -1,0 +1,80 @@
+"""Backprop timing: four ways to compute one gradient, as the batch and the hidden layer grow."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.backprop_timing import METHODS, speedups, time_methods
+from core.errors import DigitLabError
+from dashboard import figures
+from dashboard.gradlab import default_splits
+from dashboard.widgets import show_error
+
+RESULT_KEY = "backprop_timing.result"
+
+st.title("Backprop timing")
+st.caption("One gradient of a one-hidden-layer MLP, four ways: the hand-vectorised backward pass and jax.grad (both "
+           "jitted; compilation timed separately), the nested per-example, per-weight loops of a first attempt, and "
+           "finite differences (two forward passes per weight), each on freshly initialised networks and a batch of "
+           "training images. The slow two run on a few examples or weights and "
+           "are extrapolated to the full size — drawn hollow and labelled as such.")
+
+try:
+    splits = default_splits()
+except DigitLabError as exc:
+    show_error(exc, "Check the data folder on the Data page.")
+    st.stop()
+left, middle, right = st.columns(3)
+batch_sizes = left.multiselect("Batch sizes", [1, 10, 100, 1000, 5000], [10, 100, 1000], key="timing.batches")
+hidden_widths = middle.multiselect("Hidden widths", [4, 16, 64, 256, 1024], [16, 64, 256], key="timing.widths")
+activation = right.selectbox("Activation", ("tanh", "sigmoid"), key="timing.activation")
+settings = (tuple(sorted(batch_sizes)), tuple(sorted(hidden_widths)), activation)
+if not batch_sizes or not hidden_widths:
+    st.info("Choose at least one batch size and one hidden width.")
+    st.stop()
+
+x, y = splits.x_train, splits.y_train
+if st.button("Time them", type="primary", key="timing.run"):
+    try:
+        with st.status("Timing...", expanded=True) as status:
+            bar = st.progress(0.0)
+            rows = time_methods(x, y, settings[0], settings[1], fixed_hidden=settings[1][len(settings[1]) // 2],
+                                fixed_batch=min(settings[0][len(settings[0]) // 2], len(y)), activation=activation,
+                                progress=lambda done, text: bar.progress(done, f"timing {text}"))
+            status.update(label="Timed", state="complete", expanded=False)
+        st.session_state[RESULT_KEY] = (settings, rows)
+    except DigitLabError as exc:
+        show_error(exc)
+stored = st.session_state.get(RESULT_KEY)
+if not stored or stored[0] != settings:
+    st.info("Press the button to time every method at these sizes (about ten seconds per size on a small CPU; "
+            "the images come from the training split).")
+    st.stop()
+rows = stored[1]
+fixed_hidden = rows[0].hidden
+fixed_batch = next((r.batch_size for r in rows if r.hidden != fixed_hidden), rows[-1].batch_size)
+left, right = st.columns(2)
+with left:
+    st.markdown(f"**Growing batch** (hidden width {fixed_hidden})")
+    st.plotly_chart(figures.timing_chart([r for r in rows if r.hidden == fixed_hidden], METHODS, "batch_size"),
+                    key="timing.batch_chart")
+with right:
+    st.markdown(f"**Growing hidden layer** (batch {fixed_batch})")
+    st.plotly_chart(figures.timing_chart([r for r in rows if r.batch_size == fixed_batch], METHODS, "hidden"),
+                    key="timing.width_chart")
+
+ratios = speedups(rows)
+autodiff_ratio = speedups(rows, over="autodiff")
+fd_ratio = speedups(rows, over="finite-differences")
+st.subheader("Speed-up of the hand-vectorised gradient")
+st.dataframe(pd.DataFrame([{"batch": b, "hidden": h, "over the naive loop": f"{ratios[(b, h)]:,.0f}×",
+                            "over finite differences": f"{fd_ratio[(b, h)]:,.0f}×",
+                            "over jax.grad": f"{autodiff_ratio[(b, h)]:.2f}×"} for (b, h) in ratios]), hide_index=True)
+st.subheader("Every measurement")
+st.dataframe(pd.DataFrame([{
+    "method": METHODS[r.method], "batch": r.batch_size, "hidden": r.hidden, "parameters": r.parameters,
+    "run seconds": r.seconds, "compile seconds": r.compile_seconds,
+    "how": f"extrapolated from {r.measured_fraction:.1%} of the work" if r.extrapolated else "measured in full",
+} for r in rows]), hide_index=True, column_config={"run seconds": st.column_config.NumberColumn(format="%.2e"),
+                                                   "compile seconds": st.column_config.NumberColumn(format="%.2f")})

@@ -1,0 +1,134 @@
+"""Gradient check: the hand-derived backward pass against central differences, with planted bugs."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from core.errors import DigitLabError
+from core.gradients import BUGS, DTYPES, PASS_RELATIVE_ERROR, gradient_check, hand_vs_autodiff, tensor_label, train_by_hand
+from dashboard import figures
+from dashboard.gradlab import pick_batch, pick_network
+from dashboard.widgets import show_error
+
+RESULT_KEY = "gradcheck.result"
+TRAINING_KEY = "gradcheck.training"
+
+FORWARD = {
+    "linear": [r"Z = XW + b,\qquad P = \operatorname{softmax}(Z),\qquad C = -\frac{1}{n}\sum_i \log P_{i,y_i}"],
+    "mlp": [r"Z_1 = XW_1 + b_1,\quad A = \sigma(Z_1),\quad Z_2 = AW_2 + b_2,\quad P = \operatorname{softmax}(Z_2)",
+            r"C = -\frac{1}{n}\sum_i \log P_{i,y_i}"],
+}
+BACKWARD = {
+    "linear": [r"\frac{\partial C}{\partial W} = \frac{1}{n} X^\top (P - Y),\qquad "
+               r"\frac{\partial C}{\partial b} = \frac{1}{n}\sum_i (P - Y)_i"],
+    "mlp": [r"\Delta_2 = \frac{1}{n}(P - Y),\quad \frac{\partial C}{\partial W_2} = A^\top \Delta_2,\quad "
+            r"\frac{\partial C}{\partial b_2} = \sum_i \Delta_{2,i}",
+            r"\Delta_1 = (\Delta_2 W_2^\top) \odot \sigma'(Z_1),\quad \frac{\partial C}{\partial W_1} = X^\top \Delta_1,"
+            r"\quad \frac{\partial C}{\partial b_1} = \sum_i \Delta_{1,i}",
+            r"\tanh'(z) = 1 - \tanh^2(z),\qquad \operatorname{sigmoid}'(z) = \operatorname{sigmoid}(z)\,(1 - \operatorname{sigmoid}(z))"],
+}
+CENTRAL = r"\frac{\partial C}{\partial w} \approx \frac{C(w + h) - C(w - h)}{2h}"
+
+st.title("Gradient check")
+st.caption("Is the hand-derived gradient right? Compare it, weight by weight, with central differences of the cost, "
+           "and see what a typical mistake looks like — in the check and in training.")
+
+network = pick_network("gradcheck")
+if network is None:
+    st.stop()
+x, y = pick_batch(network, "gradcheck")
+arch = network.config.arch
+
+left, middle, right = st.columns(3)
+check_all = left.toggle("Check every weight", value=arch == "linear", key="gradcheck.all",
+                        help="Off: a random sample of about k weights, spread over every tensor.")
+k = None if check_all else middle.number_input("k (weights to sample)", 10, 100_000, 1000, key="gradcheck.k")
+bugs = {name: bug for name, bug in BUGS.items() if arch in bug.archs}
+bug = right.selectbox("Planted bug", [None, *bugs], key="gradcheck.bug",
+                      format_func=lambda b: "none: the correct gradient" if b is None else bugs[b].title)
+
+eq, check_col = st.columns([2, 3])
+with eq:
+    st.markdown("**Forward pass**")
+    for line in FORWARD[arch]:
+        st.latex(line)
+    st.markdown("**Hand-derived gradients**")
+    for line in BACKWARD[arch]:
+        st.latex(line)
+    if bug:
+        st.markdown(f"**Planted bug — {bugs[bug].title}:** {bugs[bug].description}")
+        st.latex(bugs[bug].latex)
+    st.markdown("**Central differences**")
+    st.latex(CENTRAL)
+
+settings = (network.name, network.config, len(y), int(x.sum() * 1000), k, bug)
+with check_col:
+    agreement = hand_vs_autodiff(network.params, x, y, network.config)
+    st.markdown("**Hand-derived (correct) vs `jax.grad`, float64:** " + ", ".join(
+        f"{tensor_label(name, network.config)} {error:.1e}" for name, error in agreement.items()))
+    if st.button("Run the finite-difference check", type="primary", key="gradcheck.check"):
+        try:
+            with st.status("Checking the gradient...", expanded=True) as status:
+                bar = st.progress(0.0)
+                result = gradient_check(network.params, x, y, network.config, weights=k, bug=bug,
+                                        progress=lambda done, text: bar.progress(min(done, 1.0), text))
+                status.update(label="Gradient checked", state="complete", expanded=False)
+            st.session_state[RESULT_KEY] = (settings, result)
+        except DigitLabError as exc:
+            show_error(exc)
+    stored = st.session_state.get(RESULT_KEY)
+    result = stored[1] if stored and stored[0] == settings else None
+    if result is None:
+        st.info("Press the button to run the check with these settings (every weight of softmax regression takes "
+                "a few seconds).")
+    else:
+        best = {dtype: result.best(dtype).h for dtype in DTYPES}
+        verdict = (f"relative error {result.best('float64').rel_error:.1e} at h = {best['float64']:.0e} "
+                   f"(threshold {PASS_RELATIVE_ERROR['float64']:.0e}) over {len(result.indices):,} weights")
+        (st.success if result.passed else st.error)(
+            ("The gradient agrees with the finite differences: " if result.passed
+             else "The gradient is WRONG: it disagrees with the finite differences, ") + verdict)
+        st.plotly_chart(figures.error_vs_h(result.points, best), key="gradcheck.errors")
+        st.caption("Large h: truncation error (∝ h²) dominates. Small h: rounding error in C(w+h) − C(w−h) "
+                   "(∝ ε/h) takes over. Float32's ε ≈ 1e-7 moves the best h up and its error far above float64's.")
+
+if result is not None:
+    table = pd.DataFrame([vars(p) for p in result.points]).rename(columns={
+        "dtype": "precision", "total_abs_error": "total |error|", "max_abs_error": "max |error|",
+        "max_rel_error": "max relative error", "rel_error": "relative error (norms)"})
+    table["best h"] = [p.h == best[p.dtype] for p in result.points]
+    st.dataframe(table, hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.2e")
+                                                        for c in table.columns if c not in ("precision", "best h")})
+    st.subheader("Approximate − analytic, per tensor (float64, best h)")
+    differences = {tensor_label(name, network.config): values for name, values in result.differences("float64").items()}
+    st.plotly_chart(figures.difference_histograms(differences), key="gradcheck.hist")
+
+st.subheader("Does it train?")
+st.caption("A few hundred steps of plain gradient descent on the training split, driven by the correct hand gradient "
+           "and by the planted bug, with validation accuracy measured along the way.")
+left, middle, right = st.columns(3)
+steps = left.slider("Steps", 50, 1000, 300, 50, key="gradcheck.steps")
+learning_rate = middle.select_slider("Learning rate", [0.01, 0.03, 0.1, 0.3, 1.0], 0.1, key="gradcheck.lr")
+bug_to_train = right.selectbox("Bug to train with", list(bugs), index=list(bugs).index(bug) if bug else 0,
+                               key="gradcheck.train_bug", format_func=lambda b: bugs[b].title)
+train_settings = (network.name, network.config, steps, learning_rate, bug_to_train)
+if st.button("Train with both gradients", key="gradcheck.train"):
+    splits = network.splits
+    x_val, y_val = (splits.x_val, splits.y_val) if len(splits.y_val) else (splits.x_test, splits.y_test)
+    curves = {}
+    with st.status("Training...", expanded=True) as status:
+        for label, planted in (("correct gradient", None), (f"bug: {bugs[bug_to_train].title}", bug_to_train)):
+            st.write(f"Training with the {label}...")
+            curves[label] = train_by_hand(network.params, network.config, splits.x_train, splits.y_train,
+                                          x_val[:2000], y_val[:2000], bug=planted, steps=steps,
+                                          learning_rate=learning_rate)
+        status.update(label="Trained", state="complete", expanded=False)
+    st.session_state[TRAINING_KEY] = (train_settings, curves)
+stored = st.session_state.get(TRAINING_KEY)
+if stored and stored[0] == train_settings:
+    curves = stored[1]
+    st.plotly_chart(figures.hand_training_accuracy(curves), key="gradcheck.training_chart")
+    for label, curve in curves.items():
+        if not (curve.loss == curve.loss).all():
+            st.warning(f"With the {label} the loss became NaN/Inf: training diverged (shown as a gap).")

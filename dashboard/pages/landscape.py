@@ -1,0 +1,83 @@
+"""Loss landscape: the cost over two weights, and how gradient descent, momentum and Adam cross it."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core.errors import DigitLabError
+from core.landscape import OPTIMISER_TITLES, WeightRef, default_pair, loss_landscape, optimiser_paths
+from dashboard import figures
+from dashboard.gradlab import pick_batch, pick_network
+from dashboard.widgets import show_error
+
+st.title("Loss landscape")
+st.caption("Two weights move, every other weight stays at its trained value: the cost over a grid around them, and "
+           "the paths of plain gradient descent, momentum and Adam started from the same point.")
+
+network = pick_network("landscape")
+if network is None:
+    st.stop()
+x, y = pick_batch(network, "landscape", default=500)
+params = network.params
+
+
+def weight_picker(label: str, default: WeightRef, key: str) -> WeightRef:
+    """Layer, array and position of one weight, defaulting to `default`."""
+    cols = st.columns(4)
+    layers = list(params)
+    layer = cols[0].selectbox(f"{label}: layer", layers, index=layers.index(default.layer), key=f"{key}.layer")
+    array = cols[1].selectbox("array", ("w", "b"), index=("w", "b").index(default.array), key=f"{key}.array")
+    shape = params[layer][array].shape
+    index = [min(default.index[i], n - 1) if layer == default.layer and array == default.array else 0
+             for i, n in enumerate(shape)]
+    if array == "w":
+        row = cols[2].number_input("row (input)", 0, shape[0] - 1, index[0], key=f"{key}.row")
+        col = cols[3].number_input("column (unit)", 0, shape[1] - 1, index[1], key=f"{key}.col")
+        return WeightRef(layer, array, (int(row), int(col)))
+    unit = cols[2].number_input("unit", 0, shape[0] - 1, index[0], key=f"{key}.unit")
+    return WeightRef(layer, array, (int(unit),))
+
+
+suggested = default_pair(params)
+with st.expander("Which two weights", expanded=False):
+    st.caption(f"Default: the two largest-magnitude weights into one output unit ({suggested[0].label()} and "
+               f"{suggested[1].label()}).")
+    pair = (weight_picker("First weight", suggested[0], "landscape.first"),
+            weight_picker("Second weight", suggested[1], "landscape.second"))
+if pair[0] == pair[1]:
+    st.error("Choose two different weights.")
+    st.stop()
+
+center = (pair[0].value(params), pair[1].value(params))
+cols = st.columns(5)
+span = cols[0].number_input("Grid half-width", 0.05, 50.0, float(max(1.0, 2 * max(map(abs, center)))), key="landscape.span")
+learning_rate = cols[1].number_input("Learning rate", 1e-4, 100.0, 1.0, format="%.4f", key="landscape.lr")
+momentum = cols[2].slider("Momentum", 0.0, 0.99, 0.9, key="landscape.momentum")
+steps = cols[3].slider("Steps K", 1, 300, 50, key="landscape.steps")
+resolution = cols[4].slider("Grid points a side", 11, 81, 41, 10, key="landscape.resolution")
+start_x, start_y = st.columns(2)
+start = (start_x.slider("Start, first weight (offset from trained)", -1.0, 1.0, -0.8, 0.05, key="landscape.sx"),
+         start_y.slider("Start, second weight (offset from trained)", -1.0, 1.0, 0.8, 0.05, key="landscape.sy"))
+start_point = (center[0] + start[0] * span, center[1] + start[1] * span)
+
+try:
+    with st.status("Evaluating the grid and running the optimisers...", expanded=False) as status:
+        landscape = loss_landscape(params, x, y, network.config, pair, span, resolution)
+        paths = optimiser_paths(params, x, y, network.config, pair, start_point, learning_rate, momentum, steps)
+        status.update(label=f"{resolution}×{resolution} grid and {steps} steps of each optimiser", state="complete")
+except DigitLabError as exc:
+    show_error(exc)
+    st.stop()
+
+left, right = st.columns([3, 2])
+with left:
+    st.plotly_chart(figures.landscape_contour(landscape, paths, OPTIMISER_TITLES), key="landscape.contour")
+with right:
+    st.plotly_chart(figures.path_costs(paths, OPTIMISER_TITLES), key="landscape.costs")
+low = landscape.minimum()
+st.caption(f"Lowest grid cost {low[2]:.4f} at ({low[0]:.3f}, {low[1]:.3f}); trained values ({center[0]:.3f}, "
+           f"{center[1]:.3f}). Final cost — " + ", ".join(
+               f"{OPTIMISER_TITLES[name]}: {path.costs[-1]:.4f}" for name, path in paths.items()))
+if any(not np.isfinite(path.costs).all() for path in paths.values()):
+    st.warning("An optimiser's cost became NaN/Inf: its learning rate is too large for this landscape.")

@@ -1,0 +1,151 @@
+"""Hand-derived gradients against jax.grad and finite differences; planted bugs; timing helpers; the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from jax.flatten_util import ravel_pytree
+
+from core.backprop_timing import naive_gradient, speedups, time_size
+from core.cli import main
+from core.errors import ConfigError
+from core.gradients import (BUGS, finite_differences, gradient_check, hand_gradient, hand_vs_autodiff,
+                            relative_error, sample_indices, train_by_hand)
+from core.models import ModelConfig, init
+
+CONFIGS = [ModelConfig("linear"), ModelConfig("mlp", (12,), "tanh"), ModelConfig("mlp", (12,), "sigmoid")]
+
+
+@pytest.fixture(scope="module")
+def batch():
+    rng = np.random.default_rng(0)
+    return rng.random((40, 784)).astype(np.float32), rng.integers(0, 10, 40).astype(np.int32)
+
+
+def params_for(config, seed=0):
+    return init(jax.random.PRNGKey(seed), config)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.describe())
+def test_hand_gradient_matches_autodiff_in_float64(config, batch):
+    errors = hand_vs_autodiff(params_for(config), *batch, config)
+    assert set(errors) == ({"output/w", "output/b"} | ({"hidden_0/w", "hidden_0/b"} if config.arch == "mlp" else set()))
+    assert max(errors.values()) < 1e-10
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.describe())
+def test_finite_differences_at_1e6_agree_in_float64(config, batch):
+    params = params_for(config)
+    check = gradient_check(params, *batch, config, weights=300, dtypes=("float64",), step_sizes=(1e-6,))
+    assert check.points[0].rel_error < 1e-7
+    assert check.passed
+
+
+def test_incremental_differences_equal_full_forward_differences(batch):
+    config = CONFIGS[1]
+    params = params_for(config)
+    indices = sample_indices(params, 200, seed=1)
+    fast = finite_differences(params, *batch, config, indices, (1e-2, 1e-5), "float64")
+    full = finite_differences(params, *batch, config, indices, (1e-2, 1e-5), "float64", method="full")
+    assert np.abs(fast - full).max() < 1e-9
+
+
+def test_every_weight_of_softmax_regression_is_checked(batch):
+    config = CONFIGS[0]
+    check = gradient_check(params_for(config), *batch, config, dtypes=("float64",), step_sizes=(1e-5,))
+    assert len(check.indices) == 7850 and check.passed
+
+
+def test_error_against_h_is_u_shaped_and_float32_is_worse(batch):
+    config = CONFIGS[1]
+    check = gradient_check(params_for(config), *batch, config, weights=200)
+    best64, best32 = check.best("float64"), check.best("float32")
+    assert 1e-7 <= best64.h <= 1e-3 and best64.h < best32.h
+    assert best32.total_abs_error > 100 * best64.total_abs_error
+    errors = {p.h: p.total_abs_error for p in check.points if p.dtype == "float64"}
+    assert errors[1.0] > 100 * best64.total_abs_error and errors[1e-9] > 10 * best64.total_abs_error
+    assert set(check.differences()) == {"hidden_0/w", "hidden_0/b", "output/w", "output/b"}
+
+
+@pytest.mark.parametrize("bug", list(BUGS))
+def test_every_planted_bug_is_detected(bug, batch):
+    config = CONFIGS[2]
+    check = gradient_check(params_for(config), *batch, config, weights=300, bug=bug, dtypes=("float64",),
+                           step_sizes=(1e-5,))
+    assert not check.passed
+    assert check.points[0].rel_error > 1e-4
+
+
+def test_bug_for_the_wrong_architecture_is_a_clear_error(batch):
+    with pytest.raises(ConfigError, match="hidden layer"):
+        gradient_check(params_for(CONFIGS[0]), *batch, CONFIGS[0], bug="derivative-on-weights")
+    with pytest.raises(ConfigError, match="one tanh or sigmoid"):
+        hand_vs_autodiff({}, *batch, ModelConfig("mlp", (8, 8)))
+
+
+def test_float64_stays_inside_the_check(batch):
+    gradient_check(params_for(CONFIGS[0]), *batch, CONFIGS[0], weights=50, step_sizes=(1e-3,))
+    assert jnp.ones(1).dtype == jnp.float32
+    assert not jax.config.jax_enable_x64
+
+
+def test_training_engine_stays_float32_after_a_check(tiny_mnist, batch):
+    from core.data import SplitConfig, make_splits
+    from core.train import RunConfig, TrainConfig, train
+    gradient_check(params_for(CONFIGS[0]), *batch, CONFIGS[0], weights=50, step_sizes=(1e-3,))
+    splits = make_splits(tiny_mnist, SplitConfig(val_size=100))
+    last = list(train(RunConfig(ModelConfig("linear"), SplitConfig(val_size=100), TrainConfig(epochs=1)), splits))[-1]
+    assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(last.params)} == {jnp.dtype("float32")}
+
+
+def test_training_with_a_buggy_gradient_fails_and_the_right_one_learns(tiny_mnist):
+    from core.data import SplitConfig, make_splits
+    splits = make_splits(tiny_mnist, SplitConfig(val_size=200))
+    config = ModelConfig("mlp", (16,), "tanh")
+    params = params_for(config)
+    args = (params, config, splits.x_train, splits.y_train, splits.x_val, splits.y_val)
+    good = train_by_hand(*args, steps=100, learning_rate=0.5, eval_every=25)
+    bad = train_by_hand(*args, bug="sign", steps=100, learning_rate=0.5, eval_every=25)
+    assert list(good.steps) == [0, 25, 50, 75, 100]
+    assert good.accuracy[-1] > 0.8
+    assert np.nan_to_num(bad.accuracy[-1]) < 0.5
+
+
+def test_naive_loop_computes_the_same_gradient(batch):
+    config = ModelConfig("mlp", (5,), "sigmoid")
+    params = params_for(config)
+    x, y = batch[0][:3], batch[1][:3]
+    naive = ravel_pytree(naive_gradient(params, x, y, "sigmoid"))[0]
+    assert relative_error(naive, ravel_pytree(hand_gradient(params, x, y, config))[0]) < 1e-5
+
+
+def test_timing_rows_label_extrapolation(batch):
+    rows = time_size(*batch, batch_size=10, hidden=4, repeats=1)
+    by_method = {r.method: r for r in rows}
+    assert set(by_method) == {"hand", "autodiff", "naive", "finite-differences"}
+    assert by_method["naive"].extrapolated and by_method["naive"].compile_seconds is None
+    assert not by_method["hand"].extrapolated and by_method["hand"].compile_seconds > 0
+    assert all(r.seconds > 0 for r in rows)
+    assert speedups(rows)[(10, 4)] == pytest.approx(by_method["naive"].seconds / by_method["hand"].seconds)
+
+
+def test_gradcheck_cli_json(tiny_data_dir, capsys):
+    assert main(["gradcheck", "--data-dir", str(tiny_data_dir), "--arch", "mlp", "--hidden", "6",
+                 "--weights", "80", "--batch-size", "20", "--json"]) == 0
+    out = json.loads(capsys.readouterr().out.strip().splitlines()[-1])
+    assert out["passed"] and len(out["points"]) == 10
+    assert {"total_abs_error", "max_abs_error", "max_rel_error", "h"} <= set(out["points"][0])
+    assert out["best"]["float64"]["h"] in [p["h"] for p in out["points"]]
+
+
+def test_gradcheck_cli_reports_a_bug_and_rejects_bad_flags(tiny_data_dir, capsys):
+    assert main(["gradcheck", "--data-dir", str(tiny_data_dir), "--weights", "50", "--batch-size", "10",
+                 "--bug", "logits"]) == 0
+    assert "DISAGREES" in capsys.readouterr().out
+    assert main(["gradcheck", "--data-dir", str(tiny_data_dir), "--bug", "missing-transpose"]) == 2
+    with pytest.raises(SystemExit):
+        main(["gradcheck", "--weights", "lots"])
