@@ -19,3 +19,7 @@ class ConfigError(DigitLabError):
 
 class ModelFileError(DigitLabError):
     """A saved model file is unreadable, tampered with or does not match its config."""
+
+
+class HistoryError(DigitLabError):
+    """The run history database is unreadable, corrupt, from a newer Digit Lab, or cannot be written."""

@@ -74,3 +74,9 @@ def real_mnist_dir() -> Path:
     if path is None:
         pytest.skip("the real MNIST is not available (set MNIST_DATA_DIR)")
     return path
+
+
+@pytest.fixture(autouse=True)
+def private_run_history(monkeypatch, tmp_path_factory):
+    """Every test saves its runs to a run history of its own, never to the user's (ended runs are saved)."""
+    monkeypatch.setenv("DIGIT_LAB_HOME", str(tmp_path_factory.mktemp("digit_lab_home")))

@@ -80,14 +80,15 @@ def test_divergence_stops_and_keeps_finite_params(splits):
 def test_no_recompilation_after_first_chunk(splits, caplog):
     cfg = config(epochs=2, eval_every=9)
     generator = train.train(cfg, splits)
-    first = next(generator)  # everything compiles before the first record
+    next(generator)  # everything compiles before the first record
     with jax.log_compiles(True), caplog.at_level(logging.DEBUG, logger="jax"):
         rest = list(generator)
     assert rest[-1].status == "finished" and len(rest) >= 8
     assert not [r for r in caplog.records if "Compiling" in r.getMessage()]
     # a second run of the same setup (another seed) reuses the compiled program
-    again = next(train.train(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=5)), splits))
-    assert again.compile_seconds < first.compile_seconds / 2
+    hits = train._compiled_chunk.cache_info().hits
+    next(train.train(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=5)), splits))
+    assert train._compiled_chunk.cache_info().hits == hits + 1
 
 
 def test_schedules_and_optimizers(splits):

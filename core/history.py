@@ -1,0 +1,323 @@
+"""Persistent run history: every ended run, with its curves, metrics, confusion matrix and parameters, in SQLite.
+
+One database file in the user's data directory ($DIGIT_LAB_HOME, else the OS user data dir for "digit-lab").
+Parameters are stored as the engine's safe model format (`core.checkpoint.model_bytes`) in BLOB columns.
+Every operation opens its own connection and runs one short transaction (WAL mode, a busy timeout), so
+several app sessions and processes can write at once without losing anything. A file that is not a
+Digit Lab history, is corrupt, or comes from a newer schema is reported as a `HistoryError` and never written.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import sqlite3
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import platformdirs
+
+from core.checkpoint import load_model, model_bytes
+from core.errors import DigitLabError, HistoryError
+from core.models import ARCHITECTURES
+from core.runs import Run
+from core.train import RunConfig
+
+HOME_ENV = "DIGIT_LAB_HOME"
+DATABASE_NAME = "runs.sqlite3"
+BUSY_TIMEOUT_SECONDS = 30.0
+SQLITE_HEADER = b"SQLite format 3\x00"
+UNFINISHED_STATUSES = ("compiling", "running")
+STATUS_KINDS = ("finished", "stopped", "diverged", "loaded")  # a saved run's status starts with one of these
+
+# MIGRATIONS[v] takes a database from schema version v to v + 1; a new file runs them all.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (  # 0 -> 1: one row per run
+        """CREATE TABLE runs (
+            run_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            status TEXT NOT NULL,
+            arch TEXT NOT NULL,
+            architecture TEXT NOT NULL,
+            config TEXT NOT NULL,
+            curves TEXT NOT NULL,
+            val_accuracy REAL,
+            test_accuracy REAL,
+            epochs REAL NOT NULL,
+            compile_seconds REAL NOT NULL,
+            train_seconds REAL NOT NULL,
+            samples_per_second REAL NOT NULL,
+            created TEXT NOT NULL,
+            saved TEXT NOT NULL,
+            params BLOB
+        )""",
+    ),
+    (  # 1 -> 2: the test-set confusion matrix and the per-epoch parameter snapshots
+        "ALTER TABLE runs ADD COLUMN confusion TEXT",
+        """CREATE TABLE snapshots (
+            run_id TEXT NOT NULL,
+            epoch INTEGER NOT NULL,
+            params BLOB NOT NULL,
+            PRIMARY KEY (run_id, epoch)
+        )""",
+        "CREATE INDEX runs_by_created ON runs (created)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def default_path() -> Path:
+    """The history database: in $DIGIT_LAB_HOME if set, else in the OS user data directory."""
+    home = os.environ.get(HOME_ENV)
+    folder = Path(home).expanduser() if home else Path(platformdirs.user_data_dir("digit-lab", appauthor=False))
+    return folder / DATABASE_NAME
+
+
+def ended(run: Run) -> bool:
+    """Whether a run is over and measured (`Run.finish` has run), so that it belongs in the history."""
+    if run.status in UNFINISHED_STATUSES:
+        return False
+    return run.params is None or run.diverged or run.test_accuracy is not None
+
+
+@dataclass(frozen=True)
+class SavedRun:
+    """One row of the history listing (no curves, no parameters)."""
+
+    run_id: str
+    name: str
+    status: str
+    arch: str
+    architecture: str
+    val_accuracy: float | None
+    test_accuracy: float | None
+    epochs: float
+    train_seconds: float
+    created: str
+    saved: str
+
+
+SUMMARY_COLUMNS = ", ".join(f.name for f in dataclasses.fields(SavedRun))
+RUN_COLUMNS = ("run_id", "name", "status", "arch", "architecture", "config", "curves", "val_accuracy",
+               "test_accuracy", "epochs", "compile_seconds", "train_seconds", "samples_per_second", "created",
+               "saved", "params", "confusion")
+
+
+class RunHistory:
+    """The run history in one SQLite file; opening it checks the file and migrates an older schema."""
+
+    def __init__(self, path: Path | str | None = None):
+        self.path = Path(path).expanduser() if path else default_path()
+        self._check_header()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise HistoryError(f"Cannot create the run history folder {self.path.parent} ({exc.strerror or exc}); "
+                               f"set {HOME_ENV} to a writable folder.") from None
+        with self._connect() as conn:
+            conn.execute("BEGIN")  # one consistent snapshot, even while another process migrates
+            version = self._check_schema(conn)
+            conn.execute("COMMIT")
+            conn.execute("PRAGMA journal_mode=WAL")
+        if version < SCHEMA_VERSION:
+            self._migrate()
+
+    # ------------------------------------------------------------------------------------------ opening
+
+    def _unusable(self, reason: str) -> HistoryError:
+        return HistoryError(
+            f"The run history {self.path} {reason}. Digit Lab left the file untouched. Move or rename it "
+            f"(or set {HOME_ENV} to another folder) to start a new history; your runs in this session are kept."
+        )
+
+    def _check_header(self) -> None:
+        """Refuse, before SQLite touches it, a file that is not an SQLite database at all."""
+        try:
+            with open(self.path, "rb") as f:
+                header = f.read(len(SQLITE_HEADER))
+        except FileNotFoundError:
+            return
+        except OSError as exc:
+            raise HistoryError(f"Cannot read the run history {self.path} ({exc.strerror or exc}).") from None
+        if header and header != SQLITE_HEADER:
+            raise self._unusable("is not a database (it is not an SQLite file)")
+
+    def _check_schema(self, conn: sqlite3.Connection) -> int:
+        """The file's schema version, after read-only checks: ours, not newer, and not corrupt."""
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise self._unusable(f"was written by a newer Digit Lab (schema {version}; this version reads up to "
+                                 f"{SCHEMA_VERSION}); upgrade Digit Lab to use it")
+        if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            raise self._unusable("is an SQLite database that Digit Lab did not create")
+        problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+        if problems != ["ok"]:
+            raise self._unusable(f"is corrupt ({'; '.join(problems[:3])})")
+        return version
+
+    def _migrate(self) -> None:
+        """Bring the schema up to date in one transaction (another process may have done it meanwhile)."""
+        with self._write() as conn:
+            version = self._check_schema(conn)
+            for statements in MIGRATIONS[version:]:
+                for statement in statements:
+                    conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        """A connection in autocommit mode; SQLite errors become HistoryErrors that name the file."""
+        conn = None
+        try:
+            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
+            yield conn
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise HistoryError(f"The run history {self.path} stayed busy for {BUSY_TIMEOUT_SECONDS:.0f} s "
+                                   "(another session is writing); try again.") from None
+            raise HistoryError(f"The run history {self.path} cannot be used: {exc}.") from None
+        except sqlite3.DatabaseError as exc:
+            raise self._unusable(f"is corrupt ({exc})") from None
+        finally:
+            if conn is not None:
+                conn.close()
+
+    @contextmanager
+    def _write(self) -> Iterator[sqlite3.Connection]:
+        """One short write transaction, taken with the write lock up front so it never deadlocks."""
+        with self._connect() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield conn
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            conn.execute("COMMIT")
+
+    # ------------------------------------------------------------------------------------------ operations
+
+    def save(self, run: Run, confusion: np.ndarray | None = None) -> None:
+        """Insert or replace (by run_id) an ended run, its test-set confusion matrix and its parameters."""
+        if not ended(run):
+            raise HistoryError(f"Run '{run.name}' ({run.status}) is not over and measured yet; only ended runs are saved.")
+        model = run.config.model
+        row = {
+            "run_id": run.run_id, "name": run.name, "status": run.status, "arch": model.arch,
+            "architecture": model.describe(), "config": run.config.to_json(), "curves": json.dumps(run.history),
+            "val_accuracy": run.val_accuracy, "test_accuracy": run.test_accuracy, "epochs": run.epochs_completed,
+            "compile_seconds": run.compile_seconds, "train_seconds": run.train_seconds,
+            "samples_per_second": run.samples_per_second, "created": run.created,
+            "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "params": None if run.params is None else model_bytes(run.params, run.config),
+            "confusion": None if confusion is None else json.dumps(np.asarray(confusion).tolist()),
+        }
+        snapshots = [(run.run_id, epoch, model_bytes(params, run.config)) for epoch, params in run.snapshots]
+        updates = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "run_id")
+        with self._write() as conn:
+            conn.execute(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "
+                         f"ON CONFLICT (run_id) DO UPDATE SET {updates}", [row[c] for c in RUN_COLUMNS])
+            conn.execute("DELETE FROM snapshots WHERE run_id = ?", (run.run_id,))
+            conn.executemany("INSERT INTO snapshots (run_id, epoch, params) VALUES (?, ?, ?)", snapshots)
+
+    def list(self, *, arch: str | None = None, status: str | None = None, name_contains: str = "",
+             min_test_accuracy: float | None = None) -> list[SavedRun]:
+        """Saved runs, newest first; `status` is one of STATUS_KINDS, `min_test_accuracy` a fraction."""
+        clauses, args = [], []
+        if arch:
+            clauses.append("arch = ?")
+            args.append(arch)
+        if status:
+            clauses.append("substr(status, 1, length(?)) = ?")
+            args += [status, status]
+        if name_contains.strip():
+            clauses.append("instr(lower(name), lower(?)) > 0")
+            args.append(name_contains.strip())
+        if min_test_accuracy is not None:
+            clauses.append("test_accuracy >= ?")
+            args.append(min_test_accuracy)
+        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        with self._connect() as conn:
+            rows = conn.execute(f"SELECT {SUMMARY_COLUMNS} FROM runs {where} ORDER BY created DESC, saved DESC",
+                                args).fetchall()
+        return [SavedRun(*row) for row in rows]
+
+    def load(self, run_id: str, *, snapshots: bool = True) -> Run:
+        """A saved run with its curves and parameters (and its per-epoch snapshots unless told not to)."""
+        with self._connect() as conn:
+            row = conn.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            blobs = conn.execute("SELECT epoch, params FROM snapshots WHERE run_id = ? ORDER BY epoch",
+                                 (run_id,)).fetchall() if snapshots else []
+        if row is None:
+            raise HistoryError(f"No saved run has the id {run_id}; it may have been deleted by another session.")
+        saved = dict(zip(RUN_COLUMNS, row))
+        try:
+            config = RunConfig.from_json(saved["config"])
+            params = None if saved["params"] is None else load_model(saved["params"])[0]
+            epochs = [(epoch, load_model(blob)[0]) for epoch, blob in blobs]
+        except DigitLabError as exc:
+            raise HistoryError(f"Saved run '{saved['name']}' in {self.path} cannot be loaded: {exc}") from None
+        return Run(
+            name=saved["name"], config=config, params=params, status=saved["status"],
+            history=json.loads(saved["curves"]), snapshots=epochs, compile_seconds=saved["compile_seconds"],
+            train_seconds=saved["train_seconds"], samples_per_second=saved["samples_per_second"],
+            val_accuracy=saved["val_accuracy"], test_accuracy=saved["test_accuracy"], created=saved["created"],
+            run_id=saved["run_id"],
+        )
+
+    def confusion(self, run_id: str) -> np.ndarray | None:
+        """The saved run's test-set confusion matrix (rows = true digit), or None if none was saved."""
+        with self._connect() as conn:
+            row = conn.execute("SELECT confusion FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        return None if row is None or row[0] is None else np.array(json.loads(row[0]), np.int64)
+
+    def rename(self, run_id: str, name: str) -> None:
+        name = name.strip()
+        if not name:
+            raise HistoryError("A run's name cannot be empty.")
+        with self._write() as conn:
+            if not conn.execute("UPDATE runs SET name = ? WHERE run_id = ?", (name, run_id)).rowcount:
+                raise HistoryError(f"No saved run has the id {run_id}; it may have been deleted by another session.")
+
+    def delete(self, run_id: str) -> None:
+        """Remove a run and its snapshots (a run already gone is not an error)."""
+        with self._write() as conn:
+            conn.execute("DELETE FROM snapshots WHERE run_id = ?", (run_id,))
+            conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+
+
+def config_diff(configs: dict[str, RunConfig]) -> list[dict]:
+    """The settings on which the labelled configs differ: one row per setting, one column per label.
+
+    A network setting its architecture ignores (an MLP's widths for softmax regression) counts as absent: None.
+    """
+    flat = {label: _used_settings(config) for label, config in configs.items()}
+    settings = sorted({key for values in flat.values() for key in values})
+    rows = []
+    for setting in settings:
+        values = {label: values.get(setting) for label, values in flat.items()}
+        if len({json.dumps(v) for v in values.values()}) > 1:
+            rows.append({"setting": setting, **values})
+    return rows
+
+
+def _used_settings(config: RunConfig) -> dict:
+    model = config.model
+    used = {"arch", "init", *ARCHITECTURES[model.arch].hyperparameters, *(("init_std",) * (model.init == "normal"))}
+    settings = _flatten(config.to_dict())
+    return {key: value for key, value in settings.items() if not key.startswith("model.") or key[6:] in used}
+
+
+def _flatten(d: dict, prefix: str = "") -> dict:
+    flat = {}
+    for key, value in d.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, f"{prefix}{key}."))
+        else:
+            flat[prefix + key] = list(value) if isinstance(value, tuple) else value
+    return flat

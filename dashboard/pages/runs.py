@@ -1,0 +1,214 @@
+"""Runs: every ended run saved on this computer, to filter, compare, rename, delete and reload."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core.errors import HistoryError
+from core.history import STATUS_KINDS, RunHistory, SavedRun, config_diff, default_path
+from core.models import ARCHITECTURES
+from dashboard import figures, state
+from dashboard.widgets import show_error
+
+SELECTION_KEY = "runs_page.selection"
+CONFIRM_DELETE_KEY = "runs_page.confirm_delete"
+MESSAGE_KEY = "runs_page.message"  # (kind, text) shown once after an action's rerun
+PATH_INPUT_KEY = "runs_page.path_input"
+
+
+def _report(kind: str, text: str) -> None:
+    st.session_state[MESSAGE_KEY] = (kind, text)
+
+
+def _use_database() -> None:
+    st.session_state[state.HISTORY_PATH_KEY] = st.session_state[PATH_INPUT_KEY].strip() or None
+    st.session_state[SELECTION_KEY] = []
+
+
+def storage_setting(path: Path, *, expanded: bool = False) -> None:
+    """Where the history lives, and a way to use another file for this session."""
+    with st.expander("Where the run history is stored", expanded=expanded):
+        st.write(f"Database file: `{path}`")
+        st.caption(f"The default is `{default_path()}` (set the environment variable DIGIT_LAB_HOME to move it).")
+        st.text_input("Use another database file for this session (empty: the default)", key=PATH_INPUT_KEY,
+                      placeholder=str(default_path()))
+        st.button("Use this file", on_click=_use_database)
+
+
+def _reload(ids: list[str]) -> None:
+    try:
+        names = [state.reload_run(run_id) for run_id in ids]
+    except HistoryError as exc:
+        _report("error", str(exc))
+        return
+    st.session_state[state.SELECTED_RUN_KEY] = names[-1]
+    _report("success", f"Loaded {', '.join(repr(n) for n in names)} into this session: "
+                       f"the Results and Weights pages now show {'them' if len(names) > 1 else 'it'}.")
+
+
+def _rename(store: RunHistory, run_id: str, name_key: str) -> None:
+    try:
+        store.rename(run_id, st.session_state[name_key])
+    except HistoryError as exc:
+        _report("error", str(exc))
+        return
+    _report("success", f"Renamed to '{st.session_state[name_key].strip()}'.")
+
+
+def _delete(store: RunHistory, ids: list[str]) -> None:
+    try:
+        for run_id in ids:
+            store.delete(run_id)
+    except HistoryError as exc:
+        _report("error", str(exc))
+        return
+    finally:
+        st.session_state.pop(CONFIRM_DELETE_KEY, None)
+    st.session_state[SELECTION_KEY] = []
+    _report("success", f"Deleted {len(ids)} run{'s' * (len(ids) > 1)}.")
+
+
+def _labels(saved: list[SavedRun]) -> dict[str, str]:
+    """A distinct label per run: its name, plus the start of its id where names repeat."""
+    names = [r.name for r in saved]
+    return {r.run_id: r.name if names.count(r.name) == 1 else f"{r.name} [{r.run_id[:6]}]" for r in saved}
+
+
+def _cell(value) -> str:
+    """A table cell as text, so columns of mixed types display as they are ("—" for a missing value)."""
+    return "—" if value is None else str(value)
+
+
+def _percent(value: float | None) -> float | None:
+    return None if value is None else 100 * value
+
+
+def filters() -> dict:
+    arch_col, status_col, name_col, accuracy_col = st.columns(4)
+    arch = arch_col.selectbox("Architecture", [None, *ARCHITECTURES],
+                              format_func=lambda a: "All" if a is None else ARCHITECTURES[a].title)
+    status = status_col.selectbox("Status", [None, *STATUS_KINDS], format_func=lambda s: "All" if s is None else s)
+    name = name_col.text_input("Name contains")
+    accuracy = accuracy_col.number_input("Minimum test accuracy (%)", 0.0, 100.0, 0.0, step=0.5)
+    return dict(arch=arch, status=status, name_contains=name, min_test_accuracy=accuracy / 100 if accuracy else None)
+
+
+def table(saved: list[SavedRun]) -> None:
+    st.dataframe(pd.DataFrame({
+        "name": [r.name for r in saved],
+        "architecture": [r.architecture for r in saved],
+        "status": [r.status for r in saved],
+        "test accuracy (%)": [_percent(r.test_accuracy) for r in saved],
+        "validation accuracy (%)": [_percent(r.val_accuracy) for r in saved],
+        "epochs": [r.epochs for r in saved],
+        "training time (s)": [r.train_seconds for r in saved],
+        "created (UTC)": [r.created.replace("T", " ")[:16] for r in saved],
+    }), hide_index=True, column_config={
+        "test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
+        "validation accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
+        "epochs": st.column_config.NumberColumn(format="%.2f"),
+        "training time (s)": st.column_config.NumberColumn(format="%.1f"),
+    })
+
+
+def _ask_to_delete(ids: list[str]) -> None:
+    st.session_state[CONFIRM_DELETE_KEY] = list(ids)
+
+
+def _cancel_delete() -> None:
+    st.session_state.pop(CONFIRM_DELETE_KEY, None)
+
+
+def actions(store: RunHistory, selected: list[SavedRun]) -> None:
+    ids = [r.run_id for r in selected]
+    reload_col, rename_col, delete_col = st.columns(3)
+    reload_col.button(f"Reload into this session ({len(ids)})", on_click=_reload, args=(ids,),
+                      help="Puts the selected runs back among this session's runs for the Results and Weights pages.")
+    if len(selected) == 1:
+        name_key = f"runs_page.rename.{ids[0]}"
+        with rename_col:
+            st.text_input("New name", value=selected[0].name, key=name_key)
+            st.button("Rename", on_click=_rename, args=(store, ids[0], name_key))
+    else:
+        rename_col.caption("Select one run to rename it.")
+    if st.session_state.get(CONFIRM_DELETE_KEY) == ids:
+        delete_col.warning(f"Delete {len(ids)} run{'s' * (len(ids) > 1)} for good? This cannot be undone.")
+        yes, no = delete_col.columns(2)
+        yes.button("Yes, delete", type="primary", on_click=_delete, args=(store, ids))
+        no.button("Cancel", on_click=_cancel_delete)
+    else:
+        delete_col.button(f"Delete ({len(ids)})", on_click=_ask_to_delete, args=(ids,))
+
+
+def compare(store: RunHistory, selected: list[SavedRun], labels: dict[str, str]) -> None:
+    with st.spinner("Loading the selected runs..."):
+        loaded = [store.load(r.run_id, snapshots=False) for r in selected]
+    for run in loaded:  # these are copies for display: label them distinctly
+        run.name = labels[run.run_id]
+    st.subheader("Learning curves")
+    st.plotly_chart(figures.training_curves(loaded))
+    st.subheader("Final metrics")
+    metrics = {run.name: {k: _cell(v) for k, v in run.summary().items() if k != "name"} for run in loaded}
+    st.dataframe(pd.DataFrame(metrics))
+    if len(loaded) > 1:
+        st.subheader("Settings that differ")
+        diff = config_diff({run.name: run.config for run in loaded})
+        if diff:
+            st.dataframe(pd.DataFrame([{k: _cell(v) for k, v in row.items()} for row in diff]).set_index("setting"))
+        else:
+            st.info("These runs have identical settings.")
+    else:
+        st.caption("Select two or more runs to compare their settings.")
+    st.subheader("Confusion matrices on the test set")
+    tabs = st.tabs([run.name for run in loaded])
+    for tab, run in zip(tabs, loaded):
+        matrix = store.confusion(run.run_id)
+        if matrix is None:
+            tab.info("No confusion matrix was saved with this run (it has no parameters).")
+        else:
+            tab.plotly_chart(figures.confusion_heatmap(matrix, percentages=False),
+                             key=f"runs_page.confusion.{run.run_id}")
+
+
+def main() -> None:
+    st.title("Run history")
+    st.caption("Every finished, stopped or diverged run is saved here automatically, with its curves, metrics, "
+               "confusion matrix and parameters; the history survives restarts of the app.")
+    try:
+        store = state.history()
+    except HistoryError as exc:
+        show_error(exc, "The other pages still work; runs you train now are kept in this session only.")
+        storage_setting(state.history_path(), expanded=True)
+        return
+    storage_setting(state.history_path())
+    if MESSAGE_KEY in st.session_state:
+        kind, text = st.session_state.pop(MESSAGE_KEY)
+        (st.success if kind == "success" else st.error)(text)
+    try:
+        everything = store.list()
+        if not everything:
+            st.info("No saved runs yet. Train a network: every run that finishes or is stopped is saved here.")
+            return
+        saved = store.list(**filters())
+        st.caption(f"{len(saved)} of {len(everything)} saved runs match.")
+        if not saved:
+            st.info("No saved run matches these filters.")
+            return
+        table(saved)
+        labels = _labels(saved)
+        if any(run_id not in labels for run_id in st.session_state.get(SELECTION_KEY, [])):
+            st.session_state[SELECTION_KEY] = [i for i in st.session_state[SELECTION_KEY] if i in labels]
+        selected = st.multiselect("Select runs to compare, rename, delete or reload", list(labels),
+                                  format_func=labels.get, key=SELECTION_KEY)
+        if selected:
+            chosen = [r for r in saved if r.run_id in selected]
+            actions(store, chosen)
+            compare(store, chosen, labels)
+    except HistoryError as exc:
+        show_error(exc)
+
+
+main()

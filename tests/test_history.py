@@ -1,0 +1,289 @@
+"""core.history: SQLite round trip, filters, concurrent writers, corrupt / newer / foreign files, migrations."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import multiprocessing
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+from core.checkpoint import model_bytes
+from core.data import SplitConfig, make_splits
+from core.errors import HistoryError
+from core.history import HOME_ENV, SCHEMA_VERSION, RunHistory, config_diff, default_path
+from core.models import ModelConfig
+from core.runs import Run
+from core.train import RunConfig, TrainConfig, train
+
+CONFIG = RunConfig(
+    model=ModelConfig(arch="mlp", hidden=(16,), activation="tanh"),
+    data=SplitConfig(val_size=200),
+    train=TrainConfig(optimizer="adam", learning_rate=3e-3, batch_size=50, epochs=2, steps_per_chunk=5),
+)
+
+
+@pytest.fixture(scope="module")
+def splits(tiny_mnist):
+    return make_splits(tiny_mnist, CONFIG.data)
+
+
+@pytest.fixture(scope="module")
+def trained(splits) -> Run:
+    run = Run("tiny mlp", CONFIG)
+    for progress in train(CONFIG, splits):
+        run.record(progress)
+    run.finish(splits)
+    return run
+
+
+def copy_of(run: Run, **changes) -> Run:
+    """Another run (new id) like `run`, with some fields changed."""
+    fresh = Run(run.name, run.config)
+    return dataclasses.replace(run, run_id=fresh.run_id, **changes)
+
+
+def flat(params) -> list[np.ndarray]:
+    return [np.asarray(leaf) for leaf in jax.tree_util.tree_leaves(params)]
+
+
+def assert_same_params(a, b) -> None:
+    assert jax.tree_util.tree_structure(a) == jax.tree_util.tree_structure(b)
+    for x, y in zip(flat(a), flat(b)):
+        np.testing.assert_array_equal(x, y)
+
+
+def test_round_trip_survives_reopening(tmp_path, trained, splits):
+    path = tmp_path / "runs.sqlite3"
+    evaluation = trained.evaluate(splits.x_test, splits.y_test)
+    RunHistory(path).save(trained, evaluation.confusion)
+
+    history = RunHistory(path)  # a restart: a new object on the same file
+    [row] = history.list()
+    assert (row.run_id, row.name, row.status, row.arch) == (trained.run_id, "tiny mlp", "finished", "mlp")
+    assert row.test_accuracy == trained.test_accuracy and row.architecture == "784-16-10 tanh"
+
+    loaded = history.load(trained.run_id)
+    assert loaded.config == trained.config
+    assert loaded.summary() == trained.summary()
+    assert json.dumps(loaded.history) == json.dumps(trained.history)  # None and NaN kept as they were
+    assert len(trained.history) > 2
+    assert_same_params(loaded.params, trained.params)
+    assert [e for e, _ in loaded.snapshots] == [e for e, _ in trained.snapshots] == [1, 2]
+    for (_, a), (_, b) in zip(loaded.snapshots, trained.snapshots):
+        assert_same_params(a, b)
+    again = loaded.evaluate(splits.x_test, splits.y_test)
+    np.testing.assert_array_equal(again.predictions, evaluation.predictions)
+    np.testing.assert_array_equal(history.confusion(trained.run_id), evaluation.confusion)
+    assert history.load(trained.run_id, snapshots=False).snapshots == []
+
+
+def test_saving_again_updates_instead_of_duplicating(tmp_path, trained):
+    history = RunHistory(tmp_path / "runs.sqlite3")
+    history.save(trained)
+    renamed = dataclasses.replace(trained, name="renamed", snapshots=trained.snapshots[:1])
+    history.save(renamed)
+    [row] = history.list()
+    assert row.name == "renamed"
+    assert len(history.load(trained.run_id).snapshots) == 1
+    assert history.confusion(trained.run_id) is None
+
+
+def test_only_ended_runs_are_saved(tmp_path, trained):
+    history = RunHistory(tmp_path / "runs.sqlite3")
+    with pytest.raises(HistoryError, match="not over"):
+        history.save(copy_of(trained, status="running"))
+    with pytest.raises(HistoryError, match="not over"):  # the last chunk said "finished", but not yet measured
+        history.save(copy_of(trained, test_accuracy=None, val_accuracy=None))
+    assert history.list() == []
+    history.save(copy_of(trained, status="diverged at step 3", test_accuracy=None))  # nothing left to measure
+    history.save(copy_of(trained, status="stopped", params=None, test_accuracy=None))  # stopped while compiling
+    assert len(history.list()) == 2
+
+
+def test_filters(tmp_path, trained):
+    history = RunHistory(tmp_path / "runs.sqlite3")
+    linear = RunConfig(model=ModelConfig(arch="linear"))
+    runs = [
+        copy_of(trained, name="Good MLP", test_accuracy=0.97),
+        copy_of(trained, name="stopped mlp", status="stopped", test_accuracy=0.80),
+        copy_of(trained, name="softmax", config=linear, params=None, snapshots=[], test_accuracy=0.91),
+        copy_of(trained, name="exploded", status="diverged at step 7", test_accuracy=None),
+    ]
+    for run in runs:
+        history.save(run)
+
+    def names(**filters):
+        return sorted(r.name for r in history.list(**filters))
+
+    assert names() == sorted(r.name for r in runs)
+    assert names(arch="linear") == ["softmax"]
+    assert names(arch="lenet5") == []
+    assert names(status="stopped") == ["stopped mlp"]
+    assert names(status="diverged") == ["exploded"]
+    assert names(name_contains="MLP") == ["Good MLP", "stopped mlp"]
+    assert names(name_contains="%") == []  # no LIKE wildcards
+    assert names(min_test_accuracy=0.9) == ["Good MLP", "softmax"]
+    assert names(arch="mlp", min_test_accuracy=0.9) == ["Good MLP"]
+    softmax = history.load(runs[2].run_id)
+    assert softmax.params is None and softmax.config == linear
+
+
+def test_rename_and_delete(tmp_path, trained):
+    history = RunHistory(tmp_path / "runs.sqlite3")
+    keep, drop = copy_of(trained, name="keep"), copy_of(trained, name="drop")
+    history.save(keep)
+    history.save(drop)
+    history.rename(keep.run_id, "  kept  ")
+    assert history.load(keep.run_id).name == "kept"
+    with pytest.raises(HistoryError, match="empty"):
+        history.rename(keep.run_id, "   ")
+    with pytest.raises(HistoryError, match="No saved run"):
+        history.rename("missing", "x")
+    history.delete(drop.run_id)
+    assert [r.name for r in history.list()] == ["kept"]
+    with pytest.raises(HistoryError, match="No saved run"):
+        history.load(drop.run_id)
+    assert sql(history.path, ("SELECT count(*) FROM snapshots WHERE run_id = ?", (drop.run_id,))) == [(0,)]
+
+
+def sql(path: Path | str, *statements: str | tuple) -> list:
+    """Run statements on the file directly (as another program would), commit and close; the last one's rows."""
+    with closing(sqlite3.connect(path)) as conn, conn:
+        for statement in statements:
+            rows = conn.execute(*((statement,) if isinstance(statement, str) else statement)).fetchall()
+    return rows
+
+
+def _save_many(path: str, prefix: str, count: int, barrier) -> None:
+    """Worker: open the (possibly still missing) history and save `count` small runs as fast as possible."""
+    config = RunConfig(model=ModelConfig(arch="linear"))
+    params = {"output": {"w": np.full((784, 10), 0.01, np.float32), "b": np.zeros(10, np.float32)}}
+    barrier.wait()
+    history = RunHistory(path)
+    for i in range(count):
+        run = Run(f"{prefix}-{i}", config, params=params, status="finished", snapshots=[(1, params)], test_accuracy=0.1)
+        history.save(run, np.eye(10, dtype=np.int64))
+
+
+def test_two_processes_writing_at_once_lose_nothing(tmp_path):
+    path = str(tmp_path / "shared" / "runs.sqlite3")  # neither process finds a database: both race to create it
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(2)
+    count = 25
+    workers = [context.Process(target=_save_many, args=(path, prefix, count, barrier)) for prefix in ("a", "b")]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=120)
+    assert [w.exitcode for w in workers] == [0, 0]
+    history = RunHistory(path)
+    names = {r.name for r in history.list()}
+    assert names == {f"{p}-{i}" for p in "ab" for i in range(count)}
+    assert sql(path, "SELECT count(*) FROM snapshots") == [(2 * count,)]
+    assert sql(path, "PRAGMA journal_mode") == [("wal",)]
+    assert sql(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+
+
+def _refused(path: Path, match: str) -> HistoryError:
+    """Opening `path` raises a HistoryError naming the file, and leaves its bytes exactly as they were."""
+    before = path.read_bytes()
+    with pytest.raises(HistoryError, match=match) as caught:
+        RunHistory(path)
+    assert str(path) in str(caught.value) and "untouched" in str(caught.value)
+    assert path.read_bytes() == before
+    return caught.value
+
+
+def test_a_file_that_is_not_a_database_is_reported_and_left_alone(tmp_path):
+    path = tmp_path / "runs.sqlite3"
+    path.write_bytes(b"these are my lecture notes, not a database\n" * 100)
+    _refused(path, "not a database")
+
+
+def test_a_corrupt_database_is_reported_and_left_alone(tmp_path, trained):
+    path = tmp_path / "runs.sqlite3"
+    history = RunHistory(path)
+    for i in range(3):
+        history.save(copy_of(trained, name=f"run {i}"))
+    data = bytearray(path.read_bytes())
+    assert not Path(f"{path}-wal").exists() or Path(f"{path}-wal").stat().st_size == 0
+    page_size = int.from_bytes(data[16:18], "big")
+    data[page_size:3 * page_size] = b"\xa5" * (2 * page_size)  # scribble over the pages after the schema page
+    path.write_bytes(bytes(data))
+    _refused(path, "corrupt")
+
+
+def test_a_newer_schema_is_reported_and_left_alone(tmp_path, trained):
+    path = tmp_path / "runs.sqlite3"
+    RunHistory(path).save(trained)
+    sql(path, f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    error = _refused(path, "newer Digit Lab")
+    assert f"schema {SCHEMA_VERSION + 1}" in str(error)
+
+
+def test_another_programs_sqlite_file_is_reported_and_left_alone(tmp_path):
+    path = tmp_path / "runs.sqlite3"
+    sql(path, "CREATE TABLE contacts (name TEXT)", "INSERT INTO contacts VALUES ('Ada')")
+    _refused(path, "did not create")
+
+
+# The schema as version 1 wrote it (no confusion matrix, no snapshots): a fixed record of an old file.
+SCHEMA_1 = """CREATE TABLE runs (
+    run_id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, arch TEXT NOT NULL,
+    architecture TEXT NOT NULL, config TEXT NOT NULL, curves TEXT NOT NULL, val_accuracy REAL,
+    test_accuracy REAL, epochs REAL NOT NULL, compile_seconds REAL NOT NULL, train_seconds REAL NOT NULL,
+    samples_per_second REAL NOT NULL, created TEXT NOT NULL, saved TEXT NOT NULL, params BLOB)"""
+
+
+def test_a_version_1_database_is_migrated(tmp_path, trained, splits):
+    path = tmp_path / "runs.sqlite3"
+    row = (trained.run_id, "old run", trained.status, "mlp", "784-16-10 tanh", trained.config.to_json(),
+           json.dumps(trained.history), trained.val_accuracy, trained.test_accuracy, trained.epochs_completed,
+           trained.compile_seconds, trained.train_seconds, trained.samples_per_second, trained.created,
+           trained.created, model_bytes(trained.params, trained.config))
+    sql(path, SCHEMA_1, (f"INSERT INTO runs VALUES ({', '.join('?' * len(row))})", row), "PRAGMA user_version = 1")
+
+    history = RunHistory(path)
+    assert sql(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    [row] = history.list()
+    assert row.name == "old run" and row.test_accuracy == trained.test_accuracy
+    old = history.load(trained.run_id)
+    assert old.snapshots == [] and history.confusion(trained.run_id) is None
+    assert_same_params(old.params, trained.params)
+    confusion = old.evaluate(splits.x_test, splits.y_test).confusion
+    history.save(old, confusion)  # the new columns and table work on the migrated file
+    np.testing.assert_array_equal(RunHistory(path).confusion(trained.run_id), confusion)
+
+
+def test_config_diff_shows_only_what_differs():
+    a = RunConfig(model=ModelConfig(arch="mlp", hidden=(300,)), train=TrainConfig(learning_rate=1e-3))
+    b = RunConfig(model=ModelConfig(arch="mlp", hidden=(64,)), train=TrainConfig(learning_rate=1e-3, epochs=5))
+    rows = config_diff({"a": a, "b": b})
+    assert rows == [
+        {"setting": "model.hidden", "a": [300], "b": [64]},
+        {"setting": "train.epochs", "a": 3, "b": 5},
+    ]
+    assert config_diff({"a": a, "same": a}) == []
+    linear = RunConfig(model=ModelConfig(arch="linear", hidden=(64,), init="normal", init_std=0.1))
+    assert config_diff({"mlp": a, "linear": linear}) == [  # widths and activation do not apply to softmax regression
+        {"setting": "model.activation", "mlp": "tanh", "linear": None},
+        {"setting": "model.arch", "mlp": "mlp", "linear": "linear"},
+        {"setting": "model.hidden", "mlp": [300], "linear": None},
+        {"setting": "model.init", "mlp": "glorot", "linear": "normal"},
+        {"setting": "model.init_std", "mlp": None, "linear": 0.1},
+    ]
+    other_widths = RunConfig(model=ModelConfig(arch="linear", hidden=(7,), init="normal", init_std=0.1))
+    assert config_diff({"a": linear, "b": other_widths}) == []
+
+
+def test_default_path_follows_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
+    assert default_path() == tmp_path / "home" / "runs.sqlite3"
+    monkeypatch.delenv(HOME_ENV)
+    assert "digit-lab" in str(default_path())

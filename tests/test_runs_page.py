@@ -1,0 +1,226 @@
+"""The Runs page (AppTest): empty history, listing, filters, compare, rename, delete, reload, unusable files."""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+from pathlib import Path
+
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import REPO
+from core.data import SplitConfig
+from core.history import HOME_ENV, RunHistory, default_path
+from core.models import ModelConfig
+from core.runs import CURVE_FIELDS, Run
+from core.train import RunConfig, TrainConfig
+from dashboard import state
+
+PAGE = str(Path(__file__).resolve().parents[1] / "dashboard" / "pages" / "runs.py")
+SELECTION = "runs_page.selection"
+
+
+def saved_run(name: str, config: RunConfig, accuracy: float) -> Run:
+    """An ended run with plausible curves and (zero) parameters, no training needed."""
+    history = [
+        {field: 0.0 for field in CURVE_FIELDS} | {"step": step, "epoch": step / 10, "train_loss": 1 / step,
+                                                  "train_accuracy": accuracy - 0.1 / step,
+                                                  "val_loss": None if step % 10 else 1 / step,
+                                                  "val_accuracy": None if step % 10 else accuracy}
+        for step in range(1, 21)
+    ]
+    params = {"output": {"w": np.zeros((784, 10), np.float32), "b": np.zeros(10, np.float32)}}
+    return Run(name, config, params=params, status="finished", history=history, snapshots=[(1, params), (2, params)],
+               val_accuracy=accuracy, test_accuracy=accuracy)
+
+
+@pytest.fixture
+def home(monkeypatch, tmp_path):
+    monkeypatch.setenv(HOME_ENV, str(tmp_path))
+    return tmp_path
+
+
+@pytest.fixture
+def two_runs(home) -> list[Run]:
+    linear = RunConfig(model=ModelConfig(arch="linear"), data=SplitConfig(val_size=200))  # fits the tiny MNIST
+    runs = [
+        saved_run("slow sgd", RunConfig(linear.model, linear.data, TrainConfig(optimizer="sgd", learning_rate=0.01)), 0.90),
+        saved_run("fast adam", linear, 0.92),
+    ]
+    history = RunHistory(default_path())
+    for i, run in enumerate(runs):
+        history.save(run, np.diag(np.full(10, 100 + i)))
+    return runs
+
+
+def page() -> AppTest:
+    at = AppTest.from_file(PAGE, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    return at
+
+
+def texts(elements) -> str:
+    return " ".join(str(e.value) for e in elements)
+
+
+def test_empty_history(home):
+    at = page()
+    assert "No saved runs yet" in texts(at.info)
+    assert not at.error and not at.dataframe
+    assert (home / "runs.sqlite3").exists()
+    assert str(home / "runs.sqlite3") in texts(at.markdown)
+
+
+def test_lists_filters_and_compares(two_runs):
+    at = page()
+    table = at.dataframe[0].value
+    assert sorted(table["name"]) == ["fast adam", "slow sgd"]
+    assert sorted(table["test accuracy (%)"].round(6)) == [90.0, 92.0]
+
+    name_filter = next(t for t in at.text_input if t.label == "Name contains")
+    name_filter.set_value("adam").run()
+    assert at.dataframe[0].value["name"].tolist() == ["fast adam"]
+    assert "1 of 2" in texts(at.caption)
+    name_filter.set_value("").run()
+    next(n for n in at.number_input if n.label.startswith("Minimum test accuracy")).set_value(91.0).run()
+    assert at.dataframe[0].value["name"].tolist() == ["fast adam"]
+    next(n for n in at.number_input if n.label.startswith("Minimum test accuracy")).set_value(0.0).run()
+
+    at.multiselect(key=SELECTION).set_value([r.run_id for r in two_runs]).run()
+    assert not at.exception, at.exception
+    charts = at.get("plotly_chart")
+    assert len(charts) == 1 + 2  # the overlaid curves, then one confusion matrix per run
+    metrics, diff = at.dataframe[1].value, at.dataframe[2].value
+    assert set(metrics.columns) == {"slow sgd", "fast adam"}
+    assert metrics.loc["test_accuracy", "fast adam"] == "0.92"
+    assert sorted(diff.index) == ["train.learning_rate", "train.optimizer"]
+    assert diff.loc["train.optimizer", "slow sgd"] == "sgd" and diff.loc["train.optimizer", "fast adam"] == "adam"
+
+
+def test_rename_delete_and_reload(two_runs):
+    slow, fast = two_runs
+    history = RunHistory(default_path())
+    at = page()
+    at.multiselect(key=SELECTION).set_value([slow.run_id]).run()
+    at.text_input(key=f"runs_page.rename.{slow.run_id}").set_value("baseline").run()
+    next(b for b in at.button if b.label == "Rename").click().run()
+    assert "Renamed to 'baseline'" in texts(at.success)
+    assert {r.name for r in history.list()} == {"baseline", "fast adam"}
+
+    next(b for b in at.button if b.label.startswith("Reload")).click().run()
+    assert not at.exception, at.exception
+    session_runs = at.session_state[state.RUNS_KEY]
+    assert list(session_runs) == ["baseline"] and session_runs["baseline"].run_id == slow.run_id
+    assert len(session_runs["baseline"].snapshots) == 2
+    assert at.session_state[state.SELECTED_RUN_KEY] == "baseline"
+
+    next(b for b in at.button if b.label.startswith("Delete")).click().run()
+    assert "cannot be undone" in texts(at.warning)
+    assert len(history.list()) == 2  # nothing deleted before the confirmation
+    next(b for b in at.button if b.label == "Cancel").click().run()
+    assert len(history.list()) == 2 and not at.warning
+    next(b for b in at.button if b.label.startswith("Delete")).click().run()
+    next(b for b in at.button if b.label == "Yes, delete").click().run()
+    assert not at.exception, at.exception
+    assert [r.name for r in history.list()] == ["fast adam"]
+    assert at.dataframe[0].value["name"].tolist() == ["fast adam"]
+    assert at.multiselect(key=SELECTION).value == []
+
+
+def test_a_reloaded_run_appears_on_the_results_page(two_runs, monkeypatch, tiny_data_dir):
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tiny_data_dir))
+    at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=120)
+    at.switch_page("dashboard/pages/runs.py").run()
+    assert not at.exception, at.exception
+    at.multiselect(key=SELECTION).set_value([two_runs[1].run_id]).run()
+    next(b for b in at.button if b.label.startswith("Reload")).click().run()
+    at.switch_page("dashboard/pages/results.py").run()
+    assert not at.exception, at.exception
+    assert at.selectbox(key=state.SELECTED_RUN_KEY).value == "fast adam"
+    assert not at.error
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"not a database at all" * 50, "not a database"),
+    (None, "newer Digit Lab"),
+], ids=["not-sqlite", "newer-schema"])
+def test_unusable_file_is_reported_and_left_alone(home, content, message):
+    path = home / "runs.sqlite3"
+    if content is None:
+        RunHistory(path)
+        with closing(sqlite3.connect(path)) as conn:
+            conn.execute("PRAGMA user_version = 99")
+    else:
+        path.write_bytes(content)
+    before = path.read_bytes()
+    at = page()
+    error = texts(at.error)
+    assert message in error and str(path) in error and "other pages still work" in error
+    assert path.read_bytes() == before
+
+
+def _keep_runs_script():
+    """Trains nothing: keeps a run while it runs, after it is measured (twice), then renames it."""
+    import numpy as np
+    import streamlit as st
+
+    from core.data import SplitConfig
+    from core.models import ModelConfig
+    from core.runs import Run
+    from core.train import RunConfig
+    from dashboard import state
+
+    config = RunConfig(model=ModelConfig(arch="linear"), data=SplitConfig(val_size=200))
+    params = {"output": {"w": np.zeros((784, 10), np.float32), "b": np.zeros(10, np.float32)}}
+    run = Run("mine", config, params=params, status="running")
+    state.keep_run(run)
+    st.session_state["saved while running"] = len(state.history().list())
+    run.status = "finished"
+    state.keep_run(run)  # the last chunk said "finished" but nothing is measured yet
+    st.session_state["saved before finish"] = len(state.history().list())
+    run.finish(state.splits(state.data_dir(), config.data))
+    state.keep_run(run)
+    state.keep_run(run)  # unchanged: not saved again
+    state.rename_run("mine", "renamed")
+
+
+def test_keep_run_saves_ended_runs_once_with_their_confusion_matrix(home, tiny_data_dir):
+    at = AppTest.from_function(_keep_runs_script, default_timeout=60)
+    at.session_state[state.DATA_DIR_KEY] = str(tiny_data_dir)
+    at.run()
+    assert not at.exception, at.exception
+    assert at.session_state["saved while running"] == at.session_state["saved before finish"] == 0
+    [row] = RunHistory(default_path()).list()
+    assert row.name == "renamed" and row.status == "finished" and row.test_accuracy == pytest.approx(0.1)
+    confusion = RunHistory(default_path()).confusion(row.run_id)
+    assert confusion.sum() == 300 and confusion[:, 0].sum() == 300  # zero weights: every test image is called 0
+    assert list(at.session_state[state.RUNS_KEY]) == ["renamed"]
+
+
+def _keep_measured_run_script():
+    import numpy as np
+
+    from core.models import ModelConfig
+    from core.runs import Run
+    from core.train import RunConfig
+    from dashboard import state
+
+    params = {"output": {"w": np.zeros((784, 10), np.float32), "b": np.zeros(10, np.float32)}}
+    state.keep_run(Run("mine", RunConfig(model=ModelConfig(arch="linear")), params=params, status="stopped",
+                       test_accuracy=0.5))
+
+
+def test_keep_run_keeps_the_run_when_the_history_is_unusable(home, monkeypatch):
+    path = home / "runs.sqlite3"
+    path.write_bytes(b"garbage" * 100)
+    monkeypatch.setattr(state, "test_evaluation", lambda run: pytest.fail("nothing to evaluate: the save fails first"))
+    at = AppTest.from_function(_keep_measured_run_script, default_timeout=60)
+    at.run()
+    assert not at.exception, at.exception
+    warning = texts(at.warning)
+    assert "kept in this session but could not be saved" in warning and str(path) in warning
+    assert list(at.session_state[state.RUNS_KEY]) == ["mine"]
+    assert path.read_bytes() == b"garbage" * 100
