@@ -1,0 +1,81 @@
+"""Vmapped sweep vs the same variants trained one by one, measured side by side in one run.
+
+    python benchmarks/sweep_speedup.py [--data-dir DIR] [--variants 8] [--epochs 1] [--train-size N]
+
+Settings as in issue 5: SGD with momentum, batch 50, a spread of learning rates; softmax regression,
+784-64-10 sigmoid and 784-300-10 tanh (and LeNet-5 with --lenet). "One by one" is the normal engine,
+`core.train.train`, once per variant; "vmapped" is `core.sweep.train_sweep(vmapped=True)` (one program for all
+variants) and "in turn" its fallback `vmapped=False` (one program, compiled once, run per variant each chunk). Seconds are training time
+(compilation excluded, validation each epoch included); compile times are printed beside them.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.data import SplitConfig, load_mnist, make_splits  # noqa: E402
+from core.models import ModelConfig  # noqa: E402
+from core.sweep import SweepConfig, train_sweep  # noqa: E402
+from core.train import RunConfig, TrainConfig, train  # noqa: E402
+
+NETWORKS = {
+    "softmax regression": ModelConfig("linear"),
+    "784-64-10 sigmoid": ModelConfig("mlp", (64,), "sigmoid"),
+    "784-300-10 tanh": ModelConfig("mlp", (300,), "tanh"),
+}
+
+
+def one_by_one(variants, splits) -> tuple[float, float]:
+    """(training seconds, compile seconds) summed over the variants trained one after another."""
+    seconds = compile_seconds = 0.0
+    for config in variants:
+        for progress in train(config, splits):
+            pass
+        seconds += progress.elapsed
+        compile_seconds += progress.compile_seconds
+    return seconds, compile_seconds
+
+
+def swept(variants, splits, vmapped: bool) -> tuple[float, float]:
+    for records in train_sweep(variants, splits, vmapped=vmapped):
+        last = next(r for r in records if r is not None)
+    return last.elapsed, last.compile_seconds
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir")
+    parser.add_argument("--variants", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=1)
+    parser.add_argument("--train-size", type=int, help="train on a stratified subset (default: all 55,000)")
+    parser.add_argument("--lenet", action="store_true", help="also measure LeNet-5 (slow)")
+    args = parser.parse_args()
+    networks = dict(NETWORKS, **({"LeNet-5": ModelConfig("lenet5")} if args.lenet else {}))
+    mnist = load_mnist(args.data_dir)
+    split = SplitConfig(train_size=args.train_size)
+    splits = make_splits(mnist, split)
+    learning_rates = tuple(0.005 * 1.5 ** i for i in range(args.variants))
+    print(f"{args.variants} variants (learning rates {learning_rates[0]:g}..{learning_rates[-1]:.3g}), SGD momentum "
+          f"0.9, batch 50, {args.epochs} epoch(s) of {len(splits.y_train):,} images; {mnist.source}")
+    print(f"{'network':<20} {'one by one s':>12} {'vmapped s':>10} {'speed-up':>9} {'in turn s':>10} {'speed-up':>9} "
+          f"{'compile s: one by one / vmapped / in turn':>42}")
+    for title, model in networks.items():
+        base = RunConfig(model, split, TrainConfig("momentum", 0.01, momentum=0.9, batch_size=50, epochs=args.epochs))
+        variants = SweepConfig(base, learning_rates=learning_rates).variants()
+        sequential, sequential_compile = one_by_one(variants, splits)
+        together, together_compile = swept(variants, splits, vmapped=True)
+        in_turn, in_turn_compile = swept(variants, splits, vmapped=False)
+        print(f"{title:<20} {sequential:12.2f} {together:10.2f} {sequential / together:8.2f}× {in_turn:10.2f} "
+              f"{sequential / in_turn:8.2f}× {sequential_compile:20.2f} / {together_compile:.2f} / {in_turn_compile:.2f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    started = time.perf_counter()
+    main()
+    print(f"(total {time.perf_counter() - started:.0f} s)")

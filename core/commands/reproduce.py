@@ -1,0 +1,42 @@
+"""`python -m core reproduce`: train the report presets and our best ones; print the reproduction table."""
+
+from __future__ import annotations
+
+import sys
+
+from core.cli import add_data_arguments, print_json, terminal_progress
+from core.data import load_mnist, make_splits
+from core.presets import PRESETS, get_preset
+from core.reproduce import TABLE_HEADER, TABLE_KEYS, format_row, reproduce
+
+HELP = "train every preset and print reported vs measured test accuracy"
+
+
+def add_arguments(parser) -> None:
+    add_data_arguments(parser)
+    parser.add_argument("--presets", help=f"comma-separated names (default all: {', '.join(PRESETS)})")
+    parser.add_argument("--train-size", type=int, help="train each preset on at most this many images (quick check)")
+    parser.add_argument("--json", action="store_true", help="one JSON line per preset instead of a table")
+
+
+def run(args) -> int:
+    names = [n.strip() for n in args.presets.split(",") if n.strip()] if args.presets else list(PRESETS)
+    presets = [get_preset(name) for name in names]
+    mnist = load_mnist(args.data_dir, progress=terminal_progress)
+    cache = {}
+
+    def splits_for(config):
+        if config not in cache:
+            cache[config] = make_splits(mnist, config)
+        return cache[config]
+
+    if not args.json:
+        print(TABLE_HEADER, flush=True)
+    for row in reproduce(presets, splits_for, train_size=args.train_size):
+        if args.json:
+            print_json({**{key: row[key] for key in TABLE_KEYS}, "runs": row["runs"], "status": row["status"]})
+        else:
+            print(format_row(row), flush=True)
+        if row["status"].startswith("diverged"):
+            print(f"{row['preset']}: {row['status']}", file=sys.stderr)
+    return 0

@@ -1,0 +1,78 @@
+"""`python -m core sweep`: train variants of one network at once (learning rate × momentum × seed)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from core.cli import print_json, terminal_progress
+from core.commands.train import TRAIN, add_run_arguments, run_config_from_args
+from core.data import load_mnist, make_splits
+from core.runs import Run
+from core.sweep import MAX_VARIANTS, SweepConfig, train_sweep, variant_name
+
+HELP = f"train up to {MAX_VARIANTS} variants at once, sharing the batches, and compare them"
+
+
+def _floats(text: str) -> tuple[float, ...]:
+    try:
+        return tuple(float(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
+
+
+def _ints(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(v) for v in text.split(",") if v.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+
+
+def add_arguments(parser) -> None:
+    add_run_arguments(parser)
+    parser.conflict_handler = "resolve"  # --lr and --momentum take lists here
+    s = parser.add_argument_group("sweep")
+    s.add_argument("--lr", type=_floats, default=(TRAIN.learning_rate,), metavar="LR[,LR...]",
+                   help="learning rates to sweep")
+    s.add_argument("--momentum", type=_floats, default=(TRAIN.momentum,), metavar="M[,M...]",
+                   help="momenta to sweep (with --optimizer momentum)")
+    s.add_argument("--seeds", type=_ints, default=(), metavar="S[,S...]", help="initialisation seeds to sweep")
+    s.add_argument("--mode", choices=("auto", "vmapped", "sequential"), default="auto",
+                   help="vmapped: one program for all variants; sequential: one variant after another each chunk")
+    parser.add_argument("--json", action="store_true", help="one JSON line per variant")
+
+
+def run(args) -> int:
+    base = run_config_from_args(argparse.Namespace(**{**vars(args), "lr": args.lr[0], "momentum": args.momentum[0]}))
+    variants = SweepConfig(base, args.lr, args.momentum, args.seeds).variants()
+    mnist = load_mnist(args.data_dir, progress=terminal_progress)
+    splits = make_splits(mnist, base.data)
+    runs = [Run(name=variant_name(v), config=v) for v in variants]
+    vmapped = {"auto": None, "vmapped": True, "sequential": False}[args.mode]
+    print(f"{len(variants)} variants of {base.model.describe()} on {len(splits.y_train)} images; compiling...",
+          file=sys.stderr, flush=True)
+    try:
+        for records in train_sweep(variants, splits, vmapped=vmapped):
+            for run_, progress in zip(runs, records):
+                if progress is not None:
+                    run_.record(progress)
+            last = runs[0].history[-1]
+            print(f"\repoch {last['epoch']:6.2f}/{base.train.epochs}  step {last['step']}", end="", file=sys.stderr,
+                  flush=True)
+    except KeyboardInterrupt:
+        print("\nstopped: keeping the parameters trained so far", file=sys.stderr)
+    print(file=sys.stderr)
+    for run_ in runs:
+        run_.finish(splits)
+    ranked = sorted(runs, key=lambda r: -1 if r.val_accuracy is None else r.val_accuracy, reverse=True)
+    for run_ in ranked:
+        if args.json:
+            print_json({"variant": run_.name, "learning_rate": run_.config.train.learning_rate,
+                        "momentum": run_.config.train.momentum, "seed": run_.config.train.seed,
+                        "val_accuracy": run_.val_accuracy, "test_accuracy": run_.test_accuracy,
+                        "status": run_.status, "train_seconds": round(run_.train_seconds, 3)})
+        else:
+            val = "—" if run_.val_accuracy is None else f"{run_.val_accuracy:.4f}"
+            test = "—" if run_.test_accuracy is None else f"{run_.test_accuracy:.4f}"
+            print(f"{run_.name:<32} val {val}  test {test}  {run_.status}")
+    return 0

@@ -1,0 +1,92 @@
+"""Reproduction: train presets and tabulate our test accuracy beside the reported one."""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import Callable, Iterator
+
+from core.data import SplitConfig, Splits
+from core.presets import Preset
+from core.runs import Run
+from core.train import RunConfig, train
+
+TABLE_KEYS = ("preset", "arch", "reported", "test_accuracy", "epochs", "seconds")
+
+
+def on_subset(config: RunConfig, train_size: int | None) -> RunConfig:
+    """The config on at most `train_size` training images and as many validation images (for quick checks).
+
+    The batch shrinks to fit the subset.
+    """
+    if train_size is None:
+        return config
+    own = config.data.train_size or (config.data.per_class * 10 if config.data.per_class else None)
+    size = min(train_size, own) if own else train_size
+    data = dataclasses.replace(config.data, train_size=size, per_class=None, val_size=min(config.data.val_size, size))
+    return dataclasses.replace(config, data=data, train=dataclasses.replace(
+        config.train, batch_size=min(config.train.batch_size, size)))
+
+
+def run_name(preset: Preset, index: int) -> str:
+    return f"{preset.name}: {preset.labels[index]}" if preset.labels else preset.name
+
+
+def train_preset(preset: Preset, splits_for: Callable[[SplitConfig], Splits], *,
+                 train_size: int | None = None) -> Iterator[list[Run]]:
+    """Train each of the preset's configs in turn, yielding its runs so far after every chunk.
+
+    Each run is finished (validation and test accuracy measured) as soon as its training ends.
+    """
+    runs: list[Run] = []
+    for index, config in enumerate(preset.configs):
+        config = on_subset(config, train_size)
+        splits = splits_for(config.data)
+        run = Run(name=run_name(preset, index), config=config)
+        runs.append(run)
+        for progress in train(config, splits):
+            run.record(progress)
+            yield runs
+        run.finish(splits)
+        yield runs
+
+
+def table_row(preset: Preset, runs: list[Run], seconds: float) -> dict:
+    """One row of the reproduction table. With several runs, test_accuracy is the last one's; all are in `runs`."""
+    return {
+        "preset": preset.name,
+        "arch": preset.arch,
+        "reported": preset.reported,
+        "reported_text": preset.reported_text,
+        "test_accuracy": runs[-1].test_accuracy,
+        "status": runs[-1].status,
+        "epochs": runs[-1].epochs_completed,
+        "seconds": round(seconds, 1),
+        "runs": {run.name: run.test_accuracy for run in runs},
+    }
+
+
+def reproduce(presets: list[Preset], splits_for: Callable[[SplitConfig], Splits], *,
+              train_size: int | None = None) -> Iterator[dict]:
+    """Train every preset and yield its table row as soon as it is done."""
+    for preset in presets:
+        started = time.perf_counter()
+        for runs in train_preset(preset, splits_for, train_size=train_size):
+            pass
+        yield table_row(preset, runs, time.perf_counter() - started)
+
+
+def format_accuracy(value: float | None) -> str:
+    return "—" if value is None else f"{100 * value:.2f}%"
+
+
+def format_row(row: dict) -> str:
+    """A Markdown table line for the README and the terminal."""
+    ours = " / ".join(format_accuracy(a) for a in row["runs"].values())
+    reported = row["reported_text"] or format_accuracy(row["reported"])
+    return (f"| {row['preset']} | {row['arch']} | {reported} | {ours} | {row['epochs']:g} | "
+            f"{row['seconds']:.0f} s |")
+
+
+TABLE_HEADER = ("| preset | architecture | reported test accuracy | our test accuracy | epochs | wall time |\n"
+                "|---|---|---|---|---|---|")

@@ -1,0 +1,257 @@
+"""Sweeps: train up to 16 variants of one network in one compiled program with `jax.vmap`.
+
+The variants differ only in learning rate, momentum and seed. They share the batches (the order comes from
+the first variant's seed; each variant's own seed draws its initial weights), so the images of a step are
+fed once and every variant's first layer is one matmul over all variants (vmap of a dense layer whose input
+is not batched becomes a single dot with the weights of all variants side by side). Learning rate and
+momentum are arrays inside the program, so one compilation serves every variant.
+
+Where one vmapped program measured slower than the variants one by one (wide MLPs and LeNet-5 on this 2-core
+CPU: the weights of all variants no longer fit the caches, and their single runs are already efficient),
+the sweep runs that same compiled program once per variant in turn instead (see `train_sweep(vmapped=...)`).
+
+`train_sweep(variants, splits)` yields, after each chunk, one `Progress` per variant (None for a variant
+that already diverged), so each variant folds into a normal `core.runs.Run` exactly as a single run does.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import time
+from dataclasses import dataclass
+from typing import Callable, Iterator, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from core.data import Splits
+from core.errors import ConfigError
+from core.models import ModelConfig, Params, apply, init
+from core.train import (EVAL_BATCH, Progress, RunConfig, TrainState, _record, cross_entropy, epoch_order,
+                        learning_rate_schedule, make_chunk_fn, make_optimizer, make_train_step, steps_per_chunk)
+
+MAX_VARIANTS = 16
+SWEPT = ("learning_rate", "momentum", "seed")  # the TrainConfig fields that may differ between variants
+
+
+@dataclass(frozen=True)
+class SweepConfig:
+    """A base run and the values to sweep: every combination of learning rate × momentum × seed."""
+
+    base: RunConfig
+    learning_rates: tuple[float, ...] = ()  # empty: the base's
+    momenta: tuple[float, ...] = ()  # empty: the base's (only the "momentum" optimiser uses it)
+    seeds: tuple[int, ...] = ()  # empty: the base's
+
+    def variants(self) -> list[RunConfig]:
+        """One RunConfig per combination, validated; at most MAX_VARIANTS."""
+        tc = self.base.train
+        grid = list(itertools.product(self.learning_rates or (tc.learning_rate,), self.momenta or (tc.momentum,),
+                                      self.seeds or (tc.seed,)))
+        if len(grid) > MAX_VARIANTS:
+            raise ConfigError(f"A sweep trains at most {MAX_VARIANTS} variants; this grid has {len(grid)}. "
+                              "Use fewer learning rates, momenta or seeds.")
+        return [dataclasses.replace(self.base, train=dataclasses.replace(tc, learning_rate=float(lr),
+                                                                         momentum=float(m), seed=int(s)))
+                for lr, m, s in grid]
+
+
+def variant_name(config: RunConfig) -> str:
+    """A short label such as 'lr 0.001 · m 0.9 · seed 1' (momentum only for the momentum optimiser)."""
+    tc = config.train
+    momentum = f" · m {tc.momentum:g}" if tc.optimizer == "momentum" else ""
+    return f"lr {tc.learning_rate:g}{momentum} · seed {tc.seed}"
+
+
+class SweepState(NamedTuple):
+    """One variant's training state and its hyperparameters (arrays, so vmap can batch them)."""
+
+    params: Params
+    opt_state: optax.OptState
+    learning_rate: jax.Array
+    momentum: jax.Array
+
+
+def _check_variants(variants: Sequence[RunConfig]) -> None:
+    if not 1 <= len(variants) <= MAX_VARIANTS:
+        raise ConfigError(f"A sweep trains 1 to {MAX_VARIANTS} variants, got {len(variants)}.")
+    first = variants[0]
+    for v in variants[1:]:
+        same_train = dataclasses.replace(v.train, **{f: getattr(first.train, f) for f in SWEPT})
+        if v.model != first.model or v.data != first.data or same_train != first.train:
+            raise ConfigError("The variants of a sweep may differ only in learning rate, momentum and seed.")
+
+
+def _variant_optimizer(tc, steps_per_epoch: int, learning_rate, momentum) -> optax.GradientTransformation:
+    """The optimiser of `tc` with its learning rate and momentum given as (traced) arrays."""
+    unit = dataclasses.replace(tc, learning_rate=1.0)  # the schedule's shape; scaled by the variant's rate
+    return optax.chain(make_optimizer(unit, steps_per_epoch, momentum=momentum), optax.scale(learning_rate))
+
+
+def _make_sweep_step(model: ModelConfig, tc, steps_per_epoch: int) -> Callable:
+    """(stacked SweepState, x, y) -> (state, (losses (V,), correct (V,))): one update of every variant."""
+
+    def variant_step(state: SweepState, x, y):
+        optimizer = _variant_optimizer(tc, steps_per_epoch, state.learning_rate, state.momentum)
+        new, metrics = make_train_step(model, optimizer)(TrainState(state.params, state.opt_state), x, y)
+        return SweepState(new.params, new.opt_state, state.learning_rate, state.momentum), metrics
+
+    return jax.vmap(variant_step, in_axes=(0, None, None))
+
+
+def _init_state(variants: Sequence[RunConfig], steps_per_epoch: int, initial_params: Params | None) -> SweepState:
+    tc, model = variants[0].train, variants[0].model
+    lrs = jnp.asarray([v.train.learning_rate for v in variants], jnp.float32)
+    momenta = jnp.asarray([v.train.momentum for v in variants], jnp.float32)
+    if initial_params is None:
+        per_variant = [init(jax.random.PRNGKey(v.train.seed), model) for v in variants]
+        initial_params = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *per_variant)
+
+    def variant_init(params, lr, momentum):
+        return _variant_optimizer(tc, steps_per_epoch, lr, momentum).init(params)
+
+    opt_state = jax.vmap(variant_init)(initial_params, lrs, momenta)
+    return SweepState(initial_params, opt_state, lrs, momenta)
+
+
+_sweep_forward_cache: dict = {}
+
+
+def sweep_loss_and_accuracy(stacked: Params, model: ModelConfig, x: np.ndarray, y: np.ndarray):
+    """Mean cross-entropy and accuracy of every variant on (x, y): two arrays of shape (V,)."""
+    if model not in _sweep_forward_cache:
+        def forward(params, xb, yb, mask):
+            logits = apply(params, xb, model)
+            return (cross_entropy(logits, yb) * mask).sum(), ((logits.argmax(-1) == yb) * mask).sum()
+        _sweep_forward_cache[model] = jax.jit(jax.vmap(forward, in_axes=(0, None, None, None)))
+    forward = _sweep_forward_cache[model]
+    n = len(y)
+    batch = min(EVAL_BATCH, n)
+    loss_sum, correct = 0.0, 0.0
+    for start in range(0, n, batch):
+        xb, yb = x[start:start + batch], y[start:start + batch]
+        mask = np.ones(batch, np.float32)
+        if len(yb) < batch:
+            pad = batch - len(yb)
+            mask[len(yb):] = 0
+            xb = np.concatenate([xb, np.zeros((pad, xb.shape[1]), xb.dtype)])
+            yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
+        chunk_loss, chunk_correct = forward(stacked, xb, yb, mask)
+        loss_sum, correct = loss_sum + np.asarray(chunk_loss, np.float64), correct + np.asarray(chunk_correct)
+    return loss_sum / n, correct / n
+
+
+def unstack(stacked: Params, i: int) -> Params:
+    """Variant i's parameters out of the stacked pytree."""
+    return jax.tree_util.tree_map(lambda leaf: leaf[i], stacked)
+
+
+VMAP_MAX_WIDTH = 128  # MLPs up to this width measured faster vmapped here (benchmarks/sweep_speedup.py)
+
+
+def vmap_pays(model: ModelConfig) -> bool:
+    """Whether one vmapped program beats the variants in turn: softmax regression and narrow MLPs."""
+    return model.arch == "linear" or (model.arch == "mlp" and max(model.hidden) <= VMAP_MAX_WIDTH)
+
+
+def train_sweep(variants: Sequence[RunConfig], splits: Splits, *, vmapped: bool | None = None,
+                initial_params: Params | None = None) -> Iterator[list[Progress | None]]:
+    """Train all variants, yielding after each chunk one Progress per variant (None once it ended).
+
+    vmapped=True trains all variants in one vmapped program; False runs the same program (compiled once,
+    for one variant) for each variant in turn, chunk by chunk, so all curves still advance together.
+    None chooses by network: vmapped where it measured faster than one by one (`vmap_pays`).
+    `initial_params` (stacked, leading axis = variant) replaces the seeded initialisation.
+    """
+    _check_variants(variants)
+    first = variants[0]
+    tc, model = first.train, first.model
+    if vmapped is None:
+        vmapped = vmap_pays(model)
+    n = len(splits.y_train)
+    if n < tc.batch_size:
+        raise ConfigError(f"The batch size ({tc.batch_size}) is larger than the training set ({n} images).")
+    steps_per_epoch = n // tc.batch_size
+    k = steps_per_chunk(first, steps_per_epoch)
+    chunks_per_epoch = -(-steps_per_epoch // k)
+    total_steps = steps_per_epoch * tc.epochs
+    schedules = [learning_rate_schedule(v.train, steps_per_epoch) for v in variants]
+    groups = [list(range(len(variants)))] if vmapped else [[i] for i in range(len(variants))]
+    def group_params(group):
+        return None if initial_params is None else jax.tree_util.tree_map(lambda a: a[group[0]:group[-1] + 1],
+                                                                          initial_params)
+
+    states = [_init_state([variants[i] for i in group], steps_per_epoch, group_params(group)) for group in groups]
+    x_train, y_train = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
+
+    chunk_fn = make_chunk_fn(_make_sweep_step(model, tc, steps_per_epoch))
+    index_shape = jax.ShapeDtypeStruct((k, tc.batch_size), jnp.int32)
+    active_shape = jax.ShapeDtypeStruct((k,), jnp.bool_)
+    started = time.perf_counter()
+    compiled = jax.jit(chunk_fn).lower(states[0], x_train, y_train, index_shape, active_shape).compile()
+    if len(splits.y_val):
+        sweep_loss_and_accuracy(states[0].params, model, splits.x_val[:EVAL_BATCH], splits.y_val[:EVAL_BATCH])
+    compile_seconds = time.perf_counter() - started
+
+    def variant_params(i: int) -> Params:
+        g = 0 if vmapped else i
+        return unstack(states[g].params, i if vmapped else 0)
+
+    ended = [False] * len(variants)
+    last_finite = [variant_params(i) for i in range(len(variants))]
+    elapsed, step = 0.0, 0
+    for epoch in range(tc.epochs):
+        order = epoch_order(tc.seed, epoch, n)[: steps_per_epoch * tc.batch_size].reshape(steps_per_epoch, -1)
+        padded = np.zeros((chunks_per_epoch * k, tc.batch_size), np.int32)
+        padded[:steps_per_epoch] = order
+        for c in range(chunks_per_epoch):
+            active = np.arange(c * k, (c + 1) * k) < steps_per_epoch
+            t0 = time.perf_counter()
+            chunk_losses, chunk_correct = [], []
+            for g, group in enumerate(groups):
+                if all(ended[i] for i in group):
+                    chunk_losses.append(np.full((k, len(group)), np.nan))
+                    chunk_correct.append(np.zeros((k, len(group))))
+                    continue
+                states[g], group_losses, group_correct = compiled(states[g], x_train, y_train,
+                                                                  padded[c * k:(c + 1) * k], active)
+                chunk_losses.append(np.asarray(group_losses))
+                chunk_correct.append(np.asarray(group_correct))
+            losses = np.concatenate(chunk_losses, axis=1)[active]  # (steps, V)
+            correct = np.concatenate(chunk_correct, axis=1)[active]
+            elapsed += time.perf_counter() - t0
+            step += len(losses)
+            epoch_end = c == chunks_per_epoch - 1
+            due = tc.eval_every and (step // tc.eval_every) > ((step - len(losses)) // tc.eval_every)
+            validation = None
+            if (epoch_end or due) and len(splits.y_val):
+                t0 = time.perf_counter()
+                per_group = [sweep_loss_and_accuracy(state.params, model, splits.x_val, splits.y_val) for state in states]
+                validation = tuple(np.concatenate([r[j] for r in per_group]) for j in range(2))
+                elapsed += time.perf_counter() - t0
+            records: list[Progress | None] = []
+            for i, variant in enumerate(variants):
+                if ended[i]:
+                    records.append(None)
+                    continue
+                finite = np.isfinite(losses[:, i])
+                chunk_start = step - len(losses)
+                if not finite.all():
+                    ended[i] = True
+                    status = f"diverged at step {chunk_start + int(np.argmin(finite)) + 1}"
+                    records.append(_record(chunk_start, total_steps, steps_per_epoch, losses[finite, i],
+                                           correct[finite, i], variant.train, None, schedules[i], elapsed,
+                                           compile_seconds, status, last_finite[i]))
+                    continue
+                last_finite[i] = variant_params(i)
+                status = "finished" if step == total_steps else "running"
+                val = None if validation is None else (float(validation[0][i]), float(validation[1][i]))
+                records.append(_record(step, total_steps, steps_per_epoch, losses[:, i], correct[:, i],
+                                       variant.train, val, schedules[i], elapsed, compile_seconds, status,
+                                       last_finite[i]))
+            yield records
+            if all(ended):
+                return

@@ -1,0 +1,120 @@
+"""Sweep: train up to 16 variants of one network at once (learning rate × momentum × seed), sharing the batches."""
+
+from __future__ import annotations
+
+import copy
+import time
+
+import pandas as pd
+import streamlit as st
+
+from core.data import SplitConfig
+from core.errors import DigitLabError
+from core.models import ACTIVATIONS, ARCHITECTURES, ModelConfig
+from core.runs import Run
+from core.sweep import MAX_VARIANTS, SweepConfig, train_sweep, variant_name, vmap_pays
+from core.train import RunConfig, TrainConfig
+from dashboard import figures, state
+from dashboard.widgets import show_error
+
+RUNS_KEY = "sweep.runs"  # this session's last sweep: one Run per variant
+OPTIMIZERS = {"momentum": "SGD with momentum", "sgd": "SGD", "adam": "Adam"}
+
+
+def _numbers(text: str, kind: type, what: str) -> tuple:
+    try:
+        return tuple(kind(part) for part in text.replace(";", ",").split(",") if part.strip())
+    except ValueError:
+        raise DigitLabError(f"{what} must be numbers separated by commas, not '{text}'.") from None
+
+
+def _sweep(sweep: SweepConfig) -> None:
+    variants = sweep.variants()
+    splits = state.splits(state.data_dir(), sweep.base.data)
+    runs = [Run(name=variant_name(v), config=v) for v in variants]
+    st.session_state[RUNS_KEY] = runs  # filled chunk by chunk: a Stop keeps what is trained so far
+    bar = st.progress(0.0, text=f"Compiling one program for {len(variants)} variants...")
+    chart = st.empty()
+    last_draw = 0.0
+    for records in train_sweep(variants, splits):
+        for run, progress in zip(runs, records):
+            if progress is not None:
+                run.record(progress)
+        now = time.perf_counter()
+        latest = max((r for r in records if r is not None), key=lambda p: p.step)
+        if now - last_draw > 0.5 or latest.done:
+            last_draw = now
+            bar.progress(latest.step / latest.total_steps,
+                         text=f"epoch {latest.epoch:.2f} of {sweep.base.train.epochs}, {len(variants)} variants")
+            chart.plotly_chart(figures.training_curves(runs), key=f"live{now}")
+    for run in runs:
+        run.finish(splits)
+    bar.progress(1.0, text="Done.")
+
+
+def _results_table(runs: list[Run]) -> list[dict]:
+    return sorted(({
+        "variant": run.name, "learning_rate": run.config.train.learning_rate, "momentum": run.config.train.momentum,
+        "seed": run.config.train.seed, "val_accuracy": run.val_accuracy, "test_accuracy": run.test_accuracy,
+        "status": run.status, "train_seconds": round(run.train_seconds, 1),
+    } for run in runs), key=lambda row: -1 if row["val_accuracy"] is None else row["val_accuracy"], reverse=True)
+
+
+st.title("Sweep")
+st.write(f"Train up to {MAX_VARIANTS} variants of one network together: every combination of the learning "
+         "rates, momenta and seeds below. All variants see the same batches in the same order; each seed "
+         "draws different initial weights. Softmax regression and MLPs up to 128 units wide train all variants in "
+         "one vmapped program; for wider networks that program measured slower here than one variant at a time, so their "
+         "variants take turns chunk by chunk (one compilation either way).")
+with st.form("sweep"):
+    network, training, swept = st.columns(3, border=True)
+    with network:
+        arch = st.radio("Architecture", list(ARCHITECTURES), format_func=lambda a: ARCHITECTURES[a].title,
+                        horizontal=True, index=1)
+        hidden = st.text_input("MLP hidden widths", "64", help="Comma-separated, one per hidden layer.")
+        activation = st.selectbox("MLP activation", list(ACTIVATIONS), index=list(ACTIVATIONS).index("sigmoid"))
+    with training:
+        optimizer = st.selectbox("Optimiser", list(OPTIMIZERS), format_func=OPTIMIZERS.get)
+        batch_size = st.number_input("Batch size", 1, 4096, 50)
+        epochs = st.number_input("Epochs", 1, 100, 3)
+        train_size = st.number_input("Training images (0 = all that remain)", 0, 59999, 10000, step=1000)
+        val_size = st.number_input("Validation images", 0, 30000, 5000, step=500,
+                                   help="Held out of the 60,000 training images (stratified).")
+    with swept:
+        lrs = st.text_input("Learning rates", "0.01, 0.03, 0.1, 0.3")
+        momenta = st.text_input("Momenta (SGD with momentum only)", "0.9")
+        seeds = st.text_input("Seeds", "0")
+    start = st.form_submit_button("Train the sweep", type="primary", icon=":material/play_arrow:")
+if start:
+    try:
+        model = ModelConfig(arch, _numbers(hidden, int, "Hidden widths") if arch == "mlp" else (300,), activation)
+        base = RunConfig(model, SplitConfig(int(val_size), int(train_size) or None),
+                         TrainConfig(optimizer, batch_size=int(batch_size), epochs=int(epochs)))
+        sweep = SweepConfig(base, _numbers(lrs, float, "Learning rates"),
+                            _numbers(momenta, float, "Momenta") if optimizer == "momentum" else (),
+                            _numbers(seeds, int, "Seeds"))
+        _sweep(sweep)
+        st.rerun()
+    except DigitLabError as exc:
+        show_error(exc)
+
+runs: list[Run] = st.session_state.get(RUNS_KEY, [])
+if runs and runs[0].history:
+    mode = "one vmapped program" if vmap_pays(runs[0].config.model) else "variants in turn"
+    st.caption(f"{len(runs)} variants of {runs[0].config.model.describe()} ({mode}).")
+    st.plotly_chart(figures.training_curves(runs))
+    table = _results_table(runs)
+    st.subheader("Results (click a column header to sort)")
+    st.dataframe(pd.DataFrame(table), hide_index=True,
+                 column_config={"val_accuracy": st.column_config.NumberColumn("validation accuracy", format="percent"),
+                                "test_accuracy": st.column_config.NumberColumn("test accuracy", format="percent")})
+    st.plotly_chart(figures.sweep_parallel_coordinates(table))
+    st.subheader("Promote a variant to a run")
+    by_name = {run.name: run for run in runs}
+    chosen = st.selectbox("Variant", [row["variant"] for row in table])
+    if st.button("Promote to run", icon=":material/upgrade:",
+                 help="Adds a copy to this session's runs, for the Results, Weights and Runs pages."):
+        run = copy.copy(by_name[chosen])
+        run.name = state.unique_name(f"sweep {run.config.model.describe()} {chosen}")
+        state.keep_run(run)
+        st.success(f"Kept as run '{run.name}'.")

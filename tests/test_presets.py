@@ -1,0 +1,60 @@
+"""Presets build and train; `python -m core reproduce` runs on a tiny subset."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from core.cli import main
+from core.data import make_splits
+from core.presets import PRESETS, get_preset
+from core.errors import ConfigError
+from core.reproduce import TABLE_KEYS, on_subset
+from core.train import RunConfig, train
+
+
+@pytest.mark.parametrize("name", list(PRESETS))
+def test_every_preset_builds_and_trains_a_few_steps(name, tiny_mnist):
+    preset = PRESETS[name]
+    assert preset.description and preset.arch
+    assert preset.ours or preset.reported_text, "a report preset states what its report gives"
+    for config in preset.configs:
+        assert RunConfig.from_json(config.to_json()) == config
+        small = on_subset(config, 200)
+        assert small.data.train_size == 200 and small.train.batch_size <= 200
+        splits = make_splits(tiny_mnist, small.data)
+        first = next(train(small, splits))
+        assert first.step >= 1 and np.isfinite(first.train_loss)
+
+
+def test_presets_cover_the_reports_and_our_best():
+    assert get_preset("softmax-minibatch").reported == pytest.approx(0.9007)
+    assert len(get_preset("softmax-momentum").configs) == 2
+    assert {p.configs[0].model.arch for p in PRESETS.values() if p.ours} == {"linear", "mlp", "lenet5"}
+    with pytest.raises(ConfigError, match="Unknown preset"):
+        get_preset("nope")
+
+
+def test_reproduce_json_on_a_tiny_subset(tiny_data_dir, capsys):
+    code = main(["reproduce", "--data-dir", str(tiny_data_dir), "--json", "--train-size", "300",
+                 "--presets", "softmax-minibatch,softmax-momentum"])
+    assert code == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row["preset"] for row in rows] == ["softmax-minibatch", "softmax-momentum"]
+    for row in rows:
+        assert set(TABLE_KEYS) <= set(row)
+        assert 0.5 < row["test_accuracy"] <= 1.0  # the synthetic digits are easy
+        assert row["seconds"] > 0
+    assert rows[0]["reported"] == pytest.approx(0.9007) and rows[0]["epochs"] == 5
+    assert len(rows[1]["runs"]) == 2
+
+
+def test_reproduce_table_and_unknown_preset(tiny_data_dir, capsys):
+    assert main(["reproduce", "--data-dir", str(tiny_data_dir), "--train-size", "200", "--presets",
+                 "mlp-300-tanh-adam"]) == 0
+    out = capsys.readouterr().out
+    assert "| mlp-300-tanh-adam | 784-300-10 tanh | 97% |" in out
+    assert main(["reproduce", "--data-dir", str(tiny_data_dir), "--presets", "softmax-typo"]) == 2
+    assert "Unknown preset 'softmax-typo'" in capsys.readouterr().err

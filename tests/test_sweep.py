@@ -1,0 +1,106 @@
+"""The vmapped sweep trains like the runs one by one; variants become normal runs."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import jax
+import numpy as np
+import pytest
+
+from core.cli import main
+from core.data import SplitConfig, make_splits
+from core.errors import ConfigError
+from core.models import ModelConfig, init
+from core.runs import Run
+from core.sweep import SweepConfig, train_sweep, variant_name
+from core.train import RunConfig, TrainConfig, train
+
+BASE = RunConfig(ModelConfig("mlp", (16,), "sigmoid"), SplitConfig(val_size=200),
+                 TrainConfig("momentum", 0.1, batch_size=50, epochs=2, schedule="exponential", decay=0.9))
+
+
+@pytest.fixture(scope="module")
+def splits(tiny_mnist):
+    return make_splits(tiny_mnist, BASE.data)
+
+
+def curves(records_per_chunk, i):
+    return [(p.step, p.train_loss, p.train_accuracy, p.val_loss) for p in (r[i] for r in records_per_chunk)]
+
+
+@pytest.mark.parametrize("vmapped", [True, False])
+def test_sweep_matches_runs_one_by_one(splits, vmapped):
+    variants = SweepConfig(BASE, learning_rates=(0.05, 0.5), momenta=(0.5, 0.9)).variants()
+    assert len(variants) == 4
+    swept = list(train_sweep(variants, splits, vmapped=vmapped))
+    for i, variant in enumerate(variants):
+        alone = [(p.step, p.train_loss, p.train_accuracy, p.val_loss) for p in train(variant, splits)]
+        together = curves(swept, i)
+        assert [c[0] for c in together] == [c[0] for c in alone]
+        np.testing.assert_allclose(np.array(together, float), np.array(alone, float), rtol=1e-4, atol=1e-5)
+    final = swept[-1]
+    assert all(p.status == "finished" for p in final)
+    assert len({round(p.train_loss, 6) for p in final}) == 4, "different hyperparameters give different curves"
+
+
+def test_seed_variants_share_batches_and_differ_in_init(splits):
+    variants = SweepConfig(dataclasses.replace(BASE, model=ModelConfig("linear")), seeds=(0, 3)).variants()
+    swept = list(train_sweep(variants, splits, vmapped=True))
+    for i, variant in enumerate(variants):
+        # batches in the first variant's order, weights from the variant's own seed
+        shared_order = dataclasses.replace(variant, train=dataclasses.replace(variant.train, seed=0))
+        alone = list(train(shared_order, splits, initial_params=init(jax.random.PRNGKey(variant.train.seed),
+                                                                      variant.model)))
+        np.testing.assert_allclose([p.train_loss for p in (r[i] for r in swept)], [p.train_loss for p in alone],
+                                   rtol=1e-4)
+
+
+def test_a_diverging_variant_ends_alone(splits):
+    linear = dataclasses.replace(BASE, model=ModelConfig("linear"),
+                                 train=dataclasses.replace(BASE.train, optimizer="sgd"))
+    variants = SweepConfig(linear, learning_rates=(0.1, 1e37)).variants()
+    last = [None, None]
+    for records in train_sweep(variants, splits):
+        for i, p in enumerate(records):
+            if p is not None:
+                last[i] = p
+    assert last[0].status == "finished"
+    assert last[1].diverged and all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(last[1].params))
+
+
+def test_variants_limits_and_checks(splits):
+    with pytest.raises(ConfigError, match="at most 16"):
+        SweepConfig(BASE, learning_rates=tuple(0.01 * (i + 1) for i in range(9)), seeds=(0, 1)).variants()
+    other_batch = dataclasses.replace(BASE, train=dataclasses.replace(BASE.train, batch_size=20))
+    with pytest.raises(ConfigError, match="differ only"):
+        next(train_sweep([BASE, other_batch], splits))
+
+
+def test_a_variant_promotes_to_a_normal_run(splits):
+    variants = SweepConfig(BASE, learning_rates=(0.1, 0.3)).variants()
+    runs = [Run(variant_name(v), v) for v in variants]
+    for records in train_sweep(variants, splits):
+        for run, p in zip(runs, records):
+            run.record(p)
+    runs[1].finish(splits)
+    assert runs[1].name == "lr 0.3 · m 0.9 · seed 0"
+    assert runs[1].status == "finished" and runs[1].snapshots and runs[1].test_accuracy is not None
+    assert json.loads(runs[1].to_json())["config"]["train"]["learning_rate"] == 0.3
+    assert runs[1].params["hidden_0"]["w"].shape == (784, 16)
+
+
+def test_sweep_cli(tiny_data_dir, capsys):
+    code = main(["sweep", "--data-dir", str(tiny_data_dir), "--arch", "linear", "--optimizer", "momentum",
+                 "--lr", "0.01,0.1", "--momentum", "0.5,0.9", "--seeds", "0,1", "--epochs", "1", "--val-size", "200", "--json"])
+    assert code == 0
+    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert len(rows) == 8
+    accuracies = [row["val_accuracy"] for row in rows]
+    assert accuracies == sorted(accuracies, reverse=True)
+    assert {(r["learning_rate"], r["momentum"], r["seed"]) for r in rows} == {
+        (lr, m, s) for lr in (0.01, 0.1) for m in (0.5, 0.9) for s in (0, 1)}
+    with pytest.raises(SystemExit) as exit_info:
+        main(["sweep", "--data-dir", str(tiny_data_dir), "--lr", "0.1,abc"])
+    assert exit_info.value.code == 2
