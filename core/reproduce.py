@@ -61,7 +61,7 @@ def table_row(preset: Preset, runs: list[Run], seconds: float) -> dict:
         "test_accuracy": runs[-1].test_accuracy,
         "status": runs[-1].status,
         "epochs": runs[-1].epochs_completed,
-        "seconds": round(seconds, 1),
+        "seconds": seconds,
         "runs": {run.name: run.test_accuracy for run in runs},
     }
 
