@@ -124,23 +124,30 @@ def init(key: jax.Array, config: ModelConfig) -> Params:
 # ---------------------------------------------------------------------------------------------- apply
 
 
-def _conv_valid(x: jax.Array, layer: dict) -> jax.Array:
-    """Valid convolution as one matmul per image row band, which is fast on CPU.
+CONV_BLOCK_WIDTH = 8  # output columns per matmul block; fastest measured on CPU for LeNet-5's 24- and 8-wide maps
 
-    x: (batch, h, w, c), kernel (kh, kw, c, out) → (batch, h-kh+1, w-kw+1, out). Each output row depends on
-    kh input rows; the kernel is laid out as a banded matrix mapping those kh·w·c inputs to all
-    (w-kw+1)·out outputs of the row, so the whole layer is one large matmul instead of many tiny ones.
+
+def _conv_valid(x: jax.Array, layer: dict) -> jax.Array:
+    """Valid convolution as one large matmul, which is fast on CPU.
+
+    x: (batch, h, w, c), kernel (kh, kw, c, out) → (batch, h-kh+1, w-kw+1, out). The output is cut into
+    blocks of one row × CONV_BLOCK_WIDTH columns; each block reads a kh × (CONV_BLOCK_WIDTH+kw-1) × c window,
+    and since the convolution is the same everywhere, one banded matrix maps every window to its block.
     """
     kernel = layer["w"]
     kh, kw, c, out = kernel.shape
     batch, h, w, _ = x.shape
     h_out, w_out = h - kh + 1, w - kw + 1
-    offset = jnp.arange(w)[:, None] - jnp.arange(w_out)[None, :]  # input column − output column
+    block = min(CONV_BLOCK_WIDTH, w_out)
+    window = block + kw - 1
+    offset = jnp.arange(window)[:, None] - jnp.arange(block)[None, :]  # input column − output column
     inside = (offset >= 0) & (offset < kw)
-    banded = kernel[:, jnp.clip(offset, 0, kw - 1)].transpose(0, 1, 3, 2, 4)  # (kh, w, c, w_out, out)
-    banded = jnp.where(inside[None, :, None, :, None], banded, 0.0).reshape(kh * w * c, w_out * out)
-    bands = jnp.stack([x[:, r:r + kh].reshape(batch, kh * w * c) for r in range(h_out)], axis=1)
-    return (bands @ banded).reshape(batch, h_out, w_out, out) + layer["b"]
+    banded = kernel[:, jnp.clip(offset, 0, kw - 1)].transpose(0, 1, 3, 2, 4)  # (kh, window, c, block, out)
+    banded = jnp.where(inside[None, :, None, :, None], banded, 0.0).reshape(kh * window * c, block * out)
+    rows = jnp.stack([x[:, i:i + h_out] for i in range(kh)], axis=2)  # (batch, h_out, kh, w, c)
+    windows = jnp.stack([rows[:, :, :, j:j + window] for j in range(0, w_out, block)], axis=2)
+    y = windows.reshape(batch, h_out, w_out // block, kh * window * c) @ banded
+    return y.reshape(batch, h_out, w_out, out) + layer["b"]
 
 
 def _max_pool_2(x: jax.Array) -> jax.Array:

@@ -2,16 +2,35 @@
 
 from pathlib import Path
 
-import streamlit as st
+import pandas  # noqa: F401 - imported before any session runs: plotly looks pandas up in sys.modules without
+import streamlit as st  # the import lock, so a first import in one session's thread breaks a chart in another
+
+from dashboard import state
 
 PAGES_DIR = Path(__file__).parent / "pages"
 
 
 def main() -> None:
     st.set_page_config(page_title="Digit Lab", page_icon="🔢", layout="wide")
+    state.keep_settings()
+    state.settle_interrupted_runs()
     pages = {
         "Digit Lab": [
-            st.Page(PAGES_DIR / "data.py", title="Data", icon="🗂️", default=True),
+            st.Page(PAGES_DIR / "data.py", title="Data", icon=":material/dataset:", default=True),
+            st.Page(PAGES_DIR / "train.py", title="Train", icon=":material/model_training:"),
+            st.Page(PAGES_DIR / "results.py", title="Results", icon=":material/analytics:"),
+            st.Page(PAGES_DIR / "weights.py", title="Weights", icon=":material/grid_view:"),
+            st.Page(PAGES_DIR / "runs.py", title="Runs", icon=":material/history:"),
+        ],
+        "Gradient lab": [
+            st.Page(PAGES_DIR / "gradient_check.py", title="Gradient check", icon=":material/function:"),
+            st.Page(PAGES_DIR / "backprop_timing.py", title="Backprop timing", icon=":material/timer:"),
+            st.Page(PAGES_DIR / "landscape.py", title="Loss landscape", icon=":material/landscape:"),
+        ],
+        "Experiments": [
+            st.Page(PAGES_DIR / "reproduce.py", title="Reproduction", icon=":material/fact_check:"),
+            st.Page(PAGES_DIR / "overfitting.py", title="Overfitting", icon=":material/stacked_line_chart:"),
+            st.Page(PAGES_DIR / "sweep.py", title="Sweep", icon=":material/tune:"),
         ],
     }
     st.navigation(pages).run()

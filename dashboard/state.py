@@ -6,13 +6,24 @@ never loses one: a run is kept in `st.session_state` from its first chunk on.
 
 from __future__ import annotations
 
+from pathlib import Path
+from typing import Callable
+
 import streamlit as st
 
 from core.data import MNIST, SplitConfig, Splits, load_mnist, make_splits
+from core.errors import DigitLabError
+from core.history import RunHistory, default_path, ended
 from core.runs import Run
+from core.train import Evaluation
 
 RUNS_KEY = "runs"
-DATA_DIR_KEY = "data_dir"
+EVALUATIONS_KEY = "evaluations"
+SETTINGS_PREFIX = "setting."  # widget keys that keep their values across pages
+SELECTED_RUN_KEY = SETTINGS_PREFIX + "run"  # the run the Results and Weights pages show
+DATA_DIR_KEY = SETTINGS_PREFIX + "data_dir"
+HISTORY_PATH_KEY = "history_path"  # this session's choice of run history database (None: the default)
+SAVED_KEY = "saved_runs"  # run_id -> what was last saved of it, so an unchanged run is not saved again
 
 
 def data_dir() -> str | None:
@@ -21,9 +32,12 @@ def data_dir() -> str | None:
 
 
 @st.cache_resource(show_spinner="Loading MNIST...")
-def dataset(directory: str | None) -> MNIST:
-    """MNIST, loaded once per process per directory and shared read-only by every session."""
-    return load_mnist(directory)
+def dataset(directory: str | None, _progress: Callable[[str, int, int], None] | None = None) -> MNIST:
+    """MNIST, loaded once per process per directory and shared read-only by every session.
+
+    `_progress(name, done, total)` hears about a first-use download (not part of the cache key).
+    """
+    return load_mnist(directory, progress=_progress)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Preparing the data split...")
@@ -47,8 +61,55 @@ def unique_name(name: str) -> str:
 
 
 def keep_run(run: Run) -> None:
-    """Store (or update) a run in the session under its name."""
+    """Store (or update) a run in the session under its name; once it has ended, save it to the run history."""
     runs()[run.name] = run
+    if ended(run):
+        _save_to_history(run)
+
+
+def history_path() -> Path:
+    """The run history database this session uses: its own choice, else $DIGIT_LAB_HOME or the user data dir."""
+    return Path(st.session_state.get(HISTORY_PATH_KEY) or default_path())
+
+
+@st.cache_resource(show_spinner="Opening the run history...")
+def _open_history(path: str) -> RunHistory:
+    return RunHistory(path)
+
+
+def history() -> RunHistory:
+    """The run history; raises HistoryError (with what to do) if its file is corrupt or from a newer version."""
+    return _open_history(str(history_path()))
+
+
+def _saved_version(run: Run) -> tuple:
+    return run.name, run.status, len(run.history), run.test_accuracy
+
+
+def _save_to_history(run: Run) -> None:
+    """Save an ended run with its test-set confusion matrix, unless this version of it is already saved."""
+    saved = st.session_state.setdefault(SAVED_KEY, {})
+    if saved.get(run.run_id) == _saved_version(run):
+        return
+    try:
+        with st.spinner(f"Saving run '{run.name}' to the run history..."):
+            history().save(run, None if run.params is None else test_evaluation(run).confusion)
+    except DigitLabError as exc:
+        st.warning(f"Run '{run.name}' is kept in this session but could not be saved to the run history: {exc}")
+        return
+    saved[run.run_id] = _saved_version(run)
+
+
+def reload_run(run_id: str) -> str:
+    """Put a saved run back into the session (renamed if another run has its name); returns its session name."""
+    for name, run in runs().items():
+        if run.run_id == run_id:
+            return name
+    run = history().load(run_id)
+    run.name = unique_name(run.name)
+    st.session_state.setdefault(SAVED_KEY, {})[run.run_id] = _saved_version(run)
+    keep_run(run)
+    return run.name
 
 
 def rename_run(old: str, new: str) -> str:
@@ -62,8 +123,37 @@ def rename_run(old: str, new: str) -> str:
     store.clear()
     store.update(items)
     store[new].name = new
+    if ended(store[new]):
+        _save_to_history(store[new])
     return new
 
 
 def remove_run(name: str) -> None:
-    runs().pop(name, None)
+    run = runs().pop(name, None)
+    st.session_state.get(EVALUATIONS_KEY, {}).pop(id(run), None)
+
+
+def settle_interrupted_runs() -> None:
+    """Finish runs whose training loop a rerun interrupted (Stop, a page switch): they become "stopped"
+    with the parameters of their last chunk, and get their validation and test accuracy."""
+    for run in runs().values():
+        if not ended(run):
+            run.finish(splits(data_dir(), run.config.data))
+            keep_run(run)
+
+
+def keep_settings() -> None:
+    """Keep the values of settings widgets while their page is not shown (Streamlit drops unrendered widgets)."""
+    for key in [k for k in st.session_state if str(k).startswith(SETTINGS_PREFIX)]:
+        st.session_state[key] = st.session_state[key]
+
+
+def test_evaluation(run: Run) -> Evaluation:
+    """The run's evaluation on the test set, computed once per parameters and kept in the session."""
+    cache = st.session_state.setdefault(EVALUATIONS_KEY, {})
+    params, evaluation = cache.get(id(run), (None, None))
+    if params is not run.params:
+        data = splits(data_dir(), run.config.data)
+        evaluation = run.evaluate(data.x_test, data.y_test)
+        cache[id(run)] = (run.params, evaluation)
+    return evaluation

@@ -1,0 +1,90 @@
+"""Small pure computations the dashboard shows: example selection, confusion percentages, weight rankings, ETA.
+
+Everything here takes and returns plain numpy arrays, so the pages only lay out what these functions return.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from core.data import IMAGE_SIDE, NUM_CLASSES
+from core.train import Evaluation
+
+SORT_KEYS = ("confidence", "loss")
+
+
+def eta_seconds(step: int, total_steps: int, elapsed: float) -> float | None:
+    """Seconds left at the pace so far (None before the first step)."""
+    if step <= 0 or elapsed <= 0:
+        return None
+    return (total_steps - step) * elapsed / step
+
+
+def row_percentages(confusion: np.ndarray) -> np.ndarray:
+    """Each row of a confusion matrix as percentages of its true digit (rows with no images stay 0)."""
+    totals = confusion.sum(axis=1, keepdims=True)
+    return 100.0 * confusion / np.maximum(totals, 1)
+
+
+def confidence(evaluation: Evaluation) -> np.ndarray:
+    """The probability the network gave to its own prediction, per example."""
+    return evaluation.probabilities[np.arange(len(evaluation.predictions)), evaluation.predictions]
+
+
+def select_examples(
+    evaluation: Evaluation,
+    *,
+    correct: bool = False,
+    true_digit: int | None = None,
+    predicted_digit: int | None = None,
+    sort_by: str = "confidence",
+) -> np.ndarray:
+    """Indices of the correctly (or wrongly) classified examples matching the filters, most confident /
+    highest loss first."""
+    if sort_by not in SORT_KEYS:
+        raise ValueError(f"sort_by must be one of {SORT_KEYS}, got {sort_by!r}")
+    keep = (evaluation.predictions == evaluation.labels) == correct
+    if true_digit is not None:
+        keep &= evaluation.labels == true_digit
+    if predicted_digit is not None:
+        keep &= evaluation.predictions == predicted_digit
+    index = np.flatnonzero(keep)
+    key = confidence(evaluation) if sort_by == "confidence" else evaluation.losses
+    return index[np.argsort(-key[index], kind="stable")]
+
+
+def examples_per_digit(labels: np.ndarray, per_digit: int, seed: int = 0) -> np.ndarray:
+    """(10, per_digit) indices: a seeded random choice of examples of each digit."""
+    rng = np.random.default_rng(seed)
+    return np.stack([rng.choice(np.flatnonzero(labels == d), per_digit, replace=False) for d in range(NUM_CLASSES)])
+
+
+def tile_images(images: np.ndarray, columns: int, pad: int = 2) -> np.ndarray:
+    """Lay (n, h, w) images out in a grid `columns` wide with `pad` pixels of background between them."""
+    n, h, w = images.shape
+    rows = -(-n // columns)
+    grid = np.zeros((rows * (h + pad) - pad, columns * (w + pad) - pad), images.dtype)
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        grid[r * (h + pad): r * (h + pad) + h, c * (w + pad): c * (w + pad) + w] = image
+    return grid
+
+
+def input_weight_images(weights: np.ndarray) -> np.ndarray:
+    """Weights from the 784 pixels into each unit, (784, units) → (units, 28, 28)."""
+    return np.asarray(weights).T.reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+
+
+def strongest_feeders(output_weights: np.ndarray, digit: int, count: int) -> np.ndarray:
+    """The `count` hidden units with the largest weight into output `digit` (largest first).
+
+    `output_weights` is the (hidden, 10) matrix from the last hidden layer into the outputs.
+    """
+    column = np.asarray(output_weights)[:, digit]
+    return np.argsort(-column, kind="stable")[:count]
+
+
+def symmetric_limit(*arrays: np.ndarray) -> float:
+    """The largest absolute value over the arrays: the bound of a zero-centred colour scale (1.0 if all zero)."""
+    limit = max(float(np.abs(np.asarray(a)).max()) for a in arrays)
+    return limit or 1.0

@@ -1,0 +1,328 @@
+"""The plotly figure builders every page shares. Each takes what `core` returns and only lays it out.
+
+Sections: training curves · evaluation (confusion, per-class, probabilities) · images and weights.
+Add new builders at the end, in a section of their own.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+import plotly.graph_objects as go
+from plotly.colors import qualitative
+from plotly.subplots import make_subplots
+
+from core.inspect import symmetric_limit
+from core.runs import Run
+
+DIGITS = list(range(10))
+PALETTE = qualitative.Plotly
+DIVERGING = "RdBu_r"  # negative blue, zero white, positive red
+
+
+def _square_axes(fig: go.Figure) -> go.Figure:
+    """Images: no ticks, y pointing down, square pixels."""
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain")
+    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed", scaleanchor="x")
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- training curves
+
+
+def training_curves(runs: Sequence[Run]) -> go.Figure:
+    """Loss and accuracy against updates: each run one colour, training solid, validation dashed with markers."""
+    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss (cross-entropy)", "Accuracy"), horizontal_spacing=0.08)
+    for i, run in enumerate(runs):
+        colour = PALETTE[i % len(PALETTE)]
+        steps = [row["step"] for row in run.history]
+        validated = [row for row in run.history if row["val_accuracy"] is not None]
+        for col, metric in ((1, "loss"), (2, "accuracy")):
+            fig.add_trace(go.Scatter(
+                x=steps, y=[row[f"train_{metric}"] for row in run.history], mode="lines+markers",
+                marker_size=4, line=dict(color=colour), name=f"{run.name} · train", legendgroup=run.name,
+                showlegend=col == 1,
+            ), row=1, col=col)
+            fig.add_trace(go.Scatter(
+                x=[row["step"] for row in validated], y=[row[f"val_{metric}"] for row in validated],
+                mode="lines+markers", line=dict(color=colour, dash="dash"), marker_symbol="diamond",
+                name=f"{run.name} · validation", legendgroup=run.name, showlegend=col == 1,
+            ), row=1, col=col)
+    fig.update_xaxes(title_text="updates (optimiser steps)")
+    fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- evaluation
+
+
+def confusion_heatmap(matrix: np.ndarray, *, percentages: bool) -> go.Figure:
+    """The confusion matrix (rows true, columns predicted) with a clickable point on every cell."""
+    text = [[f"{v:.1f}%" if percentages else f"{int(v)}" for v in row] for row in matrix]
+    fig = go.Figure(go.Heatmap(
+        z=matrix, x=DIGITS, y=DIGITS, text=text, texttemplate="%{text}", colorscale="Blues", hoverinfo="skip",
+        colorbar=dict(title="% of row" if percentages else "images"),
+    ))
+    cells_x, cells_y = np.meshgrid(DIGITS, DIGITS)
+    fig.add_trace(go.Scatter(  # invisible markers on the cells: they carry the hover label and make cells clickable
+        x=cells_x.ravel(), y=cells_y.ravel(), customdata=np.ravel(text), mode="markers",
+        marker=dict(size=28, opacity=0.01, symbol="square"), showlegend=False,
+        hovertemplate="true %{y}, predicted %{x}: %{customdata}<extra></extra>",
+    ))
+    fig.update_xaxes(title_text="predicted digit", dtick=1, side="top", range=[-0.5, 9.5], showgrid=False,
+                     constrain="domain")
+    fig.update_yaxes(title_text="true digit", dtick=1, range=[9.5, -0.5], scaleanchor="x", showgrid=False,
+                     constrain="domain")
+    fig.update_layout(height=520, margin=dict(l=10, r=10, t=40, b=10), clickmode="event+select", dragmode=False)
+    return fig
+
+
+def per_class_accuracy(accuracy: np.ndarray) -> go.Figure:
+    """Accuracy on the images of each true digit."""
+    fig = go.Figure(go.Bar(x=DIGITS, y=accuracy, text=[f"{a:.1%}" for a in accuracy], textposition="outside"))
+    low = max(0.0, float(np.min(accuracy)) - 0.05)
+    fig.update_xaxes(title_text="true digit", dtick=1)
+    fig.update_yaxes(title_text="accuracy", tickformat=".0%", range=[low, 1.02])
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=20, b=10))
+    return fig
+
+
+def probability_bars(probabilities: np.ndarray, true_digit: int, predicted_digit: int) -> go.Figure:
+    """The ten class probabilities for one image; the true digit green, a wrong prediction red."""
+    colours = ["#2ca02c" if d == true_digit else "#d62728" if d == predicted_digit else "#9aa5b1" for d in DIGITS]
+    fig = go.Figure(go.Bar(x=DIGITS, y=probabilities, marker_color=colours,
+                           text=[f"{p:.1%}" for p in probabilities], textposition="outside"))
+    fig.update_xaxes(title_text="digit", dtick=1)
+    fig.update_yaxes(title_text="probability", range=[0, 1.1], tickformat=".0%")
+    fig.update_layout(height=300, margin=dict(l=10, r=10, t=20, b=10))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- images and weights
+
+
+def digit_gallery(tile: np.ndarray, per_digit: int) -> go.Figure:
+    """A tiled grid of digit images, one row per digit, rows labelled 0-9."""
+    rows = tile.shape[0]
+    fig = go.Figure(go.Heatmap(z=tile, colorscale="gray_r", showscale=False, hoverinfo="skip"))
+    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain")
+    fig.update_yaxes(tickvals=[(r + 0.5) * rows / 10 - 1 for r in range(10)], ticktext=[str(d) for d in DIGITS],
+                     showgrid=False, zeroline=False, autorange="reversed", scaleanchor="x", title_text="digit")
+    fig.update_layout(height=60 * 10, margin=dict(l=10, r=10, t=10, b=10), title=None)
+    return fig
+
+
+def image_grid(images: np.ndarray, titles: Sequence[str], *, columns: int, diverging: bool = True,
+               height_per_row: int = 150) -> go.Figure:
+    """Small heatmaps (n, h, w) in a grid, on one shared colour scale.
+
+    diverging: weights, on a zero-centred red/blue scale; otherwise activations or pixels, on a sequential one.
+    """
+    n = len(images)
+    rows = max(1, -(-n // columns))
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=list(titles), horizontal_spacing=0.02,
+                        vertical_spacing=min(0.3 / rows, 0.08))
+    for i, image in enumerate(images):
+        r, c = divmod(i, columns)
+        fig.add_trace(go.Heatmap(z=image, coloraxis="coloraxis", hovertemplate="%{z:.3f}<extra></extra>"),
+                      row=r + 1, col=c + 1)
+    if diverging:
+        limit = symmetric_limit(images)
+        fig.update_layout(coloraxis=dict(colorscale=DIVERGING, cmin=-limit, cmax=limit, cmid=0))
+    else:
+        fig.update_layout(coloraxis=dict(colorscale="Viridis"))
+    fig.update_annotations(font_size=11)
+    fig.update_layout(height=height_per_row * rows + 40, margin=dict(l=10, r=10, t=30, b=10))
+    return _square_axes(fig)
+
+
+def outgoing_weight_bars(weights: np.ndarray, titles: Sequence[str], *, columns: int) -> go.Figure:
+    """For each hidden unit (row of `weights`, shape (units, 10)), its weights into the ten outputs as bars."""
+    n = len(weights)
+    rows = max(1, -(-n // columns))
+    limit = symmetric_limit(weights)
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=list(titles), horizontal_spacing=0.03,
+                        vertical_spacing=0.15 / rows)
+    for i, row in enumerate(weights):
+        r, c = divmod(i, columns)
+        fig.add_trace(go.Bar(x=DIGITS, y=row, marker_color=np.where(row >= 0, "#d62728", "#1f77b4"),
+                             showlegend=False, hovertemplate="to %{x}: %{y:.3f}<extra></extra>"), row=r + 1, col=c + 1)
+    fig.update_xaxes(dtick=1, tickfont_size=9)
+    fig.update_yaxes(range=[-limit * 1.05, limit * 1.05], tickfont_size=9)
+    fig.update_annotations(font_size=11)
+    fig.update_layout(height=170 * rows + 30, margin=dict(l=10, r=10, t=30, b=10))
+    return fig
+
+
+# --- gradient lab ---
+
+
+def error_vs_h(points: Sequence, best: dict[str, float]) -> go.Figure:
+    """Log-log total and max absolute error of central differences against h, per precision, best h starred."""
+    fig = go.Figure()
+    for i, dtype in enumerate(dict.fromkeys(p.dtype for p in points)):
+        rows = [p for p in points if p.dtype == dtype]
+        colour = PALETTE[i % len(PALETTE)]
+        h = [p.h for p in rows]
+        fig.add_scatter(x=h, y=[p.total_abs_error for p in rows], mode="lines+markers", name=f"{dtype}: total |error|",
+                        line=dict(color=colour))
+        fig.add_scatter(x=h, y=[p.max_abs_error for p in rows], mode="lines+markers", name=f"{dtype}: max |error|",
+                        line=dict(color=colour, dash="dot"))
+        star = next(p for p in rows if p.h == best[dtype])
+        fig.add_scatter(x=[star.h], y=[star.total_abs_error], mode="markers", name=f"{dtype}: best h = {star.h:.0e}",
+                        marker=dict(symbol="star", size=16, color=colour, line=dict(color="black", width=1)))
+    fig.update_xaxes(type="log", title="step size h", autorange="reversed")
+    fig.update_yaxes(type="log", title="absolute error (approx − analytic)")
+    fig.update_layout(height=420, margin=dict(t=30, b=40), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def difference_histograms(differences: dict[str, np.ndarray]) -> go.Figure:
+    """One histogram of (approx − analytic) per parameter tensor."""
+    fig = make_subplots(rows=1, cols=len(differences), subplot_titles=list(differences))
+    for i, values in enumerate(differences.values()):
+        fig.add_histogram(x=values, nbinsx=40, row=1, col=i + 1, showlegend=False, marker_color=PALETTE[i % len(PALETTE)])
+    fig.update_xaxes(exponentformat="e")
+    fig.update_layout(height=300, margin=dict(t=40, b=30), bargap=0.05)
+    return fig
+
+
+def hand_training_accuracy(runs: dict[str, object]) -> go.Figure:
+    """Validation accuracy against step for gradient descent driven by each hand gradient (NaN = diverged)."""
+    fig = go.Figure()
+    for i, (label, run) in enumerate(runs.items()):
+        fig.add_scatter(x=run.steps, y=run.accuracy, mode="lines+markers", name=label,
+                        line=dict(color=PALETTE[i % len(PALETTE)]))
+    fig.update_yaxes(title="validation accuracy", range=[0, 1], tickformat=".0%")
+    fig.update_xaxes(title="step")
+    fig.update_layout(height=360, margin=dict(t=30, b=40))
+    return fig
+
+
+def timing_chart(rows: Sequence, titles: dict[str, str], vary: str) -> go.Figure:
+    """Log-log seconds per gradient against batch size or hidden width (`vary`); extrapolated points hollow."""
+    fig = go.Figure()
+    for i, method in enumerate(titles):
+        mine = sorted((r for r in rows if r.method == method), key=lambda r: getattr(r, vary))
+        if not mine:
+            continue
+        fig.add_scatter(
+            x=[getattr(r, vary) for r in mine], y=[r.seconds for r in mine], mode="lines+markers", name=titles[method],
+            line=dict(color=PALETTE[i % len(PALETTE)]),
+            marker=dict(size=10, symbol=["circle-open" if r.extrapolated else "circle" for r in mine]),
+            hovertext=["extrapolated" if r.extrapolated else "measured" for r in mine])
+    fig.update_xaxes(type="log", title={"batch_size": "batch size", "hidden": "hidden width"}[vary])
+    fig.update_yaxes(type="log", title="seconds per gradient (hollow = extrapolated)")
+    fig.update_layout(height=420, margin=dict(t=30, b=40), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def landscape_contour(landscape, paths: dict[str, object], titles: dict[str, str]) -> go.Figure:
+    """The cost over two weights as filled contours, the trained point, and each optimiser's path step by step."""
+    first, second = landscape.pair
+    fig = go.Figure(go.Contour(x=landscape.first, y=landscape.second, z=landscape.cost, colorscale="Viridis",
+                               ncontours=30, colorbar=dict(title="cost")))
+    fig.add_scatter(x=[landscape.center[0]], y=[landscape.center[1]], mode="markers", name="trained values",
+                    marker=dict(symbol="x", size=14, color="white", line=dict(color="black", width=2)))
+    for i, (name, path) in enumerate(paths.items()):
+        fig.add_scatter(x=path.points[:, 0], y=path.points[:, 1], mode="lines+markers", name=titles[name],
+                        line=dict(color=PALETTE[(i + 1) % len(PALETTE)], width=2), marker=dict(size=5))
+    fig.update_xaxes(title=first.label(), range=[landscape.first[0], landscape.first[-1]])
+    fig.update_yaxes(title=second.label(), range=[landscape.second[0], landscape.second[-1]])
+    fig.update_layout(height=520, margin=dict(t=30, b=40), legend=dict(orientation="h", y=-0.15))
+    return fig
+
+
+def path_costs(paths: dict[str, object], titles: dict[str, str]) -> go.Figure:
+    """The cost at each step of each optimiser."""
+    fig = go.Figure()
+    for i, (name, path) in enumerate(paths.items()):
+        fig.add_scatter(y=path.costs, mode="lines+markers", name=titles[name],
+                        line=dict(color=PALETTE[(i + 1) % len(PALETTE)]), marker=dict(size=4))
+    fig.update_xaxes(title="step")
+    fig.update_yaxes(title="cost")
+    fig.update_layout(height=520, margin=dict(t=30, b=40), legend=dict(orientation="h", y=-0.15))
+    return fig
+
+
+# --- experiments ---
+
+
+def _final_accuracies(run: Run) -> tuple[float | None, float | None]:
+    """The last recorded training accuracy (mean over the last chunk) and validation accuracy of a run."""
+    validated = [row["val_accuracy"] for row in run.history if row["val_accuracy"] is not None]
+    train = run.history[-1]["train_accuracy"] if run.history else None
+    return train, (validated[-1] if validated else None)
+
+
+def generalisation_gap(sizes: Sequence[int], runs: Sequence[Run]) -> go.Figure:
+    """Final training vs validation accuracy against training-set size (log axis), the gap shaded and labelled."""
+    finals = [_final_accuracies(run) for run in runs]
+    train = [t for t, _ in finals]
+    val = [v for _, v in finals]
+    fig = go.Figure()
+    fig.add_trace(go.Scatter(x=list(sizes), y=val, mode="lines+markers", name="validation", line=dict(color=PALETTE[1])))
+    fig.add_trace(go.Scatter(x=list(sizes), y=train, mode="lines+markers", name="training", fill="tonexty",
+                             fillcolor="rgba(239,85,59,0.15)", line=dict(color=PALETTE[0])))
+    for size, t, v in zip(sizes, train, val):
+        if t is not None and v is not None:
+            fig.add_annotation(x=np.log10(size), y=(t + v) / 2, text=f"gap {100 * (t - v):.1f} pt", showarrow=False,
+                               xshift=34, font=dict(size=11))
+    fig.update_xaxes(type="log", title="training images")
+    fig.update_yaxes(title="final accuracy", tickformat=".0%")
+    fig.update_layout(title="Generalisation gap: training minus validation accuracy", height=420,
+                      margin=dict(t=60, b=40), legend=dict(orientation="h", y=-0.2))
+    return fig
+
+
+def learning_curves_side_by_side(titles: Sequence[str], runs: Sequence[Run]) -> go.Figure:
+    """One panel per run: training and validation accuracy against epochs, the final gap marked with a bracket."""
+    fig = make_subplots(rows=1, cols=max(len(runs), 1), subplot_titles=list(titles), shared_yaxes=True,
+                        horizontal_spacing=0.03)
+    for col, run in enumerate(runs, start=1):
+        validated = [row for row in run.history if row["val_accuracy"] is not None]
+        fig.add_trace(go.Scatter(x=[r["epoch"] for r in run.history], y=[r["train_accuracy"] for r in run.history],
+                                 mode="lines", name="training", line=dict(color=PALETTE[0]), legendgroup="train",
+                                 showlegend=col == 1), row=1, col=col)
+        fig.add_trace(go.Scatter(x=[r["epoch"] for r in validated], y=[r["val_accuracy"] for r in validated],
+                                 mode="lines+markers", name="validation", line=dict(color=PALETTE[1], dash="dash"),
+                                 legendgroup="val", showlegend=col == 1), row=1, col=col)
+        train, val = _final_accuracies(run)
+        if train is not None and val is not None:
+            end = run.history[-1]["epoch"]
+            fig.add_trace(go.Scatter(x=[end, end], y=[val, train], mode="lines", line=dict(color="black", width=3),
+                                     name="gap", legendgroup="gap", showlegend=col == 1), row=1, col=col)
+    fig.update_xaxes(title="epoch")
+    fig.update_yaxes(tickformat=".0%", row=1, col=1, title="accuracy")
+    fig.update_layout(height=380, margin=dict(t=50, b=40), legend=dict(orientation="h", y=-0.25))
+    return fig
+
+
+def sweep_parallel_coordinates(table: Sequence[dict]) -> go.Figure:
+    """Hyperparameters (log10 learning rate, momentum, seed) against validation accuracy, one line per variant."""
+    accuracy = [row["val_accuracy"] if row["val_accuracy"] is not None else 0.0 for row in table]
+    dimensions = [
+        dict(label="log10 learning rate", values=[float(np.log10(row["learning_rate"])) for row in table]),
+        dict(label="momentum", values=[row["momentum"] for row in table]),
+        dict(label="seed", values=[row["seed"] for row in table], tickvals=sorted({row["seed"] for row in table})),
+        dict(label="validation accuracy", values=accuracy),
+    ]
+    fig = go.Figure(go.Parcoords(line=dict(color=accuracy, colorscale="Viridis", showscale=True,
+                                           colorbar=dict(title="val acc")), dimensions=dimensions))
+    fig.update_layout(height=380, margin=dict(t=60, l=60, r=60, b=30))
+    return fig
+
+
+def reproduction_bars(rows: Sequence[dict]) -> go.Figure:
+    """Reported vs measured test accuracy per preset (presets without a reported number show ours only)."""
+    names = [row["preset"] for row in rows]
+    fig = go.Figure()
+    fig.add_trace(go.Bar(x=names, y=[row["reported"] for row in rows], name="reported", marker_color=PALETTE[2]))
+    fig.add_trace(go.Bar(x=names, y=[row["test_accuracy"] for row in rows], name="Digit Lab", marker_color=PALETTE[0]))
+    measured = [a for row in rows for a in (row["reported"], row["test_accuracy"]) if a is not None]
+    low = max(0.0, min(measured) - 0.02) if measured else 0.0
+    fig.update_yaxes(range=[low, 1.0], tickformat=".1%", title="test accuracy")
+    fig.update_layout(barmode="group", height=380, margin=dict(t=30, b=40), legend=dict(orientation="h", y=1.1))
+    return fig

@@ -1,0 +1,102 @@
+"""Home / Data: where MNIST came from, how it is split, what it looks like, and the networks on offer."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import pandas as pd
+import streamlit as st
+
+from core import download
+from core.data import MNIST, SplitConfig, class_counts
+from core.errors import DigitLabError
+from core.inspect import examples_per_digit, tile_images
+from core.models import ARCHITECTURES
+from dashboard import figures, state
+from dashboard.widgets import TRAIN_PAGE
+
+UPLOAD_KEY = "data_upload"
+GALLERY_PER_DIGIT = 10
+
+
+def _save_uploaded_data() -> None:
+    """Callback of the data uploader: write the files into a fresh folder and use it as the data directory."""
+    files = st.session_state.get(UPLOAD_KEY) or []
+    if not files:
+        return
+    folder = Path(tempfile.mkdtemp(prefix="digit-lab-upload-"))
+    for upload in files:
+        name = Path(upload.name).name
+        if name.endswith(".npz"):
+            name = "mnist.npz"
+        elif name.endswith(".mat"):
+            name = "mnist_all.mat"
+        (folder / name).write_bytes(upload.getvalue())
+    st.session_state[state.DATA_DIR_KEY] = str(folder)
+
+
+def load_with_progress() -> MNIST | None:
+    """The dataset, with a progress bar while a first-use download runs; None (and what to do) if there is none."""
+    bar = st.empty()
+
+    def on_progress(name: str, done: int, total: int) -> None:
+        fraction = done / total if total else 0.0
+        bar.progress(min(fraction, 1.0), text=f"Downloading {name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
+
+    try:
+        mnist = state.dataset(state.data_dir(), _progress=on_progress)
+    except DigitLabError as exc:
+        bar.empty()
+        st.error(f"**No MNIST data could be loaded.** {exc}")
+        st.markdown(
+            "Digit Lab looks, in order, in the **data directory** set below, in the folder named by the "
+            "`MNIST_DATA_DIR` environment variable, in your cache folder "
+            f"(`{download.default_cache_dir()}`), and finally downloads MNIST from a public mirror. "
+            "If you are offline, upload the data here instead: the four IDX files "
+            f"(`{'`, `'.join(download.MNIST_FILES)}`, gzipped `.gz` or raw), **or** the course file "
+            "`mnist_all.mat`, **or** the Keras file `mnist.npz`."
+        )
+        st.file_uploader("MNIST files", accept_multiple_files=True, key=UPLOAD_KEY, on_change=_save_uploaded_data)
+        return None
+    bar.empty()
+    return mnist
+
+
+def overview(mnist: MNIST) -> None:
+    split = SplitConfig()
+    train_counts, test_counts = class_counts(mnist.train_labels), class_counts(mnist.test_labels)
+    st.success(f"Loaded from **{mnist.source}**" + (" (checksums match the published MNIST)." if mnist.verified else "."))
+    cols = st.columns(4)
+    cols[0].metric("Training images", f"{len(mnist.train_labels) - split.val_size:,}",
+                   help="The 60,000 training images minus the validation hold-out.")
+    cols[1].metric("Validation images", f"{split.val_size:,}", help="Held out of the training images, stratified "
+                                                                      "and seeded; set its size on the Train page.")
+    cols[2].metric("Test images", f"{len(mnist.test_labels):,}", help="Only used to report the final accuracy.")
+    cols[3].metric("Image size", "28 × 28", help="Grey levels 0-255, scaled to [0, 1] for training.")
+    table, gallery = st.columns([1, 2])
+    with table:
+        st.subheader("Images per digit")
+        st.dataframe(pd.DataFrame({"digit": range(10), "train (all 60,000)": train_counts, "test": test_counts}),
+                     hide_index=True)
+    with gallery:
+        st.subheader(f"{GALLERY_PER_DIGIT} random training examples of each digit")
+        index = examples_per_digit(mnist.train_labels, GALLERY_PER_DIGIT)
+        tile = tile_images(mnist.train_images[index.ravel()], columns=GALLERY_PER_DIGIT)
+        st.plotly_chart(figures.digit_gallery(tile, GALLERY_PER_DIGIT), key="gallery",
+                        config={"displaylogo": False})
+
+
+st.title("Digit Lab")
+st.markdown("Train the classic MNIST networks, watch them learn, and look inside them. "
+            "**Start on the Train page**: the defaults train a good network in under half a minute.")
+st.page_link(TRAIN_PAGE, label="Go to Train", icon=":material/model_training:")
+with st.expander("Data directory", expanded=state.data_dir() is not None):
+    st.text_input("Folder (or file) holding MNIST", key=state.DATA_DIR_KEY, placeholder="$MNIST_DATA_DIR or the cache",
+                  help="Leave empty to use $MNIST_DATA_DIR, then your cache folder, then a download.")
+loaded = load_with_progress()
+if loaded is not None:
+    overview(loaded)
+st.header("The networks")
+for arch in ARCHITECTURES.values():
+    st.markdown(f"**{arch.title}**: {arch.description}")

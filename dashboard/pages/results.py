@@ -1,0 +1,126 @@
+"""Results: accuracy, per-class accuracy, the confusion matrix, and the digits the network gets wrong."""
+
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from core.data import IMAGE_SIDE
+from core.inspect import SORT_KEYS, confidence, row_percentages, select_examples
+from core.runs import Run
+from core.train import Evaluation
+from dashboard import export, figures, state
+from dashboard.widgets import pick_run
+
+TRUE_KEY, PREDICTED_KEY = "filter.true", "filter.predicted"
+CONFUSION_KEY = "confusion_chart"
+PAGE_SIZE = 40
+ANY = "any"
+DIGIT_CHOICES = [ANY, *range(10)]
+
+
+def _select_cell() -> None:
+    """Clicking a confusion-matrix cell filters the mistakes to that (true, predicted) pair."""
+    points = st.session_state[CONFUSION_KEY].selection.points
+    if points:
+        st.session_state[TRUE_KEY] = int(points[0]["y"])
+        st.session_state[PREDICTED_KEY] = int(points[0]["x"])
+
+
+def _digit(choice) -> int | None:
+    return None if choice == ANY else int(choice)
+
+
+def test_images(run: Run, indices) -> list[np.ndarray]:
+    """The 28×28 test images at `indices`."""
+    x_test = state.splits(state.data_dir(), run.config.data).x_test
+    return [x_test[i].reshape(IMAGE_SIDE, IMAGE_SIDE) for i in indices]
+
+
+def caption(evaluation: Evaluation, sure: np.ndarray, index: int) -> str:
+    return f"#{index}: true {evaluation.labels[index]} → {evaluation.predictions[index]} ({sure[index]:.0%})"
+
+
+def summary(run: Run, evaluation: Evaluation) -> None:
+    cols = st.columns(4)
+    cols[0].metric("Test accuracy", f"{evaluation.accuracy:.2%}")
+    cols[1].metric("Validation accuracy", "—" if run.val_accuracy is None else f"{run.val_accuracy:.2%}")
+    cols[2].metric("Test loss", f"{evaluation.loss:.4f}")
+    cols[3].metric("Misclassified test digits", f"{len(evaluation.misclassified):,} of {len(evaluation.labels):,}")
+    matrix_col, class_col = st.columns([3, 2])
+    with matrix_col:
+        st.subheader("Confusion matrix")
+        as_percent = st.segmented_control("Show", ["counts", "row %"], default="counts", key="confusion_mode") == "row %"
+        matrix = row_percentages(evaluation.confusion) if as_percent else evaluation.confusion
+        st.caption("Rows: the true digit; columns: what the network said. **Click a cell** to list those mistakes.")
+        export.chart(figures.confusion_heatmap(matrix, percentages=as_percent), run_name=run.name,
+                     what="confusion matrix", key=CONFUSION_KEY, on_select=_select_cell)
+    with class_col:
+        st.subheader("Accuracy per digit")
+        export.chart(figures.per_class_accuracy(evaluation.per_class_accuracy), run_name=run.name,
+                     what="per-class accuracy", key="per_class_chart")
+
+
+def mistakes(run: Run, evaluation: Evaluation) -> list[int]:
+    """The filtered, sorted, paged grid of misclassified test digits; returns the indices shown."""
+    st.header("Misclassified test digits")
+    for key in (TRUE_KEY, PREDICTED_KEY):
+        st.session_state.setdefault(key, ANY)
+    cols = st.columns(4)
+    cols[0].selectbox("True digit", DIGIT_CHOICES, key=TRUE_KEY)
+    cols[1].selectbox("Predicted digit", DIGIT_CHOICES, key=PREDICTED_KEY)
+    sort_by = cols[2].selectbox("Sort by", SORT_KEYS, key="sort_by", format_func={
+        "confidence": "confidence (most sure first)", "loss": "loss (highest first)"}.get)
+    chosen = select_examples(evaluation, true_digit=_digit(st.session_state[TRUE_KEY]),
+                             predicted_digit=_digit(st.session_state[PREDICTED_KEY]), sort_by=sort_by)
+    pages = max(1, -(-len(chosen) // PAGE_SIZE))
+    page = cols[3].number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, key=f"page.{pages}")
+    shown = chosen[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    st.markdown(f"**{len(chosen):,}** misclassified digits match; showing {len(shown)}. "
+                "Each caption: test index, true digit → predicted digit (confidence).")
+    if len(shown):
+        sure = confidence(evaluation)
+        st.image(test_images(run, shown), caption=[caption(evaluation, sure, i) for i in shown], width=84)
+    else:
+        st.info("No misclassified digit matches these filters.")
+    return [int(i) for i in shown]
+
+
+def correct_sample(run: Run, evaluation: Evaluation) -> list[int]:
+    st.header("A sample of correctly classified digits")
+    correct = select_examples(evaluation, correct=True)
+    sample = np.sort(np.random.default_rng(0).choice(correct, min(20, len(correct)), replace=False)) if len(correct) else []
+    if len(sample):
+        sure = confidence(evaluation)
+        st.image(test_images(run, sample), caption=[caption(evaluation, sure, i) for i in sample], width=84)
+    return [int(i) for i in sample]
+
+
+def probabilities(run: Run, evaluation: Evaluation, candidates: list[int]) -> None:
+    st.header("Class probabilities of one digit")
+    if not candidates:
+        st.caption("No digit to show.")
+        return
+    index = st.selectbox("Digit (test index)", candidates, key="probability_digit", format_func=lambda i: caption(
+        evaluation, confidence(evaluation), i))
+    image, bars = st.columns([1, 3])
+    image.image(test_images(run, [index])[0], width=160, caption=f"test image #{index}")
+    with bars:
+        export.chart(figures.probability_bars(evaluation.probabilities[index], int(evaluation.labels[index]),
+                                              int(evaluation.predictions[index])),
+                     run_name=run.name, what=f"probabilities test {index}", key="probability_chart")
+
+
+st.title("Results")
+run = pick_run()
+if run is not None:
+    if run.diverged:
+        st.warning(f"This run {run.status}; these results use its last finite parameters.")
+    with st.spinner("Classifying the 10,000 test digits…"):
+        evaluation = state.test_evaluation(run)
+    summary(run, evaluation)
+    shown = mistakes(run, evaluation)
+    sample = correct_sample(run, evaluation)
+    probabilities(run, evaluation, shown + sample)
+    st.header("Download this run")
+    export.run_downloads(run, key="results_downloads")

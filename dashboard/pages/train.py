@@ -1,0 +1,230 @@
+"""Train: choose a network and its hyperparameters, watch it learn live, keep and compare runs."""
+
+from __future__ import annotations
+
+import streamlit as st
+
+from core.data import SplitConfig
+from core.errors import DigitLabError
+from core.inspect import eta_seconds
+from core.models import ACTIVATIONS, ARCHITECTURES, INITS, ModelConfig
+from core.runs import Run
+from core.train import OPTIMIZERS, SCHEDULES, Progress, RunConfig, TrainConfig, train
+from dashboard import export, figures, state
+from dashboard.widgets import RESULTS_PAGE, WEIGHTS_PAGE, pick_run
+
+S = state.SETTINGS_PREFIX
+TRAIN_REQUEST_KEY = "train_request"
+TRAIN_ERROR_KEY = "train_error"  # why the last Train press could not start, shown after the rerun
+SUBSET_CHOICES = {"all": "All remaining images", "total": "A total number", "per_class": "A number per digit"}
+OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam"}
+SCHEDULE_NAMES = {"constant": "Constant", "exponential": "Exponential decay per epoch", "cosine": "Cosine to zero"}
+INIT_NAMES = {"normal": "Gaussian (chosen std)", "glorot": "Glorot", "he": "He"}
+# Defaults: a 784-300-10 ReLU MLP with Adam reaches about 97.5% test accuracy in 3 epochs (under 30 s here).
+DEFAULTS = {
+    "arch": "mlp", "hidden": "300", "activation": "relu", "init": "he", "init_std": 0.1,
+    "optimizer": "adam", "learning_rate": 1e-3, "momentum": 0.9, "nesterov": False, "schedule": "constant",
+    "decay": 0.97, "weight_decay": 0.0, "batch_size": 50, "epochs": 3, "subset": "all", "train_size": 10000,
+    "per_class": 1000, "val_size": 5000, "seed": 0, "eval_every": 0, "steps_per_chunk": 0,
+}
+
+
+def _request_training() -> None:
+    st.session_state[TRAIN_REQUEST_KEY] = True
+
+
+def _parse_widths(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in text.replace(";", ",").split(",") if part.strip())
+    except ValueError:
+        raise DigitLabError(f"Hidden layer widths must be whole numbers separated by commas (e.g. 300 or 500,150), "
+                            f"not '{text}'.") from None
+
+
+def settings(disabled: bool) -> RunConfig:
+    """Every hyperparameter of the engine as widgets; returns the config (raises DigitLabError if invalid)."""
+    for name, value in DEFAULTS.items():
+        st.session_state.setdefault(S + name, value)
+    v = lambda name: st.session_state[S + name]  # noqa: E731 - the current value of a setting
+    network, data, optimiser = st.columns(3, border=True)
+    with network:
+        st.subheader("Network")
+        st.radio("Architecture", list(ARCHITECTURES), key=S + "arch", disabled=disabled, horizontal=True,
+                 format_func=lambda a: ARCHITECTURES[a].title, help="See the Data page for what each one is.")
+        st.caption(ARCHITECTURES[v("arch")].description)
+        if v("arch") == "mlp":
+            st.text_input("Hidden layer widths", key=S + "hidden", disabled=disabled,
+                          help="Comma-separated, one number per hidden layer: 300 or 500,150.")
+            st.selectbox("Activation", list(ACTIVATIONS), key=S + "activation", disabled=disabled)
+        st.selectbox("Weight initialisation", INITS, key=S + "init", format_func=INIT_NAMES.get, disabled=disabled,
+                     help="Biases start at zero. Glorot suits tanh/sigmoid, He suits ReLU.")
+        if v("init") == "normal":
+            st.number_input("Init standard deviation", min_value=1e-4, max_value=10.0, step=0.01, format="%.4f",
+                            key=S + "init_std", disabled=disabled)
+    with data:
+        st.subheader("Data")
+        st.number_input("Validation images", min_value=0, max_value=59_000, step=1000, key=S + "val_size",
+                        disabled=disabled, help="Held out of the 60,000 training images (stratified); "
+                                                "0 turns validation off.")
+        st.radio("Train on", list(SUBSET_CHOICES), key=S + "subset", format_func=SUBSET_CHOICES.get,
+                 disabled=disabled, horizontal=True)
+        if v("subset") == "total":
+            st.number_input("Training images", min_value=1, max_value=60_000, step=1000, key=S + "train_size",
+                            disabled=disabled)
+        elif v("subset") == "per_class":
+            st.number_input("Training images per digit", min_value=1, max_value=6_000, step=100, key=S + "per_class",
+                            disabled=disabled)
+        st.number_input("Random seed", min_value=0, max_value=2**31 - 1, key=S + "seed", disabled=disabled,
+                        help="Same seed and settings give the same curves, bit for bit.")
+    with optimiser:
+        st.subheader("Training")
+        st.selectbox("Optimiser", OPTIMIZERS, key=S + "optimizer", format_func=OPTIMIZER_NAMES.get, disabled=disabled)
+        st.number_input("Learning rate", min_value=1e-6, max_value=10.0, format="%.5f", step=1e-4,
+                        key=S + "learning_rate", disabled=disabled)
+        if v("optimizer") == "momentum":
+            st.number_input("Momentum", min_value=0.0, max_value=0.999, step=0.05, key=S + "momentum", disabled=disabled)
+            st.checkbox("Nesterov", key=S + "nesterov", disabled=disabled)
+        st.selectbox("Learning-rate schedule", SCHEDULES, key=S + "schedule", format_func=SCHEDULE_NAMES.get,
+                     disabled=disabled)
+        if v("schedule") == "exponential":
+            st.number_input("Decay factor per epoch", min_value=0.01, max_value=1.0, step=0.01, key=S + "decay",
+                            disabled=disabled)
+        st.number_input("L2 weight decay", min_value=0.0, max_value=1.0, step=1e-4, format="%.5f",
+                        key=S + "weight_decay", disabled=disabled)
+        left, right = st.columns(2)
+        left.number_input("Batch size", min_value=1, max_value=60_000, step=10, key=S + "batch_size", disabled=disabled)
+        right.number_input("Epochs", min_value=1, max_value=200, key=S + "epochs", disabled=disabled)
+        with st.expander("Advanced"):
+            st.number_input("Validate every N updates (0: at each epoch end)", min_value=0, step=100,
+                            key=S + "eval_every", disabled=disabled)
+            st.number_input("Updates per chart refresh (0: automatic, about 4 a second)", min_value=0, step=10,
+                            key=S + "steps_per_chunk", disabled=disabled)
+
+    model = ModelConfig(arch=v("arch"), hidden=_parse_widths(v("hidden")), activation=v("activation"),
+                        init=v("init"), init_std=float(v("init_std")))
+    split = SplitConfig(val_size=int(v("val_size")), seed=int(v("seed")),
+                        train_size=int(v("train_size")) if v("subset") == "total" else None,
+                        per_class=int(v("per_class")) if v("subset") == "per_class" else None)
+    training = TrainConfig(
+        optimizer=v("optimizer"), learning_rate=float(v("learning_rate")), momentum=float(v("momentum")),
+        nesterov=bool(v("nesterov")), schedule=v("schedule"), decay=float(v("decay")),
+        weight_decay=float(v("weight_decay")), batch_size=int(v("batch_size")), epochs=int(v("epochs")),
+        seed=int(v("seed")), eval_every=int(v("eval_every")), steps_per_chunk=int(v("steps_per_chunk")))
+    return RunConfig(model=model, data=split, train=training)
+
+
+def progress_text(p: Progress, epochs: int) -> str:
+    eta = eta_seconds(p.step, p.total_steps, p.elapsed)
+    parts = [f"Epoch {p.epoch:.2f} of {epochs}", f"update {p.step:,} of {p.total_steps:,}",
+             f"{p.samples_per_second:,.0f} samples/s", "ETA " + ("…" if eta is None else f"{eta:.0f} s")]
+    return " · ".join(parts)
+
+
+def _refuse(exc: DigitLabError) -> None:
+    """Rerun with the settings enabled again, showing why training could not start."""
+    st.session_state[TRAIN_ERROR_KEY] = f"{exc} Change the settings and press Train again."
+    st.rerun()
+
+
+def run_training(config: RunConfig) -> None:
+    """Train in this script run, updating the live view after every chunk. The run is kept in the session from
+    its first chunk on; Stop (or any rerun) interrupts this loop and `state.settle_interrupted_runs` finishes it."""
+    try:
+        data = state.splits(state.data_dir(), config.data)
+    except DigitLabError as exc:
+        _refuse(exc)
+    st.button("Stop", icon=":material/stop:", help="Stops after the current chunk and keeps the model trained so far.")
+    status = st.empty()
+    bar = st.empty()
+    chart = st.empty()
+    status.info("Compiling the network for this batch size (a few seconds, once per run)…", icon=":material/hourglass_top:")
+    run = Run(state.unique_name(f"{config.model.describe()} #{len(state.runs()) + 1}"), config)
+    st.session_state[state.SELECTED_RUN_KEY] = run.name  # the pages show it as soon as it exists
+    try:
+        for progress in train(config, data):
+            if run.status == "stopped":  # a rerun already settled this run: keep the model it was stopped with
+                return
+            run.record(progress)
+            state.keep_run(run)
+            status.empty()
+            bar.progress(min(progress.step / progress.total_steps, 1.0), text=progress_text(progress, config.train.epochs))
+            chart.plotly_chart(figures.training_curves([run]))
+    except DigitLabError as exc:
+        _refuse(exc)
+    with st.spinner("Measuring validation and test accuracy…"):
+        run.finish(data)
+    state.keep_run(run)
+    st.rerun()
+
+
+def run_outcome(run: Run) -> None:
+    """How the latest run ended, its final accuracies and links to look inside it."""
+    st.subheader(f"Latest run: {run.name}")
+    if run.diverged:
+        lower = run.config.train.learning_rate / 10
+        st.error(f"This run **{run.status}**: the loss became NaN or infinite, so its accuracy is not reported. "
+                 f"The learning rate ({run.config.train.learning_rate:g}) is probably too high; try {lower:g}.")
+    elif run.status == "stopped":
+        st.warning(f"Stopped after {run.epochs_completed:.2f} of {run.config.train.epochs} epochs; "
+                   "the model trained so far is kept and evaluated below.")
+    cols = st.columns(5)
+    cols[0].metric("Validation accuracy", "—" if run.val_accuracy is None else f"{run.val_accuracy:.2%}")
+    cols[1].metric("Test accuracy", "—" if run.test_accuracy is None else f"{run.test_accuracy:.2%}")
+    cols[2].metric("Epochs", f"{run.epochs_completed:.2f}")
+    cols[3].metric("Training time", f"{run.train_seconds:.1f} s", help=f"plus {run.compile_seconds:.1f} s compiling")
+    cols[4].metric("Samples per second", f"{run.samples_per_second:,.0f}")
+    if run.params is not None and not run.diverged:
+        links = st.columns(2)
+        with links[0]:
+            st.page_link(RESULTS_PAGE, label="See its results: confusion matrix and mistakes",
+                         icon=":material/analytics:")
+        with links[1]:
+            st.page_link(WEIGHTS_PAGE, label="Look at its weights", icon=":material/grid_view:")
+
+
+def _rename(old: str) -> None:
+    st.session_state[state.SELECTED_RUN_KEY] = state.rename_run(old, st.session_state[f"rename.{old}"])
+
+
+def runs_section() -> None:
+    """All runs of the session: overlaid curves, a table, rename / remove, downloads, and loading a model file."""
+    runs = state.runs()
+    st.header("Runs in this session")
+    if runs:
+        shown = st.multiselect("Runs on the chart", list(runs), default=list(runs)[-3:])
+        export.chart(figures.training_curves([runs[name] for name in shown]), run_name="runs", what="curves",
+                     key="overlay_chart")
+        st.dataframe([run.summary() for run in runs.values()], hide_index=True,
+                     column_config={"val_accuracy": st.column_config.NumberColumn("val accuracy", format="percent"),
+                                    "test_accuracy": st.column_config.NumberColumn("test accuracy", format="percent")})
+        name = pick_run(need_params=False).name
+        rename, remove = st.columns([3, 1], vertical_alignment="bottom")
+        rename.text_input("New name", value=name, key=f"rename.{name}")
+        rename.button("Rename", on_click=_rename, args=(name,))
+        remove.button("Remove this run", on_click=state.remove_run, args=(name,), type="tertiary",
+                      icon=":material/delete:")
+        export.run_downloads(runs[name], key="run_downloads")
+    else:
+        st.caption("No runs yet: press Train above, or load a saved model file.")
+    export.model_uploader()
+
+
+st.title("Train a network")
+requested = st.session_state.pop(TRAIN_REQUEST_KEY, False)
+try:
+    config = settings(disabled=requested)
+    config_error = None
+except DigitLabError as exc:
+    config, config_error = None, exc
+if config_error:
+    st.error(f"{config_error} Fix this setting to train.")
+if TRAIN_ERROR_KEY in st.session_state:
+    st.error(st.session_state.pop(TRAIN_ERROR_KEY))
+st.button("Train", type="primary", icon=":material/play_arrow:", on_click=_request_training,
+          disabled=requested or config is None)
+if requested and config is not None:
+    run_training(config)
+else:
+    if state.runs():
+        run_outcome(list(state.runs().values())[-1])
+    runs_section()

@@ -1,0 +1,165 @@
+"""End to end in a real browser: Playwright drives Debian's chromium against `streamlit run Home.py` on the real
+MNIST. Train softmax regression for one epoch, then see its mistakes and its ten weight images.
+
+Screenshots of each page and the measured timings go to test-artifacts/. In CI (CI=true) a missing browser
+fails the test; elsewhere it skips, saying why.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from conftest import REPO
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = REPO / "test-artifacts"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--disable-background-networking",
+                 "--disable-component-update", "--disable-sync", "--no-first-run"]
+TRAIN_TIMEOUT_MS = 240_000
+
+
+def _require(condition: bool, reason: str) -> None:
+    if not condition:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (required in CI)")
+        pytest.skip(reason)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture
+def app_url(real_mnist_dir):
+    port = _free_port()
+    env = {**os.environ, "MNIST_DATA_DIR": str(real_mnist_dir)}
+    server = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.headless", "true", "--server.port", str(port),
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
+                break
+            except OSError:
+                if server.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(f"streamlit did not start: {server.stdout.read().decode()[-2000:]}")
+                time.sleep(0.5)
+        yield url
+    finally:
+        server.terminate()
+        server.wait(timeout=20)
+
+
+def test_train_softmax_regression_then_see_results_and_weights(app_url):
+    _require(Path(CHROMIUM).exists(), f"no chromium browser at {CHROMIUM} (apt-get install -y chromium)")
+    try:
+        from playwright import sync_api as playwright_api
+    except ImportError:
+        playwright_api = None
+    _require(playwright_api is not None, "Playwright for Python is not installed (pip install -r requirements-dev.txt)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    timings = {}
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page.set_default_timeout(90_000)
+        expect = playwright_api.expect
+        expect.set_options(timeout=90_000)  # the first page loads MNIST and imports JAX
+
+        page.goto(app_url)
+        expect(page.get_by_text("Images per digit")).to_be_visible()
+        expect(page.locator(".js-plotly-plot")).to_have_count(1)  # the gallery
+        page.screenshot(path=ARTIFACTS / "1-data.png")
+
+        page.get_by_role("link", name="Train", exact=True).first.click()
+        expect(page.get_by_role("heading", name="Train a network")).to_be_visible()
+        page.get_by_text("Softmax regression", exact=True).click()
+        expect(page.get_by_text("Hidden layer widths")).to_have_count(0)
+        epochs = page.get_by_label("Epochs")
+        epochs.fill("1")
+        epochs.press("Enter")
+        expect(epochs).to_have_value("1")
+        page.wait_for_timeout(500)
+
+        started = time.monotonic()
+        page.get_by_role("button", name="Train", exact=True).click()
+        expect(page.get_by_text(re.compile(r"Epoch [0-9.]+ of 1")).first).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+        timings["first_curve_point_seconds"] = round(time.monotonic() - started, 2)
+        test_metric = page.locator('[data-testid="stMetric"]', has_text="Test accuracy")
+        expect(test_metric).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+        timings["finished_run_seconds"] = round(time.monotonic() - started, 2)
+        accuracy = test_metric.locator('[data-testid="stMetricValue"]').inner_text()
+        timings["test_accuracy"] = accuracy
+        assert 85 < float(accuracy.rstrip("%")) <= 100
+        page.screenshot(path=ARTIFACTS / "2-train.png")
+
+        page.get_by_role("link", name="Results", exact=True).first.click()
+        expect(page.get_by_role("heading", name="Misclassified test digits")).to_be_visible()
+        mistakes = page.get_by_text(re.compile(r"^#[0-9]+: true ([0-9]) → (?!\1)[0-9] "))
+        expect(mistakes.first).to_be_visible()
+        assert mistakes.count() >= 10  # a full page of mistakes (softmax regression gets ~800 wrong)
+        page.screenshot(path=ARTIFACTS / "3-results.png")
+
+        # Clicking the confusion-matrix cell (true 5, predicted 3) lists exactly those mistakes.
+        matrix = page.locator(".js-plotly-plot").first
+        matrix.scroll_into_view_if_needed()
+        x, y, count = matrix.evaluate("""gd => {
+            const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
+            return [box.left + xa._offset + xa.l2p(3), box.top + ya._offset + ya.l2p(5), parseInt(gd.data[0].text[5][3])];
+        }""")
+        page.mouse.click(x, y)
+        expect(page.get_by_text(f"{count} misclassified digits match")).to_be_visible()
+        expect(mistakes.first).to_be_visible()
+        assert mistakes.count() == min(count, 40)
+        assert all(" true 5 → 3 " in text for text in mistakes.all_inner_texts())
+
+        page.get_by_role("link", name="Weights", exact=True).first.click()
+        expect(page.get_by_text("The ten weight images")).to_be_visible()
+        expect(page.locator(".js-plotly-plot .hm")).to_have_count(10)  # one heatmap per digit
+        for digit in range(10):
+            expect(page.get_by_text(f"digit {digit}", exact=True)).to_be_visible()
+        page.screenshot(path=ARTIFACTS / "4-weights.png")
+
+        # Server-side export through kaleido (which uses the same chromium): a PNG named after run, chart and date.
+        page.get_by_role("button", name="Save chart").first.click()
+        with page.expect_download(timeout=120_000) as download:
+            page.get_by_test_id("stPopoverBody").get_by_role("button", name="PNG", exact=True).click()
+        name = download.value.suggested_filename
+        assert re.fullmatch(r"softmax-regression-1_output-weights-epoch-1_\d{4}-\d{2}-\d{2}\.png", name), name
+        assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+        # Stop halts a long MLP run at the next chunk and keeps (and evaluates) the model trained so far.
+        page.get_by_role("link", name="Train", exact=True).first.click()
+        page.get_by_text("MLP", exact=True).click()
+        expect(page.get_by_text("Hidden layer widths")).to_be_visible()
+        epochs = page.get_by_label("Epochs")
+        epochs.fill("20")
+        epochs.press("Enter")
+        expect(epochs).to_have_value("20")
+        page.wait_for_timeout(500)
+        page.get_by_role("button", name="Train", exact=True).click()
+        expect(page.get_by_text(re.compile(r"Epoch [0-9.]+ of 20")).first).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+        page.get_by_role("button", name="Stop", exact=True).last.click()
+        expect(page.get_by_text(re.compile(r"Stopped after [0-9.]+ of 20 epochs"))).to_be_visible()
+        expect(test_metric).to_be_visible()
+        page.screenshot(path=ARTIFACTS / "5-train-stopped.png")
+        browser.close()
+    (ARTIFACTS / "browser-timings.json").write_text(json.dumps(timings, indent=1))
+    print(f"\nbrowser timings: {timings}")

@@ -1,0 +1,91 @@
+"""The small computations behind the dashboard's views (core.inspect)."""
+
+import numpy as np
+import pytest
+
+from core.inspect import (confidence, eta_seconds, examples_per_digit, input_weight_images, row_percentages,
+                          select_examples, strongest_feeders, symmetric_limit, tile_images)
+from core.train import Evaluation
+
+
+def make_evaluation(labels, predictions, probabilities) -> Evaluation:
+    labels, predictions, probabilities = map(np.asarray, (labels, predictions, probabilities))
+    losses = -np.log(probabilities[np.arange(len(labels)), labels])
+    confusion = np.zeros((10, 10), int)
+    np.add.at(confusion, (labels, predictions), 1)
+    return Evaluation(predictions, probabilities, losses, labels, float((labels == predictions).mean()),
+                      float(losses.mean()), np.zeros(10), confusion)
+
+
+def one_hotish(pairs):
+    """Probability rows giving `p` to the predicted digit and the rest spread evenly."""
+    rows = []
+    for predicted, p in pairs:
+        row = np.full(10, (1 - p) / 9)
+        row[predicted] = p
+        rows.append(row)
+    return np.array(rows)
+
+
+EVALUATION = make_evaluation(
+    labels=[3, 3, 3, 5, 1, 3],
+    predictions=[5, 5, 3, 3, 1, 8],
+    probabilities=one_hotish([(5, 0.6), (5, 0.9), (3, 0.8), (3, 0.7), (1, 0.99), (8, 0.5)]),
+)
+
+
+def test_select_examples_filters_by_true_and_predicted_digit_and_sorts():
+    assert list(select_examples(EVALUATION, true_digit=3, predicted_digit=5)) == [1, 0]  # most confident first
+    assert list(select_examples(EVALUATION, true_digit=3)) == [1, 0, 5]
+    assert list(select_examples(EVALUATION, predicted_digit=3)) == [3]
+    assert list(select_examples(EVALUATION, correct=True)) == [4, 2]
+    by_loss = select_examples(EVALUATION, true_digit=3, sort_by="loss")
+    assert list(EVALUATION.losses[by_loss]) == sorted(EVALUATION.losses[by_loss], reverse=True)
+    with pytest.raises(ValueError):
+        select_examples(EVALUATION, sort_by="name")
+
+
+def test_confidence_is_the_probability_of_the_prediction():
+    assert confidence(EVALUATION) == pytest.approx([0.6, 0.9, 0.8, 0.7, 0.99, 0.5])
+
+
+def test_row_percentages_sum_to_100_and_keep_empty_rows_zero():
+    percent = row_percentages(EVALUATION.confusion)
+    assert percent[3, 5] == pytest.approx(50.0)
+    assert percent.sum(axis=1)[[1, 3, 5]] == pytest.approx([100, 100, 100])
+    assert percent[0].sum() == 0
+
+
+def test_eta():
+    assert eta_seconds(0, 100, 0.0) is None
+    assert eta_seconds(25, 100, 5.0) == pytest.approx(15.0)
+
+
+def test_examples_per_digit_are_of_that_digit_and_seeded():
+    labels = np.arange(200) % 10
+    index = examples_per_digit(labels, 4, seed=1)
+    assert index.shape == (10, 4)
+    assert (labels[index] == np.arange(10)[:, None]).all()
+    assert (index == examples_per_digit(labels, 4, seed=1)).all()
+
+
+def test_tile_images_places_each_image():
+    images = np.arange(5 * 2 * 3).reshape(5, 2, 3) + 1
+    grid = tile_images(images, columns=2, pad=1)
+    assert grid.shape == (3 * 3 - 1, 2 * 4 - 1)
+    assert (grid[3:5, 4:7] == images[3]).all()
+    assert grid[2].sum() == 0
+
+
+def test_input_weight_images_and_strongest_feeders():
+    weights = np.zeros((784, 3))
+    weights[0, 2] = 1.0
+    assert input_weight_images(weights)[2, 0, 0] == 1.0
+    output = np.array([[0.1, -1.0], [0.5, 0.2], [-0.3, 0.9]])
+    assert list(strongest_feeders(output, 0, 2)) == [1, 0]
+    assert list(strongest_feeders(output, 1, 3)) == [2, 1, 0]
+
+
+def test_symmetric_limit():
+    assert symmetric_limit(np.array([-3.0, 1.0]), np.array([2.0])) == 3.0
+    assert symmetric_limit(np.zeros(3)) == 1.0

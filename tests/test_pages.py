@@ -1,0 +1,269 @@
+"""AppTest tests of every page, with and without runs, on the tiny synthetic MNIST."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import jax
+import numpy as np
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from conftest import REPO
+from core.checkpoint import model_bytes
+from core.data import SplitConfig, load_mnist, make_splits
+from core.inspect import select_examples
+from core.models import ModelConfig, init
+from core.runs import Run
+from core.train import RunConfig, TrainConfig, evaluate
+from dashboard import export
+
+PAGES = ["data", "train", "results", "weights"]
+TIMEOUT = 120
+SPLIT = SplitConfig(val_size=200)
+
+
+@pytest.fixture
+def data_env(monkeypatch, tiny_data_dir):
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tiny_data_dir))
+    return tiny_data_dir
+
+
+def app(page: str | None = None) -> AppTest:
+    at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=TIMEOUT)
+    if page:
+        at.switch_page(f"dashboard/pages/{page}.py")
+    return at
+
+
+def made_run(arch: str, tiny_data_dir, *, hidden=(20,), seed=0, status="finished") -> Run:
+    """A run with freshly initialised (untrained) parameters: it gets many test digits wrong."""
+    config = RunConfig(ModelConfig(arch=arch, hidden=hidden), SPLIT, TrainConfig(epochs=1))
+    run = Run(f"{arch} run", config, params=init(jax.random.PRNGKey(seed), config.model), status=status)
+    if status == "finished":
+        run.finish(make_splits(load_mnist(tiny_data_dir), SPLIT))
+    return run
+
+
+def with_runs(at: AppTest, *runs: Run) -> AppTest:
+    at.session_state["runs"] = {run.name: run for run in runs}
+    return at
+
+
+def charts(at: AppTest) -> dict[str, dict]:
+    """The page's plotly figures by widget key (the end of the element id)."""
+    found = {}
+    for element in at.get("plotly_chart"):
+        key = element.proto.id.rsplit("-", 1)[-1]
+        found[key] = json.loads(element.proto.spec)
+    return found
+
+
+def heatmaps(figure: dict) -> int:
+    return sum(trace.get("type") == "heatmap" for trace in figure["data"])
+
+
+def button(at: AppTest, label: str):
+    return next(b for b in at.button if b.label == label)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_without_runs(data_env, page):
+    at = app(page).run()
+    assert not at.exception
+    assert not at.error
+    if page in ("results", "weights"):
+        assert "No trained run yet" in at.info[0].value
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_with_a_run(data_env, page):
+    at = with_runs(app(page), made_run("mlp", data_env)).run()
+    assert not at.exception
+    assert not at.error
+
+
+def test_data_page_shows_counts_and_gallery(data_env, tiny_mnist):
+    at = app().run()
+    table = at.dataframe[0].value
+    assert list(table["test"]) == list(np.bincount(tiny_mnist.test_labels, minlength=10))
+    assert "gallery" in charts(at)
+
+
+def test_data_page_without_data_explains_and_accepts_uploads(tmp_path, data_env):
+    at = app()
+    at.session_state["setting.data_dir"] = str(tmp_path)  # a folder with no MNIST in it
+    at.run()
+    assert not at.exception
+    assert "No MNIST data could be loaded" in at.error[0].value
+    files = [(p.name, p.read_bytes(), "application/gzip") for p in sorted(data_env.iterdir())]
+    at.file_uploader[0].set_value(files).run()
+    assert not at.error
+    assert "IDX files in" in at.success[0].value
+
+
+def test_training_through_the_widgets_keeps_a_run_with_curves_and_accuracy(data_env):
+    at = app("train").run()
+    at.number_input(key="setting.val_size").set_value(200)
+    at.number_input(key="setting.epochs").set_value(1)
+    at.text_input(key="setting.hidden").set_value("32")
+    button(at.run(), "Train").click().run()
+    assert not at.exception and not at.error
+    (run,) = at.session_state["runs"].values()
+    assert run.status == "finished"
+    assert run.history and run.history[-1]["val_accuracy"] is not None
+    assert run.config.model.hidden == (32,) and run.config.data.val_size == 200
+    assert 0.5 < run.test_accuracy <= 1.0
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Test accuracy"] == f"{run.test_accuracy:.2%}"
+    assert "overlay_chart" in charts(at)
+
+
+def test_invalid_settings_show_an_error_not_a_traceback(data_env):
+    at = app("train").run()
+    at.number_input(key="setting.val_size").set_value(200)
+    at.radio(key="setting.subset").set_value("total").run()
+    at.number_input(key="setting.train_size").set_value(30)
+    at.number_input(key="setting.batch_size").set_value(100)
+    button(at.run(), "Train").click().run()
+    assert not at.exception
+    assert "larger than the training set" in at.error[0].value
+    assert not at.session_state["runs"]
+    at.text_input(key="setting.hidden").set_value("3x0").run()
+    assert "whole numbers" in at.error[0].value
+    assert button(at, "Train").disabled
+
+
+def test_an_interrupted_run_is_kept_stopped_and_evaluated(data_env):
+    """Stop (or a page switch) reruns the script mid-loop; the run left 'running' becomes 'stopped'."""
+    run = made_run("linear", data_env, status="running")
+    run.history.append({"step": 5, "epoch": 0.3, "train_loss": 2.0, "train_accuracy": 0.2, "val_loss": None,
+                        "val_accuracy": None, "learning_rate": 1e-3, "elapsed": 0.1, "samples_per_second": 100.0})
+    at = with_runs(app("train"), run).run()
+    assert not at.exception
+    kept = at.session_state["runs"][run.name]
+    assert kept.status == "stopped"
+    assert kept.test_accuracy is not None
+    assert "Stopped after 0.30 of 1 epochs" in at.warning[0].value
+
+
+def test_diverged_run_suggests_a_lower_learning_rate(data_env):
+    run = made_run("linear", data_env, status="diverged at step 7")
+    at = with_runs(app("train"), run).run()
+    assert "diverged at step 7" in at.error[0].value
+    assert "try 0.0001" in at.error[0].value
+
+
+def test_runs_can_be_renamed_and_removed(data_env):
+    at = with_runs(app("train"), made_run("linear", data_env), made_run("mlp", data_env)).run()
+    at.selectbox(key="setting.run").set_value("linear run").run()
+    at.text_input(key="rename.linear run").set_value("first")
+    button(at.run(), "Rename").click().run()
+    assert list(at.session_state["runs"]) == ["first", "mlp run"]
+    button(at, "Remove this run").click().run()
+    assert not at.exception
+    assert len(at.session_state["runs"]) == 1
+
+
+def test_results_filters_select_exactly_the_chosen_mistakes(data_env):
+    run = made_run("linear", data_env)
+    mnist = load_mnist(data_env)
+    splits = make_splits(mnist, SPLIT)
+    evaluation = evaluate(run.params, run.config.model, splits.x_test, splits.y_test)
+    true_digit, predicted = np.argwhere(evaluation.confusion - np.diag(np.diag(evaluation.confusion)))[0]
+    expected = select_examples(evaluation, true_digit=true_digit, predicted_digit=predicted)
+    at = with_runs(app("results"), run).run()
+    assert not at.exception
+    at.selectbox(key="filter.true").set_value(int(true_digit))
+    at.selectbox(key="filter.predicted").set_value(int(predicted)).run()
+    assert any(f"**{len(expected):,}** misclassified digits match" in m.value for m in at.markdown)
+    captions = at.image[0].captions  # the grid of mistakes comes first
+    assert len(captions) == min(len(expected), 40)
+    assert captions == [f"#{i}: true {true_digit} → {predicted} ({evaluation.probabilities[i].max():.0%})"
+                        for i in expected[:40]]
+    assert {"confusion_chart", "per_class_chart", "probability_chart"} <= set(charts(at))
+
+
+@pytest.mark.parametrize("arch, expected", [
+    ("linear", {"linear_weights": 10}),
+    ("mlp", {"hidden_units": 20, "feeder_units": 6}),
+    ("lenet5", {"conv1_filters": 6, "conv1_maps": 6, "conv2_maps": 16}),
+])
+def test_weights_page_shows_one_heatmap_per_unit(data_env, arch, expected):
+    at = with_runs(app("weights"), made_run(arch, data_env)).run()
+    assert not at.exception and not at.error
+    found = charts(at)
+    assert {key: heatmaps(found[key]) for key in expected} == expected
+
+
+def test_weights_of_a_wide_mlp_are_paged(data_env):
+    at = with_runs(app("weights"), made_run("mlp", data_env, hidden=(50,))).run()
+    assert heatmaps(charts(at)["hidden_units"]) == 36
+    at.number_input(key="unit_page").set_value(2).run()
+    assert heatmaps(charts(at)["hidden_units"]) == 14
+
+
+def test_model_file_round_trip_and_tampered_file(data_env):
+    run = made_run("mlp", data_env)
+    at = app("train").run()
+    at.file_uploader(key="model_upload").set_value(("saved.npz", model_bytes(run.params, run.config),
+                                                    "application/octet-stream")).run()
+    assert not at.exception and not at.error
+    (loaded,) = at.session_state["runs"].values()
+    assert loaded.name == "saved" and loaded.test_accuracy == pytest.approx(run.test_accuracy)
+    at.file_uploader(key="model_upload").set_value(("bad.npz", b"not a model", "application/octet-stream")).run()
+    assert "bad.npz was not loaded" in at.error[0].value
+    assert len(at.session_state["runs"]) == 1
+
+
+def test_export_file_names_say_run_chart_and_date():
+    name = export.file_name("784-300-10 relu #1", "confusion matrix", "png")
+    assert name == f"784-300-10-relu-1_confusion-matrix_{date.today().isoformat()}.png"
+
+
+@pytest.mark.parametrize("chrome", [None, "/usr/bin/chromium"])
+def test_png_and_svg_downloads_or_how_to_enable_them(data_env, monkeypatch, chrome):
+    monkeypatch.setattr(export, "chrome_path", lambda: chrome)
+    at = with_runs(app("weights"), made_run("linear", data_env)).run()
+    labels = [b.label for b in at.get("download_button")]
+    assert "HTML (interactive, works offline)" in labels
+    if chrome is None:
+        assert "PNG" not in labels and any("needs Chrome or Chromium" in c.value for c in at.caption)
+    else:
+        assert {"PNG", "SVG"} <= set(labels)
+
+
+def test_weights_can_be_viewed_after_each_saved_epoch(data_env):
+    run = made_run("linear", data_env)
+    first = init(jax.random.PRNGKey(1), run.config.model)
+    run.snapshots = [(1, first), (2, run.params)]
+    at = with_runs(app("weights"), run).run()
+    slider = at.select_slider(key=f"epoch.{run.name}")
+    assert slider.options == ["epoch 1", "epoch 2"] and slider.value == "epoch 2"
+    final_limit = charts(at)["linear_weights"]["layout"]["coloraxis"]["cmax"]
+    slider.set_value("epoch 1").run()
+    first_limit = charts(at)["linear_weights"]["layout"]["coloraxis"]["cmax"]
+    assert first_limit == pytest.approx(float(np.abs(first["output"]["w"]).max()))
+    assert first_limit != final_limit
+
+
+def test_a_first_use_download_shows_progress(monkeypatch, tiny_mnist):
+    """The data page passes a progress callback into the cached loader; the download reports through it."""
+    from dashboard import state
+
+    calls = []
+
+    def fake_load(directory, progress=None):
+        for done in (0, 5, 10):
+            progress("train-images-idx3-ubyte.gz", done, 10)
+            calls.append(done)
+        return tiny_mnist
+
+    monkeypatch.setattr(state, "load_mnist", fake_load)
+    at = app()
+    at.session_state["setting.data_dir"] = "downloading-for-this-test"
+    at.run()
+    assert not at.exception and not at.error
+    assert calls == [0, 5, 10]
+    assert "synthetic" in at.success[0].value
