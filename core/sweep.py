@@ -187,7 +187,7 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *, vmapped: bool 
     states = [_init_state([variants[i] for i in group], steps_per_epoch, group_params(group)) for group in groups]
     x_train, y_train = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
 
-    chunk_fn = make_chunk_fn(_make_sweep_step(model, tc, steps_per_epoch))
+    chunk_fn = make_chunk_fn(_make_sweep_step(model, tc, steps_per_epoch), masked=steps_per_epoch % k != 0)
     index_shape = jax.ShapeDtypeStruct((k, tc.batch_size), jnp.int32)
     active_shape = jax.ShapeDtypeStruct((k,), jnp.bool_)
     started = time.perf_counter()

@@ -175,19 +175,21 @@ def make_train_step(model: ModelConfig, optimizer: optax.GradientTransformation)
     return step
 
 
-def make_chunk_fn(step: Callable) -> Callable:
+def make_chunk_fn(step: Callable, masked: bool = True) -> Callable:
     """(state, x_all, y_all, batch_index (K, B), active (K,)) -> (state, losses (K,), correct (K,)).
 
-    Runs K steps in one `lax.scan`; steps whose `active` flag is off leave the state unchanged, so the
-    last, shorter chunk of an epoch keeps the same shapes.
+    Runs K steps in one `lax.scan`. When `masked`, steps whose `active` flag is off leave the state
+    unchanged, so the last, shorter chunk of an epoch keeps the same shapes; when K divides the epoch no
+    step is ever inactive and the program skips the mask (about 10% faster for an MLP).
     """
 
     def chunk(state, x_all, y_all, batch_index, active):
         def body(state, inputs):
             index, is_active = inputs
             new_state, (loss, correct) = step(state, x_all[index], y_all[index])
-            state = jax.tree_util.tree_map(lambda new, old: jnp.where(is_active, new, old), new_state, state)
-            return state, (loss, correct)
+            if masked:
+                new_state = jax.tree_util.tree_map(lambda new, old: jnp.where(is_active, new, old), new_state, state)
+            return new_state, (loss, correct)
 
         state, (losses, correct) = jax.lax.scan(body, state, (batch_index, active))
         return state, losses, correct
@@ -199,7 +201,7 @@ def steps_per_chunk(config: RunConfig, steps_per_epoch: int) -> int:
     """Steps per compiled call: about CHUNK_SECONDS of work, a divisor of the epoch where one is close."""
     if config.train.steps_per_chunk:
         return min(config.train.steps_per_chunk, steps_per_epoch)
-    samples_per_second = {"linear": 400_000, "mlp": 3e7 / (sum(config.model.hidden) + 30), "lenet5": 20_000}
+    samples_per_second = {"linear": 350_000, "mlp": 2e7 / (sum(config.model.hidden) + 30), "lenet5": 14_000}  # measured here
     target = max(1, int(CHUNK_SECONDS * samples_per_second[config.model.arch] / config.train.batch_size))
     target = min(target, steps_per_epoch)
     for k in range(target, max(1, target // 2) - 1, -1):
@@ -221,7 +223,8 @@ def _compiled_chunk(model: ModelConfig, tc: TrainConfig, n_train: int, k: int) -
         jax.ShapeDtypeStruct((k, tc.batch_size), jnp.int32),
         jax.ShapeDtypeStruct((k,), jnp.bool_),
     )
-    return jax.jit(make_chunk_fn(make_train_step(model, optimizer))).lower(state, *shapes).compile()
+    masked = (n_train // tc.batch_size) % k != 0
+    return jax.jit(make_chunk_fn(make_train_step(model, optimizer), masked)).lower(state, *shapes).compile()
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
