@@ -7,6 +7,7 @@ Parameters are nested dicts of arrays: {"hidden_0": {"w", "b"}, ..., "output": {
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 
@@ -106,8 +107,10 @@ def layer_sizes(config: ModelConfig) -> tuple[int, ...]:
     }[config.arch]
 
 
+@functools.partial(jax.jit, static_argnums=1)
 def init(key: jax.Array, config: ModelConfig) -> Params:
-    """Fresh parameters: weights drawn by `config.init`, biases zero."""
+    """Fresh parameters: weights drawn by `config.init`, biases zero (one compiled program per config, not
+    a compilation per random draw)."""
     sizes = layer_sizes(config)
     keys = jax.random.split(key, len(sizes) + 1)
     if config.arch == "lenet5":

@@ -27,6 +27,7 @@ from core.models import ModelConfig, Params, apply, init
 OPTIMIZERS = ("sgd", "momentum", "adam")
 SCHEDULES = ("constant", "exponential", "cosine")
 CHUNK_SECONDS = 0.25  # aim for this much work per compiled call, so live curves update several times a second
+CHUNKS_PER_EPOCH = 10  # and at least this many curve points per epoch, however fast the network
 
 
 @dataclass(frozen=True)
@@ -198,12 +199,13 @@ def make_chunk_fn(step: Callable, masked: bool = True) -> Callable:
 
 
 def steps_per_chunk(config: RunConfig, steps_per_epoch: int) -> int:
-    """Steps per compiled call: about CHUNK_SECONDS of work, a divisor of the epoch where one is close."""
+    """Steps per compiled call: about CHUNK_SECONDS of work but at least CHUNKS_PER_EPOCH points per epoch,
+    a divisor of the epoch where one is close (then no step needs masking)."""
     if config.train.steps_per_chunk:
         return min(config.train.steps_per_chunk, steps_per_epoch)
     samples_per_second = {"linear": 350_000, "mlp": 2e7 / (sum(config.model.hidden) + 30), "lenet5": 14_000}  # measured here
     target = max(1, int(CHUNK_SECONDS * samples_per_second[config.model.arch] / config.train.batch_size))
-    target = min(target, steps_per_epoch)
+    target = max(1, min(target, steps_per_epoch // CHUNKS_PER_EPOCH))
     for k in range(target, max(1, target // 2) - 1, -1):
         if steps_per_epoch % k == 0:
             return k
