@@ -149,7 +149,7 @@ def unstack(stacked: Params, i: int) -> Params:
     return jax.tree_util.tree_map(lambda leaf: leaf[i], stacked)
 
 
-VMAP_MAX_WIDTH = 128  # MLPs up to this width measured faster vmapped here (benchmarks/sweep_speedup.py)
+VMAP_MAX_WIDTH = 300  # up to this width vmapped measured at least as fast as in turn (benchmarks/sweep_speedup.py)
 
 
 def vmap_pays(model: ModelConfig) -> bool:

@@ -163,3 +163,83 @@ def test_train_softmax_regression_then_see_results_and_weights(app_url):
         browser.close()
     (ARTIFACTS / "browser-timings.json").write_text(json.dumps(timings, indent=1))
     print(f"\nbrowser timings: {timings}")
+
+
+def _playwright():
+    """The Playwright sync API, or a skip (a failure in CI) saying what is missing."""
+    _require(Path(CHROMIUM).exists(), f"no chromium browser at {CHROMIUM} (apt-get install -y chromium)")
+    try:
+        from playwright import sync_api as playwright_api
+    except ImportError:
+        playwright_api = None
+    _require(playwright_api is not None, "Playwright for Python is not installed (pip install -r requirements-dev.txt)")
+    ARTIFACTS.mkdir(exist_ok=True)
+    playwright_api.expect.set_options(timeout=90_000)  # the first page loads MNIST and imports JAX
+    return playwright_api
+
+
+def _open_train_page(playwright_api, page, url: str, epochs: int) -> None:
+    """Open the app, go to Train and set up softmax regression for `epochs` epochs (not started)."""
+    expect = playwright_api.expect
+    page.set_default_timeout(90_000)
+    page.goto(url)
+    expect(page.get_by_text("Images per digit")).to_be_visible()
+    page.get_by_role("link", name="Train", exact=True).first.click()
+    expect(page.get_by_role("heading", name="Train a network")).to_be_visible()
+    page.get_by_text("Softmax regression", exact=True).click()
+    expect(page.get_by_text("Hidden layer widths")).to_have_count(0)
+    field = page.get_by_label("Epochs")
+    field.fill(str(epochs))
+    field.press("Enter")
+    expect(field).to_have_value(str(epochs))
+    page.wait_for_timeout(500)
+
+
+def _test_metric(page):
+    return page.locator('[data-testid="stMetric"]', has_text="Test accuracy")
+
+
+def _metric_value(page, label: str) -> str:
+    metric = page.locator('[data-testid="stMetric"]', has_text=label)
+    return metric.locator('[data-testid="stMetricValue"]').inner_text()
+
+
+def _wait_until_idle(page) -> None:
+    """Wait until this session's script run is over (Streamlit shows the status widget while running)."""
+    page.wait_for_timeout(300)
+    page.locator('[data-testid="stStatusWidget"]').wait_for(state="detached", timeout=TRAIN_TIMEOUT_MS)
+
+
+def _assert_no_error_on_page(playwright_api, page, name: str) -> None:
+    playwright_api.expect(page.locator('[data-testid="stException"]')).to_have_count(0)
+    assert "Traceback" not in page.locator("body").inner_text(), f"a traceback on the {name} page"
+
+
+def test_two_sessions_train_at_once(app_url):
+    playwright_api = _playwright()
+    expect = playwright_api.expect
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        sessions = {"a": (browser.new_context(viewport={"width": 1400, "height": 2400}).new_page(), 2),
+                    "b": (browser.new_context(viewport={"width": 1400, "height": 2400}).new_page(), 1)}
+        for page, epochs in sessions.values():
+            _open_train_page(playwright_api, page, app_url, epochs)
+
+        (page_a, _), (page_b, _) = sessions.values()
+        page_a.get_by_role("button", name="Train", exact=True).click()
+        expect(page_a.get_by_role("button", name="Stop", exact=True)).to_be_visible()
+        page_b.get_by_role("button", name="Train", exact=True).click()
+        expect(page_b.get_by_role("button", name="Stop", exact=True)).to_be_visible()
+        assert _test_metric(page_a).count() == 0, "session A finished before session B started: not concurrent"
+
+        for label, (page, epochs) in sessions.items():
+            expect(_test_metric(page)).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+            _wait_until_idle(page)
+            assert 85 < float(_metric_value(page, "Test accuracy").rstrip("%")) <= 100
+            assert float(_metric_value(page, "Epochs")) == epochs
+            # Each session has exactly its own run: the first of its session, with its own epochs.
+            expect(page.get_by_role("heading", name=re.compile(r"Latest run: .* #1$"))).to_be_visible()
+            runs_table = page.get_by_test_id("stDataFrame").get_by_role("grid")
+            expect(runs_table).to_have_attribute("aria-rowcount", "2")  # the header and one run
+            page.screenshot(path=ARTIFACTS / f"{6 if label == 'a' else 7}-session-{label}.png")
+        browser.close()
