@@ -30,8 +30,9 @@ import optax
 from core.data import Splits
 from core.errors import ConfigError
 from core.models import ModelConfig, Params, apply, init
-from core.train import (EVAL_BATCH, Progress, RunConfig, TrainState, _record, cross_entropy, epoch_order,
-                        learning_rate_schedule, make_chunk_fn, make_optimizer, make_train_step, steps_per_chunk)
+from core.train import (EVAL_BATCH, Progress, RunConfig, TrainState, chunks, cross_entropy, learning_rate_schedule,
+                        make_chunk_fn, make_optimizer, make_train_step, progress_record, steps_per_chunk,
+                        validation_due)
 
 MAX_VARIANTS = 16
 SWEPT = ("learning_rate", "momentum", "seed")  # the TrainConfig fields that may differ between variants
@@ -176,7 +177,6 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *, vmapped: bool 
         raise ConfigError(f"The batch size ({tc.batch_size}) is larger than the training set ({n} images).")
     steps_per_epoch = n // tc.batch_size
     k = steps_per_chunk(first, steps_per_epoch)
-    chunks_per_epoch = -(-steps_per_epoch // k)
     total_steps = steps_per_epoch * tc.epochs
     schedules = [learning_rate_schedule(v.train, steps_per_epoch) for v in variants]
     groups = [list(range(len(variants)))] if vmapped else [[i] for i in range(len(variants))]
@@ -203,55 +203,48 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *, vmapped: bool 
     ended = [False] * len(variants)
     last_finite = [variant_params(i) for i in range(len(variants))]
     elapsed, step = 0.0, 0
-    for epoch in range(tc.epochs):
-        order = epoch_order(tc.seed, epoch, n)[: steps_per_epoch * tc.batch_size].reshape(steps_per_epoch, -1)
-        padded = np.zeros((chunks_per_epoch * k, tc.batch_size), np.int32)
-        padded[:steps_per_epoch] = order
-        for c in range(chunks_per_epoch):
-            active = np.arange(c * k, (c + 1) * k) < steps_per_epoch
+    for chunk in chunks(tc, n, k):
+        active = chunk.active
+        t0 = time.perf_counter()
+        chunk_losses, chunk_correct = [], []
+        for g, group in enumerate(groups):
+            if all(ended[i] for i in group):
+                chunk_losses.append(np.full((k, len(group)), np.nan))
+                chunk_correct.append(np.zeros((k, len(group))))
+                continue
+            states[g], group_losses, group_correct = compiled(states[g], x_train, y_train, chunk.batch_index, active)
+            chunk_losses.append(np.asarray(group_losses))
+            chunk_correct.append(np.asarray(group_correct))
+        losses = np.concatenate(chunk_losses, axis=1)[active]  # (steps, V)
+        correct = np.concatenate(chunk_correct, axis=1)[active]
+        elapsed += time.perf_counter() - t0
+        step += len(losses)
+        validation = None
+        if validation_due(tc, step, len(losses), chunk.epoch_end) and len(splits.y_val):
             t0 = time.perf_counter()
-            chunk_losses, chunk_correct = [], []
-            for g, group in enumerate(groups):
-                if all(ended[i] for i in group):
-                    chunk_losses.append(np.full((k, len(group)), np.nan))
-                    chunk_correct.append(np.zeros((k, len(group))))
-                    continue
-                states[g], group_losses, group_correct = compiled(states[g], x_train, y_train,
-                                                                  padded[c * k:(c + 1) * k], active)
-                chunk_losses.append(np.asarray(group_losses))
-                chunk_correct.append(np.asarray(group_correct))
-            losses = np.concatenate(chunk_losses, axis=1)[active]  # (steps, V)
-            correct = np.concatenate(chunk_correct, axis=1)[active]
+            per_group = [sweep_loss_and_accuracy(state.params, model, splits.x_val, splits.y_val) for state in states]
+            validation = tuple(np.concatenate([r[j] for r in per_group]) for j in range(2))
             elapsed += time.perf_counter() - t0
-            step += len(losses)
-            epoch_end = c == chunks_per_epoch - 1
-            due = tc.eval_every and (step // tc.eval_every) > ((step - len(losses)) // tc.eval_every)
-            validation = None
-            if (epoch_end or due) and len(splits.y_val):
-                t0 = time.perf_counter()
-                per_group = [sweep_loss_and_accuracy(state.params, model, splits.x_val, splits.y_val) for state in states]
-                validation = tuple(np.concatenate([r[j] for r in per_group]) for j in range(2))
-                elapsed += time.perf_counter() - t0
-            records: list[Progress | None] = []
-            for i, variant in enumerate(variants):
-                if ended[i]:
-                    records.append(None)
-                    continue
-                finite = np.isfinite(losses[:, i])
-                chunk_start = step - len(losses)
-                if not finite.all():
-                    ended[i] = True
-                    status = f"diverged at step {chunk_start + int(np.argmin(finite)) + 1}"
-                    records.append(_record(chunk_start, total_steps, steps_per_epoch, losses[finite, i],
-                                           correct[finite, i], variant.train, None, schedules[i], elapsed,
-                                           compile_seconds, status, last_finite[i]))
-                    continue
-                last_finite[i] = variant_params(i)
-                status = "finished" if step == total_steps else "running"
-                val = None if validation is None else (float(validation[0][i]), float(validation[1][i]))
-                records.append(_record(step, total_steps, steps_per_epoch, losses[:, i], correct[:, i],
-                                       variant.train, val, schedules[i], elapsed, compile_seconds, status,
-                                       last_finite[i]))
-            yield records
-            if all(ended):
-                return
+        records: list[Progress | None] = []
+        for i, variant in enumerate(variants):
+            if ended[i]:
+                records.append(None)
+                continue
+            finite = np.isfinite(losses[:, i])
+            chunk_start = step - len(losses)
+            if not finite.all():
+                ended[i] = True
+                status = f"diverged at step {chunk_start + int(np.argmin(finite)) + 1}"
+                records.append(progress_record(chunk_start, total_steps, steps_per_epoch, losses[finite, i],
+                                               correct[finite, i], variant.train, None, schedules[i], elapsed,
+                                               compile_seconds, status, last_finite[i]))
+                continue
+            last_finite[i] = variant_params(i)
+            status = "finished" if step == total_steps else "running"
+            val = None if validation is None else (float(validation[0][i]), float(validation[1][i]))
+            records.append(progress_record(step, total_steps, steps_per_epoch, losses[:, i], correct[:, i],
+                                           variant.train, val, schedules[i], elapsed, compile_seconds, status,
+                                           last_finite[i]))
+        yield records
+        if all(ended):
+            return

@@ -234,6 +234,33 @@ def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     return np.random.default_rng([seed, epoch]).permutation(n)
 
 
+class Chunk(NamedTuple):
+    """One compiled call's worth of steps: batch indices (K, B), which steps are real, and where it ends."""
+
+    batch_index: np.ndarray
+    active: np.ndarray
+    epoch_end: bool
+
+
+def chunks(tc: TrainConfig, n: int, k: int) -> Iterator[Chunk]:
+    """Every epoch's shuffled batches, K steps at a time; the last chunk of an epoch is padded and masked."""
+    steps_per_epoch = n // tc.batch_size
+    chunks_per_epoch = -(-steps_per_epoch // k)
+    for epoch in range(tc.epochs):
+        order = epoch_order(tc.seed, epoch, n)[: steps_per_epoch * tc.batch_size].reshape(steps_per_epoch, -1)
+        padded = np.zeros((chunks_per_epoch * k, tc.batch_size), np.int32)
+        padded[:steps_per_epoch] = order
+        for c in range(chunks_per_epoch):
+            active = np.arange(c * k, (c + 1) * k) < steps_per_epoch
+            yield Chunk(padded[c * k:(c + 1) * k], active, c == chunks_per_epoch - 1)
+
+
+def validation_due(tc: TrainConfig, step: int, steps_in_chunk: int, epoch_end: bool) -> bool:
+    """Validate at each epoch's end, and also each time the step count passes a multiple of eval_every."""
+    passed = tc.eval_every and step // tc.eval_every > (step - steps_in_chunk) // tc.eval_every
+    return bool(epoch_end or passed)
+
+
 def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = None) -> Iterator[Progress]:
     """Train, yielding a `Progress` after every chunk; the last record has status finished or diverged."""
     tc = config.train
@@ -242,7 +269,6 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
         raise ConfigError(f"The batch size ({tc.batch_size}) is larger than the training set ({n} images).")
     steps_per_epoch = n // tc.batch_size
     k = steps_per_chunk(config, steps_per_epoch)
-    chunks_per_epoch = -(-steps_per_epoch // k)
     total_steps = steps_per_epoch * tc.epochs
     optimizer = make_optimizer(tc, steps_per_epoch)
     schedule = learning_rate_schedule(tc, steps_per_epoch)
@@ -258,38 +284,32 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
     compile_seconds = time.perf_counter() - started
 
     elapsed, step = 0.0, 0
-    for epoch in range(tc.epochs):
-        order = epoch_order(tc.seed, epoch, n)[: steps_per_epoch * tc.batch_size].reshape(steps_per_epoch, -1)
-        padded = np.zeros((chunks_per_epoch * k, tc.batch_size), np.int32)
-        padded[:steps_per_epoch] = order
-        for c in range(chunks_per_epoch):
-            active = np.arange(c * k, (c + 1) * k) < steps_per_epoch
+    for chunk in chunks(tc, n, k):
+        t0 = time.perf_counter()
+        previous = state.params
+        state, losses, correct = compiled(state, x_train, y_train, chunk.batch_index, chunk.active)
+        losses, correct = np.asarray(losses)[chunk.active], np.asarray(correct)[chunk.active]
+        elapsed += time.perf_counter() - t0
+        finite = np.isfinite(losses)
+        if not finite.all():
+            bad_step = step + int(np.argmin(finite)) + 1
+            yield progress_record(step, total_steps, steps_per_epoch, losses[finite], correct[finite], tc, None,
+                                  schedule, elapsed, compile_seconds, f"diverged at step {bad_step}", previous)
+            return
+        step += len(losses)
+        validation = None
+        if validation_due(tc, step, len(losses), chunk.epoch_end) and len(splits.y_val):
             t0 = time.perf_counter()
-            previous = state.params
-            state, losses, correct = compiled(state, x_train, y_train, padded[c * k:(c + 1) * k], active)
-            losses, correct = np.asarray(losses)[active], np.asarray(correct)[active]
+            validation = loss_and_accuracy(state.params, config.model, splits.x_val, splits.y_val)
             elapsed += time.perf_counter() - t0
-            finite = np.isfinite(losses)
-            if not finite.all():
-                bad_step = step + int(np.argmin(finite)) + 1
-                yield _record(step, total_steps, steps_per_epoch, losses[finite], correct[finite], tc, None, schedule,
-                              elapsed, compile_seconds, f"diverged at step {bad_step}", previous)
-                return
-            step += len(losses)
-            epoch_end = c == chunks_per_epoch - 1
-            due = tc.eval_every and (step // tc.eval_every) > ((step - len(losses)) // tc.eval_every)
-            validation = None
-            if (epoch_end or due) and len(splits.y_val):
-                t0 = time.perf_counter()
-                validation = loss_and_accuracy(state.params, config.model, splits.x_val, splits.y_val)
-                elapsed += time.perf_counter() - t0
-            status = "finished" if step == total_steps else "running"
-            yield _record(step, total_steps, steps_per_epoch, losses, correct, tc, validation, schedule,
-                          elapsed, compile_seconds, status, state.params)
+        status = "finished" if step == total_steps else "running"
+        yield progress_record(step, total_steps, steps_per_epoch, losses, correct, tc, validation, schedule,
+                              elapsed, compile_seconds, status, state.params)
 
 
-def _record(step, total_steps, steps_per_epoch, losses, correct, tc, validation, schedule, elapsed,
-            compile_seconds, status, params) -> Progress:
+def progress_record(step, total_steps, steps_per_epoch, losses, correct, tc, validation, schedule, elapsed,
+                    compile_seconds, status, params) -> Progress:
+    """The Progress after a chunk, from its per-step losses and correct counts."""
     seen = len(losses) * tc.batch_size
     return Progress(
         step=step,
