@@ -239,7 +239,77 @@ def test_two_sessions_train_at_once(app_url):
             assert float(_metric_value(page, "Epochs")) == epochs
             # Each session has exactly its own run: the first of its session, with its own epochs.
             expect(page.get_by_role("heading", name=re.compile(r"Latest run: .* #1$"))).to_be_visible()
-            runs_table = page.get_by_test_id("stDataFrame").get_by_role("grid")
-            expect(runs_table).to_have_attribute("aria-rowcount", "2")  # the header and one run
+            runs_table = page.locator('[data-testid="stDataFrame"] table[role="grid"]')  # its accessible copy
+            expect(runs_table).to_have_attribute("aria-rowcount", "2", timeout=10_000)  # the header and one run
+            expect(runs_table).to_contain_text("#1")
             page.screenshot(path=ARTIFACTS / f"{6 if label == 'a' else 7}-session-{label}.png")
+        browser.close()
+
+
+def _choose_only(page, label: str, option: str) -> None:
+    """Empty the multiselect labelled `label`, then pick `option` alone."""
+    widget = page.get_by_test_id("stMultiSelect").filter(has_text=label)
+    widget.get_by_role("button", name="Clear all").click()
+    _wait_until_idle(page)
+    widget.locator("input").click()
+    page.get_by_role("option", name=option, exact=True).click()
+    page.keyboard.press("Escape")
+    _wait_until_idle(page)
+
+
+def test_every_page_renders_with_a_trained_run(app_url):
+    playwright_api = _playwright()
+    expect = playwright_api.expect
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        _open_train_page(playwright_api, page, app_url, 1)
+        page.get_by_role("button", name="Train", exact=True).click()
+        expect(_test_metric(page)).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+        latest = page.get_by_role("heading", name=re.compile(r"^Latest run: ")).inner_text()
+        run_name = latest.removeprefix("Latest run: ")
+
+        charts = page.locator(".js-plotly-plot")
+        last_element = {  # what each page draws last: once it is there, the page has rendered in full
+            "Data": page.get_by_text("LeNet-5:"), "Train": page.get_by_text("Load a saved model file"),
+            "Results": page.get_by_role("heading", name="Download this run"),
+            "Weights": page.get_by_role("button", name="Save chart"),
+            "Runs": page.get_by_text(re.compile(r"1 of 1 saved runs? match")),
+            "Gradient check": page.get_by_role("button", name="Run the finite-difference check"),
+            "Backprop timing": page.get_by_role("button", name="Time them"),
+            "Loss landscape": page.get_by_text(re.compile(r"^Lowest grid cost")),
+            "Reproduction": page.get_by_role("button", name="Train selected presets"),
+            "Overfitting": page.get_by_role("button", name="Train all sizes"),
+            "Sweep": page.get_by_role("button", name="Train the sweep"),
+        }
+        for name, last in last_element.items():
+            page.get_by_role("link", name=name, exact=True).first.click()
+            expect(page.get_by_role("link", name=name, exact=True).first).to_have_attribute("aria-current", "page")
+            expect(last.first).to_be_visible()
+            _wait_until_idle(page)
+            if name in ("Results", "Weights", "Gradient check", "Loss landscape"):  # they pick the trained run
+                expect(page.get_by_role("combobox", name="Run", exact=True)).to_have_value(
+                    re.compile("^" + re.escape(run_name)), timeout=10_000)
+            if name == "Runs":  # the ended run was saved to the run history
+                expect(page.locator('[data-testid="stMain"] table[role="grid"]').first).to_contain_text(
+                    run_name, timeout=10_000)
+            if name == "Gradient check":  # every weight of the trained softmax regression: a few seconds
+                page.get_by_role("button", name="Run the finite-difference check").click()
+                expect(page.get_by_text("The gradient agrees with the finite differences")).to_be_visible(
+                    timeout=TRAIN_TIMEOUT_MS)
+                _wait_until_idle(page)
+                expect(charts).to_have_count(2)  # error against h, and the per-tensor differences
+            if name == "Backprop timing":  # the smallest sizes only: about ten seconds
+                _choose_only(page, "Batch sizes", "10")
+                _choose_only(page, "Hidden widths", "16")
+                page.get_by_role("button", name="Time them").click()
+                expect(page.get_by_text("Speed-up of the hand-vectorised gradient")).to_be_visible(
+                    timeout=TRAIN_TIMEOUT_MS)
+                _wait_until_idle(page)
+                expect(charts).to_have_count(2)
+            if name == "Loss landscape":  # computed on load
+                expect(charts).to_have_count(2)
+            _assert_no_error_on_page(playwright_api, page, name)
+            page.wait_for_function("Array.from(document.images).every(image => image.complete)")
+            page.screenshot(path=ARTIFACTS / f"page-{name.lower().replace(' ', '-')}.png")
         browser.close()
