@@ -88,3 +88,9 @@ def symmetric_limit(*arrays: np.ndarray) -> float:
     """The largest absolute value over the arrays: the bound of a zero-centred colour scale (1.0 if all zero)."""
     limit = max(float(np.abs(np.asarray(a)).max()) for a in arrays)
     return limit or 1.0
+
+
+def log_axis_range(values, pad_decades: float = 0.5) -> tuple[float, float]:
+    """A plotly log-axis range (in decades) around positive `values`, padded by `pad_decades` on each side."""
+    logs = np.log10(np.asarray(values, dtype=float))
+    return float(logs.min()) - pad_decades, float(logs.max()) + pad_decades

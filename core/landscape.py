@@ -16,7 +16,7 @@ import numpy as np
 import optax
 
 from core.errors import ConfigError
-from core.models import ModelConfig, Params
+from core.models import ModelConfig, Params, apply
 from core.gradients import mean_loss
 
 OPTIMISERS = ("gd", "momentum", "adam")
@@ -46,11 +46,26 @@ def check_ref(params: Params, ref: WeightRef) -> None:
         raise ConfigError(f"{ref.label()} is outside {ref.layer}.{ref.array}, of shape {tuple(array.shape)}.")
 
 
-def default_pair(params: Params) -> tuple[WeightRef, WeightRef]:
-    """The two largest-magnitude weights into the output unit that holds the largest one."""
-    w = np.abs(np.asarray(params["output"]["w"]))
-    unit = int(np.unravel_index(w.argmax(), w.shape)[1])
-    first, second = np.argsort(w[:, unit])[::-1][:2]
+def output_curvatures(params: Params, x, config: ModelConfig) -> np.ndarray:
+    """∂²C/∂w² for every output-layer weight w[i, k]: the mean over the batch of a_i² p_k (1 − p_k), where a is the
+    output layer's input and p the softmax (the exact diagonal of the Hessian of the cross-entropy)."""
+    def logits_of(w, image):
+        return apply({**params, "output": {**params["output"], "w": w}}, image[None], config)[0]
+
+    # the logits are linear in the output weights: d logit_0 / d w[i, 0] is a_i, example by example
+    inputs = jax.vmap(jax.grad(lambda w, image: logits_of(w, image)[0]), in_axes=(None, 0))(
+        params["output"]["w"], jnp.asarray(x))[:, :, 0]
+    p = jax.nn.softmax(apply(params, jnp.asarray(x), config))
+    return np.asarray(jnp.einsum("ni,nk->ik", inputs**2, p * (1 - p)) / len(x))
+
+
+def default_pair(params: Params, x, config: ModelConfig) -> tuple[WeightRef, WeightRef]:
+    """The two most sharply curved output-layer weights into the unit that holds the most curved one: the cost
+    depends on them most, so the trained values sit in a clear bowl (large but rarely used weights, for pixels
+    near the border, lie on flat plateaus instead)."""
+    curved = output_curvatures(params, x, config)
+    unit = int(np.unravel_index(curved.argmax(), curved.shape)[1])
+    first, second = np.argsort(curved[:, unit])[::-1][:2]
     return WeightRef("output", "w", (int(first), unit)), WeightRef("output", "w", (int(second), unit))
 
 
@@ -99,6 +114,42 @@ def loss_landscape(params: Params, x, y, config: ModelConfig, pair: tuple[Weight
     points = jnp.asarray(np.stack([a.ravel(), b.ravel()], 1), jnp.float32)
     cost = np.asarray(_grid_cost(params, jnp.asarray(x), jnp.asarray(y), points, config, pair))
     return Landscape(pair, center, first, second, cost.reshape(resolution, resolution))
+
+
+@dataclass(frozen=True)
+class Curvature:
+    """The 2×2 Hessian of the cost in two weights at their current values, and the view it suggests."""
+
+    eigenvalues: tuple[float, float]  # λ_min ≤ λ_max
+    span: float  # grid half-width: `widths` steps of 1/sqrt(λ) along the flattest direction, capped
+    learning_rate: float  # 1/λ_max: the largest step plain gradient descent takes without oscillating
+
+
+@functools.partial(jax.jit, static_argnames=("config", "pair"))
+def _pair_hessian(params, x, y, values, config: ModelConfig, pair) -> jax.Array:
+    return jax.hessian(lambda v: mean_loss(_with_pair(params, pair, v), x, y, config))(values)
+
+
+def curvature(params: Params, x, y, config: ModelConfig, pair: tuple[WeightRef, WeightRef], widths: float = 3.0,
+              max_anisotropy: float = 10.0, span_limits: tuple[float, float] = (0.05, 50.0)) -> Curvature:
+    """Grid half-width and learning rate that fit the cost around the two weights.
+
+    Near the trained point the cost is about ½ dᵀHd, so 1/sqrt(λ) is the distance along an eigenvector over which
+    it rises by ½: a half-width of `widths` such distances along the flattest direction shows the whole bowl (the
+    flattest λ is taken as at least λ_max / max_anisotropy², so an almost flat or concave direction cannot blow the
+    grid up). A learning rate of 1/λ_max moves gradient descent straight down the steepest direction.
+    """
+    for ref in pair:
+        check_ref(params, ref)
+    values = jnp.asarray([ref.value(params) for ref in pair], jnp.float32)
+    hessian = np.asarray(_pair_hessian(params, jnp.asarray(x), jnp.asarray(y), values, config, pair), np.float64)
+    low, high = np.linalg.eigvalsh((hessian + hessian.T) / 2)
+    if not high > 0:
+        raise ConfigError(f"The cost is not curved upwards in {pair[0].label()} and {pair[1].label()} here "
+                          "(no positive curvature); choose other weights or set the grid and learning rate by hand.")
+    flattest = max(low, high / max_anisotropy**2)
+    span = float(np.clip(widths / np.sqrt(flattest), *span_limits))
+    return Curvature((float(low), float(high)), span, float(1 / high))
 
 
 @dataclass(frozen=True)

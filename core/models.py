@@ -23,6 +23,12 @@ ACTIVATIONS = {"tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid, "relu": jax.nn.relu}
 INITS = ("normal", "glorot", "he")
 
 
+def recommended_init(arch: str, activation: str) -> str:
+    """He for ReLU networks (ReLU MLPs, LeNet-5), Glorot for softmax regression and tanh/sigmoid MLPs."""
+    relu = arch == "lenet5" or (arch == "mlp" and activation == "relu")
+    return "he" if relu else "glorot"
+
+
 @dataclass(frozen=True)
 class ModelConfig:
     """Which network, and its shape. Fields an architecture does not use are ignored by it."""

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from core.inspect import symmetric_limit
+from core.inspect import log_axis_range, symmetric_limit
 from core.runs import Run
 
 DIGITS = list(range(10))
@@ -81,11 +81,14 @@ def confusion_heatmap(matrix: np.ndarray, *, percentages: bool) -> go.Figure:
 
 def per_class_accuracy(accuracy: np.ndarray) -> go.Figure:
     """Accuracy on the images of each true digit."""
-    fig = go.Figure(go.Bar(x=DIGITS, y=accuracy, text=[f"{a:.1%}" for a in accuracy], textposition="outside"))
+    # labels run up inside the bars, so they stay large however narrow the column
+    fig = go.Figure(go.Bar(x=DIGITS, y=accuracy, text=[f"{a:.1%}" for a in accuracy], textposition="inside",
+                           textangle=-90, insidetextanchor="end", constraintext="none",
+                           textfont=dict(size=15, color="white")))
     low = max(0.0, float(np.min(accuracy)) - 0.05)
     fig.update_xaxes(title_text="true digit", dtick=1)
     fig.update_yaxes(title_text="accuracy", tickformat=".0%", range=[low, 1.02])
-    fig.update_layout(height=320, margin=dict(l=10, r=10, t=20, b=10))
+    fig.update_layout(height=340, margin=dict(l=10, r=10, t=20, b=10))
     return fig
 
 
@@ -213,8 +216,11 @@ def timing_chart(rows: Sequence, titles: dict[str, str], vary: str) -> go.Figure
             line=dict(color=PALETTE[i % len(PALETTE)]),
             marker=dict(size=10, symbol=["circle-open" if r.extrapolated else "circle" for r in mine]),
             hovertext=["extrapolated" if r.extrapolated else "measured" for r in mine])
-    fig.update_xaxes(type="log", title={"batch_size": "batch size", "hidden": "hidden width"}[vary])
-    fig.update_yaxes(type="log", title="seconds per gradient (hollow = extrapolated)")
+    sizes = sorted({getattr(r, vary) for r in rows})
+    fig.update_xaxes(type="log", title={"batch_size": "batch size", "hidden": "hidden width"}[vary],
+                     range=log_axis_range(sizes), tickvals=sizes)
+    fig.update_yaxes(type="log", title="seconds per gradient (hollow = extrapolated)", dtick=1,
+                     exponentformat="power")
     fig.update_layout(height=420, margin=dict(t=30, b=40), legend=dict(orientation="h", y=-0.25))
     return fig
 

@@ -11,6 +11,7 @@ from dashboard import state
 TRAIN_PAGE = "dashboard/pages/train.py"
 RESULTS_PAGE = "dashboard/pages/results.py"
 WEIGHTS_PAGE = "dashboard/pages/weights.py"
+MISSING = "—"
 
 
 def run_label(run: Run) -> str:
@@ -35,3 +36,13 @@ def pick_run(*, need_params: bool = True) -> Run | None:
 def show_error(exc: DigitLabError, hint: str = "") -> None:
     """A project error as an st.error with what to do next."""
     st.error(f"{exc} {hint}".strip())
+
+
+def format_or_dash(value: float | None, spec: str) -> str:
+    """`value` formatted with `spec`, or an em dash when there is none (not measured, not run yet)."""
+    return MISSING if value is None else format(value, spec)
+
+
+def format_epochs(epochs: float) -> str:
+    """Epochs as "2" when whole and "0.75" when a run stopped part-way through one."""
+    return f"{epochs:.0f}" if round(epochs, 2) == round(epochs) else f"{epochs:.2f}"

@@ -38,6 +38,8 @@ def test_reproduce_trains_a_preset_and_remembers_the_row(data_env):
     assert 0.5 < row["test_accuracy"] <= 1.0
     table = at.dataframe[0].value
     assert table.set_index("preset").loc["softmax-minibatch", "ours (test)"] != "not run"
+    wall_times = table.set_index("preset")["wall time (s)"]
+    assert wall_times["softmax-minibatch"] != "—" and wall_times["lenet5-sgd"] == "—"  # not run yet
     assert "softmax-minibatch" in at.session_state["runs"]
 
 

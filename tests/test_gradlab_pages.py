@@ -75,6 +75,8 @@ def test_backprop_timing_page(data_env):
     no_errors(at)
     assert len(at.get("plotly_chart")) == 2
     assert "×" in at.dataframe[0].value.iloc[0]["over the naive loop"]
+    measurements = at.dataframe[1].value.set_index("method")["compile seconds"]
+    assert "None" not in measurements.tolist() and "—" in measurements.tolist()  # the naive loop is not compiled
 
 
 def test_landscape_page(data_env):

@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from core.inspect import (confidence, eta_seconds, examples_per_digit, input_weight_images, row_percentages,
-                          select_examples, strongest_feeders, symmetric_limit, tile_images)
+                          select_examples, strongest_feeders, symmetric_limit, tile_images, log_axis_range)
 from core.train import Evaluation
 
 
@@ -89,3 +89,8 @@ def test_input_weight_images_and_strongest_feeders():
 def test_symmetric_limit():
     assert symmetric_limit(np.array([-3.0, 1.0]), np.array([2.0])) == 3.0
     assert symmetric_limit(np.zeros(3)) == 1.0
+
+
+def test_log_axis_range_pads_around_the_data_in_decades():
+    assert log_axis_range([100]) == pytest.approx((1.5, 2.5))
+    assert log_axis_range([10, 1000], pad_decades=0.25) == pytest.approx((0.75, 3.25))

@@ -9,7 +9,8 @@ import pytest
 from core.data import SplitConfig, make_splits
 from core.errors import ConfigError
 from core.gradients import mean_loss
-from core.landscape import OPTIMISERS, WeightRef, default_pair, loss_landscape, optimiser_path, optimiser_paths
+from core.landscape import (OPTIMISERS, WeightRef, curvature, default_pair, loss_landscape, optimiser_path,
+                            optimiser_paths, output_curvatures)
 from core.models import ModelConfig, init
 from core.train import RunConfig, TrainConfig, train
 
@@ -22,13 +23,19 @@ def trained(tiny_mnist):
     return params, splits.x_train[:300], splits.y_train[:300], config.model
 
 
-def test_default_pair_is_two_largest_weights_into_one_unit(trained):
-    params = trained[0]
-    first, second = default_pair(params)
-    w = np.abs(np.asarray(params["output"]["w"]))
-    assert first.index[1] == second.index[1] == np.unravel_index(w.argmax(), w.shape)[1]
-    assert abs(first.value(params)) == w.max()
-    assert abs(second.value(params)) == np.sort(w[:, first.index[1]])[-2]
+def test_default_pair_is_the_two_most_curved_output_weights_of_one_unit(trained):
+    params, x, y, config = trained
+    curved = output_curvatures(params, x, config)
+    first, second = default_pair(params, x, config)
+    assert first.index[1] == second.index[1] == np.unravel_index(curved.argmax(), curved.shape)[1]
+    assert curved[first.index] == curved.max()
+    assert curved[second.index] == np.sort(curved[:, first.index[1]])[-2]
+    # each is the exact second derivative of the cost in that one weight
+    for ref in (first, second, WeightRef("output", "w", (5, 3))):
+        def cost(value, ref=ref):
+            w = params["output"]["w"].at[ref.index].set(value)
+            return mean_loss({**params, "output": {**params["output"], "w": w}}, x, y, config)
+        assert curved[ref.index] == pytest.approx(float(jax.hessian(cost)(ref.value(params))), rel=1e-3, abs=1e-7)
 
 
 def test_grid_shape_and_minimum_near_the_optimum(trained):
@@ -55,7 +62,7 @@ def test_grid_shape_and_minimum_near_the_optimum(trained):
 
 def test_each_optimiser_lowers_the_cost(trained):
     params, x, y, config = trained
-    pair = default_pair(params)
+    pair = default_pair(params, x, config)
     start = (pair[0].value(params) - 1.0, pair[1].value(params) + 1.0)
     paths = optimiser_paths(params, x, y, config, pair, start, learning_rate=0.5, momentum=0.9, steps=30)
     assert set(paths) == set(OPTIMISERS)
@@ -65,6 +72,43 @@ def test_each_optimiser_lowers_the_cost(trained):
         assert path.costs[-1] < path.costs[0]
 
 
+def test_curvature_matches_finite_differences_and_sets_span_and_learning_rate(trained):
+    params, x, y, config = trained
+    pair = default_pair(params, x, config)
+    found = curvature(params, x, y, config, pair, widths=3.0, max_anisotropy=1e6)
+    h = 1e-2
+    centre = np.array([ref.value(params) for ref in pair])
+
+    def cost(offset):
+        values = centre + offset
+        moved = {layer: dict(arrays) for layer, arrays in params.items()}
+        for ref, value in zip(pair, values):
+            moved[ref.layer][ref.array] = moved[ref.layer][ref.array].at[ref.index].set(value)
+        return float(mean_loss(moved, x, y, config))
+
+    steps = np.eye(2) * h
+    hessian = np.array([[(cost(a + b) - cost(a - b) - cost(b - a) + cost(-a - b)) / (4 * h * h) for b in steps]
+                        for a in steps])
+    assert found.eigenvalues == pytest.approx(tuple(np.linalg.eigvalsh(hessian)), rel=0.05)
+    low, high = found.eigenvalues
+    assert found.learning_rate == pytest.approx(1 / high)
+    assert found.span == pytest.approx(min(50.0, 3.0 / np.sqrt(low)))
+    capped = curvature(params, x, y, config, pair, widths=3.0, max_anisotropy=1.0)
+    assert capped.span == pytest.approx(3.0 / np.sqrt(high))  # the flat direction may be at most 1× wider
+
+
+def test_suggested_view_is_a_bowl_the_optimisers_descend(trained):
+    params, x, y, config = trained
+    pair = default_pair(params, x, config)
+    view = curvature(params, x, y, config, pair)
+    grid = loss_landscape(params, x, y, config, pair, span=view.span, resolution=21)
+    assert grid.cost.max() - grid.cost.min() > 1.0  # not a flat slope: the cost rises well across the grid
+    start = (grid.center[0] - 0.8 * view.span, grid.center[1] + 0.8 * view.span)
+    paths = optimiser_paths(params, x, y, config, pair, start, view.learning_rate, momentum=0.9, steps=100)
+    for path in paths.values():
+        assert path.costs[-1] < path.costs[0] - 0.5 * (path.costs[0] - grid.cost.min())
+
+
 def test_bad_choices_are_clear_errors(trained):
     params, x, y, config = trained
     with pytest.raises(ConfigError, match="outside"):
@@ -72,4 +116,4 @@ def test_bad_choices_are_clear_errors(trained):
     with pytest.raises(ConfigError, match="different"):
         loss_landscape(params, x, y, config, (WeightRef("output", "b", (1,)),) * 2)
     with pytest.raises(ConfigError, match="learning rate"):
-        optimiser_path(params, x, y, config, default_pair(params), (0.0, 0.0), "gd", -1.0)
+        optimiser_path(params, x, y, config, default_pair(params, x, config), (0.0, 0.0), "gd", -1.0)

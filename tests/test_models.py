@@ -69,3 +69,10 @@ def test_registry_lists_every_architecture():
     for arch in models.ARCHITECTURES.values():
         assert arch.title and arch.description
         assert set(arch.hyperparameters) <= {f for f in models.ModelConfig.__dataclass_fields__}
+
+
+@pytest.mark.parametrize("arch, activation, expected", [
+    ("linear", "relu", "glorot"), ("mlp", "tanh", "glorot"), ("mlp", "sigmoid", "glorot"), ("mlp", "relu", "he"),
+    ("lenet5", "tanh", "he")])
+def test_recommended_init_follows_the_activation(arch, activation, expected):
+    assert models.recommended_init(arch, activation) == expected

@@ -146,6 +146,28 @@ def test_an_interrupted_run_is_kept_stopped_and_evaluated(data_env):
     assert kept.status == "stopped"
     assert kept.test_accuracy is not None
     assert "Stopped after 0.30 of 1 epochs" in at.warning[0].value
+    assert at.metric[2].label == "Epochs" and at.metric[2].value == "0.30"
+    table = at.dataframe[0].value
+    assert list(table.columns) == ["name", "network", "status", "validation accuracy", "test accuracy", "epochs",
+                                   "training (s)", "compiling (s)", "samples/s"]
+    assert table["epochs"].tolist() == ["0.30"]
+
+
+def test_weight_initialisation_follows_the_network_until_the_user_picks_one(data_env):
+    at = app("train").run()
+    init = lambda: at.selectbox(key="setting.init").value  # noqa: E731
+    assert init() == "he"  # the default ReLU MLP
+    at.selectbox(key="setting.activation").set_value("tanh").run()
+    assert init() == "glorot"
+    at.radio(key="setting.arch").set_value("lenet5").run()
+    assert init() == "he"
+    at.radio(key="setting.arch").set_value("linear").run()
+    assert init() == "glorot"
+    at.selectbox(key="setting.init").set_value("he").run()  # the user's choice sticks from now on
+    at.radio(key="setting.arch").set_value("mlp").run()
+    at.selectbox(key="setting.activation").set_value("sigmoid").run()
+    assert init() == "he"
+    assert not at.exception
 
 
 def test_diverged_run_suggests_a_lower_learning_rate(data_env):
@@ -180,7 +202,7 @@ def test_results_filters_select_exactly_the_chosen_mistakes(data_env):
     assert any(f"**{len(expected):,}** misclassified digits match" in m.value for m in at.markdown)
     captions = at.image[0].captions  # the grid of mistakes comes first
     assert len(captions) == min(len(expected), 40)
-    assert captions == [f"#{i}: true {true_digit} → {predicted} ({evaluation.probabilities[i].max():.0%})"
+    assert captions == [f"{true_digit}→{predicted}\u00a0·\u00a0{evaluation.probabilities[i].max():.0%} #{i}"
                         for i in expected[:40]]
     assert {"confusion_chart", "per_class_chart", "probability_chart"} <= set(charts(at))
 

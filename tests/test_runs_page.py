@@ -79,6 +79,8 @@ def test_lists_filters_and_compares(two_runs):
     table = at.dataframe[0].value
     assert sorted(table["name"]) == ["fast adam", "slow sgd"]
     assert sorted(table["test accuracy (%)"].round(6)) == [90.0, 92.0]
+    assert at.title[0].value == "Runs"
+    assert table["epochs"].tolist() == ["2", "2"]  # whole epochs without decimals
 
     name_filter = next(t for t in at.text_input if t.label == "Name contains")
     name_filter.set_value("adam").run()

@@ -15,18 +15,19 @@ RESULT_KEY = "gradcheck.result"
 TRAINING_KEY = "gradcheck.training"
 
 FORWARD = {
-    "linear": [r"Z = XW + b,\qquad P = \operatorname{softmax}(Z),\qquad C = -\frac{1}{n}\sum_i \log P_{i,y_i}"],
-    "mlp": [r"Z_1 = XW_1 + b_1,\quad A = \sigma(Z_1),\quad Z_2 = AW_2 + b_2,\quad P = \operatorname{softmax}(Z_2)",
+    "linear": [r"Z = XW + b", r"P = \operatorname{softmax}(Z)", r"C = -\frac{1}{n}\sum_i \log P_{i,y_i}"],
+    "mlp": [r"Z_1 = XW_1 + b_1,\qquad A = \sigma(Z_1)", r"Z_2 = AW_2 + b_2,\qquad P = \operatorname{softmax}(Z_2)",
             r"C = -\frac{1}{n}\sum_i \log P_{i,y_i}"],
 }
 BACKWARD = {
-    "linear": [r"\frac{\partial C}{\partial W} = \frac{1}{n} X^\top (P - Y),\qquad "
+    "linear": [r"\frac{\partial C}{\partial W} = \frac{1}{n} X^\top (P - Y)",
                r"\frac{\partial C}{\partial b} = \frac{1}{n}\sum_i (P - Y)_i"],
-    "mlp": [r"\Delta_2 = \frac{1}{n}(P - Y),\quad \frac{\partial C}{\partial W_2} = A^\top \Delta_2,\quad "
-            r"\frac{\partial C}{\partial b_2} = \sum_i \Delta_{2,i}",
-            r"\Delta_1 = (\Delta_2 W_2^\top) \odot \sigma'(Z_1),\quad \frac{\partial C}{\partial W_1} = X^\top \Delta_1,"
-            r"\quad \frac{\partial C}{\partial b_1} = \sum_i \Delta_{1,i}",
-            r"\tanh'(z) = 1 - \tanh^2(z),\qquad \operatorname{sigmoid}'(z) = \operatorname{sigmoid}(z)\,(1 - \operatorname{sigmoid}(z))"],
+    "mlp": [r"\Delta_2 = \frac{1}{n}(P - Y)",
+            r"\frac{\partial C}{\partial W_2} = A^\top \Delta_2,\qquad \frac{\partial C}{\partial b_2} = \sum_i \Delta_{2,i}",
+            r"\Delta_1 = (\Delta_2 W_2^\top) \odot \sigma'(Z_1)",
+            r"\frac{\partial C}{\partial W_1} = X^\top \Delta_1,\qquad \frac{\partial C}{\partial b_1} = \sum_i \Delta_{1,i}",
+            r"\tanh'(z) = 1 - \tanh^2(z)",
+            r"\operatorname{sigmoid}'(z) = \operatorname{sigmoid}(z)\,(1 - \operatorname{sigmoid}(z))"],
 }
 CENTRAL = r"\frac{\partial C}{\partial w} \approx \frac{C(w + h) - C(w - h)}{2h}"
 
@@ -48,50 +49,50 @@ bugs = {name: bug for name, bug in BUGS.items() if arch in bug.archs}
 bug = right.selectbox("Planted bug", [None, *bugs], key="gradcheck.bug",
                       format_func=lambda b: "none: the correct gradient" if b is None else bugs[b].title)
 
-eq, check_col = st.columns([2, 3])
-with eq:
+forward_col, backward_col = st.columns(2)
+with forward_col:
     st.markdown("**Forward pass**")
     for line in FORWARD[arch]:
         st.latex(line)
+    st.markdown("**Central differences**")
+    st.latex(CENTRAL)
+with backward_col:
     st.markdown("**Hand-derived gradients**")
     for line in BACKWARD[arch]:
         st.latex(line)
     if bug:
         st.markdown(f"**Planted bug — {bugs[bug].title}:** {bugs[bug].description}")
         st.latex(bugs[bug].latex)
-    st.markdown("**Central differences**")
-    st.latex(CENTRAL)
 
 settings = (network.name, network.config, len(y), int(x.sum() * 1000), k, bug)
-with check_col:
-    agreement = hand_vs_autodiff(network.params, x, y, network.config)
-    st.markdown("**Hand-derived (correct) vs `jax.grad`, float64:** " + ", ".join(
-        f"{tensor_label(name, network.config)} {error:.1e}" for name, error in agreement.items()))
-    if st.button("Run the finite-difference check", type="primary", key="gradcheck.check"):
-        try:
-            with st.status("Checking the gradient...", expanded=True) as status:
-                bar = st.progress(0.0)
-                result = gradient_check(network.params, x, y, network.config, weights=k, bug=bug,
-                                        progress=lambda done, text: bar.progress(min(done, 1.0), text))
-                status.update(label="Gradient checked", state="complete", expanded=False)
-            st.session_state[RESULT_KEY] = (settings, result)
-        except DigitLabError as exc:
-            show_error(exc)
-    stored = st.session_state.get(RESULT_KEY)
-    result = stored[1] if stored and stored[0] == settings else None
-    if result is None:
-        st.info("Press the button to run the check with these settings (every weight of softmax regression takes "
-                "a few seconds).")
-    else:
-        best = {dtype: result.best(dtype).h for dtype in DTYPES}
-        verdict = (f"relative error {result.best('float64').rel_error:.1e} at h = {best['float64']:.0e} "
-                   f"(threshold {PASS_RELATIVE_ERROR['float64']:.0e}) over {len(result.indices):,} weights")
-        (st.success if result.passed else st.error)(
-            ("The gradient agrees with the finite differences: " if result.passed
-             else "The gradient is WRONG: it disagrees with the finite differences, ") + verdict)
-        st.plotly_chart(figures.error_vs_h(result.points, best), key="gradcheck.errors")
-        st.caption("Large h: truncation error (∝ h²) dominates. Small h: rounding error in C(w+h) − C(w−h) "
-                   "(∝ ε/h) takes over. Float32's ε ≈ 1e-7 moves the best h up and its error far above float64's.")
+agreement = hand_vs_autodiff(network.params, x, y, network.config)
+st.markdown("**Hand-derived (correct) vs `jax.grad`, float64:** " + ", ".join(
+    f"{tensor_label(name, network.config)} {error:.1e}" for name, error in agreement.items()))
+if st.button("Run the finite-difference check", type="primary", key="gradcheck.check"):
+    try:
+        with st.status("Checking the gradient...", expanded=True) as status:
+            bar = st.progress(0.0)
+            result = gradient_check(network.params, x, y, network.config, weights=k, bug=bug,
+                                    progress=lambda done, text: bar.progress(min(done, 1.0), text))
+            status.update(label="Gradient checked", state="complete", expanded=False)
+        st.session_state[RESULT_KEY] = (settings, result)
+    except DigitLabError as exc:
+        show_error(exc)
+stored = st.session_state.get(RESULT_KEY)
+result = stored[1] if stored and stored[0] == settings else None
+if result is None:
+    st.info("Press the button to run the check with these settings (every weight of softmax regression takes "
+            "a few seconds).")
+else:
+    best = {dtype: result.best(dtype).h for dtype in DTYPES}
+    verdict = (f"relative error {result.best('float64').rel_error:.1e} at h = {best['float64']:.0e} "
+               f"(threshold {PASS_RELATIVE_ERROR['float64']:.0e}) over {len(result.indices):,} weights")
+    (st.success if result.passed else st.error)(
+        ("The gradient agrees with the finite differences: " if result.passed
+         else "The gradient is WRONG: it disagrees with the finite differences, ") + verdict)
+    st.plotly_chart(figures.error_vs_h(result.points, best), key="gradcheck.errors")
+    st.caption("Large h: truncation error (∝ h²) dominates. Small h: rounding error in C(w+h) − C(w−h) "
+               "(∝ ε/h) takes over. Float32's ε ≈ 1e-7 moves the best h up and its error far above float64's.")
 
 if result is not None:
     table = pd.DataFrame([vars(p) for p in result.points]).rename(columns={

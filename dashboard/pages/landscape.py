@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from core.errors import DigitLabError
-from core.landscape import OPTIMISER_TITLES, WeightRef, default_pair, loss_landscape, optimiser_paths
+from core.landscape import OPTIMISER_TITLES, WeightRef, curvature, default_pair, loss_landscape, optimiser_paths
 from dashboard import figures
 from dashboard.gradlab import pick_batch, pick_network
 from dashboard.widgets import show_error
@@ -39,10 +39,10 @@ def weight_picker(label: str, default: WeightRef, key: str) -> WeightRef:
     return WeightRef(layer, array, (int(unit),))
 
 
-suggested = default_pair(params)
+suggested = default_pair(params, x, network.config)
 with st.expander("Which two weights", expanded=False):
-    st.caption(f"Default: the two largest-magnitude weights into one output unit ({suggested[0].label()} and "
-               f"{suggested[1].label()}).")
+    st.caption(f"Default: the two output weights the cost is most sharply curved in, into one output unit "
+               f"({suggested[0].label()} and {suggested[1].label()}).")
     pair = (weight_picker("First weight", suggested[0], "landscape.first"),
             weight_picker("Second weight", suggested[1], "landscape.second"))
 if pair[0] == pair[1]:
@@ -50,9 +50,22 @@ if pair[0] == pair[1]:
     st.stop()
 
 center = (pair[0].value(params), pair[1].value(params))
+try:
+    view = curvature(params, x, y, network.config, pair)
+except DigitLabError as exc:
+    show_error(exc)
+    st.stop()
+low_curvature, high_curvature = view.eigenvalues
+st.caption(f"Defaults from the cost's curvature at the trained point (Hessian eigenvalues {low_curvature:.3g} and "
+           f"{high_curvature:.3g}): the grid spans about three 'widths' of the bowl along its flattest direction, and "
+           f"the learning rate {view.learning_rate:.3g} is the largest that does not make gradient descent bounce "
+           "across the steepest one. Adam moves each weight by about the learning rate per step whatever the slope, "
+           "so it may zig-zag at this rate. Change them to explore.")
+view_key = f"{network.name}.{pair[0].label()}.{pair[1].label()}"  # new weights or network: new suggested defaults
 cols = st.columns(5)
-span = cols[0].number_input("Grid half-width", 0.05, 50.0, float(max(1.0, 2 * max(map(abs, center)))), key="landscape.span")
-learning_rate = cols[1].number_input("Learning rate", 1e-4, 100.0, 1.0, format="%.4f", key="landscape.lr")
+span = cols[0].number_input("Grid half-width", 0.05, 50.0, view.span, key=f"landscape.span.{view_key}")
+learning_rate = cols[1].number_input("Learning rate", 1e-4, 100.0, min(max(view.learning_rate, 1e-4), 100.0),
+                                     format="%.4f", key=f"landscape.lr.{view_key}")
 momentum = cols[2].slider("Momentum", 0.0, 0.99, 0.9, key="landscape.momentum")
 steps = cols[3].slider("Steps K", 1, 300, 50, key="landscape.steps")
 resolution = cols[4].slider("Grid points a side", 11, 81, 41, 10, key="landscape.resolution")

@@ -11,7 +11,7 @@ from core.errors import DigitLabError
 from core.presets import PRESETS
 from core.reproduce import format_accuracy, table_row, train_preset
 from dashboard import figures, state
-from dashboard.widgets import show_error
+from dashboard.widgets import format_or_dash, show_error
 
 ROWS_KEY = "reproduce.rows"  # preset name -> measured table row, this session
 
@@ -23,7 +23,7 @@ def _table(rows: dict[str, dict]) -> pd.DataFrame:
         "reported": p.reported_text or format_accuracy(p.reported),
         "ours (test)": " / ".join(format_accuracy(a) for a in rows[p.name]["runs"].values()) if p.name in rows else "not run",
         "epochs": rows[p.name]["epochs"] if p.name in rows else max(c.train.epochs for c in p.configs),
-        "wall time (s)": rows[p.name]["seconds"] if p.name in rows else None,
+        "wall time (s)": format_or_dash(rows[p.name]["seconds"] if p.name in rows else None, ".0f"),
         "kind": "our best" if p.ours else "report",
     } for p in PRESETS.values()])
 
@@ -56,7 +56,9 @@ st.write("Each preset is a setup from the course reports (with the accuracy the 
          "for an architecture. Train them here or with `python -m core reproduce`; finished runs also appear on "
          "the Results and Weights pages.")
 rows = st.session_state.setdefault(ROWS_KEY, {})
-st.dataframe(_table(rows), hide_index=True)
+st.dataframe(_table(rows), hide_index=True, column_config={
+    "reported": st.column_config.TextColumn(width=260, help="The test accuracy (or result) the course report gives."),
+    "wall time (s)": st.column_config.TextColumn(help="Seconds this session took to train the preset; — = not run yet.")})
 with st.expander("What each preset is"):
     for preset in PRESETS.values():
         st.markdown(f"**{preset.name}** — {preset.description}")

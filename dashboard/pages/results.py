@@ -38,7 +38,8 @@ def test_images(run: Run, indices) -> list[np.ndarray]:
 
 
 def caption(evaluation: Evaluation, sure: np.ndarray, index: int) -> str:
-    return f"#{index}: true {evaluation.labels[index]} → {evaluation.predictions[index]} ({sure[index]:.0%})"
+    """"6→0 · 93%" on the first line (non-breaking spaces keep it together), the test index "#965" on the second."""
+    return f"{evaluation.labels[index]}→{evaluation.predictions[index]}\u00a0·\u00a0{sure[index]:.0%} #{index}"
 
 
 def summary(run: Run, evaluation: Evaluation) -> None:
@@ -77,7 +78,7 @@ def mistakes(run: Run, evaluation: Evaluation) -> list[int]:
     page = cols[3].number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, key=f"page.{pages}")
     shown = chosen[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
     st.markdown(f"**{len(chosen):,}** misclassified digits match; showing {len(shown)}. "
-                "Each caption: test index, true digit → predicted digit (confidence).")
+                "Each caption: true digit → predicted digit · confidence, then the test index.")
     if len(shown):
         sure = confidence(evaluation)
         st.image(test_images(run, shown), caption=[caption(evaluation, sure, i) for i in shown], width=84)
@@ -101,8 +102,9 @@ def probabilities(run: Run, evaluation: Evaluation, candidates: list[int]) -> No
     if not candidates:
         st.caption("No digit to show.")
         return
-    index = st.selectbox("Digit (test index)", candidates, key="probability_digit", format_func=lambda i: caption(
-        evaluation, confidence(evaluation), i))
+    sure = confidence(evaluation)
+    index = st.selectbox("Digit (test index)", candidates, key="probability_digit", format_func=lambda i: (
+        f"#{i}: true {evaluation.labels[i]} → {evaluation.predictions[i]} ({sure[i]:.0%})"))
     image, bars = st.columns([1, 3])
     image.image(test_images(run, [index])[0], width=160, caption=f"test image #{index}")
     with bars:

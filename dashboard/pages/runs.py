@@ -11,7 +11,7 @@ from core.errors import HistoryError
 from core.history import STATUS_KINDS, RunHistory, SavedRun, config_diff, default_path
 from core.models import ARCHITECTURES
 from dashboard import figures, state
-from dashboard.widgets import show_error
+from dashboard.widgets import format_epochs, show_error
 
 SELECTION_KEY = "runs_page.selection"
 CONFIRM_DELETE_KEY = "runs_page.confirm_delete"
@@ -103,13 +103,12 @@ def table(saved: list[SavedRun]) -> None:
         "status": [r.status for r in saved],
         "test accuracy (%)": [_percent(r.test_accuracy) for r in saved],
         "validation accuracy (%)": [_percent(r.val_accuracy) for r in saved],
-        "epochs": [r.epochs for r in saved],
+        "epochs": [format_epochs(r.epochs) for r in saved],
         "training time (s)": [r.train_seconds for r in saved],
         "created (UTC)": [r.created.replace("T", " ")[:16] for r in saved],
     }), hide_index=True, column_config={
         "test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
         "validation accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
-        "epochs": st.column_config.NumberColumn(format="%.2f"),
         "training time (s)": st.column_config.NumberColumn(format="%.1f"),
     })
 
@@ -174,8 +173,8 @@ def compare(store: RunHistory, selected: list[SavedRun], labels: dict[str, str])
 
 
 def main() -> None:
-    st.title("Run history")
-    st.caption("Every finished, stopped or diverged run is saved here automatically, with its curves, metrics, "
+    st.title("Runs")
+    st.caption("Saved run history. Every finished, stopped or diverged run is saved here automatically, with its curves, metrics, "
                "confusion matrix and parameters; the history survives restarts of the app.")
     try:
         store = state.history()

@@ -71,8 +71,11 @@ with st.form("sweep"):
     with network:
         arch = st.radio("Architecture", list(ARCHITECTURES), format_func=lambda a: ARCHITECTURES[a].title,
                         horizontal=True, index=1)
-        hidden = st.text_input("MLP hidden widths", "64", help="Comma-separated, one per hidden layer.")
-        activation = st.selectbox("MLP activation", list(ACTIVATIONS), index=list(ACTIVATIONS).index("sigmoid"))
+        hidden = st.text_input("MLP hidden widths", "64", help="Comma-separated, one per hidden layer. MLPs only: "
+                               "softmax regression and LeNet-5 ignore it.")
+        activation = st.selectbox("MLP activation", list(ACTIVATIONS), index=list(ACTIVATIONS).index("sigmoid"),
+                                  help="MLPs only: softmax regression has no hidden layer and LeNet-5 uses ReLU.")
+        st.caption("The two MLP settings apply only when the architecture is MLP.")
     with training:
         optimizer = st.selectbox("Optimiser", list(OPTIMIZERS), format_func=OPTIMIZERS.get)
         batch_size = st.number_input("Batch size", 1, 4096, 50)

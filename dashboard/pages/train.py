@@ -7,15 +7,16 @@ import streamlit as st
 from core.data import SplitConfig
 from core.errors import DigitLabError
 from core.inspect import eta_seconds
-from core.models import ACTIVATIONS, ARCHITECTURES, INITS, ModelConfig
+from core.models import ACTIVATIONS, ARCHITECTURES, INITS, ModelConfig, recommended_init
 from core.runs import Run
 from core.train import OPTIMIZERS, SCHEDULES, Progress, RunConfig, TrainConfig, train
 from dashboard import export, figures, state
-from dashboard.widgets import RESULTS_PAGE, WEIGHTS_PAGE, pick_run
+from dashboard.widgets import RESULTS_PAGE, WEIGHTS_PAGE, format_epochs, pick_run
 
 S = state.SETTINGS_PREFIX
 TRAIN_REQUEST_KEY = "train_request"
 TRAIN_ERROR_KEY = "train_error"  # why the last Train press could not start, shown after the rerun
+INIT_CHOSEN_KEY = S + "init_chosen"  # True once the user picks an initialisation: it stops following the network
 SUBSET_CHOICES = {"all": "All remaining images", "total": "A total number", "per_class": "A number per digit"}
 OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam"}
 SCHEDULE_NAMES = {"constant": "Constant", "exponential": "Exponential decay per epoch", "cosine": "Cosine to zero"}
@@ -31,6 +32,17 @@ DEFAULTS = {
 
 def _request_training() -> None:
     st.session_state[TRAIN_REQUEST_KEY] = True
+
+
+def _follow_network_init() -> None:
+    """Until the user picks an initialisation, keep the one that suits the chosen architecture and activation."""
+    if not st.session_state.get(INIT_CHOSEN_KEY):
+        st.session_state[S + "init"] = recommended_init(st.session_state[S + "arch"],
+                                                        st.session_state.get(S + "activation", DEFAULTS["activation"]))
+
+
+def _mark_init_chosen() -> None:
+    st.session_state[INIT_CHOSEN_KEY] = True
 
 
 def _parse_widths(text: str) -> tuple[int, ...]:
@@ -50,14 +62,17 @@ def settings(disabled: bool) -> RunConfig:
     with network:
         st.subheader("Network")
         st.radio("Architecture", list(ARCHITECTURES), key=S + "arch", disabled=disabled, horizontal=True,
-                 format_func=lambda a: ARCHITECTURES[a].title, help="See the Data page for what each one is.")
+                 on_change=_follow_network_init, format_func=lambda a: ARCHITECTURES[a].title, help="See the Data page for what each one is.")
         st.caption(ARCHITECTURES[v("arch")].description)
         if v("arch") == "mlp":
             st.text_input("Hidden layer widths", key=S + "hidden", disabled=disabled,
                           help="Comma-separated, one number per hidden layer: 300 or 500,150.")
-            st.selectbox("Activation", list(ACTIVATIONS), key=S + "activation", disabled=disabled)
+            st.selectbox("Activation", list(ACTIVATIONS), key=S + "activation", disabled=disabled,
+                         on_change=_follow_network_init)
         st.selectbox("Weight initialisation", INITS, key=S + "init", format_func=INIT_NAMES.get, disabled=disabled,
-                     help="Biases start at zero. Glorot suits tanh/sigmoid, He suits ReLU.")
+                     on_change=_mark_init_chosen,
+                     help="Biases start at zero. Glorot suits softmax regression and tanh/sigmoid, He suits ReLU "
+                          "networks and LeNet-5; this follows the network you choose until you pick one yourself.")
         if v("init") == "normal":
             st.number_input("Init standard deviation", min_value=1e-4, max_value=10.0, step=0.01, format="%.4f",
                             key=S + "init_std", disabled=disabled)
@@ -165,12 +180,12 @@ def run_outcome(run: Run) -> None:
         st.error(f"This run **{run.status}**: the loss became NaN or infinite, so its accuracy is not reported. "
                  f"The learning rate ({run.config.train.learning_rate:g}) is probably too high; try {lower:g}.")
     elif run.status == "stopped":
-        st.warning(f"Stopped after {run.epochs_completed:.2f} of {run.config.train.epochs} epochs; "
+        st.warning(f"Stopped after {format_epochs(run.epochs_completed)} of {run.config.train.epochs} epochs; "
                    "the model trained so far is kept and evaluated below.")
     cols = st.columns(5)
     cols[0].metric("Validation accuracy", "—" if run.val_accuracy is None else f"{run.val_accuracy:.2%}")
     cols[1].metric("Test accuracy", "—" if run.test_accuracy is None else f"{run.test_accuracy:.2%}")
-    cols[2].metric("Epochs", f"{run.epochs_completed:.2f}")
+    cols[2].metric("Epochs", format_epochs(run.epochs_completed))
     cols[3].metric("Training time", f"{run.train_seconds:.1f} s", help=f"plus {run.compile_seconds:.1f} s compiling")
     cols[4].metric("Samples per second", f"{run.samples_per_second:,.0f}")
     if run.params is not None and not run.diverged:
@@ -194,9 +209,17 @@ def runs_section() -> None:
         shown = st.multiselect("Runs on the chart", list(runs), default=list(runs)[-3:])
         export.chart(figures.training_curves([runs[name] for name in shown]), run_name="runs", what="curves",
                      key="overlay_chart")
-        st.dataframe([run.summary() for run in runs.values()], hide_index=True,
-                     column_config={"val_accuracy": st.column_config.NumberColumn("val accuracy", format="percent"),
-                                    "test_accuracy": st.column_config.NumberColumn("test accuracy", format="percent")})
+        st.dataframe([{
+            "name": run.name, "network": run.config.model.describe(), "status": run.status,
+            "validation accuracy": run.val_accuracy, "test accuracy": run.test_accuracy,
+            "epochs": format_epochs(run.epochs_completed), "training (s)": run.train_seconds,
+            "compiling (s)": run.compile_seconds, "samples/s": round(run.samples_per_second),
+        } for run in runs.values()], hide_index=True, column_config={
+            "validation accuracy": st.column_config.NumberColumn(format="percent"),
+            "test accuracy": st.column_config.NumberColumn(format="percent"),
+            "training (s)": st.column_config.NumberColumn(format="%.1f", help="Training time, compiling excluded"),
+            "compiling (s)": st.column_config.NumberColumn(format="%.1f", help="Time spent compiling the network"),
+            "samples/s": st.column_config.NumberColumn(format="localized", help="Training images per second")})
         name = pick_run(need_params=False).name
         rename, remove = st.columns([3, 1], vertical_alignment="bottom")
         rename.text_input("New name", value=name, key=f"rename.{name}")
