@@ -13,6 +13,7 @@ import dataclasses
 import json
 import os
 import sqlite3
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -108,6 +109,10 @@ RUN_COLUMNS = ("run_id", "name", "status", "arch", "architecture", "config", "cu
                "saved", "params", "confusion")
 
 
+class _Busy(HistoryError):
+    """The database stayed locked by another process."""
+
+
 class RunHistory:
     """The run history in one SQLite file; opening it checks the file and migrates an older schema."""
 
@@ -119,13 +124,26 @@ class RunHistory:
         except OSError as exc:
             raise HistoryError(f"Cannot create the run history folder {self.path.parent} ({exc.strerror or exc}); "
                                f"set {HOME_ENV} to a writable folder.") from None
+        deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
+        while True:
+            try:
+                version = self._open()
+                break
+            except _Busy:  # SQLite answers "locked" at once, without waiting, while another process creates
+                if time.monotonic() > deadline:  # the file or switches it to WAL: try again shortly
+                    raise
+                time.sleep(0.05)
+        if version < SCHEMA_VERSION:
+            self._migrate()
+
+    def _open(self) -> int:
+        """Check the file's schema and switch it to WAL; returns its schema version."""
         with self._connect() as conn:
             conn.execute("BEGIN")  # one consistent snapshot, even while another process migrates
             version = self._check_schema(conn)
             conn.execute("COMMIT")
             conn.execute("PRAGMA journal_mode=WAL")
-        if version < SCHEMA_VERSION:
-            self._migrate()
+        return version
 
     # ------------------------------------------------------------------------------------------ opening
 
@@ -178,7 +196,7 @@ class RunHistory:
             yield conn
         except sqlite3.OperationalError as exc:
             if "locked" in str(exc) or "busy" in str(exc):
-                raise HistoryError(f"The run history {self.path} stayed busy for {BUSY_TIMEOUT_SECONDS:.0f} s "
+                raise _Busy(f"The run history {self.path} stayed busy for {BUSY_TIMEOUT_SECONDS:.0f} s "
                                    "(another session is writing); try again.") from None
             raise HistoryError(f"The run history {self.path} cannot be used: {exc}.") from None
         except sqlite3.DatabaseError as exc:

@@ -68,20 +68,13 @@ def app_url(real_mnist_dir):
 
 
 def test_train_softmax_regression_then_see_results_and_weights(app_url):
-    _require(Path(CHROMIUM).exists(), f"no chromium browser at {CHROMIUM} (apt-get install -y chromium)")
-    try:
-        from playwright import sync_api as playwright_api
-    except ImportError:
-        playwright_api = None
-    _require(playwright_api is not None, "Playwright for Python is not installed (pip install -r requirements-dev.txt)")
-    ARTIFACTS.mkdir(exist_ok=True)
+    playwright_api = _playwright()
     timings = {}
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 2400})
         page.set_default_timeout(90_000)
         expect = playwright_api.expect
-        expect.set_options(timeout=90_000)  # the first page loads MNIST and imports JAX
 
         page.goto(app_url)
         expect(page.get_by_text("Images per digit")).to_be_visible()
