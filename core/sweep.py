@@ -30,9 +30,9 @@ import optax
 from core.data import Splits
 from core.errors import ConfigError
 from core.models import ModelConfig, Params, apply, init
-from core.train import (EVAL_BATCH, Progress, RunConfig, TrainState, chunks, cross_entropy, learning_rate_schedule,
-                        make_chunk_fn, make_optimizer, make_train_step, progress_record, steps_per_chunk,
-                        validation_due)
+from core.train import (EVAL_BATCH, Progress, RunConfig, TrainState, chunks, cross_entropy, epoch_steps,
+                        learning_rate_schedule, make_chunk_fn, make_optimizer, make_train_step, progress_record,
+                        steps_per_chunk, validation_due)
 
 MAX_VARIANTS = 16
 SWEPT = ("learning_rate", "momentum", "seed")  # the TrainConfig fields that may differ between variants
@@ -173,9 +173,7 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *, vmapped: bool 
     if vmapped is None:
         vmapped = vmap_pays(model)
     n = len(splits.y_train)
-    if n < tc.batch_size:
-        raise ConfigError(f"The batch size ({tc.batch_size}) is larger than the training set ({n} images).")
-    steps_per_epoch = n // tc.batch_size
+    steps_per_epoch = epoch_steps(tc, n)
     k = steps_per_chunk(first, steps_per_epoch)
     total_steps = steps_per_epoch * tc.epochs
     schedules = [learning_rate_schedule(v.train, steps_per_epoch) for v in variants]

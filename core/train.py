@@ -255,6 +255,13 @@ def chunks(tc: TrainConfig, n: int, k: int) -> Iterator[Chunk]:
             yield Chunk(padded[c * k:(c + 1) * k], active, c == chunks_per_epoch - 1)
 
 
+def epoch_steps(tc: TrainConfig, n: int) -> int:
+    """Full batches per epoch of n images (the last partial batch is dropped)."""
+    if n < tc.batch_size:
+        raise ConfigError(f"The batch size ({tc.batch_size}) is larger than the training set ({n} images).")
+    return n // tc.batch_size
+
+
 def validation_due(tc: TrainConfig, step: int, steps_in_chunk: int, epoch_end: bool) -> bool:
     """Validate at each epoch's end, and also each time the step count passes a multiple of eval_every."""
     passed = tc.eval_every and step // tc.eval_every > (step - steps_in_chunk) // tc.eval_every
@@ -265,9 +272,7 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
     """Train, yielding a `Progress` after every chunk; the last record has status finished or diverged."""
     tc = config.train
     n = len(splits.y_train)
-    if n < tc.batch_size:
-        raise ConfigError(f"The batch size ({tc.batch_size}) is larger than the training set ({n} images).")
-    steps_per_epoch = n // tc.batch_size
+    steps_per_epoch = epoch_steps(tc, n)
     k = steps_per_chunk(config, steps_per_epoch)
     total_steps = steps_per_epoch * tc.epochs
     optimizer = make_optimizer(tc, steps_per_epoch)
