@@ -29,8 +29,8 @@ import optax
 
 from core.data import Splits
 from core.errors import ConfigError
-from core.models import ModelConfig, Params, apply, init
-from core.train import (EVAL_BATCH, Progress, RunConfig, TrainState, chunks, cross_entropy, epoch_steps,
+from core.models import ModelConfig, Params, init
+from core.train import (EVAL_BATCH, Progress, RunConfig, TrainState, chunks, epoch_steps, loss_and_accuracy,
                         learning_rate_schedule, make_chunk_fn, make_optimizer, make_train_step, progress_record,
                         steps_per_chunk, validation_due)
 
@@ -118,31 +118,11 @@ def _init_state(variants: Sequence[RunConfig], steps_per_epoch: int, initial_par
     return SweepState(initial_params, opt_state, lrs, momenta)
 
 
-_sweep_forward_cache: dict = {}
-
-
 def sweep_loss_and_accuracy(stacked: Params, model: ModelConfig, x: np.ndarray, y: np.ndarray):
     """Mean cross-entropy and accuracy of every variant on (x, y): two arrays of shape (V,)."""
-    if model not in _sweep_forward_cache:
-        def forward(params, xb, yb, mask):
-            logits = apply(params, xb, model)
-            return (cross_entropy(logits, yb) * mask).sum(), ((logits.argmax(-1) == yb) * mask).sum()
-        _sweep_forward_cache[model] = jax.jit(jax.vmap(forward, in_axes=(0, None, None, None)))
-    forward = _sweep_forward_cache[model]
-    n = len(y)
-    batch = min(EVAL_BATCH, n)
-    loss_sum, correct = 0.0, 0.0
-    for start in range(0, n, batch):
-        xb, yb = x[start:start + batch], y[start:start + batch]
-        mask = np.ones(batch, np.float32)
-        if len(yb) < batch:
-            pad = batch - len(yb)
-            mask[len(yb):] = 0
-            xb = np.concatenate([xb, np.zeros((pad, xb.shape[1]), xb.dtype)])
-            yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
-        chunk_loss, chunk_correct = forward(stacked, xb, yb, mask)
-        loss_sum, correct = loss_sum + np.asarray(chunk_loss, np.float64), correct + np.asarray(chunk_correct)
-    return loss_sum / n, correct / n
+    variants = jax.tree_util.tree_leaves(stacked)[0].shape[0]
+    results = [loss_and_accuracy(unstack(stacked, i), model, x, y) for i in range(variants)]
+    return np.array([r[0] for r in results]), np.array([r[1] for r in results])
 
 
 def unstack(stacked: Params, i: int) -> Params:

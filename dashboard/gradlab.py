@@ -44,15 +44,12 @@ def default_splits() -> Splits:
     return state.splits(state.data_dir(), SplitConfig(val_size=min(SplitConfig().val_size, n // 5)))
 
 
-def pick_network(key: str, *, allow_fresh: bool = True) -> Network | None:
-    """Widgets choosing a softmax regression or one-hidden-layer tanh/sigmoid MLP; None (with a message) if none."""
+def pick_network(key: str) -> Network:
+    """Widgets choosing a trained softmax regression or one-hidden-layer tanh/sigmoid MLP of this session, or a
+    freshly initialised one; if the data cannot be loaded, the page says why and stops."""
     try:
         runs = _supported_runs()
-        sources = ([TRAINED] if runs else []) + ([FRESH] if allow_fresh else [])
-        if not sources:
-            st.info("No suitable trained run in this session: train a softmax regression or a one-hidden-layer tanh "
-                    "or sigmoid MLP on the Train page first.")
-            return None
+        sources = [TRAINED, FRESH] if runs else [FRESH]
         if not runs:
             st.caption("No trained softmax regression or one-hidden-layer tanh/sigmoid MLP in this session yet, so "
                        "the lab uses a freshly initialised network.")
@@ -73,7 +70,7 @@ def pick_network(key: str, *, allow_fresh: bool = True) -> Network | None:
                        default_splits())
     except DigitLabError as exc:
         show_error(exc, "Check the data folder on the Data page.")
-        return None
+        st.stop()
 
 
 def pick_batch(network: Network, key: str, *, default: int = 100, limit: int = 2000) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,5 @@
 """IDX parsing and validation, the three loaders, locating the data, and splits."""
 
-import gzip
 
 import numpy as np
 import pytest

@@ -36,8 +36,6 @@ st.caption("Is the hand-derived gradient right? Compare it, weight by weight, wi
            "and see what a typical mistake looks like — in the check and in training.")
 
 network = pick_network("gradcheck")
-if network is None:
-    st.stop()
 x, y = pick_batch(network, "gradcheck")
 arch = network.config.arch
 

@@ -16,8 +16,6 @@ st.caption("Two weights move, every other weight stays at its trained value: the
            "the paths of plain gradient descent, momentum and Adam started from the same point.")
 
 network = pick_network("landscape")
-if network is None:
-    st.stop()
 x, y = pick_batch(network, "landscape", default=500)
 params = network.params
 
