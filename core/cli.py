@@ -11,7 +11,10 @@ import importlib
 import json
 import sys
 
-from core.errors import DigitLabError
+from core.errors import DigitLabError, HistoryError
+from core.history import RunHistory
+from core.runs import Run
+from core.train import Evaluation
 
 COMMANDS = ("train", "data", "gradcheck", "backprop-timing", "reproduce", "sweep")
 
@@ -19,6 +22,26 @@ COMMANDS = ("train", "data", "gradcheck", "backprop-timing", "reproduce", "sweep
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """The --data-dir flag every data-using command takes."""
     parser.add_argument("--data-dir", help="directory (or file) holding MNIST; default $MNIST_DATA_DIR, then the cache, then a download")
+
+
+def add_history_argument(parser: argparse.ArgumentParser) -> None:
+    """The --no-history flag of commands whose runs go to the run history the app's Runs page lists."""
+    parser.add_argument("--no-history", action="store_true",
+                        help="do not save the runs to the run history ($DIGIT_LAB_HOME, else the user data folder)")
+
+
+def save_to_history(finished: list[tuple[Run, Evaluation | None]]) -> None:
+    """Save ended runs (each with its test evaluation, for the confusion matrix) to the run history; a history
+    that cannot be written costs a warning, never the results."""
+    try:
+        history = RunHistory()
+        for run, test in finished:
+            history.save(run, None if test is None else test.confusion)
+    except HistoryError as exc:
+        print(f"warning: not saved to the run history: {exc}", file=sys.stderr)
+        return
+    names = ", ".join(f"'{run.name}'" for run, _ in finished)
+    print(f"saved {names} to the run history {history.path}", file=sys.stderr)
 
 
 def terminal_progress(name: str, done: int, total: int) -> None:

@@ -67,13 +67,13 @@ def table_row(preset: Preset, runs: list[Run], seconds: float) -> dict:
 
 
 def reproduce(presets: list[Preset], splits_for: Callable[[SplitConfig], Splits], *,
-              train_size: int | None = None) -> Iterator[dict]:
-    """Train every preset and yield its table row as soon as it is done."""
+              train_size: int | None = None) -> Iterator[tuple[dict, list[Run]]]:
+    """Train every preset and yield its table row, and its finished runs, as soon as it is done."""
     for preset in presets:
         started = time.perf_counter()
         for runs in train_preset(preset, splits_for, train_size=train_size):
             pass
-        yield table_row(preset, runs, time.perf_counter() - started)
+        yield table_row(preset, runs, time.perf_counter() - started), runs
 
 
 def format_accuracy(value: float | None) -> str:

@@ -50,15 +50,18 @@ class Run:
         if progress.val_accuracy is not None and float(progress.epoch).is_integer():
             self.snapshots.append((int(progress.epoch), progress.params))
 
-    def finish(self, splits: Splits) -> None:
-        """Mark a run that ended (or was stopped) and measure its validation and test accuracy."""
+    def finish(self, splits: Splits) -> Evaluation | None:
+        """Mark a run that ended (or was stopped) and measure its validation and test accuracy; returns the
+        test-set evaluation (None for a run without usable parameters)."""
         if self.status == "running" or self.status == "compiling":
             self.status = "stopped"
         if self.params is None or self.diverged:
-            return
+            return None
         if len(splits.y_val):
             self.val_accuracy = self.evaluate(splits.x_val, splits.y_val).accuracy
-        self.test_accuracy = self.evaluate(splits.x_test, splits.y_test).accuracy
+        test = self.evaluate(splits.x_test, splits.y_test)
+        self.test_accuracy = test.accuracy
+        return test
 
     @property
     def diverged(self) -> bool:

@@ -35,6 +35,36 @@ def test_train_json_and_save(tiny_env, tmp_path):
     assert (tmp_path / "m.npz").exists()
 
 
+def test_train_saves_to_the_run_history_unless_told_not_to(tiny_env, tmp_path):
+    from core.history import DATABASE_NAME, RunHistory
+    env = {**tiny_env, "DIGIT_LAB_HOME": str(tmp_path / "home")}
+    args = ("train", "--arch", "linear", "--epochs", "1", "--val-size", "100", "--batch-size", "20", "--json")
+    result = cli(*args, env=env)
+    assert result.returncode == 0, result.stderr
+    run_id = json.loads(result.stdout.strip().splitlines()[-1])["run_id"]
+    history = RunHistory(tmp_path / "home" / DATABASE_NAME)
+    saved = history.list()
+    assert [row.run_id for row in saved] == [run_id] and "saved 'Softmax regression' to the run history" in result.stderr
+    run = history.load(run_id)
+    assert run.status == "finished" and run.config.model.arch == "linear" and run.params is not None
+    assert history.confusion(run_id).sum() == 300  # every test image of the tiny set, once
+
+    assert cli(*args, "--no-history", env=env).returncode == 0
+    assert len(history.list()) == 1
+
+
+def test_an_unwritable_run_history_costs_a_warning_not_the_run(tiny_env, tmp_path):
+    from core.history import DATABASE_NAME
+    home = tmp_path / "home"
+    home.mkdir()
+    (home / DATABASE_NAME).write_bytes(b"this is not a database" * 10)
+    result = cli("train", "--arch", "linear", "--epochs", "1", "--val-size", "100", "--batch-size", "20",
+                 env={**tiny_env, "DIGIT_LAB_HOME": str(home)})
+    assert result.returncode == 0 and "Traceback" not in result.stderr
+    assert "warning: not saved to the run history" in result.stderr and "test accuracy" in result.stderr
+    assert (home / DATABASE_NAME).read_bytes() == b"this is not a database" * 10
+
+
 def test_data_command(tiny_env, tiny_data_dir):
     result = cli("data", "--json", env=tiny_env)
     out = json.loads(result.stdout)

@@ -11,6 +11,7 @@ from core.cli import main
 from core.data import make_splits
 from core.presets import PRESETS, get_preset
 from core.errors import ConfigError
+from core.history import RunHistory
 from core.reproduce import TABLE_KEYS, on_subset
 from core.train import RunConfig, train
 
@@ -49,6 +50,9 @@ def test_reproduce_json_on_a_tiny_subset(tiny_data_dir, capsys):
         assert row["seconds"] > 0
     assert rows[0]["reported"] == pytest.approx(0.9007) and rows[0]["epochs"] == 5
     assert len(rows[1]["runs"]) == 2
+    saved = {row.name: row for row in RunHistory().list()}  # every preset run went to the run history
+    assert set(saved) == {"softmax-minibatch", *rows[1]["runs"]}
+    assert all(RunHistory().confusion(row.run_id) is not None for row in saved.values())
 
 
 def test_reproduce_table_and_unknown_preset(tiny_data_dir, capsys):

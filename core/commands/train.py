@@ -6,7 +6,7 @@ import argparse
 import sys
 
 from core.checkpoint import save_model
-from core.cli import add_data_arguments, print_json, terminal_progress
+from core.cli import add_data_arguments, add_history_argument, print_json, save_to_history, terminal_progress
 from core.data import SplitConfig, load_mnist, make_splits
 from core.models import ACTIVATIONS, ARCHITECTURES, INITS, ModelConfig
 from core.runs import Run
@@ -69,6 +69,7 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser)
     parser.add_argument("--save", metavar="PATH", help="write the trained model (.npz, no pickles) here")
+    add_history_argument(parser)
     parser.add_argument("--json", action="store_true", help="end with one JSON line of results")
 
 
@@ -94,7 +95,7 @@ def run(args) -> int:
     except KeyboardInterrupt:
         print("\nstopped: keeping the parameters trained so far", file=sys.stderr)
     print(file=sys.stderr)
-    result.finish(splits)
+    test = result.finish(splits)
     if result.diverged:
         print(f"{result.status}: the loss became NaN/Inf; try a lower learning rate.", file=sys.stderr)
     else:
@@ -103,12 +104,14 @@ def run(args) -> int:
               f"{result.compile_seconds:.1f} s compiling)", file=sys.stderr)
     if args.save and result.params is not None:
         print(f"saved to {save_model(args.save, result.params, config)}", file=sys.stderr)
+    if not args.no_history:
+        save_to_history([(result, test)])
     if args.json:
         summary = result.summary()
         print_json({
             "test_accuracy": summary["test_accuracy"], "val_accuracy": summary["val_accuracy"],
             "epochs": summary["epochs"], "train_seconds": summary["train_seconds"],
             "compile_seconds": summary["compile_seconds"], "samples_per_second": summary["samples_per_second"],
-            "status": result.status, "config": config.to_dict(),
+            "status": result.status, "run_id": result.run_id, "config": config.to_dict(),
         })
     return 1 if result.diverged else 0
