@@ -30,9 +30,9 @@ import optax
 from core.data import Splits
 from core.errors import ConfigError
 from core.models import ModelConfig, Params, init
-from core.train import (EVAL_BATCH, Progress, RunConfig, TrainState, chunks, epoch_steps, loss_and_accuracy,
+from core.train import (EVAL_BATCH, Progress, RunConfig, TrainState, chunks, epoch_steps,
                         learning_rate_schedule, make_chunk_fn, make_optimizer, make_train_step, progress_record,
-                        steps_per_chunk, validation_due)
+                        steps_per_chunk, validation_due, variants_loss_and_accuracy)
 
 MAX_VARIANTS = 16
 SWEPT = ("learning_rate", "momentum", "seed")  # the TrainConfig fields that may differ between variants
@@ -118,13 +118,6 @@ def _init_state(variants: Sequence[RunConfig], steps_per_epoch: int, initial_par
     return SweepState(initial_params, opt_state, lrs, momenta)
 
 
-def sweep_loss_and_accuracy(stacked: Params, model: ModelConfig, x: np.ndarray, y: np.ndarray):
-    """Mean cross-entropy and accuracy of every variant on (x, y): two arrays of shape (V,)."""
-    variants = jax.tree_util.tree_leaves(stacked)[0].shape[0]
-    results = [loss_and_accuracy(unstack(stacked, i), model, x, y) for i in range(variants)]
-    return np.array([r[0] for r in results]), np.array([r[1] for r in results])
-
-
 def unstack(stacked: Params, i: int) -> Params:
     """Variant i's parameters out of the stacked pytree."""
     return jax.tree_util.tree_map(lambda leaf: leaf[i], stacked)
@@ -171,7 +164,7 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *, vmapped: bool 
     started = time.perf_counter()
     compiled = jax.jit(chunk_fn).lower(states[0], x_train, y_train, index_shape, active_shape).compile()
     if len(splits.y_val):
-        sweep_loss_and_accuracy(states[0].params, model, splits.x_val[:EVAL_BATCH], splits.y_val[:EVAL_BATCH])
+        variants_loss_and_accuracy(states[0].params, model, splits.x_val[:EVAL_BATCH], splits.y_val[:EVAL_BATCH])
     compile_seconds = time.perf_counter() - started
 
     def variant_params(i: int) -> Params:
@@ -200,7 +193,7 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *, vmapped: bool 
         validation = None
         if validation_due(tc, step, len(losses), chunk.epoch_end) and len(splits.y_val):
             t0 = time.perf_counter()
-            per_group = [sweep_loss_and_accuracy(state.params, model, splits.x_val, splits.y_val) for state in states]
+            per_group = [variants_loss_and_accuracy(state.params, model, splits.x_val, splits.y_val) for state in states]
             validation = tuple(np.concatenate([r[j] for r in per_group]) for j in range(2))
             elapsed += time.perf_counter() - t0
         records: list[Progress | None] = []

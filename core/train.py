@@ -360,19 +360,21 @@ class Evaluation:
 _forward_cache: dict = {}
 
 
-def _forward(model: ModelConfig) -> Callable:
-    """Jitted (params, x, y) -> (probabilities, losses) for fixed-size batches; one per model config."""
-    if model not in _forward_cache:
+def _forward(model: ModelConfig, stacked: bool) -> Callable:
+    """Jitted (params, x, y) -> (probabilities, losses) for fixed-size batches, one per model config; with
+    `stacked`, vmapped over parameters whose leaves carry a leading variant axis (a sweep's)."""
+    if (model, stacked) not in _forward_cache:
         def forward(params, x, y):
             logits = apply(params, x, model)
             return jax.nn.softmax(logits), cross_entropy(logits, y)
-        _forward_cache[model] = jax.jit(forward)
-    return _forward_cache[model]
+        _forward_cache[model, stacked] = jax.jit(jax.vmap(forward, in_axes=(0, None, None)) if stacked else forward)
+    return _forward_cache[model, stacked]
 
 
-def _batched(model: ModelConfig, params: Params, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities and losses over a whole set, in fixed batches (the last one padded)."""
-    forward = _forward(model)
+def _batched(model: ModelConfig, params: Params, x: np.ndarray, y: np.ndarray,
+             stacked: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities (..., n, 10) and losses (..., n) over a whole set, in fixed batches (the last one padded)."""
+    forward = _forward(model, stacked)
     n = len(y)
     batch = min(EVAL_BATCH, max(n, 1))
     probs, losses = [], []
@@ -383,15 +385,22 @@ def _batched(model: ModelConfig, params: Params, x: np.ndarray, y: np.ndarray) -
             xb = np.concatenate([xb, np.zeros((pad, xb.shape[1]), xb.dtype)])
             yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
         p, l = forward(params, xb, yb)
-        probs.append(np.asarray(p)[: batch - pad])
-        losses.append(np.asarray(l)[: batch - pad])
-    return np.concatenate(probs), np.concatenate(losses)
+        probs.append(np.asarray(p)[..., : batch - pad, :])
+        losses.append(np.asarray(l)[..., : batch - pad])
+    return np.concatenate(probs, axis=-2), np.concatenate(losses, axis=-1)
 
 
 def loss_and_accuracy(params: Params, model: ModelConfig, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Mean cross-entropy and accuracy on (x, y)."""
     probs, losses = _batched(model, params, x, y)
     return float(losses.mean()), float((probs.argmax(-1) == y).mean())
+
+
+def variants_loss_and_accuracy(stacked: Params, model: ModelConfig, x: np.ndarray,
+                               y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean cross-entropy and accuracy on (x, y) of every variant of a sweep's stacked parameters: arrays (V,)."""
+    probs, losses = _batched(model, stacked, x, y, stacked=True)
+    return losses.mean(-1), (probs.argmax(-1) == y).mean(-1)
 
 
 def evaluate(params: Params, model: ModelConfig, x: np.ndarray, y: np.ndarray) -> Evaluation:
