@@ -6,6 +6,7 @@ arrays in [0, 1], stratified and seeded.
 
 from __future__ import annotations
 
+import functools
 import gzip
 import hashlib
 import io
@@ -14,6 +15,7 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from core import download
@@ -237,6 +239,12 @@ class Splits:
     y_test: np.ndarray
     train_index: np.ndarray
     val_index: np.ndarray
+
+    @functools.cached_property
+    def train_on_device(self) -> tuple[jax.Array, jax.Array]:
+        """(x_train, y_train) as device arrays, copied once: every run and sweep on these splits shares them
+        instead of copying the training set again (~0.25 s for 55,000 images, waited for at the first chunk)."""
+        return jax.device_put(self.x_train), jax.device_put(self.y_train)
 
 
 def _stratified_take(labels: np.ndarray, pool: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:

@@ -156,7 +156,7 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *, vmapped: bool 
                                                                           initial_params)
 
     states = [_init_state([variants[i] for i in group], steps_per_epoch, group_params(group)) for group in groups]
-    x_train, y_train = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
+    x_train, y_train = splits.train_on_device
 
     chunk_fn = make_chunk_fn(_make_sweep_step(model, tc, steps_per_epoch), masked=steps_per_epoch % k != 0)
     index_shape = jax.ShapeDtypeStruct((k, tc.batch_size), jnp.int32)

@@ -279,7 +279,7 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
     schedule = learning_rate_schedule(tc, steps_per_epoch)
     params = initial_params if initial_params is not None else init(jax.random.PRNGKey(tc.seed), config.model)
     state = TrainState(params, optimizer.init(params))
-    x_train, y_train = jnp.asarray(splits.x_train), jnp.asarray(splits.y_train)
+    x_train, y_train = splits.train_on_device
 
     started = time.perf_counter()
     program = dataclasses.replace(tc, seed=0, eval_every=0, epochs=tc.epochs if tc.schedule == "cosine" else 1)

@@ -91,6 +91,18 @@ def test_no_recompilation_after_first_chunk(splits, caplog):
     assert train._compiled_chunk.cache_info().hits == hits + 1
 
 
+def test_the_training_set_is_copied_to_the_device_once_per_splits(tiny_mnist, monkeypatch):
+    import core.data
+    copies = []
+    monkeypatch.setattr(core.data.jax, "device_put", lambda a: copies.append(a.shape) or jax.numpy.asarray(a))
+    fresh = make_splits(tiny_mnist, SplitConfig(val_size=200))
+    for seed in (0, 1):  # two runs, and a sweep, on the same splits
+        run_to_end(config(epochs=1, seed=seed), fresh)
+    from core.sweep import train_sweep
+    list(train_sweep([config(epochs=1, seed=2), config(epochs=1, seed=3)], fresh))
+    assert copies == [fresh.x_train.shape, fresh.y_train.shape]
+
+
 def test_schedules_and_optimizers(splits):
     steps = 1000 // 32
     exp = train.learning_rate_schedule(train.TrainConfig(schedule="exponential", decay=0.5, learning_rate=1.0), steps)
