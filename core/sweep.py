@@ -17,6 +17,7 @@ that already diverged), so each variant folds into a normal `core.runs.Run` exac
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import time
 from dataclasses import dataclass
@@ -29,10 +30,10 @@ import optax
 
 from core.data import Splits
 from core.errors import ConfigError
-from core.models import ModelConfig, Params, init
-from core.train import (EVAL_BATCH, Progress, RunConfig, TrainState, chunks, epoch_steps,
-                        learning_rate_schedule, make_chunk_fn, make_optimizer, make_train_step, progress_record,
-                        steps_per_chunk, validation_due, variants_loss_and_accuracy)
+from core.models import NUM_INPUTS, ModelConfig, Params, init
+from core.train import (EVAL_BATCH, Progress, RunConfig, TrainConfig, TrainState, chunks, epoch_steps,
+                        learning_rate_schedule, make_chunk_fn, make_optimizer, make_train_step, program_settings,
+                        progress_record, steps_per_chunk, validation_due, variants_loss_and_accuracy)
 
 MAX_VARIANTS = 16
 SWEPT = ("learning_rate", "momentum", "seed")  # the TrainConfig fields that may differ between variants
@@ -104,23 +105,37 @@ def _make_sweep_step(model: ModelConfig, tc, steps_per_epoch: int) -> Callable:
 
 
 def _init_state(variants: Sequence[RunConfig], steps_per_epoch: int, initial_params: Params | None) -> SweepState:
+    """Every variant's initial state, stacked; each variant's weights drawn from its own seed, as a run's are.
+    (Stacked on the host and the optimiser state built by one compiled call: operation by operation, or as a
+    vmapped init, this took 1–4 s of compilation the first time.)"""
     tc, model = variants[0].train, variants[0].model
     lrs = jnp.asarray([v.train.learning_rate for v in variants], jnp.float32)
     momenta = jnp.asarray([v.train.momentum for v in variants], jnp.float32)
     if initial_params is None:
         per_variant = [init(jax.random.PRNGKey(v.train.seed), model) for v in variants]
-        initial_params = jax.tree_util.tree_map(lambda *leaves: jnp.stack(leaves), *per_variant)
-
-    def variant_init(params, lr, momentum):
-        return _variant_optimizer(tc, steps_per_epoch, lr, momentum).init(params)
-
-    opt_state = jax.vmap(variant_init)(initial_params, lrs, momenta)
+        initial_params = jax.tree_util.tree_map(lambda *leaves: jnp.asarray(np.stack(leaves)), *per_variant)
+    opt_state = _optimizer_init(_program(tc), steps_per_epoch)(initial_params, lrs, momenta)
     return SweepState(initial_params, opt_state, lrs, momenta)
 
 
-def unstack(stacked: Params, i: int) -> Params:
-    """Variant i's parameters out of the stacked pytree."""
-    return jax.tree_util.tree_map(lambda leaf: leaf[i], stacked)
+def _program(tc: TrainConfig) -> TrainConfig:
+    """What a sweep's compiled programs depend on: the settings bar the swept values (arrays in the program)."""
+    return dataclasses.replace(program_settings(tc), **{name: getattr(TrainConfig(), name) for name in SWEPT})
+
+
+@functools.lru_cache(maxsize=16)
+def _optimizer_init(tc: TrainConfig, steps_per_epoch: int) -> Callable:
+    """(stacked params, learning rates, momenta) -> stacked optimiser state: compiled once per setup."""
+    def variant_init(params, lr, momentum):
+        return _variant_optimizer(tc, steps_per_epoch, lr, momentum).init(params)
+    return jax.jit(jax.vmap(variant_init))
+
+
+@jax.jit
+def unstack(stacked: Params) -> list[Params]:
+    """Every variant's parameters out of the stacked pytree, in one compiled call."""
+    count = jax.tree_util.tree_leaves(stacked)[0].shape[0]
+    return [jax.tree_util.tree_map(lambda leaf: leaf[i], stacked) for i in range(count)]
 
 
 VMAP_MAX_WIDTH = 300  # up to this width vmapped measured at least as fast as in turn (benchmarks/sweep_speedup.py)
@@ -129,6 +144,26 @@ VMAP_MAX_WIDTH = 300  # up to this width vmapped measured at least as fast as in
 def vmap_pays(model: ModelConfig) -> bool:
     """Whether one vmapped program beats the variants in turn: softmax regression and narrow MLPs."""
     return model.arch == "linear" or (model.arch == "mlp" and max(model.hidden) <= VMAP_MAX_WIDTH)
+
+
+_SWEEP_PROGRAMS: dict = {}  # (model, settings, images, chunk, variants per program) -> compiled chunk
+MAX_SWEEP_PROGRAMS = 8
+
+
+def _compiled_sweep_chunk(model: ModelConfig, tc: TrainConfig, n: int, k: int, state: SweepState) -> Callable:
+    """The compiled chunk program for a group of variants shaped like `state`, kept for the last few setups
+    (swept values aside), so a second sweep of the same setup starts at once, as a second run does."""
+    group = jax.tree_util.tree_leaves(state.params)[0].shape[0]
+    key = (model, tc, n, k, group)
+    if key not in _SWEEP_PROGRAMS:
+        if len(_SWEEP_PROGRAMS) >= MAX_SWEEP_PROGRAMS:
+            del _SWEEP_PROGRAMS[next(iter(_SWEEP_PROGRAMS))]
+        steps_per_epoch = n // tc.batch_size
+        chunk_fn = make_chunk_fn(_make_sweep_step(model, tc, steps_per_epoch), masked=steps_per_epoch % k != 0)
+        shapes = (jax.ShapeDtypeStruct((n, NUM_INPUTS), jnp.float32), jax.ShapeDtypeStruct((n,), jnp.int32),
+                  jax.ShapeDtypeStruct((k, tc.batch_size), jnp.int32), jax.ShapeDtypeStruct((k,), jnp.bool_))
+        _SWEEP_PROGRAMS[key] = jax.jit(chunk_fn).lower(state, *shapes).compile()
+    return _SWEEP_PROGRAMS[key]
 
 
 def train_sweep(variants: Sequence[RunConfig], splits: Splits, *, vmapped: bool | None = None,
@@ -158,21 +193,17 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *, vmapped: bool 
     states = [_init_state([variants[i] for i in group], steps_per_epoch, group_params(group)) for group in groups]
     x_train, y_train = splits.train_on_device
 
-    chunk_fn = make_chunk_fn(_make_sweep_step(model, tc, steps_per_epoch), masked=steps_per_epoch % k != 0)
-    index_shape = jax.ShapeDtypeStruct((k, tc.batch_size), jnp.int32)
-    active_shape = jax.ShapeDtypeStruct((k,), jnp.bool_)
     started = time.perf_counter()
-    compiled = jax.jit(chunk_fn).lower(states[0], x_train, y_train, index_shape, active_shape).compile()
+    compiled = _compiled_sweep_chunk(model, _program(tc), n, k, states[0])
     if len(splits.y_val):
         variants_loss_and_accuracy(states[0].params, model, splits.x_val[:EVAL_BATCH], splits.y_val[:EVAL_BATCH])
     compile_seconds = time.perf_counter() - started
 
-    def variant_params(i: int) -> Params:
-        g = 0 if vmapped else i
-        return unstack(states[g].params, i if vmapped else 0)
+    def variants_params() -> list[Params]:
+        return [params for state in states for params in unstack(state.params)]
 
     ended = [False] * len(variants)
-    last_finite = [variant_params(i) for i in range(len(variants))]
+    last_finite = variants_params()
     elapsed, step = 0.0, 0
     for chunk in chunks(tc, n, k):
         active = chunk.active
@@ -197,6 +228,7 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *, vmapped: bool 
             validation = tuple(np.concatenate([r[j] for r in per_group]) for j in range(2))
             elapsed += time.perf_counter() - t0
         records: list[Progress | None] = []
+        params_now = variants_params()
         for i, variant in enumerate(variants):
             if ended[i]:
                 records.append(None)
@@ -210,7 +242,7 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *, vmapped: bool 
                                                correct[finite, i], variant.train, None, schedules[i], elapsed,
                                                compile_seconds, status, last_finite[i]))
                 continue
-            last_finite[i] = variant_params(i)
+            last_finite[i] = params_now[i]
             status = "finished" if step == total_steps else "running"
             val = None if validation is None else (float(validation[0][i]), float(validation[1][i]))
             records.append(progress_record(step, total_steps, steps_per_epoch, losses[:, i], correct[:, i],

@@ -212,6 +212,12 @@ def steps_per_chunk(config: RunConfig, steps_per_epoch: int) -> int:
     return target
 
 
+def program_settings(tc: TrainConfig) -> TrainConfig:
+    """The settings a compiled chunk depends on: `tc` with the rest (seed, validation, epochs bar a cosine
+    schedule's) reset, so runs that differ only in those share one compiled program."""
+    return dataclasses.replace(tc, seed=0, eval_every=0, epochs=tc.epochs if tc.schedule == "cosine" else 1)
+
+
 @functools.lru_cache(maxsize=16)
 def _compiled_chunk(model: ModelConfig, tc: TrainConfig, n_train: int, k: int) -> Callable:
     """The ahead-of-time compiled chunk program, cached per network, settings (bar the seed) and data size,
@@ -282,8 +288,7 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
     x_train, y_train = splits.train_on_device
 
     started = time.perf_counter()
-    program = dataclasses.replace(tc, seed=0, eval_every=0, epochs=tc.epochs if tc.schedule == "cosine" else 1)
-    compiled = _compiled_chunk(config.model, program, n, k)
+    compiled = _compiled_chunk(config.model, program_settings(tc), n, k)
     if len(splits.y_val):  # compile the validation pass too, so no compilation lands inside training time
         loss_and_accuracy(params, config.model, splits.x_val[:EVAL_BATCH], splits.y_val[:EVAL_BATCH])
     compile_seconds = time.perf_counter() - started

@@ -104,3 +104,14 @@ def test_sweep_cli(tiny_data_dir, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["sweep", "--data-dir", str(tiny_data_dir), "--lr", "0.1,abc"])
     assert exit_info.value.code == 2
+
+
+def test_a_second_sweep_of_the_same_setup_compiles_nothing(splits, caplog):
+    import logging
+    list(train_sweep(SweepConfig(BASE, learning_rates=(0.05, 0.5)).variants(), splits))
+    other_values = SweepConfig(dataclasses.replace(BASE, train=dataclasses.replace(BASE.train, learning_rate=0.2)),
+                               learning_rates=(0.01, 0.3), seeds=(4,)).variants()
+    with jax.log_compiles(True), caplog.at_level(logging.DEBUG, logger="jax"):
+        records = list(train_sweep(other_values, splits))
+    assert records[-1][0].status == "finished"
+    assert not [r for r in caplog.records if "Compiling" in r.getMessage()]
