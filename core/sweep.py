@@ -156,8 +156,8 @@ def _compiled_sweep_chunk(model: ModelConfig, tc: TrainConfig, n: int, k: int, s
     group = jax.tree_util.tree_leaves(state.params)[0].shape[0]
     key = (model, tc, n, k, group)
     if key not in _SWEEP_PROGRAMS:
-        if len(_SWEEP_PROGRAMS) >= MAX_SWEEP_PROGRAMS:
-            del _SWEEP_PROGRAMS[next(iter(_SWEEP_PROGRAMS))]
+        if len(_SWEEP_PROGRAMS) >= MAX_SWEEP_PROGRAMS:  # forget the oldest (sessions of the app share this)
+            _SWEEP_PROGRAMS.pop(next(iter(_SWEEP_PROGRAMS), None), None)
         steps_per_epoch = n // tc.batch_size
         chunk_fn = make_chunk_fn(_make_sweep_step(model, tc, steps_per_epoch), masked=steps_per_epoch % k != 0)
         shapes = (jax.ShapeDtypeStruct((n, NUM_INPUTS), jnp.float32), jax.ShapeDtypeStruct((n,), jnp.int32),

@@ -115,3 +115,13 @@ def test_a_second_sweep_of_the_same_setup_compiles_nothing(splits, caplog):
         records = list(train_sweep(other_values, splits))
     assert records[-1][0].status == "finished"
     assert not [r for r in caplog.records if "Compiling" in r.getMessage()]
+
+
+def test_only_the_last_few_sweep_programs_are_kept(splits, monkeypatch):
+    import core.sweep
+    monkeypatch.setattr(core.sweep, "MAX_SWEEP_PROGRAMS", 1)
+    for width in (8, 12):
+        base = dataclasses.replace(BASE, model=ModelConfig("mlp", (width,), "sigmoid"),
+                                   train=dataclasses.replace(BASE.train, epochs=1))
+        list(train_sweep(SweepConfig(base, learning_rates=(0.1, 0.2)).variants(), splits))
+        assert [key[0].hidden for key in core.sweep._SWEEP_PROGRAMS] == [(width,)]
