@@ -29,7 +29,7 @@ from torch import nn
 
 from core.data import SplitConfig, Splits, load_mnist, make_splits
 from core.errors import DigitLabError
-from core.models import ModelConfig, Params, apply, init
+from core.models import ModelConfig, Params, apply, init, seed_key
 from core.train import RunConfig, TrainConfig, epoch_order, train
 
 SPLIT = SplitConfig(val_size=0)  # all 60,000 training images
@@ -156,7 +156,7 @@ def check_same_network(config: RunConfig, splits: Splits, params: Params) -> Non
 def benchmark(arch: str, splits: Splits, repeats: int) -> dict:
     """Alternate Digit Lab and PyTorch epochs `repeats` times; keep the best time of each side."""
     config = SETTINGS[arch]
-    params = init(jax.random.PRNGKey(config.train.seed), config.model)
+    params = init(seed_key(config.train.seed), config.model)
     check_same_network(config, splits, params)
     ours, theirs = [], []
     for r in range(repeats):

@@ -18,7 +18,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from core.gradients import ProgressCallback, autodiff_gradient, finite_differences, hand_gradient, sample_indices
-from core.models import ModelConfig, Params, count_parameters, init
+from core.models import ModelConfig, Params, count_parameters, init, seed_key
 
 METHODS = {
     "hand": "hand-vectorised backprop (jit)",
@@ -95,7 +95,7 @@ def time_size(x: np.ndarray, y: np.ndarray, batch_size: int, hidden: int, activa
               repeats: int = 3, seed: int = 0) -> list[Timing]:
     """Every method on one MLP 784-hidden-10 and the first `batch_size` examples of (x, y)."""
     config = ModelConfig("mlp", (hidden,), activation)
-    params = init(jax.random.PRNGKey(seed), config)
+    params = init(seed_key(seed), config)
     xb, yb = jnp.asarray(x[:batch_size]), jnp.asarray(y[:batch_size])
     parameters = count_parameters(params)
 

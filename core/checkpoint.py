@@ -13,7 +13,7 @@ import jax
 import numpy as np
 
 from core.errors import DigitLabError, ModelFileError
-from core.models import Params, init
+from core.models import Params, init, seed_key
 from core.train import RunConfig
 
 CONFIG_KEY = "__config__"
@@ -75,7 +75,7 @@ def load_model(source: Path | str | bytes | BinaryIO) -> tuple[Params, RunConfig
         config = RunConfig.from_json(str(arrays.pop(CONFIG_KEY)))
     except DigitLabError as exc:
         raise ModelFileError(f"{name}: its configuration is invalid: {exc}") from None
-    expected = {k: v.shape for k, v in _flatten(jax.eval_shape(lambda key: init(key, config.model), jax.random.PRNGKey(0))).items()}
+    expected = {k: v.shape for k, v in _flatten(jax.eval_shape(lambda key: init(key, config.model), seed_key(0))).items()}
     found = {k: v.shape for k, v in arrays.items()}
     if found != expected:
         missing = sorted(set(expected) - set(found))

@@ -30,7 +30,7 @@ import optax
 
 from core.data import Splits
 from core.errors import ConfigError
-from core.models import NUM_INPUTS, ModelConfig, Params, init
+from core.models import NUM_INPUTS, ModelConfig, Params, init, seed_key
 from core.train import (EVAL_BATCH, Progress, RunConfig, TrainConfig, TrainState, chunks, epoch_steps,
                         learning_rate_schedule, make_chunk_fn, make_optimizer, make_train_step, program_settings,
                         progress_record, steps_per_chunk, validation_due, variants_loss_and_accuracy)
@@ -112,7 +112,7 @@ def _init_state(variants: Sequence[RunConfig], steps_per_epoch: int, initial_par
     lrs = jnp.asarray([v.train.learning_rate for v in variants], jnp.float32)
     momenta = jnp.asarray([v.train.momentum for v in variants], jnp.float32)
     if initial_params is None:
-        per_variant = [init(jax.random.PRNGKey(v.train.seed), model) for v in variants]
+        per_variant = [init(seed_key(v.train.seed), model) for v in variants]
         initial_params = jax.tree_util.tree_map(lambda *leaves: jnp.asarray(np.stack(leaves)), *per_variant)
     opt_state = _optimizer_init(_program(tc), steps_per_epoch)(initial_params, lrs, momenta)
     return SweepState(initial_params, opt_state, lrs, momenta)
@@ -156,7 +156,7 @@ def _compiled_sweep_chunk(model: ModelConfig, tc: TrainConfig, n: int, k: int, s
     group = jax.tree_util.tree_leaves(state.params)[0].shape[0]
     key = (model, tc, n, k, group)
     if key not in _SWEEP_PROGRAMS:
-        if len(_SWEEP_PROGRAMS) >= MAX_SWEEP_PROGRAMS:  # forget the oldest (sessions of the app share this)
+        while len(_SWEEP_PROGRAMS) >= MAX_SWEEP_PROGRAMS:  # forget the oldest (the app's sessions share these)
             _SWEEP_PROGRAMS.pop(next(iter(_SWEEP_PROGRAMS), None), None)
         steps_per_epoch = n // tc.batch_size
         chunk_fn = make_chunk_fn(_make_sweep_step(model, tc, steps_per_epoch), masked=steps_per_epoch % k != 0)

@@ -22,7 +22,7 @@ import optax
 
 from core.data import NUM_CLASSES, SplitConfig, Splits
 from core.errors import ConfigError
-from core.models import ModelConfig, Params, apply, init
+from core.models import ModelConfig, Params, apply, init, seed_key
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 SCHEDULES = ("constant", "exponential", "cosine")
@@ -223,7 +223,7 @@ def _compiled_chunk(model: ModelConfig, tc: TrainConfig, n_train: int, k: int) -
     """The ahead-of-time compiled chunk program, cached per network, settings (bar the seed) and data size,
     so a second run of the same setup starts at once."""
     optimizer = make_optimizer(tc, n_train // tc.batch_size)
-    params = jax.eval_shape(functools.partial(init, config=model), jax.random.PRNGKey(0))
+    params = jax.eval_shape(functools.partial(init, config=model), seed_key(0))
     state = TrainState(params, jax.eval_shape(optimizer.init, params))
     shapes = (
         jax.ShapeDtypeStruct((n_train, 784), jnp.float32),
@@ -283,7 +283,7 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
     total_steps = steps_per_epoch * tc.epochs
     optimizer = make_optimizer(tc, steps_per_epoch)
     schedule = learning_rate_schedule(tc, steps_per_epoch)
-    params = initial_params if initial_params is not None else init(jax.random.PRNGKey(tc.seed), config.model)
+    params = initial_params if initial_params is not None else init(seed_key(tc.seed), config.model)
     state = TrainState(params, optimizer.init(params))
     x_train, y_train = splits.train_on_device
 

@@ -11,7 +11,7 @@ import streamlit as st
 from core.data import SplitConfig, Splits
 from core.errors import ConfigError, DigitLabError
 from core.gradients import HAND_ACTIVATIONS, check_supported
-from core.models import ModelConfig, Params, init
+from core.models import ModelConfig, Params, init, seed_key
 from dashboard import state
 from dashboard.widgets import run_label, show_error
 
@@ -66,7 +66,7 @@ def pick_network(key: str) -> Network:
         activation = right.selectbox("Activation", HAND_ACTIVATIONS, key=f"{key}.activation", disabled=arch == "linear")
         seed = last.number_input("Seed", 0, 10_000, 0, key=f"{key}.seed")
         config = ModelConfig(arch, (int(hidden),), activation)
-        return Network(f"fresh {config.describe()}", config, init(jax.random.PRNGKey(int(seed)), config),
+        return Network(f"fresh {config.describe()}", config, init(seed_key(int(seed)), config),
                        default_splits())
     except DigitLabError as exc:
         show_error(exc, "Check the data folder on the Data page.")

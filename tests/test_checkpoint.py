@@ -9,14 +9,14 @@ import pytest
 
 from core import checkpoint
 from core.errors import ModelFileError
-from core.models import ModelConfig, apply, init
+from core.models import ModelConfig, apply, init, seed_key
 from core.train import RunConfig
 
 
 @pytest.fixture
 def saved(tmp_path):
     config = RunConfig(model=ModelConfig("mlp", hidden=(16, 8), activation="sigmoid"))
-    params = init(jax.random.PRNGKey(3), config.model)
+    params = init(seed_key(3), config.model)
     return checkpoint.save_model(tmp_path / "model.npz", params, config), params, config
 
 

@@ -15,7 +15,7 @@ from core.cli import main
 from core.errors import ConfigError
 from core.gradients import (BUGS, finite_differences, gradient_check, hand_gradient, hand_vs_autodiff,
                             relative_error, sample_indices, train_by_hand)
-from core.models import ModelConfig, init
+from core.models import ModelConfig, init, seed_key
 
 CONFIGS = [ModelConfig("linear"), ModelConfig("mlp", (12,), "tanh"), ModelConfig("mlp", (12,), "sigmoid")]
 
@@ -27,7 +27,7 @@ def batch():
 
 
 def params_for(config, seed=0):
-    return init(jax.random.PRNGKey(seed), config)
+    return init(seed_key(seed), config)
 
 
 @pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.describe())

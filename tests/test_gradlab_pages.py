@@ -8,7 +8,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import REPO
 from core.data import SplitConfig
-from core.models import ModelConfig, init
+from core.models import ModelConfig, init, seed_key
 from core.runs import Run
 from core.train import RunConfig, TrainConfig
 
@@ -30,7 +30,7 @@ def page(name: str, runs: tuple[Run, ...] = ()) -> AppTest:
 
 def mlp_run() -> Run:
     config = RunConfig(ModelConfig("mlp", (8,), "sigmoid"), SplitConfig(val_size=200), TrainConfig(epochs=1))
-    return Run("small mlp", config, params=init(jax.random.PRNGKey(0), config.model), status="finished")
+    return Run("small mlp", config, params=init(seed_key(0), config.model), status="finished")
 
 
 def no_errors(at: AppTest) -> None:

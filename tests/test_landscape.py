@@ -11,7 +11,7 @@ from core.errors import ConfigError
 from core.gradients import mean_loss
 from core.landscape import (OPTIMISERS, WeightRef, curvature, default_pair, loss_landscape, optimiser_path,
                             optimiser_paths, output_curvatures)
-from core.models import ModelConfig, init
+from core.models import ModelConfig, init, seed_key
 from core.train import RunConfig, TrainConfig, train
 
 
@@ -40,7 +40,7 @@ def test_default_pair_is_the_two_most_curved_output_weights_of_one_unit(trained)
 
 def test_grid_shape_and_minimum_near_the_optimum(trained):
     _, x, y, config = trained
-    params = init(jax.random.PRNGKey(1), config)  # untrained: its cost is far from zero, so it is well resolved
+    params = init(seed_key(1), config)  # untrained: its cost is far from zero, so it is well resolved
     pair = (WeightRef("output", "b", (0,)), WeightRef("output", "b", (1,)))  # convex, with a finite optimum
     # move the pair to its optimum with everything else fixed, then look around it
     best = optimiser_path(params, x, y, config, pair, (pair[0].value(params), pair[1].value(params)), "adam", 0.05,

@@ -16,7 +16,7 @@ from core.errors import ConfigError
     (models.ModelConfig("lenet5"), 156 + 2416 + 30840 + 10164 + 850),
 ])
 def test_shapes_and_parameter_counts(config, count):
-    params = models.init(jax.random.PRNGKey(0), config)
+    params = models.init(models.seed_key(0), config)
     assert models.count_parameters(params) == count
     logits = models.apply(params, jnp.zeros((7, 784)), config)
     assert logits.shape == (7, 10)
@@ -24,7 +24,7 @@ def test_shapes_and_parameter_counts(config, count):
 
 
 def test_lenet5_layout_and_feature_maps():
-    params = models.init(jax.random.PRNGKey(0), models.ModelConfig("lenet5"))
+    params = models.init(models.seed_key(0), models.ModelConfig("lenet5"))
     assert params["conv1"]["w"].shape == (5, 5, 1, 6) and params["conv2"]["w"].shape == (5, 5, 6, 16)
     assert params["fc1"]["w"].shape == (256, 120)
     maps = models.lenet5_feature_maps(params, jnp.ones((3, 784)))
@@ -44,11 +44,11 @@ def test_banded_convolution_matches_lax_conv():
 
 def test_init_scales():
     big = models.ModelConfig("mlp", (500,), init="normal", init_std=0.1)
-    w = models.init(jax.random.PRNGKey(0), big)["hidden_0"]["w"]
+    w = models.init(models.seed_key(0), big)["hidden_0"]["w"]
     assert abs(float(w.std()) - 0.1) < 0.003
-    he = models.init(jax.random.PRNGKey(0), models.ModelConfig("mlp", (500,), init="he"))["hidden_0"]["w"]
+    he = models.init(models.seed_key(0), models.ModelConfig("mlp", (500,), init="he"))["hidden_0"]["w"]
     assert abs(float(he.std()) - np.sqrt(2 / 784)) < 0.002
-    glorot = models.init(jax.random.PRNGKey(0), models.ModelConfig("mlp", (500,), init="glorot"))["hidden_0"]["w"]
+    glorot = models.init(models.seed_key(0), models.ModelConfig("mlp", (500,), init="glorot"))["hidden_0"]["w"]
     assert abs(float(glorot.std()) - np.sqrt(2 / 1284)) < 0.002
 
 

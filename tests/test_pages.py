@@ -14,7 +14,7 @@ from conftest import REPO
 from core.checkpoint import model_bytes
 from core.data import SplitConfig, load_mnist, make_splits
 from core.inspect import select_examples
-from core.models import ModelConfig, init
+from core.models import ModelConfig, init, seed_key
 from core.runs import Run
 from core.train import RunConfig, TrainConfig, evaluate
 from dashboard import export
@@ -40,7 +40,7 @@ def app(page: str | None = None) -> AppTest:
 def made_run(arch: str, tiny_data_dir, *, hidden=(20,), seed=0, status="finished") -> Run:
     """A run with freshly initialised (untrained) parameters: it gets many test digits wrong."""
     config = RunConfig(ModelConfig(arch=arch, hidden=hidden), SPLIT, TrainConfig(epochs=1))
-    run = Run(f"{arch} run", config, params=init(jax.random.PRNGKey(seed), config.model), status=status)
+    run = Run(f"{arch} run", config, params=init(seed_key(seed), config.model), status=status)
     if status == "finished":
         run.finish(make_splits(load_mnist(tiny_data_dir), SPLIT))
     return run
@@ -258,7 +258,7 @@ def test_png_and_svg_downloads_or_how_to_enable_them(data_env, monkeypatch, chro
 
 def test_weights_can_be_viewed_after_each_saved_epoch(data_env):
     run = made_run("linear", data_env)
-    first = init(jax.random.PRNGKey(1), run.config.model)
+    first = init(seed_key(1), run.config.model)
     run.snapshots = [(1, first), (2, run.params)]
     at = with_runs(app("weights"), run).run()
     slider = at.select_slider(key=f"epoch.{run.name}")

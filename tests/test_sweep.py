@@ -12,7 +12,7 @@ import pytest
 from core.cli import main
 from core.data import SplitConfig, make_splits
 from core.errors import ConfigError
-from core.models import ModelConfig, init
+from core.models import ModelConfig, init, seed_key
 from core.runs import Run
 from core.sweep import SweepConfig, train_sweep, variant_name
 from core.train import RunConfig, TrainConfig, train
@@ -51,7 +51,7 @@ def test_seed_variants_share_batches_and_differ_in_init(splits):
     for i, variant in enumerate(variants):
         # batches in the first variant's order, weights from the variant's own seed
         shared_order = dataclasses.replace(variant, train=dataclasses.replace(variant.train, seed=0))
-        alone = list(train(shared_order, splits, initial_params=init(jax.random.PRNGKey(variant.train.seed),
+        alone = list(train(shared_order, splits, initial_params=init(seed_key(variant.train.seed),
                                                                       variant.model)))
         np.testing.assert_allclose([p.train_loss for p in (r[i] for r in swept)], [p.train_loss for p in alone],
                                    rtol=1e-4)

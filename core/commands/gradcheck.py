@@ -11,7 +11,7 @@ from core.cli import add_data_arguments, print_json, terminal_progress
 from core.data import SplitConfig, load_mnist, make_splits
 from core.errors import ConfigError
 from core.gradients import BUGS, DTYPES, HAND_ACTIVATIONS, gradient_check
-from core.models import ModelConfig, init
+from core.models import ModelConfig, init, seed_key
 
 HELP = "check the hand-derived gradient against finite differences for h = 1 ... 1e-9"
 
@@ -48,7 +48,7 @@ def run(args) -> int:
         config = run_config.model
     else:
         config = ModelConfig(args.arch, (args.hidden,), args.activation)
-        params = init(jax.random.PRNGKey(args.seed), config)
+        params = init(seed_key(args.seed), config)
     splits = make_splits(load_mnist(args.data_dir, progress=terminal_progress), SplitConfig(val_size=0, seed=args.seed))
     x, y = splits.x_train[: args.batch_size], splits.y_train[: args.batch_size]
     check = gradient_check(params, x, y, config, weights=args.weights, bug=args.bug, dtypes=(args.dtype,),
