@@ -61,7 +61,7 @@ def first_layer_seconds(variants, splits) -> float:
     tc = variants[0].train
     n_in, width = layer_sizes(variants[0].model)[:2]
     weights = jnp.zeros((n_in, width * len(variants)), jnp.float32)
-    x_train = jnp.asarray(splits.x_train)
+    x_train, _ = splits.train_on_device
     batches = np.concatenate([c.batch_index for c in chunks(tc, len(splits.y_train), epoch_steps(tc, len(splits.y_train)))])
 
     @jax.jit

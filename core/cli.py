@@ -14,7 +14,6 @@ import sys
 from core.errors import DigitLabError, HistoryError
 from core.history import RunHistory
 from core.runs import Run
-from core.train import Evaluation
 
 COMMANDS = ("train", "data", "gradcheck", "backprop-timing", "reproduce", "sweep")
 
@@ -30,17 +29,17 @@ def add_history_argument(parser: argparse.ArgumentParser) -> None:
                         help="do not save the runs to the run history ($DIGIT_LAB_HOME, else the user data folder)")
 
 
-def save_to_history(finished: list[tuple[Run, Evaluation | None]]) -> None:
-    """Save ended runs (each with its test evaluation, for the confusion matrix) to the run history; a history
-    that cannot be written costs a warning, never the results."""
+def save_to_history(finished: list[Run]) -> None:
+    """Save finished runs (with their test confusion matrices) to the run history; a history that cannot be
+    written costs a warning, never the results."""
     try:
         history = RunHistory()
-        for run, test in finished:
-            history.save(run, None if test is None else test.confusion)
+        for run in finished:
+            history.save(run, run.test_confusion)
     except HistoryError as exc:
         print(f"warning: not saved to the run history: {exc}", file=sys.stderr)
         return
-    names = ", ".join(f"'{run.name}'" for run, _ in finished)
+    names = ", ".join(f"'{run.name}'" for run in finished)
     print(f"saved {names} to the run history {history.path}", file=sys.stderr)
 
 

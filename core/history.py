@@ -285,14 +285,14 @@ class RunHistory:
             history=json.loads(saved["curves"]), snapshots=epochs, compile_seconds=saved["compile_seconds"],
             train_seconds=saved["train_seconds"], samples_per_second=saved["samples_per_second"],
             val_accuracy=saved["val_accuracy"], test_accuracy=saved["test_accuracy"], created=saved["created"],
-            run_id=saved["run_id"],
+            run_id=saved["run_id"], test_confusion=_confusion_matrix(saved["confusion"]),
         )
 
     def confusion(self, run_id: str) -> np.ndarray | None:
         """The saved run's test-set confusion matrix (rows = true digit), or None if none was saved."""
         with self._connect() as conn:
             row = conn.execute("SELECT confusion FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return None if row is None or row[0] is None else np.array(json.loads(row[0]), np.int64)
+        return None if row is None else _confusion_matrix(row[0])
 
     def rename(self, run_id: str, name: str) -> None:
         name = name.strip()
@@ -307,6 +307,10 @@ class RunHistory:
         with self._write() as conn:
             conn.execute("DELETE FROM snapshots WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+
+
+def _confusion_matrix(stored: str | None) -> np.ndarray | None:
+    return None if stored is None else np.array(json.loads(stored), np.int64)
 
 
 def config_diff(configs: dict[str, RunConfig]) -> list[dict]:

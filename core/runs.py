@@ -13,6 +13,8 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
+import numpy as np
+
 from core.data import Splits
 from core.models import Params
 from core.train import Evaluation, Progress, RunConfig, evaluate
@@ -36,6 +38,7 @@ class Run:
     samples_per_second: float = 0.0
     val_accuracy: float | None = None
     test_accuracy: float | None = None
+    test_confusion: np.ndarray | None = None  # (10, 10) counts on the test set, rows = true digit
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # stable identity in the run history
 
@@ -50,18 +53,17 @@ class Run:
         if progress.val_accuracy is not None and float(progress.epoch).is_integer():
             self.snapshots.append((int(progress.epoch), progress.params))
 
-    def finish(self, splits: Splits) -> Evaluation | None:
-        """Mark a run that ended (or was stopped) and measure its validation and test accuracy; returns the
-        test-set evaluation (None for a run without usable parameters)."""
+    def finish(self, splits: Splits) -> None:
+        """Mark a run that ended (or was stopped) and measure its validation and test accuracy (and test
+        confusion matrix)."""
         if self.status == "running" or self.status == "compiling":
             self.status = "stopped"
         if self.params is None or self.diverged:
-            return None
+            return
         if len(splits.y_val):
             self.val_accuracy = self.evaluate(splits.x_val, splits.y_val).accuracy
         test = self.evaluate(splits.x_test, splits.y_test)
-        self.test_accuracy = test.accuracy
-        return test
+        self.test_accuracy, self.test_confusion = test.accuracy, test.confusion
 
     @property
     def diverged(self) -> bool:

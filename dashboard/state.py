@@ -93,7 +93,7 @@ def _save_to_history(run: Run) -> None:
         return
     try:
         with st.spinner(f"Saving run '{run.name}' to the run history..."):
-            history().save(run, None if run.params is None else test_evaluation(run).confusion)
+            history().save(run, run.test_confusion)
     except DigitLabError as exc:
         st.warning(f"Run '{run.name}' is kept in this session but could not be saved to the run history: {exc}")
         return

@@ -80,6 +80,8 @@ def test_round_trip_survives_reopening(tmp_path, trained, splits):
     again = loaded.evaluate(splits.x_test, splits.y_test)
     np.testing.assert_array_equal(again.predictions, evaluation.predictions)
     np.testing.assert_array_equal(history.confusion(trained.run_id), evaluation.confusion)
+    np.testing.assert_array_equal(loaded.test_confusion, evaluation.confusion)
+    np.testing.assert_array_equal(trained.test_confusion, evaluation.confusion)  # measured by finish()
     assert history.load(trained.run_id, snapshots=False).snapshots == []
 
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 import sys
 
 from core.cli import add_data_arguments, add_history_argument, print_json, save_to_history, terminal_progress
-from core.data import Splits, load_mnist, make_splits
+from core.data import load_mnist, make_splits
 from core.presets import PRESETS, get_preset
 from core.reproduce import TABLE_HEADER, TABLE_KEYS, format_row, reproduce
-from core.runs import Run
-from core.train import Evaluation
 
 HELP = "train every preset and print reported vs measured test accuracy"
 
@@ -20,11 +18,6 @@ def add_arguments(parser) -> None:
     parser.add_argument("--train-size", type=int, help="train each preset on at most this many images (quick check)")
     parser.add_argument("--json", action="store_true", help="one JSON line per preset instead of a table")
     add_history_argument(parser)
-
-
-def test_evaluation(run: Run, splits: Splits) -> Evaluation | None:
-    """The finished run's evaluation on the test set (for the confusion matrix the history keeps)."""
-    return None if run.params is None or run.diverged else run.evaluate(splits.x_test, splits.y_test)
 
 
 def run(args) -> int:
@@ -48,5 +41,5 @@ def run(args) -> int:
         if row["status"].startswith("diverged"):
             print(f"{row['preset']}: {row['status']}", file=sys.stderr)
         if not args.no_history:
-            save_to_history([(run, test_evaluation(run, splits_for(run.config.data))) for run in runs])
+            save_to_history(runs)
     return 0

@@ -95,7 +95,7 @@ def run(args) -> int:
     except KeyboardInterrupt:
         print("\nstopped: keeping the parameters trained so far", file=sys.stderr)
     print(file=sys.stderr)
-    test = result.finish(splits)
+    result.finish(splits)
     if result.diverged:
         print(f"{result.status}: the loss became NaN/Inf; try a lower learning rate.", file=sys.stderr)
     else:
@@ -105,7 +105,7 @@ def run(args) -> int:
     if args.save and result.params is not None:
         print(f"saved to {save_model(args.save, result.params, config)}", file=sys.stderr)
     if not args.no_history:
-        save_to_history([(result, test)])
+        save_to_history([result])
     if args.json:
         summary = result.summary()
         print_json({
