@@ -2,13 +2,14 @@
 
 The variants differ only in learning rate, momentum and seed. They share the batches (the order comes from
 the first variant's seed; each variant's own seed draws its initial weights), so the images of a step are
-fed once and every variant's first layer is one matmul over all variants (vmap of a dense layer whose input
-is not batched becomes a single dot with the weights of all variants side by side). Learning rate and
-momentum are arrays inside the program, so one compilation serves every variant.
+fed once, and for narrow networks every variant's first layer is one matmul over all variants (vmap of a
+dense layer whose input is not batched becomes a single dot with the weights of all variants side by side;
+see `_make_sweep_step`). Learning rate and momentum are arrays inside the program, so one compilation serves
+every variant.
 
-On this 2-core CPU vmap stops paying at about 300 hidden units (784-300-10 measured 0.99× of one by one: the
-weights of all variants no longer fit the caches), so MLPs wider than VMAP_MAX_WIDTH and LeNet-5 run that same
-compiled program once per variant in turn instead (see `train_sweep(vmapped=...)`).
+On this 2-core CPU the vmapped program measured faster than the variants one by one for softmax regression and
+MLPs up to 800 units wide (8 variants: 784-300-10 1.48×, 784-800-10 1.3×); MLPs wider than VMAP_MAX_WIDTH and
+LeNet-5 run the same program, compiled for one variant, once per variant in turn (`train_sweep(vmapped=...)`).
 
 `train_sweep(variants, splits)` yields, after each chunk, one `Progress` per variant (None for a variant
 that already diverged), so each variant folds into a normal `core.runs.Run` exactly as a single run does.
@@ -30,10 +31,11 @@ import optax
 
 from core.data import Splits
 from core.errors import ConfigError
-from core.models import NUM_INPUTS, ModelConfig, Params, init, seed_key
-from core.train import (EVAL_BATCH, Progress, RunConfig, TrainConfig, TrainState, chunks, epoch_steps,
-                        learning_rate_schedule, make_chunk_fn, make_optimizer, make_train_step, program_settings,
-                        progress_record, steps_per_chunk, validation_due, variants_loss_and_accuracy)
+from core.models import NUM_INPUTS, ModelConfig, Params, init, layer_sizes, seed_key
+from core.train import (EVAL_BATCH, Progress, RunConfig, TrainConfig, TrainState, chunks, compiler_options,
+                        epoch_steps, learning_rate_schedule, make_chunk_fn, make_optimizer, make_train_step,
+                        program_settings, progress_record, steps_per_chunk, validation_due,
+                        variants_loss_and_accuracy)
 
 MAX_VARIANTS = 16
 SWEPT = ("learning_rate", "momentum", "seed")  # the TrainConfig fields that may differ between variants
@@ -93,15 +95,32 @@ def _variant_optimizer(tc, steps_per_epoch: int, learning_rate, momentum) -> opt
     return optax.chain(make_optimizer(unit, steps_per_epoch, momentum=momentum), optax.scale(learning_rate))
 
 
+SHARED_MATMUL_MAX_WIDTH = 64  # first layers up to this wide: one matmul for all variants (benchmarks/sweep_speedup.py)
+
+
 def _make_sweep_step(model: ModelConfig, tc, steps_per_epoch: int) -> Callable:
-    """(stacked SweepState, x, y) -> (state, (losses (V,), correct (V,))): one update of every variant."""
+    """(stacked SweepState, x, y) -> (state, (losses (V,), correct (V,))): one update of every variant.
+
+    Up to SHARED_MATMUL_MAX_WIDTH units, the first layers of all variants are one matmul with the shared batch
+    (vmap of a dense layer whose input is not batched); wider, the batch is broadcast to every variant and each
+    variant's layer is its own matmul in one batched call. Measured here (8 variants, SGD with momentum), the
+    shared matmul makes softmax regression 2.4× faster than the batched one and a 64-unit MLP as fast, but
+    from 128 units on it is 20-30% slower: XLA then transposes the stacked weights on every step.
+    """
+    share_first_layer = layer_sizes(model)[1] <= SHARED_MATMUL_MAX_WIDTH
 
     def variant_step(state: SweepState, x, y):
         optimizer = _variant_optimizer(tc, steps_per_epoch, state.learning_rate, state.momentum)
         new, metrics = make_train_step(model, optimizer)(TrainState(state.params, state.opt_state), x, y)
         return SweepState(new.params, new.opt_state, state.learning_rate, state.momentum), metrics
 
-    return jax.vmap(variant_step, in_axes=(0, None, None))
+    def step(state: SweepState, x, y):
+        if share_first_layer:
+            return jax.vmap(variant_step, in_axes=(0, None, None))(state, x, y)
+        batches = jnp.broadcast_to(x, (len(state.learning_rate), *x.shape))
+        return jax.vmap(variant_step, in_axes=(0, 0, None))(state, batches, y)
+
+    return step
 
 
 def _init_state(variants: Sequence[RunConfig], steps_per_epoch: int, initial_params: Params | None) -> SweepState:
@@ -138,7 +157,7 @@ def unstack(stacked: Params) -> list[Params]:
     return [jax.tree_util.tree_map(lambda leaf: leaf[i], stacked) for i in range(count)]
 
 
-VMAP_MAX_WIDTH = 300  # up to this width vmapped measured at least as fast as in turn (benchmarks/sweep_speedup.py)
+VMAP_MAX_WIDTH = 800  # up to this width vmapped measured faster than in turn (benchmarks/sweep_speedup.py)
 
 
 def vmap_pays(model: ModelConfig) -> bool:
@@ -162,7 +181,7 @@ def _compiled_sweep_chunk(model: ModelConfig, tc: TrainConfig, n: int, k: int, s
         chunk_fn = make_chunk_fn(_make_sweep_step(model, tc, steps_per_epoch), masked=steps_per_epoch % k != 0)
         shapes = (jax.ShapeDtypeStruct((n, NUM_INPUTS), jnp.float32), jax.ShapeDtypeStruct((n,), jnp.int32),
                   jax.ShapeDtypeStruct((k, tc.batch_size), jnp.int32), jax.ShapeDtypeStruct((k,), jnp.bool_))
-        _SWEEP_PROGRAMS[key] = jax.jit(chunk_fn).lower(state, *shapes).compile()
+        _SWEEP_PROGRAMS[key] = jax.jit(chunk_fn).lower(state, *shapes).compile(compiler_options=compiler_options())
     return _SWEEP_PROGRAMS[key]
 
 

@@ -200,22 +200,30 @@ def make_chunk_fn(step: Callable, masked: bool = True) -> Callable:
 
 def steps_per_chunk(config: RunConfig, steps_per_epoch: int) -> int:
     """Steps per compiled call: about CHUNK_SECONDS of work but at least CHUNKS_PER_EPOCH points per epoch,
-    a divisor of the epoch where one is close (then no step needs masking)."""
+    and of the sizes down to half that, the one that pads the epoch's last chunk least: a divisor of the epoch
+    where there is one (then no step needs masking), else one whose padded steps, computed and discarded, are
+    few (LeNet-5's 937-step epoch: 47 steps per chunk pads 3 steps; 54 would pad 35)."""
     if config.train.steps_per_chunk:
         return min(config.train.steps_per_chunk, steps_per_epoch)
-    samples_per_second = {"linear": 350_000, "mlp": 2e7 / (sum(config.model.hidden) + 30), "lenet5": 14_000}  # measured here
+    samples_per_second = {"linear": 350_000, "mlp": 2e7 / (sum(config.model.hidden) + 30), "lenet5": 16_000}  # measured here
     target = max(1, int(CHUNK_SECONDS * samples_per_second[config.model.arch] / config.train.batch_size))
     target = max(1, min(target, steps_per_epoch // CHUNKS_PER_EPOCH))
-    for k in range(target, max(1, target // 2) - 1, -1):
-        if steps_per_epoch % k == 0:
-            return k
-    return target
+    sizes = range(target, max(1, target // 2) - 1, -1)  # largest first: the first of equally good sizes wins
+    return min(sizes, key=lambda k: -(-steps_per_epoch // k) * k - steps_per_epoch)
 
 
 def program_settings(tc: TrainConfig) -> TrainConfig:
     """The settings a compiled chunk depends on: `tc` with the rest (seed, validation, epochs bar a cosine
     schedule's) reset, so runs that differ only in those share one compiled program."""
     return dataclasses.replace(tc, seed=0, eval_every=0, epochs=tc.epochs if tc.schedule == "cosine" else 1)
+
+
+@functools.cache
+def compiler_options() -> dict:
+    """XLA options for the engine's training and evaluation programs. On CPU, dots run on XLA's own kernels
+    rather than YNNPACK's, which measured slower on these small per-step matmuls (benchmarks/cpu_dot_kernels.py):
+    LeNet-5 steps ~1.2× and 784-64-10 MLP steps ~1.5× faster, the others the same or a little faster."""
+    return {"xla_cpu_experimental_ynn_fusion_type": ""} if jax.default_backend() == "cpu" else {}
 
 
 @functools.lru_cache(maxsize=16)
@@ -232,7 +240,8 @@ def _compiled_chunk(model: ModelConfig, tc: TrainConfig, n_train: int, k: int) -
         jax.ShapeDtypeStruct((k,), jnp.bool_),
     )
     masked = (n_train // tc.batch_size) % k != 0
-    return jax.jit(make_chunk_fn(make_train_step(model, optimizer), masked)).lower(state, *shapes).compile()
+    chunk = jax.jit(make_chunk_fn(make_train_step(model, optimizer), masked))
+    return chunk.lower(state, *shapes).compile(compiler_options=compiler_options())
 
 
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
@@ -372,7 +381,8 @@ def _forward(model: ModelConfig, stacked: bool) -> Callable:
         def forward(params, x, y):
             logits = apply(params, x, model)
             return jax.nn.softmax(logits), cross_entropy(logits, y)
-        _forward_cache[model, stacked] = jax.jit(jax.vmap(forward, in_axes=(0, None, None)) if stacked else forward)
+        _forward_cache[model, stacked] = jax.jit(jax.vmap(forward, in_axes=(0, None, None)) if stacked else forward,
+                                                 compiler_options=compiler_options())
     return _forward_cache[model, stacked]
 
 

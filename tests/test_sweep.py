@@ -30,9 +30,11 @@ def curves(records_per_chunk, i):
     return [(p.step, p.train_loss, p.train_accuracy, p.val_loss) for p in (r[i] for r in records_per_chunk)]
 
 
-@pytest.mark.parametrize("vmapped", [True, False])
-def test_sweep_matches_runs_one_by_one(splits, vmapped):
-    variants = SweepConfig(BASE, learning_rates=(0.05, 0.5), momenta=(0.5, 0.9)).variants()
+@pytest.mark.parametrize("vmapped, width", [(True, 16), (True, 96), (False, 16)])
+def test_sweep_matches_runs_one_by_one(splits, vmapped, width):
+    # 16 units: one matmul for all variants' first layers; 96: the batch broadcast to each variant's own
+    base = dataclasses.replace(BASE, model=ModelConfig("mlp", (width,), "sigmoid"))
+    variants = SweepConfig(base, learning_rates=(0.05, 0.5), momenta=(0.5, 0.9)).variants()
     assert len(variants) == 4
     swept = list(train_sweep(variants, splits, vmapped=vmapped))
     for i, variant in enumerate(variants):

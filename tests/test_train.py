@@ -48,6 +48,15 @@ def test_records_per_chunk_and_validation_each_epoch(splits):
     assert records[-1].step == 3 * steps_per_epoch
 
 
+def test_chunk_size_pads_the_epoch_least():
+    lenet = train.RunConfig(ModelConfig("lenet5"), train=train.TrainConfig(batch_size=64))
+    k = train.steps_per_chunk(lenet, 937)  # the full MNIST epoch: 937 is prime, so the last chunk is padded
+    assert 937 // train.CHUNKS_PER_EPOCH >= k and -(-937 // k) * k - 937 <= 3
+    mlp = train.RunConfig(ModelConfig("mlp", (300,)), train=train.TrainConfig(batch_size=50))
+    assert 1200 % train.steps_per_chunk(mlp, 1200) == 0  # a divisor: no step is masked
+    assert train.steps_per_chunk(config(), 31) == 7  # as configured
+
+
 def test_eval_every_adds_validation_points(splits):
     records, _ = run_to_end(config(epochs=1, eval_every=10), splits)
     assert [r.step for r in records if r.val_accuracy is not None] == [14, 21, 31]

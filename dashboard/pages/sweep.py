@@ -12,7 +12,7 @@ from core.data import SplitConfig
 from core.errors import DigitLabError
 from core.models import ACTIVATIONS, ARCHITECTURES, ModelConfig
 from core.runs import Run
-from core.sweep import MAX_VARIANTS, SweepConfig, train_sweep, variant_name, vmap_pays
+from core.sweep import MAX_VARIANTS, VMAP_MAX_WIDTH, SweepConfig, train_sweep, variant_name, vmap_pays
 from core.train import RunConfig, TrainConfig
 from dashboard import figures, state
 from dashboard.widgets import show_error
@@ -63,9 +63,9 @@ def _results_table(runs: list[Run]) -> list[dict]:
 st.title("Sweep")
 st.write(f"Train up to {MAX_VARIANTS} variants of one network together: every combination of the learning "
          "rates, momenta and seeds below. All variants see the same batches in the same order; each seed "
-         "draws different initial weights. Softmax regression and MLPs up to 128 units wide train all variants in "
-         "one vmapped program; for wider networks that program measured slower here than one variant at a time, so their "
-         "variants take turns chunk by chunk (one compilation either way).")
+         f"draws different initial weights. Softmax regression and MLPs up to {VMAP_MAX_WIDTH} units wide train all "
+         "variants in one vmapped program; LeNet-5's and wider networks' variants take turns chunk by chunk in one "
+         "program compiled for one variant, which measured faster here for them.")
 with st.form("sweep"):
     network, training, swept = st.columns(3, border=True)
     with network:

@@ -1,0 +1,88 @@
+"""XLA's own CPU dot kernels against YNNPACK's, side by side in one process: why `core.train.compiler_options`
+turns YNNPACK's dot fusions off for the engine's programs.
+
+For each network it compiles the engine's training chunk (the benchmark settings of epoch_vs_pytorch.py, plus
+the 784-64-10 sigmoid MLP of the sweep benchmark) and its 1,000-image evaluation pass twice, with and without
+YNNPACK, then times the two alternately and prints the best and lower-quartile times and their ratio.
+
+    python benchmarks/cpu_dot_kernels.py [--repeats 25]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import sys
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from core.models import ModelConfig, apply, init, seed_key  # noqa: E402
+from core.train import TrainConfig, TrainState, make_chunk_fn, make_optimizer, make_train_step  # noqa: E402
+
+SETTINGS = {
+    "softmax regression, SGD, batch 50": (ModelConfig("linear"), TrainConfig("sgd", 0.01, batch_size=50)),
+    "784-64-10 sigmoid, momentum, batch 50": (ModelConfig("mlp", (64,), "sigmoid"),
+                                              TrainConfig("momentum", 0.1, batch_size=50)),
+    "784-300-10 tanh, Adam, batch 50": (ModelConfig("mlp", (300,), "tanh"), TrainConfig("adam", 1e-3, batch_size=50)),
+    "LeNet-5, Adam, batch 64": (ModelConfig("lenet5"), TrainConfig("adam", 1e-3, batch_size=64)),
+}
+KERNELS = {"XLA": {"xla_cpu_experimental_ynn_fusion_type": ""}, "YNNPACK": {}}
+IMAGES = 20_000
+STEPS = 100
+
+
+def programs(model: ModelConfig, tc: TrainConfig) -> dict[tuple[str, str], callable]:
+    """(task, kernels) -> a no-argument call that runs the compiled program once and waits for it."""
+    rng = np.random.default_rng(0)
+    x = jnp.asarray(rng.random((IMAGES, 784), np.float32))
+    y = jnp.asarray(rng.integers(0, 10, IMAGES, dtype=np.int32))
+    batches = jnp.asarray(rng.permutation(IMAGES)[:STEPS * tc.batch_size].reshape(STEPS, -1).astype(np.int32))
+    active = jnp.ones(STEPS, bool)
+    optimizer = make_optimizer(tc, IMAGES // tc.batch_size)
+    params = init(seed_key(0), model)
+    state = TrainState(params, optimizer.init(params))
+    chunk = jax.jit(make_chunk_fn(make_train_step(model, optimizer), masked=False))
+    forward = jax.jit(lambda p, images: jax.nn.softmax(apply(p, images, model)))
+    calls = {}
+    for name, options in KERNELS.items():
+        train_chunk = chunk.lower(state, x, y, batches, active).compile(compiler_options=options or None)
+        evaluate = forward.lower(params, x[:1000]).compile(compiler_options=options or None)
+        calls["train step", name] = lambda f=train_chunk: jax.block_until_ready(f(state, x, y, batches, active))
+        calls["evaluate 1,000", name] = lambda f=evaluate: jax.block_until_ready(f(params, x[:1000]))
+    return calls
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=25)
+    args = parser.parse_args()
+    print(f"{time.strftime('%Y-%m-%d')}, jax {jax.__version__}, backend {jax.default_backend()}; "
+          f"times in ms (train step: per step of a {STEPS}-step chunk), alternated {args.repeats} times\n")
+    print("| network | task | XLA best | XLA q25 | YNNPACK best | YNNPACK q25 | YNNPACK ÷ XLA (q25) |")
+    print("|---|---|--:|--:|--:|--:|--:|")
+    for network, (model, tc) in SETTINGS.items():
+        calls = programs(model, tc)
+        for call in calls.values():
+            call()
+        times = {key: [] for key in calls}
+        order = list(calls) * args.repeats
+        random.shuffle(order)
+        for key in order:
+            started = time.perf_counter()
+            calls[key]()
+            times[key].append((time.perf_counter() - started) * 1e3 / (STEPS if key[0] == "train step" else 1))
+        for task in ("train step", "evaluate 1,000"):
+            xla, ynn = sorted(times[task, "XLA"]), sorted(times[task, "YNNPACK"])
+            q = args.repeats // 4
+            print(f"| {network} | {task} | {xla[0]:.3f} | {xla[q]:.3f} | {ynn[0]:.3f} | {ynn[q]:.3f} "
+                  f"| {ynn[q] / xla[q]:.2f}× |", flush=True)
+
+
+if __name__ == "__main__":
+    main()
