@@ -123,18 +123,17 @@ def _make_sweep_step(model: ModelConfig, tc, steps_per_epoch: int) -> Callable:
     return step
 
 
-def _init_state(variants: Sequence[RunConfig], steps_per_epoch: int, initial_params: Params | None) -> SweepState:
+def _init_state(variants: Sequence[RunConfig], steps_per_epoch: int) -> SweepState:
     """Every variant's initial state, stacked; each variant's weights drawn from its own seed, as a run's are.
     (Stacked on the host and the optimiser state built by one compiled call: operation by operation, or as a
     vmapped init, this took 1–4 s of compilation the first time.)"""
     tc, model = variants[0].train, variants[0].model
     lrs = jnp.asarray([v.train.learning_rate for v in variants], jnp.float32)
     momenta = jnp.asarray([v.train.momentum for v in variants], jnp.float32)
-    if initial_params is None:
-        per_variant = [init(seed_key(v.train.seed), model) for v in variants]
-        initial_params = jax.tree_util.tree_map(lambda *leaves: jnp.asarray(np.stack(leaves)), *per_variant)
-    opt_state = _optimizer_init(_program(tc), steps_per_epoch)(initial_params, lrs, momenta)
-    return SweepState(initial_params, opt_state, lrs, momenta)
+    per_variant = [init(seed_key(v.train.seed), model) for v in variants]
+    params = jax.tree_util.tree_map(lambda *leaves: jnp.asarray(np.stack(leaves)), *per_variant)
+    opt_state = _optimizer_init(_program(tc), steps_per_epoch)(params, lrs, momenta)
+    return SweepState(params, opt_state, lrs, momenta)
 
 
 def _program(tc: TrainConfig) -> TrainConfig:
@@ -185,14 +184,13 @@ def _compiled_sweep_chunk(model: ModelConfig, tc: TrainConfig, n: int, k: int, s
     return _SWEEP_PROGRAMS[key]
 
 
-def train_sweep(variants: Sequence[RunConfig], splits: Splits, *, vmapped: bool | None = None,
-                initial_params: Params | None = None) -> Iterator[list[Progress | None]]:
+def train_sweep(variants: Sequence[RunConfig], splits: Splits, *,
+                vmapped: bool | None = None) -> Iterator[list[Progress | None]]:
     """Train all variants, yielding after each chunk one Progress per variant (None once it ended).
 
     vmapped=True trains all variants in one vmapped program; False runs the same program (compiled once,
     for one variant) for each variant in turn, chunk by chunk, so all curves still advance together.
     None chooses by network: vmapped where it measured faster than one by one (`vmap_pays`).
-    `initial_params` (stacked, leading axis = variant) replaces the seeded initialisation.
     """
     _check_variants(variants)
     first = variants[0]
@@ -205,11 +203,7 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *, vmapped: bool 
     total_steps = steps_per_epoch * tc.epochs
     schedules = [learning_rate_schedule(v.train, steps_per_epoch) for v in variants]
     groups = [list(range(len(variants)))] if vmapped else [[i] for i in range(len(variants))]
-    def group_params(group):
-        return None if initial_params is None else jax.tree_util.tree_map(lambda a: a[group[0]:group[-1] + 1],
-                                                                          initial_params)
-
-    states = [_init_state([variants[i] for i in group], steps_per_epoch, group_params(group)) for group in groups]
+    states = [_init_state([variants[i] for i in group], steps_per_epoch) for group in groups]
     x_train, y_train = splits.train_on_device
 
     started = time.perf_counter()
