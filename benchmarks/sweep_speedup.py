@@ -1,9 +1,12 @@
 """Vmapped sweep vs the same variants trained one by one, measured side by side in one run.
 
-    python benchmarks/sweep_speedup.py [--data-dir DIR] [--variants 8] [--epochs 1] [--train-size N]
+    python benchmarks/sweep_speedup.py [--data-dir DIR] [--variants 8] [--epochs 1] [--train-size N] [--wide]
+                                       [--lenet] [--shared-matmul-max-width W]
 
 Settings as in issue 5: SGD with momentum, batch 50, a spread of learning rates; softmax regression,
-784-64-10 sigmoid and 784-300-10 tanh (and LeNet-5 with --lenet). "One by one" is the normal engine,
+784-64-10 sigmoid and 784-300-10 tanh (784-800-10 ReLU with --wide, LeNet-5 with --lenet).
+--shared-matmul-max-width sets `core.sweep.SHARED_MATMUL_MAX_WIDTH` for the run (0: every network's variants
+get their own first-layer matmul; 10000: one shared matmul for all), to measure that choice. "One by one" is the normal engine,
 `core.train.train`, once per variant; "vmapped" is `core.sweep.train_sweep(vmapped=True)` (one program for all
 variants) and "in turn" its fallback `vmapped=False` (one program, compiled once, run per variant each chunk). Seconds are training time
 (compilation excluded, validation each epoch included); compile times are printed beside them.
@@ -28,6 +31,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.data import SplitConfig, load_mnist, make_splits  # noqa: E402
 from core.models import ModelConfig, layer_sizes  # noqa: E402
+from core import sweep  # noqa: E402
 from core.sweep import SweepConfig, train_sweep  # noqa: E402
 from core.train import RunConfig, TrainConfig, chunks, epoch_steps, train  # noqa: E402
 
@@ -87,8 +91,14 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--train-size", type=int, help="train on a stratified subset (default: all 55,000)")
     parser.add_argument("--lenet", action="store_true", help="also measure LeNet-5 (slow)")
+    parser.add_argument("--wide", action="store_true", help="also measure 784-800-10 ReLU, the widest vmapped MLP")
+    parser.add_argument("--shared-matmul-max-width", type=int, default=sweep.SHARED_MATMUL_MAX_WIDTH,
+                        help="first layers up to this wide are one matmul for all variants, wider ones a batched "
+                             "matmul per variant (default %(default)s)")
     args = parser.parse_args()
-    networks = dict(NETWORKS, **({"LeNet-5": ModelConfig("lenet5")} if args.lenet else {}))
+    sweep.SHARED_MATMUL_MAX_WIDTH = args.shared_matmul_max_width
+    networks = dict(NETWORKS, **({"784-800-10 relu": ModelConfig("mlp", (800,), "relu", "he")} if args.wide else {}),
+                    **({"LeNet-5": ModelConfig("lenet5")} if args.lenet else {}))
     mnist = load_mnist(args.data_dir)
     split = SplitConfig(train_size=args.train_size)
     splits = make_splits(mnist, split)

@@ -8,8 +8,9 @@ see `_make_sweep_step`). Learning rate and momentum are arrays inside the progra
 every variant.
 
 On this 2-core CPU the vmapped program measured faster than the variants one by one for softmax regression and
-MLPs up to 800 units wide (8 variants: 784-300-10 1.48×, 784-800-10 1.3×); MLPs wider than VMAP_MAX_WIDTH and
-LeNet-5 run the same program, compiled for one variant, once per variant in turn (`train_sweep(vmapped=...)`).
+MLPs up to 300 units wide (8 variants: 784-300-10 1.1–1.5×) but slower for 784-800-10 (0.8–0.85×,
+`benchmarks/sweep_speedup.py --wide`); MLPs wider than VMAP_MAX_WIDTH and LeNet-5 run the same program,
+compiled for one variant, once per variant in turn (`train_sweep(vmapped=...)`).
 
 `train_sweep(variants, splits)` yields, after each chunk, one `Progress` per variant (None for a variant
 that already diverged), so each variant folds into a normal `core.runs.Run` exactly as a single run does.
@@ -31,11 +32,10 @@ import optax
 
 from core.data import Splits
 from core.errors import ConfigError
-from core.models import NUM_INPUTS, ModelConfig, Params, init, layer_sizes, seed_key
-from core.train import (EVAL_BATCH, Progress, RunConfig, TrainConfig, TrainState, chunks, compiler_options,
-                        epoch_steps, learning_rate_schedule, make_chunk_fn, make_optimizer, make_train_step,
-                        program_settings, progress_record, steps_per_chunk, validation_due,
-                        variants_loss_and_accuracy)
+from core.models import ModelConfig, Params, init, layer_sizes, seed_key
+from core.train import (EVAL_BATCH, Progress, RunConfig, TrainConfig, TrainState, chunks, compile_chunk,
+                        epoch_steps, learning_rate_schedule, make_optimizer, make_train_step, program_settings,
+                        progress_record, steps_per_chunk, validation_due, variants_loss_and_accuracy)
 
 MAX_VARIANTS = 16
 SWEPT = ("learning_rate", "momentum", "seed")  # the TrainConfig fields that may differ between variants
@@ -95,7 +95,7 @@ def _variant_optimizer(tc, steps_per_epoch: int, learning_rate, momentum) -> opt
     return optax.chain(make_optimizer(unit, steps_per_epoch, momentum=momentum), optax.scale(learning_rate))
 
 
-SHARED_MATMUL_MAX_WIDTH = 64  # first layers up to this wide: one matmul for all variants (benchmarks/sweep_speedup.py)
+SHARED_MATMUL_MAX_WIDTH = 64  # first layers up to this wide: one matmul for all variants (see _make_sweep_step)
 
 
 def _make_sweep_step(model: ModelConfig, tc, steps_per_epoch: int) -> Callable:
@@ -103,9 +103,10 @@ def _make_sweep_step(model: ModelConfig, tc, steps_per_epoch: int) -> Callable:
 
     Up to SHARED_MATMUL_MAX_WIDTH units, the first layers of all variants are one matmul with the shared batch
     (vmap of a dense layer whose input is not batched); wider, the batch is broadcast to every variant and each
-    variant's layer is its own matmul in one batched call. Measured here (8 variants, SGD with momentum), the
-    shared matmul makes softmax regression 2.4× faster than the batched one and a 64-unit MLP as fast, but
-    from 128 units on it is 20-30% slower: XLA then transposes the stacked weights on every step.
+    variant's layer is its own matmul in one batched call. Measured here (8 variants, SGD with momentum;
+    `benchmarks/sweep_speedup.py --shared-matmul-max-width 0` or `10000` forces either), the shared matmul
+    makes softmax regression 2.4× faster than the batched one and a 64-unit MLP as fast, but from 128 units
+    on it is 20-30% slower: XLA then transposes the stacked weights on every step.
     """
     share_first_layer = layer_sizes(model)[1] <= SHARED_MATMUL_MAX_WIDTH
 
@@ -156,7 +157,7 @@ def unstack(stacked: Params) -> list[Params]:
     return [jax.tree_util.tree_map(lambda leaf: leaf[i], stacked) for i in range(count)]
 
 
-VMAP_MAX_WIDTH = 800  # up to this width vmapped measured faster than in turn (benchmarks/sweep_speedup.py)
+VMAP_MAX_WIDTH = 300  # up to this width vmapped measured faster than one by one (benchmarks/sweep_speedup.py)
 
 
 def vmap_pays(model: ModelConfig) -> bool:
@@ -176,11 +177,8 @@ def _compiled_sweep_chunk(model: ModelConfig, tc: TrainConfig, n: int, k: int, s
     if key not in _SWEEP_PROGRAMS:
         while len(_SWEEP_PROGRAMS) >= MAX_SWEEP_PROGRAMS:  # forget the oldest (the app's sessions share these)
             _SWEEP_PROGRAMS.pop(next(iter(_SWEEP_PROGRAMS), None), None)
-        steps_per_epoch = n // tc.batch_size
-        chunk_fn = make_chunk_fn(_make_sweep_step(model, tc, steps_per_epoch), masked=steps_per_epoch % k != 0)
-        shapes = (jax.ShapeDtypeStruct((n, NUM_INPUTS), jnp.float32), jax.ShapeDtypeStruct((n,), jnp.int32),
-                  jax.ShapeDtypeStruct((k, tc.batch_size), jnp.int32), jax.ShapeDtypeStruct((k,), jnp.bool_))
-        _SWEEP_PROGRAMS[key] = jax.jit(chunk_fn).lower(state, *shapes).compile(compiler_options=compiler_options())
+        step = _make_sweep_step(model, tc, n // tc.batch_size)
+        _SWEEP_PROGRAMS[key] = compile_chunk(step, state, n, tc.batch_size, k)
     return _SWEEP_PROGRAMS[key]
 
 
