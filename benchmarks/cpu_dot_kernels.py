@@ -44,7 +44,7 @@ def programs(model: ModelConfig, tc: TrainConfig) -> dict[tuple[str, str], calla
     y = jnp.asarray(rng.integers(0, 10, IMAGES, dtype=np.int32))
     batches = jnp.asarray(rng.permutation(IMAGES)[:STEPS * tc.batch_size].reshape(STEPS, -1).astype(np.int32))
     active = jnp.ones(STEPS, bool)
-    optimizer = make_optimizer(tc, IMAGES // tc.batch_size)
+    optimizer = make_optimizer(tc, model, IMAGES // tc.batch_size)
     params = init(seed_key(0), model)
     state = TrainState(params, optimizer.init(params))
     chunk = jax.jit(make_chunk_fn(make_train_step(model, optimizer), masked=False))

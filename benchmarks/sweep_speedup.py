@@ -30,6 +30,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.data import SplitConfig, load_mnist, make_splits  # noqa: E402
+from core.errors import DigitLabError  # noqa: E402
 from core.models import ModelConfig, layer_sizes  # noqa: E402
 from core import sweep  # noqa: E402
 from core.sweep import SweepConfig, train_sweep  # noqa: E402
@@ -99,7 +100,10 @@ def main() -> None:
     sweep.SHARED_MATMUL_MAX_WIDTH = args.shared_matmul_max_width
     networks = dict(NETWORKS, **({"784-800-10 relu": ModelConfig("mlp", (800,), "relu", "he")} if args.wide else {}),
                     **({"LeNet-5": ModelConfig("lenet5")} if args.lenet else {}))
-    mnist = load_mnist(args.data_dir)
+    try:
+        mnist = load_mnist(args.data_dir)
+    except DigitLabError as exc:
+        parser.exit(1, f"error: {exc}\n")
     split = SplitConfig(train_size=args.train_size)
     splits = make_splits(mnist, split)
     learning_rates = tuple(0.005 * 1.5 ** i for i in range(args.variants))

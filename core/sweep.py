@@ -89,10 +89,11 @@ def _check_variants(variants: Sequence[RunConfig]) -> None:
             raise ConfigError("The variants of a sweep may differ only in learning rate, momentum and seed.")
 
 
-def _variant_optimizer(tc, steps_per_epoch: int, learning_rate, momentum) -> optax.GradientTransformation:
+def _variant_optimizer(tc, model: ModelConfig, steps_per_epoch: int, learning_rate,
+                       momentum) -> optax.GradientTransformation:
     """The optimiser of `tc` with its learning rate and momentum given as (traced) arrays."""
     unit = dataclasses.replace(tc, learning_rate=1.0)  # the schedule's shape; scaled by the variant's rate
-    return optax.chain(make_optimizer(unit, steps_per_epoch, momentum=momentum), optax.scale(learning_rate))
+    return optax.chain(make_optimizer(unit, model, steps_per_epoch, momentum=momentum), optax.scale(learning_rate))
 
 
 SHARED_MATMUL_MAX_WIDTH = 64  # first layers up to this wide: one matmul for all variants (see _make_sweep_step)
@@ -111,7 +112,7 @@ def _make_sweep_step(model: ModelConfig, tc, steps_per_epoch: int) -> Callable:
     share_first_layer = layer_sizes(model)[1] <= SHARED_MATMUL_MAX_WIDTH
 
     def variant_step(state: SweepState, x, y):
-        optimizer = _variant_optimizer(tc, steps_per_epoch, state.learning_rate, state.momentum)
+        optimizer = _variant_optimizer(tc, model, steps_per_epoch, state.learning_rate, state.momentum)
         new, metrics = make_train_step(model, optimizer)(TrainState(state.params, state.opt_state), x, y)
         return SweepState(new.params, new.opt_state, state.learning_rate, state.momentum), metrics
 
@@ -133,7 +134,7 @@ def _init_state(variants: Sequence[RunConfig], steps_per_epoch: int) -> SweepSta
     momenta = jnp.asarray([v.train.momentum for v in variants], jnp.float32)
     per_variant = [init(seed_key(v.train.seed), model) for v in variants]
     params = jax.tree_util.tree_map(lambda *leaves: jnp.asarray(np.stack(leaves)), *per_variant)
-    opt_state = _optimizer_init(_program(tc), steps_per_epoch)(params, lrs, momenta)
+    opt_state = _optimizer_init(_program(tc), model, steps_per_epoch)(params, lrs, momenta)
     return SweepState(params, opt_state, lrs, momenta)
 
 
@@ -143,10 +144,10 @@ def _program(tc: TrainConfig) -> TrainConfig:
 
 
 @functools.lru_cache(maxsize=16)
-def _optimizer_init(tc: TrainConfig, steps_per_epoch: int) -> Callable:
+def _optimizer_init(tc: TrainConfig, model: ModelConfig, steps_per_epoch: int) -> Callable:
     """(stacked params, learning rates, momenta) -> stacked optimiser state: compiled once per setup."""
     def variant_init(params, lr, momentum):
-        return _variant_optimizer(tc, steps_per_epoch, lr, momentum).init(params)
+        return _variant_optimizer(tc, model, steps_per_epoch, lr, momentum).init(params)
     return jax.jit(jax.vmap(variant_init))
 
 

@@ -143,9 +143,14 @@ def learning_rate_schedule(config: TrainConfig, steps_per_epoch: int) -> optax.S
     return optax.constant_schedule(config.learning_rate)
 
 
-def make_optimizer(config: TrainConfig, steps_per_epoch: int, *, momentum=None) -> optax.GradientTransformation:
+def make_optimizer(config: TrainConfig, model: ModelConfig, steps_per_epoch: int, *,
+                   momentum=None) -> optax.GradientTransformation:
     """The optax transformation for this config (L2 weight decay first, when set).
 
+    LeNet-5's ten small tensors are updated as one flat vector (`optax.flatten`): one update kernel instead
+    of ten, so its Adam chunk compiles ~0.4 s faster and steps as fast. The dense networks keep one update per
+    tensor: XLA's CPU concatenation of their weight gradients costs more than it saves (measured per step:
+    784-64-10 with momentum 0.33 ms instead of 0.18, 784-300-10 with Adam 4 ms instead of 0.8).
     `momentum` overrides `config.momentum`; it may be a traced array (a sweep vmaps over it).
     """
     lr = learning_rate_schedule(config, steps_per_epoch)
@@ -156,8 +161,8 @@ def make_optimizer(config: TrainConfig, steps_per_epoch: int, *, momentum=None) 
         "adam": lambda: optax.adam(lr),
     }[config.optimizer]()
     if config.weight_decay:
-        return optax.chain(optax.add_decayed_weights(config.weight_decay), optimizer)
-    return optimizer
+        optimizer = optax.chain(optax.add_decayed_weights(config.weight_decay), optimizer)
+    return optax.flatten(optimizer) if model.arch == "lenet5" else optimizer
 
 
 def make_train_step(model: ModelConfig, optimizer: optax.GradientTransformation) -> Callable:
@@ -230,7 +235,7 @@ def compiler_options() -> dict:
 def _compiled_chunk(model: ModelConfig, tc: TrainConfig, n_train: int, k: int) -> Callable:
     """The ahead-of-time compiled chunk program, cached per network, settings (bar the seed) and data size,
     so a second run of the same setup starts at once."""
-    optimizer = make_optimizer(tc, n_train // tc.batch_size)
+    optimizer = make_optimizer(tc, model, n_train // tc.batch_size)
     params = jax.eval_shape(functools.partial(init, config=model), seed_key(0))
     state = TrainState(params, jax.eval_shape(optimizer.init, params))
     return compile_chunk(make_train_step(model, optimizer), state, n_train, tc.batch_size, k)
@@ -296,7 +301,7 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
     steps_per_epoch = epoch_steps(tc, n)
     k = steps_per_chunk(config, steps_per_epoch)
     total_steps = steps_per_epoch * tc.epochs
-    optimizer = make_optimizer(tc, steps_per_epoch)
+    optimizer = make_optimizer(tc, config.model, steps_per_epoch)
     schedule = learning_rate_schedule(tc, steps_per_epoch)
     params = initial_params if initial_params is not None else init(seed_key(tc.seed), config.model)
     state = TrainState(params, optimizer.init(params))
