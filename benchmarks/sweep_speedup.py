@@ -1,7 +1,7 @@
 """Vmapped sweep vs the same variants trained one by one, measured side by side in one run.
 
-    python benchmarks/sweep_speedup.py [--data-dir DIR] [--variants 8] [--epochs 1] [--train-size N] [--wide]
-                                       [--lenet] [--shared-matmul-max-width W]
+    python benchmarks/sweep_speedup.py [--data-dir DIR] [--variants 8] [--epochs 1] [--train-size N] [--repeats N]
+                                       [--wide] [--lenet] [--shared-matmul-max-width W]
 
 Settings as in issue 5: SGD with momentum, batch 50, a spread of learning rates; softmax regression,
 784-64-10 sigmoid and 784-300-10 tanh (784-800-10 ReLU with --wide, LeNet-5 with --lenet).
@@ -9,7 +9,8 @@ Settings as in issue 5: SGD with momentum, batch 50, a spread of learning rates;
 get their own first-layer matmul; 10000: one shared matmul for all), to measure that choice. "One by one" is the normal engine,
 `core.train.train`, once per variant; "vmapped" is `core.sweep.train_sweep(vmapped=True)` (one program for all
 variants) and "in turn" its fallback `vmapped=False` (one program, compiled once, run per variant each chunk). Seconds are training time
-(compilation excluded, validation each epoch included); compile times are printed beside them.
+(compilation excluded, validation each epoch included), the best of --repeats runs of each mode taken in
+alternation; compile times (of the first run) are printed beside them.
 
 "Bound" is the most any sweep of the network could gain on this machine: the one-by-one time divided by
 the time of the first layer's work alone for all variants at once (its forward matmul, weight-gradient matmul
@@ -91,12 +92,15 @@ def main() -> None:
     parser.add_argument("--variants", type=int, default=8)
     parser.add_argument("--epochs", type=int, default=1)
     parser.add_argument("--train-size", type=int, help="train on a stratified subset (default: all 55,000)")
+    parser.add_argument("--repeats", type=int, default=1, help="runs of each mode, alternating; the best is kept")
     parser.add_argument("--lenet", action="store_true", help="also measure LeNet-5 (slow)")
     parser.add_argument("--wide", action="store_true", help="also measure 784-800-10 ReLU, the widest vmapped MLP")
     parser.add_argument("--shared-matmul-max-width", type=int, default=sweep.SHARED_MATMUL_MAX_WIDTH,
                         help="first layers up to this wide are one matmul for all variants, wider ones a batched "
                              "matmul per variant (default %(default)s)")
     args = parser.parse_args()
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
     sweep.SHARED_MATMUL_MAX_WIDTH = args.shared_matmul_max_width
     networks = dict(NETWORKS, **({"784-800-10 relu": ModelConfig("mlp", (800,), "relu", "he")} if args.wide else {}),
                     **({"LeNet-5": ModelConfig("lenet5")} if args.lenet else {}))
@@ -114,9 +118,14 @@ def main() -> None:
     for title, model in networks.items():
         base = RunConfig(model, split, TrainConfig("momentum", 0.01, momentum=0.9, batch_size=50, epochs=args.epochs))
         variants = SweepConfig(base, learning_rates=learning_rates).variants()
-        sequential, sequential_compile = one_by_one(variants, splits)
-        together, together_compile = swept(variants, splits, vmapped=True)
-        in_turn, in_turn_compile = swept(variants, splits, vmapped=False)
+        runs = {"one by one": [], "vmapped": [], "in turn": []}
+        for _ in range(args.repeats):  # alternate the three, so load drift on a shared machine hits all alike
+            runs["one by one"].append(one_by_one(variants, splits))
+            runs["vmapped"].append(swept(variants, splits, vmapped=True))
+            runs["in turn"].append(swept(variants, splits, vmapped=False))
+        # best training time of each; compilation from the first repeat (later ones reuse the compiled programs)
+        (sequential, together, in_turn), (sequential_compile, together_compile, in_turn_compile) = zip(
+            *[(min(seconds for seconds, _ in timings), timings[0][1]) for timings in runs.values()])
         bound = f"{sequential / first_layer_seconds(variants, splits):6.2f}×" if model.arch != "lenet5" else f"{'—':>7}"
         print(f"{title:<20} {sequential:12.2f} {together:10.2f} {sequential / together:8.2f}× {in_turn:10.2f} "
               f"{sequential / in_turn:8.2f}× {bound} {sequential_compile:20.2f} / {together_compile:.2f} / "
