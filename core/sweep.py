@@ -107,7 +107,8 @@ def _make_sweep_step(model: ModelConfig, tc, steps_per_epoch: int) -> Callable:
     variant's layer is its own matmul in one batched call. Measured here (8 variants, SGD with momentum;
     `benchmarks/sweep_speedup.py --shared-matmul-max-width 0` or `10000` forces either), the shared matmul
     makes softmax regression 2.4× faster than the batched one and a 64-unit MLP as fast, but from 128 units
-    on it is 20-30% slower: XLA then transposes the stacked weights on every step.
+    on it measured 4-30% slower (the benchmark's best of three at 300 units: 1.02× over one by one against
+    1.06×; interleaved program timings: 15-30%): XLA then transposes the stacked weights on every step.
     """
     share_first_layer = layer_sizes(model)[1] <= SHARED_MATMUL_MAX_WIDTH
 
