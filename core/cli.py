@@ -11,6 +11,7 @@ import importlib
 import json
 import sys
 
+from core import compile_cache
 from core.errors import DigitLabError, HistoryError
 from core.history import RunHistory
 from core.runs import Run
@@ -73,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    compile_cache.enable()
     try:
         return args.handler(args)
     except DigitLabError as exc:

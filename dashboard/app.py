@@ -5,6 +5,7 @@ from pathlib import Path
 import pandas  # noqa: F401 - imported before any session runs: plotly looks pandas up in sys.modules without
 import streamlit as st  # the import lock, so a first import in one session's thread breaks a chart in another
 
+from core import compile_cache
 from dashboard import state
 
 PAGES_DIR = Path(__file__).parent / "pages"
@@ -12,6 +13,7 @@ PAGES_DIR = Path(__file__).parent / "pages"
 
 def main() -> None:
     st.set_page_config(page_title="Digit Lab", page_icon="🔢", layout="wide")
+    compile_cache.enable()  # before any page compiles: programs compiled by an earlier app start load from disk
     state.keep_settings()
     state.settle_interrupted_runs()
     pages = {

@@ -77,6 +77,12 @@ def real_mnist_dir() -> Path:
 
 
 @pytest.fixture(autouse=True)
+def no_compile_cache(monkeypatch):
+    """Tests compile afresh and write no compiled programs to the user's cache (one test turns it on)."""
+    monkeypatch.setenv("DIGIT_LAB_COMPILE_CACHE", "off")
+
+
+@pytest.fixture(autouse=True)
 def private_run_history(monkeypatch, tmp_path_factory):
     """Every test saves its runs to a run history of its own, never to the user's (ended runs are saved)."""
     monkeypatch.setenv("DIGIT_LAB_HOME", str(tmp_path_factory.mktemp("digit_lab_home")))

@@ -97,3 +97,30 @@ def test_corrupt_data_is_one_line(tiny_env, tmp_path):
     result = cli("data", "--data-dir", str(tmp_path / "bad"), env=tiny_env)
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert "train-images-idx3-ubyte" in result.stderr
+
+
+def test_compiled_programs_are_kept_on_disk_for_the_next_run(tiny_env, tmp_path):
+    """A second run of the same setup finds every program the first one compiled (it adds no cache entries)."""
+    cache = tmp_path / "compiled"
+    env = {**tiny_env, "DIGIT_LAB_COMPILE_CACHE": str(cache)}
+    args = ("train", "--arch", "mlp", "--hidden", "8", "--epochs", "1", "--val-size", "100", "--no-history")
+
+    def entries():
+        return sorted(path.name for path in cache.glob("*-cache"))
+
+    assert cli(*args, env=env).returncode == 0
+    first = entries()
+    assert any(name.startswith("jit_chunk") for name in first)
+    assert cli(*args, env=env).returncode == 0
+    assert entries() == first
+
+
+def test_compile_cache_setting(monkeypatch, tmp_path):
+    """"off" turns the cache off; a folder that cannot be created leaves it off rather than failing."""
+    from core import compile_cache
+    monkeypatch.setenv(compile_cache.CACHE_ENV, "off")
+    assert compile_cache.default_dir() is None and compile_cache.enable() is None
+    monkeypatch.setenv(compile_cache.CACHE_ENV, str(tmp_path / "programs"))
+    assert compile_cache.default_dir() == tmp_path / "programs"
+    (tmp_path / "a-file").write_text("")
+    assert compile_cache.enable(tmp_path / "a-file" / "programs") is None
