@@ -41,6 +41,7 @@ class Run:
     test_confusion: np.ndarray | None = None  # (10, 10) counts on the test set, rows = true digit
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # stable identity in the run history
+    _test: tuple | None = field(default=None, init=False, repr=False, compare=False)  # (params, their Evaluation)
 
     def record(self, progress: Progress) -> None:
         """Fold one progress record into the run."""
@@ -62,8 +63,14 @@ class Run:
             return
         if len(splits.y_val):
             self.val_accuracy = self.evaluate(splits.x_val, splits.y_val).accuracy
-        test = self.evaluate(splits.x_test, splits.y_test)
+        test = self.test_evaluation(splits)
         self.test_accuracy, self.test_confusion = test.accuracy, test.confusion
+
+    def test_evaluation(self, splits: Splits) -> Evaluation:
+        """The evaluation on the test set, computed once per parameters (`finish` and the Results page share it)."""
+        if self._test is None or self._test[0] is not self.params:
+            self._test = (self.params, self.evaluate(splits.x_test, splits.y_test))
+        return self._test[1]
 
     @property
     def diverged(self) -> bool:

@@ -8,9 +8,10 @@ see `_make_sweep_step`). Learning rate and momentum are arrays inside the progra
 every variant.
 
 On this 2-core CPU the vmapped program measured faster than the variants one by one for softmax regression and
-MLPs up to 300 units wide (8 variants: 784-300-10 1.1–1.5×) but slower for 784-800-10 (0.8–0.85×,
-`benchmarks/sweep_speedup.py --wide`); MLPs wider than VMAP_MAX_WIDTH and LeNet-5 run the same program,
-compiled for one variant, once per variant in turn (`train_sweep(vmapped=...)`).
+MLPs up to 300 units wide (8 variants, best of three: 784-300-10 1.06–1.37×); for 784-800-10 it was at best no
+faster than taking turns (`benchmarks/sweep_speedup.py --wide --repeats 2`: 1.06× vmapped, 1.13× in turn; timed
+once each, 0.8–0.85× vmapped), so MLPs wider than VMAP_MAX_WIDTH and LeNet-5 run the same program, compiled
+for one variant, once per variant in turn (`train_sweep(vmapped=...)`).
 
 `train_sweep(variants, splits)` yields, after each chunk, one `Progress` per variant (None for a variant
 that already diverged), so each variant folds into a normal `core.runs.Run` exactly as a single run does.

@@ -18,7 +18,6 @@ from core.runs import Run
 from core.train import Evaluation
 
 RUNS_KEY = "runs"
-EVALUATIONS_KEY = "evaluations"
 SETTINGS_PREFIX = "setting."  # widget keys that keep their values across pages
 SELECTED_RUN_KEY = SETTINGS_PREFIX + "run"  # the run the Results and Weights pages show
 DATA_DIR_KEY = SETTINGS_PREFIX + "data_dir"
@@ -129,8 +128,7 @@ def rename_run(old: str, new: str) -> str:
 
 
 def remove_run(name: str) -> None:
-    run = runs().pop(name, None)
-    st.session_state.get(EVALUATIONS_KEY, {}).pop(id(run), None)
+    runs().pop(name, None)
 
 
 def settle_interrupted_runs() -> None:
@@ -149,11 +147,5 @@ def keep_settings() -> None:
 
 
 def test_evaluation(run: Run) -> Evaluation:
-    """The run's evaluation on the test set, computed once per parameters and kept in the session."""
-    cache = st.session_state.setdefault(EVALUATIONS_KEY, {})
-    params, evaluation = cache.get(id(run), (None, None))
-    if params is not run.params:
-        data = splits(data_dir(), run.config.data)
-        evaluation = run.evaluate(data.x_test, data.y_test)
-        cache[id(run)] = (run.params, evaluation)
-    return evaluation
+    """The run's evaluation on the test set (computed once per parameters, by `Run.finish` or here)."""
+    return run.test_evaluation(splits(data_dir(), run.config.data))

@@ -140,6 +140,19 @@ def test_evaluation(splits):
     assert set(ev.misclassified) == set(np.flatnonzero(ev.predictions != splits.y_test))
 
 
+def test_a_finished_runs_test_evaluation_is_computed_once_per_parameters(splits):
+    records, last = run_to_end(config(epochs=1), splits)
+    run = Run("once", config(epochs=1))
+    for progress in records:
+        run.record(progress)
+    run.finish(splits)
+    test = run.test_evaluation(splits)
+    assert run.test_evaluation(splits) is test  # what finish() measured, not measured again
+    assert run.test_accuracy == test.accuracy and (run.test_confusion == test.confusion).all()
+    run.params = records[0].params  # other parameters: evaluated afresh
+    assert run.test_evaluation(splits) is not test
+
+
 @pytest.mark.parametrize("kwargs, message", [
     ({"optimizer": "rmsprop"}, "Unknown optimiser"), ({"learning_rate": -1}, "learning rate"),
     ({"batch_size": 0}, "batch size"), ({"epochs": 0}, "at least one epoch"), ({"momentum": 1.5}, "Momentum"),
