@@ -9,10 +9,12 @@ from core import compile_cache
 from dashboard import state
 
 PAGES_DIR = Path(__file__).parent / "pages"
+ASSETS_DIR = Path(__file__).parent.parent / "assets"
 
 
 def main() -> None:
-    st.set_page_config(page_title="Digit Lab", page_icon="🔢", layout="wide")
+    st.set_page_config(page_title="Digit Lab", page_icon=str(ASSETS_DIR / "icon.svg"), layout="wide")
+    st.logo(str(ASSETS_DIR / "logo.svg"), icon_image=str(ASSETS_DIR / "icon.svg"), size="large")
     compile_cache.enable()  # before any page compiles: programs compiled by an earlier app start load from disk
     state.keep_settings()
     state.settle_interrupted_runs()

@@ -78,6 +78,9 @@ def test_train_softmax_regression_then_see_results_and_weights(app_url):
 
         page.goto(app_url)
         expect(page.get_by_text("Images per digit")).to_be_visible()
+        logo = page.get_by_test_id("stSidebarLogo")  # assets/logo.svg, drawn (not a broken image)
+        expect(logo).to_be_visible()
+        assert logo.evaluate("img => img.naturalWidth") > 0
         expect(page.locator(".js-plotly-plot")).to_have_count(1)  # the gallery
         page.screenshot(path=ARTIFACTS / "1-data.png")
 
