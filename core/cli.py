@@ -17,6 +17,29 @@ from core.history import RunHistory
 from core.runs import Run
 
 COMMANDS = ("train", "data", "gradcheck", "backprop-timing", "reproduce", "sweep")
+MAX_SEED = 2**32 - 1  # JAX's keys take 32 bits of a seed (s and s + 2**32 draw the same weights); numpy's need s >= 0
+
+
+def seed(text: str) -> int:
+    """argparse type of a random seed: an integer from 0 to MAX_SEED (a one-line error otherwise)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: '{text}'") from None
+    if not 0 <= value <= MAX_SEED:
+        raise argparse.ArgumentTypeError(f"a seed must be between 0 and {MAX_SEED}, got {value}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """argparse type of a count that must be 1 or more."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"invalid int value: '{text}'") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be 1 or more, got {value}")
+    return value
 
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:

@@ -12,6 +12,7 @@ from core.runs import Run
 from core.train import RunConfig, train
 
 TABLE_KEYS = ("preset", "arch", "reported", "test_accuracy", "epochs", "seconds")
+MNIST_TRAINING_IMAGES = 60_000  # the quick-check subset of a preset that trains on all of them
 
 
 def on_subset(config: RunConfig, train_size: int | None) -> RunConfig:
@@ -23,6 +24,8 @@ def on_subset(config: RunConfig, train_size: int | None) -> RunConfig:
         return config
     own = config.data.train_size or (config.data.per_class * 10 if config.data.per_class else None)
     size = min(train_size, own) if own else train_size
+    if own is None and size >= MNIST_TRAINING_IMAGES - config.data.val_size:
+        return config  # at least all that remain: the preset as it is
     data = dataclasses.replace(config.data, train_size=size, per_class=None, val_size=min(config.data.val_size, size))
     return dataclasses.replace(config, data=data, train=dataclasses.replace(
         config.train, batch_size=min(config.train.batch_size, size)))

@@ -1,7 +1,8 @@
 """Sweeps: train up to 16 variants of one network in one compiled program with `jax.vmap`.
 
-The variants differ only in learning rate, momentum and seed. They share the batches (the order comes from
-the first variant's seed; each variant's own seed draws its initial weights), so the images of a step are
+The variants differ only in learning rate, momentum and seed. They share the batches (each variant's config
+says so: its `shuffle_seed` is the first variant's seed, while its own seed draws its initial weights, so a
+variant's config trained alone gives the same run), so the images of a step are
 fed once, and for narrow networks every variant's first layer is one matmul over all variants (vmap of a
 dense layer whose input is not batched becomes a single dot with the weights of all variants side by side;
 see `_make_sweep_step`). Learning rate and momentum are arrays inside the program, so one compilation serves
@@ -54,13 +55,23 @@ class SweepConfig:
     def variants(self) -> list[RunConfig]:
         """One RunConfig per combination, validated; at most MAX_VARIANTS."""
         tc = self.base.train
+        if len(self.momenta) > 1 and tc.optimizer != "momentum":
+            raise ConfigError(f"Only SGD with momentum uses a momentum; with {tc.optimizer} the {len(self.momenta)} "
+                              "momenta would train identical variants.")
+        for values, what in ((self.learning_rates, "learning rate"), (self.momenta, "momentum"), (self.seeds, "seed")):
+            repeated = sorted({v for v in values if values.count(v) > 1})
+            if repeated:
+                raise ConfigError(f"Each {what} once, please: {', '.join(f'{v:g}' for v in repeated)} is given more "
+                                  "than once, which would train identical variants.")
         grid = list(itertools.product(self.learning_rates or (tc.learning_rate,), self.momenta or (tc.momentum,),
                                       self.seeds or (tc.seed,)))
         if len(grid) > MAX_VARIANTS:
             raise ConfigError(f"A sweep trains at most {MAX_VARIANTS} variants; this grid has {len(grid)}. "
                               "Use fewer learning rates, momenta or seeds.")
-        return [dataclasses.replace(self.base, train=dataclasses.replace(tc, learning_rate=float(lr),
-                                                                         momentum=float(m), seed=int(s)))
+        order = grid[0][2] if tc.shuffle_seed is None else tc.shuffle_seed  # one batch order for all
+        return [dataclasses.replace(self.base, train=dataclasses.replace(
+                    tc, learning_rate=float(lr), momentum=float(m), seed=int(s),
+                    shuffle_seed=None if int(s) == order else int(order)))
                 for lr, m, s in grid]
 
 
@@ -85,9 +96,13 @@ def _check_variants(variants: Sequence[RunConfig]) -> None:
         raise ConfigError(f"A sweep trains 1 to {MAX_VARIANTS} variants, got {len(variants)}.")
     first = variants[0]
     for v in variants[1:]:
-        same_train = dataclasses.replace(v.train, **{f: getattr(first.train, f) for f in SWEPT})
+        same_train = dataclasses.replace(v.train, shuffle_seed=first.train.shuffle_seed,
+                                         **{f: getattr(first.train, f) for f in SWEPT})
         if v.model != first.model or v.data != first.data or same_train != first.train:
             raise ConfigError("The variants of a sweep may differ only in learning rate, momentum and seed.")
+        if v.train.batch_order_seed != first.train.batch_order_seed:
+            raise ConfigError("The variants of a sweep share one batch order: give them one shuffle_seed "
+                              "(SweepConfig.variants does).")
 
 
 def _variant_optimizer(tc, model: ModelConfig, steps_per_epoch: int, learning_rate,

@@ -43,7 +43,8 @@ class TrainConfig:
     weight_decay: float = 0.0  # L2 penalty coefficient
     batch_size: int = 50
     epochs: int = 3
-    seed: int = 0
+    seed: int = 0  # initial weights, and the batch order unless shuffle_seed is set
+    shuffle_seed: int | None = None  # the batch order's seed (a sweep's seed variants share one order)
     eval_every: int = 0  # validate every N steps as well as at each epoch end; 0 = epoch ends only
     steps_per_chunk: int = 0  # 0 = chosen from the network's cost
 
@@ -58,10 +59,16 @@ class TrainConfig:
             (self.batch_size >= 1, "The batch size must be at least 1."),
             (self.epochs >= 1, "Train for at least one epoch."),
             (self.eval_every >= 0 and self.steps_per_chunk >= 0, "Step counts cannot be negative."),
+            (all(0 <= seed < 2**32 for seed in (self.seed, self.batch_order_seed)),
+             "Seeds must be whole numbers from 0 to 4294967295."),
         ]
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+    @property
+    def batch_order_seed(self) -> int:
+        return self.seed if self.shuffle_seed is None else self.shuffle_seed
 
 
 @dataclass(frozen=True)
@@ -220,7 +227,8 @@ def steps_per_chunk(config: RunConfig, steps_per_epoch: int) -> int:
 def program_settings(tc: TrainConfig) -> TrainConfig:
     """The settings a compiled chunk depends on: `tc` with the rest (seed, validation, epochs bar a cosine
     schedule's) reset, so runs that differ only in those share one compiled program."""
-    return dataclasses.replace(tc, seed=0, eval_every=0, epochs=tc.epochs if tc.schedule == "cosine" else 1)
+    epochs = tc.epochs if tc.schedule == "cosine" else 1
+    return dataclasses.replace(tc, seed=0, shuffle_seed=None, eval_every=0, epochs=epochs)
 
 
 @functools.cache
@@ -273,7 +281,7 @@ def chunks(tc: TrainConfig, n: int, k: int) -> Iterator[Chunk]:
     steps_per_epoch = n // tc.batch_size
     chunks_per_epoch = -(-steps_per_epoch // k)
     for epoch in range(tc.epochs):
-        order = epoch_order(tc.seed, epoch, n)[: steps_per_epoch * tc.batch_size].reshape(steps_per_epoch, -1)
+        order = epoch_order(tc.batch_order_seed, epoch, n)[: steps_per_epoch * tc.batch_size].reshape(steps_per_epoch, -1)
         padded = np.zeros((chunks_per_epoch * k, tc.batch_size), np.int32)
         padded[:steps_per_epoch] = order
         for c in range(chunks_per_epoch):

@@ -256,21 +256,12 @@ def path_costs(paths: dict[str, object], titles: dict[str, str]) -> go.Figure:
 # --- experiments ---
 
 
-def _final_accuracies(run: Run) -> tuple[float | None, float | None]:
-    """The last recorded training accuracy (mean over the last chunk) and validation accuracy of a run."""
-    validated = [row["val_accuracy"] for row in run.history if row["val_accuracy"] is not None]
-    train = run.history[-1]["train_accuracy"] if run.history else None
-    return train, (validated[-1] if validated else None)
-
-
-def generalisation_gap(sizes: Sequence[int], runs: Sequence[Run]) -> go.Figure:
+def generalisation_gap(sizes: Sequence[int], train: Sequence[float | None], val: Sequence[float | None]) -> go.Figure:
     """Final training vs validation accuracy against training-set size (log axis), the gap shaded and labelled."""
-    finals = [_final_accuracies(run) for run in runs]
-    train = [t for t, _ in finals]
-    val = [v for _, v in finals]
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=list(sizes), y=val, mode="lines+markers", name="validation", line=dict(color=PALETTE[1])))
-    fig.add_trace(go.Scatter(x=list(sizes), y=train, mode="lines+markers", name="training", fill="tonexty",
+    fig.add_trace(go.Scatter(x=list(sizes), y=list(val), mode="lines+markers", name="validation",
+                             line=dict(color=PALETTE[1])))
+    fig.add_trace(go.Scatter(x=list(sizes), y=list(train), mode="lines+markers", name="training", fill="tonexty",
                              fillcolor="rgba(239,85,59,0.15)", line=dict(color=PALETTE[0])))
     for size, t, v in zip(sizes, train, val):
         if t is not None and v is not None:
@@ -283,11 +274,13 @@ def generalisation_gap(sizes: Sequence[int], runs: Sequence[Run]) -> go.Figure:
     return fig
 
 
-def learning_curves_side_by_side(titles: Sequence[str], runs: Sequence[Run]) -> go.Figure:
-    """One panel per run: training and validation accuracy against epochs, the final gap marked with a bracket."""
+def learning_curves_side_by_side(titles: Sequence[str], runs: Sequence[Run],
+                                 final_train: Sequence[float | None]) -> go.Figure:
+    """One panel per run: training accuracy (running, per chunk) and validation accuracy against epochs, and a
+    bracket from the final validation accuracy to the final network's training accuracy (`final_train`)."""
     fig = make_subplots(rows=1, cols=max(len(runs), 1), subplot_titles=list(titles), shared_yaxes=True,
                         horizontal_spacing=0.03)
-    for col, run in enumerate(runs, start=1):
+    for col, (run, train) in enumerate(zip(runs, final_train), start=1):
         validated = [row for row in run.history if row["val_accuracy"] is not None]
         fig.add_trace(go.Scatter(x=[r["epoch"] for r in run.history], y=[r["train_accuracy"] for r in run.history],
                                  mode="lines", name="training", line=dict(color=PALETTE[0]), legendgroup="train",
@@ -295,7 +288,7 @@ def learning_curves_side_by_side(titles: Sequence[str], runs: Sequence[Run]) -> 
         fig.add_trace(go.Scatter(x=[r["epoch"] for r in validated], y=[r["val_accuracy"] for r in validated],
                                  mode="lines+markers", name="validation", line=dict(color=PALETTE[1], dash="dash"),
                                  legendgroup="val", showlegend=col == 1), row=1, col=col)
-        train, val = _final_accuracies(run)
+        val = run.val_accuracy
         if train is not None and val is not None:
             end = run.history[-1]["epoch"]
             fig.add_trace(go.Scatter(x=[end, end], y=[val, train], mode="lines", line=dict(color="black", width=3),
@@ -307,28 +300,35 @@ def learning_curves_side_by_side(titles: Sequence[str], runs: Sequence[Run]) -> 
 
 
 def sweep_parallel_coordinates(table: Sequence[dict]) -> go.Figure:
-    """Hyperparameters (log10 learning rate, momentum, seed) against validation accuracy, one line per variant."""
-    accuracy = [row["val_accuracy"] if row["val_accuracy"] is not None else 0.0 for row in table]
+    """Hyperparameters (learning rate on a log axis, momentum, seed) against validation accuracy, one line per
+    variant that has one (diverged variants have none and are left out)."""
+    rows = [row for row in table if row["val_accuracy"] is not None]
+    rates = sorted({row["learning_rate"] for row in rows})
+    accuracy = [row["val_accuracy"] for row in rows]
     dimensions = [
-        dict(label="log10 learning rate", values=[float(np.log10(row["learning_rate"])) for row in table]),
-        dict(label="momentum", values=[row["momentum"] for row in table]),
-        dict(label="seed", values=[row["seed"] for row in table], tickvals=sorted({row["seed"] for row in table})),
-        dict(label="validation accuracy", values=accuracy),
+        dict(label="learning rate (log scale)", values=[float(np.log10(row["learning_rate"])) for row in rows],
+             tickvals=[float(np.log10(r)) for r in rates], ticktext=[f"{r:g}" for r in rates]),
+        dict(label="momentum", values=[row["momentum"] for row in rows]),
+        dict(label="seed", values=[row["seed"] for row in rows], tickvals=sorted({row["seed"] for row in rows})),
+        dict(label="validation accuracy", values=accuracy, tickformat=".1%"),
     ]
     fig = go.Figure(go.Parcoords(line=dict(color=accuracy, colorscale="Viridis", showscale=True,
-                                           colorbar=dict(title="val acc")), dimensions=dimensions))
+                                           colorbar=dict(title="val acc", tickformat=".0%")), dimensions=dimensions))
     fig.update_layout(height=380, margin=dict(t=60, l=60, r=60, b=30))
     return fig
 
 
-def reproduction_bars(rows: Sequence[dict]) -> go.Figure:
-    """Reported vs measured test accuracy per preset (presets without a reported number show ours only)."""
+def reproduction_dots(rows: Sequence[dict]) -> go.Figure:
+    """Reported vs measured test accuracy per preset, as dots (the axis zooms in on the values, so no bars that
+    would exaggerate the gaps; presets without a reported number show ours only)."""
     names = [row["preset"] for row in rows]
     fig = go.Figure()
-    fig.add_trace(go.Bar(x=names, y=[row["reported"] for row in rows], name="reported", marker_color=PALETTE[2]))
-    fig.add_trace(go.Bar(x=names, y=[row["test_accuracy"] for row in rows], name="Digit Lab", marker_color=PALETTE[0]))
+    fig.add_trace(go.Scatter(x=names, y=[row["reported"] for row in rows], name="reported", mode="markers",
+                             marker=dict(color=PALETTE[2], size=13, symbol="diamond")))
+    fig.add_trace(go.Scatter(x=names, y=[row["test_accuracy"] for row in rows], name="Digit Lab", mode="markers",
+                             marker=dict(color=PALETTE[0], size=13)))
     measured = [a for row in rows for a in (row["reported"], row["test_accuracy"]) if a is not None]
     low = max(0.0, min(measured) - 0.02) if measured else 0.0
     fig.update_yaxes(range=[low, 1.0], tickformat=".1%", title="test accuracy")
-    fig.update_layout(barmode="group", height=380, margin=dict(t=30, b=40), legend=dict(orientation="h", y=1.1))
+    fig.update_layout(height=380, margin=dict(t=30, b=40), legend=dict(orientation="h", y=1.1))
     return fig

@@ -7,7 +7,7 @@ never loses one: a run is kept in `st.session_state` from its first chunk on.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable
 
 import streamlit as st
 
@@ -131,13 +131,19 @@ def remove_run(name: str) -> None:
     runs().pop(name, None)
 
 
+def settle(interrupted: Iterable[Run]) -> list[Run]:
+    """Finish the runs whose training loop a rerun interrupted (Stop, a page switch): they become "stopped" with
+    the parameters of their last chunk and get their validation and test accuracy. Returns the runs settled."""
+    settled = [run for run in interrupted if not ended(run)]
+    for run in settled:
+        run.finish(splits(data_dir(), run.config.data))
+    return settled
+
+
 def settle_interrupted_runs() -> None:
-    """Finish runs whose training loop a rerun interrupted (Stop, a page switch): they become "stopped"
-    with the parameters of their last chunk, and get their validation and test accuracy."""
-    for run in runs().values():
-        if not ended(run):
-            run.finish(splits(data_dir(), run.config.data))
-            keep_run(run)
+    """Settle this session's interrupted runs and save them to the run history."""
+    for run in settle(runs().values()):
+        keep_run(run)
 
 
 def keep_settings() -> None:

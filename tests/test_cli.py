@@ -124,3 +124,50 @@ def test_compile_cache_setting(monkeypatch, tmp_path):
     assert compile_cache.default_dir() == tmp_path / "programs"
     (tmp_path / "a-file").write_text("")
     assert compile_cache.enable(tmp_path / "a-file" / "programs") is None
+
+
+@pytest.mark.parametrize("args, message", [
+    (("train", "--seed", "-1"), "a seed must be between 0 and 4294967295, got -1"),
+    (("train", "--seed", "4294967296"), "a seed must be between 0 and 4294967295"),  # would alias seed 0's weights
+    (("gradcheck", "--seed", "-3"), "a seed must be between 0 and 4294967295, got -3"),
+    (("sweep", "--seeds", "0,-1"), "a seed must be between 0 and 4294967295, got -1"),
+    (("sweep", "--seeds", ","), "expected at least one seed"),
+    (("sweep", "--lr", ","), "expected at least one number"),
+    (("sweep", "--momentum", ""), "expected at least one number"),
+    (("sweep", "--optimizer", "adam", "--momentum", "0.5,0.9"), "Only SGD with momentum uses a momentum"),
+    (("sweep", "--lr", "0.1,0.1"), "Each learning rate once"),
+    (("reproduce", "--train-size", "0"), "must be 1 or more, got 0"),
+])
+def test_cli_bad_seeds_and_lists_are_one_line_errors(tiny_env, args, message):
+    result = cli(*args, env=tiny_env)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert message in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
+
+
+def test_cli_unwritable_save_path_fails_before_training(tiny_env, tmp_path):
+    (tmp_path / "a-file").write_text("")
+    for save, message in ((tmp_path / "a-file" / "m.npz", "is a file, not a folder"), (tmp_path, "is a directory")):
+        result = cli("train", "--arch", "linear", "--val-size", "100", "--batch-size", "20", "--no-history",
+                     "--save", str(save), env=tiny_env)
+        assert result.returncode == 2 and "Traceback" not in result.stderr
+        assert message in result.stderr and "compiling" not in result.stderr  # said before any training
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file"]  # no stray .part file left
+
+
+def test_cli_save_failing_after_training_keeps_the_results(tiny_data_dir, tmp_path, monkeypatch, capsys):
+    from core.cli import main
+    from core.commands import train as train_command
+
+    def full_disk(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(train_command, "save_model", full_disk)
+    code = main(["train", "--data-dir", str(tiny_data_dir), "--arch", "linear", "--epochs", "1", "--val-size", "0",
+                 "--batch-size", "20", "--no-history", "--save", str(tmp_path / "m.npz"), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 2
+    assert f"error: could not save the model to {tmp_path / 'm.npz'}: No space left on device" in err
+    assert "validation accuracy — (no validation images)" in err and "nan" not in err
+    summary = json.loads(out.strip().splitlines()[-1])
+    assert summary["status"] == "finished" and summary["val_accuracy"] is None and summary["test_accuracy"] > 0.5

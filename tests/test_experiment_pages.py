@@ -6,6 +6,9 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from conftest import REPO
+from core.data import SplitConfig, load_mnist, make_splits
+from core.models import ModelConfig
+from core.train import RunConfig, TrainConfig
 
 TIMEOUT = 240
 
@@ -34,13 +37,17 @@ def test_reproduce_trains_a_preset_and_remembers_the_row(data_env):
     at.number_input[0].set_value(300)
     at.button[0].click().run()
     assert not at.exception and not at.error
-    row = at.session_state["reproduce.rows"]["softmax-minibatch"]
-    assert 0.5 < row["test_accuracy"] <= 1.0
+    row = at.session_state["reproduce.results"]["softmax-minibatch"].row()
+    assert 0.5 < row["test_accuracy"] <= 1.0 and row["status"] == "finished"
+    table = at.dataframe[0].value.set_index("preset")
+    assert table.loc["softmax-minibatch", "ours (test)"] == f"{100 * row['test_accuracy']:.2f}%"
+    assert table.loc["softmax-minibatch", "training images"] == "at most 300 (quick check)"
+    assert table.loc["lenet5-sgd", "ours (test)"] == "not run"
     table = at.dataframe[0].value
-    assert table.set_index("preset").loc["softmax-minibatch", "ours (test)"] != "not run"
     wall_times = table.set_index("preset")["wall time (s)"]
     assert wall_times["softmax-minibatch"] != "—" and wall_times["lenet5-sgd"] == "—"  # not run yet
-    assert "softmax-minibatch" in at.session_state["runs"]
+    # the session's run is the table's: settling an interrupted run (a Stop) updates both
+    assert at.session_state["runs"]["softmax-minibatch"] is at.session_state["reproduce.results"]["softmax-minibatch"].runs[0]
 
 
 def test_reproduce_without_a_preset_says_so(data_env):
@@ -57,9 +64,24 @@ def test_overfitting_study(data_env):
     at.number_input[1].set_value(200)  # validation images
     at.button[0].click().run()
     assert not at.exception and not at.error
-    sizes, runs = at.session_state["overfitting.result"]
-    assert sizes == [100, 400] and all(run.status == "finished" for run in runs)
-    assert list(at.dataframe[0].value["training images"]) == [100, 400]
+    study = at.session_state["overfitting.result"]
+    assert [size for size, _ in study.runs] == [100, 400]
+    assert all(run.status == "finished" for _, run in study.runs)
+    table = at.dataframe[0].value
+    assert list(table["training images"]) == [100, 400]
+    # the final network on its own training images, not the running mean of the last chunk
+    run = study.runs[0][1]
+    splits = make_splits(load_mnist(), run.config.data)
+    assert table["final training accuracy"][0] == run.evaluate(splits.x_train, splits.y_train).accuracy
+    keep = next(b for b in at.button if b.label == "Keep these runs")
+    keep.click().run()
+    kept = [r for r in at.session_state["runs"].values() if r.name.startswith(study.setup)]
+    assert len(kept) == 2 and {r.run_id for r in kept}.isdisjoint({r.run_id for _, r in study.runs})
+    at.run()  # a second press is not possible: the button is gone
+    assert not any(b.label == "Keep these runs" for b in at.button) and "are kept" in at.caption[-1].value
+    at.text_input[0].set_value("60000")  # an error keeps the study on the page
+    at.button[0].click().run()
+    assert at.error and at.session_state["overfitting.result"] is study and at.dataframe
 
 
 def test_overfitting_rejects_bad_sizes(data_env):
@@ -88,6 +110,34 @@ def test_sweep_trains_ranks_and_promotes(data_env):
     promote.click().run()
     assert len(at.session_state["runs"]) == before + 1
     assert "Kept as run" in at.success[0].value
+    next(b for b in at.button if b.label == "Promote to run").click().run()  # twice: two runs, two identities
+    promoted = list(at.session_state["runs"].values())[before:]
+    assert len(promoted) == 2 and promoted[0].run_id != promoted[1].run_id
+    at.number_input[0].set_value(4096)  # a batch larger than the training set: an error, the sweep stays
+    at.button[0].click().run()
+    assert "larger than the training set" in at.error[0].value
+    assert at.session_state["sweep.runs"] is runs and at.dataframe
+
+
+def test_a_sweep_interrupted_by_a_rerun_is_settled(data_env):
+    from core.sweep import SweepConfig, train_sweep
+    from core.runs import Run
+    base = RunConfig(ModelConfig("linear"), SplitConfig(val_size=200, train_size=500),
+                     TrainConfig("sgd", 0.1, batch_size=10, epochs=2, steps_per_chunk=5))
+    variants = SweepConfig(base, learning_rates=(0.1, 0.2)).variants()
+    runs = [Run(f"v{i}", v) for i, v in enumerate(variants)]
+    for records in train_sweep(variants, make_splits(load_mnist(), base.data)):
+        for run, progress in zip(runs, records):
+            run.record(progress)
+        break  # as a Stop click or a page switch leaves it
+    assert all(run.status == "running" for run in runs)
+    at = app("sweep")
+    at.session_state["sweep.runs"] = runs
+    at.run()
+    assert not at.exception
+    assert all(run.status == "stopped" and run.test_accuracy is not None for run in runs)
+    assert "stopped before it finished" in at.warning[0].value
+    assert list(at.dataframe[0].value["status"]) == ["stopped", "stopped"]
 
 
 def test_sweep_too_many_variants_is_a_clear_error(data_env):
@@ -95,3 +145,10 @@ def test_sweep_too_many_variants_is_a_clear_error(data_env):
     at.text_input[1].set_value(",".join(str(0.01 * (i + 1)) for i in range(17)))
     at.button[0].click().run()
     assert "at most 16" in at.error[0].value
+
+
+def test_sweep_needs_at_least_one_learning_rate(data_env):
+    at = app("sweep").run()
+    at.text_input[1].set_value(" , ")
+    at.button[0].click().run()
+    assert "Learning rates: give at least one" in at.error[0].value

@@ -62,3 +62,12 @@ def test_reproduce_table_and_unknown_preset(tiny_data_dir, capsys):
     assert "| mlp-300-tanh-adam | 784-300-10 tanh | 97% |" in out
     assert main(["reproduce", "--data-dir", str(tiny_data_dir), "--presets", "softmax-typo"]) == 2
     assert "Unknown preset 'softmax-typo'" in capsys.readouterr().err
+
+
+def test_a_quick_check_subset_larger_than_the_data_trains_the_preset_as_it_is():
+    everything = get_preset("softmax-minibatch").configs[0]
+    assert everything.data.train_size is None and everything.data.per_class is None
+    assert on_subset(everything, 60_000) == everything == on_subset(everything, 55_000)
+    assert on_subset(everything, 54_999).data.train_size == 54_999
+    per_digit = get_preset("softmax-1000-per-digit").configs[0]
+    assert on_subset(per_digit, 60_000).data.train_size == 10_000

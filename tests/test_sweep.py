@@ -48,15 +48,21 @@ def test_sweep_matches_runs_one_by_one(splits, vmapped, width):
 
 
 def test_seed_variants_share_batches_and_differ_in_init(splits):
-    variants = SweepConfig(dataclasses.replace(BASE, model=ModelConfig("linear")), seeds=(0, 3)).variants()
+    variants = SweepConfig(dataclasses.replace(BASE, model=ModelConfig("linear")), seeds=(3, 0)).variants()
+    assert [v.train.batch_order_seed for v in variants] == [3, 3] and variants[1].train.seed == 0
     swept = list(train_sweep(variants, splits, vmapped=True))
     for i, variant in enumerate(variants):
-        # batches in the first variant's order, weights from the variant's own seed
-        shared_order = dataclasses.replace(variant, train=dataclasses.replace(variant.train, seed=0))
-        alone = list(train(shared_order, splits, initial_params=init(seed_key(variant.train.seed),
-                                                                      variant.model)))
+        # a variant's config, trained alone, is that variant: batches in the shared order, its own initial weights
+        alone = list(train(variant, splits))
         np.testing.assert_allclose([p.train_loss for p in (r[i] for r in swept)], [p.train_loss for p in alone],
                                    rtol=1e-4)
+    assert swept[-1][0].train_loss != swept[-1][1].train_loss
+
+
+def test_variants_with_different_batch_orders_are_refused(splits):
+    other_order = dataclasses.replace(BASE, train=dataclasses.replace(BASE.train, seed=1))
+    with pytest.raises(ConfigError, match="one batch order"):
+        next(train_sweep([BASE, other_order], splits))
 
 
 def test_a_diverging_variant_ends_alone(splits):
@@ -78,6 +84,15 @@ def test_variants_limits_and_checks(splits):
     other_batch = dataclasses.replace(BASE, train=dataclasses.replace(BASE.train, batch_size=20))
     with pytest.raises(ConfigError, match="differ only"):
         next(train_sweep([BASE, other_batch], splits))
+    with pytest.raises(ConfigError, match="Each learning rate once, please: 0.1 is given"):
+        SweepConfig(BASE, learning_rates=(0.1, 0.2, 0.1)).variants()
+    with pytest.raises(ConfigError, match="Each seed once"):
+        SweepConfig(BASE, seeds=(4, 4)).variants()
+    adam = dataclasses.replace(BASE, train=dataclasses.replace(BASE.train, optimizer="adam"))
+    with pytest.raises(ConfigError, match="with adam the 2 momenta would train identical variants"):
+        SweepConfig(adam, momenta=(0.5, 0.9)).variants()
+    with pytest.raises(ConfigError, match="Seeds must be"):
+        SweepConfig(BASE, seeds=(0, -1)).variants()
 
 
 def test_a_variant_promotes_to_a_normal_run(splits):

@@ -108,7 +108,7 @@ def test_the_training_set_is_copied_to_the_device_once_per_splits(tiny_mnist, mo
     for seed in (0, 1):  # two runs, and a sweep, on the same splits
         run_to_end(config(epochs=1, seed=seed), fresh)
     from core.sweep import train_sweep
-    list(train_sweep([config(epochs=1, seed=2), config(epochs=1, seed=3)], fresh))
+    list(train_sweep([config(epochs=1, seed=2), config(epochs=1, seed=3, shuffle_seed=2)], fresh))
     assert copies == [fresh.x_train.shape, fresh.y_train.shape]
 
 
@@ -156,6 +156,7 @@ def test_a_finished_runs_test_evaluation_is_computed_once_per_parameters(splits)
 @pytest.mark.parametrize("kwargs, message", [
     ({"optimizer": "rmsprop"}, "Unknown optimiser"), ({"learning_rate": -1}, "learning rate"),
     ({"batch_size": 0}, "batch size"), ({"epochs": 0}, "at least one epoch"), ({"momentum": 1.5}, "Momentum"),
+    ({"seed": -1}, "Seeds must be"), ({"seed": 2**32}, "Seeds must be"), ({"shuffle_seed": -3}, "Seeds must be"),
 ])
 def test_bad_train_configs(kwargs, message):
     with pytest.raises(ConfigError, match=message):

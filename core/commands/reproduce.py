@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 
-from core.cli import add_data_arguments, add_history_argument, print_json, save_to_history, terminal_progress
+from core.cli import (add_data_arguments, add_history_argument, positive_int, print_json, save_to_history,
+                      terminal_progress)
 from core.data import load_mnist, make_splits
 from core.presets import PRESETS, get_preset
 from core.reproduce import TABLE_HEADER, TABLE_KEYS, format_row, reproduce
@@ -15,7 +16,8 @@ HELP = "train every preset and print reported vs measured test accuracy"
 def add_arguments(parser) -> None:
     add_data_arguments(parser)
     parser.add_argument("--presets", help=f"comma-separated names (default all: {', '.join(PRESETS)})")
-    parser.add_argument("--train-size", type=int, help="train each preset on at most this many images (quick check)")
+    parser.add_argument("--train-size", type=positive_int,
+                        help="train each preset on at most this many images (quick check)")
     parser.add_argument("--json", action="store_true", help="one JSON line per preset instead of a table")
     add_history_argument(parser)
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import print_json, terminal_progress
+from core.cli import print_json, seed, terminal_progress
 from core.commands.train import TRAIN, add_run_arguments, run_config_from_args
 from core.data import load_mnist, make_splits
 from core.runs import Run
@@ -16,16 +16,19 @@ HELP = f"train up to {MAX_VARIANTS} variants at once, sharing the batches, and c
 
 def _floats(text: str) -> tuple[float, ...]:
     try:
-        return tuple(float(v) for v in text.split(",") if v.strip())
+        values = tuple(float(v) for v in text.split(",") if v.strip())
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one number, got '{text}'")
+    return values
 
 
-def _ints(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated integers, got '{text}'") from None
+def _seeds(text: str) -> tuple[int, ...]:
+    values = tuple(seed(v) for v in text.split(",") if v.strip())
+    if not values:
+        raise argparse.ArgumentTypeError(f"expected at least one seed, got '{text}'")
+    return values
 
 
 def add_arguments(parser) -> None:
@@ -36,7 +39,7 @@ def add_arguments(parser) -> None:
                    help="learning rates to sweep")
     s.add_argument("--momentum", type=_floats, default=(TRAIN.momentum,), metavar="M[,M...]",
                    help="momenta to sweep (with --optimizer momentum)")
-    s.add_argument("--seeds", type=_ints, default=(), metavar="S[,S...]", help="initialisation seeds to sweep")
+    s.add_argument("--seeds", type=_seeds, default=(), metavar="S[,S...]", help="initialisation seeds to sweep")
     s.add_argument("--mode", choices=("auto", "vmapped", "sequential"), default="auto",
                    help="vmapped: one program for all variants; sequential: one variant after another each chunk")
     parser.add_argument("--json", action="store_true", help="one JSON line per variant")

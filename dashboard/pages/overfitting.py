@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from dataclasses import dataclass, field
 
 import pandas as pd
 import streamlit as st
@@ -11,12 +12,23 @@ import streamlit as st
 from core.errors import DigitLabError
 from core.presets import PRESETS
 from core.runs import Run
-from core.train import train
-from dashboard import figures, state
+from core.train import RunConfig, train
+from dashboard import export, figures, state
 from dashboard.widgets import show_error
 
-RESULT_KEY = "overfitting.result"  # (sizes, runs) of the last study, this session
+RESULT_KEY = "overfitting.result"  # the last study, this session: Study
 SETUPS = {name: PRESETS[name] for name in ("mlp-64-sigmoid-sgd", "mlp-300-tanh-adam", "softmax-minibatch", "best-mlp")}
+
+
+@dataclass
+class Study:
+    """One configuration trained on several training-set sizes, and each run's final training accuracy."""
+
+    setup: str
+    epochs: int
+    runs: list[tuple[int, Run]] = field(default_factory=list)  # (training-set size, run), smallest first
+    train_accuracy: dict[str, float] = field(default_factory=dict)  # run_id -> final weights on their training set
+    kept: bool = False
 
 
 def _sizes(text: str) -> list[int]:
@@ -29,26 +41,43 @@ def _sizes(text: str) -> list[int]:
     return sizes
 
 
-def _study(setup: str, epochs: int, val_size: int, sizes: list[int]) -> None:
+def _config(setup: str, epochs: int, val_size: int, size: int) -> RunConfig:
     base = SETUPS[setup].configs[0]
-    runs: list[Run] = []
-    st.session_state[RESULT_KEY] = (sizes, runs)  # filled as it trains, so a Stop keeps what is done
+    return dataclasses.replace(
+        base, data=dataclasses.replace(base.data, val_size=val_size, train_size=size, per_class=None),
+        train=dataclasses.replace(base.train, epochs=epochs, batch_size=min(base.train.batch_size, size)))
+
+
+def _final_train_accuracy(study: Study, run: Run) -> float | None:
+    """The final weights' accuracy on the run's own training images (measured once; None without weights)."""
+    if run.params is None or run.diverged:
+        return None
+    if run.run_id not in study.train_accuracy:
+        splits = state.splits(state.data_dir(), run.config.data)
+        study.train_accuracy[run.run_id] = run.evaluate(splits.x_train, splits.y_train).accuracy
+    return study.train_accuracy[run.run_id]
+
+
+def _study(setup: str, epochs: int, val_size: int, sizes: list[int]) -> None:
+    configs = [_config(setup, epochs, val_size, size) for size in sizes]  # all checked before anything trains
+    all_splits = [state.splits(state.data_dir(), config.data) for config in configs]
+    study = Study(setup, epochs)
+    st.button("Stop", icon=":material/stop:", help="Stops after the current chunk; the sizes trained so far are kept.")
     bar = st.progress(0.0, text="Compiling...")
-    for i, size in enumerate(sizes):
-        config = dataclasses.replace(
-            base, data=dataclasses.replace(base.data, val_size=val_size, train_size=size, per_class=None),
-            train=dataclasses.replace(base.train, epochs=epochs, batch_size=min(base.train.batch_size, size)))
-        splits = state.splits(state.data_dir(), config.data)
+    for i, (size, config, splits) in enumerate(zip(sizes, configs, all_splits)):
         run = Run(name=f"{setup} on {size:,} images", config=config)
-        runs.append(run)
+        study.runs.append((size, run))
         last_draw = 0.0
         for progress in train(config, splits):
+            st.session_state[RESULT_KEY] = study  # from the first chunk on, so a Stop keeps what is done
             run.record(progress)
             if time.perf_counter() - last_draw > 0.3:
                 last_draw = time.perf_counter()
                 bar.progress((i + progress.step / progress.total_steps) / len(sizes),
                              text=f"{size:,} images ({i + 1}/{len(sizes)}): epoch {progress.epoch:.1f} of {epochs}")
-        run.finish(splits)
+        with st.spinner(f"Measuring the {size:,}-image network's accuracy..."):
+            run.finish(splits)
+            _final_train_accuracy(study, run)
     bar.progress(1.0, text="Done.")
 
 
@@ -74,21 +103,30 @@ if start:
     except DigitLabError as exc:
         show_error(exc)
 
-if RESULT_KEY in st.session_state:
-    sizes, runs = st.session_state[RESULT_KEY]
-    done = [(size, run) for size, run in zip(sizes, runs) if run.history]
+study: Study | None = st.session_state.get(RESULT_KEY)
+if study is not None:
+    if state.settle(run for _, run in study.runs):
+        st.warning("The study was stopped before it finished; the sizes trained so far are shown.")
+    done = [(size, run) for size, run in study.runs if run.history]
     if done:
-        st.plotly_chart(figures.generalisation_gap([s for s, _ in done], [r for _, r in done]))
-        st.plotly_chart(figures.learning_curves_side_by_side([f"{s:,} images" for s, _ in done],
-                                                             [r for _, r in done]))
+        sizes, runs = [size for size, _ in done], [run for _, run in done]
+        finals = [_final_train_accuracy(study, run) for run in runs]
+        st.subheader(f"{study.setup}: {runs[0].config.model.describe()}, {study.epochs} epochs")
+        st.caption("Training accuracy is the final network's on its own training images; validation accuracy on "
+                   "the same held-out images for every size.")
+        export.chart(figures.generalisation_gap(sizes, finals, [run.val_accuracy for run in runs]),
+                     run_name=study.setup, what="generalisation gap", key="overfitting.gap")
+        export.chart(figures.learning_curves_side_by_side([f"{size:,} images" for size in sizes], runs, finals),
+                     run_name=study.setup, what="learning curves", key="overfitting.curves")
         st.dataframe(pd.DataFrame([{
-            "training images": size, "status": run.status,
-            "final training accuracy": run.history[-1]["train_accuracy"],
+            "training images": size, "status": run.status, "final training accuracy": final,
             "validation accuracy": run.val_accuracy, "test accuracy": run.test_accuracy,
-            "gap (points)": None if run.val_accuracy is None else 100 * (run.history[-1]["train_accuracy"] - run.val_accuracy),
-        } for size, run in done]), hide_index=True)
-        if st.button("Keep these runs", help="Adds them to this session's runs (Results, Weights, Runs pages)."):
-            for _, run in done:
-                run.name = state.unique_name(run.name)
-                state.keep_run(run)
-            st.success(f"Kept {len(done)} runs.")
+            "gap (points)": None if final is None or run.val_accuracy is None else 100 * (final - run.val_accuracy),
+        } for size, run, final in zip(sizes, runs, finals)]), hide_index=True)
+        if study.kept:
+            st.caption("These runs are kept in this session's runs (Results, Weights and Runs pages).")
+        elif st.button("Keep these runs", help="Adds them to this session's runs (Results, Weights, Runs pages)."):
+            for run in runs:
+                state.keep_run(run.copy(state.unique_name(run.name)))
+            study.kept = True
+            st.success(f"Kept {len(runs)} runs.")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
@@ -10,31 +11,60 @@ import streamlit as st
 from core.errors import DigitLabError
 from core.presets import PRESETS
 from core.reproduce import format_accuracy, table_row, train_preset
-from dashboard import figures, state
+from core.runs import Run
+from dashboard import export, figures, state
 from dashboard.widgets import format_or_dash, show_error
 
-ROWS_KEY = "reproduce.rows"  # preset name -> measured table row, this session
+RESULTS_KEY = "reproduce.results"  # preset name -> PresetResult, this session
 
 
-def _table(rows: dict[str, dict]) -> pd.DataFrame:
+@dataclass
+class PresetResult:
+    """A preset's runs as they train (the same Run objects as in the session's runs) and how long it took."""
+
+    preset: str
+    runs: list[Run]
+    seconds: float
+    train_size: int | None  # the quick-check subset, or None: the preset's own data
+
+    def row(self) -> dict:
+        return table_row(PRESETS[self.preset], self.runs, self.seconds)
+
+
+def _table(results: dict[str, PresetResult]) -> pd.DataFrame:
+    def cell(name, measured, not_run):
+        return measured(results[name]) if name in results and results[name].runs else not_run
     return pd.DataFrame([{
         "preset": p.name,
         "architecture": p.arch,
         "reported": p.reported_text or format_accuracy(p.reported),
-        "ours (test)": " / ".join(format_accuracy(a) for a in rows[p.name]["runs"].values()) if p.name in rows else "not run",
-        "epochs": rows[p.name]["epochs"] if p.name in rows else max(c.train.epochs for c in p.configs),
-        "wall time (s)": format_or_dash(rows[p.name]["seconds"] if p.name in rows else None, ".0f"),
+        "ours (test)": cell(p.name, lambda r: " / ".join(format_accuracy(run.test_accuracy) for run in r.runs), "not run"),
+        "status": cell(p.name, lambda r: r.runs[-1].status, "—"),
+        "training images": cell(p.name, lambda r: "as reported" if r.train_size is None
+                                else f"at most {r.train_size:,} (quick check)", "—"),
+        "epochs": cell(p.name, lambda r: r.row()["epochs"], max(c.train.epochs for c in p.configs)),
+        "wall time (s)": format_or_dash(results[p.name].seconds if p.name in results else None, ".0f"),
         "kind": "our best" if p.ours else "report",
     } for p in PRESETS.values()])
 
 
 def _run(names: list[str], train_size: int | None) -> None:
-    rows = st.session_state.setdefault(ROWS_KEY, {})
+    results = st.session_state.setdefault(RESULTS_KEY, {})
+    st.button("Stop", icon=":material/stop:", help="Stops after the current chunk; the runs trained so far are "
+              "kept, evaluated and listed on the Results page.")
     bar = st.progress(0.0, text="Compiling...")
     for done, name in enumerate(names):
         preset = PRESETS[name]
         started, last_draw = time.perf_counter(), 0.0
+        result = None
         for runs in train_preset(preset, lambda c: state.splits(state.data_dir(), c), train_size=train_size):
+            if result is None:  # from the first chunk on: a Stop keeps the runs so far (state.settle_interrupted_runs)
+                result = results[name] = PresetResult(name, runs, 0.0, train_size)
+            for run in runs:
+                if run.name not in state.runs() or state.runs()[run.name] is not run:
+                    run.name = state.unique_name(run.name)
+                state.keep_run(run)
+            result.seconds = time.perf_counter() - started
             history = runs[-1].history
             now = time.perf_counter()
             if history and now - last_draw > 0.3:
@@ -44,10 +74,6 @@ def _run(names: list[str], train_size: int | None) -> None:
                 bar.progress(min(1.0, (done + within) / len(names)),
                              text=f"{name} ({done + 1}/{len(names)}): {runs[-1].name}, epoch "
                                   f"{history[-1]['epoch']:.1f} of {runs[-1].config.train.epochs}")
-        rows[name] = table_row(preset, runs, time.perf_counter() - started)
-        for run in runs:
-            run.name = state.unique_name(run.name)
-            state.keep_run(run)
     bar.progress(1.0, text="Done.")
 
 
@@ -55,9 +81,11 @@ st.title("Reproduction")
 st.write("Each preset is a setup from the course reports (with the accuracy the report gives) or our own best "
          "for an architecture. Train them here or with `python -m core reproduce`; finished runs also appear on "
          "the Results and Weights pages.")
-rows = st.session_state.setdefault(ROWS_KEY, {})
-st.dataframe(_table(rows), hide_index=True, column_config={
+results = st.session_state.setdefault(RESULTS_KEY, {})
+st.dataframe(_table(results), hide_index=True, column_config={
     "reported": st.column_config.TextColumn(width=260, help="The test accuracy (or result) the course report gives."),
+    "training images": st.column_config.TextColumn(help="A quick check on a subset gives lower accuracies than "
+                                                   "the reports'."),
     "wall time (s)": st.column_config.TextColumn(help="Seconds this session took to train the preset; — = not run yet.")})
 with st.expander("What each preset is"):
     for preset in PRESETS.values():
@@ -79,11 +107,13 @@ if start:
         except DigitLabError as exc:
             show_error(exc, "Check the data directory on the Data page, or use a larger training subset.")
 
-measured = [rows[name] for name in PRESETS if name in rows]
+measured = [results[name].row() for name in PRESETS if name in results and results[name].runs]
 if measured:
     st.subheader("Reported vs measured")
-    st.plotly_chart(figures.reproduction_bars(measured))
+    export.chart(figures.reproduction_dots(measured), run_name="reproduction", what="reported vs measured",
+                 key="reproduce.chart")
     compared = [run for name, run in state.runs().items() if name.startswith("softmax-momentum:")]
     if compared:
         st.subheader("Full-batch gradient descent with and without momentum")
-        st.plotly_chart(figures.training_curves(compared[-2:]))
+        export.chart(figures.training_curves(compared[-2:]), run_name="softmax-momentum", what="curves",
+                     key="reproduce.momentum")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 import time
 
 import pandas as pd
@@ -14,7 +13,7 @@ from core.models import ACTIVATIONS, ARCHITECTURES, ModelConfig
 from core.runs import Run
 from core.sweep import MAX_VARIANTS, VMAP_MAX_WIDTH, SweepConfig, train_sweep, variant_name, vmap_pays
 from core.train import RunConfig, TrainConfig
-from dashboard import figures, state
+from dashboard import export, figures, state
 from dashboard.widgets import show_error
 
 RUNS_KEY = "sweep.runs"  # this session's last sweep: one Run per variant
@@ -23,20 +22,26 @@ OPTIMIZERS = {"momentum": "SGD with momentum", "sgd": "SGD", "adam": "Adam"}
 
 def _numbers(text: str, kind: type, what: str) -> tuple:
     try:
-        return tuple(kind(part) for part in text.replace(";", ",").split(",") if part.strip())
+        values = tuple(kind(part) for part in text.replace(";", ",").split(",") if part.strip())
     except ValueError:
         raise DigitLabError(f"{what} must be numbers separated by commas, not '{text}'.") from None
+    if not values:
+        raise DigitLabError(f"{what}: give at least one.")
+    return values
 
 
 def _sweep(sweep: SweepConfig) -> None:
     variants = sweep.variants()
     splits = state.splits(state.data_dir(), sweep.base.data)
     runs = [Run(name=variant_name(v), config=v) for v in variants]
-    st.session_state[RUNS_KEY] = runs  # filled chunk by chunk: a Stop keeps what is trained so far
+    st.button("Stop", icon=":material/stop:", help="Stops after the current chunk; every variant keeps what it "
+              "has learned so far and is evaluated.")
     bar = st.progress(0.0, text=f"Compiling one program for {len(variants)} variants...")
     chart = st.empty()
     last_draw = 0.0
     for records in train_sweep(variants, splits):
+        # kept from the first chunk on (a Stop keeps what is trained so far); until then, the last sweep stays
+        st.session_state[RUNS_KEY] = runs
         for run, progress in zip(runs, records):
             if progress is not None:
                 run.record(progress)
@@ -47,9 +52,9 @@ def _sweep(sweep: SweepConfig) -> None:
             bar.progress(latest.step / latest.total_steps,
                          text=f"epoch {latest.epoch:.2f} of {sweep.base.train.epochs}, {len(variants)} variants")
             chart.plotly_chart(figures.training_curves(runs), key=f"live{now}")
-    for run in runs:
-        run.finish(splits)
-    bar.progress(1.0, text="Done.")
+    with st.spinner("Measuring every variant's validation and test accuracy..."):
+        for run in runs:
+            run.finish(splits)
 
 
 def _results_table(runs: list[Run]) -> list[dict]:
@@ -102,22 +107,24 @@ if start:
         show_error(exc)
 
 runs: list[Run] = st.session_state.get(RUNS_KEY, [])
+if state.settle(runs):
+    st.warning("The sweep was stopped before it finished; each variant keeps the model it had then.")
 if runs and runs[0].history:
     mode = "one vmapped program" if vmap_pays(runs[0].config.model) else "variants in turn"
     st.caption(f"{len(runs)} variants of {runs[0].config.model.describe()} ({mode}).")
-    st.plotly_chart(figures.training_curves(runs))
+    export.chart(figures.training_curves(runs), run_name="sweep", what="curves", key="sweep.curves")
     table = _results_table(runs)
     st.subheader("Results (click a column header to sort)")
     st.dataframe(pd.DataFrame(table), hide_index=True,
                  column_config={"val_accuracy": st.column_config.NumberColumn("validation accuracy", format="percent"),
                                 "test_accuracy": st.column_config.NumberColumn("test accuracy", format="percent")})
-    st.plotly_chart(figures.sweep_parallel_coordinates(table))
+    export.chart(figures.sweep_parallel_coordinates(table), run_name="sweep", what="hyperparameters",
+                 key="sweep.parcoords")
     st.subheader("Promote a variant to a run")
     by_name = {run.name: run for run in runs}
     chosen = st.selectbox("Variant", [row["variant"] for row in table])
     if st.button("Promote to run", icon=":material/upgrade:",
                  help="Adds a copy to this session's runs, for the Results, Weights and Runs pages."):
-        run = copy.copy(by_name[chosen])
-        run.name = state.unique_name(f"sweep {run.config.model.describe()} {chosen}")
+        run = by_name[chosen].copy(state.unique_name(f"sweep {by_name[chosen].config.model.describe()} {chosen}"))
         state.keep_run(run)
         st.success(f"Kept as run '{run.name}'.")
