@@ -289,3 +289,14 @@ def test_a_first_use_download_shows_progress(monkeypatch, tiny_mnist):
     assert not at.exception and not at.error
     assert calls == [0, 5, 10]
     assert "synthetic" in at.success[0].value
+
+
+def test_every_finished_chart_has_the_save_chart_menu():
+    # st.plotly_chart directly only for the live curves redrawn while training; every other chart goes through
+    # export.chart, which adds the "Save chart" menu (HTML, PNG, SVG)
+    for path in sorted((REPO / "dashboard").rglob("*.py")):
+        if path.name == "export.py":
+            continue
+        for number, line in enumerate(path.read_text().splitlines(), start=1):
+            if "plotly_chart(" in line:
+                assert line.strip().startswith("chart.plotly_chart(figures.training_curves("), f"{path.name}:{number}"

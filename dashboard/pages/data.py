@@ -13,7 +13,7 @@ from core.data import MNIST, SplitConfig, class_counts
 from core.errors import DigitLabError
 from core.inspect import examples_per_digit, tile_images
 from core.models import ARCHITECTURES
-from dashboard import figures, state
+from dashboard import export, figures, state
 from dashboard.widgets import TRAIN_PAGE
 
 UPLOAD_KEY = "data_upload"
@@ -83,8 +83,7 @@ def overview(mnist: MNIST) -> None:
         st.subheader(f"{GALLERY_PER_DIGIT} random training examples of each digit")
         index = examples_per_digit(mnist.train_labels, GALLERY_PER_DIGIT)
         tile = tile_images(mnist.train_images[index.ravel()], columns=GALLERY_PER_DIGIT)
-        st.plotly_chart(figures.digit_gallery(tile, GALLERY_PER_DIGIT), key="gallery",
-                        config={"displaylogo": False})
+        export.chart(figures.digit_gallery(tile, GALLERY_PER_DIGIT), run_name="mnist", what="examples", key="gallery")
 
 
 st.title("Digit Lab")

@@ -10,7 +10,7 @@ import streamlit as st
 from core.errors import HistoryError
 from core.history import STATUS_KINDS, RunHistory, SavedRun, config_diff, default_path
 from core.models import ARCHITECTURES
-from dashboard import figures, state
+from dashboard import export, figures, state
 from dashboard.widgets import format_epochs, show_error
 
 SELECTION_KEY = "runs_page.selection"
@@ -148,7 +148,7 @@ def compare(store: RunHistory, selected: list[SavedRun], labels: dict[str, str])
     for run in loaded:  # these are copies for display: label them distinctly
         run.name = labels[run.run_id]
     st.subheader("Learning curves")
-    st.plotly_chart(figures.training_curves(loaded))
+    export.chart(figures.training_curves(loaded), run_name="saved runs", what="curves", key="runs_page.curves")
     st.subheader("Final metrics")
     metrics = {run.name: {k: _cell(v) for k, v in run.summary().items() if k != "name"} for run in loaded}
     st.dataframe(pd.DataFrame(metrics))
@@ -168,8 +168,9 @@ def compare(store: RunHistory, selected: list[SavedRun], labels: dict[str, str])
         if matrix is None:
             tab.info("No confusion matrix was saved with this run (it has no parameters).")
         else:
-            tab.plotly_chart(figures.confusion_heatmap(matrix, percentages=False),
-                             key=f"runs_page.confusion.{run.run_id}")
+            with tab:
+                export.chart(figures.confusion_heatmap(matrix, percentages=False), run_name=run.name,
+                             what="confusion matrix", key=f"runs_page.confusion.{run.run_id}")
 
 
 def main() -> None:
