@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
 import io
 import os
-import tempfile
-import zipfile
+import secrets
 from pathlib import Path
 from typing import BinaryIO
 
 import jax
 import numpy as np
 
+from core.data import read_npz
 from core.errors import DigitLabError, ModelFileError
 from core.models import Params, init, seed_key
 from core.train import RunConfig
@@ -50,25 +51,27 @@ def model_bytes(params: Params, config: RunConfig) -> bytes:
 
 
 def save_model(path: Path | str, params: Params, config: RunConfig) -> Path:
-    """Write the model file atomically (temporary file, then rename)."""
+    """Write the model file atomically (a temporary `.part` file beside it, then a rename), with the permissions
+    of any new file (0o666 less the umask); ModelFileError, and no `.part` file left, when that fails."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(dir=path.parent, delete=False, suffix=".part") as tmp:
-        tmp.write(model_bytes(params, config))
-    os.replace(tmp.name, path)
+    content = model_bytes(params, config)
+    part = path.with_name(f"{path.name}.{secrets.token_hex(4)}.part")
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with open(os.open(part, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as file:
+            file.write(content)
+        os.replace(part, path)
+    except OSError as exc:
+        with contextlib.suppress(OSError):  # none was written, or it cannot be reached
+            part.unlink()
+        raise ModelFileError(f"Cannot save the model to {path} ({exc.strerror or exc}).") from None
     return path
 
 
 def load_model(source: Path | str | bytes | BinaryIO) -> tuple[Params, RunConfig]:
     """Read a model file; its arrays must match, name for name and shape for shape, what its config builds."""
     name = str(source) if isinstance(source, (str, Path)) else "the uploaded file"
-    if isinstance(source, bytes):
-        source = io.BytesIO(source)
-    try:
-        with np.load(source, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in npz.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
-        raise ModelFileError(f"{name} is not a Digit Lab model file ({exc}).") from None
+    arrays = read_npz(source, name, ModelFileError)
     if CONFIG_KEY not in arrays:
         raise ModelFileError(f"{name} holds no run configuration; it was not saved by Digit Lab.")
     try:

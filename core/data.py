@@ -11,15 +11,17 @@ import gzip
 import hashlib
 import io
 import os
+import zipfile
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import jax
 import numpy as np
 
 from core import download
-from core.errors import ConfigError, DataError, DataNotFoundError
+from core.errors import ConfigError, DataError, DataNotFoundError, DigitLabError
 
 IMAGE_SIDE = 28
 NUM_PIXELS = IMAGE_SIDE * IMAGE_SIDE
@@ -27,6 +29,7 @@ NUM_CLASSES = 10
 IDX_IMAGES_MAGIC = 2051
 IDX_LABELS_MAGIC = 2049
 DATA_DIR_ENV = "MNIST_DATA_DIR"
+KERAS_ARRAYS = ("x_train", "y_train", "x_test", "y_test")  # the arrays of Keras' mnist.npz
 
 
 @dataclass(frozen=True)
@@ -48,12 +51,17 @@ class MNIST:
 # ---------------------------------------------------------------------------------------------- reading
 
 
+def _read_file(path: Path, error: type[DigitLabError] = DataError) -> bytes:
+    """The file's content; `error` naming the file and the reason when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise error(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+
+
 def _read_bytes(path: Path) -> bytes:
     """The file's content, decompressed when it is gzipped (detected by its magic bytes)."""
-    try:
-        raw = path.read_bytes()
-    except OSError as exc:
-        raise DataError(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+    raw = _read_file(path)
     if raw[:2] != b"\x1f\x8b":
         return raw
     try:
@@ -80,6 +88,13 @@ def parse_idx(data: bytes, name: str, *, expect_images: bool) -> np.ndarray:
     if body != expected:
         raise DataError(f"{name}: header promises {expected} bytes of data but the file holds {body} (truncated?).")
     return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _as_uint8(array: np.ndarray, name: str) -> np.ndarray:
+    """The array as uint8; DataError when it does not hold numbers."""
+    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
+        raise DataError(f"{name} holds {array.dtype} values, not numbers.")
+    return array.astype(np.uint8)
 
 
 def _check_pair(images: np.ndarray, labels: np.ndarray, name: str) -> None:
@@ -117,10 +132,11 @@ def load_mat(path: Path) -> MNIST:
     """Load the course-handout `mnist_all.mat` (keys train0..train9, test0..test9; rows of 784 uint8)."""
     from scipy.io import loadmat
 
+    data = _read_file(path)
     try:
-        mat = loadmat(io.BytesIO(path.read_bytes()))
+        mat = loadmat(io.BytesIO(data))
     except Exception as exc:  # scipy raises several unrelated types for a bad file
-        raise DataError(f"{path}: not a readable MATLAB file ({exc}).") from None
+        raise DataError(f"{path} is not a valid MATLAB .mat file ({exc}).") from None
     parts = {}
     for split in ("train", "test"):
         images, labels = [], []
@@ -131,26 +147,46 @@ def load_mat(path: Path) -> MNIST:
             rows = np.asarray(mat[key])
             if rows.ndim != 2 or rows.shape[1] != NUM_PIXELS:
                 raise DataError(f"{path}: '{key}' has shape {rows.shape}, expected (n, 784).")
-            images.append(rows.astype(np.uint8).reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
+            images.append(_as_uint8(rows, f"{path}: '{key}'").reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
             labels.append(np.full(len(rows), digit, np.uint8))
         parts[split] = np.concatenate(images), np.concatenate(labels)
     return MNIST(*parts["train"], *parts["test"], source=f"MATLAB file {path}")
 
 
-def load_npz(path: Path) -> MNIST:
-    """Load the Keras `mnist.npz` (x_train, y_train, x_test, y_test), never unpickling."""
+def read_npz(source: Path | str | bytes | BinaryIO, name: str,
+             error: type[DigitLabError] = DataError) -> dict[str, np.ndarray]:
+    """Every array of an .npz file (a path, its bytes or a binary file), never unpickling; `error`, naming
+    the file as `name`, when it is not a valid .npz of plain arrays."""
+    if isinstance(source, (str, Path)):
+        source = _read_file(Path(source), error)
+    buffer = io.BytesIO(source if isinstance(source, bytes) else source.read())
+    invalid = f"{name} is not a valid .npz file"
+    if not zipfile.is_zipfile(buffer):
+        raise error(f"{invalid} (not a zip archive of NumPy arrays).")
+    buffer.seek(0)
+    arrays, key = {}, None
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            arrays = {key: npz[key] for key in ("x_train", "y_train", "x_test", "y_test")}
-    except KeyError as exc:
-        raise DataError(f"{path}: array {exc} is missing.") from None
-    except (ValueError, OSError, zlib.error) as exc:
-        raise DataError(f"{path}: not a readable .npz file ({exc}).") from None
+        with np.load(buffer, allow_pickle=False) as npz:
+            for key in npz.files:
+                arrays[key] = npz[key]
+                if not isinstance(arrays[key], np.ndarray):  # a zip member that is not an .npy file
+                    raise error(f"{invalid}: '{key}' is not a NumPy array.")
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error):  # numpy's texts would suggest unpickling
+        what = "the archive" if key is None else f"its array '{key}'"
+        raise error(f"{invalid}: {what} is corrupt or holds Python objects, which Digit Lab never unpickles.") from None
+    return arrays
+
+
+def load_npz(path: Path) -> MNIST:
+    """Load the Keras `mnist.npz` (x_train, y_train, x_test, y_test)."""
+    arrays = read_npz(path, str(path))
+    missing = [key for key in KERAS_ARRAYS if key not in arrays]
+    if missing:
+        raise DataError(f"{path}: missing {', '.join(missing)} (a Keras mnist.npz holds {', '.join(KERAS_ARRAYS)}).")
     for key in ("x_train", "x_test"):
         if arrays[key].shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
             raise DataError(f"{path}: '{key}' has shape {arrays[key].shape}, expected (n, 28, 28).")
-    for key in arrays:
-        arrays[key] = arrays[key].astype(np.uint8)
+    arrays = {key: _as_uint8(arrays[key], f"{path}: '{key}'") for key in KERAS_ARRAYS}
     _check_pair(arrays["x_train"], arrays["y_train"], f"{path} (train)")
     _check_pair(arrays["x_test"], arrays["y_test"], f"{path} (test)")
     return MNIST(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], source=f"Keras file {path}")
@@ -200,12 +236,16 @@ def load_mnist(
     cache = download.default_cache_dir()
     if _has_data(cache):
         return load_path(cache)
+    looked = f"No MNIST found: no --data-dir given, ${DATA_DIR_ENV} is unset and the cache folder {cache} holds none"
+    advice = (f"Set ${DATA_DIR_ENV} (or --data-dir) to a folder holding the four IDX files "
+              f"({', '.join(download.MNIST_FILES)}; gzipped or raw), or connect to the internet once to download "
+              f"them to the cache.")
     if not allow_download:
-        raise DataNotFoundError(
-            f"No MNIST found: no --data-dir given, ${DATA_DIR_ENV} is unset and the cache {cache} is empty. "
-            f"Put the four IDX .gz files in a directory and set ${DATA_DIR_ENV} (or --data-dir) to it."
-        )
-    download.download_mnist(cache, progress=progress)
+        raise DataNotFoundError(f"{looked}. {advice}")
+    try:
+        download.download_mnist(cache, progress=progress)
+    except DataNotFoundError as exc:
+        raise DataNotFoundError(f"{looked}, and the download failed: {exc} {advice}") from None
     mnist = load_idx_dir(cache)
     return MNIST(*_arrays(mnist), source=f"downloaded to {cache}", verified=mnist.verified)
 

@@ -44,6 +44,7 @@ ProgressCallback = Callable[[str, int, int], None]
 
 CACHE_ENV = "DIGIT_LAB_CACHE_DIR"
 _CHUNK_SIZE = 64 * 1024
+pooch.get_logger().setLevel("WARNING")  # its "Downloading data from URL" lines: the progress callback reports instead
 
 
 def default_cache_dir() -> Path:
@@ -132,13 +133,8 @@ def _fetch(
             pooch.retrieve(url, known_hash, fname=fname, path=dest, downloader=downloader)
             return
         except (ValueError, requests.RequestException) as exc:
-            failures.append(f"  - {url}: {_reason(exc, timeout)}")
-    raise DataNotFoundError(
-        f"Could not download {fname} from any mirror:\n"
-        + "\n".join(failures)
-        + f"\nTo provide the files by hand, put {', '.join(f + '.gz' for f in MNIST_FILES)} "
-        "in one directory and point MNIST_DATA_DIR or --data-dir at it."
-    )
+            failures.append(f"{url}: {_reason(exc, timeout)}")
+    raise DataNotFoundError(f"Could not download {fname} from any mirror ({'; '.join(failures)}).")
 
 
 def download_mnist(

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 from dataclasses import dataclass, field
 
 import jax
@@ -21,6 +22,7 @@ NUM_INPUTS = 784
 NUM_OUTPUTS = 10
 ACTIVATIONS = {"tanh": jnp.tanh, "sigmoid": jax.nn.sigmoid, "relu": jax.nn.relu}
 INITS = ("normal", "glorot", "he")
+MAX_HIDDEN_WIDTH = 16384  # units per hidden layer: a 784-16384-10 MLP already has 13M weights
 
 
 def recommended_init(arch: str, activation: str) -> str:
@@ -40,18 +42,23 @@ class ModelConfig:
     init_std: float = 0.1  # standard deviation for init="normal"
 
     def __post_init__(self):
-        object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        try:
+            object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
+        except (TypeError, ValueError):
+            raise ConfigError(f"Hidden widths must be whole numbers, got {self.hidden!r}.") from None
         if self.arch not in ARCHITECTURES:
             raise ConfigError(f"Unknown architecture '{self.arch}'; choose one of {', '.join(ARCHITECTURES)}.")
         if self.arch == "mlp":
             if not self.hidden or min(self.hidden) < 1:
                 raise ConfigError("An MLP needs at least one hidden layer, each of width 1 or more.")
+            if max(self.hidden) > MAX_HIDDEN_WIDTH:
+                raise ConfigError(f"A hidden layer can have at most {MAX_HIDDEN_WIDTH} units, got {max(self.hidden)}.")
             if self.activation not in ACTIVATIONS:
                 raise ConfigError(f"Unknown activation '{self.activation}'; choose one of {', '.join(ACTIVATIONS)}.")
         if self.init not in INITS:
             raise ConfigError(f"Unknown initialisation '{self.init}'; choose one of {', '.join(INITS)}.")
-        if self.init == "normal" and not self.init_std > 0:
-            raise ConfigError(f"The init standard deviation must be positive, got {self.init_std}.")
+        if not (isinstance(self.init_std, numbers.Real) and math.isfinite(self.init_std) and self.init_std > 0):
+            raise ConfigError(f"The init standard deviation must be a positive finite number, got {self.init_std}.")
 
     def describe(self) -> str:
         """A short name such as '784-300-10 tanh'."""

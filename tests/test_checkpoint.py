@@ -1,6 +1,7 @@
 """Model files: round trip, no pickles, and clear errors for wrong or tampered files."""
 
 import io
+import os
 import zipfile
 
 import jax
@@ -53,9 +54,9 @@ def test_shapes_not_matching_config(saved):
 
 def test_tampered_and_foreign_files(saved, tmp_path):
     path, _, _ = saved
-    with pytest.raises(ModelFileError, match="not a Digit Lab model file"):
+    with pytest.raises(ModelFileError, match="the uploaded file is not a valid .npz file"):
         checkpoint.load_model(b"hello, this is not a zip")
-    with pytest.raises(ModelFileError, match="not a Digit Lab model file"):
+    with pytest.raises(ModelFileError, match="the uploaded file is not a valid .npz file"):
         checkpoint.load_model(path.read_bytes()[:300])
     with pytest.raises(ModelFileError, match="no run configuration"):
         checkpoint.load_model(_rewrite(path, lambda a: a.pop(checkpoint.CONFIG_KEY)))
@@ -68,3 +69,40 @@ def test_tampered_and_foreign_files(saved, tmp_path):
     with pytest.raises(ModelFileError):
         checkpoint.load_model(pickled)
     assert zipfile.is_zipfile(path)
+
+
+def test_garbage_model_file_is_named_and_never_suggests_unpickling(tmp_path):
+    garbage = tmp_path / "garbage.npz"
+    garbage.write_text("hello, this is a text file\n")
+    with pytest.raises(ModelFileError, match="is not a valid .npz file") as err:
+        checkpoint.load_model(garbage)
+    assert str(garbage) in str(err.value) and "pickle" not in str(err.value)
+    with pytest.raises(ModelFileError, match="cannot be read"):
+        checkpoint.load_model(tmp_path / "absent.npz")
+
+
+def test_failed_save_leaves_no_part_file(saved, tmp_path):
+    _, params, config = saved
+    folder = tmp_path / "a-folder"
+    folder.mkdir()
+    with pytest.raises(ModelFileError, match=f"Cannot save the model to {folder}"):
+        checkpoint.save_model(folder, params, config)  # the rename onto a folder fails
+    assert list(folder.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["a-folder", "model.npz"]
+
+
+def test_a_file_in_the_way_of_the_folder_is_a_model_file_error(saved, tmp_path):
+    _, params, config = saved
+    (tmp_path / "a-file").write_text("")
+    with pytest.raises(ModelFileError, match="Cannot save the model to .*a-file/m.npz"):
+        checkpoint.save_model(tmp_path / "a-file" / "m.npz", params, config)
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o077])
+def test_saved_file_has_ordinary_permissions(saved, tmp_path, umask):
+    _, params, config = saved
+    previous = os.umask(umask)
+    try:
+        path = checkpoint.save_model(tmp_path / "m.npz", params, config)
+    finally:
+        os.umask(previous)
+    assert path.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -6,6 +6,9 @@ import sys
 
 import pytest
 
+from core.cli import build_parser
+from core.commands.train import ignored_flag_notes
+from core.errors import ModelFileError
 from tests.conftest import REPO
 
 
@@ -159,15 +162,28 @@ def test_cli_save_failing_after_training_keeps_the_results(tiny_data_dir, tmp_pa
     from core.cli import main
     from core.commands import train as train_command
 
-    def full_disk(*args, **kwargs):
-        raise OSError(28, "No space left on device")
+    def full_disk(path, *args, **kwargs):
+        raise ModelFileError(f"Cannot save the model to {path} (No space left on device).")
 
     monkeypatch.setattr(train_command, "save_model", full_disk)
     code = main(["train", "--data-dir", str(tiny_data_dir), "--arch", "linear", "--epochs", "1", "--val-size", "0",
                  "--batch-size", "20", "--no-history", "--save", str(tmp_path / "m.npz"), "--json"])
     out, err = capsys.readouterr()
     assert code == 2
-    assert f"error: could not save the model to {tmp_path / 'm.npz'}: No space left on device" in err
+    assert f"error: Cannot save the model to {tmp_path / 'm.npz'} (No space left on device)." in err
     assert "validation accuracy — (no validation images)" in err and "nan" not in err
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["status"] == "finished" and summary["val_accuracy"] is None and summary["test_accuracy"] > 0.5
+
+
+@pytest.mark.parametrize("flags, notes", [
+    (["--nesterov"], ["note: --nesterov has no effect with --optimizer adam; only --optimizer momentum uses it."]),
+    (["--momentum", "0.1", "--optimizer", "sgd"],
+     ["note: --momentum has no effect with --optimizer sgd; only --optimizer momentum uses it."]),
+    (["--schedule", "constant", "--decay", "0.9"],
+     ["note: --decay has no effect with --schedule constant; only --schedule exponential uses it."]),
+    (["--optimizer", "momentum", "--momentum", "0.5", "--nesterov", "--schedule", "exponential", "--decay", "0.9"], []),
+    ([], []),
+])
+def test_flags_the_chosen_optimiser_or_schedule_ignores_get_a_note(flags, notes):
+    assert ignored_flag_notes(build_parser().parse_args(["train", *flags])) == notes

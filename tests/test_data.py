@@ -1,5 +1,6 @@
 """IDX parsing and validation, the three loaders, locating the data, and splits."""
 
+import zipfile
 
 import numpy as np
 import pytest
@@ -157,3 +158,46 @@ def test_real_mnist_loads_verified(real_mnist_dir):
     assert mnist.train_images.shape == (60000, 28, 28) and mnist.test_images.shape == (10000, 28, 28)
     s = data.make_splits(mnist)
     assert (len(s.y_train), len(s.y_val), len(s.y_test)) == (55000, 5000, 10000)
+
+
+@pytest.mark.parametrize("content", [
+    b"hello, this is a text file\n",  # numpy would call it pickled data and suggest allow_pickle
+    b"PK\x03\x04 a zip header and then garbage",
+    b"\x93NUMPY\x01\x00 an .npy header, not an .npz",
+])
+def test_garbage_npz_is_named_and_never_suggests_unpickling(tmp_path, content):
+    (tmp_path / "mnist.npz").write_bytes(content)
+    with pytest.raises(DataError, match="is not a valid .npz file") as err:
+        data.load_mnist(tmp_path)
+    assert str(tmp_path / "mnist.npz") in str(err.value) and "pickle" not in str(err.value)
+
+
+def test_npz_of_the_wrong_kind_or_cut_short(tmp_path, tiny_mnist):
+    np.save(tmp_path / "array.npy", tiny_mnist.train_images)
+    (tmp_path / "mnist.npz").write_bytes((tmp_path / "array.npy").read_bytes())  # a plain .npy under the name
+    with pytest.raises(DataError, match="is not a valid .npz file"):
+        data.load_path(tmp_path / "mnist.npz")
+    np.savez_compressed(tmp_path / "full.npz", x_train=tiny_mnist.train_images, y_train=tiny_mnist.train_labels,
+                        x_test=tiny_mnist.test_images, y_test=tiny_mnist.test_labels)
+    (tmp_path / "mnist.npz").write_bytes((tmp_path / "full.npz").read_bytes()[:-200])  # central directory lost
+    with pytest.raises(DataError, match="mnist.npz is not a valid .npz file"):
+        data.load_path(tmp_path / "mnist.npz")
+    np.savez(tmp_path / "objects.npz", x_train=np.array([None, 1]), y_train=np.zeros(1))
+    with pytest.raises(DataError, match="objects.npz is not a valid .npz file: its array 'x_train' is corrupt or holds "
+                                        "Python objects, which Digit Lab never unpickles"):
+        data.load_path(tmp_path / "objects.npz")
+    with zipfile.ZipFile(tmp_path / "plain-zip.npz", "w") as archive:
+        archive.writestr("x_train", b"not an array")
+    with pytest.raises(DataError, match="plain-zip.npz is not a valid .npz file: 'x_train' is not a NumPy array"):
+        data.load_path(tmp_path / "plain-zip.npz")
+    np.savez(tmp_path / "text.npz", x_train=np.full((2, 28, 28), "a"), y_train=np.zeros(2, np.uint8),
+             x_test=np.zeros((1, 28, 28), np.uint8), y_test=np.zeros(1, np.uint8))
+    with pytest.raises(DataError, match=r"text.npz: 'x_train' holds <U1 values, not numbers"):
+        data.load_path(tmp_path / "text.npz")
+
+
+def test_garbage_mat_is_a_clear_data_error(tmp_path):
+    (tmp_path / "mnist_all.mat").write_text("hello, this is a text file\n" * 20)
+    with pytest.raises(DataError, match="mnist_all.mat is not a valid MATLAB .mat file") as err:
+        data.load_mnist(tmp_path)
+    assert "Traceback" not in str(err.value) and "\n" not in str(err.value)

@@ -126,15 +126,33 @@ def test_every_mirror_failing_raises_and_leaves_no_file(server, tmp_path, closed
     # The three good files arrived; nothing (not even a temp file) for the failing one.
     assert sorted(p.name for p in dest.iterdir()) == sorted(f"{n}.gz" for n in MNIST_FILES[:-1])
     message = str(info.value)
-    lines = message.splitlines()
-    assert f"{MNIST_FILES[-1]}.gz" in lines[0]
-    for mirror in mirrors:
-        assert any(line.startswith(f"  - {mirror}{MNIST_FILES[-1]}.gz: ") for line in lines)
-    assert "checksum mismatch" in message
-    assert "could not connect" in message
-    assert "HTTP 404" in message
-    assert "MNIST_DATA_DIR" in lines[-1] and "--data-dir" in lines[-1]
-    assert "Traceback" not in message
+    assert "\n" not in message and message.startswith(f"Could not download {MNIST_FILES[-1]}.gz from any mirror")
+    for mirror, reason in zip(mirrors, ("checksum mismatch", "could not connect", "HTTP 404", "checksum mismatch")):
+        assert f"{mirror}{MNIST_FILES[-1]}.gz: {reason}" in message
+
+
+def test_offline_with_no_data_anywhere_is_one_line_naming_where_it_looked(server, tmp_path, monkeypatch, capsys,
+                                                                        closed_port_url):
+    from core import cli, data, download
+
+    cache = tmp_path / "empty-cache"
+    monkeypatch.setenv("DIGIT_LAB_CACHE_DIR", str(cache))
+    monkeypatch.setenv("DIGIT_LAB_COMPILE_CACHE", "off")
+    monkeypatch.delenv("MNIST_DATA_DIR", raising=False)
+    offline = partial(download.download_mnist, mirrors=[closed_port_url, server.url("missing")], timeout=5)
+    monkeypatch.setattr(download, "download_mnist", offline)
+    with pytest.raises(DataNotFoundError) as info:
+        data.load_mnist()
+    message = str(info.value)
+    assert "\n" not in message
+    assert "no --data-dir given" in message and "$MNIST_DATA_DIR is unset" in message and str(cache) in message
+    assert "could not connect" in message and "HTTP 404" in message
+    assert "Set $MNIST_DATA_DIR (or --data-dir) to a folder holding the four IDX files" in message
+    assert all(name in message for name in MNIST_FILES) and "connect to the internet once" in message
+    assert list(cache.iterdir()) == []
+
+    assert cli.main(["data"]) == 2
+    assert capsys.readouterr().err == f"error: {message}\n"  # one line: no downloader chatter, no traceback
 
 
 def test_truncated_response_leaves_no_partial_file(server, tmp_path):

@@ -58,10 +58,19 @@ def test_init_scales():
     ({"arch": "mlp", "activation": "gelu"}, "Unknown activation"),
     ({"init": "orthogonal"}, "Unknown initialisation"),
     ({"init": "normal", "init_std": 0}, "positive"),
+    ({"init": "normal", "init_std": float("inf")}, r"positive finite number, got inf"),
+    ({"init": "normal", "init_std": float("nan")}, r"positive finite number, got nan"),
+    ({"init": "glorot", "init_std": -1.0}, r"positive finite number, got -1.0"),
+    ({"arch": "mlp", "hidden": (300, 99999999999999999999)}, r"at most 16384 units, got 99999999999999999999"),
+    ({"arch": "mlp", "hidden": (16385,)}, r"at most 16384 units"),
 ])
 def test_bad_configs(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         models.ModelConfig(**kwargs)
+
+
+def test_widest_allowed_hidden_layer_is_accepted():
+    assert models.ModelConfig("mlp", (models.MAX_HIDDEN_WIDTH, 1)).hidden == (16384, 1)
 
 
 def test_registry_lists_every_architecture():

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+import tempfile
+from pathlib import Path
 
 from core.checkpoint import save_model
-from core.cli import add_data_arguments, add_history_argument, print_json, save_to_history, terminal_progress
+from core.cli import add_data_arguments, add_history_argument, print_json, save_to_history, seed, terminal_progress
 from core.data import SplitConfig, load_mnist, make_splits
+from core.errors import ConfigError, ModelFileError
 from core.models import ACTIVATIONS, ARCHITECTURES, INITS, ModelConfig
 from core.runs import Run
 from core.train import OPTIMIZERS, SCHEDULES, RunConfig, TrainConfig, train
@@ -36,15 +39,17 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     t = parser.add_argument_group("training")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default=TRAIN.optimizer)
     t.add_argument("--lr", type=float, default=TRAIN.learning_rate, help="learning rate")
-    t.add_argument("--momentum", type=float, default=TRAIN.momentum)
-    t.add_argument("--nesterov", action="store_true")
+    t.add_argument("--momentum", type=float, default=None,
+                   help=f"with --optimizer momentum (default {TRAIN.momentum})")
+    t.add_argument("--nesterov", action="store_true", help="Nesterov momentum, with --optimizer momentum")
     t.add_argument("--schedule", choices=SCHEDULES, default=None, help="default: exponential if --decay is given")
-    t.add_argument("--decay", type=float, default=None, help=f"learning-rate factor per epoch (e.g. {TRAIN.decay})")
+    t.add_argument("--decay", type=float, default=None,
+                   help=f"learning-rate factor per epoch, with --schedule exponential (e.g. {TRAIN.decay})")
     t.add_argument("--weight-decay", type=float, default=TRAIN.weight_decay, help="L2 coefficient")
     t.add_argument("--batch-size", type=int, default=TRAIN.batch_size)
     t.add_argument("--epochs", type=int, default=TRAIN.epochs)
     t.add_argument("--eval-every", type=int, default=TRAIN.eval_every, help="also validate every N steps")
-    t.add_argument("--seed", type=int, default=TRAIN.seed)
+    t.add_argument("--seed", type=seed, default=TRAIN.seed, help=f"0 to 2**32-1 (default {TRAIN.seed})")
     d = parser.add_argument_group("data split")
     d.add_argument("--train-size", type=int, help="train on this many images (stratified)")
     d.add_argument("--per-class", type=int, help="train on this many images of each digit")
@@ -58,12 +63,24 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
         model=ModelConfig(args.arch, hidden, args.activation, args.init, args.init_std),
         data=SplitConfig(args.val_size, args.train_size, args.per_class, args.seed),
         train=TrainConfig(
-            optimizer=args.optimizer, learning_rate=args.lr, momentum=args.momentum, nesterov=args.nesterov,
+            optimizer=args.optimizer, learning_rate=args.lr,
+            momentum=TRAIN.momentum if args.momentum is None else args.momentum, nesterov=args.nesterov,
             schedule=schedule, decay=TRAIN.decay if args.decay is None else args.decay,
             weight_decay=args.weight_decay, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
             eval_every=args.eval_every,
         ),
     )
+
+
+def ignored_flag_notes(args: argparse.Namespace) -> list[str]:
+    """A one-line note for each flag given that the chosen optimiser or schedule does not use."""
+    unused = []
+    if args.optimizer != "momentum":
+        given = {"--momentum": args.momentum is not None, "--nesterov": args.nesterov}
+        unused += [(flag, f"--optimizer {args.optimizer}", "--optimizer momentum") for flag in given if given[flag]]
+    if args.decay is not None and args.schedule not in (None, "exponential"):
+        unused.append(("--decay", f"--schedule {args.schedule}", "--schedule exponential"))
+    return [f"note: {flag} has no effect with {chosen}; only {user} uses it." for flag, chosen, user in unused]
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -82,8 +99,30 @@ def _progress_line(run: Run) -> str:
             f"{last['samples_per_second']:,.0f} samples/s")
 
 
+def check_writable(path: str) -> None:
+    """Fail before training, not after it, when the model file cannot be written at `path`."""
+    target = Path(path)
+    if target.is_dir():
+        raise ConfigError(f"Cannot save the model to {path}: it is a directory; name a file in it, such as "
+                          f"{target / 'model.npz'}.")
+    existing = next(folder for folder in target.absolute().parents if folder.exists())
+    if not existing.is_dir():
+        raise ConfigError(f"Cannot save the model to {path}: {existing} is a file, not a folder.")
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"Cannot save the model to {path}: cannot write in {target.parent} "
+                          f"({exc.strerror or exc}).") from None
+
+
 def run(args) -> int:
     config = run_config_from_args(args)
+    for note in ignored_flag_notes(args):
+        print(note, file=sys.stderr)
+    if args.save:
+        check_writable(args.save)
     mnist = load_mnist(args.data_dir, progress=terminal_progress)
     splits = make_splits(mnist, config.data)
     result = Run(name=config.model.describe(), config=config)
@@ -99,11 +138,16 @@ def run(args) -> int:
     if result.diverged:
         print(f"{result.status}: the loss became NaN/Inf; try a lower learning rate.", file=sys.stderr)
     else:
-        print(f"validation accuracy {result.val_accuracy if result.val_accuracy is not None else float('nan'):.4f}  "
-              f"test accuracy {result.test_accuracy:.4f}  ({result.train_seconds:.1f} s training, "
-              f"{result.compile_seconds:.1f} s compiling)", file=sys.stderr)
+        val = "— (no validation images)" if result.val_accuracy is None else f"{result.val_accuracy:.4f}"
+        print(f"validation accuracy {val}  test accuracy {result.test_accuracy:.4f}  "
+              f"({result.train_seconds:.1f} s training, {result.compile_seconds:.1f} s compiling)", file=sys.stderr)
+    save_failed = False
     if args.save and result.params is not None:
-        print(f"saved to {save_model(args.save, result.params, config)}", file=sys.stderr)
+        try:
+            print(f"saved to {save_model(args.save, result.params, config)}", file=sys.stderr)
+        except ModelFileError as exc:  # checked before training, but the disk may have filled or the folder gone since
+            save_failed = True
+            print(f"error: {exc}", file=sys.stderr)
     if not args.no_history:
         save_to_history([result])
     if args.json:
@@ -114,4 +158,4 @@ def run(args) -> int:
             "compile_seconds": summary["compile_seconds"], "samples_per_second": summary["samples_per_second"],
             "status": result.status, "run_id": result.run_id, "config": config.to_dict(),
         })
-    return 1 if result.diverged else 0
+    return 2 if save_failed else 1 if result.diverged else 0
