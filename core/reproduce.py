@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import time
 from typing import Callable, Iterator
 
 from core.data import SplitConfig, Splits
@@ -67,16 +66,6 @@ def table_row(preset: Preset, runs: list[Run], seconds: float) -> dict:
         "seconds": seconds,
         "runs": {run.name: run.test_accuracy for run in runs},
     }
-
-
-def reproduce(presets: list[Preset], splits_for: Callable[[SplitConfig], Splits], *,
-              train_size: int | None = None) -> Iterator[tuple[dict, list[Run]]]:
-    """Train every preset and yield its table row, and its finished runs, as soon as it is done."""
-    for preset in presets:
-        started = time.perf_counter()
-        for runs in train_preset(preset, splits_for, train_size=train_size):
-            pass
-        yield table_row(preset, runs, time.perf_counter() - started), runs
 
 
 def format_accuracy(value: float | None) -> str:

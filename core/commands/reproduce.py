@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import sys
+import time
 
 from core.cli import (add_data_arguments, add_history_argument, positive_int, print_json, save_to_history,
                       terminal_progress)
 from core.data import load_mnist, make_splits
 from core.presets import PRESETS, get_preset
-from core.reproduce import TABLE_HEADER, TABLE_KEYS, format_row, reproduce
+from core.reproduce import TABLE_HEADER, TABLE_KEYS, format_row, table_row, train_preset
 
 HELP = "train every preset and print reported vs measured test accuracy"
 
@@ -35,7 +36,15 @@ def run(args) -> int:
 
     if not args.json:
         print(TABLE_HEADER, flush=True)
-    for row, runs in reproduce(presets, splits_for, train_size=args.train_size):
+    for preset in presets:
+        started = time.perf_counter()
+        for runs in train_preset(preset, splits_for, train_size=args.train_size):
+            if runs[-1].history:
+                last = runs[-1].history[-1]
+                print(f"\r{runs[-1].name}: epoch {last['epoch']:.2f} of {runs[-1].config.train.epochs}",
+                      end="", file=sys.stderr, flush=True)
+        print(file=sys.stderr)
+        row = table_row(preset, runs, time.perf_counter() - started)
         if args.json:
             print_json({**{key: row[key] for key in TABLE_KEYS}, "runs": row["runs"], "status": row["status"]})
         else:

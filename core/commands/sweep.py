@@ -71,7 +71,8 @@ def run(args) -> int:
     for run_ in ranked:
         if args.json:
             print_json({"variant": run_.name, "learning_rate": run_.config.train.learning_rate,
-                        "momentum": run_.config.train.momentum, "seed": run_.config.train.seed,
+                        "momentum": run_.config.train.momentum if run_.config.train.optimizer == "momentum" else None,
+                        "seed": run_.config.train.seed,
                         "val_accuracy": run_.val_accuracy, "test_accuracy": run_.test_accuracy,
                         "status": run_.status, "train_seconds": round(run_.train_seconds, 3)})
         else:
