@@ -1,14 +1,18 @@
 """How long a gradient takes: hand-vectorised backprop, `jax.grad`, a naive per-example per-weight loop, and
 finite differences, on a one-hidden-layer MLP as the batch size and the hidden width grow.
 
-Jitted methods report compilation separately from run time. The naive loop and finite differences are too slow
-to run in full beyond tiny sizes: they are timed on a few examples (or a sample of weights) and the full cost is
+Each method is called again and again until its calls add up to `min_seconds`, and the median call is reported:
+a gradient of a small network takes well under a millisecond, so a handful of calls would measure noise. Jitted
+methods report the time JAX spent compiling for them separately, and only when it compiled in that call (a
+program compiled earlier in the process is reused). The naive loop and finite differences are too slow to run in
+full beyond tiny sizes: they are timed on a few examples (or a sample of weights) and the full cost is
 extrapolated linearly, flagged `extrapolated`.
 """
 
 from __future__ import annotations
 
 import math
+import threading
 import time
 from dataclasses import dataclass
 from typing import Callable
@@ -17,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from core.errors import ConfigError
 from core.gradients import ProgressCallback, autodiff_gradient, finite_differences, hand_gradient, sample_indices
 from core.models import ModelConfig, Params, count_parameters, init, seed_key
 
@@ -28,20 +33,41 @@ METHODS = {
 }
 NAIVE_EXAMPLES = 2  # the naive loop runs on this many examples, then is extrapolated to the batch
 FD_WEIGHTS = 256  # finite differences run on this many weights, then are extrapolated to all of them
+MIN_SECONDS = 0.15  # each method is called until its calls add up to this much time...
+MAX_CALLS = 10_000  # ...or it has been called this often
+FIXED_HIDDEN, FIXED_BATCH = 64, 100  # the hidden width while the batch grows, the batch while the width grows
+COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
+                  "/jax/core/compile/backend_compile_duration")
+BACKEND_COMPILE = COMPILE_EVENTS[-1]  # also reported when a program is loaded from JAX's on-disk cache
 
 
 @dataclass(frozen=True)
 class Timing:
-    """One method at one size. `seconds` is the run time of one full gradient (extrapolated when flagged)."""
+    """One method at one size. `seconds` is the median run time of one full gradient (extrapolated when flagged)."""
 
     method: str
     batch_size: int
     hidden: int
     parameters: int
     seconds: float
-    compile_seconds: float | None  # None for the un-jitted naive loop
+    calls: int  # how many calls the median is taken over
+    jitted: bool
+    compile_seconds: float | None  # compiling in this call (tracing, lowering, XLA); None when nothing compiled
     extrapolated: bool
     measured_fraction: float  # the share of the work actually timed (1 = all of it)
+
+    def compile_text(self) -> str:
+        """The compile time as a table shows it: seconds, or why there are none."""
+        if not self.jitted:
+            return "not compiled (plain Python)"
+        return "already compiled" if self.compile_seconds is None else f"{self.compile_seconds:.2f}"
+
+    def how_measured(self) -> str:
+        """'measured in full', or how much of the work the extrapolation rests on."""
+        if not self.extrapolated:
+            return "measured in full"
+        unit, total = ("examples", self.batch_size) if self.method == "naive" else ("weights", self.parameters)
+        return f"extrapolated from {round(self.measured_fraction * total):,} of {total:,} {unit}"
 
 
 def naive_gradient(params: Params, x: np.ndarray, y: np.ndarray, activation: str) -> dict[str, np.ndarray]:
@@ -73,64 +99,80 @@ def naive_gradient(params: Params, x: np.ndarray, y: np.ndarray, activation: str
     return {"hidden_0": {"w": np.array(g_w1), "b": np.array(g_b1)}, "output": {"w": np.array(g_w2), "b": np.array(g_b2)}}
 
 
-def _seconds(fn: Callable[[], object], repeats: int) -> float:
-    """The median wall time of `repeats` calls (results waited for)."""
+def median_call_seconds(fn: Callable[[], object], min_seconds: float = MIN_SECONDS,
+                        max_calls: int = MAX_CALLS) -> tuple[float, int]:
+    """(median wall time of one call, number of calls): `fn` is called (results waited for) until the calls add
+    up to `min_seconds`, at least once and at most `max_calls` times."""
     times = []
-    for _ in range(repeats):
+    while not times or (sum(times) < min_seconds and len(times) < max_calls):
         start = time.perf_counter()
         jax.block_until_ready(fn())
         times.append(time.perf_counter() - start)
-    return float(np.median(times))
+    return float(np.median(times)), len(times)
 
 
-def _jitted(gradient: Callable, config: ModelConfig, params: Params, x, y, repeats: int) -> tuple[float, float]:
-    """(run seconds, compile seconds) of a jitted gradient function."""
-    start = time.perf_counter()
-    compiled = jax.jit(gradient, static_argnames="config").lower(params, x, y, config=config).compile()
-    compile_seconds = time.perf_counter() - start
-    return _seconds(lambda: compiled(params, x, y), repeats), compile_seconds
+def compile_seconds_of_call(fn: Callable[[], object]) -> float | None:
+    """Call `fn` once (results waited for) and return the seconds JAX spent meanwhile, in this thread, tracing,
+    lowering and compiling (or loading compiled programs from its on-disk cache); None when it compiled nothing."""
+    thread, durations = threading.get_ident(), []
+
+    def listen(event: str, seconds: float, **_) -> None:
+        if event in COMPILE_EVENTS and threading.get_ident() == thread:
+            durations.append((event, seconds))
+
+    jax.monitoring.register_event_duration_secs_listener(listen)
+    try:
+        jax.block_until_ready(fn())
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listen)
+    compiled = any(event == BACKEND_COMPILE for event, _ in durations)
+    return sum(seconds for _, seconds in durations) if compiled else None
 
 
 def time_size(x: np.ndarray, y: np.ndarray, batch_size: int, hidden: int, activation: str = "tanh",
-              repeats: int = 3, seed: int = 0) -> list[Timing]:
+              min_seconds: float = MIN_SECONDS, seed: int = 0) -> list[Timing]:
     """Every method on one MLP 784-hidden-10 and the first `batch_size` examples of (x, y)."""
     config = ModelConfig("mlp", (hidden,), activation)
     params = init(seed_key(seed), config)
     xb, yb = jnp.asarray(x[:batch_size]), jnp.asarray(y[:batch_size])
     parameters = count_parameters(params)
 
-    def row(method, seconds, compile_seconds, fraction):
-        return Timing(method, batch_size, hidden, parameters, seconds / fraction, compile_seconds, fraction < 1, fraction)
+    def timed(method: str, fn: Callable[[], object], jitted: bool, fraction: float = 1.0) -> Timing:
+        compile_seconds = compile_seconds_of_call(fn) if jitted else None
+        seconds, calls = median_call_seconds(fn, min_seconds)
+        return Timing(method, batch_size, hidden, parameters, seconds / fraction, calls, jitted, compile_seconds,
+                      fraction < 1, fraction)
 
-    rows = [row(name, *_jitted(fn, config, params, xb, yb, repeats), 1.0)
-            for name, fn in (("hand", hand_gradient), ("autodiff", autodiff_gradient))]
+    rows = []
+    for method, gradient in (("hand", hand_gradient), ("autodiff", autodiff_gradient)):
+        jitted = jax.jit(gradient, static_argnames="config")
+        rows.append(timed(method, lambda jitted=jitted: jitted(params, xb, yb, config=config), True))
 
     count = min(NAIVE_EXAMPLES, batch_size)
-    naive = _seconds(lambda: naive_gradient(params, x[:count], y[:count], activation), 1)
-    rows.append(row("naive", naive, None, count / batch_size))
+    rows.append(timed("naive", lambda: naive_gradient(params, x[:count], y[:count], activation), False,
+                      count / batch_size))
 
     indices = sample_indices(params, None)[:: max(1, parameters // FD_WEIGHTS)][:FD_WEIGHTS]
-    def fd():
-        return finite_differences(params, xb, yb, config, indices, (1e-3,), "float32", "full")
-
-    start = time.perf_counter()
-    fd()
-    first = time.perf_counter() - start
-    seconds = _seconds(fd, max(1, repeats // 2))
-    rows.append(row("finite-differences", seconds, max(first - seconds, 0.0), len(indices) / parameters))
+    rows.append(timed("finite-differences",
+                      lambda: finite_differences(params, xb, yb, config, indices, (1e-3,), "float32", "full"), True,
+                      len(indices) / parameters))
     return rows
 
 
 def time_methods(x: np.ndarray, y: np.ndarray, batch_sizes=(10, 100, 1000), hidden_widths=(16, 64, 256),
-                 fixed_hidden: int = 64, fixed_batch: int = 100, activation: str = "tanh", repeats: int = 3,
-                 progress: ProgressCallback | None = None) -> list[Timing]:
+                 fixed_hidden: int = FIXED_HIDDEN, fixed_batch: int = FIXED_BATCH, activation: str = "tanh",
+                 min_seconds: float = MIN_SECONDS, progress: ProgressCallback | None = None) -> list[Timing]:
     """Every method as the batch grows (hidden width fixed_hidden) and as the width grows (batch fixed_batch)."""
     sizes = list(dict.fromkeys([(b, fixed_hidden) for b in batch_sizes] + [(fixed_batch, h) for h in hidden_widths]))
+    largest = max((batch for batch, _ in sizes), default=0)
+    if largest > len(y):
+        raise ConfigError(f"A batch of {largest:,} is more than the {len(y):,} training images; "
+                          f"use batch sizes up to {len(y):,}.")
     rows = []
     for i, (batch, hidden) in enumerate(sizes):
         if progress:
             progress(i / len(sizes), f"batch {batch}, hidden width {hidden}")
-        rows.extend(time_size(x, y, min(batch, len(y)), hidden, activation, repeats))
+        rows.extend(time_size(x, y, batch, hidden, activation, min_seconds))
     if progress:
         progress(1.0, "done")
     return rows

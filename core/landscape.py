@@ -82,7 +82,7 @@ class Landscape:
     """The cost over a grid of two weights: cost[i, j] at (first[j], second[i]) (rows follow the second weight)."""
 
     pair: tuple[WeightRef, WeightRef]
-    center: tuple[float, float]  # the trained values
+    center: tuple[float, float]  # the two weights' current values
     first: np.ndarray  # (resolution,) values of pair[0]
     second: np.ndarray  # (resolution,) values of pair[1]
     cost: np.ndarray  # (resolution, resolution)
@@ -116,6 +116,9 @@ def loss_landscape(params: Params, x, y, config: ModelConfig, pair: tuple[Weight
     return Landscape(pair, center, first, second, cost.reshape(resolution, resolution))
 
 
+FALLBACK_SPAN, FALLBACK_LEARNING_RATE = 1.0, 0.1  # the view where the cost has no bowl to fit it to
+
+
 @dataclass(frozen=True)
 class Curvature:
     """The 2×2 Hessian of the cost in two weights at their current values, and the view it suggests."""
@@ -123,6 +126,7 @@ class Curvature:
     eigenvalues: tuple[float, float]  # λ_min ≤ λ_max
     span: float  # grid half-width: `widths` steps of 1/sqrt(λ) along the flattest direction, capped
     learning_rate: float  # 1/λ_max: the largest step plain gradient descent takes without oscillating
+    fitted: bool  # False where the cost is not curved upwards: span and learning rate are then the fallbacks
 
 
 @functools.partial(jax.jit, static_argnames=("config", "pair"))
@@ -134,10 +138,12 @@ def curvature(params: Params, x, y, config: ModelConfig, pair: tuple[WeightRef, 
               max_anisotropy: float = 10.0, span_limits: tuple[float, float] = (0.05, 50.0)) -> Curvature:
     """Grid half-width and learning rate that fit the cost around the two weights.
 
-    Near the trained point the cost is about ½ dᵀHd, so 1/sqrt(λ) is the distance along an eigenvector over which
+    Near the current point the cost is about ½ dᵀHd, so 1/sqrt(λ) is the distance along an eigenvector over which
     it rises by ½: a half-width of `widths` such distances along the flattest direction shows the whole bowl (the
     flattest λ is taken as at least λ_max / max_anisotropy², so an almost flat or concave direction cannot blow the
-    grid up). A learning rate of 1/λ_max moves gradient descent straight down the steepest direction.
+    grid up). A learning rate of 1/λ_max moves gradient descent straight down the steepest direction. Where no
+    direction curves upwards (weights the cost does not depend on, such as those of a pixel blank in every image of
+    the batch) there is no bowl: the view is FALLBACK_SPAN and FALLBACK_LEARNING_RATE, marked not `fitted`.
     """
     for ref in pair:
         check_ref(params, ref)
@@ -145,11 +151,10 @@ def curvature(params: Params, x, y, config: ModelConfig, pair: tuple[WeightRef, 
     hessian = np.asarray(_pair_hessian(params, jnp.asarray(x), jnp.asarray(y), values, config, pair), np.float64)
     low, high = np.linalg.eigvalsh((hessian + hessian.T) / 2)
     if not high > 0:
-        raise ConfigError(f"The cost is not curved upwards in {pair[0].label()} and {pair[1].label()} here "
-                          "(no positive curvature); choose other weights or set the grid and learning rate by hand.")
+        return Curvature((float(low), float(high)), FALLBACK_SPAN, FALLBACK_LEARNING_RATE, False)
     flattest = max(low, high / max_anisotropy**2)
     span = float(np.clip(widths / np.sqrt(flattest), *span_limits))
-    return Curvature((float(low), float(high)), span, float(1 / high))
+    return Curvature((float(low), float(high)), span, float(1 / high), True)
 
 
 @dataclass(frozen=True)

@@ -225,12 +225,13 @@ def timing_chart(rows: Sequence, titles: dict[str, str], vary: str) -> go.Figure
     return fig
 
 
-def landscape_contour(landscape, paths: dict[str, object], titles: dict[str, str]) -> go.Figure:
+def landscape_contour(landscape, paths: dict[str, object], titles: dict[str, str], *,
+                      center_label: str = "trained values") -> go.Figure:
     """The cost over two weights as filled contours, the trained point, and each optimiser's path step by step."""
     first, second = landscape.pair
     fig = go.Figure(go.Contour(x=landscape.first, y=landscape.second, z=landscape.cost, colorscale="Viridis",
                                ncontours=30, colorbar=dict(title="cost")))
-    fig.add_scatter(x=[landscape.center[0]], y=[landscape.center[1]], mode="markers", name="trained values",
+    fig.add_scatter(x=[landscape.center[0]], y=[landscape.center[1]], mode="markers", name=center_label,
                     marker=dict(symbol="x", size=14, color="white", line=dict(color="black", width=2)))
     for i, (name, path) in enumerate(paths.items()):
         fig.add_scatter(x=path.points[:, 0], y=path.points[:, 1], mode="lines+markers", name=titles[name],

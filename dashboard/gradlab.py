@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import jax
 import numpy as np
 import streamlit as st
 
@@ -24,6 +23,7 @@ class Network:
     config: ModelConfig
     params: Params
     splits: Splits
+    trained: bool  # a run of this session, rather than a freshly initialised network
 
 
 def _supported_runs() -> dict:
@@ -58,7 +58,8 @@ def pick_network(key: str) -> Network:
             name = st.selectbox("Run", list(runs), index=len(runs) - 1, key=f"{key}.run",
                                 format_func=lambda n: run_label(runs[n]))
             run = runs[name]
-            return Network(name, run.config.model, run.params, state.splits(state.data_dir(), run.config.data))
+            return Network(name, run.config.model, run.params, state.splits(state.data_dir(), run.config.data),
+                           True)
         left, middle, right, last = st.columns(4)
         arch = left.selectbox("Architecture", ("linear", "mlp"), index=1, key=f"{key}.arch",
                               format_func=lambda a: {"linear": "Softmax regression", "mlp": "MLP, one hidden layer"}[a])
@@ -67,7 +68,7 @@ def pick_network(key: str) -> Network:
         seed = last.number_input("Seed", 0, 10_000, 0, key=f"{key}.seed")
         config = ModelConfig(arch, (int(hidden),), activation)
         return Network(f"fresh {config.describe()}", config, init(seed_key(int(seed)), config),
-                       default_splits())
+                       default_splits(), False)
     except DigitLabError as exc:
         show_error(exc, "Check the data folder on the Data page.")
         st.stop()

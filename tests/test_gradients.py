@@ -1,4 +1,4 @@
-"""Hand-derived gradients against jax.grad and finite differences; planted bugs; timing helpers; the CLI."""
+"""Hand-derived gradients against jax.grad and finite differences; planted bugs; the CLI."""
 
 from __future__ import annotations
 
@@ -8,13 +8,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.flatten_util import ravel_pytree
 
-from core.backprop_timing import naive_gradient, speedups, time_size
 from core.cli import main
 from core.errors import ConfigError
-from core.gradients import (BUGS, finite_differences, gradient_check, hand_gradient, hand_vs_autodiff,
-                            relative_error, sample_indices, train_by_hand)
+from core.gradients import (BUGS, finite_differences, gradient_check, hand_vs_autodiff, sample_indices,
+                            train_by_hand)
 from core.models import ModelConfig, init, seed_key
 
 CONFIGS = [ModelConfig("linear"), ModelConfig("mlp", (12,), "tanh"), ModelConfig("mlp", (12,), "sigmoid")]
@@ -115,24 +113,6 @@ def test_training_with_a_buggy_gradient_fails_and_the_right_one_learns(tiny_mnis
     assert np.nan_to_num(bad.accuracy[-1]) < 0.5
 
 
-def test_naive_loop_computes_the_same_gradient(batch):
-    config = ModelConfig("mlp", (5,), "sigmoid")
-    params = params_for(config)
-    x, y = batch[0][:3], batch[1][:3]
-    naive = ravel_pytree(naive_gradient(params, x, y, "sigmoid"))[0]
-    assert relative_error(naive, ravel_pytree(hand_gradient(params, x, y, config))[0]) < 1e-5
-
-
-def test_timing_rows_label_extrapolation(batch):
-    rows = time_size(*batch, batch_size=10, hidden=4, repeats=1)
-    by_method = {r.method: r for r in rows}
-    assert set(by_method) == {"hand", "autodiff", "naive", "finite-differences"}
-    assert by_method["naive"].extrapolated and by_method["naive"].compile_seconds is None
-    assert not by_method["hand"].extrapolated and by_method["hand"].compile_seconds > 0
-    assert all(r.seconds > 0 for r in rows)
-    assert speedups(rows)[(10, 4)] == pytest.approx(by_method["naive"].seconds / by_method["hand"].seconds)
-
-
 def test_gradcheck_cli_json(tiny_data_dir, capsys):
     assert main(["gradcheck", "--data-dir", str(tiny_data_dir), "--arch", "mlp", "--hidden", "6",
                  "--weights", "80", "--batch-size", "20", "--json"]) == 0
@@ -149,3 +129,24 @@ def test_gradcheck_cli_reports_a_bug_and_rejects_bad_flags(tiny_data_dir, capsys
     assert main(["gradcheck", "--data-dir", str(tiny_data_dir), "--bug", "missing-transpose"]) == 2
     with pytest.raises(SystemExit):
         main(["gradcheck", "--weights", "lots"])
+
+
+def test_gradcheck_cli_exits_1_when_the_gradient_is_wrong_without_a_planted_bug(tiny_data_dir, capsys, monkeypatch):
+    from core.commands import gradcheck as command
+
+    def wrong_gradient(*args, **kwargs):  # a hand gradient with a mistake nobody planted on purpose
+        return gradient_check(*args, **{**kwargs, "bug": "sign"})
+
+    monkeypatch.setattr(command, "gradient_check", wrong_gradient)
+    flags = ["gradcheck", "--data-dir", str(tiny_data_dir), "--weights", "50", "--batch-size", "10"]
+    assert main(flags) == 1
+    assert "DISAGREES" in capsys.readouterr().out
+    assert main([*flags, "--json"]) == 1
+    assert not json.loads(capsys.readouterr().out.strip().splitlines()[-1])["passed"]
+    assert main([*flags, "--bug", "logits"]) == 0  # a planted bug is meant to disagree
+
+
+def test_gradcheck_help_states_the_exit_status(capsys):
+    with pytest.raises(SystemExit):
+        main(["gradcheck", "--help"])
+    assert "1 when it disagrees with no bug planted" in " ".join(capsys.readouterr().out.split())

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
-import jax
+import json
+
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO
+from conftest import REPO, synthetic_mnist, write_idx_dir
+from core.data import MNIST
 from core.data import SplitConfig
 from core.models import ModelConfig, init, seed_key
 from core.runs import Run
@@ -21,10 +23,12 @@ def data_env(monkeypatch, tiny_data_dir):
     return tiny_data_dir
 
 
-def page(name: str, runs: tuple[Run, ...] = ()) -> AppTest:
+def page(name: str, runs: tuple[Run, ...] = (), data_dir: str | None = None) -> AppTest:
     at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=TIMEOUT)
     at.switch_page(f"dashboard/pages/{name}.py")
     at.session_state["runs"] = {run.name: run for run in runs}
+    if data_dir:
+        at.session_state["setting.data_dir"] = data_dir
     return at.run()
 
 
@@ -36,6 +40,18 @@ def mlp_run() -> Run:
 def no_errors(at: AppTest) -> None:
     assert not at.exception, at.exception
     assert not at.error, [e.value for e in at.error]
+
+
+def charts_with_save_menus(at: AppTest) -> int:
+    """How many charts the page shows, after checking each has its "Save chart" menu (an HTML download)."""
+    charts = at.get("plotly_chart")
+    html = [b for b in at.get("download_button") if b.proto.label.startswith("HTML")]
+    assert len(html) == len(charts)
+    return len(charts)
+
+
+def trace_names(at: AppTest, index: int) -> list[str]:
+    return [trace.get("name") for trace in json.loads(at.get("plotly_chart")[index].proto.spec)["data"]]
 
 
 def test_gradient_check_page_runs_the_check_and_catches_a_bug(data_env):
@@ -57,7 +73,24 @@ def test_gradient_check_page_runs_the_check_and_catches_a_bug(data_env):
     at.slider(key="gradcheck.steps").set_value(50)
     at.button(key="gradcheck.train").click().run()
     assert not at.exception
-    assert len(at.get("plotly_chart")) == 3
+    assert charts_with_save_menus(at) == 3
+    assert list(at.session_state["gradcheck.training"][1]) == ["correct gradient", "bug: σ′ at the activation"]
+
+
+def test_gradient_check_trains_with_the_bug_planted_after_the_page_loaded(data_env):
+    at = page("gradient_check")
+    at.selectbox(key="gradcheck.bug").set_value("no-mean").run()
+    at.slider(key="gradcheck.steps").set_value(50)
+    at.button(key="gradcheck.train").click().run()
+    no_errors(at)
+    assert list(at.session_state["gradcheck.training"][1]) == ["correct gradient", "bug: Sum instead of mean"]
+    # and a bug chosen for training alone, then another planted: training follows the newly planted one
+    at.selectbox(key="gradcheck.train_bug.mlp.no-mean").set_value("logits")
+    at.button(key="gradcheck.train").click().run()
+    assert list(at.session_state["gradcheck.training"][1])[1] == "bug: Logits instead of probabilities"
+    at.selectbox(key="gradcheck.bug").set_value("sign").run()
+    at.button(key="gradcheck.train").click().run()
+    assert list(at.session_state["gradcheck.training"][1])[1] == "bug: Y − P instead of P − Y"
 
 
 def test_gradient_check_page_without_runs_uses_a_fresh_network(data_env):
@@ -73,15 +106,50 @@ def test_backprop_timing_page(data_env):
     at.multiselect(key="timing.widths").set_value([4])
     at.button(key="timing.run").click().run()
     no_errors(at)
-    assert len(at.get("plotly_chart")) == 2
+    assert charts_with_save_menus(at) == 2
     assert "×" in at.dataframe[0].value.iloc[0]["over the naive loop"]
-    measurements = at.dataframe[1].value.set_index("method")["compile seconds"]
-    assert "None" not in measurements.tolist() and "—" in measurements.tolist()  # the naive loop is not compiled
+    measurements = at.dataframe[1].value
+    assert (measurements["calls"] >= 1).all() and measurements["calls"].max() > 3  # fast methods are called often
+    assert "extrapolated from 2 of 10 examples" in measurements["how"].tolist()
+    # pressed again, nothing compiles: the table says so rather than showing 0.00 s
+    at.button(key="timing.run").click().run()
+    compile_column = at.dataframe[1].value.set_index("method")["compile seconds"]
+    assert set(compile_column) == {"already compiled", "not compiled (plain Python)"}
+    assert compile_column["naive per-example, per-weight loop"].eq("not compiled (plain Python)").all()
 
 
 def test_landscape_page(data_env):
     at = page("landscape", (mlp_run(),))
     no_errors(at)
-    assert len(at.get("plotly_chart")) == 2
+    assert charts_with_save_menus(at) == 2
+    assert "trained values" in trace_names(at, 0)
     at.slider(key="landscape.steps").set_value(5).run()
     no_errors(at)
+
+
+def test_landscape_page_for_a_fresh_network_speaks_of_initial_values(data_env):
+    at = page("landscape")
+    no_errors(at)
+    assert "initial values" in trace_names(at, 0) and "trained values" not in trace_names(at, 0)
+    assert any("curvature at the initial point" in c.value for c in at.caption)
+    assert not [c.value for c in at.caption if "trained point" in c.value or "trained values" in c.value]
+
+
+def test_landscape_page_lets_weights_the_cost_ignores_be_explored_by_hand(tmp_path):
+    digits = synthetic_mnist()
+    train_images, test_images = digits.train_images.copy(), digits.test_images.copy()
+    train_images[:, 0, 0] = test_images[:, 0, 0] = 0  # pixel 0 is blank in every image
+    digits = MNIST(train_images, digits.train_labels, test_images, digits.test_labels, source="synthetic")
+    at = page("landscape", data_dir=str(write_idx_dir(tmp_path / "blank_pixel", digits)))
+    at.selectbox(key="landscape.arch").set_value("linear").run()
+    for weight, column in (("first", 0), ("second", 1)):
+        at.number_input(key=f"landscape.{weight}.row").set_value(0)
+        at.number_input(key=f"landscape.{weight}.col").set_value(column)
+    at.run()
+    no_errors(at)
+    assert "not curved upwards" in at.warning[0].value and "set them by hand" in at.warning[0].value
+    inputs = {number.label: number for number in at.number_input}
+    assert inputs["Grid half-width"].value == 1.0 and inputs["Learning rate"].value == pytest.approx(0.1)
+    inputs["Learning rate"].set_value(0.5).run()  # the advice can be followed
+    no_errors(at)
+    assert charts_with_save_menus(at) == 2

@@ -9,8 +9,8 @@ import pytest
 from core.data import SplitConfig, make_splits
 from core.errors import ConfigError
 from core.gradients import mean_loss
-from core.landscape import (OPTIMISERS, WeightRef, curvature, default_pair, loss_landscape, optimiser_path,
-                            optimiser_paths, output_curvatures)
+from core.landscape import (FALLBACK_LEARNING_RATE, FALLBACK_SPAN, OPTIMISERS, WeightRef, curvature, default_pair,
+                            loss_landscape, optimiser_path, optimiser_paths, output_curvatures)
 from core.models import ModelConfig, init, seed_key
 from core.train import RunConfig, TrainConfig, train
 
@@ -91,7 +91,7 @@ def test_curvature_matches_finite_differences_and_sets_span_and_learning_rate(tr
                         for a in steps])
     assert found.eigenvalues == pytest.approx(tuple(np.linalg.eigvalsh(hessian)), rel=0.05)
     low, high = found.eigenvalues
-    assert found.learning_rate == pytest.approx(1 / high)
+    assert found.learning_rate == pytest.approx(1 / high) and found.fitted
     assert found.span == pytest.approx(min(50.0, 3.0 / np.sqrt(low)))
     capped = curvature(params, x, y, config, pair, widths=3.0, max_anisotropy=1.0)
     assert capped.span == pytest.approx(3.0 / np.sqrt(high))  # the flat direction may be at most 1× wider
@@ -117,3 +117,15 @@ def test_bad_choices_are_clear_errors(trained):
         loss_landscape(params, x, y, config, (WeightRef("output", "b", (1,)),) * 2)
     with pytest.raises(ConfigError, match="learning rate"):
         optimiser_path(params, x, y, config, default_pair(params, x, config), (0.0, 0.0), "gd", -1.0)
+
+
+def test_weights_the_cost_ignores_get_a_view_to_set_by_hand(trained):
+    params, x, y, config = trained
+    x = x.copy()
+    x[:, 0] = 0  # pixel 0 blank in every image: its weights do not change the cost
+    pair = (WeightRef("output", "w", (0, 0)), WeightRef("output", "w", (0, 1)))
+    view = curvature(params, x, y, config, pair)
+    assert not view.fitted and view.eigenvalues == (0.0, 0.0)
+    assert (view.span, view.learning_rate) == (FALLBACK_SPAN, FALLBACK_LEARNING_RATE)
+    grid = loss_landscape(params, x, y, config, pair, view.span, resolution=11)
+    assert np.ptp(grid.cost) < 1e-6  # flat, as the view says

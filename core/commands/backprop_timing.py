@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.backprop_timing import METHODS, speedups, time_methods
+from core.backprop_timing import FIXED_BATCH, FIXED_HIDDEN, METHODS, MIN_SECONDS, speedups, time_methods
 from core.cli import add_data_arguments, print_json, terminal_progress
 from core.data import SplitConfig, load_mnist, make_splits
 from core.errors import ConfigError
@@ -22,8 +22,11 @@ def _sizes(text: str) -> tuple[int, ...]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
-    parser.add_argument("--batch-sizes", type=_sizes, default=(10, 100, 1000), help="default 10,100,1000")
-    parser.add_argument("--hidden-widths", type=_sizes, default=(16, 64, 256), help="default 16,64,256")
+    parser.add_argument("--batch-sizes", type=_sizes, default=(10, 100, 1000),
+                        help=f"batch sizes to time, each at hidden width {FIXED_HIDDEN}; at most the number of "
+                             "training images (default 10,100,1000)")
+    parser.add_argument("--hidden-widths", type=_sizes, default=(16, 64, 256),
+                        help=f"hidden widths to time, each at batch size {FIXED_BATCH} (default 16,64,256)")
     parser.add_argument("--activation", choices=("tanh", "sigmoid"), default="tanh")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
@@ -43,11 +46,11 @@ def run(args) -> int:
         print_json({"rows": [vars(r) for r in rows],
                     "speedup_hand_over_naive": [{"batch_size": b, "hidden": h, "speedup": s} for (b, h), s in ratios.items()]})
         return 0
-    print(f"{'method':<58} {'batch':>6} {'hidden':>6} {'run s':>11} {'compile s':>9}")
+    print(f"each method called until its calls add up to {MIN_SECONDS} s; run s is the median call")
+    print(f"{'method':<58} {'batch':>6} {'hidden':>6} {'run s':>11} {'calls':>6} {'compile s':>27}  how")
     for r in rows:
-        note = f"  (extrapolated from {r.measured_fraction:.1%} of the work)" if r.extrapolated else ""
-        compile_text = "-" if r.compile_seconds is None else f"{r.compile_seconds:.2f}"
-        print(f"{METHODS[r.method]:<58} {r.batch_size:>6} {r.hidden:>6} {r.seconds:>11.3e} {compile_text:>9}{note}")
+        print(f"{METHODS[r.method]:<58} {r.batch_size:>6} {r.hidden:>6} {r.seconds:>11.3e} {r.calls:>6} "
+              f"{r.compile_text():>27}  {r.how_measured()}")
     print("speed-up of the hand-vectorised gradient over the naive loop:")
     for (b, h), s in ratios.items():
         print(f"  batch {b:>5}, hidden {h:>4}: {s:,.0f}x")

@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import argparse
 
-import jax
 
 from core.checkpoint import load_model
-from core.cli import add_data_arguments, print_json, terminal_progress
+from core.cli import add_data_arguments, print_json, seed, terminal_progress
 from core.data import SplitConfig, load_mnist, make_splits
 from core.errors import ConfigError
 from core.gradients import BUGS, DTYPES, HAND_ACTIVATIONS, gradient_check
 from core.models import ModelConfig, init, seed_key
 
 HELP = "check the hand-derived gradient against finite differences for h = 1 ... 1e-9"
+EXIT_STATUS = ("exit status: 0 when the check agrees, or when it disagrees because of a planted --bug; 1 when it "
+               "disagrees with no bug planted (the hand-derived gradient is wrong); 2 for bad flags or data")
 
 
 def _weights(text: str) -> int | None:
@@ -26,6 +27,7 @@ def _weights(text: str) -> int | None:
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.epilog = EXIT_STATUS
     add_data_arguments(parser)
     parser.add_argument("--arch", choices=("linear", "mlp"), default="linear")
     parser.add_argument("--hidden", type=int, default=30, help="hidden width of the MLP (default 30)")
@@ -36,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", choices=DTYPES, default="float64", help="precision of the finite differences")
     parser.add_argument("--bug", choices=list(BUGS), help="plant a typical mistake in the hand gradient")
     parser.add_argument("--batch-size", type=int, default=100, help="training images in the batch (default 100)")
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--seed", type=seed, default=0, help="0 to 2**32-1 (default 0)")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
@@ -53,9 +55,10 @@ def run(args) -> int:
     x, y = splits.x_train[: args.batch_size], splits.y_train[: args.batch_size]
     check = gradient_check(params, x, y, config, weights=args.weights, bug=args.bug, dtypes=(args.dtype,),
                            seed=args.seed)
+    status = 0 if check.passed or args.bug else 1
     if args.json:
         print_json(check.to_dict())
-        return 0
+        return status
     best = check.best(args.dtype)
     bug = f", planted bug '{args.bug}'" if args.bug else ""
     print(f"{config.describe()}: {len(check.indices):,} weights, batch of {len(y)}, {args.dtype}{bug}")
@@ -66,4 +69,4 @@ def run(args) -> int:
               f"{p.rel_error:>10.3e}{mark}")
     verdict = "agrees with" if check.passed else "DISAGREES with"
     print(f"the analytic gradient {verdict} the finite differences (relative error {best.rel_error:.2e} at h = {best.h:.0e})")
-    return 0
+    return status

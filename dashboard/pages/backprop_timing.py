@@ -5,11 +5,11 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.backprop_timing import METHODS, speedups, time_methods
+from core.backprop_timing import METHODS, MIN_SECONDS, speedups, time_methods
 from core.errors import DigitLabError
-from dashboard import figures
+from dashboard import export, figures
 from dashboard.gradlab import default_splits
-from dashboard.widgets import format_or_dash, show_error
+from dashboard.widgets import show_error
 
 RESULT_KEY = "backprop_timing.result"
 
@@ -17,16 +17,20 @@ st.title("Backprop timing")
 st.caption("One gradient of a one-hidden-layer MLP, four ways: the hand-vectorised backward pass and jax.grad (both "
            "jitted; compilation timed separately), the nested per-example, per-weight loops of a first attempt, and "
            "finite differences (two forward passes per weight), each on freshly initialised networks and a batch of "
-           "training images. The slow two run on a few examples or weights and "
-           "are extrapolated to the full size — drawn hollow and labelled as such.")
+           f"training images. Each method is called until its calls add up to {MIN_SECONDS} s and the median call "
+           "is shown. The slow two run on a few examples or weights and are extrapolated to the full size — drawn "
+           "hollow and labelled as such.")
 
 try:
     splits = default_splits()
 except DigitLabError as exc:
     show_error(exc, "Check the data folder on the Data page.")
     st.stop()
+x, y = splits.x_train, splits.y_train
 left, middle, right = st.columns(3)
-batch_sizes = left.multiselect("Batch sizes", [1, 10, 100, 1000, 5000], [10, 100, 1000], key="timing.batches")
+batch_options = [size for size in (1, 10, 100, 1000, 5000) if size <= len(y)]
+batch_sizes = left.multiselect("Batch sizes", batch_options, [size for size in (10, 100, 1000) if size <= len(y)],
+                               key="timing.batches")
 hidden_widths = middle.multiselect("Hidden widths", [4, 16, 64, 256, 1024], [16, 64, 256], key="timing.widths")
 activation = right.selectbox("Activation", ("tanh", "sigmoid"), key="timing.activation")
 settings = (tuple(sorted(batch_sizes)), tuple(sorted(hidden_widths)), activation)
@@ -34,13 +38,12 @@ if not batch_sizes or not hidden_widths:
     st.info("Choose at least one batch size and one hidden width.")
     st.stop()
 
-x, y = splits.x_train, splits.y_train
 if st.button("Time them", type="primary", key="timing.run"):
     try:
         with st.status("Timing...", expanded=True) as status:
             bar = st.progress(0.0)
             rows = time_methods(x, y, settings[0], settings[1], fixed_hidden=settings[1][len(settings[1]) // 2],
-                                fixed_batch=min(settings[0][len(settings[0]) // 2], len(y)), activation=activation,
+                                fixed_batch=settings[0][len(settings[0]) // 2], activation=activation,
                                 progress=lambda done, text: bar.progress(done, f"timing {text}"))
             status.update(label="Timed", state="complete", expanded=False)
         st.session_state[RESULT_KEY] = (settings, rows)
@@ -48,7 +51,7 @@ if st.button("Time them", type="primary", key="timing.run"):
         show_error(exc)
 stored = st.session_state.get(RESULT_KEY)
 if not stored or stored[0] != settings:
-    st.info("Press the button to time every method at these sizes (about ten seconds per size on a small CPU; "
+    st.info("Press the button to time every method at these sizes (a few seconds per size on a small CPU; "
             "the images come from the training split).")
     st.stop()
 rows = stored[1]
@@ -57,12 +60,12 @@ fixed_batch = next((r.batch_size for r in rows if r.hidden != fixed_hidden), row
 left, right = st.columns(2)
 with left:
     st.markdown(f"**Growing batch** (hidden width {fixed_hidden})")
-    st.plotly_chart(figures.timing_chart([r for r in rows if r.hidden == fixed_hidden], METHODS, "batch_size"),
-                    key="timing.batch_chart")
+    export.chart(figures.timing_chart([r for r in rows if r.hidden == fixed_hidden], METHODS, "batch_size"),
+                 run_name="backprop timing", what="growing batch", key="timing.batch_chart")
 with right:
     st.markdown(f"**Growing hidden layer** (batch {fixed_batch})")
-    st.plotly_chart(figures.timing_chart([r for r in rows if r.batch_size == fixed_batch], METHODS, "hidden"),
-                    key="timing.width_chart")
+    export.chart(figures.timing_chart([r for r in rows if r.batch_size == fixed_batch], METHODS, "hidden"),
+                 run_name="backprop timing", what="growing hidden layer", key="timing.width_chart")
 
 ratios = speedups(rows)
 autodiff_ratio = speedups(rows, over="autodiff")
@@ -79,6 +82,12 @@ if any(ratio < 1 for ratio in autodiff_ratio.values()):
 st.subheader("Every measurement")
 st.dataframe(pd.DataFrame([{
     "method": METHODS[r.method], "batch": r.batch_size, "hidden": r.hidden, "parameters": r.parameters,
-    "run seconds": r.seconds, "compile seconds": format_or_dash(r.compile_seconds, ".2f"),
-    "how": f"extrapolated from {r.measured_fraction:.1%} of the work" if r.extrapolated else "measured in full",
-} for r in rows]), hide_index=True, column_config={"run seconds": st.column_config.NumberColumn(format="%.2e")})
+    "run seconds": r.seconds, "calls": r.calls, "compile seconds": r.compile_text(), "how": r.how_measured(),
+} for r in rows]), hide_index=True, column_config={
+    "run seconds": st.column_config.NumberColumn(format="%.2e", help="The median call (extrapolated when so marked)."),
+    "calls": st.column_config.NumberColumn(help=f"How many calls the median is taken over: as many as fit in "
+                                                f"{MIN_SECONDS} s, at least one."),
+    "compile seconds": st.column_config.TextColumn(
+        help="Time JAX spent tracing and compiling the method's programs during this press (or loading them from "
+             "its on-disk cache). Programs compiled by an earlier press are reused: 'already compiled'."),
+})

@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.errors import DigitLabError
 from core.gradients import BUGS, DTYPES, PASS_RELATIVE_ERROR, gradient_check, hand_vs_autodiff, tensor_label, train_by_hand
-from dashboard import figures
+from dashboard import export, figures
 from dashboard.gradlab import pick_batch, pick_network
 from dashboard.widgets import show_error
 
@@ -88,7 +88,8 @@ else:
     (st.success if result.passed else st.error)(
         ("The gradient agrees with the finite differences: " if result.passed
          else "The gradient is WRONG: it disagrees with the finite differences, ") + verdict)
-    st.plotly_chart(figures.error_vs_h(result.points, best), key="gradcheck.errors")
+    export.chart(figures.error_vs_h(result.points, best), run_name=network.name, what="gradient error vs h",
+                 key="gradcheck.errors")
     st.caption("Large h: truncation error (∝ h²) dominates. Small h: rounding error in C(w+h) − C(w−h) "
                "(∝ ε/h) takes over. Float32's ε ≈ 1e-7 moves the best h up and its error far above float64's.")
 
@@ -101,7 +102,8 @@ if result is not None:
                                                         for c in table.columns if c not in ("precision", "best h")})
     st.subheader("Approximate − analytic, per tensor (float64, best h)")
     differences = {tensor_label(name, network.config): values for name, values in result.differences("float64").items()}
-    st.plotly_chart(figures.difference_histograms(differences), key="gradcheck.hist")
+    export.chart(figures.difference_histograms(differences), run_name=network.name,
+                 what="finite differences minus analytic", key="gradcheck.hist")
 
 st.subheader("Does it train?")
 st.caption("A few hundred steps of plain gradient descent on the training split, driven by the correct hand gradient "
@@ -109,8 +111,9 @@ st.caption("A few hundred steps of plain gradient descent on the training split,
 left, middle, right = st.columns(3)
 steps = left.slider("Steps", 50, 1000, 300, 50, key="gradcheck.steps")
 learning_rate = middle.select_slider("Learning rate", [0.01, 0.03, 0.1, 0.3, 1.0], 0.1, key="gradcheck.lr")
+# keyed by the planted bug, so that planting another one starts this choice afresh at it
 bug_to_train = right.selectbox("Bug to train with", list(bugs), index=list(bugs).index(bug) if bug else 0,
-                               key="gradcheck.train_bug", format_func=lambda b: bugs[b].title)
+                               key=f"gradcheck.train_bug.{arch}.{bug}", format_func=lambda b: bugs[b].title)
 train_settings = (network.name, network.config, steps, learning_rate, bug_to_train)
 if st.button("Train with both gradients", key="gradcheck.train"):
     splits = network.splits
@@ -127,7 +130,8 @@ if st.button("Train with both gradients", key="gradcheck.train"):
 stored = st.session_state.get(TRAINING_KEY)
 if stored and stored[0] == train_settings:
     curves = stored[1]
-    st.plotly_chart(figures.hand_training_accuracy(curves), key="gradcheck.training_chart")
+    export.chart(figures.hand_training_accuracy(curves), run_name=network.name, what="training with a planted bug",
+                 key="gradcheck.training_chart")
     for label, curve in curves.items():
         if not (curve.loss == curve.loss).all():
             st.warning(f"With the {label} the loss became NaN/Inf: training diverged (shown as a gap).")

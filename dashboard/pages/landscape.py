@@ -7,17 +7,18 @@ import streamlit as st
 
 from core.errors import DigitLabError
 from core.landscape import OPTIMISER_TITLES, WeightRef, curvature, default_pair, loss_landscape, optimiser_paths
-from dashboard import figures
+from dashboard import export, figures
 from dashboard.gradlab import pick_batch, pick_network
 from dashboard.widgets import show_error
 
 st.title("Loss landscape")
-st.caption("Two weights move, every other weight stays at its trained value: the cost over a grid around them, and "
-           "the paths of plain gradient descent, momentum and Adam started from the same point.")
+st.caption("Two weights move, every other weight stays where it is: the cost over a grid around them, and the paths "
+           "of plain gradient descent, momentum and Adam started from the same point.")
 
 network = pick_network("landscape")
 x, y = pick_batch(network, "landscape", default=500)
 params = network.params
+here = "trained" if network.trained else "initial"  # where the network's weights are: a run's, or a fresh network's
 
 
 def weight_picker(label: str, default: WeightRef, key: str) -> WeightRef:
@@ -54,11 +55,18 @@ except DigitLabError as exc:
     show_error(exc)
     st.stop()
 low_curvature, high_curvature = view.eigenvalues
-st.caption(f"Defaults from the cost's curvature at the trained point (Hessian eigenvalues {low_curvature:.3g} and "
-           f"{high_curvature:.3g}): the grid spans about three 'widths' of the bowl along its flattest direction, and "
-           f"the learning rate {view.learning_rate:.3g} is the largest that does not make gradient descent bounce "
-           "across the steepest one. Adam moves each weight by about the learning rate per step whatever the slope, "
-           "so it may zig-zag at this rate. Change them to explore.")
+if view.fitted:
+    st.caption(f"Defaults from the cost's curvature at the {here} point (Hessian eigenvalues {low_curvature:.3g} and "
+               f"{high_curvature:.3g}): the grid spans about three 'widths' of the bowl along its flattest direction, "
+               f"and the learning rate {view.learning_rate:.3g} is the largest that does not make gradient descent "
+               "bounce across the steepest one. Adam moves each weight by about the learning rate per step whatever "
+               "the slope, so it may zig-zag at this rate. Change them to explore.")
+else:
+    st.warning(f"The cost is not curved upwards in {pair[0].label()} and {pair[1].label()} at the {here} point "
+               f"(Hessian eigenvalues {low_curvature:.3g} and {high_curvature:.3g}), so there is no bowl to fit the "
+               "grid and learning rate to (the weights of a pixel blank in every image of the batch, for one, do "
+               f"not change the cost at all). The grid half-width and learning rate below start at {view.span:g} and "
+               f"{view.learning_rate:g}: set them by hand, or choose other weights or a larger batch.")
 view_key = f"{network.name}.{pair[0].label()}.{pair[1].label()}"  # new weights or network: new suggested defaults
 cols = st.columns(5)
 span = cols[0].number_input("Grid half-width", 0.05, 50.0, view.span, key=f"landscape.span.{view_key}")
@@ -68,8 +76,10 @@ momentum = cols[2].slider("Momentum", 0.0, 0.99, 0.9, key="landscape.momentum")
 steps = cols[3].slider("Steps K", 1, 300, 50, key="landscape.steps")
 resolution = cols[4].slider("Grid points a side", 11, 81, 41, 10, key="landscape.resolution")
 start_x, start_y = st.columns(2)
-start = (start_x.slider("Start, first weight (offset from trained)", -1.0, 1.0, -0.8, 0.05, key="landscape.sx"),
-         start_y.slider("Start, second weight (offset from trained)", -1.0, 1.0, 0.8, 0.05, key="landscape.sy"))
+start = (start_x.slider(f"Start, first weight (offset from {here}, in grid half-widths)", -1.0, 1.0, -0.8, 0.05,
+                        key="landscape.sx"),
+         start_y.slider(f"Start, second weight (offset from {here}, in grid half-widths)", -1.0, 1.0, 0.8, 0.05,
+                        key="landscape.sy"))
 start_point = (center[0] + start[0] * span, center[1] + start[1] * span)
 
 try:
@@ -83,11 +93,13 @@ except DigitLabError as exc:
 
 left, right = st.columns([3, 2])
 with left:
-    st.plotly_chart(figures.landscape_contour(landscape, paths, OPTIMISER_TITLES), key="landscape.contour")
+    export.chart(figures.landscape_contour(landscape, paths, OPTIMISER_TITLES, center_label=f"{here} values"),
+                 run_name=network.name, what="loss landscape", key="landscape.contour")
 with right:
-    st.plotly_chart(figures.path_costs(paths, OPTIMISER_TITLES), key="landscape.costs")
+    export.chart(figures.path_costs(paths, OPTIMISER_TITLES), run_name=network.name, what="optimiser costs",
+                 key="landscape.costs")
 low = landscape.minimum()
-st.caption(f"Lowest grid cost {low[2]:.4f} at ({low[0]:.3f}, {low[1]:.3f}); trained values ({center[0]:.3f}, "
+st.caption(f"Lowest grid cost {low[2]:.4f} at ({low[0]:.3f}, {low[1]:.3f}); {here} values ({center[0]:.3f}, "
            f"{center[1]:.3f}). Final cost — " + ", ".join(
                f"{OPTIMISER_TITLES[name]}: {path.costs[-1]:.4f}" for name, path in paths.items()))
 if any(not np.isfinite(path.costs).all() for path in paths.values()):
