@@ -214,13 +214,13 @@ def _has_data(directory: Path) -> bool:
     )
 
 
-def load_mnist(
+def locate_mnist(
     data_dir: Path | str | None = None,
     *,
     allow_download: bool = True,
     progress: download.ProgressCallback | None = None,
-) -> MNIST:
-    """Find MNIST and load it: `data_dir`, then $MNIST_DATA_DIR, then the user cache, then a download.
+) -> Path:
+    """Where MNIST is: `data_dir`, then $MNIST_DATA_DIR, then the user cache, then a download into the cache.
 
     An explicit `data_dir` or $MNIST_DATA_DIR that holds no data is an error (the user asked for it).
     """
@@ -232,10 +232,10 @@ def load_mnist(
                     f"The {label} {path} holds no MNIST: expected the four IDX files "
                     f"({', '.join(download.MNIST_FILES)}, gzipped or raw), mnist_all.mat or mnist.npz."
                 )
-            return load_path(path)
+            return path
     cache = download.default_cache_dir()
     if _has_data(cache):
-        return load_path(cache)
+        return cache
     looked = f"No MNIST found: no --data-dir given, ${DATA_DIR_ENV} is unset and the cache folder {cache} holds none"
     advice = (f"Set ${DATA_DIR_ENV} (or --data-dir) to a folder holding the four IDX files "
               f"({', '.join(download.MNIST_FILES)}; gzipped or raw), or connect to the internet once to download "
@@ -246,12 +246,17 @@ def load_mnist(
         download.download_mnist(cache, progress=progress)
     except DataNotFoundError as exc:
         raise DataNotFoundError(f"{looked}, and the download failed: {exc} {advice}") from None
-    mnist = load_idx_dir(cache)
-    return MNIST(*_arrays(mnist), source=f"downloaded to {cache}", verified=mnist.verified)
+    return cache
 
 
-def _arrays(mnist: MNIST) -> tuple[np.ndarray, ...]:
-    return mnist.train_images, mnist.train_labels, mnist.test_images, mnist.test_labels
+def load_mnist(
+    data_dir: Path | str | None = None,
+    *,
+    allow_download: bool = True,
+    progress: download.ProgressCallback | None = None,
+) -> MNIST:
+    """Find MNIST (`locate_mnist`) and load it."""
+    return load_path(locate_mnist(data_dir, allow_download=allow_download, progress=progress))
 
 
 # ---------------------------------------------------------------------------------------------- splitting

@@ -114,10 +114,15 @@ class _Busy(HistoryError):
 
 
 class RunHistory:
-    """The run history in one SQLite file; opening it checks the file and migrates an older schema."""
+    """The run history in one SQLite file; opening it checks the file and migrates an older schema. A file deleted
+    while the object is in use (an app keeps one for hours) is created afresh by the next operation."""
 
     def __init__(self, path: Path | str | None = None):
         self.path = Path(path).expanduser() if path else default_path()
+        self._prepare()
+
+    def _prepare(self) -> None:
+        """Check the file and bring its schema up to date, creating the file and its folder if missing."""
         self._check_header()
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -187,6 +192,12 @@ class RunHistory:
                     conn.execute(statement)
             conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
+    def _recreate_if_deleted(self) -> None:
+        """Start a new, empty history if the file was deleted since this object opened it. (Only a missing file:
+        in WAL mode a live history's main file may well be empty, its writes still in the -wal file.)"""
+        if not self.path.exists():
+            self._prepare()
+
     @contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
         """A connection in autocommit mode; SQLite errors become HistoryErrors that name the file."""
@@ -224,6 +235,7 @@ class RunHistory:
         """Insert or replace (by run_id) an ended run, its test-set confusion matrix and its parameters."""
         if not ended(run):
             raise HistoryError(f"Run '{run.name}' ({run.status}) is not over and measured yet; only ended runs are saved.")
+        self._recreate_if_deleted()
         model = run.config.model
         row = {
             "run_id": run.run_id, "name": run.name, "status": run.status, "arch": model.arch,
@@ -260,6 +272,7 @@ class RunHistory:
             clauses.append("test_accuracy >= ?")
             args.append(min_test_accuracy)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        self._recreate_if_deleted()
         with self._connect() as conn:
             rows = conn.execute(f"SELECT {SUMMARY_COLUMNS} FROM runs {where} ORDER BY created DESC, saved DESC",
                                 args).fetchall()
@@ -267,6 +280,7 @@ class RunHistory:
 
     def load(self, run_id: str, *, snapshots: bool = True) -> Run:
         """A saved run with its curves and parameters (and its per-epoch snapshots unless told not to)."""
+        self._recreate_if_deleted()
         with self._connect() as conn:
             row = conn.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             blobs = conn.execute("SELECT epoch, params FROM snapshots WHERE run_id = ? ORDER BY epoch",
@@ -290,6 +304,7 @@ class RunHistory:
 
     def confusion(self, run_id: str) -> np.ndarray | None:
         """The saved run's test-set confusion matrix (rows = true digit), or None if none was saved."""
+        self._recreate_if_deleted()
         with self._connect() as conn:
             row = conn.execute("SELECT confusion FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else _confusion_matrix(row[0])
@@ -298,12 +313,14 @@ class RunHistory:
         name = name.strip()
         if not name:
             raise HistoryError("A run's name cannot be empty.")
+        self._recreate_if_deleted()
         with self._write() as conn:
             if not conn.execute("UPDATE runs SET name = ? WHERE run_id = ?", (name, run_id)).rowcount:
                 raise HistoryError(f"No saved run has the id {run_id}; it may have been deleted by another session.")
 
     def delete(self, run_id: str) -> None:
         """Remove a run and its snapshots (a run already gone is not an error)."""
+        self._recreate_if_deleted()
         with self._write() as conn:
             conn.execute("DELETE FROM snapshots WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))

@@ -19,12 +19,18 @@ from core.runs import Run
 DIGITS = list(range(10))
 PALETTE = qualitative.Plotly
 DIVERGING = "RdBu_r"  # negative blue, zero white, positive red
+GRID_WIDTH = 900  # image grids: the width (pixels) their square cells are laid out for
+GRID_TITLE_BAND = 24  # pixels above each row of an image grid, for the titles
+GRID_COLOURBAR_MARGIN = 70  # the right margin of an image grid, which holds its colour bar
+GRID_COLOURBAR_MAX_LENGTH = 400  # pixels: a tall grid's colour bar stays beside its first rows
+LABEL_INSIDE_FROM = 0.3  # per-class accuracy bars at least this tall hold their label inside
 
 
 def _square_axes(fig: go.Figure) -> go.Figure:
-    """Images: no ticks, y pointing down, square pixels."""
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain")
-    fig.update_yaxes(showticklabels=False, showgrid=False, zeroline=False, autorange="reversed", scaleanchor="x")
+    """Images: no ticks or tick labels, y pointing down, square pixels, each plot area shrunk to its image."""
+    plain = dict(showticklabels=False, ticks="", showgrid=False, zeroline=False, showline=False, constrain="domain")
+    fig.update_xaxes(**plain)
+    fig.update_yaxes(**plain, autorange="reversed", scaleanchor="x")
     return fig
 
 
@@ -49,9 +55,11 @@ def training_curves(runs: Sequence[Run]) -> go.Figure:
                 mode="lines+markers", line=dict(color=colour, dash="dash"), marker_symbol="diamond",
                 name=f"{run.name} · validation", legendgroup=run.name, showlegend=col == 1,
             ), row=1, col=col)
-    fig.update_xaxes(title_text="updates (optimiser steps)")
+    fig.update_xaxes(title_text="updates (optimiser steps)", automargin=True)
+    fig.update_yaxes(automargin=True)
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
-    fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
+    # the left margin holds the loss tick labels even where an exporter does not apply automargin
+    fig.update_layout(height=380, margin=dict(l=50, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
 
 
@@ -80,14 +88,15 @@ def confusion_heatmap(matrix: np.ndarray, *, percentages: bool) -> go.Figure:
 
 
 def per_class_accuracy(accuracy: np.ndarray) -> go.Figure:
-    """Accuracy on the images of each true digit."""
-    # labels run up inside the bars, so they stay large however narrow the column
-    fig = go.Figure(go.Bar(x=DIGITS, y=accuracy, text=[f"{a:.1%}" for a in accuracy], textposition="inside",
-                           textangle=-90, insidetextanchor="end", constraintext="none",
-                           textfont=dict(size=15, color="white")))
-    low = max(0.0, float(np.min(accuracy)) - 0.05)
+    """Accuracy on the images of each true digit, bars from 0%."""
+    # labels run up the bars, so they stay large however narrow the column: inside a bar tall enough to hold
+    # one, above a short bar (never clipped by the axes)
+    fig = go.Figure(go.Bar(
+        x=DIGITS, y=accuracy, text=[f"{a:.1%}" for a in accuracy], textangle=-90, insidetextanchor="end",
+        textposition=["inside" if a >= LABEL_INSIDE_FROM else "outside" for a in accuracy], constraintext="none",
+        cliponaxis=False, textfont_size=15, insidetextfont_color="white", outsidetextfont_color="#31333f"))
     fig.update_xaxes(title_text="true digit", dtick=1)
-    fig.update_yaxes(title_text="accuracy", tickformat=".0%", range=[low, 1.02])
+    fig.update_yaxes(title_text="accuracy", tickformat=".0%", range=[0, 1.02])
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=20, b=10))
     return fig
 
@@ -110,7 +119,7 @@ def digit_gallery(tile: np.ndarray, per_digit: int) -> go.Figure:
     """A tiled grid of digit images, one row per digit, rows labelled 0-9."""
     rows = tile.shape[0]
     fig = go.Figure(go.Heatmap(z=tile, colorscale="gray_r", showscale=False, hoverinfo="skip"))
-    fig.update_xaxes(showticklabels=False, showgrid=False, zeroline=False, constrain="domain")
+    fig.update_xaxes(showticklabels=False, ticks="", showgrid=False, zeroline=False, constrain="domain")
     fig.update_yaxes(tickvals=[(r + 0.5) * rows / 10 - 1 for r in range(10)], ticktext=[str(d) for d in DIGITS],
                      showgrid=False, zeroline=False, autorange="reversed", scaleanchor="x", title_text="digit")
     fig.update_layout(height=60 * 10, margin=dict(l=10, r=10, t=10, b=10), title=None)
@@ -118,15 +127,18 @@ def digit_gallery(tile: np.ndarray, per_digit: int) -> go.Figure:
 
 
 def image_grid(images: np.ndarray, titles: Sequence[str], *, columns: int, diverging: bool = True,
-               height_per_row: int = 150) -> go.Figure:
-    """Small heatmaps (n, h, w) in a grid, on one shared colour scale.
+               width: int = GRID_WIDTH) -> go.Figure:
+    """Small heatmaps (n, h, w) in a grid, on one shared colour scale, sized so that at `width` pixels (the
+    figure's width in exports; the app stretches it to the page) each image fills a square cell.
 
     diverging: weights, on a zero-centred red/blue scale; otherwise activations or pixels, on a sequential one.
     """
-    n = len(images)
-    rows = max(1, -(-n // columns))
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=list(titles), horizontal_spacing=0.02,
-                        vertical_spacing=min(0.3 / rows, 0.08))
+    rows = max(1, -(-len(images) // columns))
+    margin, spacing = dict(l=10, r=GRID_COLOURBAR_MARGIN, t=GRID_TITLE_BAND, b=10), 0.02
+    cell = (width - margin["l"] - margin["r"]) * (1 - (columns - 1) * spacing) / columns
+    plot_height = rows * cell + (rows - 1) * GRID_TITLE_BAND
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=list(titles), horizontal_spacing=spacing,
+                        vertical_spacing=GRID_TITLE_BAND / plot_height)
     for i, image in enumerate(images):
         r, c = divmod(i, columns)
         fig.add_trace(go.Heatmap(z=image, coloraxis="coloraxis", hovertemplate="%{z:.3f}<extra></extra>"),
@@ -136,8 +148,11 @@ def image_grid(images: np.ndarray, titles: Sequence[str], *, columns: int, diver
         fig.update_layout(coloraxis=dict(colorscale=DIVERGING, cmin=-limit, cmax=limit, cmid=0))
     else:
         fig.update_layout(coloraxis=dict(colorscale="Viridis"))
+    fig.update_layout(coloraxis_colorbar=dict(thickness=14, xpad=8, y=1, yanchor="top",
+                                              len=min(1.0, GRID_COLOURBAR_MAX_LENGTH / plot_height)))
     fig.update_annotations(font_size=11)
-    fig.update_layout(height=height_per_row * rows + 40, margin=dict(l=10, r=10, t=30, b=10))
+    fig.update_layout(width=width, height=round(plot_height) + margin["t"] + margin["b"], margin=margin,
+                      plot_bgcolor="rgba(0,0,0,0)")
     return _square_axes(fig)
 
 

@@ -11,7 +11,7 @@ from typing import Callable, Iterable
 
 import streamlit as st
 
-from core.data import MNIST, SplitConfig, Splits, load_mnist, make_splits
+from core.data import MNIST, SplitConfig, Splits, load_path, locate_mnist, make_splits
 from core.errors import DigitLabError
 from core.history import RunHistory, default_path, ended
 from core.runs import Run
@@ -30,13 +30,18 @@ def data_dir() -> str | None:
     return st.session_state.get(DATA_DIR_KEY) or None
 
 
-@st.cache_resource(show_spinner="Loading MNIST...")
-def dataset(directory: str | None, _progress: Callable[[str, int, int], None] | None = None) -> MNIST:
-    """MNIST, loaded once per process per directory and shared read-only by every session.
+def dataset(directory: str | None, progress: Callable[[str, int, int], None] | None = None) -> MNIST:
+    """MNIST, loaded once per process per location and shared read-only by every session.
 
-    `_progress(name, done, total)` hears about a first-use download (not part of the cache key).
+    `progress(name, done, total)` hears about a first-use download, which runs here, outside the cache: a cached
+    function must not draw into elements made outside it (Streamlit replays them on the next cache hit).
     """
-    return load_mnist(directory, progress=_progress)
+    return _load(str(locate_mnist(directory, progress=progress)))
+
+
+@st.cache_resource(show_spinner="Loading MNIST...")
+def _load(path: str) -> MNIST:
+    return load_path(path)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Preparing the data split...")
@@ -59,11 +64,13 @@ def unique_name(name: str) -> str:
     return candidate
 
 
-def keep_run(run: Run) -> None:
-    """Store (or update) a run in the session under its name; once it has ended, save it to the run history."""
+def keep_run(run: Run) -> str | None:
+    """Store (or update) a run in the session under its name; once it has ended, save it to the run history.
+
+    Returns why the run could not be saved (already shown as a warning), or None.
+    """
     runs()[run.name] = run
-    if ended(run):
-        _save_to_history(run)
+    return _save_to_history(run) if ended(run) else None
 
 
 def history_path() -> Path:
@@ -72,31 +79,38 @@ def history_path() -> Path:
 
 
 @st.cache_resource(show_spinner="Opening the run history...")
-def _open_history(path: str) -> RunHistory:
+def _open_history(path: str, history_class_id: int) -> RunHistory:
+    """One history object per file and per load of core.history: when Streamlit reloads edited modules, the new
+    RunHistory class gets a new object, whose errors are the reloaded HistoryError that the pages catch."""
     return RunHistory(path)
 
 
 def history() -> RunHistory:
     """The run history; raises HistoryError (with what to do) if its file is corrupt or from a newer version."""
-    return _open_history(str(history_path()))
+    return _open_history(str(history_path()), id(RunHistory))
 
 
 def _saved_version(run: Run) -> tuple:
     return run.name, run.status, len(run.history), run.test_accuracy
 
 
-def _save_to_history(run: Run) -> None:
-    """Save an ended run with its test-set confusion matrix, unless this version of it is already saved."""
+def _save_to_history(run: Run) -> str | None:
+    """Save an ended run with its test-set confusion matrix, unless this version of it is already saved.
+
+    Returns (and shows as a warning) why the run could not be saved, or None.
+    """
     saved = st.session_state.setdefault(SAVED_KEY, {})
     if saved.get(run.run_id) == _saved_version(run):
-        return
+        return None
     try:
         with st.spinner(f"Saving run '{run.name}' to the run history..."):
             history().save(run, run.test_confusion)
     except DigitLabError as exc:
-        st.warning(f"Run '{run.name}' is kept in this session but could not be saved to the run history: {exc}")
-        return
+        message = f"Run '{run.name}' is kept in this session but could not be saved to the run history: {exc}"
+        st.warning(message)
+        return message
     saved[run.run_id] = _saved_version(run)
+    return None
 
 
 def reload_run(run_id: str) -> str:

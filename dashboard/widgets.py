@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import streamlit as st
 
+from core.data import SplitConfig
 from core.errors import DigitLabError
 from core.runs import Run
 from dashboard import state
@@ -31,6 +34,33 @@ def pick_run(*, need_params: bool = True) -> Run | None:
         st.session_state[state.SELECTED_RUN_KEY] = names[-1]
     name = st.selectbox("Run", names, key=state.SELECTED_RUN_KEY, format_func=lambda n: run_label(runs[n]))
     return runs[name]
+
+
+def one_of(label: str, options: Sequence, *, key: str):
+    """A segmented control that always has exactly one of `options` selected, the first at the start: clicking
+    the selected option again keeps it (a plain st.segmented_control would be left with none)."""
+    previous = f"{key}.previous"
+    st.session_state.setdefault(key, options[0])
+
+    def keep_a_choice() -> None:
+        if st.session_state[key] is None:
+            st.session_state[key] = st.session_state.get(previous, options[0])
+
+    choice = st.segmented_control(label, options, key=key, on_change=keep_a_choice)
+    st.session_state[previous] = choice
+    return choice
+
+
+def train_page_split() -> SplitConfig | None:
+    """The data split set on the Train page in this session; None when that page has not been opened."""
+    def setting(name: str):
+        return st.session_state[state.SETTINGS_PREFIX + name]
+
+    if state.SETTINGS_PREFIX + "val_size" not in st.session_state:
+        return None
+    return SplitConfig(val_size=int(setting("val_size")), seed=int(setting("seed")),
+                       train_size=int(setting("train_size")) if setting("subset") == "total" else None,
+                       per_class=int(setting("per_class")) if setting("subset") == "per_class" else None)
 
 
 def show_error(exc: DigitLabError, hint: str = "") -> None:

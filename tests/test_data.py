@@ -113,7 +113,7 @@ def test_download_is_used_when_nothing_local(tmp_path, monkeypatch, tiny_mnist):
     monkeypatch.setattr(data.download, "download_mnist",
                         lambda dest, progress=None: calls.append(dest) or write_idx_dir(dest, tiny_mnist))
     loaded = data.load_mnist()
-    assert calls == [tmp_path / "cache"] and "downloaded" in loaded.source
+    assert calls == [tmp_path / "cache"] and loaded.source == f"IDX files in {tmp_path / 'cache'}"
     assert data.load_mnist().source.startswith("IDX files")  # second time: from the cache, no download
     assert len(calls) == 1
 

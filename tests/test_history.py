@@ -6,6 +6,8 @@ import dataclasses
 import json
 import multiprocessing
 import sqlite3
+import sys
+import types
 from contextlib import closing
 from pathlib import Path
 
@@ -173,8 +175,10 @@ def _save_many(path: str, prefix: str, count: int, barrier) -> None:
         history.save(run, np.eye(10, dtype=np.int64))
 
 
-def test_two_processes_writing_at_once_lose_nothing(tmp_path):
+def test_two_processes_writing_at_once_lose_nothing(tmp_path, monkeypatch):
     path = str(tmp_path / "shared" / "runs.sqlite3")  # neither process finds a database: both race to create it
+    # spawned workers re-run the parent's __main__ file; an AppTest earlier in the session leaves its page script there
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     context = multiprocessing.get_context("spawn")
     barrier = context.Barrier(2)
     count = 25
@@ -233,6 +237,17 @@ def test_another_programs_sqlite_file_is_reported_and_left_alone(tmp_path):
     path = tmp_path / "runs.sqlite3"
     sql(path, "CREATE TABLE contacts (name TEXT)", "INSERT INTO contacts VALUES ('Ada')")
     _refused(path, "did not create")
+
+
+def test_a_file_deleted_while_in_use_is_created_afresh(tmp_path, trained):
+    """An app keeps one RunHistory for hours; deleting the file under it must not break it until a restart."""
+    path = tmp_path / "runs.sqlite3"
+    history = RunHistory(path)
+    history.save(copy_of(trained, name="before"))
+    path.unlink()
+    assert history.list() == []
+    history.save(trained)
+    assert [row.run_id for row in RunHistory(path).list()] == [trained.run_id]
 
 
 # The schema as version 1 wrote it (no confusion matrix, no snapshots): a fixed record of an old file.

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import date
 
-import jax
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -13,6 +12,7 @@ from streamlit.testing.v1 import AppTest
 from conftest import REPO
 from core.checkpoint import model_bytes
 from core.data import SplitConfig, load_mnist, make_splits
+from core.history import HOME_ENV
 from core.inspect import select_examples
 from core.models import ModelConfig, init, seed_key
 from core.runs import Run
@@ -133,6 +133,56 @@ def test_invalid_settings_show_an_error_not_a_traceback(data_env):
     at.text_input(key="setting.hidden").set_value("3x0").run()
     assert "whole numbers" in at.error[0].value
     assert button(at, "Train").disabled
+
+
+def small_training(at: AppTest) -> AppTest:
+    """Settings for a quick run on the tiny MNIST."""
+    at.number_input(key="setting.val_size").set_value(200)
+    at.number_input(key="setting.epochs").set_value(1)
+    at.text_input(key="setting.hidden").set_value("32")
+    return at
+
+
+def test_a_huge_learning_rate_is_what_trains(data_env):
+    """A typed value beyond the old widget bounds is used, not silently replaced by an earlier one."""
+    at = small_training(app("train").run())
+    at.number_input(key="setting.learning_rate").set_value(100.0)
+    button(at.run(), "Train").click().run()
+    assert not at.exception
+    assert at.number_input(key="setting.learning_rate").value == 100.0
+    (run,) = at.session_state["runs"].values()
+    assert run.config.train.learning_rate == 100.0 and run.test_accuracy is not None
+
+
+def test_out_of_range_values_are_refused_with_a_message(data_env):
+    at = app("train").run()
+    at.number_input(key="setting.val_size").set_value(70_000)
+    button(at.run(), "Train").click().run()
+    assert not at.exception
+    assert "Validation size must be between 0 and 1199, got 70000" in at.error[0].value
+    assert not at.session_state["runs"]
+    at.number_input(key="setting.val_size").set_value(200)
+    at.number_input(key="setting.learning_rate").set_value(0.0).run()
+    assert "learning rate must be a positive number" in at.error[0].value
+    assert button(at, "Train").disabled
+
+
+def test_small_rates_are_shown_as_they_are(data_env):
+    at = app("train").run()
+    for key in ("setting.learning_rate", "setting.weight_decay"):
+        shown = at.number_input(key=key).proto.format % 4e-06
+        assert float(shown) == 4e-06, key
+
+
+def test_a_run_that_cannot_be_saved_says_so_after_training(data_env, monkeypatch, tmp_path):
+    monkeypatch.setenv(HOME_ENV, str(tmp_path))
+    (tmp_path / "runs.sqlite3").write_bytes(b"not a database" * 100)
+    at = small_training(app("train").run())
+    button(at.run(), "Train").click().run()
+    assert not at.exception
+    (run,) = at.session_state["runs"].values()
+    assert run.status == "finished"
+    assert f"Run '{run.name}' is kept in this session but could not be saved" in at.warning[0].value
 
 
 def test_an_interrupted_run_is_kept_stopped_and_evaluated(data_env):
@@ -270,25 +320,28 @@ def test_weights_can_be_viewed_after_each_saved_epoch(data_env):
     assert first_limit != final_limit
 
 
-def test_a_first_use_download_shows_progress(monkeypatch, tiny_mnist):
-    """The data page passes a progress callback into the cached loader; the download reports through it."""
+def test_a_first_use_download_shows_progress(monkeypatch, tiny_data_dir):
+    """The data page passes a progress callback to the download, which runs outside the cached loader: the page
+    still works on the next rerun (a callback drawing inside a cached function broke the replay)."""
     from dashboard import state
 
     calls = []
 
-    def fake_load(directory, progress=None):
+    def fake_download(directory, progress=None):
         for done in (0, 5, 10):
             progress("train-images-idx3-ubyte.gz", done, 10)
             calls.append(done)
-        return tiny_mnist
+        return tiny_data_dir
 
-    monkeypatch.setattr(state, "load_mnist", fake_load)
+    monkeypatch.setattr(state, "locate_mnist", fake_download)
     at = app()
     at.session_state["setting.data_dir"] = "downloading-for-this-test"
     at.run()
     assert not at.exception and not at.error
     assert calls == [0, 5, 10]
-    assert "synthetic" in at.success[0].value
+    assert str(tiny_data_dir) in at.success[0].value
+    at.run()
+    assert not at.exception and not at.error and str(tiny_data_dir) in at.success[0].value
 
 
 def test_every_finished_chart_has_the_save_chart_menu():
@@ -300,3 +353,49 @@ def test_every_finished_chart_has_the_save_chart_menu():
         for number, line in enumerate(path.read_text().splitlines(), start=1):
             if "plotly_chart(" in line:
                 assert line.strip().startswith("chart.plotly_chart(figures.training_curves("), f"{path.name}:{number}"
+
+
+def test_results_metric_shows_the_count_and_the_total_apart(data_env):
+    at = with_runs(app("results"), made_run("mlp", data_env)).run()
+    metric = next(m for m in at.metric if m.label == "Misclassified test digits")
+    assert "of" not in metric.value and metric.delta == "of 300"
+
+
+def test_data_page_shows_the_train_pages_split(data_env):
+    at = app()
+    at.session_state["setting.val_size"] = 200
+    at.session_state["setting.subset"] = "per_class"
+    at.session_state["setting.per_class"] = 50
+    at.session_state["setting.train_size"] = 100
+    at.session_state["setting.seed"] = 0
+    at.run()
+    assert not at.exception
+    values = {m.label: m.value for m in at.metric}
+    assert values["Training images"] == "500" and values["Validation images"] == "200"
+    assert any("split set on the Train page" in c.value for c in at.caption)
+
+
+def test_data_page_says_when_the_default_split_cannot_be_made(data_env):
+    at = app().run()  # the default 5,000 validation images are more than the tiny MNIST's 1,200
+    assert not at.exception and not at.error
+    values = {m.label: m.value for m in at.metric}
+    assert values["Training images"] == "—"
+    assert any("the default split cannot be made" in c.value for c in at.caption)
+
+
+def test_weights_page_warns_about_a_diverged_run(data_env):
+    run = made_run("mlp", data_env, status="diverged at step 5")
+    at = with_runs(app("weights"), run).run()
+    assert not at.exception
+    assert "diverged at step 5" in at.warning[0].value
+    assert any("last finite step" in c.value for c in at.caption)
+
+
+def test_output_digit_choice_cannot_be_emptied(data_env):
+    at = with_runs(app("weights"), made_run("mlp", data_env)).run()
+    digits = at.button_group(key="feeder_digit")
+    digits.set_value(3).run()
+    assert "output 3" in " ".join(c.value for c in at.caption)
+    at.button_group(key="feeder_digit").set_value(None).run()
+    assert at.button_group(key="feeder_digit").value == 3
+    assert "output 3" in " ".join(c.value for c in at.caption)

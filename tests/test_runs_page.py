@@ -97,7 +97,7 @@ def test_lists_filters_and_compares(two_runs):
     assert len(charts) == 1 + 2  # the overlaid curves, then one confusion matrix per run
     metrics, diff = at.dataframe[1].value, at.dataframe[2].value
     assert set(metrics.columns) == {"slow sgd", "fast adam"}
-    assert metrics.loc["test_accuracy", "fast adam"] == "0.92"
+    assert metrics.loc["test accuracy", "fast adam"] == "92.00%"
     assert sorted(diff.index) == ["train.learning_rate", "train.optimizer"]
     assert diff.loc["train.optimizer", "slow sgd"] == "sgd" and diff.loc["train.optimizer", "fast adam"] == "adam"
 
@@ -226,3 +226,23 @@ def test_keep_run_keeps_the_run_when_the_history_is_unusable(home, monkeypatch):
     assert "kept in this session but could not be saved" in warning and str(path) in warning
     assert list(at.session_state[state.RUNS_KEY]) == ["mine"]
     assert path.read_bytes() == b"garbage" * 100
+
+
+def _open_history_script():
+    import streamlit as st
+
+    from dashboard import state
+
+    st.session_state.setdefault("histories", []).append(state.history())
+
+
+def test_reloaded_modules_get_a_fresh_history_object(home, monkeypatch):
+    """Streamlit reloads edited modules under a running app; a history cached from the old core.history would
+    raise the old HistoryError, which the pages' `except HistoryError` no longer catches."""
+    at = AppTest.from_function(_open_history_script, default_timeout=60).run()
+    reloaded = type("RunHistory", (RunHistory,), {})
+    monkeypatch.setattr(state, "RunHistory", reloaded)
+    at.run()
+    assert not at.exception, at.exception
+    first, second = at.session_state["histories"]
+    assert type(first) is RunHistory and type(second) is reloaded

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from core import download
-from core.data import MNIST, SplitConfig, class_counts
+from core.data import MNIST, SplitConfig, class_counts, make_splits
 from core.errors import DigitLabError
 from core.inspect import examples_per_digit, tile_images
 from core.models import ARCHITECTURES
 from dashboard import export, figures, state
-from dashboard.widgets import TRAIN_PAGE
+from dashboard.widgets import MISSING, TRAIN_PAGE, train_page_split
 
 UPLOAD_KEY = "data_upload"
 GALLERY_PER_DIGIT = 10
@@ -45,7 +46,7 @@ def load_with_progress() -> MNIST | None:
         bar.progress(min(fraction, 1.0), text=f"Downloading {name}: {done / 1e6:.1f} of {total / 1e6:.1f} MB")
 
     try:
-        mnist = state.dataset(state.data_dir(), _progress=on_progress)
+        mnist = state.dataset(state.data_dir(), progress=on_progress)
     except DigitLabError as exc:
         bar.empty()
         st.error(f"**No MNIST data could be loaded.** {exc}")
@@ -63,17 +64,38 @@ def load_with_progress() -> MNIST | None:
     return mnist
 
 
+@st.cache_data(show_spinner="Measuring the split...", max_entries=16)
+def split_sizes(_mnist: MNIST, source: str, config: SplitConfig) -> tuple[int, int]:
+    """(training, validation) images of `config` on the dataset loaded from `source`."""
+    split = make_splits(_mnist, config)
+    return len(split.train_index), len(split.val_index)
+
+
+def described_split(mnist: MNIST) -> tuple[tuple[int, int] | None, str]:
+    """The (training, validation) sizes to show, and a note saying whose split they are: the Train page's when it
+    was opened in this session, else the default; None (and why) when that split cannot be made from this data."""
+    chosen = train_page_split()
+    which = "the default split" if chosen is None else "the split set on the Train page"
+    try:  # the sizes do not depend on the seed
+        sizes = split_sizes(mnist, mnist.source, replace(chosen or SplitConfig(), seed=0))
+    except DigitLabError as exc:
+        return None, f"No sizes: {which} cannot be made from this data. {exc}"
+    return sizes, f"Sizes of {which}; set them in the Train page's Data settings."
+
+
 def overview(mnist: MNIST) -> None:
-    split = SplitConfig()
     train_counts, test_counts = class_counts(mnist.train_labels), class_counts(mnist.test_labels)
     st.success(f"Loaded from **{mnist.source}**" + (" (checksums match the published MNIST)." if mnist.verified else "."))
+    sizes, which = described_split(mnist)
     cols = st.columns(4)
-    cols[0].metric("Training images", f"{len(mnist.train_labels) - split.val_size:,}",
-                   help="The 60,000 training images minus the validation hold-out.")
-    cols[1].metric("Validation images", f"{split.val_size:,}", help="Held out of the training images, stratified "
-                                                                      "and seeded; set its size on the Train page.")
+    cols[0].metric("Training images", MISSING if sizes is None else f"{sizes[0]:,}",
+                   help=f"Of the {len(mnist.train_labels):,} training images, those not held out for validation "
+                        "(or the subset of them chosen on the Train page).")
+    cols[1].metric("Validation images", MISSING if sizes is None else f"{sizes[1]:,}",
+                   help="Held out of the training images, stratified and seeded; set its size on the Train page.")
     cols[2].metric("Test images", f"{len(mnist.test_labels):,}", help="Only used to report the final accuracy.")
     cols[3].metric("Image size", "28 × 28", help="Grey levels 0-255, scaled to [0, 1] for training.")
+    st.caption(which)
     table, gallery = st.columns([1, 2])
     with table:
         st.subheader("Images per digit")

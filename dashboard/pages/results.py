@@ -10,7 +10,7 @@ from core.inspect import SORT_KEYS, confidence, row_percentages, select_examples
 from core.runs import Run
 from core.train import Evaluation
 from dashboard import export, figures, state
-from dashboard.widgets import pick_run
+from dashboard.widgets import one_of, pick_run
 
 TRUE_KEY, PREDICTED_KEY = "filter.true", "filter.predicted"
 CONFUSION_KEY = "confusion_chart"
@@ -47,11 +47,12 @@ def summary(run: Run, evaluation: Evaluation) -> None:
     cols[0].metric("Test accuracy", f"{evaluation.accuracy:.2%}")
     cols[1].metric("Validation accuracy", "—" if run.val_accuracy is None else f"{run.val_accuracy:.2%}")
     cols[2].metric("Test loss", f"{evaluation.loss:.4f}")
-    cols[3].metric("Misclassified test digits", f"{len(evaluation.misclassified):,} of {len(evaluation.labels):,}")
+    cols[3].metric("Misclassified test digits", f"{len(evaluation.misclassified):,}",
+                   delta=f"of {len(evaluation.labels):,}", delta_color="off", delta_arrow="off")
     matrix_col, class_col = st.columns([3, 2])
     with matrix_col:
         st.subheader("Confusion matrix")
-        as_percent = st.segmented_control("Show", ["counts", "row %"], default="counts", key="confusion_mode") == "row %"
+        as_percent = one_of("Show", ["counts", "row %"], key="confusion_mode") == "row %"
         matrix = row_percentages(evaluation.confusion) if as_percent else evaluation.confusion
         st.caption("Rows: the true digit; columns: what the network said. **Click a cell** to list those mistakes.")
         export.chart(figures.confusion_heatmap(matrix, percentages=as_percent), run_name=run.name,

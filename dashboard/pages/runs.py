@@ -10,8 +10,9 @@ import streamlit as st
 from core.errors import HistoryError
 from core.history import STATUS_KINDS, RunHistory, SavedRun, config_diff, default_path
 from core.models import ARCHITECTURES
+from core.runs import Run
 from dashboard import export, figures, state
-from dashboard.widgets import format_epochs, show_error
+from dashboard.widgets import format_epochs, format_or_dash, show_error
 
 SELECTION_KEY = "runs_page.selection"
 CONFIRM_DELETE_KEY = "runs_page.confirm_delete"
@@ -82,8 +83,28 @@ def _cell(value) -> str:
     return "—" if value is None else str(value)
 
 
+def _minutes(timestamp: str) -> str:
+    """An ISO timestamp as "2026-01-31 14:05"."""
+    return timestamp.replace("T", " ")[:16]
+
+
 def _percent(value: float | None) -> float | None:
     return None if value is None else 100 * value
+
+
+def final_metrics(run: Run) -> dict[str, str]:
+    """A run's final metrics as table cells under readable labels, accuracies in percent."""
+    return {
+        "status": run.status,
+        "network": run.config.model.describe(),
+        "validation accuracy": format_or_dash(run.val_accuracy, ".2%"),
+        "test accuracy": format_or_dash(run.test_accuracy, ".2%"),
+        "epochs": format_epochs(run.epochs_completed),
+        "training time": f"{run.train_seconds:.1f} s",
+        "compile time": f"{run.compile_seconds:.1f} s",
+        "samples per second": f"{run.samples_per_second:,.0f}",
+        "created (UTC)": _minutes(run.created),
+    }
 
 
 def filters() -> dict:
@@ -105,7 +126,7 @@ def table(saved: list[SavedRun]) -> None:
         "validation accuracy (%)": [_percent(r.val_accuracy) for r in saved],
         "epochs": [format_epochs(r.epochs) for r in saved],
         "training time (s)": [r.train_seconds for r in saved],
-        "created (UTC)": [r.created.replace("T", " ")[:16] for r in saved],
+        "created (UTC)": [_minutes(r.created) for r in saved],
     }), hide_index=True, column_config={
         "test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
         "validation accuracy (%)": st.column_config.NumberColumn(format="%.2f"),
@@ -150,8 +171,7 @@ def compare(store: RunHistory, selected: list[SavedRun], labels: dict[str, str])
     st.subheader("Learning curves")
     export.chart(figures.training_curves(loaded), run_name="saved runs", what="curves", key="runs_page.curves")
     st.subheader("Final metrics")
-    metrics = {run.name: {k: _cell(v) for k, v in run.summary().items() if k != "name"} for run in loaded}
-    st.dataframe(pd.DataFrame(metrics))
+    st.dataframe(pd.DataFrame({run.name: final_metrics(run) for run in loaded}))
     if len(loaded) > 1:
         st.subheader("Settings that differ")
         diff = config_diff({run.name: run.config for run in loaded})

@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import streamlit as st
 
-from core.data import SplitConfig
 from core.errors import DigitLabError
 from core.inspect import eta_seconds
 from core.models import ACTIVATIONS, ARCHITECTURES, INITS, ModelConfig, recommended_init
 from core.runs import Run
 from core.train import OPTIMIZERS, SCHEDULES, Progress, RunConfig, TrainConfig, train
 from dashboard import export, figures, state
-from dashboard.widgets import RESULTS_PAGE, WEIGHTS_PAGE, format_epochs, pick_run
+from dashboard.widgets import RESULTS_PAGE, WEIGHTS_PAGE, format_epochs, pick_run, train_page_split
 
 S = state.SETTINGS_PREFIX
 TRAIN_REQUEST_KEY = "train_request"
 TRAIN_ERROR_KEY = "train_error"  # why the last Train press could not start, shown after the rerun
+UNSAVED_KEY = "train_unsaved"  # why the run just finished could not be saved to the history, shown after the rerun
 INIT_CHOSEN_KEY = S + "init_chosen"  # True once the user picks an initialisation: it stops following the network
 SUBSET_CHOICES = {"all": "All remaining images", "total": "A total number", "per_class": "A number per digit"}
 OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam"}
@@ -74,52 +74,44 @@ def settings(disabled: bool) -> RunConfig:
                      help="Biases start at zero. Glorot suits softmax regression and tanh/sigmoid, He suits ReLU "
                           "networks and LeNet-5; this follows the network you choose until you pick one yourself.")
         if v("init") == "normal":
-            st.number_input("Init standard deviation", min_value=1e-4, max_value=10.0, step=0.01, format="%.4f",
-                            key=S + "init_std", disabled=disabled)
+            st.number_input("Init standard deviation", step=0.01, format="%g", key=S + "init_std", disabled=disabled)
     with data:
         st.subheader("Data")
-        st.number_input("Validation images", min_value=0, max_value=59_000, step=1000, key=S + "val_size",
-                        disabled=disabled, help="Held out of the 60,000 training images (stratified); "
-                                                "0 turns validation off.")
+        st.number_input("Validation images", step=1000, key=S + "val_size", disabled=disabled,
+                        help="Held out of the 60,000 training images (stratified); 0 turns validation off.")
         st.radio("Train on", list(SUBSET_CHOICES), key=S + "subset", format_func=SUBSET_CHOICES.get,
                  disabled=disabled, horizontal=True)
         if v("subset") == "total":
-            st.number_input("Training images", min_value=1, max_value=60_000, step=1000, key=S + "train_size",
-                            disabled=disabled)
+            st.number_input("Training images", step=1000, key=S + "train_size", disabled=disabled)
         elif v("subset") == "per_class":
-            st.number_input("Training images per digit", min_value=1, max_value=6_000, step=100, key=S + "per_class",
-                            disabled=disabled)
-        st.number_input("Random seed", min_value=0, max_value=2**31 - 1, key=S + "seed", disabled=disabled,
+            st.number_input("Training images per digit", step=100, key=S + "per_class", disabled=disabled)
+        st.number_input("Random seed", step=1, key=S + "seed", disabled=disabled,
                         help="Same seed and settings give the same curves, bit for bit.")
     with optimiser:
         st.subheader("Training")
         st.selectbox("Optimiser", OPTIMIZERS, key=S + "optimizer", format_func=OPTIMIZER_NAMES.get, disabled=disabled)
-        st.number_input("Learning rate", min_value=1e-6, max_value=10.0, format="%.5f", step=1e-4,
-                        key=S + "learning_rate", disabled=disabled)
+        st.number_input("Learning rate", step=1e-4, format="%g", key=S + "learning_rate", disabled=disabled,
+                        help="Too high a rate makes the loss blow up: the run then stops as diverged.")
         if v("optimizer") == "momentum":
-            st.number_input("Momentum", min_value=0.0, max_value=0.999, step=0.05, key=S + "momentum", disabled=disabled)
+            st.number_input("Momentum", step=0.05, format="%g", key=S + "momentum", disabled=disabled)
             st.checkbox("Nesterov", key=S + "nesterov", disabled=disabled)
         st.selectbox("Learning-rate schedule", SCHEDULES, key=S + "schedule", format_func=SCHEDULE_NAMES.get,
                      disabled=disabled)
         if v("schedule") == "exponential":
-            st.number_input("Decay factor per epoch", min_value=0.01, max_value=1.0, step=0.01, key=S + "decay",
-                            disabled=disabled)
-        st.number_input("L2 weight decay", min_value=0.0, max_value=1.0, step=1e-4, format="%.5f",
-                        key=S + "weight_decay", disabled=disabled)
+            st.number_input("Decay factor per epoch", step=0.01, format="%g", key=S + "decay", disabled=disabled)
+        st.number_input("L2 weight decay", step=1e-4, format="%g", key=S + "weight_decay", disabled=disabled)
         left, right = st.columns(2)
-        left.number_input("Batch size", min_value=1, max_value=60_000, step=10, key=S + "batch_size", disabled=disabled)
-        right.number_input("Epochs", min_value=1, max_value=200, key=S + "epochs", disabled=disabled)
+        left.number_input("Batch size", step=10, key=S + "batch_size", disabled=disabled)
+        right.number_input("Epochs", step=1, key=S + "epochs", disabled=disabled)
         with st.expander("Advanced"):
-            st.number_input("Validate every N updates (0: at each epoch end)", min_value=0, step=100,
+            st.number_input("Validate every N updates (0: at each epoch end)", step=100,
                             key=S + "eval_every", disabled=disabled)
-            st.number_input("Updates per chart refresh (0: automatic, about 4 a second)", min_value=0, step=10,
+            st.number_input("Updates per chart refresh (0: automatic, about 4 a second)", step=10,
                             key=S + "steps_per_chunk", disabled=disabled)
 
     model = ModelConfig(arch=v("arch"), hidden=_parse_widths(v("hidden")), activation=v("activation"),
                         init=v("init"), init_std=float(v("init_std")))
-    split = SplitConfig(val_size=int(v("val_size")), seed=int(v("seed")),
-                        train_size=int(v("train_size")) if v("subset") == "total" else None,
-                        per_class=int(v("per_class")) if v("subset") == "per_class" else None)
+    split = train_page_split()
     training = TrainConfig(
         optimizer=v("optimizer"), learning_rate=float(v("learning_rate")), momentum=float(v("momentum")),
         nesterov=bool(v("nesterov")), schedule=v("schedule"), decay=float(v("decay")),
@@ -168,7 +160,9 @@ def run_training(config: RunConfig) -> None:
         _refuse(exc)
     with st.spinner("Measuring validation and test accuracy…"):
         run.finish(data)
-    state.keep_run(run)
+    unsaved = state.keep_run(run)
+    if unsaved:  # the rerun wipes the warning keep_run showed
+        st.session_state[UNSAVED_KEY] = unsaved
     st.rerun()
 
 
@@ -243,6 +237,8 @@ if config_error:
     st.error(f"{config_error} Fix this setting to train.")
 if TRAIN_ERROR_KEY in st.session_state:
     st.error(st.session_state.pop(TRAIN_ERROR_KEY))
+if UNSAVED_KEY in st.session_state:
+    st.warning(st.session_state.pop(UNSAVED_KEY))
 st.button("Train", type="primary", icon=":material/play_arrow:", on_click=_request_training,
           disabled=requested or config is None)
 if requested and config is not None:

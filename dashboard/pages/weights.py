@@ -10,23 +10,27 @@ from core.inspect import input_weight_images, strongest_feeders
 from core.models import Params, lenet5_feature_maps
 from core.runs import Run
 from dashboard import export, figures, state
-from dashboard.widgets import pick_run
+from dashboard.widgets import one_of, pick_run
 
 UNITS_PER_PAGE = 36
 GRID_COLUMNS = 6
 FEEDERS = 6
-END = "end of run"
+CONV1_MAPS_WIDTH = 720  # pixels: the conv1 feature maps share their row with the test digit
+END = "end of the run"
+LAST_FINITE = "last finite step"  # the end of a diverged run
 
 
 def pick_params(run: Run) -> tuple[str, Params]:
-    """An epoch slider over the run's per-epoch snapshots (plus the end of the run when it differs)."""
+    """An epoch slider over the run's per-epoch snapshots (plus the end of the run, or the last finite step of a
+    diverged run, when it differs)."""
     points = {f"epoch {epoch}": params for epoch, params in run.snapshots}
+    end = LAST_FINITE if run.diverged else END
     if not points or run.snapshots[-1][1] is not run.params:
-        points[END] = run.params
+        points[end] = run.params
     if len(points) == 1:
         label = next(iter(points))
-        st.caption(f"Showing the weights at the {label}." if label == END else
-                   f"Showing the weights after {label} (the end of the run).")
+        st.caption(f"Showing the weights at the {label}." if label == end else
+                   f"Showing the weights after {label} (the {end}).")
     else:
         label = st.select_slider("Weights after", list(points), value=list(points)[-1], key=f"epoch.{run.name}")
     return label, points[label]
@@ -37,7 +41,7 @@ def softmax_regression(run: Run, params: Params, when: str) -> None:
     st.caption("Each output unit's 784 incoming weights drawn as a 28×28 image, all on one scale centred on zero: "
                "red pixels push towards that digit, blue pixels against it.")
     images = input_weight_images(params["output"]["w"])
-    export.chart(figures.image_grid(images, [f"digit {d}" for d in range(10)], columns=5, height_per_row=230),
+    export.chart(figures.image_grid(images, [f"digit {d}" for d in range(10)], columns=5),
                  run_name=run.name, what=f"output weights {when}", key="linear_weights")
 
 
@@ -57,8 +61,7 @@ def mlp(run: Run, params: Params, when: str) -> None:
         st.info("This MLP has more than one hidden layer, so no first-layer unit feeds the outputs directly; "
                 "train a one-hidden-layer MLP to see which units vote for each digit.")
         return
-    digit = st.segmented_control("Output digit", list(range(10)), default=0, key="feeder_digit")
-    digit = 0 if digit is None else digit
+    digit = one_of("Output digit", list(range(10)), key="feeder_digit")
     output = np.asarray(params["output"]["w"])
     top = strongest_feeders(output, digit, FEEDERS)
     st.caption(f"The {FEEDERS} hidden units with the largest weight into output {digit}: their incoming weights "
@@ -73,7 +76,7 @@ def mlp(run: Run, params: Params, when: str) -> None:
 def lenet5(run: Run, params: Params, when: str) -> None:
     filters = np.moveaxis(np.asarray(params["conv1"]["w"])[:, :, 0, :], -1, 0)
     st.subheader("The six first-layer 5×5 filters")
-    export.chart(figures.image_grid(filters, [f"filter {i}" for i in range(6)], columns=6, height_per_row=180),
+    export.chart(figures.image_grid(filters, [f"filter {i}" for i in range(6)], columns=6),
                  run_name=run.name, what=f"conv1 filters {when}", key="conv1_filters")
     st.subheader("Feature maps for one test digit")
     x_test = state.splits(state.data_dir(), run.config.data).x_test
@@ -85,7 +88,8 @@ def lenet5(run: Run, params: Params, when: str) -> None:
     image.image(x_test[index].reshape(IMAGE_SIDE, IMAGE_SIDE), width=140, caption=f"test image #{index}")
     with first:
         st.caption("conv1 after ReLU: 6 maps of 24×24")
-        export.chart(figures.image_grid(maps["conv1"], [f"map {i}" for i in range(6)], columns=6, diverging=False),
+        export.chart(figures.image_grid(maps["conv1"], [f"map {i}" for i in range(6)], columns=6, diverging=False,
+                                        width=CONV1_MAPS_WIDTH),
                      run_name=run.name, what=f"conv1 maps test {index} {when}", key="conv1_maps")
     st.caption("conv2 after ReLU: 16 maps of 8×8")
     export.chart(figures.image_grid(maps["conv2"], [f"map {i}" for i in range(16)], columns=8, diverging=False),
@@ -95,5 +99,7 @@ def lenet5(run: Run, params: Params, when: str) -> None:
 st.title("Weights")
 run = pick_run()
 if run is not None:
+    if run.diverged:
+        st.warning(f"This run {run.status}; these weights are its last finite parameters.")
     when, params = pick_params(run)
     {"linear": softmax_regression, "mlp": mlp, "lenet5": lenet5}[run.config.model.arch](run, params, when)

@@ -1,0 +1,48 @@
+"""The plotly figure builders' layouts (dashboard.figures): what exports and the app draw."""
+
+import numpy as np
+import pytest
+
+from core.data import SplitConfig
+from core.models import ModelConfig
+from core.runs import Run
+from core.train import RunConfig, TrainConfig
+from dashboard import figures
+
+
+def test_per_class_bars_start_at_zero_and_no_label_is_clipped():
+    accuracy = np.array([0.95, 0.97, 0.8, 0.7, 0.75, 0.19, 0.9, 0.85, 0.6, 0.02])
+    bar = figures.per_class_accuracy(accuracy)
+    assert bar.layout.yaxis.range[0] == 0
+    trace = bar.data[0]
+    assert trace.cliponaxis is False
+    assert [p for a, p in zip(accuracy, trace.textposition) if a < figures.LABEL_INSIDE_FROM] == ["outside", "outside"]
+    assert set(p for a, p in zip(accuracy, trace.textposition) if a >= figures.LABEL_INSIDE_FROM) == {"inside"}
+
+
+def test_training_curves_leave_room_for_the_tick_labels():
+    run = Run("run", RunConfig(ModelConfig(), SplitConfig(), TrainConfig()), history=[
+        dict(step=s, epoch=s / 10, train_loss=2.3 / (s + 1), train_accuracy=0.5, val_loss=None, val_accuracy=None,
+             learning_rate=1e-3, elapsed=s, samples_per_second=1.0) for s in range(5)])
+    curves = figures.training_curves([run])
+    assert curves.layout.margin.l >= 40
+    assert all(axis.automargin for axis in (curves.layout.yaxis, curves.layout.yaxis2, curves.layout.xaxis))
+
+
+def _axes(fig, kind: str) -> list:
+    return [fig.layout[name] for name in fig.layout if name.startswith(kind) and fig.layout[name].domain]
+
+
+@pytest.mark.parametrize("count, columns", [(10, 5), (36, 6), (6, 6), (16, 8)])
+def test_image_grid_cells_are_square_and_have_no_ticks(count, columns):
+    images = np.random.default_rng(0).normal(size=(count, 28, 28))
+    grid = figures.image_grid(images, [f"unit {i}" for i in range(count)], columns=columns)
+    layout = grid.layout
+    plot_width = layout.width - layout.margin.l - layout.margin.r
+    plot_height = layout.height - layout.margin.t - layout.margin.b
+    for x, y in zip(_axes(grid, "xaxis"), _axes(grid, "yaxis")):
+        width = (x.domain[1] - x.domain[0]) * plot_width
+        height = (y.domain[1] - y.domain[0]) * plot_height
+        assert height == pytest.approx(width, abs=1)  # no empty band above or below the image
+    for axis in _axes(grid, "xaxis") + _axes(grid, "yaxis"):
+        assert axis.ticks == "" and axis.showticklabels is False and axis.constrain == "domain"
