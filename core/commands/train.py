@@ -30,30 +30,32 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags for every choice of a RunConfig; defaults are the dataclasses' own."""
     add_data_arguments(parser)
     m = parser.add_argument_group("network")
-    m.add_argument("--arch", choices=list(ARCHITECTURES), default=MODEL.arch)
+    m.add_argument("--arch", choices=list(ARCHITECTURES), default=MODEL.arch, help=f"default {MODEL.arch}")
     m.add_argument("--hidden", type=_widths, action="append", metavar="W[,W...]",
                    help=f"MLP hidden widths, repeatable or comma-separated (default {','.join(map(str, MODEL.hidden))})")
-    m.add_argument("--activation", choices=list(ACTIVATIONS), default=MODEL.activation)
-    m.add_argument("--init", choices=INITS, default=MODEL.init)
-    m.add_argument("--init-std", type=float, default=MODEL.init_std, help="std of the 'normal' init")
+    m.add_argument("--activation", choices=list(ACTIVATIONS), default=MODEL.activation,
+                   help=f"hidden units' activation (default {MODEL.activation})")
+    m.add_argument("--init", choices=INITS, default=MODEL.init, help=f"weight initialisation (default {MODEL.init})")
+    m.add_argument("--init-std", type=float, default=MODEL.init_std, help=f"std of the 'normal' init (default {MODEL.init_std})")
     t = parser.add_argument_group("training")
-    t.add_argument("--optimizer", choices=OPTIMIZERS, default=TRAIN.optimizer)
-    t.add_argument("--lr", type=float, default=TRAIN.learning_rate, help="learning rate")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default=TRAIN.optimizer, help=f"default {TRAIN.optimizer}")
+    t.add_argument("--lr", type=float, default=TRAIN.learning_rate, help=f"learning rate (default {TRAIN.learning_rate:g})")
     t.add_argument("--momentum", type=float, default=None,
                    help=f"with --optimizer momentum (default {TRAIN.momentum})")
     t.add_argument("--nesterov", action="store_true", help="Nesterov momentum, with --optimizer momentum")
     t.add_argument("--schedule", choices=SCHEDULES, default=None, help="default: exponential if --decay is given")
     t.add_argument("--decay", type=float, default=None,
                    help=f"learning-rate factor per epoch, with --schedule exponential (e.g. {TRAIN.decay})")
-    t.add_argument("--weight-decay", type=float, default=TRAIN.weight_decay, help="L2 coefficient")
-    t.add_argument("--batch-size", type=int, default=TRAIN.batch_size)
-    t.add_argument("--epochs", type=int, default=TRAIN.epochs)
+    t.add_argument("--weight-decay", type=float, default=TRAIN.weight_decay, help=f"L2 coefficient (default {TRAIN.weight_decay:g})")
+    t.add_argument("--batch-size", type=int, default=TRAIN.batch_size, help=f"default {TRAIN.batch_size}")
+    t.add_argument("--epochs", type=int, default=TRAIN.epochs, help=f"default {TRAIN.epochs}")
     t.add_argument("--eval-every", type=int, default=TRAIN.eval_every, help="also validate every N steps")
     t.add_argument("--seed", type=seed, default=TRAIN.seed, help=f"0 to 2**32-1 (default {TRAIN.seed})")
     d = parser.add_argument_group("data split")
     d.add_argument("--train-size", type=int, help="train on this many images (stratified)")
     d.add_argument("--per-class", type=int, help="train on this many images of each digit")
-    d.add_argument("--val-size", type=int, default=SPLIT.val_size)
+    d.add_argument("--val-size", type=int, default=SPLIT.val_size,
+                   help=f"validation images held out of the training set (default {SPLIT.val_size})")
 
 
 def run_config_from_args(args: argparse.Namespace) -> RunConfig:
