@@ -160,6 +160,17 @@ def settle_interrupted_runs() -> None:
         keep_run(run)
 
 
+def setting_keys(defaults: dict, page: str = "") -> Callable[[str], str]:
+    """Widget keys for a page's settings, each starting at its default and kept across pages (`keep_settings`):
+    `key = setting_keys({"epochs": 3}, "sweep")`, then `st.number_input("Epochs", key=key("epochs"))`."""
+    def key(name: str) -> str:
+        return f"{SETTINGS_PREFIX}{page + '.' if page else ''}{name}"
+
+    for name, value in defaults.items():
+        st.session_state.setdefault(key(name), value)
+    return key
+
+
 def keep_settings() -> None:
     """Keep the values of settings widgets while their page is not shown (Streamlit drops unrendered widgets)."""
     for key in [k for k in st.session_state if str(k).startswith(SETTINGS_PREFIX)]:

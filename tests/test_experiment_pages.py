@@ -152,3 +152,13 @@ def test_sweep_needs_at_least_one_learning_rate(data_env):
     at.text_input[1].set_value(" , ")
     at.button[0].click().run()
     assert "Learning rates: give at least one" in at.error[0].value
+
+
+def test_sweep_settings_survive_a_page_switch(data_env):
+    at = app("sweep").run()
+    at.text_input[1].set_value("0.5, 0.7, 0.5")  # refused (repeated), but kept as typed
+    at.button[0].click().run()
+    assert "Each learning rate once" in at.error[0].value
+    at.switch_page("dashboard/pages/overfitting.py").run()
+    at.switch_page("dashboard/pages/sweep.py").run()
+    assert at.text_input[1].value == "0.5, 0.7, 0.5"

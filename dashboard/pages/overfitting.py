@@ -59,6 +59,8 @@ def _final_train_accuracy(study: Study, run: Run) -> float | None:
 
 
 def _study(setup: str, epochs: int, val_size: int, sizes: list[int]) -> None:
+    if val_size < 1:
+        raise DigitLabError("The study compares training with validation accuracy: hold out at least 1 image.")
     configs = [_config(setup, epochs, val_size, size) for size in sizes]  # all checked before anything trains
     all_splits = [state.splits(state.data_dir(), config.data) for config in configs]
     study = Study(setup, epochs)
@@ -85,17 +87,19 @@ st.title("Overfitting")
 st.write("Train the same network on training sets of different sizes. With few images it fits them perfectly "
          "yet does worse on images it has not seen: the gap between training and validation accuracy is "
          "overfitting, and it shrinks as the training set grows.")
+key = state.setting_keys({"setup": "mlp-64-sigmoid-sgd", "sizes": "500, 2000, 10000, 50000", "epochs": 20,
+                          "val_size": 5000}, "overfitting")
 with st.form("overfitting"):
     setup = st.selectbox("Configuration", list(SETUPS), format_func=lambda n: f"{n}: {SETUPS[n].arch}",
-                         help="The presets' networks and optimisers; see the Reproduction page.")
+                         key=key("setup"), help="The presets' networks and optimisers; see the Reproduction page.")
     st.caption(SETUPS[setup].description)
     left, middle, right = st.columns(3)
-    sizes_text = left.text_input("Training-set sizes", "500, 2000, 10000, 50000",
+    sizes_text = left.text_input("Training-set sizes", key=key("sizes"),
                                  help="Comma-separated numbers of training images (stratified), at most 55,000.")
-    epochs = right.number_input("Epochs", 1, 200, 20, help="The same for every size. More epochs: more overfitting "
-                                "on the small sets (the report trained 100).")
-    val_size = middle.number_input("Validation images", 1, 30000, 5000, step=500,
-                                   help="The same held-out images for every size.")
+    epochs = right.number_input("Epochs", step=1, key=key("epochs"), help="The same for every size. More epochs: "
+                                "more overfitting on the small sets (the report trained 100).")
+    val_size = middle.number_input("Validation images", step=500, key=key("val_size"),
+                                   help="The same held-out images for every size; at least 1.")
     start = st.form_submit_button("Train all sizes", type="primary", icon=":material/play_arrow:")
 if start:
     try:

@@ -71,27 +71,30 @@ st.write(f"Train up to {MAX_VARIANTS} variants of one network together: every co
          f"draws different initial weights. Softmax regression and MLPs up to {VMAP_MAX_WIDTH} units wide train all "
          "variants in one vmapped program; LeNet-5's and wider networks' variants take turns chunk by chunk in one "
          "program compiled for one variant, which measured faster here for them.")
+key = state.setting_keys({"arch": "mlp", "hidden": "64", "activation": "sigmoid", "optimizer": "momentum",
+                          "batch_size": 50, "epochs": 3, "train_size": 10000, "val_size": 5000,
+                          "lrs": "0.01, 0.03, 0.1, 0.3", "momenta": "0.9", "seeds": "0"}, "sweep")
 with st.form("sweep"):
     network, training, swept = st.columns(3, border=True)
     with network:
         arch = st.radio("Architecture", list(ARCHITECTURES), format_func=lambda a: ARCHITECTURES[a].title,
-                        horizontal=True, index=1)
-        hidden = st.text_input("MLP hidden widths", "64", help="Comma-separated, one per hidden layer. MLPs only: "
-                               "softmax regression and LeNet-5 ignore it.")
-        activation = st.selectbox("MLP activation", list(ACTIVATIONS), index=list(ACTIVATIONS).index("sigmoid"),
+                        horizontal=True, key=key("arch"))
+        hidden = st.text_input("MLP hidden widths", key=key("hidden"), help="Comma-separated, one per hidden layer. "
+                               "MLPs only: softmax regression and LeNet-5 ignore it.")
+        activation = st.selectbox("MLP activation", list(ACTIVATIONS), key=key("activation"),
                                   help="MLPs only: softmax regression has no hidden layer and LeNet-5 uses ReLU.")
         st.caption("The two MLP settings apply only when the architecture is MLP.")
     with training:
-        optimizer = st.selectbox("Optimiser", list(OPTIMIZERS), format_func=OPTIMIZERS.get)
-        batch_size = st.number_input("Batch size", 1, 4096, 50)
-        epochs = st.number_input("Epochs", 1, 100, 3)
-        train_size = st.number_input("Training images (0 = all that remain)", 0, 59999, 10000, step=1000)
-        val_size = st.number_input("Validation images", 0, 30000, 5000, step=500,
+        optimizer = st.selectbox("Optimiser", list(OPTIMIZERS), format_func=OPTIMIZERS.get, key=key("optimizer"))
+        batch_size = st.number_input("Batch size", step=10, key=key("batch_size"))
+        epochs = st.number_input("Epochs", step=1, key=key("epochs"))
+        train_size = st.number_input("Training images (0 = all that remain)", step=1000, key=key("train_size"))
+        val_size = st.number_input("Validation images", step=500, key=key("val_size"),
                                    help="Held out of the 60,000 training images (stratified).")
     with swept:
-        lrs = st.text_input("Learning rates", "0.01, 0.03, 0.1, 0.3")
-        momenta = st.text_input("Momenta (SGD with momentum only)", "0.9")
-        seeds = st.text_input("Seeds", "0")
+        lrs = st.text_input("Learning rates", key=key("lrs"))
+        momenta = st.text_input("Momenta (SGD with momentum only)", key=key("momenta"))
+        seeds = st.text_input("Seeds", key=key("seeds"))
     start = st.form_submit_button("Train the sweep", type="primary", icon=":material/play_arrow:")
 if start:
     try:

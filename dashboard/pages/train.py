@@ -55,8 +55,7 @@ def _parse_widths(text: str) -> tuple[int, ...]:
 
 def settings(disabled: bool) -> RunConfig:
     """Every hyperparameter of the engine as widgets; returns the config (raises DigitLabError if invalid)."""
-    for name, value in DEFAULTS.items():
-        st.session_state.setdefault(S + name, value)
+    state.setting_keys(DEFAULTS)
     v = lambda name: st.session_state[S + name]  # noqa: E731 - the current value of a setting
     network, data, optimiser = st.columns(3, border=True)
     with network:
