@@ -77,7 +77,6 @@ def test_overfitting_study(data_env):
     keep.click().run()
     kept = [r for r in at.session_state["runs"].values() if r.name.startswith(study.setup)]
     assert len(kept) == 2 and {r.run_id for r in kept}.isdisjoint({r.run_id for _, r in study.runs})
-    at.run()  # a second press is not possible: the button is gone
     assert not any(b.label == "Keep these runs" for b in at.button) and "are kept" in at.caption[-1].value
     at.text_input[0].set_value("60000")  # an error keeps the study on the page
     at.button[0].click().run()

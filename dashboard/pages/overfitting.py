@@ -133,4 +133,4 @@ if study is not None:
             for run in runs:
                 state.keep_run(run.copy(state.unique_name(run.name)))
             study.kept = True
-            st.success(f"Kept {len(runs)} runs.")
+            st.rerun()  # the button gives way to the caption above

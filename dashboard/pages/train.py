@@ -90,7 +90,8 @@ def settings(disabled: bool) -> RunConfig:
         st.subheader("Training")
         st.selectbox("Optimiser", OPTIMIZERS, key=S + "optimizer", format_func=OPTIMIZER_NAMES.get, disabled=disabled)
         st.number_input("Learning rate", step=1e-4, format="%g", key=S + "learning_rate", disabled=disabled,
-                        help="Too high a rate makes the loss blow up: the run then stops as diverged.")
+                        help="Much too high a rate makes the loss blow up to NaN or infinity: the run then stops as "
+                             "diverged. A rate only a little too high trains badly instead.")
         if v("optimizer") == "momentum":
             st.number_input("Momentum", step=0.05, format="%g", key=S + "momentum", disabled=disabled)
             st.checkbox("Nesterov", key=S + "nesterov", disabled=disabled)
