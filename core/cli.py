@@ -15,9 +15,9 @@ from core import compile_cache
 from core.errors import DigitLabError, HistoryError
 from core.history import RunHistory
 from core.runs import Run
+from core.train import MAX_SEED
 
 COMMANDS = ("train", "data", "gradcheck", "backprop-timing", "reproduce", "sweep")
-MAX_SEED = 2**32 - 1  # JAX's keys take 32 bits of a seed (s and s + 2**32 draw the same weights); numpy's need s >= 0
 
 
 def seed(text: str) -> int:

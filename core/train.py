@@ -26,6 +26,7 @@ from core.models import ModelConfig, Params, apply, init, seed_key
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 SCHEDULES = ("constant", "exponential", "cosine")
+MAX_SEED = 2**32 - 1  # JAX's keys take 32 bits of a seed (s and s + 2**32 draw the same weights); numpy's need s >= 0
 CHUNK_SECONDS = 0.25  # aim for this much work per compiled call, so live curves update several times a second
 CHUNKS_PER_EPOCH = 10  # and at least this many curve points per epoch, however fast the network
 
@@ -59,8 +60,8 @@ class TrainConfig:
             (self.batch_size >= 1, "The batch size must be at least 1."),
             (self.epochs >= 1, "Train for at least one epoch."),
             (self.eval_every >= 0 and self.steps_per_chunk >= 0, "Step counts cannot be negative."),
-            (all(0 <= seed < 2**32 for seed in (self.seed, self.batch_order_seed)),
-             "Seeds must be whole numbers from 0 to 4294967295."),
+            (all(0 <= seed <= MAX_SEED for seed in (self.seed, self.batch_order_seed)),
+             f"Seeds must be whole numbers from 0 to {MAX_SEED}."),
         ]
         for ok, message in checks:
             if not ok:

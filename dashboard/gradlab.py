@@ -11,6 +11,7 @@ from core.data import SplitConfig, Splits
 from core.errors import ConfigError, DigitLabError
 from core.gradients import HAND_ACTIVATIONS, check_supported
 from core.models import ModelConfig, Params, init, seed_key
+from core.train import MAX_SEED
 from dashboard import state
 from dashboard.widgets import run_label, show_error
 
@@ -65,7 +66,7 @@ def pick_network(key: str) -> Network:
                               format_func=lambda a: {"linear": "Softmax regression", "mlp": "MLP, one hidden layer"}[a])
         hidden = middle.number_input("Hidden width", 1, 1024, 30, key=f"{key}.hidden", disabled=arch == "linear")
         activation = right.selectbox("Activation", HAND_ACTIVATIONS, key=f"{key}.activation", disabled=arch == "linear")
-        seed = last.number_input("Seed", 0, 10_000, 0, key=f"{key}.seed")
+        seed = last.number_input("Seed", 0, MAX_SEED, 0, key=f"{key}.seed")
         config = ModelConfig(arch, (int(hidden),), activation)
         return Network(f"fresh {config.describe()}", config, init(seed_key(int(seed)), config),
                        default_splits(), False)
@@ -79,6 +80,6 @@ def pick_batch(network: Network, key: str, *, default: int = 100, limit: int = 2
     n = len(network.splits.y_train)
     left, right = st.columns(2)
     size = left.slider("Batch size (training images)", 1, min(limit, n), min(default, n), key=f"{key}.batch")
-    seed = right.number_input("Batch seed", 0, 10_000, 0, key=f"{key}.batch_seed")
+    seed = right.number_input("Batch seed", 0, MAX_SEED, 0, key=f"{key}.batch_seed")
     index = np.sort(np.random.default_rng(int(seed)).choice(n, size, replace=False))
     return network.splits.x_train[index], network.splits.y_train[index]
