@@ -217,8 +217,17 @@ class RunHistory:
                 conn.close()
 
     @contextmanager
+    def _read(self) -> Iterator[sqlite3.Connection]:
+        """A connection for the operations' reads (the file created afresh if it was deleted)."""
+        self._recreate_if_deleted()
+        with self._connect() as conn:
+            yield conn
+
+    @contextmanager
     def _write(self) -> Iterator[sqlite3.Connection]:
-        """One short write transaction, taken with the write lock up front so it never deadlocks."""
+        """One short write transaction, taken with the write lock up front so it never deadlocks (the file
+        created afresh if it was deleted)."""
+        self._recreate_if_deleted()
         with self._connect() as conn:
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -235,7 +244,6 @@ class RunHistory:
         """Insert or replace (by run_id) an ended run, its test-set confusion matrix and its parameters."""
         if not ended(run):
             raise HistoryError(f"Run '{run.name}' ({run.status}) is not over and measured yet; only ended runs are saved.")
-        self._recreate_if_deleted()
         model = run.config.model
         row = {
             "run_id": run.run_id, "name": run.name, "status": run.status, "arch": model.arch,
@@ -272,16 +280,14 @@ class RunHistory:
             clauses.append("test_accuracy >= ?")
             args.append(min_test_accuracy)
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
-        self._recreate_if_deleted()
-        with self._connect() as conn:
+        with self._read() as conn:
             rows = conn.execute(f"SELECT {SUMMARY_COLUMNS} FROM runs {where} ORDER BY created DESC, saved DESC",
                                 args).fetchall()
         return [SavedRun(*row) for row in rows]
 
     def load(self, run_id: str, *, snapshots: bool = True) -> Run:
         """A saved run with its curves and parameters (and its per-epoch snapshots unless told not to)."""
-        self._recreate_if_deleted()
-        with self._connect() as conn:
+        with self._read() as conn:
             row = conn.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             blobs = conn.execute("SELECT epoch, params FROM snapshots WHERE run_id = ? ORDER BY epoch",
                                  (run_id,)).fetchall() if snapshots else []
@@ -304,8 +310,7 @@ class RunHistory:
 
     def confusion(self, run_id: str) -> np.ndarray | None:
         """The saved run's test-set confusion matrix (rows = true digit), or None if none was saved."""
-        self._recreate_if_deleted()
-        with self._connect() as conn:
+        with self._read() as conn:
             row = conn.execute("SELECT confusion FROM runs WHERE run_id = ?", (run_id,)).fetchone()
         return None if row is None else _confusion_matrix(row[0])
 
@@ -313,14 +318,12 @@ class RunHistory:
         name = name.strip()
         if not name:
             raise HistoryError("A run's name cannot be empty.")
-        self._recreate_if_deleted()
         with self._write() as conn:
             if not conn.execute("UPDATE runs SET name = ? WHERE run_id = ?", (name, run_id)).rowcount:
                 raise HistoryError(f"No saved run has the id {run_id}; it may have been deleted by another session.")
 
     def delete(self, run_id: str) -> None:
         """Remove a run and its snapshots (a run already gone is not an error)."""
-        self._recreate_if_deleted()
         with self._write() as conn:
             conn.execute("DELETE FROM snapshots WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))

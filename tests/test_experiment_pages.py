@@ -139,18 +139,15 @@ def test_a_sweep_interrupted_by_a_rerun_is_settled(data_env):
     assert list(at.dataframe[0].value["status"]) == ["stopped", "stopped"]
 
 
-def test_sweep_too_many_variants_is_a_clear_error(data_env):
+@pytest.mark.parametrize("learning_rates, message", [
+    (",".join(str(0.01 * (i + 1)) for i in range(17)), "at most 16"),
+    (" , ", "Learning rates: give at least one"),
+])
+def test_sweep_bad_learning_rates_are_a_clear_error(data_env, learning_rates, message):
     at = app("sweep").run()
-    at.text_input[1].set_value(",".join(str(0.01 * (i + 1)) for i in range(17)))
+    at.text_input[1].set_value(learning_rates)
     at.button[0].click().run()
-    assert "at most 16" in at.error[0].value
-
-
-def test_sweep_needs_at_least_one_learning_rate(data_env):
-    at = app("sweep").run()
-    at.text_input[1].set_value(" , ")
-    at.button[0].click().run()
-    assert "Learning rates: give at least one" in at.error[0].value
+    assert message in at.error[0].value
 
 
 def test_sweep_settings_survive_a_page_switch(data_env):

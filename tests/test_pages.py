@@ -328,9 +328,10 @@ def test_a_first_use_download_shows_progress(monkeypatch, tiny_data_dir):
     calls = []
 
     def fake_download(directory, progress=None):
-        for done in (0, 5, 10):
-            progress("train-images-idx3-ubyte.gz", done, 10)
-            calls.append(done)
+        if not calls:  # first use: the cache is empty, so the files are downloaded once
+            for done in (0, 5, 10):
+                progress("train-images-idx3-ubyte.gz", done, 10)
+                calls.append(done)
         return tiny_data_dir
 
     monkeypatch.setattr(state, "locate_mnist", fake_download)

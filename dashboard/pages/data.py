@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import tempfile
-from dataclasses import replace
 from pathlib import Path
 
 import pandas as pd
 import streamlit as st
 
 from core import download
-from core.data import MNIST, SplitConfig, class_counts, make_splits
+from core.data import MNIST, SplitConfig, class_counts
 from core.errors import DigitLabError
 from core.inspect import examples_per_digit, tile_images
 from core.models import ARCHITECTURES
@@ -64,20 +63,14 @@ def load_with_progress() -> MNIST | None:
     return mnist
 
 
-@st.cache_data(show_spinner="Measuring the split...", max_entries=16)
-def split_sizes(_mnist: MNIST, source: str, config: SplitConfig) -> tuple[int, int]:
-    """(training, validation) images of `config` on the dataset loaded from `source`."""
-    split = make_splits(_mnist, config)
-    return len(split.train_index), len(split.val_index)
-
-
-def described_split(mnist: MNIST) -> tuple[tuple[int, int] | None, str]:
+def described_split() -> tuple[tuple[int, int] | None, str]:
     """The (training, validation) sizes to show, and a note saying whose split they are: the Train page's when it
     was opened in this session, else the default; None (and why) when that split cannot be made from this data."""
     chosen = train_page_split()
     which = "the default split" if chosen is None else "the split set on the Train page"
-    try:  # the sizes do not depend on the seed
-        sizes = split_sizes(mnist, mnist.source, replace(chosen or SplitConfig(), seed=0))
+    try:  # the split a run of these settings trains on (made once, shared with that run)
+        split = state.splits(state.data_dir(), chosen or SplitConfig())
+        sizes = len(split.y_train), len(split.y_val)
     except DigitLabError as exc:
         return None, f"No sizes: {which} cannot be made from this data. {exc}"
     return sizes, f"Sizes of {which}; set them in the Train page's Data settings."
@@ -86,7 +79,7 @@ def described_split(mnist: MNIST) -> tuple[tuple[int, int] | None, str]:
 def overview(mnist: MNIST) -> None:
     train_counts, test_counts = class_counts(mnist.train_labels), class_counts(mnist.test_labels)
     st.success(f"Loaded from **{mnist.source}**" + (" (checksums match the published MNIST)." if mnist.verified else "."))
-    sizes, which = described_split(mnist)
+    sizes, which = described_split()
     cols = st.columns(4)
     cols[0].metric("Training images", MISSING if sizes is None else f"{sizes[0]:,}",
                    help=f"Of the {len(mnist.train_labels):,} training images, those not held out for validation "
