@@ -12,10 +12,10 @@ import json
 import sys
 
 from core import compile_cache
+from core.data import MAX_SEED
 from core.errors import DigitLabError, HistoryError
 from core.history import RunHistory
 from core.runs import Run
-from core.train import MAX_SEED
 
 COMMANDS = ("train", "data", "gradcheck", "backprop-timing", "reproduce", "sweep")
 

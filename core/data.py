@@ -10,6 +10,8 @@ import functools
 import gzip
 import hashlib
 import io
+import math
+import numbers
 import os
 import zipfile
 import zlib
@@ -29,6 +31,7 @@ NUM_CLASSES = 10
 IDX_IMAGES_MAGIC = 2051
 IDX_LABELS_MAGIC = 2049
 DATA_DIR_ENV = "MNIST_DATA_DIR"
+MAX_SEED = 2**32 - 1  # JAX's keys take 32 bits of a seed (s and s + 2**32 draw the same weights); numpy's need s >= 0
 KERAS_ARRAYS = ("x_train", "y_train", "x_test", "y_test")  # the arrays of Keras' mnist.npz
 
 
@@ -271,6 +274,24 @@ class SplitConfig:
     per_class: int | None = None  # training images per digit; exclusive with train_size
     seed: int = 0
 
+    def __post_init__(self):
+        checks = [
+            (whole(self.val_size, 0), "The validation size must be a whole number, 0 or more."),
+            (self.train_size is None or whole(self.train_size, 1), "The training-subset size must be a whole number, 1 or more."),
+            (self.per_class is None or whole(self.per_class, 1), "Images per class must be a whole number, 1 or more."),
+            (self.train_size is None or self.per_class is None,
+             "Choose either a training-subset size or a number per class, not both."),
+            (whole(self.seed, 0, MAX_SEED), f"The split seed must be a whole number from 0 to {MAX_SEED}."),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+def whole(value, low: int, high: float = math.inf) -> bool:
+    """Whether `value` is an integer (a bool is not one) from low to high."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and low <= value <= high
+
 
 @dataclass(frozen=True)
 class Splits:
@@ -312,8 +333,6 @@ def make_splits(mnist: MNIST, config: SplitConfig = SplitConfig()) -> Splits:
     n = len(labels)
     if not 0 <= config.val_size < n:
         raise ConfigError(f"Validation size must be between 0 and {n - 1}, got {config.val_size}.")
-    if config.train_size is not None and config.per_class is not None:
-        raise ConfigError("Choose either a training-subset size or a number per class, not both.")
     rng = np.random.default_rng(config.seed)
     everything = np.arange(n)
     class_sizes = np.bincount(labels, minlength=NUM_CLASSES)

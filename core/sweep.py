@@ -35,9 +35,10 @@ import optax
 from core.data import Splits
 from core.errors import ConfigError
 from core.models import ModelConfig, Params, init, layer_sizes, seed_key
-from core.train import (EVAL_BATCH, Progress, RunConfig, TrainConfig, TrainState, chunks, compile_chunk,
-                        epoch_steps, learning_rate_schedule, make_optimizer, make_train_step, program_settings,
-                        progress_record, steps_per_chunk, validation_due, variants_loss_and_accuracy)
+from core.train import (EVAL_BATCH, Progress, RunConfig, TrainConfig, TrainState, all_finite, chunks,
+                        compile_chunk, epoch_steps, first_bad_step, learning_rate_schedule, make_optimizer,
+                        make_train_step, program_settings, progress_record, steps_per_chunk, validation_due,
+                        variants_loss_and_accuracy)
 
 MAX_VARIANTS = 16
 SWEPT = ("learning_rate", "momentum", "seed")  # the TrainConfig fields that may differ between variants
@@ -168,6 +169,9 @@ def _optimizer_init(tc: TrainConfig, model: ModelConfig, steps_per_epoch: int) -
     return jax.jit(jax.vmap(variant_init))
 
 
+variants_all_finite = jax.jit(jax.vmap(all_finite))  # (stacked params) -> (V,) bools
+
+
 @jax.jit
 def unstack(stacked: Params) -> list[Params]:
     """Every variant's parameters out of the stacked pytree, in one compiled call."""
@@ -258,15 +262,17 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *,
             elapsed += time.perf_counter() - t0
         records: list[Progress | None] = []
         params_now = variants_params()
+        params_finite = np.concatenate([np.asarray(variants_all_finite(state.params)) for state in states])
         for i, variant in enumerate(variants):
             if ended[i]:
                 records.append(None)
                 continue
-            finite = np.isfinite(losses[:, i])
             chunk_start = step - len(losses)
-            if not finite.all():
+            bad_step = first_bad_step(losses[:, i], bool(params_finite[i]))
+            if bad_step:
                 ended[i] = True
-                status = f"diverged at step {chunk_start + int(np.argmin(finite)) + 1}"
+                finite = np.isfinite(losses[:, i])
+                status = f"diverged at step {chunk_start + bad_step}"
                 records.append(progress_record(chunk_start, total_steps, steps_per_epoch, losses[finite, i],
                                                correct[finite, i], variant.train, None, schedules[i], elapsed,
                                                compile_seconds, status, last_finite[i]))

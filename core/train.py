@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import json
-import math
 import time
 from dataclasses import dataclass, field
 from typing import Callable, Iterator, NamedTuple
@@ -20,13 +19,13 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from core.data import NUM_CLASSES, SplitConfig, Splits
+from core.data import MAX_SEED, NUM_CLASSES, SplitConfig, Splits, whole
 from core.errors import ConfigError
 from core.models import ModelConfig, Params, apply, init, seed_key
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
 SCHEDULES = ("constant", "exponential", "cosine")
-MAX_SEED = 2**32 - 1  # JAX's keys take 32 bits of a seed (s and s + 2**32 draw the same weights); numpy's need s >= 0
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # a learning rate above it is infinity inside the program
 CHUNK_SECONDS = 0.25  # aim for this much work per compiled call, so live curves update several times a second
 CHUNKS_PER_EPOCH = 10  # and at least this many curve points per epoch, however fast the network
 
@@ -53,14 +52,14 @@ class TrainConfig:
         checks = [
             (self.optimizer in OPTIMIZERS, f"Unknown optimiser '{self.optimizer}'; choose one of {', '.join(OPTIMIZERS)}."),
             (self.schedule in SCHEDULES, f"Unknown schedule '{self.schedule}'; choose one of {', '.join(SCHEDULES)}."),
-            (self.learning_rate > 0 and math.isfinite(self.learning_rate), "The learning rate must be a positive number."),
+            (0 < self.learning_rate <= FLOAT32_MAX, "The learning rate must be a positive number a float32 can hold."),
             (0 <= self.momentum < 1, "Momentum must be in [0, 1)."),
             (0 < self.decay <= 1, "The decay factor must be in (0, 1]."),
-            (self.weight_decay >= 0, "Weight decay must be zero or positive."),
-            (self.batch_size >= 1, "The batch size must be at least 1."),
-            (self.epochs >= 1, "Train for at least one epoch."),
-            (self.eval_every >= 0 and self.steps_per_chunk >= 0, "Step counts cannot be negative."),
-            (all(0 <= seed <= MAX_SEED for seed in (self.seed, self.batch_order_seed)),
+            (0 <= self.weight_decay <= FLOAT32_MAX, "Weight decay must be zero or a positive number a float32 can hold."),
+            (whole(self.batch_size, 1), "The batch size must be a whole number, at least 1."),
+            (whole(self.epochs, 1), "Train for a whole number of epochs, at least one."),
+            (whole(self.eval_every, 0) and whole(self.steps_per_chunk, 0), "Step counts must be whole numbers, 0 or more."),
+            (all(whole(seed, 0, MAX_SEED) for seed in (self.seed, self.batch_order_seed)),
              f"Seeds must be whole numbers from 0 to {MAX_SEED}."),
         ]
         for ok, message in checks:
@@ -264,6 +263,21 @@ def compile_chunk(step: Callable, state, n_train: int, batch_size: int, k: int) 
     return chunk.lower(state, *shapes).compile(compiler_options=compiler_options())
 
 
+@jax.jit
+def all_finite(params: Params) -> jax.Array:
+    """Whether every parameter is a finite number."""
+    return jnp.all(jnp.stack([jnp.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(params)]))
+
+
+def first_bad_step(losses: np.ndarray, params_finite: bool) -> int:
+    """The chunk's first step (1-based) whose loss or update is not finite; 0 when all are. A step's loss comes
+    before its update, so a non-finite update in the chunk's last step shows only in the parameters after it."""
+    finite = np.isfinite(losses)
+    if not finite.all():
+        return int(np.argmin(finite)) + 1
+    return 0 if params_finite else len(losses)
+
+
 def epoch_order(seed: int, epoch: int, n: int) -> np.ndarray:
     """The shuffled order of training examples for one epoch: a pure function of (seed, epoch)."""
     return np.random.default_rng([seed, epoch]).permutation(n)
@@ -329,11 +343,11 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
         state, losses, correct = compiled(state, x_train, y_train, chunk.batch_index, chunk.active)
         losses, correct = np.asarray(losses)[chunk.active], np.asarray(correct)[chunk.active]
         elapsed += time.perf_counter() - t0
-        finite = np.isfinite(losses)
-        if not finite.all():
-            bad_step = step + int(np.argmin(finite)) + 1
+        bad_step = first_bad_step(losses, bool(all_finite(state.params)))
+        if bad_step:
+            finite = np.isfinite(losses)
             yield progress_record(step, total_steps, steps_per_epoch, losses[finite], correct[finite], tc, None,
-                                  schedule, elapsed, compile_seconds, f"diverged at step {bad_step}", previous)
+                                  schedule, elapsed, compile_seconds, f"diverged at step {step + bad_step}", previous)
             return
         step += len(losses)
         validation = None

@@ -7,11 +7,10 @@ from dataclasses import dataclass
 import numpy as np
 import streamlit as st
 
-from core.data import SplitConfig, Splits
+from core.data import MAX_SEED, SplitConfig, Splits
 from core.errors import ConfigError, DigitLabError
 from core.gradients import HAND_ACTIVATIONS, check_supported
 from core.models import ModelConfig, Params, init, seed_key
-from core.train import MAX_SEED
 from dashboard import state
 from dashboard.widgets import run_label, show_error
 

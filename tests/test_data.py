@@ -141,15 +141,22 @@ def test_subsets(tiny_mnist):
     assert not set(total.train_index) & set(total.val_index)
 
 
-@pytest.mark.parametrize("config, message", [
-    (data.SplitConfig(val_size=5000), "Validation size"),
-    (data.SplitConfig(val_size=100, train_size=10, per_class=1), "not both"),
-    (data.SplitConfig(val_size=100, per_class=1000), "per class"),
-    (data.SplitConfig(val_size=100, train_size=0), "Training-subset size"),
+@pytest.mark.parametrize("settings, message", [
+    (dict(val_size=5000), "Validation size"),  # more than the tiny training set
+    (dict(val_size=100, train_size=10, per_class=1), "not both"),
+    (dict(val_size=100, per_class=1000), "per class"),
+    (dict(val_size=100, train_size=0), "training-subset size"),
+    (dict(val_size=100, train_size=2.5), "training-subset size must be a whole number"),
+    (dict(val_size=-1), "validation size"),
+    (dict(val_size="100"), "validation size"),
+    (dict(per_class=True), "per class must be a whole number"),
+    (dict(seed=-1), "split seed"),
+    (dict(seed=2**32), "split seed"),
 ])
-def test_bad_split_configs(tiny_mnist, config, message):
-    with pytest.raises(ConfigError, match=message):
-        data.make_splits(tiny_mnist, config)
+def test_bad_split_configs(tiny_mnist, settings, message):
+    """Each one is refused with its message, at construction (a model file's config) or against the data."""
+    with pytest.raises(ConfigError, match=f"(?i){message}"):
+        data.make_splits(tiny_mnist, data.SplitConfig(**settings))
 
 
 def test_real_mnist_loads_verified(real_mnist_dir):

@@ -4,13 +4,14 @@ import dataclasses
 import logging
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from core import train
 from core.data import SplitConfig, make_splits
 from core.errors import ConfigError
-from core.models import ModelConfig
+from core.models import ModelConfig, init, seed_key
 from core.runs import Run
 
 
@@ -86,6 +87,18 @@ def test_divergence_stops_and_keeps_finite_params(splits):
     assert run.diverged and run.test_accuracy is None  # never reported as an accuracy
 
 
+def test_a_non_finite_update_in_a_chunks_last_step_is_a_divergence(splits):
+    """The loss of a step comes before its update: a finite loss whose update overflows (weight decay on a huge
+    bias) must not hand on infinite parameters as the 'last finite' ones."""
+    cfg = config("linear", optimizer="sgd", learning_rate=1.0, weight_decay=1e3, steps_per_chunk=1)
+    params = init(seed_key(0), cfg.model)
+    params["output"] = {"w": jnp.zeros_like(params["output"]["w"]), "b": jnp.zeros(10).at[0].set(5e36)}
+    records = list(train.train(cfg, splits, initial_params=params))
+    assert np.isfinite(records[0].train_loss)
+    assert records[-1].status == "diverged at step 1"
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(records[-1].params))
+
+
 def test_no_recompilation_after_first_chunk(splits, caplog):
     cfg = config(epochs=2, eval_every=9)
     generator = train.train(cfg, splits)
@@ -155,8 +168,11 @@ def test_a_finished_runs_test_evaluation_is_computed_once_per_parameters(splits)
 
 @pytest.mark.parametrize("kwargs, message", [
     ({"optimizer": "rmsprop"}, "Unknown optimiser"), ({"learning_rate": -1}, "learning rate"),
-    ({"batch_size": 0}, "batch size"), ({"epochs": 0}, "at least one epoch"), ({"momentum": 1.5}, "Momentum"),
-    ({"seed": -1}, "Seeds must be"), ({"seed": 2**32}, "Seeds must be"), ({"shuffle_seed": -3}, "Seeds must be"),
+    ({"learning_rate": 1e39}, "learning rate"), ({"weight_decay": float("inf")}, "Weight decay"),
+    ({"batch_size": 0}, "batch size"), ({"batch_size": 32.5}, "batch size"), ({"epochs": 0}, "at least one"),
+    ({"epochs": 2.0}, "whole number of epochs"), ({"eval_every": -1}, "Step counts"), ({"momentum": 1.5}, "Momentum"),
+    ({"seed": -1}, "Seeds must be"), ({"seed": 2**32}, "Seeds must be"), ({"seed": 1.5}, "Seeds must be"),
+    ({"shuffle_seed": -3}, "Seeds must be"),
 ])
 def test_bad_train_configs(kwargs, message):
     with pytest.raises(ConfigError, match=message):
