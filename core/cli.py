@@ -13,8 +13,9 @@ import sys
 
 from core import compile_cache
 from core.data import MAX_SEED
-from core.errors import DigitLabError, HistoryError
+from core.errors import ConfigError, DigitLabError, HistoryError
 from core.history import RunHistory
+from core.parsing import number_list
 from core.runs import Run
 
 COMMANDS = ("train", "data", "gradcheck", "backprop-timing", "reproduce", "sweep")
@@ -29,6 +30,16 @@ def seed(text: str) -> int:
     if not 0 <= value <= MAX_SEED:
         raise argparse.ArgumentTypeError(f"a seed must be between 0 and {MAX_SEED}, got {value}")
     return value
+
+
+def number_list_type(kind: type, what: str):
+    """argparse type of a comma-separated list of numbers (`core.parsing.number_list`)."""
+    def parse(text: str) -> tuple:
+        try:
+            return number_list(text, kind, what)
+        except ConfigError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return parse
 
 
 def positive_int(text: str) -> int:

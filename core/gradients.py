@@ -323,7 +323,6 @@ class GradientCheck:
     indices: np.ndarray  # flat indices of the checked weights
     tensors: np.ndarray  # the tensor name of each checked weight
     analytic: np.ndarray  # the hand gradient (float64) at the checked weights
-    autodiff: np.ndarray  # jax.grad (float64) at the checked weights
     step_sizes: tuple[float, ...]
     approx: dict[str, np.ndarray]  # dtype -> (len(step_sizes), len(indices)) central differences
     points: tuple[SweepPoint, ...]
@@ -375,7 +374,6 @@ def gradient_check(params: Params, x, y, config: ModelConfig, *, weights: int | 
     with jax.enable_x64(True):
         p64, x64, y_ = as_dtype(params, "float64"), as_dtype(x, "float64"), jnp.asarray(y)
         analytic = np.asarray(ravel_pytree(hand_gradient(p64, x64, y_, config, bug))[0])[indices]
-        autodiff = np.asarray(ravel_pytree(autodiff_gradient(p64, x64, y_, config))[0])[indices]
     approx, points = {}, []
     for i, dtype in enumerate(dtypes):
         stage = None if progress is None else (
@@ -387,7 +385,7 @@ def gradient_check(params: Params, x, y, config: ModelConfig, *, weights: int | 
                 dtype=dtype, h=h, total_abs_error=float(error.sum()), max_abs_error=float(error.max()),
                 max_rel_error=float((error / np.maximum(np.abs(row) + np.abs(analytic), 1e-8)).max()),
                 rel_error=relative_error(row, analytic)))
-    return GradientCheck(config, bug, indices, tensors[indices], analytic, autodiff, tuple(step_sizes), approx,
+    return GradientCheck(config, bug, indices, tensors[indices], analytic, tuple(step_sizes), approx,
                          tuple(points))
 
 
@@ -396,12 +394,17 @@ def gradient_check(params: Params, x, y, config: ModelConfig, *, weights: int | 
 
 @dataclass(frozen=True)
 class HandTraining:
-    """Plain gradient descent driven by a hand gradient: validation accuracy and training loss per check-point."""
+    """Plain gradient descent driven by a hand gradient: validation accuracy and loss per check-point (NaN from
+    a divergence on)."""
 
     bug: str | None
     steps: np.ndarray
     accuracy: np.ndarray
     loss: np.ndarray
+
+    @property
+    def diverged(self) -> bool:
+        return bool(np.isnan(self.loss).any())
 
 
 @functools.partial(jax.jit, static_argnames=("config", "bug"))

@@ -59,6 +59,12 @@ def examples_per_digit(labels: np.ndarray, per_digit: int, seed: int = 0) -> np.
     return np.stack([rng.choice(np.flatnonzero(labels == d), per_digit, replace=False) for d in range(NUM_CLASSES)])
 
 
+def random_subset(candidates: np.ndarray, size: int, seed: int) -> np.ndarray:
+    """A seeded random choice of at most `size` of the candidates, none twice, in ascending order."""
+    candidates = np.asarray(candidates)
+    return np.sort(np.random.default_rng(seed).choice(candidates, min(size, len(candidates)), replace=False))
+
+
 def tile_images(images: np.ndarray, columns: int, pad: int = 2) -> np.ndarray:
     """Lay (n, h, w) images out in a grid `columns` wide with `pad` pixels of background between them."""
     n, h, w = images.shape
@@ -73,6 +79,16 @@ def tile_images(images: np.ndarray, columns: int, pad: int = 2) -> np.ndarray:
 def input_weight_images(weights: np.ndarray) -> np.ndarray:
     """Weights from the 784 pixels into each unit, (784, units) → (units, 28, 28)."""
     return np.asarray(weights).T.reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
+
+
+def filter_images(conv_weights: np.ndarray) -> np.ndarray:
+    """A first convolution's kernels (h, w, 1, channels) → one image per channel (channels, h, w)."""
+    return np.moveaxis(np.asarray(conv_weights)[:, :, 0, :], -1, 0)
+
+
+def feature_map_images(maps: np.ndarray) -> np.ndarray:
+    """One image's feature maps (1, h, w, channels) → one image per channel (channels, h, w)."""
+    return np.moveaxis(np.asarray(maps)[0], -1, 0)
 
 
 def strongest_feeders(output_weights: np.ndarray, digit: int, count: int) -> np.ndarray:

@@ -165,6 +165,11 @@ class OptimiserPath:
     points: np.ndarray
     costs: np.ndarray
 
+    @property
+    def diverged(self) -> bool:
+        """Whether the cost became NaN/Inf along the path."""
+        return not np.isfinite(self.costs).all()
+
 
 def make_optimiser(name: str, learning_rate, momentum=0.9) -> optax.GradientTransformation:
     """Plain gradient descent, gradient descent with momentum, or Adam (settings may be traced values)."""

@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Iterator
 
-from core.data import SplitConfig, Splits
+from core.data import NUM_CLASSES, SplitConfig, Splits
 from core.presets import Preset
 from core.runs import Run
 from core.train import RunConfig, train
@@ -17,17 +17,15 @@ MNIST_TRAINING_IMAGES = 60_000  # the quick-check subset of a preset that trains
 def on_subset(config: RunConfig, train_size: int | None) -> RunConfig:
     """The config on at most `train_size` training images and as many validation images (for quick checks).
 
-    The batch shrinks to fit the subset.
+    The batch shrinks to fit the subset; a size at least the preset's own training set leaves it as it is.
     """
-    if train_size is None:
+    data = config.data
+    own = data.train_size or (data.per_class * NUM_CLASSES if data.per_class else MNIST_TRAINING_IMAGES - data.val_size)
+    if train_size is None or train_size >= own:
         return config
-    own = config.data.train_size or (config.data.per_class * 10 if config.data.per_class else None)
-    size = min(train_size, own) if own else train_size
-    if own is None and size >= MNIST_TRAINING_IMAGES - config.data.val_size:
-        return config  # at least all that remain: the preset as it is
-    data = dataclasses.replace(config.data, train_size=size, per_class=None, val_size=min(config.data.val_size, size))
+    data = dataclasses.replace(data, train_size=train_size, per_class=None, val_size=min(data.val_size, train_size))
     return dataclasses.replace(config, data=data, train=dataclasses.replace(
-        config.train, batch_size=min(config.train.batch_size, size)))
+        config.train, batch_size=min(config.train.batch_size, train_size)))
 
 
 def run_name(preset: Preset, index: int) -> str:

@@ -32,7 +32,7 @@ class Run:
     params: Params | None = None
     status: str = "compiling"  # compiling | running | stopped | finished | diverged at step N
     history: list[dict] = field(default_factory=list)
-    snapshots: list[tuple[int, Params]] = field(default_factory=list)  # (epoch, params) at each epoch end
+    snapshots: list[tuple[int, Params]] = field(default_factory=list)  # (epoch, params) at each epoch's end
     compile_seconds: float = 0.0
     train_seconds: float = 0.0
     samples_per_second: float = 0.0
@@ -55,7 +55,8 @@ class Run:
         self.train_seconds = progress.elapsed
         self.samples_per_second = progress.samples_per_second
         self.history.append({name: getattr(progress, name) for name in CURVE_FIELDS})
-        if progress.val_accuracy is not None and float(progress.epoch).is_integer():
+        if float(progress.epoch).is_integer() and not progress.diverged:  # an epoch's end (a divergence keeps
+            # the parameters of its chunk's start, already kept if that was an epoch's end)
             self.snapshots.append((int(progress.epoch), progress.params))
 
     def finish(self, splits: Splits) -> None:
@@ -113,3 +114,8 @@ class Run:
     def to_json(self) -> str:
         """Config, final metrics and curves as one JSON document."""
         return json.dumps({"config": self.config.to_dict(), "metrics": self.summary(), "curves": self.history}, indent=1)
+
+
+def ranked_by_validation(runs: list[Run]) -> list[Run]:
+    """Best validation accuracy first; runs without one (diverged, or no validation images) last."""
+    return sorted(runs, key=lambda run: -1 if run.val_accuracy is None else run.val_accuracy, reverse=True)

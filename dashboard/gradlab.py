@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 import streamlit as st
@@ -10,6 +11,7 @@ import streamlit as st
 from core.data import MAX_SEED, SplitConfig, Splits
 from core.errors import ConfigError, DigitLabError
 from core.gradients import HAND_ACTIVATIONS, check_supported
+from core.inspect import random_subset
 from core.models import ModelConfig, Params, init, seed_key
 from dashboard import state
 from dashboard.widgets import run_label, show_error
@@ -20,10 +22,17 @@ TRAINED, FRESH = "A trained run", "A freshly initialised network"
 @dataclass(frozen=True)
 class Network:
     name: str
+    identity: str  # which parameters these are: a run's id, or the fresh network's shape and seed
     config: ModelConfig
     params: Params
     splits: Splits
     trained: bool  # a run of this session, rather than a freshly initialised network
+
+
+class Batch(NamedTuple):
+    x: np.ndarray
+    y: np.ndarray
+    seed: int  # with len(y), which images these are
 
 
 def _supported_runs() -> dict:
@@ -58,8 +67,8 @@ def pick_network(key: str) -> Network:
             name = st.selectbox("Run", list(runs), index=len(runs) - 1, key=f"{key}.run",
                                 format_func=lambda n: run_label(runs[n]))
             run = runs[name]
-            return Network(name, run.config.model, run.params, state.splits(state.data_dir(), run.config.data),
-                           True)
+            return Network(name, run.run_id, run.config.model, run.params,
+                           state.splits(state.data_dir(), run.config.data), True)
         left, middle, right, last = st.columns(4)
         arch = left.selectbox("Architecture", ("linear", "mlp"), index=1, key=f"{key}.arch",
                               format_func=lambda a: {"linear": "Softmax regression", "mlp": "MLP, one hidden layer"}[a])
@@ -67,18 +76,19 @@ def pick_network(key: str) -> Network:
         activation = right.selectbox("Activation", HAND_ACTIVATIONS, key=f"{key}.activation", disabled=arch == "linear")
         seed = last.number_input("Seed", 0, MAX_SEED, 0, key=f"{key}.seed")
         config = ModelConfig(arch, (int(hidden),), activation)
-        return Network(f"fresh {config.describe()}", config, init(seed_key(int(seed)), config),
-                       default_splits(), False)
+        name = f"fresh {config.describe()}"
+        return Network(name, f"{name}, seed {int(seed)}", config, init(seed_key(int(seed)), config), default_splits(),
+                       False)
     except DigitLabError as exc:
         show_error(exc, "Check the data folder on the Data page.")
         st.stop()
 
 
-def pick_batch(network: Network, key: str, *, default: int = 100, limit: int = 2000) -> tuple[np.ndarray, np.ndarray]:
+def pick_batch(network: Network, key: str, *, default: int = 100, limit: int = 2000) -> Batch:
     """A slider for the batch size and a seed; the batch is drawn from the network's training split."""
     n = len(network.splits.y_train)
     left, right = st.columns(2)
     size = left.slider("Batch size (training images)", 1, min(limit, n), min(default, n), key=f"{key}.batch")
     seed = right.number_input("Batch seed", 0, MAX_SEED, 0, key=f"{key}.batch_seed")
-    index = np.sort(np.random.default_rng(int(seed)).choice(n, size, replace=False))
-    return network.splits.x_train[index], network.splits.y_train[index]
+    index = random_subset(np.arange(n), size, int(seed))
+    return Batch(network.splits.x_train[index], network.splits.y_train[index], int(seed))

@@ -78,7 +78,7 @@ def test_data_command(tiny_env, tiny_data_dir):
 @pytest.mark.parametrize("args, message", [
     (("train", "--arch", "vgg"), "invalid choice: 'vgg'"),
     (("train", "--lr", "abc"), "invalid float value"),
-    (("train", "--hidden", "3,x"), "hidden widths must be integers"),
+    (("train", "--hidden", "3,x"), "argument --hidden: hidden widths must be whole numbers separated by commas, not '3,x'"),
     (("train", "--val-size", "100", "--momentum", "2"), "Momentum must be in [0, 1)"),
     (("train", "--val-size", "5000"), "Validation size must be between 0 and 1199"),
     (("train", "--val-size", "100", "--batch-size", "5000"), "larger than the training set"),
@@ -133,10 +133,13 @@ def test_compile_cache_setting(monkeypatch, tmp_path):
     (("train", "--seed", "-1"), "a seed must be between 0 and 4294967295, got -1"),
     (("train", "--seed", "4294967296"), "a seed must be between 0 and 4294967295"),  # would alias seed 0's weights
     (("gradcheck", "--seed", "-3"), "a seed must be between 0 and 4294967295, got -3"),
-    (("sweep", "--seeds", "0,-1"), "a seed must be between 0 and 4294967295, got -1"),
-    (("sweep", "--seeds", ","), "expected at least one seed"),
-    (("sweep", "--lr", ","), "expected at least one number"),
-    (("sweep", "--momentum", ""), "expected at least one number"),
+    (("sweep", "--seeds", "0,-1"), "Seeds must be whole numbers from 0 to 4294967295"),
+    (("sweep", "--seeds", "0,1.5"), "seeds must be whole numbers separated by commas, not '0,1.5'"),
+    (("sweep", "--seeds", ","), "argument --seeds: seeds: give at least one"),
+    (("sweep", "--lr", ","), "learning rates: give at least one"),
+    (("sweep", "--lr", "0.1;x"), "learning rates must be numbers separated by commas"),
+    (("sweep", "--momentum", ""), "momenta: give at least one"),
+    (("backprop-timing", "--batch-sizes", "10,a"), "batch sizes must be whole numbers separated by commas"),
     (("sweep", "--optimizer", "adam", "--momentum", "0.5,0.9"), "Only SGD with momentum uses a momentum"),
     (("sweep", "--lr", "0.1,0.1"), "Each learning rate once"),
     (("reproduce", "--train-size", "0"), "must be 1 or more, got 0"),
@@ -174,6 +177,24 @@ def test_cli_save_failing_after_training_keeps_the_results(tiny_data_dir, tmp_pa
     assert "validation accuracy — (no validation images)" in err and "nan" not in err
     summary = json.loads(out.strip().splitlines()[-1])
     assert summary["status"] == "finished" and summary["val_accuracy"] is None and summary["test_accuracy"] > 0.5
+
+
+def test_ctrl_c_while_compiling_stops_cleanly(tiny_data_dir, tmp_path, monkeypatch, capsys):
+    """Interrupted before the first update: nothing to report, save or keep, and no traceback."""
+    from core.cli import main
+    from core.commands import train as train_command
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+        yield
+
+    monkeypatch.setattr(train_command, "train", interrupted)
+    code = main(["train", "--data-dir", str(tiny_data_dir), "--arch", "linear", "--val-size", "100",
+                 "--save", str(tmp_path / "m.npz"), "--json"])
+    out, err = capsys.readouterr()
+    assert code == 130 and out == ""
+    assert "stopped before the first update: nothing trained, nothing saved" in err and "Traceback" not in err
+    assert not (tmp_path / "m.npz").exists()
 
 
 @pytest.mark.parametrize("flags, notes", [

@@ -7,7 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import REPO
 from core.data import SplitConfig, load_mnist, make_splits
-from core.models import ModelConfig
+from core.models import ModelConfig, recommended_init
 from core.train import RunConfig, TrainConfig
 
 TIMEOUT = 240
@@ -158,3 +158,17 @@ def test_sweep_settings_survive_a_page_switch(data_env):
     at.switch_page("dashboard/pages/overfitting.py").run()
     at.switch_page("dashboard/pages/sweep.py").run()
     assert at.text_input[1].value == "0.5, 0.7, 0.5"
+
+
+def test_a_relu_sweep_initialises_as_the_train_page_does(data_env):
+    """He initialisation for ReLU, as the Train page picks, so a promoted variant is the network one would train."""
+    at = app("sweep").run()
+    at.selectbox(key="setting.sweep.activation").set_value("relu")
+    at.text_input(key="setting.sweep.hidden").set_value("16")
+    at.number_input(key="setting.sweep.epochs").set_value(1)
+    at.number_input(key="setting.sweep.train_size").set_value(300)
+    at.number_input(key="setting.sweep.val_size").set_value(100)
+    at.text_input(key="setting.sweep.lrs").set_value("0.1")
+    at.button[0].click().run()
+    assert not at.exception and not at.error
+    assert [run.config.model.init for run in at.session_state["sweep.runs"]] == [recommended_init("mlp", "relu")]

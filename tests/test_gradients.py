@@ -11,7 +11,7 @@ import pytest
 
 from core.cli import main
 from core.errors import ConfigError
-from core.gradients import (BUGS, finite_differences, gradient_check, hand_vs_autodiff, sample_indices,
+from core.gradients import (BUGS, HandTraining, finite_differences, gradient_check, hand_vs_autodiff, sample_indices,
                             train_by_hand)
 from core.models import ModelConfig, init, seed_key
 
@@ -109,8 +109,10 @@ def test_training_with_a_buggy_gradient_fails_and_the_right_one_learns(tiny_mnis
     good = train_by_hand(*args, steps=100, learning_rate=0.5, eval_every=25)
     bad = train_by_hand(*args, bug="sign", steps=100, learning_rate=0.5, eval_every=25)
     assert list(good.steps) == [0, 25, 50, 75, 100]
-    assert good.accuracy[-1] > 0.8
+    assert good.accuracy[-1] > 0.8 and not good.diverged
     assert np.nan_to_num(bad.accuracy[-1]) < 0.5
+    nan = float("nan")  # how train_by_hand records a loss that became NaN/Inf
+    assert HandTraining(None, np.arange(3), np.array([0.1, nan, nan]), np.array([2.3, nan, nan])).diverged
 
 
 def test_gradcheck_cli_json(tiny_data_dir, capsys):

@@ -99,6 +99,24 @@ def test_gradient_check_page_without_runs_uses_a_fresh_network(data_env):
     assert at.radio(key="gradcheck.source").value == "A freshly initialised network"
 
 
+def test_gradient_check_results_belong_to_the_weights_and_batch_they_were_computed_for(data_env):
+    """Another seed draws other weights: the check's table and the training curves go. Another batch seed
+    draws other images: the check goes, the training curves (on the whole training split) stay."""
+    at = page("gradient_check")
+    at.toggle(key="gradcheck.all").set_value(False)
+    at.number_input(key="gradcheck.k").set_value(20)
+    at.slider(key="gradcheck.batch").set_value(10)
+    at.slider(key="gradcheck.steps").set_value(50)
+    for widget, charts_left in (("gradcheck.seed", 0), ("gradcheck.batch_seed", 1)):
+        at.button(key="gradcheck.check").click().run()
+        at.button(key="gradcheck.train").click().run()
+        assert len(at.dataframe) == 1 and charts_with_save_menus(at) == 3
+        at.number_input(key=widget).set_value(7).run()
+        no_errors(at)
+        assert not at.dataframe and "Press the button" in at.info[0].value
+        assert charts_with_save_menus(at) == charts_left
+
+
 def test_backprop_timing_page(data_env):
     at = page("backprop_timing")
     no_errors(at)

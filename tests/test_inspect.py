@@ -3,8 +3,9 @@
 import numpy as np
 import pytest
 
-from core.inspect import (confidence, eta_seconds, examples_per_digit, input_weight_images, row_percentages,
-                          select_examples, strongest_feeders, symmetric_limit, tile_images, log_axis_range)
+from core.inspect import (confidence, eta_seconds, examples_per_digit, feature_map_images, filter_images,
+                          input_weight_images, random_subset, row_percentages, select_examples, strongest_feeders,
+                          symmetric_limit, tile_images, log_axis_range)
 from core.train import Evaluation
 
 
@@ -94,3 +95,21 @@ def test_symmetric_limit():
 def test_log_axis_range_pads_around_the_data_in_decades():
     assert log_axis_range([100]) == pytest.approx((1.5, 2.5))
     assert log_axis_range([10, 1000], pad_decades=0.25) == pytest.approx((0.75, 3.25))
+
+
+def test_random_subset_is_seeded_sorted_and_never_repeats():
+    candidates = np.arange(100, 200, 3)
+    first = random_subset(candidates, 10, seed=4)
+    assert len(first) == 10 == len(set(first)) and set(first) <= set(candidates)
+    assert list(first) == sorted(first) and (first == random_subset(candidates, 10, seed=4)).all()
+    assert not (first == random_subset(candidates, 10, seed=5)).all()
+    assert list(random_subset(candidates[:3], 10, seed=0)) == list(candidates[:3])  # at most all of them
+    assert len(random_subset(np.array([], int), 5, seed=0)) == 0
+
+
+def test_convolution_filters_and_feature_maps_become_one_image_per_channel():
+    kernels = np.arange(5 * 5 * 6).reshape(5, 5, 1, 6)
+    images = filter_images(kernels)
+    assert images.shape == (6, 5, 5) and (images[2] == kernels[:, :, 0, 2]).all()
+    maps = np.arange(8 * 8 * 16).reshape(1, 8, 8, 16)
+    assert feature_map_images(maps).shape == (16, 8, 8) and (feature_map_images(maps)[5] == maps[0, :, :, 5]).all()

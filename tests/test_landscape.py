@@ -9,7 +9,7 @@ import pytest
 from core.data import SplitConfig, make_splits
 from core.errors import ConfigError
 from core.gradients import mean_loss
-from core.landscape import (FALLBACK_LEARNING_RATE, FALLBACK_SPAN, OPTIMISERS, WeightRef, curvature, default_pair,
+from core.landscape import (FALLBACK_LEARNING_RATE, FALLBACK_SPAN, OPTIMISERS, OptimiserPath, WeightRef, curvature, default_pair,
                             loss_landscape, optimiser_path, optimiser_paths, output_curvatures)
 from core.models import ModelConfig, init, seed_key
 from core.train import RunConfig, TrainConfig, train
@@ -69,7 +69,8 @@ def test_each_optimiser_lowers_the_cost(trained):
     for path in paths.values():
         assert path.points.shape == (31, 2) and path.costs.shape == (31,)
         assert tuple(path.points[0]) == pytest.approx(start)
-        assert path.costs[-1] < path.costs[0]
+        assert path.costs[-1] < path.costs[0] and not path.diverged
+    assert OptimiserPath("gd", np.zeros((3, 2)), np.array([1.0, 3e38, np.inf])).diverged
 
 
 def test_curvature_matches_finite_differences_and_sets_span_and_learning_rate(trained):

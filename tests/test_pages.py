@@ -133,6 +133,8 @@ def test_invalid_settings_show_an_error_not_a_traceback(data_env):
     at.text_input(key="setting.hidden").set_value("3x0").run()
     assert "whole numbers" in at.error[0].value
     assert button(at, "Train").disabled
+    at.radio(key="setting.arch").set_value("linear").run()  # the widths box is an MLP's: gone, and not read
+    assert not at.error and not button(at, "Train").disabled
 
 
 def small_training(at: AppTest) -> AppTest:

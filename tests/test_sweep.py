@@ -12,7 +12,7 @@ import pytest
 from core.cli import main
 from core.data import SplitConfig, make_splits
 from core.errors import ConfigError
-from core.models import ModelConfig, init, seed_key
+from core.models import ModelConfig
 from core.runs import Run
 from core.sweep import SweepConfig, train_sweep, variant_name
 from core.train import RunConfig, TrainConfig, train

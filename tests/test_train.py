@@ -99,6 +99,16 @@ def test_a_non_finite_update_in_a_chunks_last_step_is_a_divergence(splits):
     assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(records[-1].params))
 
 
+def test_every_epoch_end_keeps_a_snapshot_with_or_without_validation(tiny_mnist):
+    for val_size in (0, 200):
+        cfg = dataclasses.replace(config(epochs=3), data=SplitConfig(val_size=val_size))
+        run = Run("snapshots", cfg)
+        for progress in train.train(cfg, make_splits(tiny_mnist, cfg.data)):
+            run.record(progress)
+        assert [epoch for epoch, _ in run.snapshots] == [1, 2, 3]
+        assert run.snapshots[-1][1] is run.params
+
+
 def test_no_recompilation_after_first_chunk(splits, caplog):
     cfg = config(epochs=2, eval_every=9)
     generator = train.train(cfg, splits)

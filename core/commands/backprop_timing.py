@@ -6,26 +6,19 @@ import argparse
 import sys
 
 from core.backprop_timing import FIXED_BATCH, FIXED_HIDDEN, METHODS, MIN_SECONDS, speedups, time_methods
-from core.cli import add_data_arguments, print_json, terminal_progress
+from core.cli import add_data_arguments, number_list_type, print_json, terminal_progress
 from core.data import SplitConfig, load_mnist, make_splits
 from core.errors import ConfigError
 
 HELP = "time hand backprop, jax.grad, a naive loop and finite differences on a one-hidden-layer MLP"
 
 
-def _sizes(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"sizes must be comma-separated integers, got '{text}'") from None
-
-
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_data_arguments(parser)
-    parser.add_argument("--batch-sizes", type=_sizes, default=(10, 100, 1000),
+    parser.add_argument("--batch-sizes", type=number_list_type(int, "batch sizes"), default=(10, 100, 1000),
                         help=f"batch sizes to time, each at hidden width {FIXED_HIDDEN}; at most the number of "
                              "training images (default 10,100,1000)")
-    parser.add_argument("--hidden-widths", type=_sizes, default=(16, 64, 256),
+    parser.add_argument("--hidden-widths", type=number_list_type(int, "hidden widths"), default=(16, 64, 256),
                         help=f"hidden widths to time, each at batch size {FIXED_BATCH} (default 16,64,256)")
     parser.add_argument("--activation", choices=("tanh", "sigmoid"), default="tanh")
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")

@@ -5,41 +5,25 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import print_json, seed, terminal_progress
+from core.cli import number_list_type, print_json, terminal_progress
 from core.commands.train import TRAIN, add_run_arguments, run_config_from_args
 from core.data import load_mnist, make_splits
-from core.runs import Run
+from core.runs import Run, ranked_by_validation
 from core.sweep import MAX_VARIANTS, SweepConfig, train_sweep, variant_name
 
 HELP = f"train up to {MAX_VARIANTS} variants at once, sharing the batches, and compare them"
-
-
-def _floats(text: str) -> tuple[float, ...]:
-    try:
-        values = tuple(float(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected comma-separated numbers, got '{text}'") from None
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected at least one number, got '{text}'")
-    return values
-
-
-def _seeds(text: str) -> tuple[int, ...]:
-    values = tuple(seed(v) for v in text.split(",") if v.strip())
-    if not values:
-        raise argparse.ArgumentTypeError(f"expected at least one seed, got '{text}'")
-    return values
 
 
 def add_arguments(parser) -> None:
     add_run_arguments(parser)
     parser.conflict_handler = "resolve"  # --lr and --momentum take lists here
     s = parser.add_argument_group("sweep")
-    s.add_argument("--lr", type=_floats, default=(TRAIN.learning_rate,), metavar="LR[,LR...]",
-                   help="learning rates to sweep")
-    s.add_argument("--momentum", type=_floats, default=(TRAIN.momentum,), metavar="M[,M...]",
-                   help="momenta to sweep (with --optimizer momentum)")
-    s.add_argument("--seeds", type=_seeds, default=(), metavar="S[,S...]", help="initialisation seeds to sweep")
+    s.add_argument("--lr", type=number_list_type(float, "learning rates"), default=(TRAIN.learning_rate,),
+                   metavar="LR[,LR...]", help="learning rates to sweep")
+    s.add_argument("--momentum", type=number_list_type(float, "momenta"), default=(TRAIN.momentum,),
+                   metavar="M[,M...]", help="momenta to sweep (with --optimizer momentum)")
+    s.add_argument("--seeds", type=number_list_type(int, "seeds"), default=(), metavar="S[,S...]",
+                   help="initialisation seeds to sweep")
     s.add_argument("--mode", choices=("auto", "vmapped", "sequential"), default="auto",
                    help="vmapped: one program for all variants; sequential: one variant after another each chunk")
     parser.add_argument("--json", action="store_true", help="one JSON line per variant")
@@ -63,12 +47,14 @@ def run(args) -> int:
             print(f"\repoch {last['epoch']:6.2f}/{base.train.epochs}  step {last['step']}", end="", file=sys.stderr,
                   flush=True)
     except KeyboardInterrupt:
+        if not runs[0].history:
+            print("\nstopped before the first update: nothing trained", file=sys.stderr)
+            return 130
         print("\nstopped: keeping the parameters trained so far", file=sys.stderr)
     print(file=sys.stderr)
     for run_ in runs:
         run_.finish(splits)
-    ranked = sorted(runs, key=lambda r: -1 if r.val_accuracy is None else r.val_accuracy, reverse=True)
-    for run_ in ranked:
+    for run_ in ranked_by_validation(runs):
         if args.json:
             print_json({"variant": run_.name, "learning_rate": run_.config.train.learning_rate,
                         "momentum": run_.config.train.momentum if run_.config.train.optimizer == "momentum" else None,

@@ -8,7 +8,8 @@ import tempfile
 from pathlib import Path
 
 from core.checkpoint import save_model
-from core.cli import add_data_arguments, add_history_argument, print_json, save_to_history, seed, terminal_progress
+from core.cli import (add_data_arguments, add_history_argument, number_list_type, print_json, save_to_history, seed,
+                      terminal_progress)
 from core.data import SplitConfig, load_mnist, make_splits
 from core.errors import ConfigError, ModelFileError
 from core.models import ACTIVATIONS, ARCHITECTURES, INITS, ModelConfig
@@ -19,19 +20,12 @@ HELP = "train a network and report its validation and test accuracy"
 MODEL, SPLIT, TRAIN = ModelConfig(), SplitConfig(), TrainConfig()
 
 
-def _widths(text: str) -> list[int]:
-    try:
-        return [int(w) for w in text.split(",") if w.strip()]
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"hidden widths must be integers, got '{text}'") from None
-
-
 def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags for every choice of a RunConfig; defaults are the dataclasses' own."""
     add_data_arguments(parser)
     m = parser.add_argument_group("network")
     m.add_argument("--arch", choices=list(ARCHITECTURES), default=MODEL.arch, help=f"default {MODEL.arch}")
-    m.add_argument("--hidden", type=_widths, action="append", metavar="W[,W...]",
+    m.add_argument("--hidden", type=number_list_type(int, "hidden widths"), action="append", metavar="W[,W...]",
                    help=f"MLP hidden widths, repeatable or comma-separated (default {','.join(map(str, MODEL.hidden))})")
     m.add_argument("--activation", choices=list(ACTIVATIONS), default=MODEL.activation,
                    help=f"hidden units' activation (default {MODEL.activation})")
@@ -134,6 +128,9 @@ def run(args) -> int:
             result.record(progress)
             print(_progress_line(result), end="", file=sys.stderr, flush=True)
     except KeyboardInterrupt:
+        if result.params is None:
+            print("\nstopped before the first update: nothing trained, nothing saved", file=sys.stderr)
+            return 130
         print("\nstopped: keeping the parameters trained so far", file=sys.stderr)
     print(file=sys.stderr)
     result.finish(splits)

@@ -36,7 +36,7 @@ st.caption("Is the hand-derived gradient right? Compare it, weight by weight, wi
            "and see what a typical mistake looks like — in the check and in training.")
 
 network = pick_network("gradcheck")
-x, y = pick_batch(network, "gradcheck")
+x, y, batch_seed = pick_batch(network, "gradcheck")
 arch = network.config.arch
 
 left, middle, right = st.columns(3)
@@ -62,7 +62,7 @@ with backward_col:
         st.markdown(f"**Planted bug — {bugs[bug].title}:** {bugs[bug].description}")
         st.latex(bugs[bug].latex)
 
-settings = (network.name, network.config, len(y), int(x.sum() * 1000), k, bug)
+settings = (network.identity, len(y), batch_seed, k, bug)
 agreement = hand_vs_autodiff(network.params, x, y, network.config)
 st.markdown("**Hand-derived (correct) vs `jax.grad`, float64:** " + ", ".join(
     f"{tensor_label(name, network.config)} {error:.1e}" for name, error in agreement.items()))
@@ -114,7 +114,7 @@ learning_rate = middle.select_slider("Learning rate", [0.01, 0.03, 0.1, 0.3, 1.0
 # keyed by the planted bug, so that planting another one starts this choice afresh at it
 bug_to_train = right.selectbox("Bug to train with", list(bugs), index=list(bugs).index(bug) if bug else 0,
                                key=f"gradcheck.train_bug.{arch}.{bug}", format_func=lambda b: bugs[b].title)
-train_settings = (network.name, network.config, steps, learning_rate, bug_to_train)
+train_settings = (network.identity, steps, learning_rate, bug_to_train)
 if st.button("Train with both gradients", key="gradcheck.train"):
     splits = network.splits
     x_val, y_val = (splits.x_val, splits.y_val) if len(splits.y_val) else (splits.x_test, splits.y_test)
@@ -133,5 +133,5 @@ if stored and stored[0] == train_settings:
     export.chart(figures.hand_training_accuracy(curves), run_name=network.name, what="training with a planted bug",
                  key="gradcheck.training_chart")
     for label, curve in curves.items():
-        if not (curve.loss == curve.loss).all():
+        if curve.diverged:
             st.warning(f"With the {label} the loss became NaN/Inf: training diverged (shown as a gap).")

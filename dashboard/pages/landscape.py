@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from core.errors import DigitLabError
@@ -16,7 +15,7 @@ st.caption("Two weights move, every other weight stays where it is: the cost ove
            "of plain gradient descent, momentum and Adam started from the same point.")
 
 network = pick_network("landscape")
-x, y = pick_batch(network, "landscape", default=500)
+x, y, _ = pick_batch(network, "landscape", default=500)
 params = network.params
 here = "trained" if network.trained else "initial"  # where the network's weights are: a run's, or a fresh network's
 
@@ -67,7 +66,7 @@ else:
                "grid and learning rate to (the weights of a pixel blank in every image of the batch, for one, do "
                f"not change the cost at all). The grid half-width and learning rate below start at {view.span:g} and "
                f"{view.learning_rate:g}: set them by hand, or choose other weights or a larger batch.")
-view_key = f"{network.name}.{pair[0].label()}.{pair[1].label()}"  # new weights or network: new suggested defaults
+view_key = f"{network.identity}.{pair[0].label()}.{pair[1].label()}"  # new weights or network: new suggested defaults
 cols = st.columns(5)
 span = cols[0].number_input("Grid half-width", 0.05, 50.0, view.span, key=f"landscape.span.{view_key}")
 learning_rate = cols[1].number_input("Learning rate", 1e-4, 100.0, min(max(view.learning_rate, 1e-4), 100.0),
@@ -102,5 +101,5 @@ low = landscape.minimum()
 st.caption(f"Lowest grid cost {low[2]:.4f} at ({low[0]:.3f}, {low[1]:.3f}); {here} values ({center[0]:.3f}, "
            f"{center[1]:.3f}). Final cost — " + ", ".join(
                f"{OPTIMISER_TITLES[name]}: {path.costs[-1]:.4f}" for name, path in paths.items()))
-if any(not np.isfinite(path.costs).all() for path in paths.values()):
+if any(path.diverged for path in paths.values()):
     st.warning("An optimiser's cost became NaN/Inf: its learning rate is too large for this landscape.")

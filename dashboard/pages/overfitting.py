@@ -10,6 +10,7 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import DigitLabError
+from core.parsing import number_list
 from core.presets import PRESETS
 from core.runs import Run
 from core.train import RunConfig, train
@@ -32,11 +33,8 @@ class Study:
 
 
 def _sizes(text: str) -> list[int]:
-    try:
-        sizes = sorted({int(part) for part in text.replace(";", ",").split(",") if part.strip()})
-    except ValueError:
-        raise DigitLabError(f"Subset sizes must be whole numbers separated by commas, not '{text}'.") from None
-    if not sizes or sizes[0] < 10:
+    sizes = sorted(set(number_list(text, int, "Subset sizes")))
+    if sizes[0] < 10:
         raise DigitLabError("Give at least one subset size of 10 images or more.")
     return sizes
 

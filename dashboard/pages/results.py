@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from core.data import IMAGE_SIDE
-from core.inspect import SORT_KEYS, confidence, row_percentages, select_examples
+from core.inspect import SORT_KEYS, confidence, random_subset, row_percentages, select_examples
 from core.runs import Run
 from core.train import Evaluation
 from dashboard import export, figures, state
@@ -91,7 +91,7 @@ def mistakes(run: Run, evaluation: Evaluation) -> list[int]:
 def correct_sample(run: Run, evaluation: Evaluation) -> list[int]:
     st.header("A sample of correctly classified digits")
     correct = select_examples(evaluation, correct=True)
-    sample = np.sort(np.random.default_rng(0).choice(correct, min(20, len(correct)), replace=False)) if len(correct) else []
+    sample = random_subset(correct, 20, seed=0)
     if len(sample):
         sure = confidence(evaluation)
         st.image(test_images(run, sample), caption=[caption(evaluation, sure, i) for i in sample], width=84)

@@ -9,8 +9,9 @@ import streamlit as st
 
 from core.data import SplitConfig
 from core.errors import DigitLabError
-from core.models import ACTIVATIONS, ARCHITECTURES, ModelConfig
-from core.runs import Run
+from core.models import ACTIVATIONS, ARCHITECTURES, ModelConfig, recommended_init
+from core.parsing import number_list
+from core.runs import Run, ranked_by_validation
 from core.sweep import MAX_VARIANTS, VMAP_MAX_WIDTH, SweepConfig, train_sweep, variant_name, vmap_pays
 from core.train import RunConfig, TrainConfig
 from dashboard import export, figures, state
@@ -18,16 +19,6 @@ from dashboard.widgets import show_error
 
 RUNS_KEY = "sweep.runs"  # this session's last sweep: one Run per variant
 OPTIMIZERS = {"momentum": "SGD with momentum", "sgd": "SGD", "adam": "Adam"}
-
-
-def _numbers(text: str, kind: type, what: str) -> tuple:
-    try:
-        values = tuple(kind(part) for part in text.replace(";", ",").split(",") if part.strip())
-    except ValueError:
-        raise DigitLabError(f"{what} must be numbers separated by commas, not '{text}'.") from None
-    if not values:
-        raise DigitLabError(f"{what}: give at least one.")
-    return values
 
 
 def _sweep(sweep: SweepConfig) -> None:
@@ -58,11 +49,11 @@ def _sweep(sweep: SweepConfig) -> None:
 
 
 def _results_table(runs: list[Run]) -> list[dict]:
-    return sorted(({
+    return [{
         "variant": run.name, "learning_rate": run.config.train.learning_rate, "momentum": run.config.train.momentum,
         "seed": run.config.train.seed, "val_accuracy": run.val_accuracy, "test_accuracy": run.test_accuracy,
         "status": run.status, "train_seconds": round(run.train_seconds, 1),
-    } for run in runs), key=lambda row: -1 if row["val_accuracy"] is None else row["val_accuracy"], reverse=True)
+    } for run in ranked_by_validation(runs)]
 
 
 st.title("Sweep")
@@ -98,12 +89,13 @@ with st.form("sweep"):
     start = st.form_submit_button("Train the sweep", type="primary", icon=":material/play_arrow:")
 if start:
     try:
-        model = ModelConfig(arch, _numbers(hidden, int, "Hidden widths") if arch == "mlp" else (300,), activation)
+        model = ModelConfig(arch, number_list(hidden, int, "Hidden widths") if arch == "mlp" else ModelConfig().hidden,
+                            activation, init=recommended_init(arch, activation))
         base = RunConfig(model, SplitConfig(int(val_size), int(train_size) or None),
                          TrainConfig(optimizer, batch_size=int(batch_size), epochs=int(epochs)))
-        sweep = SweepConfig(base, _numbers(lrs, float, "Learning rates"),
-                            _numbers(momenta, float, "Momenta") if optimizer == "momentum" else (),
-                            _numbers(seeds, int, "Seeds"))
+        sweep = SweepConfig(base, number_list(lrs, float, "Learning rates"),
+                            number_list(momenta, float, "Momenta") if optimizer == "momentum" else (),
+                            number_list(seeds, int, "Seeds"))
         _sweep(sweep)
         st.rerun()
     except DigitLabError as exc:

@@ -7,6 +7,7 @@ import streamlit as st
 from core.errors import DigitLabError
 from core.inspect import eta_seconds
 from core.models import ACTIVATIONS, ARCHITECTURES, INITS, ModelConfig, recommended_init
+from core.parsing import number_list
 from core.runs import Run
 from core.train import OPTIMIZERS, SCHEDULES, Progress, RunConfig, TrainConfig, train
 from dashboard import export, figures, state
@@ -43,14 +44,6 @@ def _follow_network_init() -> None:
 
 def _mark_init_chosen() -> None:
     st.session_state[INIT_CHOSEN_KEY] = True
-
-
-def _parse_widths(text: str) -> tuple[int, ...]:
-    try:
-        return tuple(int(part) for part in text.replace(";", ",").split(",") if part.strip())
-    except ValueError:
-        raise DigitLabError(f"Hidden layer widths must be whole numbers separated by commas (e.g. 300 or 500,150), "
-                            f"not '{text}'.") from None
 
 
 def settings(disabled: bool) -> RunConfig:
@@ -109,8 +102,10 @@ def settings(disabled: bool) -> RunConfig:
             st.number_input("Updates per chart refresh (0: automatic, about 4 a second)", step=10,
                             key=S + "steps_per_chunk", disabled=disabled)
 
-    model = ModelConfig(arch=v("arch"), hidden=_parse_widths(v("hidden")), activation=v("activation"),
-                        init=v("init"), init_std=float(v("init_std")))
+    mlp = v("arch") == "mlp"  # the widths box is shown, and read, for MLPs only
+    hidden = number_list(v("hidden"), int, "Hidden layer widths") if mlp else ModelConfig().hidden
+    model = ModelConfig(arch=v("arch"), hidden=hidden, activation=v("activation"), init=v("init"),
+                        init_std=float(v("init_std")))
     split = train_page_split()
     training = TrainConfig(
         optimizer=v("optimizer"), learning_rate=float(v("learning_rate")), momentum=float(v("momentum")),

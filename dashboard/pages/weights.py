@@ -6,7 +6,7 @@ import numpy as np
 import streamlit as st
 
 from core.data import IMAGE_SIDE
-from core.inspect import input_weight_images, strongest_feeders
+from core.inspect import feature_map_images, filter_images, input_weight_images, strongest_feeders
 from core.models import Params, lenet5_feature_maps
 from core.runs import Run
 from dashboard import export, figures, state
@@ -74,7 +74,7 @@ def mlp(run: Run, params: Params, when: str) -> None:
 
 
 def lenet5(run: Run, params: Params, when: str) -> None:
-    filters = np.moveaxis(np.asarray(params["conv1"]["w"])[:, :, 0, :], -1, 0)
+    filters = filter_images(params["conv1"]["w"])
     st.subheader("The six first-layer 5×5 filters")
     export.chart(figures.image_grid(filters, [f"filter {i}" for i in range(6)], columns=6),
                  run_name=run.name, what=f"conv1 filters {when}", key="conv1_filters")
@@ -82,8 +82,8 @@ def lenet5(run: Run, params: Params, when: str) -> None:
     x_test = state.splits(state.data_dir(), run.config.data).x_test
     index = st.number_input("Test image index", 0, len(x_test) - 1, 0, key="feature_digit")
     with st.spinner("Computing the feature maps…"):
-        maps = {name: np.moveaxis(np.asarray(value)[0], -1, 0)
-                for name, value in lenet5_feature_maps(params, x_test[index:index + 1]).items() if name != "logits"}
+        computed = lenet5_feature_maps(params, x_test[index:index + 1])
+        maps = {name: feature_map_images(computed[name]) for name in ("conv1", "conv2")}
     image, first = st.columns([1, 4])
     image.image(x_test[index].reshape(IMAGE_SIDE, IMAGE_SIDE), width=140, caption=f"test image #{index}")
     with first:
