@@ -308,12 +308,6 @@ class RunHistory:
             run_id=saved["run_id"], test_confusion=_confusion_matrix(saved["confusion"]),
         )
 
-    def confusion(self, run_id: str) -> np.ndarray | None:
-        """The saved run's test-set confusion matrix (rows = true digit), or None if none was saved."""
-        with self._read() as conn:
-            row = conn.execute("SELECT confusion FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-        return None if row is None else _confusion_matrix(row[0])
-
     def rename(self, run_id: str, name: str) -> None:
         name = name.strip()
         if not name:

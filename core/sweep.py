@@ -37,8 +37,8 @@ from core.errors import ConfigError
 from core.models import ModelConfig, Params, init, layer_sizes, seed_key
 from core.train import (EVAL_BATCH, Progress, RunConfig, TrainConfig, TrainState, all_finite, chunks,
                         compile_chunk, epoch_steps, first_bad_step, learning_rate_schedule, make_optimizer,
-                        make_train_step, program_settings, progress_record, steps_per_chunk, validation_due,
-                        variants_loss_and_accuracy)
+                        make_train_step, program_model, program_settings, progress_record, steps_per_chunk,
+                        validation_due, variants_loss_and_accuracy)
 
 MAX_VARIANTS = 16
 SWEPT = ("learning_rate", "momentum", "seed")  # the TrainConfig fields that may differ between variants
@@ -152,7 +152,7 @@ def _init_state(variants: Sequence[RunConfig], steps_per_epoch: int) -> SweepSta
     momenta = jnp.asarray([v.train.momentum for v in variants], jnp.float32)
     per_variant = [init(seed_key(v.train.seed), model) for v in variants]
     params = jax.tree_util.tree_map(lambda *leaves: jnp.asarray(np.stack(leaves)), *per_variant)
-    opt_state = _optimizer_init(_program(tc), model, steps_per_epoch)(params, lrs, momenta)
+    opt_state = _optimizer_init(_program(tc), program_model(model), steps_per_epoch)(params, lrs, momenta)
     return SweepState(params, opt_state, lrs, momenta)
 
 
@@ -214,7 +214,7 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *,
     """
     _check_variants(variants)
     first = variants[0]
-    tc, model = first.train, first.model
+    tc, model = first.train, program_model(first.model)
     if vmapped is None:
         vmapped = vmap_pays(model)
     n = len(splits.y_train)

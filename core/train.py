@@ -231,6 +231,15 @@ def program_settings(tc: TrainConfig) -> TrainConfig:
     return dataclasses.replace(tc, seed=0, shuffle_seed=None, eval_every=0, epochs=epochs)
 
 
+def program_model(model: ModelConfig) -> ModelConfig:
+    """The network settings a compiled program depends on: `model` with its initialisation (the parameters are
+    the program's inputs) and, bar an MLP, the MLP's fields reset, so such runs share one program."""
+    default = ModelConfig()
+    if model.arch == "mlp":
+        return dataclasses.replace(model, init=default.init, init_std=default.init_std)
+    return ModelConfig(model.arch, default.hidden, default.activation)
+
+
 @functools.cache
 def compiler_options() -> dict:
     """XLA options for the engine's training and evaluation programs. On CPU, dots run on XLA's own kernels
@@ -331,7 +340,7 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
     x_train, y_train = splits.train_on_device
 
     started = time.perf_counter()
-    compiled = _compiled_chunk(config.model, program_settings(tc), n, k)
+    compiled = _compiled_chunk(program_model(config.model), program_settings(tc), n, k)
     if len(splits.y_val):  # compile the validation pass too, so no compilation lands inside training time
         loss_and_accuracy(params, config.model, splits.x_val[:EVAL_BATCH], splits.y_val[:EVAL_BATCH])
     compile_seconds = time.perf_counter() - started
@@ -405,25 +414,21 @@ class Evaluation:
         return np.flatnonzero(self.predictions != self.labels)
 
 
-_forward_cache: dict = {}
-
-
+@functools.lru_cache(maxsize=16)
 def _forward(model: ModelConfig, stacked: bool) -> Callable:
-    """Jitted (params, x, y) -> (probabilities, losses) for fixed-size batches, one per model config; with
-    `stacked`, vmapped over parameters whose leaves carry a leading variant axis (a sweep's)."""
-    if (model, stacked) not in _forward_cache:
-        def forward(params, x, y):
-            logits = apply(params, x, model)
-            return jax.nn.softmax(logits), cross_entropy(logits, y)
-        _forward_cache[model, stacked] = jax.jit(jax.vmap(forward, in_axes=(0, None, None)) if stacked else forward,
-                                                 compiler_options=compiler_options())
-    return _forward_cache[model, stacked]
+    """Jitted (params, x, y) -> (probabilities, losses) for fixed-size batches, kept for the last few networks;
+    with `stacked`, vmapped over parameters whose leaves carry a leading variant axis (a sweep's)."""
+    def forward(params, x, y):
+        logits = apply(params, x, model)
+        return jax.nn.softmax(logits), cross_entropy(logits, y)
+    return jax.jit(jax.vmap(forward, in_axes=(0, None, None)) if stacked else forward,
+                   compiler_options=compiler_options())
 
 
 def _batched(model: ModelConfig, params: Params, x: np.ndarray, y: np.ndarray,
              stacked: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities (..., n, 10) and losses (..., n) over a whole set, in fixed batches (the last one padded)."""
-    forward = _forward(model, stacked)
+    forward = _forward(program_model(model), stacked)
     n = len(y)
     batch = min(EVAL_BATCH, max(n, 1))
     probs, losses = [], []

@@ -50,7 +50,7 @@ def test_train_saves_to_the_run_history_unless_told_not_to(tiny_env, tmp_path):
     assert [row.run_id for row in saved] == [run_id] and "saved 'Softmax regression' to the run history" in result.stderr
     run = history.load(run_id)
     assert run.status == "finished" and run.config.model.arch == "linear" and run.params is not None
-    assert history.confusion(run_id).sum() == 300  # every test image of the tiny set, once
+    assert history.load(run_id).test_confusion.sum() == 300  # every test image of the tiny set, once
 
     assert cli(*args, "--no-history", env=env).returncode == 0
     assert len(history.list()) == 1

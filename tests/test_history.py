@@ -81,7 +81,6 @@ def test_round_trip_survives_reopening(tmp_path, trained, splits):
         assert_same_params(a, b)
     again = loaded.evaluate(splits.x_test, splits.y_test)
     np.testing.assert_array_equal(again.predictions, evaluation.predictions)
-    np.testing.assert_array_equal(history.confusion(trained.run_id), evaluation.confusion)
     np.testing.assert_array_equal(loaded.test_confusion, evaluation.confusion)
     np.testing.assert_array_equal(trained.test_confusion, evaluation.confusion)  # measured by finish()
     assert history.load(trained.run_id, snapshots=False).snapshots == []
@@ -95,7 +94,7 @@ def test_saving_again_updates_instead_of_duplicating(tmp_path, trained):
     [row] = history.list()
     assert row.name == "renamed"
     assert len(history.load(trained.run_id).snapshots) == 1
-    assert history.confusion(trained.run_id) is None
+    assert history.load(trained.run_id).test_confusion is None
 
 
 def test_only_ended_runs_are_saved(tmp_path, trained):
@@ -271,11 +270,11 @@ def test_a_version_1_database_is_migrated(tmp_path, trained, splits):
     [row] = history.list()
     assert row.name == "old run" and row.test_accuracy == trained.test_accuracy
     old = history.load(trained.run_id)
-    assert old.snapshots == [] and history.confusion(trained.run_id) is None
+    assert old.snapshots == [] and history.load(trained.run_id).test_confusion is None
     assert_same_params(old.params, trained.params)
     confusion = old.evaluate(splits.x_test, splits.y_test).confusion
     history.save(old, confusion)  # the new columns and table work on the migrated file
-    np.testing.assert_array_equal(RunHistory(path).confusion(trained.run_id), confusion)
+    np.testing.assert_array_equal(RunHistory(path).load(trained.run_id).test_confusion, confusion)
 
 
 def test_config_diff_shows_only_what_differs():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from datetime import date
 
+import jax
 import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -311,15 +312,19 @@ def test_png_and_svg_downloads_or_how_to_enable_them(data_env, monkeypatch, chro
 def test_weights_can_be_viewed_after_each_saved_epoch(data_env):
     run = made_run("linear", data_env)
     first = init(seed_key(1), run.config.model)
-    run.snapshots = [(1, first), (2, run.params)]
+    run.history = [{"epoch": 1.0}, {"epoch": 2.0}]
+    run.snapshots = [(1, first), (2, jax.tree_util.tree_map(np.array, run.params))]  # copies, as a reloaded run's
     at = with_runs(app("weights"), run).run()
     slider = at.select_slider(key=f"epoch.{run.name}")
-    assert slider.options == ["epoch 1", "epoch 2"] and slider.value == "epoch 2"
+    assert slider.options == ["epoch 1", "epoch 2"] and slider.value == "epoch 2"  # epoch 2 is the end of the run
     final_limit = charts(at)["linear_weights"]["layout"]["coloraxis"]["cmax"]
     slider.set_value("epoch 1").run()
     first_limit = charts(at)["linear_weights"]["layout"]["coloraxis"]["cmax"]
     assert first_limit == pytest.approx(float(np.abs(first["output"]["w"]).max()))
     assert first_limit != final_limit
+    run.history.append({"epoch": 2.5})  # stopped half-way through epoch 3: its end is a point of its own
+    at = with_runs(app("weights"), run).run()
+    assert at.select_slider(key=f"epoch.{run.name}").options == ["epoch 1", "epoch 2", "end of the run"]
 
 
 def test_a_first_use_download_shows_progress(monkeypatch, tiny_data_dir):

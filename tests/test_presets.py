@@ -60,7 +60,7 @@ def test_reproduce_json_on_a_tiny_subset(tiny_data_dir, capsys):
     assert len(rows[1]["runs"]) == 2
     saved = {row.name: row for row in RunHistory().list()}  # every preset run went to the run history
     assert set(saved) == {"softmax-minibatch", *rows[1]["runs"]}
-    assert all(RunHistory().confusion(row.run_id) is not None for row in saved.values())
+    assert all(RunHistory().load(row.run_id).test_confusion is not None for row in saved.values())
 
 
 def test_reproduce_table_and_unknown_preset(tiny_data_dir, capsys):

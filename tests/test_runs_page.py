@@ -197,7 +197,7 @@ def test_keep_run_saves_ended_runs_once_with_their_confusion_matrix(home, tiny_d
     assert at.session_state["saved while running"] == at.session_state["saved before finish"] == 0
     [row] = RunHistory(default_path()).list()
     assert row.name == "renamed" and row.status == "finished" and row.test_accuracy == pytest.approx(0.1)
-    confusion = RunHistory(default_path()).confusion(row.run_id)
+    confusion = RunHistory(default_path()).load(row.run_id).test_confusion
     assert confusion.sum() == 300 and confusion[:, 0].sum() == 300  # zero weights: every test image is called 0
     assert list(at.session_state[state.RUNS_KEY]) == ["renamed"]
 

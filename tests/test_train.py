@@ -117,10 +117,22 @@ def test_no_recompilation_after_first_chunk(splits, caplog):
         rest = list(generator)
     assert rest[-1].status == "finished" and len(rest) >= 8
     assert not [r for r in caplog.records if "Compiling" in r.getMessage()]
-    # a second run of the same setup (another seed) reuses the compiled program
-    hits = train._compiled_chunk.cache_info().hits
-    next(train.train(dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=5)), splits))
+    # a second run of the same setup (another seed, another initialisation) reuses the compiled programs
+    hits, evaluations = train._compiled_chunk.cache_info().hits, train._forward.cache_info().misses
+    other = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, init="normal", init_std=0.05),
+                                train=dataclasses.replace(cfg.train, seed=5))
+    next(train.train(other, splits))
     assert train._compiled_chunk.cache_info().hits == hits + 1
+    assert train._forward.cache_info().misses == evaluations
+
+
+def test_what_a_compiled_program_depends_on():
+    mlp = ModelConfig("mlp", (64,), "relu", init="he")
+    assert train.program_model(mlp) == train.program_model(dataclasses.replace(mlp, init="normal", init_std=0.3))
+    assert train.program_model(mlp) != train.program_model(dataclasses.replace(mlp, hidden=(65,)))
+    assert train.program_model(mlp).activation == "relu"
+    lenet = ModelConfig("lenet5", hidden=(7,), activation="sigmoid", init="he")
+    assert train.program_model(lenet) == train.program_model(ModelConfig("lenet5"))
 
 
 def test_the_training_set_is_copied_to_the_device_once_per_splits(tiny_mnist, monkeypatch):

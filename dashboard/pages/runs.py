@@ -184,12 +184,12 @@ def compare(store: RunHistory, selected: list[SavedRun], labels: dict[str, str])
     st.subheader("Confusion matrices on the test set")
     tabs = st.tabs([run.name for run in loaded])
     for tab, run in zip(tabs, loaded):
-        matrix = store.confusion(run.run_id)
-        if matrix is None:
-            tab.info("No confusion matrix was saved with this run (it has no parameters).")
+        if run.test_confusion is None:
+            why = "it diverged, so it was never evaluated" if run.diverged else "it has no parameters"
+            tab.info(f"No confusion matrix was saved with this run ({why}).")
         else:
             with tab:
-                export.chart(figures.confusion_heatmap(matrix, percentages=False), run_name=run.name,
+                export.chart(figures.confusion_heatmap(run.test_confusion, percentages=False), run_name=run.name,
                              what="confusion matrix", key=f"runs_page.confusion.{run.run_id}")
 
 

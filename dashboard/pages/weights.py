@@ -25,7 +25,7 @@ def pick_params(run: Run) -> tuple[str, Params]:
     diverged run, when it differs)."""
     points = {f"epoch {epoch}": params for epoch, params in run.snapshots}
     end = LAST_FINITE if run.diverged else END
-    if not points or run.snapshots[-1][1] is not run.params:
+    if not points or run.snapshots[-1][0] != run.epochs_completed:  # (a reloaded run's arrays are copies)
         points[end] = run.params
     if len(points) == 1:
         label = next(iter(points))
