@@ -156,8 +156,11 @@ def settle(interrupted: Iterable[Run]) -> list[Run]:
 
 def settle_interrupted_runs() -> None:
     """Settle this session's interrupted runs and save them to the run history."""
-    for run in settle(runs().values()):
-        keep_run(run)
+    interrupted = [run for run in runs().values() if not ended(run)]
+    if interrupted:
+        with st.spinner("Measuring the accuracy of the stopped run..."):
+            for run in settle(interrupted):
+                keep_run(run)
 
 
 def setting_keys(defaults: dict, page: str = "") -> Callable[[str], str]:

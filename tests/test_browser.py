@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from conftest import REPO
+from core.history import RunHistory, default_path
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
@@ -240,6 +241,28 @@ def test_two_sessions_train_at_once(app_url):
             expect(runs_table).to_contain_text("#1")
             page.screenshot(path=ARTIFACTS / f"{6 if label == 'a' else 7}-session-{label}.png")
         browser.close()
+
+
+def test_a_run_whose_tab_is_closed_mid_training_is_kept_in_the_run_history(app_url):
+    """Closing or reloading the tab ends the session, and no rerun comes to settle its run: the run is finished
+    (stopped, evaluated) and saved to the run history as its script stops."""
+    playwright_api = _playwright()
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        _open_train_page(playwright_api, page, app_url, 200)
+        page.get_by_role("button", name="Train", exact=True).click()
+        playwright_api.expect(page.get_by_text(re.compile(r"Epoch [0-9.]+ of 200")).first).to_be_visible(
+            timeout=TRAIN_TIMEOUT_MS)
+        page.close()
+        browser.close()
+    deadline = time.monotonic() + 60
+    while not (saved := RunHistory(default_path()).list()) and time.monotonic() < deadline:
+        time.sleep(0.5)
+    [row] = saved
+    assert row.status == "stopped" and 0.85 < row.test_accuracy <= 1
+    run = RunHistory(default_path()).load(row.run_id)
+    assert 0 < run.epochs_completed < 200 and run.params is not None
 
 
 def _choose_only(page, label: str, option: str) -> None:

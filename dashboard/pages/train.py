@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
-import streamlit as st
+from pathlib import Path
 
+import streamlit as st
+from streamlit.runtime.scriptrunner_utils.exceptions import StopException  # not public API: Streamlit is pinned
+
+from core.data import Splits
 from core.errors import DigitLabError
+from core.history import RunHistory
 from core.inspect import eta_seconds
 from core.models import ACTIVATIONS, ARCHITECTURES, INITS, ModelConfig, recommended_init
 from core.parsing import number_list
@@ -142,6 +147,7 @@ def run_training(config: RunConfig) -> None:
     status.info("Compiling the network for this batch size (a few seconds, once per run)…", icon=":material/hourglass_top:")
     run = Run(state.unique_name(f"{config.model.describe()} #{len(state.runs()) + 1}"), config)
     st.session_state[state.SELECTED_RUN_KEY] = run.name  # the pages show it as soon as it exists
+    history_file = state.history_path()  # read now: once the session has ended, its state cannot be read
     try:
         for progress in train(config, data):
             if run.status == "stopped":  # a rerun already settled this run: keep the model it was stopped with
@@ -153,12 +159,27 @@ def run_training(config: RunConfig) -> None:
             chart.plotly_chart(figures.training_curves([run]))
     except DigitLabError as exc:
         _refuse(exc)
+    except StopException:  # the session ended: no rerun will come to settle this run
+        save_when_the_session_ends(run, data, history_file)
+        raise
     with st.spinner("Measuring validation and test accuracy…"):
         run.finish(data)
     unsaved = state.keep_run(run)
     if unsaved:  # the rerun wipes the warning keep_run showed
         st.session_state[UNSAVED_KEY] = unsaved
     st.rerun()
+
+
+def save_when_the_session_ends(run: Run, data: Splits, history_file: Path) -> None:
+    """Keep a run whose session ended mid-training (its tab was closed or reloaded): no rerun will settle it, so
+    finish it and save it to the run history here. Nothing of Streamlit's may be used: the session is gone."""
+    if run.params is None:
+        return
+    run.finish(data)
+    try:
+        RunHistory(history_file).save(run, run.test_confusion)
+    except DigitLabError:
+        pass  # no page is left to say so on
 
 
 def run_outcome(run: Run) -> None:
