@@ -14,7 +14,7 @@ from core.gradients import HAND_ACTIVATIONS, check_supported
 from core.inspect import random_subset
 from core.models import ModelConfig, Params, init, seed_key
 from dashboard import state
-from dashboard.widgets import run_label, show_error
+from dashboard.widgets import DATA_HINT, run_label, show_error
 
 TRAINED, FRESH = "A trained run", "A freshly initialised network"
 
@@ -80,7 +80,7 @@ def pick_network(key: str) -> Network:
         return Network(name, f"{name}, seed {int(seed)}", config, init(seed_key(int(seed)), config), default_splits(),
                        False)
     except DigitLabError as exc:
-        show_error(exc, "Check the data folder on the Data page.")
+        show_error(exc, DATA_HINT)
         st.stop()
 
 

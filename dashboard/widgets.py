@@ -14,7 +14,9 @@ from dashboard import state
 TRAIN_PAGE = "dashboard/pages/train.py"
 RESULTS_PAGE = "dashboard/pages/results.py"
 WEIGHTS_PAGE = "dashboard/pages/weights.py"
+RUNS_PAGE = "dashboard/pages/runs.py"
 MISSING = "—"
+DATA_HINT = "Check the data folder on the Data page."
 
 
 def run_label(run: Run) -> str:
@@ -26,7 +28,13 @@ def pick_run(*, need_params: bool = True) -> Run | None:
     """A select box of this session's runs (the same choice on every page); None, with a hint, when there is none."""
     runs = {name: run for name, run in state.runs().items() if run.params is not None or not need_params}
     if not runs:
-        st.info("No trained run yet. Train a network first; its results appear here.")
+        saved = _saved_run_count()
+        if saved:
+            st.info(f"No run in this session yet. Train a network, or reload one of the {saved:,} saved in the run "
+                    "history from the Runs page.")
+            st.page_link(RUNS_PAGE, label="Go to Runs", icon=":material/history:")
+        else:
+            st.info("No trained run yet. Train a network first; its results appear here.")
         st.page_link(TRAIN_PAGE, label="Go to Train", icon=":material/model_training:")
         return None
     names = list(runs)
@@ -34,6 +42,23 @@ def pick_run(*, need_params: bool = True) -> Run | None:
         st.session_state[state.SELECTED_RUN_KEY] = names[-1]
     name = st.selectbox("Run", names, key=state.SELECTED_RUN_KEY, format_func=lambda n: run_label(runs[n]))
     return runs[name]
+
+
+def _saved_run_count() -> int:
+    try:
+        return len(state.history().list())
+    except DigitLabError:  # the Runs page says what is wrong with the history
+        return 0
+
+
+def diverged_note(run: Run, what: str) -> str:
+    """What a diverged run's `what` (results, weights) come from: the parameters kept at its last finite chunk."""
+    steps = run.history[-1]["step"] if run.history else 0
+    if not steps:
+        return (f"This run {run.status}, within its first chunk of updates, so these {what} come from its initial, "
+                "untrained weights. Lower the learning rate and train again.")
+    return (f"This run {run.status}; these {what} come from its parameters after {steps:,} updates "
+            f"(epoch {format_epochs(run.epochs_completed)}), the last kept before the loss became NaN or infinite.")
 
 
 def one_of(label: str, options: Sequence, *, key: str):

@@ -13,7 +13,7 @@ from streamlit.testing.v1 import AppTest
 from conftest import REPO
 from core.checkpoint import model_bytes
 from core.data import SplitConfig, load_mnist, make_splits
-from core.history import HOME_ENV
+from core.history import HOME_ENV, RunHistory
 from core.inspect import select_examples
 from core.models import ModelConfig, init, seed_key
 from core.runs import Run
@@ -395,8 +395,27 @@ def test_weights_page_warns_about_a_diverged_run(data_env):
     run = made_run("mlp", data_env, status="diverged at step 5")
     at = with_runs(app("weights"), run).run()
     assert not at.exception
-    assert "diverged at step 5" in at.warning[0].value
+    assert "diverged at step 5" in at.warning[0].value and "initial, untrained weights" in at.warning[0].value
     assert any("last finite step" in c.value for c in at.caption)
+    run.history = [{"step": 40, "epoch": 1.25}]  # kept after 40 updates
+    at = with_runs(app("results"), run).run()
+    assert "after 40 updates (epoch 1.25)" in at.warning[0].value
+
+
+def test_pages_point_at_the_saved_runs_when_the_session_has_none(data_env):
+    RunHistory().save(made_run("linear", data_env))
+    for page in ("results", "weights"):
+        at = app(page).run()
+        assert "reload one of the 1 saved in the run history" in at.info[0].value
+
+
+@pytest.mark.parametrize("page", ["results", "weights"])
+def test_a_data_folder_without_mnist_is_an_error_not_a_traceback(data_env, tmp_path, page):
+    at = with_runs(app(page), made_run("lenet5", data_env))
+    at.session_state["setting.data_dir"] = str(tmp_path)  # changed on the Data page after training
+    at.run()
+    assert not at.exception
+    assert "holds no MNIST" in at.error[0].value and "Data page" in at.error[0].value
 
 
 def test_output_digit_choice_cannot_be_emptied(data_env):

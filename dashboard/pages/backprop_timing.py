@@ -9,7 +9,7 @@ from core.backprop_timing import METHODS, MIN_SECONDS, speedups, time_methods
 from core.errors import DigitLabError
 from dashboard import export, figures
 from dashboard.gradlab import default_splits
-from dashboard.widgets import show_error
+from dashboard.widgets import DATA_HINT, show_error
 
 RESULT_KEY = "backprop_timing.result"
 
@@ -24,7 +24,7 @@ st.caption("One gradient of a one-hidden-layer MLP, four ways: the hand-vectoris
 try:
     splits = default_splits()
 except DigitLabError as exc:
-    show_error(exc, "Check the data folder on the Data page.")
+    show_error(exc, DATA_HINT)
     st.stop()
 x, y = splits.x_train, splits.y_train
 left, middle, right = st.columns(3)

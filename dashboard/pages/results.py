@@ -6,11 +6,12 @@ import numpy as np
 import streamlit as st
 
 from core.data import IMAGE_SIDE
+from core.errors import DigitLabError
 from core.inspect import SORT_KEYS, confidence, random_subset, row_percentages, select_examples
 from core.runs import Run
 from core.train import Evaluation
 from dashboard import export, figures, state
-from dashboard.widgets import one_of, pick_run
+from dashboard.widgets import DATA_HINT, diverged_note, one_of, pick_run, show_error
 
 TRUE_KEY, PREDICTED_KEY = "filter.true", "filter.predicted"
 CONFUSION_KEY = "confusion_chart"
@@ -118,9 +119,13 @@ st.title("Results")
 run = pick_run()
 if run is not None:
     if run.diverged:
-        st.warning(f"This run {run.status}; these results use its last finite parameters.")
-    with st.spinner("Classifying the 10,000 test digits…"):
-        evaluation = state.test_evaluation(run)
+        st.warning(diverged_note(run, "results"))
+    try:
+        with st.spinner("Classifying the 10,000 test digits…"):
+            evaluation = state.test_evaluation(run)
+    except DigitLabError as exc:  # the test images are read from the data folder
+        show_error(exc, DATA_HINT)
+        st.stop()
     summary(run, evaluation)
     shown = mistakes(run, evaluation)
     sample = correct_sample(run, evaluation)

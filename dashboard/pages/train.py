@@ -16,7 +16,7 @@ from core.parsing import number_list
 from core.runs import Run
 from core.train import OPTIMIZERS, SCHEDULES, Progress, RunConfig, TrainConfig, train
 from dashboard import export, figures, state
-from dashboard.widgets import RESULTS_PAGE, WEIGHTS_PAGE, format_epochs, pick_run, train_page_split
+from dashboard.widgets import DATA_HINT, RESULTS_PAGE, WEIGHTS_PAGE, format_epochs, pick_run, train_page_split
 
 S = state.SETTINGS_PREFIX
 TRAIN_REQUEST_KEY = "train_request"
@@ -127,9 +127,9 @@ def progress_text(p: Progress, epochs: int) -> str:
     return " · ".join(parts)
 
 
-def _refuse(exc: DigitLabError) -> None:
+def _refuse(exc: DigitLabError, hint: str = "Change the settings and press Train again.") -> None:
     """Rerun with the settings enabled again, showing why training could not start."""
-    st.session_state[TRAIN_ERROR_KEY] = f"{exc} Change the settings and press Train again."
+    st.session_state[TRAIN_ERROR_KEY] = f"{exc} {hint}"
     st.rerun()
 
 
@@ -139,7 +139,7 @@ def run_training(config: RunConfig) -> None:
     try:
         data = state.splits(state.data_dir(), config.data)
     except DigitLabError as exc:
-        _refuse(exc)
+        _refuse(exc, DATA_HINT)
     st.button("Stop", icon=":material/stop:", help="Stops after the current chunk and keeps the model trained so far.")
     status = st.empty()
     bar = st.empty()

@@ -6,11 +6,12 @@ import numpy as np
 import streamlit as st
 
 from core.data import IMAGE_SIDE
+from core.errors import DigitLabError
 from core.inspect import feature_map_images, filter_images, input_weight_images, strongest_feeders
 from core.models import Params, lenet5_feature_maps
 from core.runs import Run
 from dashboard import export, figures, state
-from dashboard.widgets import one_of, pick_run
+from dashboard.widgets import DATA_HINT, diverged_note, one_of, pick_run, show_error
 
 UNITS_PER_PAGE = 36
 GRID_COLUMNS = 6
@@ -79,7 +80,11 @@ def lenet5(run: Run, params: Params, when: str) -> None:
     export.chart(figures.image_grid(filters, [f"filter {i}" for i in range(6)], columns=6),
                  run_name=run.name, what=f"conv1 filters {when}", key="conv1_filters")
     st.subheader("Feature maps for one test digit")
-    x_test = state.splits(state.data_dir(), run.config.data).x_test
+    try:
+        x_test = state.splits(state.data_dir(), run.config.data).x_test
+    except DigitLabError as exc:  # the feature maps need a test image from the data folder
+        show_error(exc, DATA_HINT)
+        return
     index = st.number_input("Test image index", 0, len(x_test) - 1, 0, key="feature_digit")
     with st.spinner("Computing the feature maps…"):
         computed = lenet5_feature_maps(params, x_test[index:index + 1])
@@ -100,6 +105,6 @@ st.title("Weights")
 run = pick_run()
 if run is not None:
     if run.diverged:
-        st.warning(f"This run {run.status}; these weights are its last finite parameters.")
+        st.warning(diverged_note(run, "weights"))
     when, params = pick_params(run)
     {"linear": softmax_regression, "mlp": mlp, "lenet5": lenet5}[run.config.model.arch](run, params, when)
