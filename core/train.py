@@ -211,15 +211,15 @@ def make_chunk_fn(step: Callable, masked: bool = True) -> Callable:
 
 
 def steps_per_chunk(config: RunConfig, steps_per_epoch: int) -> int:
-    """Steps per compiled call: about CHUNK_SECONDS of work but at least CHUNKS_PER_EPOCH points per epoch,
-    and of the sizes down to half that, the one that pads the epoch's last chunk least: a divisor of the epoch
+    """Steps per compiled call: about CHUNK_SECONDS of work but at least CHUNKS_PER_EPOCH points per epoch and no
+    more than `eval_every` steps (validation runs between chunks), and of the sizes down to half that, the one that pads the epoch's last chunk least: a divisor of the epoch
     where there is one (then no step needs masking), else one whose padded steps, computed and discarded, are
     few (LeNet-5's 937-step epoch: 47 steps per chunk pads 3 steps; 54 would pad 35)."""
     if config.train.steps_per_chunk:
         return min(config.train.steps_per_chunk, steps_per_epoch)
     samples_per_second = {"linear": 350_000, "mlp": 2e7 / (sum(config.model.hidden) + 30), "lenet5": 14_000}  # measured here
     target = max(1, int(CHUNK_SECONDS * samples_per_second[config.model.arch] / config.train.batch_size))
-    target = max(1, min(target, steps_per_epoch // CHUNKS_PER_EPOCH))
+    target = max(1, min(target, steps_per_epoch // CHUNKS_PER_EPOCH, config.train.eval_every or steps_per_epoch))
     sizes = range(target, max(1, target // 2) - 1, -1)  # largest first: the first of equally good sizes wins
     return min(sizes, key=lambda k: -(-steps_per_epoch // k) * k - steps_per_epoch)
 

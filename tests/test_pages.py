@@ -287,9 +287,23 @@ def test_model_file_round_trip_and_tampered_file(data_env):
     assert not at.exception and not at.error
     (loaded,) = at.session_state["runs"].values()
     assert loaded.name == "saved" and loaded.test_accuracy == pytest.approx(run.test_accuracy)
+    metrics = {metric.label: metric.value for metric in at.metric}  # a file brings no record of its training
+    assert metrics["Epochs"] == metrics["Training time"] == metrics["Samples per second"] == "—"
     at.file_uploader(key="model_upload").set_value(("bad.npz", b"not a model", "application/octet-stream")).run()
     assert "bad.npz was not loaded" in at.error[0].value
     assert len(at.session_state["runs"]) == 1
+
+
+def test_runs_taken_off_the_chart_stay_off_and_new_runs_go_on(data_env):
+    first, second = made_run("linear", data_env), made_run("mlp", data_env)
+    at = with_runs(app("train"), first, second).run()
+    chart_runs = at.multiselect(key="setting.chart_runs")
+    assert chart_runs.value == [first.name, second.name]
+    chart_runs.unselect(first.name).run()
+    at.switch_page("dashboard/pages/results.py").run()
+    at.session_state["runs"][made_run("lenet5", data_env).name] = made_run("lenet5", data_env)
+    at.switch_page("dashboard/pages/train.py").run()
+    assert at.multiselect(key="setting.chart_runs").value == [second.name, "lenet5 run"]
 
 
 def test_export_file_names_say_run_chart_and_date():

@@ -56,6 +56,8 @@ def test_chunk_size_pads_the_epoch_least():
     mlp = train.RunConfig(ModelConfig("mlp", (300,)), train=train.TrainConfig(batch_size=50))
     assert 1200 % train.steps_per_chunk(mlp, 1200) == 0  # a divisor: no step is masked
     assert train.steps_per_chunk(config(), 31) == 7  # as configured
+    asked = dataclasses.replace(mlp, train=train.TrainConfig(batch_size=50, eval_every=5))
+    assert train.steps_per_chunk(asked, 1200) <= 5  # validation runs between chunks: as often as asked
 
 
 def test_eval_every_adds_validation_points(splits):

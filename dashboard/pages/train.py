@@ -16,13 +16,16 @@ from core.parsing import number_list
 from core.runs import Run
 from core.train import OPTIMIZERS, SCHEDULES, Progress, RunConfig, TrainConfig, train
 from dashboard import export, figures, state
-from dashboard.widgets import DATA_HINT, RESULTS_PAGE, WEIGHTS_PAGE, format_epochs, pick_run, train_page_split
+from dashboard.widgets import DATA_HINT, MISSING, RESULTS_PAGE, WEIGHTS_PAGE, format_epochs, pick_run, train_page_split
 
 S = state.SETTINGS_PREFIX
 TRAIN_REQUEST_KEY = "train_request"
 TRAIN_ERROR_KEY = "train_error"  # why the last Train press could not start, shown after the rerun
 UNSAVED_KEY = "train_unsaved"  # why the run just finished could not be saved to the history, shown after the rerun
 INIT_CHOSEN_KEY = S + "init_chosen"  # True once the user picks an initialisation: it stops following the network
+CHART_RUNS_KEY = S + "chart_runs"  # the runs on the chart (kept across pages, as settings are)
+RUN_NUMBER_KEY = "run_number"  # how many runs this session has started: the next one's number
+CHART_SEEN_KEY = "chart_runs_seen"  # the runs the choice has met: one not among them is new, and goes on the chart
 SUBSET_CHOICES = {"all": "All remaining images", "total": "A total number", "per_class": "A number per digit"}
 OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam"}
 SCHEDULE_NAMES = {"constant": "Constant", "exponential": "Exponential decay per epoch", "cosine": "Cosine to zero"}
@@ -103,7 +106,9 @@ def settings(disabled: bool) -> RunConfig:
         right.number_input("Epochs", step=1, key=S + "epochs", disabled=disabled)
         with st.expander("Advanced"):
             st.number_input("Validate every N updates (0: at each epoch end)", step=100,
-                            key=S + "eval_every", disabled=disabled)
+                            key=S + "eval_every", disabled=disabled,
+                            help="Validation runs at a chart refresh: at the first one after every N updates (an "
+                                 "automatic refresh interval is kept to N updates at most). Small N slows training.")
             st.number_input("Updates per chart refresh (0: automatic, about 4 a second)", step=10,
                             key=S + "steps_per_chunk", disabled=disabled)
 
@@ -145,7 +150,8 @@ def run_training(config: RunConfig) -> None:
     bar = st.empty()
     chart = st.empty()
     status.info("Compiling the network for this batch size (a few seconds, once per run)…", icon=":material/hourglass_top:")
-    run = Run(state.unique_name(f"{config.model.describe()} #{len(state.runs()) + 1}"), config)
+    number = st.session_state[RUN_NUMBER_KEY] = st.session_state.get(RUN_NUMBER_KEY, 0) + 1
+    run = Run(state.unique_name(f"{config.model.describe()} #{number}"), config)
     st.session_state[state.SELECTED_RUN_KEY] = run.name  # the pages show it as soon as it exists
     history_file = state.history_path()  # read now: once the session has ended, its state cannot be read
     try:
@@ -195,9 +201,11 @@ def run_outcome(run: Run) -> None:
     cols = st.columns(5)
     cols[0].metric("Validation accuracy", "—" if run.val_accuracy is None else f"{run.val_accuracy:.2%}")
     cols[1].metric("Test accuracy", "—" if run.test_accuracy is None else f"{run.test_accuracy:.2%}")
-    cols[2].metric("Epochs", format_epochs(run.epochs_completed))
-    cols[3].metric("Training time", f"{run.train_seconds:.1f} s", help=f"plus {run.compile_seconds:.1f} s compiling")
-    cols[4].metric("Samples per second", f"{run.samples_per_second:,.0f}")
+    trained_here = bool(run.history)  # a model loaded from a file brings no record of its training
+    cols[2].metric("Epochs", format_epochs(run.epochs_completed) if trained_here else MISSING)
+    cols[3].metric("Training time", f"{run.train_seconds:.1f} s" if trained_here else MISSING,
+                   help=f"plus {run.compile_seconds:.1f} s compiling" if trained_here else "Not known for a loaded model.")
+    cols[4].metric("Samples per second", f"{run.samples_per_second:,.0f}" if trained_here else MISSING)
     if run.params is not None and not run.diverged:
         links = st.columns(2)
         with links[0]:
@@ -211,19 +219,33 @@ def _rename(old: str) -> None:
     st.session_state[state.SELECTED_RUN_KEY] = state.rename_run(old, st.session_state[f"rename.{old}"])
 
 
+def _chart_choice(runs: dict) -> str:
+    """The key of the runs-on-the-chart choice: it starts with the last three runs, keeps what the user removed
+    off the chart, and adds each new run."""
+    seen = st.session_state.setdefault(CHART_SEEN_KEY, set())
+    if CHART_RUNS_KEY not in st.session_state:
+        st.session_state[CHART_RUNS_KEY] = list(runs)[-3:]
+        seen.update(runs)
+    chosen = [name for name in st.session_state[CHART_RUNS_KEY] if name in runs]
+    st.session_state[CHART_RUNS_KEY] = chosen + [name for name in runs if name not in seen and name not in chosen]
+    seen.update(runs)
+    return CHART_RUNS_KEY
+
+
 def runs_section() -> None:
     """All runs of the session: overlaid curves, a table, rename / remove, downloads, and loading a model file."""
     runs = state.runs()
     st.header("Runs in this session")
     if runs:
-        shown = st.multiselect("Runs on the chart", list(runs), default=list(runs)[-3:])
+        shown = st.multiselect("Runs on the chart", list(runs), key=_chart_choice(runs))
         export.chart(figures.training_curves([runs[name] for name in shown]), run_name="runs", what="curves",
                      key="overlay_chart")
         st.dataframe([{
             "name": run.name, "network": run.config.model.describe(), "status": run.status,
             "validation accuracy": run.val_accuracy, "test accuracy": run.test_accuracy,
-            "epochs": format_epochs(run.epochs_completed), "training (s)": run.train_seconds,
-            "compiling (s)": run.compile_seconds, "samples/s": round(run.samples_per_second),
+            **({"epochs": format_epochs(run.epochs_completed), "training (s)": run.train_seconds,
+                "compiling (s)": run.compile_seconds, "samples/s": round(run.samples_per_second)} if run.history else
+               {"epochs": MISSING, "training (s)": None, "compiling (s)": None, "samples/s": None}),
         } for run in runs.values()], hide_index=True, column_config={
             "validation accuracy": st.column_config.NumberColumn(format="percent"),
             "test accuracy": st.column_config.NumberColumn(format="percent"),
