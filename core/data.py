@@ -217,6 +217,19 @@ def _has_data(directory: Path) -> bool:
     )
 
 
+def _what_is_missing(path: Path) -> str:
+    expected = (f"the four IDX files ({', '.join(download.MNIST_FILES)}, gzipped or raw), mnist_all.mat or "
+                "mnist.npz")
+    if not path.exists():
+        return "does not exist"
+    if path.is_file():
+        return f"is a single file; give the folder holding {expected}, or one of the last two files itself"
+    missing = [stem for stem in download.MNIST_FILES if _find_idx_file(path, stem) is None]
+    if len(missing) < len(download.MNIST_FILES):
+        return f"holds only some of the four IDX files; missing: {', '.join(missing)} (gzipped or raw)"
+    return f"holds no MNIST: expected {expected}"
+
+
 def locate_mnist(
     data_dir: Path | str | None = None,
     *,
@@ -228,13 +241,10 @@ def locate_mnist(
     An explicit `data_dir` or $MNIST_DATA_DIR that holds no data is an error (the user asked for it).
     """
     for label, chosen in (("data directory", data_dir), (DATA_DIR_ENV, os.environ.get(DATA_DIR_ENV))):
-        if chosen:
-            path = Path(chosen).expanduser()
-            if not (path.is_file() or _has_data(path)):
-                raise DataNotFoundError(
-                    f"The {label} {path} holds no MNIST: expected the four IDX files "
-                    f"({', '.join(download.MNIST_FILES)}, gzipped or raw), mnist_all.mat or mnist.npz."
-                )
+        if chosen and str(chosen).strip():
+            path = Path(str(chosen).strip()).expanduser()  # (a pasted path often brings a space along)
+            if not (path.suffix in (".npz", ".mat") and path.is_file() or _has_data(path)):
+                raise DataNotFoundError(f"The {label} {path} {_what_is_missing(path)}.")
             return path
     cache = download.default_cache_dir()
     if _has_data(cache):

@@ -39,7 +39,7 @@ def dataset(directory: str | None, progress: Callable[[str, int, int], None] | N
     return _load(str(locate_mnist(directory, progress=progress)))
 
 
-@st.cache_resource(show_spinner="Loading MNIST...")
+@st.cache_resource(max_entries=4, show_spinner="Loading MNIST...")
 def _load(path: str) -> MNIST:
     return load_path(path)
 

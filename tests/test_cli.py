@@ -82,7 +82,7 @@ def test_data_command(tiny_env, tiny_data_dir):
     (("train", "--val-size", "100", "--momentum", "2"), "Momentum must be in [0, 1)"),
     (("train", "--val-size", "5000"), "Validation size must be between 0 and 1199"),
     (("train", "--val-size", "100", "--batch-size", "5000"), "larger than the training set"),
-    (("train", "--data-dir", "/nonexistent/mnist"), "holds no MNIST"),
+    (("train", "--data-dir", "/nonexistent/mnist"), "/nonexistent/mnist does not exist"),
     (("frobnicate",), "invalid choice"),
 ])
 def test_errors_are_one_line_without_traceback(tiny_env, args, message):

@@ -102,8 +102,19 @@ def test_lookup_order_and_not_found_message(tmp_path, monkeypatch, tiny_data_dir
     assert str(tiny_data_dir) in data.load_mnist(allow_download=False).source
     other = write_idx_dir(tmp_path / "explicit", synthetic_mnist(100, 50, seed=1))
     assert str(other) in data.load_mnist(other).source  # an explicit directory wins over the variable
-    with pytest.raises(DataNotFoundError, match="holds no MNIST"):
+    with pytest.raises(DataNotFoundError, match="nothing-here does not exist"):
         data.load_mnist(tmp_path / "nothing-here")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(DataNotFoundError, match="empty holds no MNIST"):
+        data.load_mnist(tmp_path / "empty")
+    partial = write_idx_dir(tmp_path / "partial", synthetic_mnist(100, 50, seed=1))
+    for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+        next(partial.glob(name + "*")).unlink()
+    with pytest.raises(DataNotFoundError, match="missing: t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte"):
+        data.load_mnist(partial)
+    with pytest.raises(DataNotFoundError, match="is a single file; give the folder"):
+        data.load_mnist(next(other.glob("train-images-idx3-ubyte*")))
+    assert data.locate_mnist(f" {other} \n") == other  # a pasted path's stray spaces
 
 
 def test_download_is_used_when_nothing_local(tmp_path, monkeypatch, tiny_mnist):

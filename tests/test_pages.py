@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import date
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -99,7 +100,9 @@ def test_data_page_without_data_explains_and_accepts_uploads(tmp_path, data_env)
     assert not at.exception
     assert "No MNIST data could be loaded" in at.error[0].value
     files = [(p.name, p.read_bytes(), "application/gzip") for p in sorted(data_env.iterdir())]
-    at.file_uploader[0].set_value(files).run()
+    at.file_uploader[0].set_value(files[:2]).run()  # two of the four: the error says which are missing
+    assert "missing: " + ", ".join(Path(name).name.split(".")[0] for name, _, _ in files[2:]) in at.error[0].value
+    at.file_uploader[0].set_value(files[2:]).run()  # the other two, in a second go: they add up
     assert not at.error
     assert "IDX files in" in at.success[0].value
 
@@ -429,7 +432,7 @@ def test_a_data_folder_without_mnist_is_an_error_not_a_traceback(data_env, tmp_p
     at.session_state["setting.data_dir"] = str(tmp_path)  # changed on the Data page after training
     at.run()
     assert not at.exception
-    assert "holds no MNIST" in at.error[0].value and "Data page" in at.error[0].value
+    assert "holds no MNIST" in at.error[0].value and "Data page" in at.error[0].value  # (an empty folder)
 
 
 def test_output_digit_choice_cannot_be_emptied(data_env):

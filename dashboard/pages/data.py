@@ -17,15 +17,18 @@ from dashboard import export, figures, state
 from dashboard.widgets import MISSING, TRAIN_PAGE, train_page_split
 
 UPLOAD_KEY = "data_upload"
+UPLOAD_DIR_KEY = "data_upload_dir"  # this session's folder of uploaded files
 GALLERY_PER_DIGIT = 10
 
 
 def _save_uploaded_data() -> None:
-    """Callback of the data uploader: write the files into a fresh folder and use it as the data directory."""
+    """Callback of the data uploader: write the files into this session's upload folder (so files uploaded in
+    several goes add up) and use it as the data directory."""
     files = st.session_state.get(UPLOAD_KEY) or []
     if not files:
         return
-    folder = Path(tempfile.mkdtemp(prefix="digit-lab-upload-"))
+    folder = Path(st.session_state.get(UPLOAD_DIR_KEY) or tempfile.mkdtemp(prefix="digit-lab-upload-"))
+    st.session_state[UPLOAD_DIR_KEY] = str(folder)
     for upload in files:
         name = Path(upload.name).name
         if name.endswith(".npz"):
@@ -50,7 +53,7 @@ def load_with_progress() -> MNIST | None:
         bar.empty()
         st.error(f"**No MNIST data could be loaded.** {exc}")
         st.markdown(
-            "Digit Lab looks, in order, in the **data directory** set below, in the folder named by the "
+            "Digit Lab looks, in order, in the **data directory** set on this page, in the folder named by the "
             "`MNIST_DATA_DIR` environment variable, in your cache folder "
             f"(`{download.default_cache_dir()}`), and finally downloads MNIST from a public mirror. "
             "If you are offline, upload the data here instead: the four IDX files "

@@ -100,6 +100,6 @@ with right:
 low = landscape.minimum()
 st.caption(f"Lowest grid cost {low[2]:.4f} at ({low[0]:.3f}, {low[1]:.3f}); {here} values ({center[0]:.3f}, "
            f"{center[1]:.3f}). Final cost — " + ", ".join(
-               f"{OPTIMISER_TITLES[name]}: {path.costs[-1]:.4f}" for name, path in paths.items()))
+               f"{OPTIMISER_TITLES[name]}: {path.costs[-1]:.4g}" for name, path in paths.items()))
 if any(path.diverged for path in paths.values()):
     st.warning("An optimiser's cost became NaN/Inf: its learning rate is too large for this landscape.")

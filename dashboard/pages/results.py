@@ -47,7 +47,7 @@ def summary(run: Run, evaluation: Evaluation) -> None:
     cols = st.columns(4)
     cols[0].metric("Test accuracy", f"{evaluation.accuracy:.2%}")
     cols[1].metric("Validation accuracy", "—" if run.val_accuracy is None else f"{run.val_accuracy:.2%}")
-    cols[2].metric("Test loss", f"{evaluation.loss:.4f}")
+    cols[2].metric("Test loss", f"{evaluation.loss:.4g}")
     cols[3].metric("Misclassified test digits", f"{len(evaluation.misclassified):,}",
                    delta=f"of {len(evaluation.labels):,}", delta_color="off", delta_arrow="off")
     matrix_col, class_col = st.columns([3, 2])
