@@ -115,10 +115,13 @@ def _fetch(
 ) -> None:
     """Put a verified ``dest/fname`` in place, trying each mirror in turn."""
     target = dest / fname
-    if target.exists():
-        if _is_valid(target, known_hash):
-            return
-        target.unlink()
+    try:
+        if target.exists():
+            if _is_valid(target, known_hash):
+                return
+            target.unlink()
+    except OSError as exc:
+        raise DataError(f"Cannot replace the bad file {target}: {exc.strerror or exc}") from None
     failures = []
     for base in mirrors:
         url = base + fname
@@ -134,6 +137,8 @@ def _fetch(
             return
         except (ValueError, requests.RequestException) as exc:
             failures.append(f"{url}: {_reason(exc, timeout)}")
+        except OSError as exc:  # after RequestException, which is one: here the folder could not be written
+            raise DataError(f"Cannot write {fname} into the download folder {dest}: {exc.strerror or exc}") from None
     raise DataNotFoundError(f"Could not download {fname} from any mirror ({'; '.join(failures)}).")
 
 

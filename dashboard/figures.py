@@ -115,7 +115,7 @@ def probability_bars(probabilities: np.ndarray, true_digit: int, predicted_digit
 # ---------------------------------------------------------------------------------------------- images and weights
 
 
-def digit_gallery(tile: np.ndarray, per_digit: int) -> go.Figure:
+def digit_gallery(tile: np.ndarray) -> go.Figure:
     """A tiled grid of digit images, one row per digit, rows labelled 0-9."""
     rows = tile.shape[0]
     fig = go.Figure(go.Heatmap(z=tile, colorscale="gray_r", showscale=False, hoverinfo="skip"))

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from core.download import MNIST_FILES, default_cache_dir, download_mnist
-from core.errors import DataNotFoundError
+from core.errors import DataError, DataNotFoundError
 
 # Big enough to span several of the downloader's 64 KiB chunks.
 SIZES = {name: 200_000 if name == MNIST_FILES[0] else 3_000 for name in MNIST_FILES}
@@ -194,3 +194,15 @@ def test_default_cache_dir_honours_env(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path
     monkeypatch.delenv("DIGIT_LAB_CACHE_DIR")
     assert default_cache_dir().parts[-2:] == ("digit-lab", "mnist")
+
+
+def test_a_download_folder_that_cannot_be_written_is_a_data_error(server, tmp_path, monkeypatch):
+    """A full disk or a read-only cache folder is the folder's problem, not the mirror's, and no traceback."""
+    import pooch
+
+    def no_space(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(pooch, "retrieve", no_space)
+    with pytest.raises(DataError, match="Cannot write .* into the download folder .*: No space left on device"):
+        download_mnist(tmp_path / "dest", mirrors=[server.url("good")], hashes=server.hashes)

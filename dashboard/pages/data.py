@@ -101,7 +101,7 @@ def overview(mnist: MNIST) -> None:
         st.subheader(f"{GALLERY_PER_DIGIT} random training examples of each digit")
         index = examples_per_digit(mnist.train_labels, GALLERY_PER_DIGIT)
         tile = tile_images(mnist.train_images[index.ravel()], columns=GALLERY_PER_DIGIT)
-        export.chart(figures.digit_gallery(tile, GALLERY_PER_DIGIT), run_name="mnist", what="examples", key="gallery")
+        export.chart(figures.digit_gallery(tile), run_name="mnist", what="examples", key="gallery")
 
 
 st.title("Digit Lab")

@@ -13,7 +13,7 @@ from core.presets import PRESETS
 from core.reproduce import format_accuracy, table_row, train_preset
 from core.runs import Run
 from dashboard import export, figures, state
-from dashboard.widgets import format_or_dash, show_error
+from dashboard.widgets import MISSING, format_or_dash, show_error
 
 RESULTS_KEY = "reproduce.results"  # preset name -> PresetResult, this session
 
@@ -39,9 +39,9 @@ def _table(results: dict[str, PresetResult]) -> pd.DataFrame:
         "architecture": p.arch,
         "reported": p.reported_text or format_accuracy(p.reported),
         "ours (test)": cell(p.name, lambda r: " / ".join(format_accuracy(run.test_accuracy) for run in r.runs), "not run"),
-        "status": cell(p.name, lambda r: r.runs[-1].status, "—"),
+        "status": cell(p.name, lambda r: r.runs[-1].status, MISSING),
         "training images": cell(p.name, lambda r: "as reported" if r.train_size is None
-                                else f"at most {r.train_size:,} (quick check)", "—"),
+                                else f"at most {r.train_size:,} (quick check)", MISSING),
         "epochs": cell(p.name, lambda r: r.row()["epochs"], max(c.train.epochs for c in p.configs)),
         "wall time (s)": format_or_dash(results[p.name].seconds if p.name in results else None, ".0f"),
         "kind": "our best" if p.ours else "report",

@@ -11,7 +11,7 @@ from core.inspect import SORT_KEYS, confidence, random_subset, row_percentages, 
 from core.runs import Run
 from core.train import Evaluation
 from dashboard import export, figures, state
-from dashboard.widgets import DATA_HINT, diverged_note, one_of, pick_run, show_error
+from dashboard.widgets import DATA_HINT, diverged_note, format_or_dash, one_of, pick_run, show_error
 
 TRUE_KEY, PREDICTED_KEY = "filter.true", "filter.predicted"
 CONFUSION_KEY = "confusion_chart"
@@ -46,7 +46,7 @@ def caption(evaluation: Evaluation, sure: np.ndarray, index: int) -> str:
 def summary(run: Run, evaluation: Evaluation) -> None:
     cols = st.columns(4)
     cols[0].metric("Test accuracy", f"{evaluation.accuracy:.2%}")
-    cols[1].metric("Validation accuracy", "—" if run.val_accuracy is None else f"{run.val_accuracy:.2%}")
+    cols[1].metric("Validation accuracy", format_or_dash(run.val_accuracy, ".2%"))
     cols[2].metric("Test loss", f"{evaluation.loss:.4g}")
     cols[3].metric("Misclassified test digits", f"{len(evaluation.misclassified):,}",
                    delta=f"of {len(evaluation.labels):,}", delta_color="off", delta_arrow="off")

@@ -12,7 +12,7 @@ from core.history import STATUS_KINDS, RunHistory, SavedRun, config_diff, defaul
 from core.models import ARCHITECTURES
 from core.runs import Run
 from dashboard import export, figures, state
-from dashboard.widgets import format_epochs, format_or_dash, show_error
+from dashboard.widgets import MISSING, format_epochs, format_or_dash, show_error
 
 SELECTION_KEY = "runs_page.selection"
 CONFIRM_DELETE_KEY = "runs_page.confirm_delete"
@@ -79,8 +79,8 @@ def _labels(saved: list[SavedRun]) -> dict[str, str]:
 
 
 def _cell(value) -> str:
-    """A table cell as text, so columns of mixed types display as they are ("—" for a missing value)."""
-    return "—" if value is None else str(value)
+    """A table cell as text, so columns of mixed types display as they are (MISSING for a missing value)."""
+    return MISSING if value is None else str(value)
 
 
 def _minutes(timestamp: str) -> str:

@@ -16,7 +16,8 @@ from core.parsing import number_list
 from core.runs import Run
 from core.train import OPTIMIZERS, SCHEDULES, Progress, RunConfig, TrainConfig, train
 from dashboard import export, figures, state
-from dashboard.widgets import DATA_HINT, MISSING, RESULTS_PAGE, WEIGHTS_PAGE, format_epochs, pick_run, train_page_split
+from dashboard.widgets import (DATA_HINT, MISSING, RESULTS_PAGE, WEIGHTS_PAGE, format_epochs, format_or_dash, pick_run,
+                               train_page_split)
 
 S = state.SETTINGS_PREFIX
 TRAIN_REQUEST_KEY = "train_request"
@@ -199,8 +200,8 @@ def run_outcome(run: Run) -> None:
         st.warning(f"Stopped after {format_epochs(run.epochs_completed)} of {run.config.train.epochs} epochs; "
                    "the model trained so far is kept and evaluated below.")
     cols = st.columns(5)
-    cols[0].metric("Validation accuracy", "—" if run.val_accuracy is None else f"{run.val_accuracy:.2%}")
-    cols[1].metric("Test accuracy", "—" if run.test_accuracy is None else f"{run.test_accuracy:.2%}")
+    cols[0].metric("Validation accuracy", format_or_dash(run.val_accuracy, ".2%"))
+    cols[1].metric("Test accuracy", format_or_dash(run.test_accuracy, ".2%"))
     trained_here = bool(run.history)  # a model loaded from a file brings no record of its training
     cols[2].metric("Epochs", format_epochs(run.epochs_completed) if trained_here else MISSING)
     cols[3].metric("Training time", f"{run.train_seconds:.1f} s" if trained_here else MISSING,
