@@ -14,6 +14,7 @@ from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
 from core.inspect import log_axis_range, symmetric_limit
+from core.overfitting import gap_points
 from core.runs import Run
 
 DIGITS = list(range(10))
@@ -280,8 +281,8 @@ def generalisation_gap(sizes: Sequence[int], train: Sequence[float | None], val:
     fig.add_trace(go.Scatter(x=list(sizes), y=list(train), mode="lines+markers", name="training", fill="tonexty",
                              fillcolor="rgba(239,85,59,0.15)", line=dict(color=PALETTE[0])))
     for size, t, v in zip(sizes, train, val):
-        if t is not None and v is not None:
-            fig.add_annotation(x=np.log10(size), y=(t + v) / 2, text=f"gap {100 * (t - v):.1f} pt", showarrow=False,
+        if gap_points(t, v) is not None:
+            fig.add_annotation(x=np.log10(size), y=(t + v) / 2, text=f"gap {gap_points(t, v):.1f} pt", showarrow=False,
                                xshift=34, font=dict(size=11))
     fig.update_xaxes(type="log", title="training images")
     fig.update_yaxes(title="final accuracy", tickformat=".0%")

@@ -2,65 +2,33 @@
 
 from __future__ import annotations
 
-import dataclasses
 import time
-from dataclasses import dataclass, field
 
 import pandas as pd
 import streamlit as st
 
 from core.errors import DigitLabError
+from core.overfitting import Study, gap_points, study_configs
 from core.parsing import number_list
 from core.presets import PRESETS
 from core.runs import Run
-from core.train import RunConfig, train
+from core.train import train
 from dashboard import export, figures, state
 from dashboard.widgets import show_error
 
 RESULT_KEY = "overfitting.result"  # the last study, this session: Study
+KEPT_KEY = "overfitting.kept"  # the run ids of the study whose runs were kept in the session's runs
 SETUPS = {name: PRESETS[name] for name in ("mlp-64-sigmoid-sgd", "mlp-300-tanh-adam", "softmax-minibatch", "best-mlp")}
 
 
-@dataclass
-class Study:
-    """One configuration trained on several training-set sizes, and each run's final training accuracy."""
-
-    setup: str
-    epochs: int
-    runs: list[tuple[int, Run]] = field(default_factory=list)  # (training-set size, run), smallest first
-    train_accuracy: dict[str, float] = field(default_factory=dict)  # run_id -> final weights on their training set
-    kept: bool = False
-
-
-def _sizes(text: str) -> list[int]:
-    sizes = sorted(set(number_list(text, int, "Subset sizes")))
-    if sizes[0] < 10:
-        raise DigitLabError("Give at least one subset size of 10 images or more.")
-    return sizes
-
-
-def _config(setup: str, epochs: int, val_size: int, size: int) -> RunConfig:
-    base = SETUPS[setup].configs[0]
-    return dataclasses.replace(
-        base, data=dataclasses.replace(base.data, val_size=val_size, train_size=size, per_class=None),
-        train=dataclasses.replace(base.train, epochs=epochs, batch_size=min(base.train.batch_size, size)))
-
-
 def _final_train_accuracy(study: Study, run: Run) -> float | None:
-    """The final weights' accuracy on the run's own training images (measured once; None without weights)."""
-    if run.params is None or run.diverged:
-        return None
-    if run.run_id not in study.train_accuracy:
-        splits = state.splits(state.data_dir(), run.config.data)
-        study.train_accuracy[run.run_id] = run.evaluate(splits.x_train, splits.y_train).accuracy
-    return study.train_accuracy[run.run_id]
+    return study.final_train_accuracy(run, state.splits(state.data_dir(), run.config.data))
 
 
 def _study(setup: str, epochs: int, val_size: int, sizes: list[int]) -> None:
-    if val_size < 1:
-        raise DigitLabError("The study compares training with validation accuracy: hold out at least 1 image.")
-    configs = [_config(setup, epochs, val_size, size) for size in sizes]  # all checked before anything trains
-    all_splits = [state.splits(state.data_dir(), config.data) for config in configs]
+    configs = study_configs(SETUPS[setup].configs[0], sizes, epochs=epochs, val_size=val_size)
+    all_splits = [state.splits(state.data_dir(), config.data) for config in configs]  # all checked before training
+    sizes = [config.data.train_size for config in configs]
     study = Study(setup, epochs)
     st.button("Stop", icon=":material/stop:", help="Stops after the current chunk; the sizes trained so far are kept.")
     bar = st.progress(0.0, text="Compiling...")
@@ -101,7 +69,7 @@ with st.form("overfitting"):
     start = st.form_submit_button("Train all sizes", type="primary", icon=":material/play_arrow:")
 if start:
     try:
-        _study(setup, int(epochs), int(val_size), _sizes(sizes_text))
+        _study(setup, int(epochs), int(val_size), number_list(sizes_text, int, "Training-set sizes"))
     except DigitLabError as exc:
         show_error(exc)
 
@@ -123,12 +91,13 @@ if study is not None:
         st.dataframe(pd.DataFrame([{
             "training images": size, "status": run.status, "final training accuracy": final,
             "validation accuracy": run.val_accuracy, "test accuracy": run.test_accuracy,
-            "gap (points)": None if final is None or run.val_accuracy is None else 100 * (final - run.val_accuracy),
+            "gap (points)": gap_points(final, run.val_accuracy),
         } for size, run, final in zip(sizes, runs, finals)]), hide_index=True)
-        if study.kept:
+        study_ids = [run.run_id for _, run in study.runs]
+        if st.session_state.get(KEPT_KEY) == study_ids:
             st.caption("These runs are kept in this session's runs (Results, Weights and Runs pages).")
         elif st.button("Keep these runs", help="Adds them to this session's runs (Results, Weights, Runs pages)."):
             for run in runs:
                 state.keep_run(run.copy(state.unique_name(run.name)))
-            study.kept = True
+            st.session_state[KEPT_KEY] = study_ids
             st.rerun()  # the button gives way to the caption above
