@@ -21,12 +21,13 @@ CONFIG_KEY = "__config__"
 SEPARATOR = "/"
 
 
-def _flatten(params: Params, prefix: str = "") -> dict:
+def flatten(tree: dict, separator: str = SEPARATOR, prefix: str = "") -> dict:
+    """A nested dict as one level: {'hidden_0': {'w': a}} → {'hidden_0/w': a} (keys joined by `separator`)."""
     flat = {}
-    for name, value in params.items():
+    for name, value in tree.items():
         key = prefix + name
         if isinstance(value, dict):
-            flat.update(_flatten(value, key + SEPARATOR))
+            flat.update(flatten(value, separator, key + separator))
         else:
             flat[key] = value
     return flat
@@ -46,7 +47,7 @@ def _unflatten(flat: dict[str, np.ndarray]) -> Params:
 def model_bytes(params: Params, config: RunConfig) -> bytes:
     """The model file's content: each parameter array plus the config JSON as a unicode array."""
     buffer = io.BytesIO()
-    np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in _flatten(params).items()}, **{CONFIG_KEY: np.array(config.to_json())})
+    np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in flatten(params).items()}, **{CONFIG_KEY: np.array(config.to_json())})
     return buffer.getvalue()
 
 
@@ -78,7 +79,7 @@ def load_model(source: Path | str | bytes | BinaryIO) -> tuple[Params, RunConfig
         config = RunConfig.from_json(str(arrays.pop(CONFIG_KEY)))
     except DigitLabError as exc:
         raise ModelFileError(f"{name}: its configuration is invalid: {exc}") from None
-    expected = {k: v.shape for k, v in _flatten(jax.eval_shape(lambda key: init(key, config.model), seed_key(0))).items()}
+    expected = {k: v.shape for k, v in flatten(jax.eval_shape(lambda key: init(key, config.model), seed_key(0))).items()}
     found = {k: v.shape for k, v in arrays.items()}
     if found != expected:
         missing = sorted(set(expected) - set(found))

@@ -23,7 +23,7 @@ from typing import Iterator
 import numpy as np
 import platformdirs
 
-from core.checkpoint import load_model, model_bytes
+from core.checkpoint import flatten, load_model, model_bytes
 from core.errors import DigitLabError, HistoryError
 from core.models import ARCHITECTURES
 from core.runs import Run
@@ -345,15 +345,7 @@ def config_diff(configs: dict[str, RunConfig]) -> list[dict]:
 def _used_settings(config: RunConfig) -> dict:
     model = config.model
     used = {"arch", "init", *ARCHITECTURES[model.arch].hyperparameters, *(("init_std",) * (model.init == "normal"))}
-    settings = _flatten(config.to_dict())
-    return {key: value for key, value in settings.items() if not key.startswith("model.") or key[6:] in used}
+    settings = flatten(config.to_dict(), separator=".")
+    return {key: list(value) if isinstance(value, tuple) else value for key, value in settings.items()
+            if not key.startswith("model.") or key[6:] in used}
 
-
-def _flatten(d: dict, prefix: str = "") -> dict:
-    flat = {}
-    for key, value in d.items():
-        if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
-        else:
-            flat[prefix + key] = list(value) if isinstance(value, tuple) else value
-    return flat
