@@ -126,6 +126,14 @@ def test_train_softmax_regression_then_see_results_and_weights(app_url):
         expect(mistakes.first).to_be_visible()
         assert mistakes.count() == min(count, 40)
         assert all(text.startswith("5→3\u00a0") for text in mistakes.all_inner_texts())
+        # The filters set back to "any", the same cell clicked again (plotly's deselect) selects it again.
+        for label in ("True digit", "Predicted digit"):
+            page.get_by_role("combobox", name=label).click()
+            page.get_by_role("option", name="any", exact=True).click()
+            _wait_until_idle(page)
+        expect(page.get_by_text(f"{count} misclassified digits match")).to_have_count(0)
+        page.mouse.click(x, y)
+        expect(page.get_by_text(f"{count} misclassified digits match")).to_be_visible()
 
         page.get_by_role("link", name="Weights", exact=True).first.click()
         expect(page.get_by_text("The ten weight images")).to_be_visible()

@@ -261,6 +261,8 @@ def test_results_filters_select_exactly_the_chosen_mistakes(data_env):
     assert captions == [f"{true_digit}→{predicted}\u00a0·\u00a0{evaluation.probabilities[i].max():.0%} #{i}"
                         for i in expected[:40]]
     assert {"confusion_chart", "per_class_chart", "probability_chart"} <= set(charts(at))
+    at.selectbox(key="filter.predicted").set_value(int(true_digit)).run()  # a diagonal cell: correct digits
+    assert "counts the correctly classified digits" in at.info[0].value
 
 
 @pytest.mark.parametrize("arch, expected", [

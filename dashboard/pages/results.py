@@ -15,17 +15,20 @@ from dashboard.widgets import DATA_HINT, diverged_note, format_or_dash, one_of, 
 
 TRUE_KEY, PREDICTED_KEY = "filter.true", "filter.predicted"
 CONFUSION_KEY = "confusion_chart"
+CLICKED_KEY = "confusion_clicked"  # the (true, predicted) cell clicked last
 PAGE_SIZE = 40
 ANY = "any"
 DIGIT_CHOICES = [ANY, *range(10)]
 
 
 def _select_cell() -> None:
-    """Clicking a confusion-matrix cell filters the mistakes to that (true, predicted) pair."""
+    """Clicking a confusion-matrix cell filters the mistakes to that (true, predicted) pair. Clicking the selected
+    cell again deselects it in the chart; it still means that cell (the filters may have been changed since)."""
     points = st.session_state[CONFUSION_KEY].selection.points
     if points:
-        st.session_state[TRUE_KEY] = int(points[0]["y"])
-        st.session_state[PREDICTED_KEY] = int(points[0]["x"])
+        st.session_state[CLICKED_KEY] = (int(points[0]["y"]), int(points[0]["x"]))
+    if CLICKED_KEY in st.session_state:
+        st.session_state[TRUE_KEY], st.session_state[PREDICTED_KEY] = st.session_state[CLICKED_KEY]
 
 
 def _digit(choice) -> int | None:
@@ -79,6 +82,10 @@ def mistakes(run: Run, evaluation: Evaluation) -> list[int]:
     pages = max(1, -(-len(chosen) // PAGE_SIZE))
     page = cols[3].number_input(f"Page (of {pages})", min_value=1, max_value=pages, value=1, key=f"page.{pages}")
     shown = chosen[(page - 1) * PAGE_SIZE: page * PAGE_SIZE]
+    true_digit, predicted_digit = _digit(st.session_state[TRUE_KEY]), _digit(st.session_state[PREDICTED_KEY])
+    if true_digit is not None and true_digit == predicted_digit:
+        st.info(f"True and predicted digit are both {true_digit}: that cell of the confusion matrix counts the "
+                "correctly classified digits, so no mistake matches. A sample of correct digits is further down.")
     st.markdown(f"**{len(chosen):,}** misclassified digits match; showing {len(shown)}. "
                 "Each caption: true digit → predicted digit · confidence, then the test index.")
     if len(shown):
