@@ -8,7 +8,7 @@ import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException  # not public API: Streamlit is pinned
 
 from core.data import Splits
-from core.errors import DigitLabError
+from core.errors import DataError, DigitLabError
 from core.history import RunHistory
 from core.inspect import eta_seconds
 from core.models import ACTIVATIONS, ARCHITECTURES, INITS, ModelConfig, recommended_init
@@ -269,11 +269,14 @@ st.title("Train a network")
 requested = st.session_state.pop(TRAIN_REQUEST_KEY, False)
 try:
     config = settings(disabled=requested)
+    state.splits(state.data_dir(), config.data)  # the split's sizes checked against the data now, not at Train
     config_error = None
+except DataError as exc:
+    config, config_error = None, f"{exc} {DATA_HINT}"
 except DigitLabError as exc:
-    config, config_error = None, exc
+    config, config_error = None, f"{exc} Fix this setting to train."
 if config_error:
-    st.error(f"{config_error} Fix this setting to train.")
+    st.error(config_error)
 if TRAIN_ERROR_KEY in st.session_state:
     st.error(st.session_state.pop(TRAIN_ERROR_KEY))
 if UNSAVED_KEY in st.session_state:
