@@ -22,6 +22,9 @@ import pytest
 
 from conftest import REPO
 from core.history import RunHistory, default_path
+from core.models import ModelConfig, init, seed_key
+from core.runs import Run
+from core.train import RunConfig
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"
@@ -271,6 +274,37 @@ def test_a_run_whose_tab_is_closed_mid_training_is_kept_in_the_run_history(app_u
     assert row.status == "stopped" and 0.85 < row.test_accuracy <= 1
     run = RunHistory(default_path()).load(row.run_id)
     assert 0 < run.epochs_completed < 200 and run.params is not None
+
+
+def test_a_selected_run_renamed_on_the_runs_page_stays_selected_and_usable(app_url):
+    """The selector shows runs by name: after a rename its choice still means the same run (it raised a TypeError
+    at the next click), and the session's copy of the run follows the new name."""
+    config = RunConfig(ModelConfig("linear"))
+    RunHistory(default_path()).save(Run("before", config, params=init(seed_key(0), config.model), status="finished",
+                                        test_accuracy=0.1))
+    playwright_api = _playwright()
+    expect = playwright_api.expect
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        page.goto(f"{app_url}/runs")
+        expect(page.get_by_text("1 of 1 saved runs match")).to_be_visible()
+        page.get_by_test_id("stMultiSelect").filter(has_text="Select runs").locator("input").click()
+        page.get_by_role("option", name="before", exact=True).click()
+        page.keyboard.press("Escape")
+        _wait_until_idle(page)
+        page.get_by_role("button", name=re.compile("^Reload")).click()
+        expect(page.get_by_text("Loaded 'before' into this session")).to_be_visible()
+        new_name = page.get_by_label("New name")
+        new_name.fill("after")
+        new_name.press("Enter")
+        _wait_until_idle(page)
+        page.get_by_role("button", name="Rename", exact=True).click()
+        expect(page.get_by_text("Renamed to 'after'.")).to_be_visible()
+        page.get_by_role("button", name=re.compile("^Reload")).click()
+        expect(page.get_by_text("Loaded 'after' into this session")).to_be_visible()
+        _assert_no_error_on_page(playwright_api, page, "Runs")
+        browser.close()
 
 
 def _choose_only(page, label: str, option: str) -> None:

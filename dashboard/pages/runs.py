@@ -51,12 +51,17 @@ def _reload(ids: list[str]) -> None:
 
 
 def _rename(store: RunHistory, run_id: str, name_key: str) -> None:
+    """Rename the saved run, and this session's copy of it if the session has one."""
+    new = st.session_state[name_key].strip()
     try:
-        store.rename(run_id, st.session_state[name_key])
+        store.rename(run_id, new)
     except HistoryError as exc:
         _report("error", str(exc))
         return
-    _report("success", f"Renamed to '{st.session_state[name_key].strip()}'.")
+    in_session = next((name for name, run in state.runs().items() if run.run_id == run_id), None)
+    if in_session is not None:
+        new = state.rename_run(in_session, new)
+    _report("success", f"Renamed to '{new}'.")
 
 
 def _delete(store: RunHistory, ids: list[str]) -> None:
@@ -219,8 +224,9 @@ def main() -> None:
             return
         table(saved)
         labels = _labels(saved)
-        if any(run_id not in labels for run_id in st.session_state.get(SELECTION_KEY, [])):
-            st.session_state[SELECTION_KEY] = [i for i in st.session_state[SELECTION_KEY] if i in labels]
+        # Set afresh on every run: the widget keeps its choice as labels, and a label that changed (a rename,
+        # here or in another tab) would no longer match its run.
+        st.session_state[SELECTION_KEY] = [i for i in st.session_state.get(SELECTION_KEY, []) if i in labels]
         selected = st.multiselect("Select runs to compare, rename, delete or reload", list(labels),
                                   format_func=labels.get, key=SELECTION_KEY)
         if selected:
