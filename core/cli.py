@@ -74,7 +74,7 @@ def save_to_history(finished: list[Run]) -> None:
     except HistoryError as exc:
         print(f"warning: not saved to the run history: {exc}", file=sys.stderr)
         return
-    names = ", ".join(f"'{run.name}'" for run in finished)
+    names = ", ".join(f"'{run.name}'" for run in finished) if len(finished) <= 3 else f"{len(finished)} runs"
     print(f"saved {names} to the run history {history.path}", file=sys.stderr)
 
 

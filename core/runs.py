@@ -10,7 +10,7 @@ import csv
 import io
 import json
 import uuid
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import numpy as np
@@ -42,10 +42,6 @@ class Run:
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # stable identity in the run history
     _test: tuple | None = field(default=None, init=False, repr=False, compare=False)  # (params, their Evaluation)
-
-    def copy(self, name: str) -> "Run":
-        """The same run under another name and a new identity (a second copy never overwrites the first)."""
-        return replace(self, name=name, run_id=uuid.uuid4().hex)
 
     def record(self, progress: Progress) -> None:
         """Fold one progress record into the run."""

@@ -6,6 +6,7 @@ never loses one: a run is kept in `st.session_state` from its first chunk on.
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Callable, Iterable
 
@@ -64,13 +65,24 @@ def unique_name(name: str) -> str:
     return candidate
 
 
+def keep_copy(run: Run, name: str) -> Run:
+    """Keep a run of a sweep or a study among this session's runs under `name` (made unique), or return the copy
+    kept already: the same run (same run_id, so the run history holds it once, under the new name)."""
+    for kept in runs().values():
+        if kept.run_id == run.run_id:
+            return kept
+    copy = dataclasses.replace(run, name=unique_name(name))
+    keep_run(copy)
+    return copy
+
+
 def keep_run(run: Run) -> str | None:
     """Store (or update) a run in the session under its name; once it has ended, save it to the run history.
 
     Returns why the run could not be saved (already shown as a warning), or None.
     """
     runs()[run.name] = run
-    return _save_to_history(run) if ended(run) else None
+    return save_to_history(run) if ended(run) else None
 
 
 def history_path() -> Path:
@@ -94,7 +106,7 @@ def _saved_version(run: Run) -> tuple:
     return run.name, run.status, len(run.history), run.test_accuracy
 
 
-def _save_to_history(run: Run) -> str | None:
+def save_to_history(run: Run) -> str | None:
     """Save an ended run with its test-set confusion matrix, unless this version of it is already saved.
 
     Returns (and shows as a warning) why the run could not be saved, or None.
@@ -137,7 +149,7 @@ def rename_run(old: str, new: str) -> str:
     store.update(items)
     store[new].name = new
     if ended(store[new]):
-        _save_to_history(store[new])
+        save_to_history(store[new])
     return new
 
 

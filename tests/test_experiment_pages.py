@@ -7,6 +7,7 @@ from streamlit.testing.v1 import AppTest
 
 from conftest import REPO
 from core.data import SplitConfig, load_mnist, make_splits
+from core.history import RunHistory
 from core.models import ModelConfig, recommended_init
 from core.train import RunConfig, TrainConfig
 
@@ -73,10 +74,13 @@ def test_overfitting_study(data_env):
     run = study.runs[0][1]
     splits = make_splits(load_mnist(), run.config.data)
     assert table["final training accuracy"][0] == run.evaluate(splits.x_train, splits.y_train).accuracy
+    saved = {row.run_id: row for row in RunHistory().list()}  # every size's run is in the run history
+    assert set(saved) == {r.run_id for _, r in study.runs}
     keep = next(b for b in at.button if b.label == "Keep these runs")
     keep.click().run()
     kept = [r for r in at.session_state["runs"].values() if r.name.startswith(study.setup)]
-    assert len(kept) == 2 and {r.run_id for r in kept}.isdisjoint({r.run_id for _, r in study.runs})
+    assert [r.run_id for r in kept] == [r.run_id for _, r in study.runs]  # the same runs: saved once
+    assert len(RunHistory().list()) == 2
     assert not any(b.label == "Keep these runs" for b in at.button) and "are kept" in at.caption[-1].value
     at.text_input[0].set_value("60000")  # an error keeps the study on the page
     at.button[0].click().run()
@@ -104,14 +108,17 @@ def test_sweep_trains_ranks_and_promotes(data_env):
     assert len(runs) == 4 and all(run.status == "finished" for run in runs)
     accuracies = list(at.dataframe[0].value["val_accuracy"])
     assert accuracies == sorted(accuracies, reverse=True)
+    assert {row.run_id for row in RunHistory().list()} == {run.run_id for run in runs}  # every variant is saved
     before = len(at.session_state["runs"])
     promote = next(b for b in at.button if b.label == "Promote to run")
     promote.click().run()
     assert len(at.session_state["runs"]) == before + 1
     assert "Kept as run" in at.success[0].value
-    next(b for b in at.button if b.label == "Promote to run").click().run()  # twice: two runs, two identities
-    promoted = list(at.session_state["runs"].values())[before:]
-    assert len(promoted) == 2 and promoted[0].run_id != promoted[1].run_id
+    next(b for b in at.button if b.label == "Promote to run").click().run()  # twice: still one run
+    assert len(at.session_state["runs"]) == before + 1 and "Already kept as run" in at.info[0].value
+    [promoted] = list(at.session_state["runs"].values())[before:]
+    saved = {row.run_id: row.name for row in RunHistory().list()}
+    assert len(saved) == 4 and saved[promoted.run_id] == promoted.name  # saved once, under its new name
     at.number_input[0].set_value(4096)  # a batch larger than the training set: an error, the sweep stays
     at.button[0].click().run()
     assert "larger than the training set" in at.error[0].value

@@ -12,6 +12,7 @@ import pytest
 from core.cli import main
 from core.data import SplitConfig, make_splits
 from core.errors import ConfigError
+from core.history import RunHistory
 from core.models import ModelConfig
 from core.runs import Run
 from core.sweep import SweepConfig, train_sweep, variant_name
@@ -112,12 +113,20 @@ def test_sweep_cli(tiny_data_dir, capsys):
     code = main(["sweep", "--data-dir", str(tiny_data_dir), "--arch", "linear", "--optimizer", "momentum",
                  "--lr", "0.01,0.1", "--momentum", "0.5,0.9", "--seeds", "0,1", "--epochs", "1", "--val-size", "200", "--json"])
     assert code == 0
-    rows = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]
     assert len(rows) == 8
     accuracies = [row["val_accuracy"] for row in rows]
     assert accuracies == sorted(accuracies, reverse=True)
     assert {(r["learning_rate"], r["momentum"], r["seed"]) for r in rows} == {
         (lr, m, s) for lr in (0.01, 0.1) for m in (0.5, 0.9) for s in (0, 1)}
+    assert len(RunHistory().list()) == 8  # every variant saved, as a run of `train` is
+    assert "saved 8 runs to the run history" in err
+    assert main(["sweep", "--data-dir", str(tiny_data_dir), "--arch", "linear", "--optimizer", "adam", "--momentum",
+                 "0.5", "--epochs", "1", "--val-size", "200", "--no-history"]) == 0
+    err = capsys.readouterr().err
+    assert "note: --momentum has no effect with --optimizer adam" in err and "saved" not in err
+    assert len(RunHistory().list()) == 8
     with pytest.raises(SystemExit) as exit_info:
         main(["sweep", "--data-dir", str(tiny_data_dir), "--lr", "0.1,abc"])
     assert exit_info.value.code == 2

@@ -5,8 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import number_list_type, print_json, terminal_progress
-from core.commands.train import TRAIN, add_run_arguments, run_config_from_args
+from core.cli import add_history_argument, number_list_type, print_json, save_to_history, terminal_progress
+from core.commands.train import TRAIN, add_run_arguments, ignored_flag_notes, run_config_from_args
 from core.data import load_mnist, make_splits
 from core.runs import Run, ranked_by_validation
 from core.sweep import MAX_VARIANTS, SweepConfig, train_sweep, variant_name
@@ -20,18 +20,22 @@ def add_arguments(parser) -> None:
     s = parser.add_argument_group("sweep")
     s.add_argument("--lr", type=number_list_type(float, "learning rates"), default=(TRAIN.learning_rate,),
                    metavar="LR[,LR...]", help="learning rates to sweep")
-    s.add_argument("--momentum", type=number_list_type(float, "momenta"), default=(TRAIN.momentum,),
-                   metavar="M[,M...]", help="momenta to sweep (with --optimizer momentum)")
+    s.add_argument("--momentum", type=number_list_type(float, "momenta"), default=None,
+                   metavar="M[,M...]", help=f"momenta to sweep (with --optimizer momentum; default {TRAIN.momentum})")
     s.add_argument("--seeds", type=number_list_type(int, "seeds"), default=(), metavar="S[,S...]",
                    help="initialisation seeds to sweep")
     s.add_argument("--mode", choices=("auto", "vmapped", "sequential"), default="auto",
                    help="vmapped: one program for all variants; sequential: one variant after another each chunk")
     parser.add_argument("--json", action="store_true", help="one JSON line per variant")
+    add_history_argument(parser)
 
 
 def run(args) -> int:
-    base = run_config_from_args(argparse.Namespace(**{**vars(args), "lr": args.lr[0], "momentum": args.momentum[0]}))
-    variants = SweepConfig(base, args.lr, args.momentum, args.seeds).variants()
+    first_momentum = args.momentum[0] if args.momentum else None
+    base = run_config_from_args(argparse.Namespace(**{**vars(args), "lr": args.lr[0], "momentum": first_momentum}))
+    variants = SweepConfig(base, args.lr, args.momentum or (), args.seeds).variants()
+    for note in ignored_flag_notes(args):
+        print(note, file=sys.stderr)
     mnist = load_mnist(args.data_dir, progress=terminal_progress)
     splits = make_splits(mnist, base.data)
     runs = [Run(name=variant_name(v), config=v) for v in variants]
@@ -65,4 +69,6 @@ def run(args) -> int:
             val = "—" if run_.val_accuracy is None else f"{run_.val_accuracy:.4f}"
             test = "—" if run_.test_accuracy is None else f"{run_.test_accuracy:.4f}"
             print(f"{run_.name:<32} val {val}  test {test}  {run_.status}")
+    if not args.no_history:
+        save_to_history(runs)
     return 0

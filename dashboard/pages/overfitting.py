@@ -17,7 +17,6 @@ from dashboard import export, figures, state
 from dashboard.widgets import show_error
 
 RESULT_KEY = "overfitting.result"  # the last study, this session: Study
-KEPT_KEY = "overfitting.kept"  # the run ids of the study whose runs were kept in the session's runs
 SETUPS = {name: PRESETS[name] for name in ("mlp-64-sigmoid-sgd", "mlp-300-tanh-adam", "softmax-minibatch", "best-mlp")}
 
 
@@ -46,6 +45,7 @@ def _study(setup: str, epochs: int, val_size: int, sizes: list[int]) -> None:
         with st.spinner(f"Measuring the {size:,}-image network's accuracy..."):
             run.finish(splits)
             _final_train_accuracy(study, run)
+        state.save_to_history(run)
     bar.progress(1.0, text="Done.")
 
 
@@ -75,7 +75,9 @@ if start:
 
 study: Study | None = st.session_state.get(RESULT_KEY)
 if study is not None:
-    if state.settle(run for _, run in study.runs):
+    if settled := state.settle(run for _, run in study.runs):
+        for run in settled:
+            state.save_to_history(run)
         st.warning("The study was stopped before it finished; the sizes trained so far are shown.")
     done = [(size, run) for size, run in study.runs if run.history]
     if done:
@@ -93,11 +95,10 @@ if study is not None:
             "validation accuracy": run.val_accuracy, "test accuracy": run.test_accuracy,
             "gap (points)": gap_points(final, run.val_accuracy),
         } for size, run, final in zip(sizes, runs, finals)]), hide_index=True)
-        study_ids = [run.run_id for _, run in study.runs]
-        if st.session_state.get(KEPT_KEY) == study_ids:
-            st.caption("These runs are kept in this session's runs (Results, Weights and Runs pages).")
-        elif st.button("Keep these runs", help="Adds them to this session's runs (Results, Weights, Runs pages)."):
+        in_session = {run.run_id for run in state.runs().values()}
+        if all(run.run_id in in_session for run in runs):
+            st.caption("These runs are kept in this session's runs (Results and Weights pages).")
+        elif st.button("Keep these runs", help="Adds them to this session's runs (Results and Weights pages)."):
             for run in runs:
-                state.keep_run(run.copy(state.unique_name(run.name)))
-            st.session_state[KEPT_KEY] = study_ids
+                state.keep_copy(run, run.name)
             st.rerun()  # the button gives way to the caption above

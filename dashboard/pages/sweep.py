@@ -46,6 +46,8 @@ def _sweep(sweep: SweepConfig) -> None:
     with st.spinner("Measuring every variant's validation and test accuracy..."):
         for run in runs:
             run.finish(splits)
+    for run in runs:
+        state.save_to_history(run)
 
 
 def _results_table(runs: list[Run]) -> list[dict]:
@@ -102,7 +104,9 @@ if start:
         show_error(exc)
 
 runs: list[Run] = st.session_state.get(RUNS_KEY, [])
-if state.settle(runs):
+if settled := state.settle(runs):
+    for run in settled:
+        state.save_to_history(run)
     st.warning("The sweep was stopped before it finished; each variant keeps the model it had then.")
 if runs and runs[0].history:
     mode = "one vmapped program" if vmap_pays(runs[0].config.model) else "variants in turn"
@@ -119,7 +123,8 @@ if runs and runs[0].history:
     by_name = {run.name: run for run in runs}
     chosen = st.selectbox("Variant", [row["variant"] for row in table])
     if st.button("Promote to run", icon=":material/upgrade:",
-                 help="Adds a copy to this session's runs, for the Results, Weights and Runs pages."):
-        run = by_name[chosen].copy(state.unique_name(f"sweep {by_name[chosen].config.model.describe()} {chosen}"))
-        state.keep_run(run)
-        st.success(f"Kept as run '{run.name}'.")
+                 help="Adds it to this session's runs, for the Results and Weights pages."):
+        variant = by_name[chosen]
+        already = any(run.run_id == variant.run_id for run in state.runs().values())
+        run = state.keep_copy(variant, f"sweep {variant.config.model.describe()} {chosen}")
+        (st.info if already else st.success)(f"{'Already kept' if already else 'Kept'} as run '{run.name}'.")
