@@ -29,7 +29,7 @@ METHODS = {
     "hand": "hand-vectorised backprop (jit)",
     "autodiff": "jax.grad (jit)",
     "naive": "naive per-example, per-weight loop",
-    "finite-differences": "finite differences, a full forward pass per weight (jit)",
+    "finite-differences": "finite differences, two forward passes per weight (jit)",
 }
 NAIVE_EXAMPLES = 2  # the naive loop runs on this many examples, then is extrapolated to the batch
 FD_WEIGHTS = 256  # finite differences run on this many weights, then are extrapolated to all of them

@@ -317,20 +317,25 @@ def learning_curves_side_by_side(titles: Sequence[str], runs: Sequence[Run],
 
 
 def sweep_parallel_coordinates(table: Sequence[dict]) -> go.Figure:
-    """Hyperparameters (learning rate on a log axis, momentum, seed) against validation accuracy, one line per
-    variant that has one (diverged variants have none and are left out)."""
-    rows = [row for row in table if row["val_accuracy"] is not None]
+    """Hyperparameters (learning rate on a log axis, momentum where the optimiser has one, seed) against
+    validation accuracy (test accuracy when no variant has one), one line per variant that has it (diverged
+    variants have none and are left out)."""
+    metric, title = ("val_accuracy", "validation") if any(row["val_accuracy"] is not None for row in table) else (
+        "test_accuracy", "test")
+    rows = [row for row in table if row[metric] is not None]
     rates = sorted({row["learning_rate"] for row in rows})
-    accuracy = [row["val_accuracy"] for row in rows]
+    accuracy = [row[metric] for row in rows]
     dimensions = [
         dict(label="learning rate (log scale)", values=[float(np.log10(row["learning_rate"])) for row in rows],
              tickvals=[float(np.log10(r)) for r in rates], ticktext=[f"{r:g}" for r in rates]),
-        dict(label="momentum", values=[row["momentum"] for row in rows]),
+        *([dict(label="momentum", values=[row["momentum"] for row in rows])]
+          if any(row["momentum"] is not None for row in rows) else []),
         dict(label="seed", values=[row["seed"] for row in rows], tickvals=sorted({row["seed"] for row in rows})),
-        dict(label="validation accuracy", values=accuracy, tickformat=".1%"),
+        dict(label=f"{title} accuracy", values=accuracy, tickformat=".1%"),
     ]
     fig = go.Figure(go.Parcoords(line=dict(color=accuracy, colorscale="Viridis", showscale=True,
-                                           colorbar=dict(title="val acc", tickformat=".0%")), dimensions=dimensions))
+                                           colorbar=dict(title=f"{title[:4]} acc", tickformat=".0%")),
+                                 dimensions=dimensions))
     fig.update_layout(height=380, margin=dict(t=60, l=60, r=60, b=30))
     return fig
 

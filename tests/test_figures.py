@@ -46,3 +46,20 @@ def test_image_grid_cells_are_square_and_have_no_ticks(count, columns):
         assert height == pytest.approx(width, abs=1)  # no empty band above or below the image
     for axis in _axes(grid, "xaxis") + _axes(grid, "yaxis"):
         assert axis.ticks == "" and axis.showticklabels is False and axis.constrain == "domain"
+
+
+def sweep_row(lr, momentum, val, test=0.9, seed=0):
+    return {"variant": f"lr {lr}", "learning_rate": lr, "momentum": momentum, "seed": seed, "val_accuracy": val,
+            "test_accuracy": test, "status": "finished", "train_seconds": 1.0}
+
+
+def test_sweep_chart_shows_momentum_only_where_the_optimiser_has_one():
+    labels = lambda fig: [d.label for d in fig.data[0].dimensions]  # noqa: E731
+    with_momentum = figures.sweep_parallel_coordinates([sweep_row(0.1, 0.9, 0.8), sweep_row(0.01, 0.5, 0.7)])
+    assert labels(with_momentum) == ["learning rate (log scale)", "momentum", "seed", "validation accuracy"]
+    adam = figures.sweep_parallel_coordinates([sweep_row(0.1, None, 0.8), sweep_row(0.01, None, 0.7)])
+    assert labels(adam) == ["learning rate (log scale)", "seed", "validation accuracy"]
+    unvalidated = figures.sweep_parallel_coordinates([sweep_row(0.1, None, None, 0.85), sweep_row(0.01, None, None)])
+    assert labels(unvalidated)[-1] == "test accuracy" and list(unvalidated.data[0].dimensions[-1].values) == [0.85, 0.9]
+    diverged = figures.sweep_parallel_coordinates([sweep_row(0.1, None, 0.8), sweep_row(10.0, None, None, None)])
+    assert len(diverged.data[0].dimensions[0].values) == 1  # a variant without an accuracy is left out

@@ -8,6 +8,7 @@ import time
 from core.cli import (add_data_arguments, add_history_argument, positive_int, print_json, save_to_history,
                       terminal_progress)
 from core.data import load_mnist, make_splits
+from core.errors import ConfigError
 from core.presets import PRESETS, get_preset
 from core.reproduce import TABLE_HEADER, TABLE_KEYS, format_row, table_row, train_preset
 
@@ -24,7 +25,9 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    names = [n.strip() for n in args.presets.split(",") if n.strip()] if args.presets else list(PRESETS)
+    names = [n.strip() for n in args.presets.split(",") if n.strip()] if args.presets is not None else list(PRESETS)
+    if not names:
+        raise ConfigError(f"Name at least one preset after --presets: {', '.join(PRESETS)}.")
     presets = [get_preset(name) for name in names]
     mnist = load_mnist(args.data_dir, progress=terminal_progress)
     cache = {}

@@ -53,7 +53,7 @@ st.title("Overfitting")
 st.write("Train the same network on training sets of different sizes. With few images it fits them perfectly "
          "yet does worse on images it has not seen: the gap between training and validation accuracy is "
          "overfitting, and it shrinks as the training set grows.")
-key = state.setting_keys({"setup": "mlp-64-sigmoid-sgd", "sizes": "500, 2000, 10000, 50000", "epochs": 20,
+key = state.setting_keys({"setup": "mlp-300-tanh-adam", "sizes": "500, 2000, 10000, 50000", "epochs": 20,
                           "val_size": 5000}, "overfitting")
 with st.form("overfitting"):
     setup = st.selectbox("Configuration", list(SETUPS), format_func=lambda n: f"{n}: {SETUPS[n].arch}",
@@ -70,6 +70,7 @@ with st.form("overfitting"):
 if start:
     try:
         _study(setup, int(epochs), int(val_size), number_list(sizes_text, int, "Training-set sizes"))
+        st.rerun()  # the Stop button and the progress bar give way to the results
     except DigitLabError as exc:
         show_error(exc)
 

@@ -18,6 +18,7 @@ from dashboard import export, figures, state
 from dashboard.widgets import show_error
 
 RUNS_KEY = "sweep.runs"  # this session's last sweep: one Run per variant
+COMPILING_KEY = "sweep.compiling"  # set while a sweep compiles, before it has trained anything
 OPTIMIZERS = {"momentum": "SGD with momentum", "sgd": "SGD", "adam": "Adam"}
 
 
@@ -30,9 +31,11 @@ def _sweep(sweep: SweepConfig) -> None:
     bar = st.progress(0.0, text=f"Compiling one program for {len(variants)} variants...")
     chart = st.empty()
     last_draw = 0.0
+    st.session_state[COMPILING_KEY] = True  # until the first chunk: a Stop then has nothing to keep, and says so
     for records in train_sweep(variants, splits):
         # kept from the first chunk on (a Stop keeps what is trained so far); until then, the last sweep stays
         st.session_state[RUNS_KEY] = runs
+        st.session_state.pop(COMPILING_KEY, None)
         for run, progress in zip(runs, records):
             if progress is not None:
                 run.record(progress)
@@ -52,7 +55,8 @@ def _sweep(sweep: SweepConfig) -> None:
 
 def _results_table(runs: list[Run]) -> list[dict]:
     return [{
-        "variant": run.name, "learning_rate": run.config.train.learning_rate, "momentum": run.config.train.momentum,
+        "variant": run.name, "learning_rate": run.config.train.learning_rate,
+        "momentum": run.config.train.momentum if run.config.train.optimizer == "momentum" else None,
         "seed": run.config.train.seed, "val_accuracy": run.val_accuracy, "test_accuracy": run.test_accuracy,
         "status": run.status, "train_seconds": round(run.train_seconds, 1),
     } for run in ranked_by_validation(runs)]
@@ -103,6 +107,8 @@ if start:
     except DigitLabError as exc:
         show_error(exc)
 
+if st.session_state.pop(COMPILING_KEY, False):
+    st.info("The sweep was stopped while it compiled, before any update: nothing was trained.")
 runs: list[Run] = st.session_state.get(RUNS_KEY, [])
 if settled := state.settle(runs):
     for run in settled:
@@ -116,7 +122,9 @@ if runs and runs[0].history:
     st.subheader("Results (click a column header to sort)")
     st.dataframe(pd.DataFrame(table), hide_index=True,
                  column_config={"val_accuracy": st.column_config.NumberColumn("validation accuracy", format="percent"),
-                                "test_accuracy": st.column_config.NumberColumn("test accuracy", format="percent")})
+                                "test_accuracy": st.column_config.NumberColumn("test accuracy", format="percent"),
+                                "learning_rate": st.column_config.NumberColumn("learning rate", format="%g"),
+                                "train_seconds": st.column_config.NumberColumn("training (s)", format="%.1f")})
     export.chart(figures.sweep_parallel_coordinates(table), run_name="sweep", what="hyperparameters",
                  key="sweep.parcoords")
     st.subheader("Promote a variant to a run")
