@@ -144,6 +144,7 @@ def test_compile_cache_setting(monkeypatch, tmp_path):
     (("sweep", "--lr", "0.1,0.1"), "Each learning rate once"),
     (("reproduce", "--train-size", "0"), "must be 1 or more, got 0"),
     (("reproduce", "--presets", ","), "Name at least one preset after --presets"),
+    (("gradcheck", "--batch-size", "100000"), "The batch size (100,000) is larger than the training set (1,200 images)"),
 ])
 def test_cli_bad_seeds_and_lists_are_one_line_errors(tiny_env, args, message):
     result = cli(*args, env=tiny_env)

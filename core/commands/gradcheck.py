@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 
 from core.checkpoint import load_model
@@ -52,9 +53,17 @@ def run(args) -> int:
         config = ModelConfig(args.arch, (args.hidden,), args.activation)
         params = init(seed_key(args.seed), config)
     splits = make_splits(load_mnist(args.data_dir, progress=terminal_progress), SplitConfig(val_size=0, seed=args.seed))
+    if args.batch_size > len(splits.y_train):
+        raise ConfigError(f"The batch size ({args.batch_size:,}) is larger than the training set "
+                          f"({len(splits.y_train):,} images).")
     x, y = splits.x_train[: args.batch_size], splits.y_train[: args.batch_size]
+
+    def progress(done: float, text: str) -> None:
+        print(f"\r{100 * done:5.1f}% {text}".ljust(72), end="", file=sys.stderr, flush=True)
+
     check = gradient_check(params, x, y, config, weights=args.weights, bug=args.bug, dtypes=(args.dtype,),
-                           seed=args.seed)
+                           seed=args.seed, progress=progress)
+    print(file=sys.stderr)
     status = 0 if check.passed or args.bug else 1
     if args.json:
         print_json(check.to_dict())
