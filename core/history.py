@@ -154,8 +154,9 @@ class RunHistory:
 
     def _unusable(self, reason: str) -> HistoryError:
         return HistoryError(
-            f"The run history {self.path} {reason}. Digit Lab left the file untouched. Move or rename it "
-            f"(or set {HOME_ENV} to another folder) to start a new history; your runs in this session are kept."
+            f"The run history {self.path} {reason}. Digit Lab left the file untouched. Move or rename it, or "
+            f"use another file (on the Runs page, or {HOME_ENV} for another folder), to start a new history; your "
+            "runs in this session are kept."
         )
 
     def _check_header(self) -> None:

@@ -342,14 +342,20 @@ def sweep_parallel_coordinates(table: Sequence[dict]) -> go.Figure:
 
 def reproduction_dots(rows: Sequence[dict]) -> go.Figure:
     """Reported vs measured test accuracy per preset, as dots (the axis zooms in on the values, so no bars that
-    would exaggerate the gaps; presets without a reported number show ours only)."""
-    names = [row["preset"] for row in rows]
+    would exaggerate the gaps; presets without a reported number show ours only). Each run of a preset is a dot;
+    a row's `caveat` (a quick check on a subset, a stopped run) makes its dots hollow and is in their hover text."""
     fig = go.Figure()
-    fig.add_trace(go.Scatter(x=names, y=[row["reported"] for row in rows], name="reported", mode="markers",
-                             marker=dict(color=PALETTE[2], size=13, symbol="diamond")))
-    fig.add_trace(go.Scatter(x=names, y=[row["test_accuracy"] for row in rows], name="Digit Lab", mode="markers",
-                             marker=dict(color=PALETTE[0], size=13)))
-    measured = [a for row in rows for a in (row["reported"], row["test_accuracy"]) if a is not None]
+    fig.add_trace(go.Scatter(x=[row["preset"] for row in rows], y=[row["reported"] for row in rows], name="reported",
+                             mode="markers", marker=dict(color=PALETTE[2], size=13, symbol="diamond")))
+    for caveat, name, symbol in ((False, "Digit Lab", "circle"), (True, "Digit Lab (quick check or stopped)",
+                                                                 "circle-open")):
+        dots = [(row["preset"], accuracy, f"{run}: {row['caveat'] or 'as reported'}")
+                for row in rows if bool(row["caveat"]) == caveat for run, accuracy in row["runs"].items()]
+        if dots:
+            x, y, text = zip(*dots)
+            fig.add_trace(go.Scatter(x=x, y=y, text=text, name=name, mode="markers", hovertemplate="%{text}: %{y:.2%}",
+                                     marker=dict(color=PALETTE[0], size=13, symbol=symbol, line=dict(width=2))))
+    measured = [a for row in rows for a in (row["reported"], *row["runs"].values()) if a is not None]
     low = max(0.0, min(measured) - 0.02) if measured else 0.0
     fig.update_yaxes(range=[low, 1.0], tickformat=".1%", title="test accuracy")
     fig.update_layout(height=380, margin=dict(t=30, b=40), legend=dict(orientation="h", y=1.1))

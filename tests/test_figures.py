@@ -63,3 +63,16 @@ def test_sweep_chart_shows_momentum_only_where_the_optimiser_has_one():
     assert labels(unvalidated)[-1] == "test accuracy" and list(unvalidated.data[0].dimensions[-1].values) == [0.85, 0.9]
     diverged = figures.sweep_parallel_coordinates([sweep_row(0.1, None, 0.8), sweep_row(10.0, None, None, None)])
     assert len(diverged.data[0].dimensions[0].values) == 1  # a variant without an accuracy is left out
+
+
+def test_reproduction_chart_has_a_dot_per_run_and_hollow_dots_for_caveats():
+    rows = [{"preset": "softmax-momentum", "reported": None, "caveat": "",
+             "runs": {"gradient descent": 0.91, "momentum 0.9": 0.92}},
+            {"preset": "mlp-300-tanh-adam", "reported": 0.97, "caveat": "a quick check on at most 300 images",
+             "runs": {"mlp-300-tanh-adam": 0.85}}]
+    fig = figures.reproduction_dots(rows)
+    reported, full, caveated = fig.data
+    assert list(full.y) == [0.91, 0.92] and full.marker.symbol == "circle"  # both runs of a two-run preset
+    assert list(caveated.y) == [0.85] and caveated.marker.symbol == "circle-open"
+    assert "quick check on at most 300 images" in caveated.text[0]
+    assert fig.layout.yaxis.range[0] == pytest.approx(0.83)  # zoomed in on every value shown

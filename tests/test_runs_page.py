@@ -251,3 +251,15 @@ def test_reloaded_modules_get_a_fresh_history_object(home, monkeypatch):
     assert not at.exception, at.exception
     first, second = at.session_state["histories"]
     assert type(first) is RunHistory and type(second) is reloaded
+
+
+def test_runs_of_one_name_are_told_apart_in_the_table_as_in_the_selector(home):
+    config = RunConfig(model=ModelConfig(arch="linear"), data=SplitConfig(val_size=200))
+    runs = [saved_run("Softmax regression", config, accuracy) for accuracy in (0.9, 0.91)]
+    for run in runs:
+        RunHistory(default_path()).save(run)
+    at = page()
+    names = at.dataframe[0].value["name"].tolist()
+    assert sorted(names) == sorted(f"Softmax regression [{run.run_id[:6]}]" for run in runs)
+    selector = at.multiselect(key=SELECTION)
+    assert sorted(selector.options) == sorted(names)

@@ -13,7 +13,7 @@ from core.presets import PRESETS
 from core.reproduce import format_accuracy, table_row, train_preset
 from core.runs import Run
 from dashboard import export, figures, state
-from dashboard.widgets import MISSING, format_or_dash, show_error
+from dashboard.widgets import MISSING, format_epochs, format_or_dash, show_error
 
 RESULTS_KEY = "reproduce.results"  # preset name -> PresetResult, this session
 
@@ -28,7 +28,11 @@ class PresetResult:
     train_size: int | None  # the quick-check subset, or None: the preset's own data
 
     def row(self) -> dict:
-        return table_row(PRESETS[self.preset], self.runs, self.seconds)
+        """The table row, with a `caveat` when it is not the preset as the report trained it."""
+        caveats = ([f"a quick check on at most {self.train_size:,} images"] if self.train_size else []) + [
+            f"{run.status} after {format_epochs(run.epochs_completed)} of {run.config.train.epochs} epochs"
+            for run in self.runs if run.status != "finished"]
+        return {**table_row(PRESETS[self.preset], self.runs, self.seconds), "caveat": "; ".join(caveats)}
 
 
 def _table(results: dict[str, PresetResult]) -> pd.DataFrame:

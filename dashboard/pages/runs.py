@@ -25,7 +25,8 @@ def _report(kind: str, text: str) -> None:
 
 
 def _use_database() -> None:
-    st.session_state[state.HISTORY_PATH_KEY] = st.session_state[PATH_INPUT_KEY].strip() or None
+    typed = st.session_state[PATH_INPUT_KEY].strip()  # a relative path is taken from the folder the app runs in
+    st.session_state[state.HISTORY_PATH_KEY] = str(Path(typed).expanduser().absolute()) if typed else None
     st.session_state[SELECTION_KEY] = []
 
 
@@ -122,9 +123,10 @@ def filters() -> dict:
     return dict(arch=arch, status=status, name_contains=name, min_test_accuracy=accuracy / 100 if accuracy else None)
 
 
-def table(saved: list[SavedRun]) -> None:
+def table(saved: list[SavedRun], labels: dict[str, str]) -> None:
+    """The saved runs, each named by its label in the selector below (runs of one name told apart by id)."""
     st.dataframe(pd.DataFrame({
-        "name": [r.name for r in saved],
+        "name": [labels[r.run_id] for r in saved],
         "architecture": [r.architecture for r in saved],
         "status": [r.status for r in saved],
         "test accuracy (%)": [_percent(r.test_accuracy) for r in saved],
@@ -222,8 +224,8 @@ def main() -> None:
         if not saved:
             st.info("No saved run matches these filters.")
             return
-        table(saved)
         labels = _labels(saved)
+        table(saved, labels)
         # Set afresh on every run: the widget keeps its choice as labels, and a label that changed (a rename,
         # here or in another tab) would no longer match its run.
         st.session_state[SELECTION_KEY] = [i for i in st.session_state.get(SELECTION_KEY, []) if i in labels]
