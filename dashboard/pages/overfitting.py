@@ -95,7 +95,11 @@ if study is not None:
             "training images": size, "status": run.status, "final training accuracy": final,
             "validation accuracy": run.val_accuracy, "test accuracy": run.test_accuracy,
             "gap (points)": gap_points(final, run.val_accuracy),
-        } for size, run, final in zip(sizes, runs, finals)]), hide_index=True)
+        } for size, run, final in zip(sizes, runs, finals)]), hide_index=True, column_config={
+            **{column: st.column_config.NumberColumn(format="percent") for column in
+               ("final training accuracy", "validation accuracy", "test accuracy")},
+            "gap (points)": st.column_config.NumberColumn(format="%.1f", help="Training minus validation accuracy, "
+                                                          "in percentage points")})
         in_session = {run.run_id for run in state.runs().values()}
         if all(run.run_id in in_session for run in runs):
             st.caption("These runs are kept in this session's runs (Results and Weights pages).")
