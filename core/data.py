@@ -337,25 +337,33 @@ def _proportional_counts(class_sizes: np.ndarray, total: int) -> np.ndarray:
     return np.minimum(counts, class_sizes)
 
 
-def make_splits(mnist: MNIST, config: SplitConfig = SplitConfig()) -> Splits:
-    """Seeded, stratified validation hold-out and optional training subset; pixels scaled to [0, 1]."""
-    labels = mnist.train_labels
+def check_split(labels: np.ndarray, config: SplitConfig) -> None:
+    """A ConfigError when `config` cannot be carved out of training images with these labels (from the counts
+    alone: nothing is drawn or copied)."""
     n = len(labels)
     if not 0 <= config.val_size < n:
         raise ConfigError(f"Validation size must be between 0 and {n - 1}, got {config.val_size}.")
+    class_sizes = np.bincount(labels, minlength=NUM_CLASSES)
+    left = class_sizes - _proportional_counts(class_sizes, config.val_size)
+    if config.per_class is not None and not 1 <= config.per_class <= left.min():
+        raise ConfigError(f"Images per class must be between 1 and {left.min()}, got {config.per_class}.")
+    if config.train_size is not None and not 1 <= config.train_size <= left.sum():
+        raise ConfigError(f"Training-subset size must be between 1 and {left.sum()}, got {config.train_size}.")
+
+
+def make_splits(mnist: MNIST, config: SplitConfig = SplitConfig()) -> Splits:
+    """Seeded, stratified validation hold-out and optional training subset; pixels scaled to [0, 1]."""
+    labels = mnist.train_labels
+    check_split(labels, config)
     rng = np.random.default_rng(config.seed)
-    everything = np.arange(n)
+    everything = np.arange(len(labels))
     class_sizes = np.bincount(labels, minlength=NUM_CLASSES)
     val_index = _stratified_take(labels, everything, _proportional_counts(class_sizes, config.val_size), rng)
     remaining = np.setdiff1d(everything, val_index, assume_unique=True)
-    left = np.bincount(labels[remaining], minlength=NUM_CLASSES)
     if config.per_class is not None:
-        if not 1 <= config.per_class <= left.min():
-            raise ConfigError(f"Images per class must be between 1 and {left.min()}, got {config.per_class}.")
         train_index = _stratified_take(labels, remaining, np.full(NUM_CLASSES, config.per_class), rng)
     elif config.train_size is not None:
-        if not 1 <= config.train_size <= len(remaining):
-            raise ConfigError(f"Training-subset size must be between 1 and {len(remaining)}, got {config.train_size}.")
+        left = np.bincount(labels[remaining], minlength=NUM_CLASSES)
         train_index = _stratified_take(labels, remaining, _proportional_counts(left, config.train_size), rng)
     else:
         train_index = remaining

@@ -310,7 +310,7 @@ class SweepPoint:
     h: float
     total_abs_error: float  # Σ |approx − analytic|
     max_abs_error: float
-    max_rel_error: float  # max |approx − analytic| / (|approx| + |analytic|) over weights with a non-zero gradient
+    max_rel_error: float  # see max_relative_error
     rel_error: float  # ‖approx − analytic‖ / (‖approx‖ + ‖analytic‖)
 
 
@@ -358,14 +358,12 @@ class GradientCheck:
 
 
 def max_relative_error(approx: np.ndarray, analytic: np.ndarray) -> float:
-    """The largest |approx − analytic| / (|approx| + |analytic|) over the weights whose analytic gradient is not
-    exactly zero. Where it is (the weights of a pixel blank in every image of the batch), any rounding noise in the
-    finite difference would count as a relative error of 1, however small; those are in the absolute errors."""
-    nonzero = analytic != 0
-    if not nonzero.any():
-        return 0.0
-    error = np.abs(approx[nonzero] - analytic[nonzero])
-    return float((error / (np.abs(approx[nonzero]) + np.abs(analytic[nonzero]))).max())
+    """The largest |approx − analytic| / max(|approx| + |analytic|, floor), the floor a thousandth of the largest
+    gradient: where the gradient is zero (the weights of a pixel blank in every image of the batch), rounding noise
+    in the finite difference would otherwise count as a relative error of 1, however small, while a hand gradient
+    that is wrongly zero still shows (its finite difference is not small)."""
+    floor = max(1e-3 * float(np.abs(analytic).max(initial=0.0)), 1e-12)
+    return float((np.abs(approx - analytic) / np.maximum(np.abs(approx) + np.abs(analytic), floor)).max(initial=0.0))
 
 
 def gradient_check(params: Params, x, y, config: ModelConfig, *, weights: int | None = None, bug: str | None = None,

@@ -45,7 +45,7 @@ class TrainConfig:
     epochs: int = 3
     seed: int = 0  # initial weights, and the batch order unless shuffle_seed is set
     shuffle_seed: int | None = None  # the batch order's seed (a sweep's seed variants share one order)
-    eval_every: int = 0  # validate every N steps as well as at each epoch end; 0 = epoch ends only
+    eval_every: int = 0  # also validate at the first chunk end after every N steps; 0 = at epoch ends only
     steps_per_chunk: int = 0  # 0 = chosen from the network's cost
 
     def __post_init__(self):
@@ -211,8 +211,9 @@ def make_chunk_fn(step: Callable, masked: bool = True) -> Callable:
 
 
 def steps_per_chunk(config: RunConfig, steps_per_epoch: int) -> int:
-    """Steps per compiled call: about CHUNK_SECONDS of work but at least CHUNKS_PER_EPOCH points per epoch and no
-    more than `eval_every` steps (validation runs between chunks), and of the sizes down to half that, the one that pads the epoch's last chunk least: a divisor of the epoch
+    """Steps per compiled call (unless the config sets it): about CHUNK_SECONDS of work but at least
+    CHUNKS_PER_EPOCH points per epoch and no more than `eval_every` steps (validation runs between chunks, at the
+    first chunk end at or after each multiple of eval_every), and of the sizes down to half that, the one that pads the epoch's last chunk least: a divisor of the epoch
     where there is one (then no step needs masking), else one whose padded steps, computed and discarded, are
     few (LeNet-5's 937-step epoch: 47 steps per chunk pads 3 steps; 54 would pad 35)."""
     if config.train.steps_per_chunk:

@@ -7,13 +7,15 @@ never loses one: a run is kept in `st.session_state` from its first chunk on.
 from __future__ import annotations
 
 import dataclasses
+import os
 from pathlib import Path
 from typing import Callable, Iterable
 
 import streamlit as st
 
-from core.data import MNIST, SplitConfig, Splits, load_path, locate_mnist, make_splits
-from core.errors import DigitLabError
+from core.data import DATA_DIR_ENV, MNIST, SplitConfig, Splits, load_path, locate_mnist, make_splits
+from core.data import check_split as core_check_split
+from core.errors import DataNotFoundError, DigitLabError
 from core.history import RunHistory, default_path, ended
 from core.runs import Run
 from core.train import Evaluation
@@ -51,6 +53,18 @@ def splits(directory: str | None, config: SplitConfig) -> Splits:
     return make_splits(dataset(directory), config)
 
 
+def check_split(config: SplitConfig) -> None:
+    """A ConfigError (or DataError) when the split cannot be made from the data, checked on the labels alone;
+    with no data here yet (it would be downloaded) there is nothing to check before training asks for it."""
+    try:
+        path = locate_mnist(data_dir(), allow_download=False)
+    except DataNotFoundError:
+        if data_dir() or os.environ.get(DATA_DIR_ENV):
+            raise  # the folder asked for holds no MNIST
+        return
+    core_check_split(_load(str(path)).train_labels, config)
+
+
 def runs() -> dict[str, Run]:
     """This session's runs by name, oldest first."""
     return st.session_state.setdefault(RUNS_KEY, {})
@@ -63,6 +77,19 @@ def unique_name(name: str) -> str:
         i += 1
         candidate = f"{name} ({i})"
     return candidate
+
+
+def save_when_the_session_ends(run: Run, data: Splits, history_file: Path) -> None:
+    """Keep a run whose session ended mid-training (its tab was closed or reloaded): no rerun will settle it, so
+    finish it and save it to the run history here. Nothing of Streamlit's may be used, session state included:
+    the session is gone (read `history_file` from `history_path()` before training)."""
+    if run.params is None:
+        return
+    run.finish(data)
+    try:
+        RunHistory(history_file).save(run, run.test_confusion)
+    except DigitLabError:
+        pass  # no page is left to say so on
 
 
 def keep_copy(run: Run, name: str) -> Run:
@@ -148,6 +175,8 @@ def rename_run(old: str, new: str) -> str:
     store.clear()
     store.update(items)
     store[new].name = new
+    if st.session_state.get(SELECTED_RUN_KEY) == old:  # the Results and Weights pages keep showing it
+        st.session_state[SELECTED_RUN_KEY] = new
     if ended(store[new]):
         save_to_history(store[new])
     return new
@@ -167,7 +196,10 @@ def settle(interrupted: Iterable[Run]) -> list[Run]:
 
 
 def settle_interrupted_runs() -> None:
-    """Settle this session's interrupted runs and save them to the run history."""
+    """Settle this session's interrupted runs and save them to the run history; a run stopped before its first
+    update is dropped (nothing was trained)."""
+    for name in [name for name, run in runs().items() if not ended(run) and not run.history]:
+        remove_run(name)
     interrupted = [run for run in runs().values() if not ended(run)]
     if interrupted:
         with st.spinner("Measuring the accuracy of the stopped run..."):

@@ -219,3 +219,16 @@ def test_garbage_mat_is_a_clear_data_error(tmp_path):
     with pytest.raises(DataError, match="mnist_all.mat is not a valid MATLAB .mat file") as err:
         data.load_mnist(tmp_path)
     assert "Traceback" not in str(err.value) and "\n" not in str(err.value)
+
+
+def test_a_split_is_checked_from_the_label_counts_as_make_splits_would(tiny_mnist):
+    labels = tiny_mnist.train_labels
+    for config in (data.SplitConfig(val_size=100), data.SplitConfig(val_size=100, per_class=50),
+                   data.SplitConfig(val_size=100, train_size=len(labels) - 100)):
+        data.check_split(labels, config)
+        data.make_splits(tiny_mnist, config)
+    left = np.bincount(data.make_splits(tiny_mnist, data.SplitConfig(val_size=100)).y_train, minlength=10)
+    with pytest.raises(ConfigError, match=f"between 1 and {left.min()}"):
+        data.check_split(labels, data.SplitConfig(val_size=100, per_class=int(left.min()) + 1))
+    with pytest.raises(ConfigError, match=f"between 1 and {len(labels) - 100}"):
+        data.check_split(labels, data.SplitConfig(val_size=100, train_size=len(labels) - 99))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -22,12 +23,17 @@ GALLERY_PER_DIGIT = 10
 
 
 def _save_uploaded_data() -> None:
-    """Callback of the data uploader: write the files into this session's upload folder (so files uploaded in
-    several goes add up) and use it as the data directory."""
+    """Callback of the data uploader: write the files, with those this session uploaded before (so files uploaded in
+    several goes add up), into a new folder (the loaded data is cached by folder) and use it as the data directory."""
     files = st.session_state.get(UPLOAD_KEY) or []
     if not files:
         return
-    folder = Path(st.session_state.get(UPLOAD_DIR_KEY) or tempfile.mkdtemp(prefix="digit-lab-upload-"))
+    folder = Path(tempfile.mkdtemp(prefix="digit-lab-upload-"))
+    previous = st.session_state.get(UPLOAD_DIR_KEY)
+    if previous and Path(previous).is_dir():
+        for earlier in Path(previous).iterdir():
+            shutil.move(earlier, folder / earlier.name)
+        shutil.rmtree(previous, ignore_errors=True)
     st.session_state[UPLOAD_DIR_KEY] = str(folder)
     for upload in files:
         name = Path(upload.name).name
@@ -69,9 +75,10 @@ def load_with_progress() -> MNIST | None:
 def described_split() -> tuple[tuple[int, int] | None, str]:
     """The (training, validation) sizes to show, and a note saying whose split they are: the Train page's when it
     was opened in this session, else the default; None (and why) when that split cannot be made from this data."""
-    chosen = train_page_split()
-    which = "the default split" if chosen is None else "the split set on the Train page"
+    which = "the split set on the Train page"
     try:  # the split a run of these settings trains on (made once, shared with that run)
+        chosen = train_page_split()
+        which = "the default split" if chosen is None else which
         split = state.splits(state.data_dir(), chosen or SplitConfig())
         sizes = len(split.y_train), len(split.y_val)
     except DigitLabError as exc:

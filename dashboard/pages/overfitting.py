@@ -6,6 +6,7 @@ import time
 
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.scriptrunner_utils.exceptions import StopException  # not public API: Streamlit is pinned
 
 from core.errors import DigitLabError
 from core.overfitting import Study, gap_points, study_configs
@@ -31,22 +32,27 @@ def _study(setup: str, epochs: int, val_size: int, sizes: list[int]) -> None:
     study = Study(setup, epochs)
     st.button("Stop", icon=":material/stop:", help="Stops after the current chunk; the sizes trained so far are kept.")
     bar = st.progress(0.0, text="Compiling...")
-    for i, (size, config, splits) in enumerate(zip(sizes, configs, all_splits)):
-        run = Run(name=f"{setup} on {size:,} images", config=config)
-        study.runs.append((size, run))
-        last_draw = 0.0
-        for progress in train(config, splits):
-            st.session_state[RESULT_KEY] = study  # from the first chunk on, so a Stop keeps what is done
-            run.record(progress)
-            if time.perf_counter() - last_draw > 0.3:
-                last_draw = time.perf_counter()
-                bar.progress((i + progress.step / progress.total_steps) / len(sizes),
-                             text=f"{size:,} images ({i + 1}/{len(sizes)}): epoch {progress.epoch:.1f} of {epochs}")
-        with st.spinner(f"Measuring the {size:,}-image network's accuracy..."):
-            run.finish(splits)
-            _final_train_accuracy(study, run)
-        state.save_to_history(run)
-    bar.progress(1.0, text="Done.")
+    history_file = state.history_path()  # read now: once the session has ended, its state cannot be read
+    try:
+        for i, (size, config, splits) in enumerate(zip(sizes, configs, all_splits)):
+            run = Run(name=f"{setup} on {size:,} images", config=config)
+            study.runs.append((size, run))
+            last_draw = 0.0
+            for progress in train(config, splits):
+                run.record(progress)
+                st.session_state[RESULT_KEY] = study  # from the first chunk on, so a Stop keeps what is done
+                if time.perf_counter() - last_draw > 0.3:
+                    last_draw = time.perf_counter()
+                    bar.progress((i + progress.step / progress.total_steps) / len(sizes),
+                                 text=f"{size:,} images ({i + 1}/{len(sizes)}): epoch {progress.epoch:.1f} of {epochs}")
+            with st.spinner(f"Measuring the {size:,}-image network's accuracy..."):
+                run.finish(splits)
+                _final_train_accuracy(study, run)
+            state.save_to_history(run)
+    except StopException:  # the session ended (its tab closed): no rerun will come to settle these runs
+        for (_, run), splits in zip(study.runs, all_splits):
+            state.save_when_the_session_ends(run, splits, history_file)
+        raise
 
 
 st.title("Overfitting")

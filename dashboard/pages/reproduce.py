@@ -10,7 +10,7 @@ import streamlit as st
 
 from core.errors import DigitLabError
 from core.presets import PRESETS
-from core.reproduce import format_accuracy, table_row, train_preset
+from core.reproduce import format_accuracy, on_subset, table_row, train_preset
 from core.runs import Run
 from dashboard import export, figures, state
 from dashboard.widgets import MISSING, format_epochs, format_or_dash, show_error
@@ -63,7 +63,8 @@ def _run(names: list[str], train_size: int | None) -> None:
         result = None
         for runs in train_preset(preset, lambda c: state.splits(state.data_dir(), c), train_size=train_size):
             if result is None:  # from the first chunk on: a Stop keeps the runs so far (state.settle_interrupted_runs)
-                result = results[name] = PresetResult(name, runs, 0.0, train_size)
+                as_reported = all(on_subset(config, train_size) == config for config in preset.configs)
+                result = results[name] = PresetResult(name, runs, 0.0, None if as_reported else train_size)
             for run in runs:
                 if run.name not in state.runs() or state.runs()[run.name] is not run:
                     run.name = state.unique_name(run.name)

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import pandas as pd
 import streamlit as st
+from streamlit.runtime.scriptrunner_utils.exceptions import StopException  # not public API: Streamlit is pinned
 
 from core.data import SplitConfig
 from core.errors import DigitLabError
@@ -31,26 +33,38 @@ def _sweep(sweep: SweepConfig) -> None:
     bar = st.progress(0.0, text=f"Compiling one program for {len(variants)} variants...")
     chart = st.empty()
     last_draw = 0.0
+    history_file = state.history_path()  # read now: once the session has ended, its state cannot be read
     st.session_state[COMPILING_KEY] = True  # until the first chunk: a Stop then has nothing to keep, and says so
-    for records in train_sweep(variants, splits):
-        # kept from the first chunk on (a Stop keeps what is trained so far); until then, the last sweep stays
-        st.session_state[RUNS_KEY] = runs
+    sweep_chunks = train_sweep(variants, splits)
+    try:
+        first = next(sweep_chunks)
+    except DigitLabError:  # not stopped: refused before anything trained, and the error says why
         st.session_state.pop(COMPILING_KEY, None)
-        for run, progress in zip(runs, records):
-            if progress is not None:
-                run.record(progress)
-        now = time.perf_counter()
-        latest = max((r for r in records if r is not None), key=lambda p: p.step)
-        if now - last_draw > 0.5 or latest.done:
-            last_draw = now
-            bar.progress(latest.step / latest.total_steps,
-                         text=f"epoch {latest.epoch:.2f} of {sweep.base.train.epochs}, {len(variants)} variants")
-            chart.plotly_chart(figures.training_curves(runs), key=f"live{now}")
-    with st.spinner("Measuring every variant's validation and test accuracy..."):
+        raise
+    try:
+        for records in itertools.chain([first], sweep_chunks):
+            for run, progress in zip(runs, records):
+                if progress is not None:
+                    run.record(progress)
+            # kept from the first chunk on (a Stop keeps what is trained so far); until then, the last sweep stays
+            st.session_state[RUNS_KEY] = runs
+            st.session_state.pop(COMPILING_KEY, None)
+            now = time.perf_counter()
+            latest = max((r for r in records if r is not None), key=lambda p: p.step)
+            if now - last_draw > 0.5 or latest.done:
+                last_draw = now
+                bar.progress(latest.step / latest.total_steps,
+                             text=f"epoch {latest.epoch:.2f} of {sweep.base.train.epochs}, {len(variants)} variants")
+                chart.plotly_chart(figures.training_curves(runs), key=f"live{now}")
+        with st.spinner("Measuring every variant's validation and test accuracy..."):
+            for run in runs:
+                run.finish(splits)
         for run in runs:
-            run.finish(splits)
-    for run in runs:
-        state.save_to_history(run)
+            state.save_to_history(run)
+    except StopException:  # the session ended (its tab closed): no rerun will come to settle the variants
+        for run in runs:
+            state.save_when_the_session_ends(run, splits, history_file)
+        raise
 
 
 def _results_table(runs: list[Run]) -> list[dict]:

@@ -2,14 +2,10 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException  # not public API: Streamlit is pinned
 
-from core.data import Splits
 from core.errors import DataError, DigitLabError
-from core.history import RunHistory
 from core.inspect import eta_seconds
 from core.models import ACTIVATIONS, ARCHITECTURES, INITS, ModelConfig, recommended_init
 from core.parsing import number_list
@@ -155,38 +151,30 @@ def run_training(config: RunConfig) -> None:
     run = Run(state.unique_name(f"{config.model.describe()} #{number}"), config)
     st.session_state[state.SELECTED_RUN_KEY] = run.name  # the pages show it as soon as it exists
     history_file = state.history_path()  # read now: once the session has ended, its state cannot be read
+    # In the session before it trains: a Stop is taken at the first Streamlit call after a click (session state
+    # included), so a run stored only after its first chunk could be lost with that chunk trained.
+    state.keep_run(run)
     try:
         for progress in train(config, data):
             if run.status == "stopped":  # a rerun already settled this run: keep the model it was stopped with
                 return
             run.record(progress)
-            state.keep_run(run)
             status.empty()
             bar.progress(min(progress.step / progress.total_steps, 1.0), text=progress_text(progress, config.train.epochs))
             chart.plotly_chart(figures.training_curves([run]))
+        with st.spinner("Measuring validation and test accuracy…"):
+            run.finish(data)
+        unsaved = state.keep_run(run)
     except DigitLabError as exc:
+        if not run.history:
+            state.remove_run(run.name)
         _refuse(exc)
     except StopException:  # the session ended: no rerun will come to settle this run
-        save_when_the_session_ends(run, data, history_file)
+        state.save_when_the_session_ends(run, data, history_file)
         raise
-    with st.spinner("Measuring validation and test accuracy…"):
-        run.finish(data)
-    unsaved = state.keep_run(run)
     if unsaved:  # the rerun wipes the warning keep_run showed
         st.session_state[UNSAVED_KEY] = unsaved
     st.rerun()
-
-
-def save_when_the_session_ends(run: Run, data: Splits, history_file: Path) -> None:
-    """Keep a run whose session ended mid-training (its tab was closed or reloaded): no rerun will settle it, so
-    finish it and save it to the run history here. Nothing of Streamlit's may be used: the session is gone."""
-    if run.params is None:
-        return
-    run.finish(data)
-    try:
-        RunHistory(history_file).save(run, run.test_confusion)
-    except DigitLabError:
-        pass  # no page is left to say so on
 
 
 def run_outcome(run: Run) -> None:
@@ -217,7 +205,7 @@ def run_outcome(run: Run) -> None:
 
 
 def _rename(old: str) -> None:
-    st.session_state[state.SELECTED_RUN_KEY] = state.rename_run(old, st.session_state[f"rename.{old}"])
+    state.rename_run(old, st.session_state[f"rename.{old}"])
 
 
 def _chart_choice(runs: dict) -> str:
@@ -269,7 +257,7 @@ st.title("Train a network")
 requested = st.session_state.pop(TRAIN_REQUEST_KEY, False)
 try:
     config = settings(disabled=requested)
-    state.splits(state.data_dir(), config.data)  # the split's sizes checked against the data now, not at Train
+    state.check_split(config.data)  # the split's sizes checked against the data now, not at Train
     config_error = None
 except DataError as exc:
     config, config_error = None, f"{exc} {DATA_HINT}"
