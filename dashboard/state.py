@@ -25,6 +25,8 @@ SETTINGS_PREFIX = "setting."  # widget keys that keep their values across pages
 SELECTED_RUN_KEY = SETTINGS_PREFIX + "run"  # the run the Results and Weights pages show
 DATA_DIR_KEY = SETTINGS_PREFIX + "data_dir"
 HISTORY_PATH_KEY = "history_path"  # this session's choice of run history database (None: the default)
+CHART_RUNS_KEY = SETTINGS_PREFIX + "chart_runs"  # the Train page's runs on its chart (kept across pages)
+CHART_SEEN_KEY = "chart_runs_seen"  # the runs that chart's choice has met: one not among them is new, and goes on
 SAVED_KEY = "saved_runs"  # run_id -> what was last saved of it, so an unchanged run is not saved again
 
 
@@ -177,6 +179,9 @@ def rename_run(old: str, new: str) -> str:
     store[new].name = new
     if st.session_state.get(SELECTED_RUN_KEY) == old:  # the Results and Weights pages keep showing it
         st.session_state[SELECTED_RUN_KEY] = new
+    if CHART_RUNS_KEY in st.session_state:  # on the Train page's chart, or off it, as before
+        st.session_state[CHART_RUNS_KEY] = [new if name == old else name for name in st.session_state[CHART_RUNS_KEY]]
+    st.session_state.setdefault(CHART_SEEN_KEY, set()).add(new)
     if ended(store[new]):
         save_to_history(store[new])
     return new

@@ -312,6 +312,11 @@ def test_runs_taken_off_the_chart_stay_off_and_new_runs_go_on(data_env):
     at.session_state["runs"][made_run("lenet5", data_env).name] = made_run("lenet5", data_env)
     at.switch_page("dashboard/pages/train.py").run()
     assert at.multiselect(key="setting.chart_runs").value == [second.name, "lenet5 run"]
+    at.selectbox(key="setting.run").set_value(first.name).run()  # renamed, the run taken off stays off
+    at.text_input(key=f"rename.{first.name}").set_value("first, renamed")
+    next(b for b in at.button if b.label == "Rename").click().run()
+    assert "first, renamed" in at.session_state["runs"]
+    assert at.multiselect(key="setting.chart_runs").value == [second.name, "lenet5 run"]
 
 
 def test_export_file_names_say_run_chart_and_date():
@@ -422,6 +427,13 @@ def test_weights_page_warns_about_a_diverged_run(data_env):
     run.history = [{"step": 40, "epoch": 1.25}]  # kept after 40 updates
     at = with_runs(app("results"), run).run()
     assert "after 40 updates (epoch 1.25)" in at.warning[0].value
+
+
+def test_results_warn_about_an_enormous_loss(data_env):
+    run = made_run("linear", data_env)
+    run.params = jax.tree_util.tree_map(lambda leaf: leaf * 1e30, run.params)  # what a far too high rate leaves
+    at = with_runs(app("results"), run).run()
+    assert not at.exception and "test loss is enormous" in at.warning[0].value
 
 
 def test_pages_point_at_the_saved_runs_when_the_session_has_none(data_env):

@@ -38,7 +38,7 @@ def run(args) -> int:
         print(note, file=sys.stderr)
     mnist = load_mnist(args.data_dir, progress=terminal_progress)
     splits = make_splits(mnist, base.data)
-    runs = [Run(name=variant_name(v), config=v) for v in variants]
+    runs = [Run(name=f"sweep {v.model.describe()}: {variant_name(v)}", config=v) for v in variants]
     vmapped = {"auto": None, "vmapped": True, "sequential": False}[args.mode]
     print(f"{len(variants)} variants of {base.model.describe()} on {len(splits.y_train)} images; compiling...",
           file=sys.stderr, flush=True)

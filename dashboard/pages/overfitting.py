@@ -64,7 +64,7 @@ key = state.setting_keys({"setup": "mlp-300-tanh-adam", "sizes": "500, 2000, 100
 with st.form("overfitting"):
     setup = st.selectbox("Configuration", list(SETUPS), format_func=lambda n: f"{n}: {SETUPS[n].arch}",
                          key=key("setup"), help="The presets' networks and optimisers; see the Reproduction page.")
-    st.caption(SETUPS[setup].description)
+    st.caption(f"{SETUPS[setup].description} (The study trains for the epochs set below.)")
     left, middle, right = st.columns(3)
     sizes_text = left.text_input("Training-set sizes", key=key("sizes"),
                                  help="Comma-separated numbers of training images (stratified), at most 55,000.")

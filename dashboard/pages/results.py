@@ -15,6 +15,7 @@ from dashboard.widgets import DATA_HINT, diverged_note, format_or_dash, one_of, 
 
 TRUE_KEY, PREDICTED_KEY = "filter.true", "filter.predicted"
 CONFUSION_KEY = "confusion_chart"
+HUGE_LOSS = 1e6  # a mean cross-entropy no sane network has (guessing gives ln 10 ≈ 2.3)
 CLICKED_KEY = "confusion_clicked"  # the (true, predicted) cell clicked last
 PAGE_SIZE = 40
 ANY = "any"
@@ -53,6 +54,10 @@ def summary(run: Run, evaluation: Evaluation) -> None:
     cols[2].metric("Test loss", f"{evaluation.loss:.4g}")
     cols[3].metric("Misclassified test digits", f"{len(evaluation.misclassified):,}",
                    delta=f"of {len(evaluation.labels):,}", delta_color="off", delta_arrow="off")
+    if not np.isfinite(evaluation.loss) or evaluation.loss > HUGE_LOSS:
+        st.warning("The test loss is enormous (or infinite): the weights are so large that the network gives some "
+                   "digits a probability of (almost) zero for their true class. The accuracy still counts the most "
+                   "probable digit, but the learning rate was far too high: lower it and train again.")
     matrix_col, class_col = st.columns([3, 2])
     with matrix_col:
         st.subheader("Confusion matrix")
@@ -85,7 +90,8 @@ def mistakes(run: Run, evaluation: Evaluation) -> list[int]:
     true_digit, predicted_digit = _digit(st.session_state[TRUE_KEY]), _digit(st.session_state[PREDICTED_KEY])
     if true_digit is not None and true_digit == predicted_digit:
         st.info(f"True and predicted digit are both {true_digit}: that cell of the confusion matrix counts the "
-                "correctly classified digits, so no mistake matches. A sample of correct digits is further down.")
+                "correctly classified digits, so no mistake matches. A sample of correctly classified digits (of every "
+                "digit) is further down.")
     st.markdown(f"**{len(chosen):,}** misclassified digits match; showing {len(shown)}. "
                 "Each caption: true digit → predicted digit · confidence, then the test index.")
     if len(shown):

@@ -26,7 +26,7 @@ def _report(kind: str, text: str) -> None:
 
 def _use_database() -> None:
     typed = st.session_state[PATH_INPUT_KEY].strip()  # a relative path is taken from the folder the app runs in
-    st.session_state[state.HISTORY_PATH_KEY] = str(Path(typed).expanduser().absolute()) if typed else None
+    st.session_state[state.HISTORY_PATH_KEY] = str(Path(typed).expanduser().resolve()) if typed else None
     st.session_state[SELECTION_KEY] = []
 
 
@@ -100,15 +100,16 @@ def _percent(value: float | None) -> float | None:
 
 def final_metrics(run: Run) -> dict[str, str]:
     """A run's final metrics as table cells under readable labels, accuracies in percent."""
+    trained_here = bool(run.history)  # a model loaded from a file brings no record of its training
     return {
         "status": run.status,
         "network": run.config.model.describe(),
         "validation accuracy": format_or_dash(run.val_accuracy, ".2%"),
         "test accuracy": format_or_dash(run.test_accuracy, ".2%"),
-        "epochs": format_epochs(run.epochs_completed),
-        "training time": f"{run.train_seconds:.1f} s",
-        "compile time": f"{run.compile_seconds:.1f} s",
-        "samples per second": f"{run.samples_per_second:,.0f}",
+        **({"epochs": format_epochs(run.epochs_completed), "training time": f"{run.train_seconds:.1f} s",
+            "compile time": f"{run.compile_seconds:.1f} s", "samples per second": f"{run.samples_per_second:,.0f}"}
+           if trained_here else dict.fromkeys(("epochs", "training time", "compile time", "samples per second"),
+                                               MISSING)),
         "created (UTC)": _minutes(run.created),
     }
 
@@ -124,15 +125,17 @@ def filters() -> dict:
 
 
 def table(saved: list[SavedRun], labels: dict[str, str]) -> None:
-    """The saved runs, each named by its label in the selector below (runs of one name told apart by id)."""
+    """The saved runs, each named by its label in the selector below (runs of one name told apart by id). A model
+    loaded from a file has no epochs or training time on record: a dash, not 0."""
+    loaded = [not r.epochs and not r.train_seconds for r in saved]
     st.dataframe(pd.DataFrame({
         "name": [labels[r.run_id] for r in saved],
         "architecture": [r.architecture for r in saved],
         "status": [r.status for r in saved],
         "test accuracy (%)": [_percent(r.test_accuracy) for r in saved],
         "validation accuracy (%)": [_percent(r.val_accuracy) for r in saved],
-        "epochs": [format_epochs(r.epochs) for r in saved],
-        "training time (s)": [r.train_seconds for r in saved],
+        "epochs": [MISSING if from_file else format_epochs(r.epochs) for r, from_file in zip(saved, loaded)],
+        "training time (s)": [None if from_file else r.train_seconds for r, from_file in zip(saved, loaded)],
         "created (UTC)": [_minutes(r.created) for r in saved],
     }), hide_index=True, column_config={
         "test accuracy (%)": st.column_config.NumberColumn(format="%.2f"),

@@ -27,7 +27,7 @@ OPTIMIZERS = {"momentum": "SGD with momentum", "sgd": "SGD", "adam": "Adam"}
 def _sweep(sweep: SweepConfig) -> None:
     variants = sweep.variants()
     splits = state.splits(state.data_dir(), sweep.base.data)
-    runs = [Run(name=variant_name(v), config=v) for v in variants]
+    runs = [Run(name=f"sweep {v.model.describe()}: {variant_name(v)}", config=v) for v in variants]
     st.button("Stop", icon=":material/stop:", help="Stops after the current chunk; every variant keeps what it "
               "has learned so far and is evaluated.")
     bar = st.progress(0.0, text=f"Compiling one program for {len(variants)} variants...")
@@ -148,5 +148,5 @@ if runs and runs[0].history:
                  help="Adds it to this session's runs, for the Results and Weights pages."):
         variant = by_name[chosen]
         already = any(run.run_id == variant.run_id for run in state.runs().values())
-        run = state.keep_copy(variant, f"sweep {variant.config.model.describe()} {chosen}")
+        run = state.keep_copy(variant, variant.name)
         (st.info if already else st.success)(f"{'Already kept' if already else 'Kept'} as run '{run.name}'.")

@@ -20,9 +20,7 @@ TRAIN_REQUEST_KEY = "train_request"
 TRAIN_ERROR_KEY = "train_error"  # why the last Train press could not start, shown after the rerun
 UNSAVED_KEY = "train_unsaved"  # why the run just finished could not be saved to the history, shown after the rerun
 INIT_CHOSEN_KEY = S + "init_chosen"  # True once the user picks an initialisation: it stops following the network
-CHART_RUNS_KEY = S + "chart_runs"  # the runs on the chart (kept across pages, as settings are)
 RUN_NUMBER_KEY = "run_number"  # how many runs this session has started: the next one's number
-CHART_SEEN_KEY = "chart_runs_seen"  # the runs the choice has met: one not among them is new, and goes on the chart
 SUBSET_CHOICES = {"all": "All remaining images", "total": "A total number", "per_class": "A number per digit"}
 OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam"}
 SCHEDULE_NAMES = {"constant": "Constant", "exponential": "Exponential decay per epoch", "cosine": "Cosine to zero"}
@@ -89,7 +87,8 @@ def settings(disabled: bool) -> RunConfig:
         st.selectbox("Optimiser", OPTIMIZERS, key=S + "optimizer", format_func=OPTIMIZER_NAMES.get, disabled=disabled)
         st.number_input("Learning rate", step=1e-4, format="%g", key=S + "learning_rate", disabled=disabled,
                         help="Much too high a rate makes the loss blow up to NaN or infinity: the run then stops as "
-                             "diverged. A rate only a little too high trains badly instead.")
+                             "diverged. Softmax regression may instead reach huge but finite weights and finish with "
+                             "a huge loss; a rate only a little too high trains badly.")
         if v("optimizer") == "momentum":
             st.number_input("Momentum", step=0.05, format="%g", key=S + "momentum", disabled=disabled)
             st.checkbox("Nesterov", key=S + "nesterov", disabled=disabled)
@@ -211,14 +210,14 @@ def _rename(old: str) -> None:
 def _chart_choice(runs: dict) -> str:
     """The key of the runs-on-the-chart choice: it starts with the last three runs, keeps what the user removed
     off the chart, and adds each new run."""
-    seen = st.session_state.setdefault(CHART_SEEN_KEY, set())
-    if CHART_RUNS_KEY not in st.session_state:
-        st.session_state[CHART_RUNS_KEY] = list(runs)[-3:]
+    seen = st.session_state.setdefault(state.CHART_SEEN_KEY, set())
+    if state.CHART_RUNS_KEY not in st.session_state:
+        st.session_state[state.CHART_RUNS_KEY] = list(runs)[-3:]
         seen.update(runs)
-    chosen = [name for name in st.session_state[CHART_RUNS_KEY] if name in runs]
-    st.session_state[CHART_RUNS_KEY] = chosen + [name for name in runs if name not in seen and name not in chosen]
+    chosen = [name for name in st.session_state[state.CHART_RUNS_KEY] if name in runs]
+    st.session_state[state.CHART_RUNS_KEY] = chosen + [name for name in runs if name not in seen and name not in chosen]
     seen.update(runs)
-    return CHART_RUNS_KEY
+    return state.CHART_RUNS_KEY
 
 
 def runs_section() -> None:
