@@ -203,7 +203,7 @@ def settle(interrupted: Iterable[Run]) -> list[Run]:
 def settle_interrupted_runs() -> None:
     """Settle this session's interrupted runs and save them to the run history; a run stopped before its first
     update is dropped (nothing was trained)."""
-    for name in [name for name, run in runs().items() if not ended(run) and not run.history]:
+    for name in [name for name, run in runs().items() if run.params is None and not run.history]:
         remove_run(name)
     interrupted = [run for run in runs().values() if not ended(run)]
     if interrupted:
