@@ -76,6 +76,11 @@ class SweepConfig:
                 for lr, m, s in grid]
 
 
+def run_name(config: RunConfig) -> str:
+    """A variant's name as a run, in the run history among others: 'sweep 784-64-10 sigmoid: lr 0.1 · seed 0'."""
+    return f"sweep {config.model.describe()}: {variant_name(config)}"
+
+
 def variant_name(config: RunConfig) -> str:
     """A short label such as 'lr 0.001 · m 0.9 · seed 1' (momentum only for the momentum optimiser)."""
     tc = config.train

@@ -213,9 +213,10 @@ def make_chunk_fn(step: Callable, masked: bool = True) -> Callable:
 def steps_per_chunk(config: RunConfig, steps_per_epoch: int) -> int:
     """Steps per compiled call (unless the config sets it): about CHUNK_SECONDS of work but at least
     CHUNKS_PER_EPOCH points per epoch and no more than `eval_every` steps (validation runs between chunks, at the
-    first chunk end at or after each multiple of eval_every), and of the sizes down to half that, the one that pads the epoch's last chunk least: a divisor of the epoch
-    where there is one (then no step needs masking), else one whose padded steps, computed and discarded, are
-    few (LeNet-5's 937-step epoch: 47 steps per chunk pads 3 steps; 54 would pad 35)."""
+    first chunk end at or after each multiple of eval_every), and of the sizes down to half that, the one that
+    pads the epoch's last chunk least: a divisor of the epoch where there is one (then no step needs masking),
+    else one whose padded steps, computed and discarded, are few (LeNet-5's 937-step epoch: 47 steps per chunk
+    pads 3 steps; 54 would pad 35)."""
     if config.train.steps_per_chunk:
         return min(config.train.steps_per_chunk, steps_per_epoch)
     samples_per_second = {"linear": 350_000, "mlp": 2e7 / (sum(config.model.hidden) + 30), "lenet5": 14_000}  # measured here

@@ -8,10 +8,12 @@ from __future__ import annotations
 
 import dataclasses
 import os
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable
+from typing import Callable, Iterable, Iterator
 
 import streamlit as st
+from streamlit.runtime.scriptrunner_utils.exceptions import StopException  # not public API: Streamlit is pinned
 
 from core.data import DATA_DIR_ENV, MNIST, SplitConfig, Splits, load_path, locate_mnist, make_splits
 from core.data import check_split as core_check_split
@@ -81,17 +83,24 @@ def unique_name(name: str) -> str:
     return candidate
 
 
-def save_when_the_session_ends(run: Run, data: Splits, history_file: Path) -> None:
-    """Keep a run whose session ended mid-training (its tab was closed or reloaded): no rerun will settle it, so
-    finish it and save it to the run history here. Nothing of Streamlit's may be used, session state included:
-    the session is gone (read `history_file` from `history_path()` before training)."""
-    if run.params is None:
-        return
-    run.finish(data)
+@contextmanager
+def saved_if_the_session_ends(trained: Callable[[], Iterable[tuple[Run, Splits]]]) -> Iterator[None]:
+    """Around a training loop: if the session ends inside it (its tab closed or reloaded), no rerun will come to
+    settle its runs, so finish the `trained()` (run, its data) pairs and save them to the run history on the way
+    out. Nothing of Streamlit's may be used then, session state included: the history's path is read beforehand."""
+    history_file = history_path()
     try:
-        RunHistory(history_file).save(run, run.test_confusion)
-    except DigitLabError:
-        pass  # no page is left to say so on
+        yield
+    except StopException:
+        for run, data in trained():
+            if run.params is None:
+                continue
+            run.finish(data)
+            try:
+                RunHistory(history_file).save(run, run.test_confusion)
+            except DigitLabError:
+                pass  # no page is left to say so on
+        raise
 
 
 def keep_copy(run: Run, name: str) -> Run:

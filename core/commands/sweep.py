@@ -9,7 +9,7 @@ from core.cli import add_history_argument, number_list_type, print_json, save_to
 from core.commands.train import TRAIN, add_run_arguments, ignored_flag_notes, run_config_from_args
 from core.data import load_mnist, make_splits
 from core.runs import Run, ranked_by_validation
-from core.sweep import MAX_VARIANTS, SweepConfig, train_sweep, variant_name
+from core.sweep import MAX_VARIANTS, SweepConfig, run_name, train_sweep
 
 HELP = f"train up to {MAX_VARIANTS} variants at once, sharing the batches, and compare them"
 
@@ -38,7 +38,7 @@ def run(args) -> int:
         print(note, file=sys.stderr)
     mnist = load_mnist(args.data_dir, progress=terminal_progress)
     splits = make_splits(mnist, base.data)
-    runs = [Run(name=f"sweep {v.model.describe()}: {variant_name(v)}", config=v) for v in variants]
+    runs = [Run(name=run_name(v), config=v) for v in variants]
     vmapped = {"auto": None, "vmapped": True, "sequential": False}[args.mode]
     print(f"{len(variants)} variants of {base.model.describe()} on {len(splits.y_train)} images; compiling...",
           file=sys.stderr, flush=True)

@@ -6,7 +6,6 @@ import time
 
 import pandas as pd
 import streamlit as st
-from streamlit.runtime.scriptrunner_utils.exceptions import StopException  # not public API: Streamlit is pinned
 
 from core.errors import DigitLabError
 from core.overfitting import Study, gap_points, study_configs
@@ -32,8 +31,7 @@ def _study(setup: str, epochs: int, val_size: int, sizes: list[int]) -> None:
     study = Study(setup, epochs)
     st.button("Stop", icon=":material/stop:", help="Stops after the current chunk; the sizes trained so far are kept.")
     bar = st.progress(0.0, text="Compiling...")
-    history_file = state.history_path()  # read now: once the session has ended, its state cannot be read
-    try:
+    with state.saved_if_the_session_ends(lambda: [(run, data) for (_, run), data in zip(study.runs, all_splits)]):
         for i, (size, config, splits) in enumerate(zip(sizes, configs, all_splits)):
             run = Run(name=f"{setup} on {size:,} images", config=config)
             study.runs.append((size, run))
@@ -49,10 +47,6 @@ def _study(setup: str, epochs: int, val_size: int, sizes: list[int]) -> None:
                 run.finish(splits)
                 _final_train_accuracy(study, run)
             state.save_to_history(run)
-    except StopException:  # the session ended (its tab closed): no rerun will come to settle these runs
-        for (_, run), splits in zip(study.runs, all_splits):
-            state.save_when_the_session_ends(run, splits, history_file)
-        raise
 
 
 st.title("Overfitting")

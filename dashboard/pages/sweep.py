@@ -7,14 +7,13 @@ import time
 
 import pandas as pd
 import streamlit as st
-from streamlit.runtime.scriptrunner_utils.exceptions import StopException  # not public API: Streamlit is pinned
 
 from core.data import SplitConfig
 from core.errors import DigitLabError
 from core.models import ACTIVATIONS, ARCHITECTURES, ModelConfig, recommended_init
 from core.parsing import number_list
 from core.runs import Run, ranked_by_validation
-from core.sweep import MAX_VARIANTS, VMAP_MAX_WIDTH, SweepConfig, train_sweep, variant_name, vmap_pays
+from core.sweep import MAX_VARIANTS, VMAP_MAX_WIDTH, SweepConfig, run_name, train_sweep, vmap_pays
 from core.train import RunConfig, TrainConfig
 from dashboard import export, figures, state
 from dashboard.widgets import show_error
@@ -27,13 +26,12 @@ OPTIMIZERS = {"momentum": "SGD with momentum", "sgd": "SGD", "adam": "Adam"}
 def _sweep(sweep: SweepConfig) -> None:
     variants = sweep.variants()
     splits = state.splits(state.data_dir(), sweep.base.data)
-    runs = [Run(name=f"sweep {v.model.describe()}: {variant_name(v)}", config=v) for v in variants]
+    runs = [Run(name=run_name(v), config=v) for v in variants]
     st.button("Stop", icon=":material/stop:", help="Stops after the current chunk; every variant keeps what it "
               "has learned so far and is evaluated.")
     bar = st.progress(0.0, text=f"Compiling one program for {len(variants)} variants...")
     chart = st.empty()
     last_draw = 0.0
-    history_file = state.history_path()  # read now: once the session has ended, its state cannot be read
     st.session_state[COMPILING_KEY] = True  # until the first chunk: a Stop then has nothing to keep, and says so
     sweep_chunks = train_sweep(variants, splits)
     try:
@@ -41,7 +39,7 @@ def _sweep(sweep: SweepConfig) -> None:
     except DigitLabError:  # not stopped: refused before anything trained, and the error says why
         st.session_state.pop(COMPILING_KEY, None)
         raise
-    try:
+    with state.saved_if_the_session_ends(lambda: [(run, splits) for run in runs]):
         for records in itertools.chain([first], sweep_chunks):
             for run, progress in zip(runs, records):
                 if progress is not None:
@@ -61,10 +59,6 @@ def _sweep(sweep: SweepConfig) -> None:
                 run.finish(splits)
         for run in runs:
             state.save_to_history(run)
-    except StopException:  # the session ended (its tab closed): no rerun will come to settle the variants
-        for run in runs:
-            state.save_when_the_session_ends(run, splits, history_file)
-        raise
 
 
 def _results_table(runs: list[Run]) -> list[dict]:

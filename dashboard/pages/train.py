@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import streamlit as st
-from streamlit.runtime.scriptrunner_utils.exceptions import StopException  # not public API: Streamlit is pinned
 
 from core.errors import DataError, DigitLabError
 from core.inspect import eta_seconds
@@ -149,28 +148,24 @@ def run_training(config: RunConfig) -> None:
     number = st.session_state[RUN_NUMBER_KEY] = st.session_state.get(RUN_NUMBER_KEY, 0) + 1
     run = Run(state.unique_name(f"{config.model.describe()} #{number}"), config)
     st.session_state[state.SELECTED_RUN_KEY] = run.name  # the pages show it as soon as it exists
-    history_file = state.history_path()  # read now: once the session has ended, its state cannot be read
     # In the session before it trains: a Stop is taken at the first Streamlit call after a click (session state
     # included), so a run stored only after its first chunk could be lost with that chunk trained.
-    state.keep_run(run)
+    state.keep_run(run)  # (dropped on the next rerun if it trains nothing: state.settle_interrupted_runs)
     try:
-        for progress in train(config, data):
-            if run.status == "stopped":  # a rerun already settled this run: keep the model it was stopped with
-                return
-            run.record(progress)
-            status.empty()
-            bar.progress(min(progress.step / progress.total_steps, 1.0), text=progress_text(progress, config.train.epochs))
-            chart.plotly_chart(figures.training_curves([run]))
-        with st.spinner("Measuring validation and test accuracy…"):
-            run.finish(data)
-        unsaved = state.keep_run(run)
+        with state.saved_if_the_session_ends(lambda: [(run, data)]):
+            for progress in train(config, data):
+                if run.status == "stopped":  # a rerun already settled this run: keep the model it was stopped with
+                    return
+                run.record(progress)
+                status.empty()
+                bar.progress(min(progress.step / progress.total_steps, 1.0),
+                             text=progress_text(progress, config.train.epochs))
+                chart.plotly_chart(figures.training_curves([run]))
+            with st.spinner("Measuring validation and test accuracy…"):
+                run.finish(data)
+            unsaved = state.keep_run(run)
     except DigitLabError as exc:
-        if not run.history:
-            state.remove_run(run.name)
         _refuse(exc)
-    except StopException:  # the session ended: no rerun will come to settle this run
-        state.save_when_the_session_ends(run, data, history_file)
-        raise
     if unsaved:  # the rerun wipes the warning keep_run showed
         st.session_state[UNSAVED_KEY] = unsaved
     st.rerun()
