@@ -144,6 +144,18 @@ def test_a_sweep_interrupted_by_a_rerun_is_settled(data_env):
     assert all(run.status == "stopped" and run.test_accuracy is not None for run in runs)
     assert "stopped before it finished" in at.warning[0].value
     assert list(at.dataframe[0].value["status"]) == ["stopped", "stopped"]
+    assert "momentum" not in at.dataframe[0].value.columns  # SGD: no column of empty cells
+
+
+def test_a_sweep_stopped_while_compiling_says_nothing_was_trained(data_env):
+    from core.runs import Run
+    from core.sweep import SweepConfig
+    base = RunConfig(ModelConfig("linear"), SplitConfig(val_size=200, train_size=500), TrainConfig("sgd", 0.1))
+    at = app("sweep")
+    at.session_state["sweep.runs"] = [Run(f"v{i}", v) for i, v in enumerate(SweepConfig(base, (0.1, 0.2)).variants())]
+    at.run()
+    assert not at.exception and not at.warning and not at.dataframe
+    assert "nothing was trained" in at.info[0].value and at.session_state["sweep.runs"] == []
 
 
 @pytest.mark.parametrize("learning_rates, message", [

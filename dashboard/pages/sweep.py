@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import time
 
 import pandas as pd
@@ -19,7 +18,6 @@ from dashboard import export, figures, state
 from dashboard.widgets import show_error
 
 RUNS_KEY = "sweep.runs"  # this session's last sweep: one Run per variant
-COMPILING_KEY = "sweep.compiling"  # set while a sweep compiles, before it has trained anything
 OPTIMIZERS = {"momentum": "SGD with momentum", "sgd": "SGD", "adam": "Adam"}
 
 
@@ -27,33 +25,30 @@ def _sweep(sweep: SweepConfig) -> None:
     variants = sweep.variants()
     splits = state.splits(state.data_dir(), sweep.base.data)
     runs = [Run(name=run_name(v), config=v) for v in variants]
+    # in the session before compiling: a Stop is taken at the next Streamlit call, and keeps what is trained by then
+    previous = st.session_state.get(RUNS_KEY, [])
+    st.session_state[RUNS_KEY] = runs
     st.button("Stop", icon=":material/stop:", help="Stops after the current chunk; every variant keeps what it "
               "has learned so far and is evaluated.")
     bar = st.progress(0.0, text=f"Compiling one program for {len(variants)} variants...")
     chart = st.empty()
     last_draw = 0.0
-    st.session_state[COMPILING_KEY] = True  # until the first chunk: a Stop then has nothing to keep, and says so
-    sweep_chunks = train_sweep(variants, splits)
-    try:
-        first = next(sweep_chunks)
-    except DigitLabError:  # not stopped: refused before anything trained, and the error says why
-        st.session_state.pop(COMPILING_KEY, None)
-        raise
     with state.saved_if_the_session_ends(lambda: [(run, splits) for run in runs]):
-        for records in itertools.chain([first], sweep_chunks):
-            for run, progress in zip(runs, records):
-                if progress is not None:
-                    run.record(progress)
-            # kept from the first chunk on (a Stop keeps what is trained so far); until then, the last sweep stays
-            st.session_state[RUNS_KEY] = runs
-            st.session_state.pop(COMPILING_KEY, None)
-            now = time.perf_counter()
-            latest = max((r for r in records if r is not None), key=lambda p: p.step)
-            if now - last_draw > 0.5 or latest.done:
-                last_draw = now
-                bar.progress(latest.step / latest.total_steps,
-                             text=f"epoch {latest.epoch:.2f} of {sweep.base.train.epochs}, {len(variants)} variants")
-                chart.plotly_chart(figures.training_curves(runs), key=f"live{now}")
+        try:
+            for records in train_sweep(variants, splits):
+                for run, progress in zip(runs, records):
+                    if progress is not None:
+                        run.record(progress)
+                now = time.perf_counter()
+                latest = max((r for r in records if r is not None), key=lambda p: p.step)
+                if now - last_draw > 0.5 or latest.done:
+                    last_draw = now
+                    bar.progress(latest.step / latest.total_steps, text=f"epoch {latest.epoch:.2f} of "
+                                 f"{sweep.base.train.epochs}, {len(variants)} variants")
+                    chart.plotly_chart(figures.training_curves(runs), key=f"live{now}")
+        except DigitLabError:  # refused before anything trained (the error says why): the last sweep stays
+            st.session_state[RUNS_KEY] = previous
+            raise
         with st.spinner("Measuring every variant's validation and test accuracy..."):
             for run in runs:
                 run.finish(splits)
@@ -115,9 +110,10 @@ if start:
     except DigitLabError as exc:
         show_error(exc)
 
-if st.session_state.pop(COMPILING_KEY, False):
-    st.info("The sweep was stopped while it compiled, before any update: nothing was trained.")
 runs: list[Run] = st.session_state.get(RUNS_KEY, [])
+if runs and not runs[0].history:  # stopped while compiling
+    runs = st.session_state[RUNS_KEY] = []
+    st.info("The sweep was stopped while it compiled, before any update: nothing was trained.")
 if settled := state.settle(runs):
     for run in settled:
         state.save_to_history(run)
@@ -128,7 +124,7 @@ if runs and runs[0].history:
     export.chart(figures.training_curves(runs), run_name="sweep", what="curves", key="sweep.curves")
     table = _results_table(runs)
     st.subheader("Results (click a column header to sort)")
-    st.dataframe(pd.DataFrame(table), hide_index=True,
+    st.dataframe(pd.DataFrame(table).dropna(axis="columns", how="all"), hide_index=True,
                  column_config={"val_accuracy": st.column_config.NumberColumn("validation accuracy", format="percent"),
                                 "test_accuracy": st.column_config.NumberColumn("test accuracy", format="percent"),
                                 "learning_rate": st.column_config.NumberColumn("learning rate", format="%g"),
