@@ -94,16 +94,25 @@ def parse_idx(data: bytes, name: str, *, expect_images: bool) -> np.ndarray:
 
 
 def _as_uint8(array: np.ndarray, name: str) -> np.ndarray:
-    """The array as uint8; DataError when it does not hold numbers."""
+    """The array as uint8; DataError unless it holds whole numbers 0..255 (pixels as bytes, labels as digits)."""
     if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
         raise DataError(f"{name} holds {array.dtype} values, not numbers.")
+    if array.dtype not in (np.uint8, bool) and array.size:
+        low, high = array.min(), array.max()
+        if low < 0 or high > 255 or not np.all(np.mod(array, 1) == 0):
+            raise DataError(f"{name} holds values from {low:g} to {high:g}; MNIST stores whole numbers 0..255 "
+                            "(pixels as bytes, labels as digits).")
     return array.astype(np.uint8)
 
 
 def _check_pair(images: np.ndarray, labels: np.ndarray, name: str) -> None:
+    if labels.ndim != 1:
+        raise DataError(f"{name}: labels have shape {labels.shape}, expected one label per image, shape (n,).")
     if len(images) != len(labels):
         raise DataError(f"{name}: {len(images)} images but {len(labels)} labels.")
-    if len(labels) and labels.max() >= NUM_CLASSES:
+    if not len(labels):
+        raise DataError(f"{name}: holds no images.")
+    if labels.max() >= NUM_CLASSES:
         raise DataError(f"{name}: label {int(labels.max())} is out of range 0..9.")
 
 
@@ -153,6 +162,7 @@ def load_mat(path: Path) -> MNIST:
             images.append(_as_uint8(rows, f"{path}: '{key}'").reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
             labels.append(np.full(len(rows), digit, np.uint8))
         parts[split] = np.concatenate(images), np.concatenate(labels)
+        _check_pair(*parts[split], f"{path} ({split})")
     return MNIST(*parts["train"], *parts["test"], source=f"MATLAB file {path}")
 
 

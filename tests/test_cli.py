@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from core.cli import build_parser
-from core.commands.train import ignored_flag_notes
+from core.commands.train import ignored_flag_notes, run_config_from_args
 from core.errors import ModelFileError
 from tests.conftest import REPO
 
@@ -205,8 +205,24 @@ def test_ctrl_c_while_compiling_stops_cleanly(tiny_data_dir, tmp_path, monkeypat
      ["note: --momentum has no effect with --optimizer sgd; only --optimizer momentum uses it."]),
     (["--schedule", "constant", "--decay", "0.9"],
      ["note: --decay has no effect with --schedule constant; only --schedule exponential uses it."]),
+    (["--arch", "lenet5", "--hidden", "5", "--activation", "relu"],
+     ["note: --hidden has no effect with --arch lenet5; only --arch mlp uses it.",
+      "note: --activation has no effect with --arch lenet5; only --arch mlp uses it."]),
+    (["--init-std", "0.2"], ["note: --init-std has no effect with the default init; only --init normal uses it."]),
+    (["--init", "he", "--init-std", "0.2"],
+     ["note: --init-std has no effect with --init he; only --init normal uses it."]),
     (["--optimizer", "momentum", "--momentum", "0.5", "--nesterov", "--schedule", "exponential", "--decay", "0.9"], []),
+    (["--arch", "mlp", "--hidden", "5", "--activation", "relu", "--init", "normal", "--init-std", "0.2"], []),
     ([], []),
 ])
-def test_flags_the_chosen_optimiser_or_schedule_ignores_get_a_note(flags, notes):
+def test_flags_the_chosen_network_optimiser_or_schedule_ignores_get_a_note(flags, notes):
     assert ignored_flag_notes(build_parser().parse_args(["train", *flags])) == notes
+
+
+@pytest.mark.parametrize("flags, init", [
+    (["--arch", "lenet5"], "he"), (["--activation", "relu"], "he"), (["--activation", "sigmoid"], "glorot"),
+    (["--arch", "linear"], "glorot"), (["--activation", "relu", "--init", "normal"], "normal"),
+])
+def test_the_cli_initialises_as_the_app_does_unless_told(flags, init):
+    config = run_config_from_args(build_parser().parse_args(["train", *flags]))
+    assert config.model.init == init

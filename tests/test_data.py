@@ -214,6 +214,36 @@ def test_npz_of_the_wrong_kind_or_cut_short(tmp_path, tiny_mnist):
         data.load_path(tmp_path / "text.npz")
 
 
+@pytest.mark.parametrize("arrays, message", [
+    ({"y_train": np.zeros((20, 1), np.uint8)}, r"labels have shape \(20, 1\), expected one label per image"),
+    ({"x_train": np.full((20, 28, 28), 0.5)}, "'x_train' holds values from 0.5 to 0.5; MNIST stores whole numbers"),
+    ({"x_train": np.full((20, 28, 28), 300.0)}, "'x_train' holds values from 300 to 300"),
+    ({"y_train": np.full(20, -1)}, "'y_train' holds values from -1 to -1"),
+    ({"y_train": np.full(20, 3.7)}, "'y_train' holds values from 3.7 to 3.7"),
+    ({"x_test": np.zeros((0, 28, 28), np.uint8), "y_test": np.zeros(0, np.uint8)}, r"\(test\): holds no images"),
+])
+def test_npz_values_and_shapes_that_are_not_mnist_are_refused(tmp_path, arrays, message):
+    good = {"x_train": np.zeros((20, 28, 28), np.uint8), "y_train": np.zeros(20, np.uint8),
+            "x_test": np.zeros((5, 28, 28), np.uint8), "y_test": np.zeros(5, np.uint8)}
+    np.savez(tmp_path / "mnist.npz", **{**good, **arrays})
+    with pytest.raises(DataError, match=message):
+        data.load_mnist(tmp_path)
+
+
+def test_whole_float_pixels_are_read_as_bytes(tmp_path):
+    np.savez(tmp_path / "mnist.npz", x_train=np.full((20, 28, 28), 255.0), y_train=np.arange(20) % 10,
+             x_test=np.zeros((5, 28, 28)), y_test=np.zeros(5, np.int64))
+    mnist = data.load_mnist(tmp_path)
+    assert mnist.train_images.dtype == np.uint8 and mnist.train_images.max() == 255
+
+
+def test_an_empty_mat_is_refused(tmp_path):
+    savemat(tmp_path / "mnist_all.mat", {f"{split}{d}": np.zeros((0, 784), np.uint8)
+                                         for split in ("train", "test") for d in range(10)})
+    with pytest.raises(DataError, match=r"\(train\): holds no images"):
+        data.load_mnist(tmp_path)
+
+
 def test_garbage_mat_is_a_clear_data_error(tmp_path):
     (tmp_path / "mnist_all.mat").write_text("hello, this is a text file\n" * 20)
     with pytest.raises(DataError, match="mnist_all.mat is not a valid MATLAB .mat file") as err:

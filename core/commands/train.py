@@ -12,7 +12,7 @@ from core.cli import (add_data_arguments, add_history_argument, number_list_type
                       terminal_progress)
 from core.data import SplitConfig, load_mnist, make_splits
 from core.errors import ConfigError, ModelFileError
-from core.models import ACTIVATIONS, ARCHITECTURES, INITS, ModelConfig
+from core.models import ACTIVATIONS, ARCHITECTURES, INITS, ModelConfig, recommended_init
 from core.runs import Run
 from core.train import OPTIMIZERS, SCHEDULES, RunConfig, TrainConfig, train
 
@@ -27,10 +27,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     m.add_argument("--arch", choices=list(ARCHITECTURES), default=MODEL.arch, help=f"default {MODEL.arch}")
     m.add_argument("--hidden", type=number_list_type(int, "hidden widths"), action="append", metavar="W[,W...]",
                    help=f"MLP hidden widths, repeatable or comma-separated (default {','.join(map(str, MODEL.hidden))})")
-    m.add_argument("--activation", choices=list(ACTIVATIONS), default=MODEL.activation,
-                   help=f"hidden units' activation (default {MODEL.activation})")
-    m.add_argument("--init", choices=INITS, default=MODEL.init, help=f"weight initialisation (default {MODEL.init})")
-    m.add_argument("--init-std", type=float, default=MODEL.init_std, help=f"std of the 'normal' init (default {MODEL.init_std})")
+    m.add_argument("--activation", choices=list(ACTIVATIONS), help=f"MLP hidden units' activation (default {MODEL.activation})")
+    m.add_argument("--init", choices=INITS, help="weight initialisation (default: he for ReLU networks, LeNet-5 "
+                   "included; glorot otherwise)")
+    m.add_argument("--init-std", type=float, help=f"std of the 'normal' init (default {MODEL.init_std})")
     t = parser.add_argument_group("training")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default=TRAIN.optimizer, help=f"default {TRAIN.optimizer}")
     t.add_argument("--lr", type=float, default=TRAIN.learning_rate, help=f"learning rate (default {TRAIN.learning_rate:g})")
@@ -54,9 +54,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run_config_from_args(args: argparse.Namespace) -> RunConfig:
     hidden = tuple(w for group in args.hidden for w in group) if args.hidden else MODEL.hidden
+    activation = args.activation or MODEL.activation
     schedule = args.schedule or ("exponential" if args.decay is not None else "constant")
     return RunConfig(
-        model=ModelConfig(args.arch, hidden, args.activation, args.init, args.init_std),
+        model=ModelConfig(args.arch, hidden, activation, args.init or recommended_init(args.arch, activation),
+                          MODEL.init_std if args.init_std is None else args.init_std),
         data=SplitConfig(args.val_size, args.train_size, args.per_class, args.seed),
         train=TrainConfig(
             optimizer=args.optimizer, learning_rate=args.lr,
@@ -69,8 +71,13 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
 
 
 def ignored_flag_notes(args: argparse.Namespace) -> list[str]:
-    """A one-line note for each flag given that the chosen optimiser or schedule does not use."""
+    """A one-line note for each flag given that the chosen network, optimiser or schedule does not use."""
     unused = []
+    if args.arch != "mlp":
+        given = {"--hidden": args.hidden, "--activation": args.activation}
+        unused += [(flag, f"--arch {args.arch}", "--arch mlp") for flag in given if given[flag]]
+    if args.init_std is not None and args.init != "normal":
+        unused.append(("--init-std", f"--init {args.init}" if args.init else "the default init", "--init normal"))
     if args.optimizer != "momentum":
         given = {"--momentum": args.momentum is not None, "--nesterov": args.nesterov}
         unused += [(flag, f"--optimizer {args.optimizer}", "--optimizer momentum") for flag in given if given[flag]]
