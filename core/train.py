@@ -111,7 +111,8 @@ class TrainState(NamedTuple):
 
 @dataclass(frozen=True)
 class Progress:
-    """One record per chunk. `params` are the parameters trained so far (the last finite ones if diverged)."""
+    """One record per chunk. `params` are the parameters trained so far (if diverged, those from before the chunk
+    that diverged: the last ones checked finite)."""
 
     step: int
     total_steps: int

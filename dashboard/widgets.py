@@ -52,7 +52,7 @@ def _saved_run_count() -> int:
 
 
 def diverged_note(run: Run, what: str) -> str:
-    """What a diverged run's `what` (results, weights) come from: the parameters kept at its last finite chunk."""
+    """What a diverged run's `what` (results, weights) come from: the parameters from before its chunk that diverged."""
     steps = run.history[-1]["step"] if run.history else 0
     if not steps:
         return (f"This run {run.status}, within its first chunk of updates, so these {what} come from its initial, "

@@ -120,11 +120,13 @@ def test_gradient_check_results_belong_to_the_weights_and_batch_they_were_comput
 def test_backprop_timing_page(data_env):
     at = page("backprop_timing")
     no_errors(at)
-    at.multiselect(key="timing.batches").set_value([1, 10])
+    at.multiselect(key="timing.batches").set_value([1, 10, 100])
     at.multiselect(key="timing.widths").set_value([4])
     at.button(key="timing.run").click().run()
     no_errors(at)
     assert charts_with_save_menus(at) == 2
+    headings = [m.value for m in at.markdown]
+    assert "**Growing batch** (hidden width 4)" in headings and "**Growing hidden layer** (batch 10)" in headings
     assert "×" in at.dataframe[0].value.iloc[0]["over the naive loop"]
     measurements = at.dataframe[1].value
     assert (measurements["calls"] >= 1).all() and measurements["calls"].max() > 3  # fast methods are called often

@@ -37,13 +37,14 @@ settings = (tuple(sorted(batch_sizes)), tuple(sorted(hidden_widths)), activation
 if not batch_sizes or not hidden_widths:
     st.info("Choose at least one batch size and one hidden width.")
     st.stop()
+fixed_batch, fixed_hidden = settings[0][len(settings[0]) // 2], settings[1][len(settings[1]) // 2]  # the middle ones
 
 if st.button("Time them", type="primary", key="timing.run"):
     try:
         with st.status("Timing...", expanded=True) as status:
             bar = st.progress(0.0)
-            rows = time_methods(x, y, settings[0], settings[1], fixed_hidden=settings[1][len(settings[1]) // 2],
-                                fixed_batch=settings[0][len(settings[0]) // 2], activation=activation,
+            rows = time_methods(x, y, settings[0], settings[1], fixed_hidden=fixed_hidden, fixed_batch=fixed_batch,
+                                activation=activation,
                                 progress=lambda done, text: bar.progress(done, f"timing {text}"))
             status.update(label="Timed", state="complete", expanded=False)
         st.session_state[RESULT_KEY] = (settings, rows)
@@ -55,8 +56,6 @@ if not stored or stored[0] != settings:
             "the images come from the training split).")
     st.stop()
 rows = stored[1]
-fixed_hidden = rows[0].hidden
-fixed_batch = next((r.batch_size for r in rows if r.hidden != fixed_hidden), rows[-1].batch_size)
 left, right = st.columns(2)
 with left:
     st.markdown(f"**Growing batch** (hidden width {fixed_hidden})")

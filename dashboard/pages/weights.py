@@ -18,14 +18,14 @@ GRID_COLUMNS = 6
 FEEDERS = 6
 CONV1_MAPS_WIDTH = 720  # pixels: the conv1 feature maps share their row with the test digit
 END = "end of the run"
-LAST_FINITE = "last finite step"  # the end of a diverged run
+BEFORE_DIVERGING = "before it diverged"  # a diverged run's kept parameters
 
 
 def pick_params(run: Run) -> tuple[str, Params]:
-    """An epoch slider over the run's per-epoch snapshots (plus the end of the run, or the last finite step of a
-    diverged run, when it differs)."""
+    """An epoch slider over the run's per-epoch snapshots (plus the end of the run, or the parameters a diverged run
+    kept, when it differs)."""
     points = {f"epoch {epoch}": params for epoch, params in run.snapshots}
-    end = LAST_FINITE if run.diverged else END
+    end = BEFORE_DIVERGING if run.diverged else END
     if not points or run.snapshots[-1][0] != run.epochs_completed:  # (a reloaded run's arrays are copies)
         points[end] = run.params
     if len(points) == 1:
