@@ -70,7 +70,7 @@ def save_to_history(finished: list[Run]) -> None:
     try:
         history = RunHistory()
         for run in finished:
-            history.save(run, run.test_confusion)
+            history.save(run)
     except HistoryError as exc:
         print(f"warning: not saved to the run history: {exc}", file=sys.stderr)
         return

@@ -241,8 +241,8 @@ class RunHistory:
 
     # ------------------------------------------------------------------------------------------ operations
 
-    def save(self, run: Run, confusion: np.ndarray | None = None) -> None:
-        """Insert or replace (by run_id) an ended run, its test-set confusion matrix and its parameters."""
+    def save(self, run: Run) -> None:
+        """Insert or replace (by run_id) an ended run, with its test-set confusion matrix and its parameters."""
         if not ended(run):
             raise HistoryError(f"Run '{run.name}' ({run.status}) is not over and measured yet; only ended runs are saved.")
         model = run.config.model
@@ -254,7 +254,7 @@ class RunHistory:
             "samples_per_second": run.samples_per_second, "created": run.created,
             "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "params": None if run.params is None else model_bytes(run.params, run.config),
-            "confusion": None if confusion is None else json.dumps(np.asarray(confusion).tolist()),
+            "confusion": None if run.test_confusion is None else json.dumps(np.asarray(run.test_confusion).tolist()),
         }
         snapshots = [(run.run_id, epoch, model_bytes(params, run.config)) for epoch, params in run.snapshots]
         updates = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "run_id")

@@ -97,7 +97,7 @@ def saved_if_the_session_ends(trained: Callable[[], Iterable[tuple[Run, Splits]]
                 continue
             run.finish(data)
             try:
-                RunHistory(history_file).save(run, run.test_confusion)
+                RunHistory(history_file).save(run)
             except DigitLabError:
                 pass  # no page is left to say so on
         raise
@@ -154,7 +154,7 @@ def save_to_history(run: Run) -> str | None:
         return None
     try:
         with st.spinner(f"Saving run '{run.name}' to the run history..."):
-            history().save(run, run.test_confusion)
+            history().save(run)
     except DigitLabError as exc:
         message = f"Run '{run.name}' is kept in this session but could not be saved to the run history: {exc}"
         st.warning(message)

@@ -63,7 +63,7 @@ def assert_same_params(a, b) -> None:
 def test_round_trip_survives_reopening(tmp_path, trained, splits):
     path = tmp_path / "runs.sqlite3"
     evaluation = trained.evaluate(splits.x_test, splits.y_test)
-    RunHistory(path).save(trained, evaluation.confusion)
+    RunHistory(path).save(trained)
 
     history = RunHistory(path)  # a restart: a new object on the same file
     [row] = history.list()
@@ -94,7 +94,7 @@ def test_saving_again_updates_instead_of_duplicating(tmp_path, trained):
     [row] = history.list()
     assert row.name == "renamed"
     assert len(history.load(trained.run_id).snapshots) == 1
-    assert history.load(trained.run_id).test_confusion is None
+    np.testing.assert_array_equal(history.load(trained.run_id).test_confusion, trained.test_confusion)
 
 
 def test_only_ended_runs_are_saved(tmp_path, trained):
@@ -170,8 +170,9 @@ def _save_many(path: str, prefix: str, count: int, barrier) -> None:
     barrier.wait()
     history = RunHistory(path)
     for i in range(count):
-        run = Run(f"{prefix}-{i}", config, params=params, status="finished", snapshots=[(1, params)], test_accuracy=0.1)
-        history.save(run, np.eye(10, dtype=np.int64))
+        run = Run(f"{prefix}-{i}", config, params=params, status="finished", snapshots=[(1, params)], test_accuracy=0.1,
+                  test_confusion=np.eye(10, dtype=np.int64))
+        history.save(run)
 
 
 def test_two_processes_writing_at_once_lose_nothing(tmp_path, monkeypatch):
@@ -273,7 +274,8 @@ def test_a_version_1_database_is_migrated(tmp_path, trained, splits):
     assert old.snapshots == [] and history.load(trained.run_id).test_confusion is None
     assert_same_params(old.params, trained.params)
     confusion = old.evaluate(splits.x_test, splits.y_test).confusion
-    history.save(old, confusion)  # the new columns and table work on the migrated file
+    old.test_confusion = confusion
+    history.save(old)  # the new columns and table work on the migrated file
     np.testing.assert_array_equal(RunHistory(path).load(trained.run_id).test_confusion, confusion)
 
 
