@@ -27,9 +27,13 @@ def test_lenet5_layout_and_feature_maps():
     params = models.init(models.seed_key(0), models.ModelConfig("lenet5"))
     assert params["conv1"]["w"].shape == (5, 5, 1, 6) and params["conv2"]["w"].shape == (5, 5, 6, 16)
     assert params["fc1"]["w"].shape == (256, 120)
-    maps = models.lenet5_feature_maps(params, jnp.ones((3, 784)))
+    x = jax.random.uniform(jax.random.PRNGKey(2), (3, 784))
+    maps = models.lenet5_feature_maps(params, x)
     assert maps["conv1"].shape == (3, 24, 24, 6) and maps["conv2"].shape == (3, 8, 8, 16)
-    assert float(maps["conv1"].min()) >= 0
+    conv1 = jax.lax.conv_general_dilated(x.reshape(3, 28, 28, 1), params["conv1"]["w"], (1, 1), "VALID",
+                                         dimension_numbers=("NHWC", "HWIO", "NHWC")) + params["conv1"]["b"]
+    np.testing.assert_allclose(maps["conv1"], jax.nn.relu(conv1), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(maps["logits"], models.apply(params, x, models.ModelConfig("lenet5")), rtol=1e-5, atol=1e-5)
 
 
 def test_banded_convolution_matches_lax_conv():
@@ -50,6 +54,15 @@ def test_init_scales():
     assert abs(float(he.std()) - np.sqrt(2 / 784)) < 0.002
     glorot = models.init(models.seed_key(0), models.ModelConfig("mlp", (500,), init="glorot"))["hidden_0"]["w"]
     assert abs(float(glorot.std()) - np.sqrt(2 / 1284)) < 0.002
+
+
+@pytest.mark.parametrize("init, std", [
+    ("he", lambda fan_in, fan_out: np.sqrt(2 / fan_in)), ("glorot", lambda fan_in, fan_out: np.sqrt(2 / (fan_in + fan_out))),
+])
+def test_convolution_init_counts_the_kernel_area_in_its_fans(init, std):
+    params = models.init(models.seed_key(0), models.ModelConfig("lenet5", init=init))
+    for layer, fan_in, fan_out in (("conv1", 25 * 1, 25 * 6), ("conv2", 25 * 6, 25 * 16)):
+        assert float(params[layer]["w"].std()) == pytest.approx(std(fan_in, fan_out), rel=0.1), layer
 
 
 @pytest.mark.parametrize("kwargs, message", [

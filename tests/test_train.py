@@ -166,6 +166,29 @@ def test_schedules_and_optimizers(splits):
     assert nesterov.status == "finished"
 
 
+@pytest.mark.parametrize("settings, second_update", [
+    ({"optimizer": "sgd"}, 1.0),
+    ({"optimizer": "momentum", "momentum": 0.9}, 1 + 0.9),  # velocity g, then g + 0.9 g
+    ({"optimizer": "momentum", "momentum": 0.9, "nesterov": True}, 1 + 0.9 + 0.9 ** 2),  # g + 0.9 (g + 0.9 g)
+    ({"optimizer": "momentum", "momentum": 0.5}, 1 + 0.5),
+])
+def test_momentum_and_nesterov_updates_are_the_textbook_ones(settings, second_update):
+    """Two steps on a constant gradient g: the second update is -lr times the multiple of g given."""
+    optimizer = train.make_optimizer(train.TrainConfig(learning_rate=0.1, **settings), ModelConfig(), 10)
+    grads = {"w": jnp.full(3, 0.5)}
+    state = optimizer.init(grads)
+    _, state = optimizer.update(grads, state)
+    second, _ = optimizer.update(grads, state)
+    np.testing.assert_allclose(second["w"], -0.1 * second_update * 0.5, rtol=1e-6)
+
+
+def test_weight_decay_adds_its_multiple_of_the_weights_to_the_gradient():
+    optimizer = train.make_optimizer(train.TrainConfig("sgd", 0.1, weight_decay=0.01), ModelConfig(), 10)
+    params, grads = {"w": jnp.full(3, 2.0)}, {"w": jnp.full(3, 0.5)}
+    update, _ = optimizer.update(grads, optimizer.init(params), params)
+    np.testing.assert_allclose(update["w"], -0.1 * (0.5 + 0.01 * 2.0), rtol=1e-6)
+
+
 def test_evaluation(splits):
     _, last = run_to_end(config(), splits)
     ev = train.evaluate(last.params, ModelConfig("mlp", hidden=(32,)), splits.x_test, splits.y_test)
