@@ -3,7 +3,7 @@
     python benchmarks/sweep_speedup.py [--data-dir DIR] [--variants 8] [--epochs 1] [--train-size N] [--repeats N]
                                        [--wide] [--lenet] [--shared-matmul-max-width W]
 
-Settings as in issue 5: SGD with momentum, batch 50, a spread of learning rates; softmax regression,
+Settings as the sweeps were specified: SGD with momentum, batch 50, a spread of learning rates; softmax regression,
 784-64-10 sigmoid and 784-300-10 tanh (784-800-10 ReLU with --wide, LeNet-5 with --lenet).
 --shared-matmul-max-width sets `core.sweep.SHARED_MATMUL_MAX_WIDTH` for the run (0: every network's variants
 get their own first-layer matmul; 10000: one shared matmul for all), to measure that choice. "One by one" is the normal engine,
@@ -94,7 +94,7 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, help="train on a stratified subset (default: all 55,000)")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each mode, alternating; the best is kept")
     parser.add_argument("--lenet", action="store_true", help="also measure LeNet-5 (slow)")
-    parser.add_argument("--wide", action="store_true", help="also measure 784-800-10 ReLU, the widest vmapped MLP")
+    parser.add_argument("--wide", action="store_true", help="also measure 784-800-10 ReLU (wider than the vmapped MLPs: its variants take turns)")
     parser.add_argument("--shared-matmul-max-width", type=int, default=sweep.SHARED_MATMUL_MAX_WIDTH,
                         help="first layers up to this wide are one matmul for all variants, wider ones a batched "
                              "matmul per variant (default %(default)s)")

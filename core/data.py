@@ -10,8 +10,6 @@ import functools
 import gzip
 import hashlib
 import io
-import math
-import numbers
 import os
 import zipfile
 import zlib
@@ -24,6 +22,7 @@ import numpy as np
 
 from core import download
 from core.errors import ConfigError, DataError, DataNotFoundError, DigitLabError
+from core.parsing import whole
 
 IMAGE_SIDE = 28
 NUM_PIXELS = IMAGE_SIDE * IMAGE_SIDE
@@ -306,11 +305,6 @@ class SplitConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
-
-
-def whole(value, low: int, high: float = math.inf) -> bool:
-    """Whether `value` is an integer (a bool is not one) from low to high."""
-    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and low <= value <= high
 
 
 @dataclass(frozen=True)

@@ -16,6 +16,7 @@ import jax
 import jax.numpy as jnp
 
 from core.errors import ConfigError
+from core.parsing import whole
 
 Params = dict
 NUM_INPUTS = 784
@@ -43,9 +44,12 @@ class ModelConfig:
 
     def __post_init__(self):
         try:
-            object.__setattr__(self, "hidden", tuple(int(h) for h in self.hidden))
-        except (TypeError, ValueError):
-            raise ConfigError(f"Hidden widths must be whole numbers, got {self.hidden!r}.") from None
+            hidden = tuple(self.hidden)
+        except TypeError:
+            hidden = None
+        if hidden is None or not all(whole(h, -math.inf) for h in hidden):
+            raise ConfigError(f"Hidden widths must be whole numbers, got {self.hidden!r}.")
+        object.__setattr__(self, "hidden", tuple(int(h) for h in hidden))
         if self.arch not in ARCHITECTURES:
             raise ConfigError(f"Unknown architecture '{self.arch}'; choose one of {', '.join(ARCHITECTURES)}.")
         if self.arch == "mlp":

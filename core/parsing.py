@@ -1,8 +1,17 @@
-"""Lists of numbers typed by a user, as the app's text boxes and the CLI's comma-separated flags take them."""
+"""Numbers as users and config files give them: typed lists (the app's text boxes, the CLI's comma-separated
+flags) and the whole-number check of the configs."""
 
 from __future__ import annotations
 
+import math
+import numbers
+
 from core.errors import ConfigError
+
+
+def whole(value, low: int, high: float = math.inf) -> bool:
+    """Whether `value` is an integer (a bool is not one) from low to high."""
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool) and low <= value <= high
 
 
 def number_list(text: str, kind: type, what: str) -> tuple:

@@ -19,8 +19,9 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from core.data import MAX_SEED, NUM_CLASSES, SplitConfig, Splits, whole
+from core.data import MAX_SEED, NUM_CLASSES, SplitConfig, Splits
 from core.errors import ConfigError
+from core.parsing import whole
 from core.models import ModelConfig, Params, apply, init, seed_key
 
 OPTIMIZERS = ("sgd", "momentum", "adam")

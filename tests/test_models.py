@@ -76,6 +76,9 @@ def test_convolution_init_counts_the_kernel_area_in_its_fans(init, std):
     ({"init": "glorot", "init_std": -1.0}, r"positive finite number, got -1.0"),
     ({"arch": "mlp", "hidden": (300, 99999999999999999999)}, r"at most 16384 units, got 99999999999999999999"),
     ({"arch": "mlp", "hidden": (16385,)}, r"at most 16384 units"),
+    ({"arch": "mlp", "hidden": (300.7,)}, r"whole numbers, got \(300.7,\)"),
+    ({"arch": "mlp", "hidden": "300"}, r"whole numbers, got '300'"),
+    ({"arch": "mlp", "hidden": 300}, r"whole numbers, got 300"),
 ])
 def test_bad_configs(kwargs, message):
     with pytest.raises(ConfigError, match=message):
