@@ -341,9 +341,9 @@ def _proportional_counts(class_sizes: np.ndarray, total: int) -> np.ndarray:
     return np.minimum(counts, class_sizes)
 
 
-def check_split(labels: np.ndarray, config: SplitConfig) -> None:
-    """A ConfigError when `config` cannot be carved out of training images with these labels (from the counts
-    alone: nothing is drawn or copied)."""
+def check_split(labels: np.ndarray, config: SplitConfig) -> int:
+    """How many training images `config` leaves from training images with these labels, or a ConfigError when it
+    cannot be carved out of them (from the counts alone: nothing is drawn or copied)."""
     n = len(labels)
     if not 0 <= config.val_size < n:
         raise ConfigError(f"Validation size must be between 0 and {n - 1}, got {config.val_size}.")
@@ -353,6 +353,9 @@ def check_split(labels: np.ndarray, config: SplitConfig) -> None:
         raise ConfigError(f"Images per class must be between 1 and {left.min()}, got {config.per_class}.")
     if config.train_size is not None and not 1 <= config.train_size <= left.sum():
         raise ConfigError(f"Training-subset size must be between 1 and {left.sum()}, got {config.train_size}.")
+    if config.per_class is not None:
+        return config.per_class * NUM_CLASSES
+    return int(left.sum()) if config.train_size is None else config.train_size
 
 
 def make_splits(mnist: MNIST, config: SplitConfig = SplitConfig()) -> Splits:

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from core.data import MAX_SEED, NUM_CLASSES, SplitConfig, Splits
+from core.data import MAX_SEED, NUM_CLASSES, SplitConfig, Splits, check_split
 from core.errors import ConfigError
 from core.parsing import whole
 from core.models import ModelConfig, Params, apply, init, seed_key
@@ -322,6 +322,12 @@ def epoch_steps(tc: TrainConfig, n: int) -> int:
     if n < tc.batch_size:
         raise ConfigError(f"The batch size ({tc.batch_size}) is larger than the training set ({n} images).")
     return n // tc.batch_size
+
+
+def check_run(config: RunConfig, train_labels: np.ndarray) -> None:
+    """A ConfigError when the run cannot train on training images with these labels (its split cannot be made, or
+    its batch is larger than the training set it leaves), from the label counts alone."""
+    epoch_steps(config.train, check_split(train_labels, config.data))
 
 
 def validation_due(tc: TrainConfig, step: int, steps_in_chunk: int, epoch_end: bool) -> bool:

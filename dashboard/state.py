@@ -16,11 +16,11 @@ import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException  # not public API: Streamlit is pinned
 
 from core.data import DATA_DIR_ENV, MNIST, SplitConfig, Splits, load_path, locate_mnist, make_splits
-from core.data import check_split as core_check_split
 from core.errors import DataNotFoundError, DigitLabError
 from core.history import RunHistory, default_path, ended
 from core.runs import Run
-from core.train import Evaluation
+from core.train import Evaluation, RunConfig
+from core.train import check_run as core_check_run
 
 RUNS_KEY = "runs"
 SETTINGS_PREFIX = "setting."  # widget keys that keep their values across pages
@@ -57,16 +57,16 @@ def splits(directory: str | None, config: SplitConfig) -> Splits:
     return make_splits(dataset(directory), config)
 
 
-def check_split(config: SplitConfig) -> None:
-    """A ConfigError (or DataError) when the split cannot be made from the data, checked on the labels alone;
-    with no data here yet (it would be downloaded) there is nothing to check before training asks for it."""
+def check_run(config: RunConfig) -> None:
+    """A ConfigError (or DataError) when the run cannot train on the data (`core.train.check_run`); with no data
+    here yet (it would be downloaded) there is nothing to check before training asks for it."""
     try:
         path = locate_mnist(data_dir(), allow_download=False)
     except DataNotFoundError:
         if data_dir() or os.environ.get(DATA_DIR_ENV):
             raise  # the folder asked for holds no MNIST
         return
-    core_check_split(_load(str(path)).train_labels, config)
+    core_check_run(config, _load(str(path)).train_labels)
 
 
 def runs() -> dict[str, Run]:

@@ -255,8 +255,7 @@ def test_a_split_is_checked_from_the_label_counts_as_make_splits_would(tiny_mnis
     labels = tiny_mnist.train_labels
     for config in (data.SplitConfig(val_size=100), data.SplitConfig(val_size=100, per_class=50),
                    data.SplitConfig(val_size=100, train_size=len(labels) - 100)):
-        data.check_split(labels, config)
-        data.make_splits(tiny_mnist, config)
+        assert data.check_split(labels, config) == len(data.make_splits(tiny_mnist, config).y_train)
     left = np.bincount(data.make_splits(tiny_mnist, data.SplitConfig(val_size=100)).y_train, minlength=10)
     with pytest.raises(ConfigError, match=f"between 1 and {left.min()}"):
         data.check_split(labels, data.SplitConfig(val_size=100, per_class=int(left.min()) + 1))

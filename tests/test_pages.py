@@ -133,14 +133,14 @@ def test_invalid_settings_show_an_error_not_a_traceback(data_env):
     at.number_input(key="setting.val_size").set_value(200)
     at.radio(key="setting.subset").set_value("total").run()
     at.number_input(key="setting.train_size").set_value(30)
-    at.number_input(key="setting.batch_size").set_value(100)
-    button(at.run(), "Train").click().run()
-    assert not at.exception
-    assert "larger than the training set" in at.error[0].value
-    assert not at.session_state["runs"]
+    at.number_input(key="setting.batch_size").set_value(100).run()
+    assert not at.exception  # checked against the data at once: no run is started to be refused
+    assert "The batch size (100) is larger than the training set (30 images)" in at.error[0].value
+    assert button(at, "Train").disabled and not at.session_state["runs"]
     at.text_input(key="setting.hidden").set_value("3x0").run()
     assert "whole numbers" in at.error[0].value
     assert button(at, "Train").disabled
+    at.number_input(key="setting.batch_size").set_value(10)
     at.radio(key="setting.arch").set_value("linear").run()  # the widths box is an MLP's: gone, and not read
     assert not at.error and not button(at, "Train").disabled
 

@@ -251,7 +251,7 @@ st.title("Train a network")
 requested = st.session_state.pop(TRAIN_REQUEST_KEY, False)
 try:
     config = settings(disabled=requested)
-    state.check_split(config.data)  # the split's sizes checked against the data now, not at Train
+    state.check_run(config)  # the split and batch sizes checked against the data now, not at Train
     config_error = None
 except DataError as exc:
     config, config_error = None, f"{exc} {DATA_HINT}"
