@@ -109,6 +109,11 @@ def test_data_page_without_data_explains_and_accepts_uploads(tmp_path, data_env)
     at.file_uploader[0].set_value(files[2:]).run()  # the other two, in a second go: they add up
     assert not at.error
     assert "IDX files in" in at.success[0].value
+    folder = at.session_state["data_upload_dir"]
+    again = app()
+    again.session_state["setting.data_dir"] = str(tmp_path)
+    again.run().file_uploader[0].set_value(files).run()  # the same files in another session: the same folder
+    assert again.session_state["data_upload_dir"] == folder and "IDX files in" in again.success[0].value
 
 
 def test_training_through_the_widgets_keeps_a_run_with_curves_and_accuracy(data_env):

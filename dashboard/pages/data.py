@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -19,30 +20,36 @@ from dashboard.widgets import MISSING, TRAIN_PAGE, train_page_split
 
 UPLOAD_KEY = "data_upload"
 UPLOAD_DIR_KEY = "data_upload_dir"  # this session's folder of uploaded files
+UPLOADS_DIR = Path(tempfile.gettempdir()) / "digit-lab-uploads"
 GALLERY_PER_DIGIT = 10
 
 
 def _save_uploaded_data() -> None:
-    """Callback of the data uploader: write the files, with those this session uploaded before (so files uploaded in
-    several goes add up), into a new folder (the loaded data is cached by folder) and use it as the data directory."""
+    """Callback of the data uploader: the files, with those this session uploaded before (so files uploaded in
+    several goes add up), become the data directory. The folder is named by their content, under one uploads
+    folder: the same files share one folder (and one cached load), and uploading again adds no copy."""
     files = st.session_state.get(UPLOAD_KEY) or []
     if not files:
         return
-    folder = Path(tempfile.mkdtemp(prefix="digit-lab-upload-"))
-    previous = st.session_state.get(UPLOAD_DIR_KEY)
-    if previous and Path(previous).is_dir():
-        for earlier in Path(previous).iterdir():
-            shutil.move(earlier, folder / earlier.name)
-        shutil.rmtree(previous, ignore_errors=True)
-    st.session_state[UPLOAD_DIR_KEY] = str(folder)
+    previous = Path(st.session_state.get(UPLOAD_DIR_KEY) or "/nonexistent")
+    contents = {path.name: path.read_bytes() for path in previous.iterdir()} if previous.is_dir() else {}
     for upload in files:
         name = Path(upload.name).name
-        if name.endswith(".npz"):
-            name = "mnist.npz"
-        elif name.endswith(".mat"):
-            name = "mnist_all.mat"
-        (folder / name).write_bytes(upload.getvalue())
-    st.session_state[state.DATA_DIR_KEY] = str(folder)
+        contents[{".npz": "mnist.npz", ".mat": "mnist_all.mat"}.get(Path(name).suffix, name)] = upload.getvalue()
+    digest = hashlib.sha256()
+    for name in sorted(contents):
+        digest.update(name.encode() + b"\0" + hashlib.sha256(contents[name]).digest())
+    folder = UPLOADS_DIR / digest.hexdigest()[:16]
+    if not folder.is_dir():
+        UPLOADS_DIR.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=UPLOADS_DIR, prefix=".partial-"))
+        for name, data in contents.items():
+            (staging / name).write_bytes(data)
+        try:
+            staging.rename(folder)  # whole or not at all; another session may have just written the same
+        except OSError:
+            shutil.rmtree(staging, ignore_errors=True)
+    st.session_state[UPLOAD_DIR_KEY] = st.session_state[state.DATA_DIR_KEY] = str(folder)
 
 
 def load_with_progress() -> MNIST | None:
