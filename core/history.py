@@ -279,7 +279,7 @@ class RunHistory:
             args.append(name_contains.strip())
         if min_test_accuracy is not None:
             clauses.append("test_accuracy >= ?")
-            args.append(min_test_accuracy)
+            args.append(min_test_accuracy - 1e-9)  # a typed 91.26% / 100 is 0.9126000000000001: keep 0.9126
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
         with self._read() as conn:
             rows = conn.execute(f"SELECT {SUMMARY_COLUMNS} FROM runs {where} ORDER BY created DESC, saved DESC",

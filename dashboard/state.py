@@ -200,6 +200,13 @@ def remove_run(name: str) -> None:
     runs().pop(name, None)
 
 
+def forget_run(run_id: str) -> None:
+    """Take a run deleted from the run history out of this session too (a rename or a save would bring it back)."""
+    for name in [name for name, run in runs().items() if run.run_id == run_id]:
+        remove_run(name)
+    st.session_state.get(SAVED_KEY, {}).pop(run_id, None)
+
+
 def settle(interrupted: Iterable[Run]) -> list[Run]:
     """Finish the runs whose training loop a rerun interrupted (Stop, a page switch): they become "stopped" with
     the parameters of their last chunk and get their validation and test accuracy. Returns the runs settled."""

@@ -115,7 +115,7 @@ def test_filters(tmp_path, trained):
     runs = [
         copy_of(trained, name="Good MLP", test_accuracy=0.97),
         copy_of(trained, name="stopped mlp", status="stopped", test_accuracy=0.80),
-        copy_of(trained, name="softmax", config=linear, params=None, snapshots=[], test_accuracy=0.91),
+        copy_of(trained, name="softmax", config=linear, params=None, snapshots=[], test_accuracy=0.9126),
         copy_of(trained, name="exploded", status="diverged at step 7", test_accuracy=None),
     ]
     for run in runs:
@@ -133,6 +133,8 @@ def test_filters(tmp_path, trained):
     assert names(name_contains="%") == []  # no LIKE wildcards
     assert names(min_test_accuracy=0.9) == ["Good MLP", "softmax"]
     assert names(arch="mlp", min_test_accuracy=0.9) == ["Good MLP"]
+    assert 91.26 / 100 > 0.9126 and names(min_test_accuracy=91.26 / 100) == ["Good MLP", "softmax"]  # as typed
+    assert names(min_test_accuracy=0.9127) == ["Good MLP"]
     softmax = history.load(runs[2].run_id)
     assert softmax.params is None and softmax.config == linear
 

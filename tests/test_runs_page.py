@@ -136,6 +136,7 @@ def test_rename_delete_and_reload(two_runs):
     assert [r.name for r in history.list()] == ["fast adam"]
     assert at.dataframe[0].value["name"].tolist() == ["fast adam"]
     assert at.multiselect(key=SELECTION).value == []
+    assert "final" not in at.session_state[state.RUNS_KEY]  # deleted for good: no copy left to be saved again
 
 
 def test_a_reloaded_run_appears_on_the_results_page(two_runs, monkeypatch, tiny_data_dir):

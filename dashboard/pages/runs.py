@@ -66,9 +66,11 @@ def _rename(store: RunHistory, run_id: str, name_key: str) -> None:
 
 
 def _delete(store: RunHistory, ids: list[str]) -> None:
+    """Delete the saved runs for good: this session's copies go too, so that nothing saves them again."""
     try:
         for run_id in ids:
             store.delete(run_id)
+            state.forget_run(run_id)
     except HistoryError as exc:
         _report("error", str(exc))
         return
