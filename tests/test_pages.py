@@ -465,3 +465,11 @@ def test_output_digit_choice_cannot_be_emptied(data_env):
     at.button_group(key="feeder_digit").set_value(None).run()
     assert at.button_group(key="feeder_digit").value == 3
     assert "output 3" in " ".join(c.value for c in at.caption)
+
+
+def test_live_views_redraw_at_most_every_interval_and_always_at_the_end(monkeypatch):
+    from dashboard import widgets
+    clock = iter([0.0, 0.1, widgets.REDRAW_SECONDS + 0.05, widgets.REDRAW_SECONDS + 0.06])
+    monkeypatch.setattr(widgets.time, "perf_counter", lambda: next(clock))
+    redraws = widgets.Redraws()
+    assert [redraws.due(), redraws.due(), redraws.due(), redraws.due(last=True)] == [True, False, True, True]

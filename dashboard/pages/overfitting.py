@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pandas as pd
 import streamlit as st
@@ -14,7 +13,7 @@ from core.presets import PRESETS
 from core.runs import Run
 from core.train import train
 from dashboard import export, figures, state
-from dashboard.widgets import show_error
+from dashboard.widgets import Redraws, show_error
 
 RESULT_KEY = "overfitting.result"  # the last study, this session: Study
 SETUPS = {name: PRESETS[name] for name in ("mlp-64-sigmoid-sgd", "mlp-300-tanh-adam", "softmax-minibatch", "best-mlp")}
@@ -35,12 +34,11 @@ def _study(setup: str, epochs: int, val_size: int, sizes: list[int]) -> None:
         for i, (size, config, splits) in enumerate(zip(sizes, configs, all_splits)):
             run = Run(name=f"{setup} on {size:,} images", config=config)
             study.runs.append((size, run))
-            last_draw = 0.0
+            redraws = Redraws()
             for progress in train(config, splits):
                 run.record(progress)
                 st.session_state[RESULT_KEY] = study  # from the first chunk on, so a Stop keeps what is done
-                if time.perf_counter() - last_draw > 0.3:
-                    last_draw = time.perf_counter()
+                if redraws.due():
                     bar.progress((i + progress.step / progress.total_steps) / len(sizes),
                                  text=f"{size:,} images ({i + 1}/{len(sizes)}): epoch {progress.epoch:.1f} of {epochs}")
             with st.spinner(f"Measuring the {size:,}-image network's accuracy..."):

@@ -13,7 +13,7 @@ from core.presets import PRESETS
 from core.reproduce import format_accuracy, on_subset, table_row, train_preset
 from core.runs import Run
 from dashboard import export, figures, state
-from dashboard.widgets import MISSING, format_epochs, format_or_dash, show_error
+from dashboard.widgets import MISSING, Redraws, format_epochs, format_or_dash, show_error
 
 RESULTS_KEY = "reproduce.results"  # preset name -> PresetResult, this session
 
@@ -59,7 +59,7 @@ def _run(names: list[str], train_size: int | None) -> None:
     bar = st.progress(0.0, text="Compiling...")
     for done, name in enumerate(names):
         preset = PRESETS[name]
-        started, last_draw = time.perf_counter(), 0.0
+        started, redraws = time.perf_counter(), Redraws()
         result = None
         for runs in train_preset(preset, lambda c: state.splits(state.data_dir(), c), train_size=train_size):
             if result is None:  # from the first chunk on: a Stop keeps the runs so far (state.settle_interrupted_runs)
@@ -71,9 +71,7 @@ def _run(names: list[str], train_size: int | None) -> None:
                 state.keep_run(run)
             result.seconds = time.perf_counter() - started
             history = runs[-1].history
-            now = time.perf_counter()
-            if history and now - last_draw > 0.3:
-                last_draw = now
+            if history and redraws.due():
                 within = (len(runs) - 1 + min(1.0, history[-1]["epoch"] / runs[-1].config.train.epochs)) / len(
                     preset.configs)
                 bar.progress(min(1.0, (done + within) / len(names)),

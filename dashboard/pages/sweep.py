@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 
 import pandas as pd
 import streamlit as st
@@ -15,7 +14,7 @@ from core.runs import Run, ranked_by_validation
 from core.sweep import MAX_VARIANTS, VMAP_MAX_WIDTH, SweepConfig, run_name, train_sweep, vmap_pays
 from core.train import RunConfig, TrainConfig
 from dashboard import export, figures, state
-from dashboard.widgets import show_error
+from dashboard.widgets import Redraws, show_error
 
 RUNS_KEY = "sweep.runs"  # this session's last sweep: one Run per variant
 OPTIMIZERS = {"momentum": "SGD with momentum", "sgd": "SGD", "adam": "Adam"}
@@ -32,20 +31,18 @@ def _sweep(sweep: SweepConfig) -> None:
               "has learned so far and is evaluated.")
     bar = st.progress(0.0, text=f"Compiling one program for {len(variants)} variants...")
     chart = st.empty()
-    last_draw = 0.0
+    redraws = Redraws()
     with state.saved_if_the_session_ends(lambda: [(run, splits) for run in runs]):
         try:
             for records in train_sweep(variants, splits):
                 for run, progress in zip(runs, records):
                     if progress is not None:
                         run.record(progress)
-                now = time.perf_counter()
                 latest = max((r for r in records if r is not None), key=lambda p: p.step)
-                if now - last_draw > 0.5 or latest.done:
-                    last_draw = now
+                if redraws.due(latest.done):
                     bar.progress(latest.step / latest.total_steps, text=f"epoch {latest.epoch:.2f} of "
                                  f"{sweep.base.train.epochs}, {len(variants)} variants")
-                    chart.plotly_chart(figures.training_curves(runs), key=f"live{now}")
+                    chart.plotly_chart(figures.training_curves(runs), key=f"live{redraws.last}")
         except DigitLabError:  # refused before anything trained (the error says why): the last sweep stays
             st.session_state[RUNS_KEY] = previous
             raise

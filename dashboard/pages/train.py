@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import streamlit as st
 
 from core.errors import DataError, DigitLabError
@@ -11,8 +13,8 @@ from core.parsing import number_list
 from core.runs import Run
 from core.train import OPTIMIZERS, SCHEDULES, Progress, RunConfig, TrainConfig, train
 from dashboard import export, figures, state
-from dashboard.widgets import (DATA_HINT, MISSING, RESULTS_PAGE, WEIGHTS_PAGE, format_epochs, format_or_dash, pick_run,
-                               train_page_split)
+from dashboard.widgets import (DATA_HINT, MISSING, RESULTS_PAGE, WEIGHTS_PAGE, Redraws, format_epochs, format_or_dash,
+                               pick_run, train_page_split)
 
 S = state.SETTINGS_PREFIX
 TRAIN_REQUEST_KEY = "train_request"
@@ -120,8 +122,9 @@ def settings(disabled: bool) -> RunConfig:
     return RunConfig(model=model, data=split, train=training)
 
 
-def progress_text(p: Progress, epochs: int) -> str:
-    eta = eta_seconds(p.step, p.total_steps, p.elapsed)
+def progress_text(p: Progress, epochs: int, wall_seconds: float) -> str:
+    """The live progress line; its ETA goes by the wall-clock pace so far, live drawing included."""
+    eta = eta_seconds(p.step, p.total_steps, wall_seconds)
     parts = [f"Epoch {p.epoch:.2f} of {epochs}", f"update {p.step:,} of {p.total_steps:,}",
              f"{p.samples_per_second:,.0f} samples/s", "ETA " + ("…" if eta is None else f"{eta:.0f} s")]
     return " · ".join(parts)
@@ -151,16 +154,20 @@ def run_training(config: RunConfig) -> None:
     # In the session before it trains: a Stop is taken at the first Streamlit call after a click (session state
     # included), so a run stored only after its first chunk could be lost with that chunk trained.
     state.keep_run(run)  # (dropped on the next rerun if it trains nothing: state.settle_interrupted_runs)
+    redraws, started = Redraws(), None
     try:
         with state.saved_if_the_session_ends(lambda: [(run, data)]):
             for progress in train(config, data):
                 if run.status == "stopped":  # a rerun already settled this run: keep the model it was stopped with
                     return
                 run.record(progress)
-                status.empty()
-                bar.progress(min(progress.step / progress.total_steps, 1.0),
-                             text=progress_text(progress, config.train.epochs))
-                chart.plotly_chart(figures.training_curves([run]))
+                if started is None:  # training began this first chunk's compute time ago
+                    started = time.perf_counter() - progress.elapsed
+                if redraws.due(progress.done):
+                    status.empty()
+                    bar.progress(min(progress.step / progress.total_steps, 1.0), text=progress_text(
+                        progress, config.train.epochs, time.perf_counter() - started))
+                    chart.plotly_chart(figures.training_curves([run]))
             with st.spinner("Measuring validation and test accuracy…"):
                 run.finish(data)
             unsaved = state.keep_run(run)
@@ -187,7 +194,8 @@ def run_outcome(run: Run) -> None:
     trained_here = bool(run.history)  # a model loaded from a file brings no record of its training
     cols[2].metric("Epochs", format_epochs(run.epochs_completed) if trained_here else MISSING)
     cols[3].metric("Training time", f"{run.train_seconds:.1f} s" if trained_here else MISSING,
-                   help=f"plus {run.compile_seconds:.1f} s compiling" if trained_here else "Not known for a loaded model.")
+                   help=f"The training steps and validation, plus {run.compile_seconds:.1f} s compiling; drawing the "
+                        "live charts is not counted." if trained_here else "Not known for a loaded model.")
     cols[4].metric("Samples per second", f"{run.samples_per_second:,.0f}" if trained_here else MISSING)
     if run.params is not None and not run.diverged:
         links = st.columns(2)
