@@ -11,6 +11,12 @@ from core.data import IMAGE_SIDE, NUM_CLASSES
 from core.train import Evaluation
 
 SORT_KEYS = ("confidence", "loss")
+ENORMOUS_LOSS = 100.0  # a mean cross-entropy no sane network has: guessing gives ln 10 ≈ 2.3
+
+
+def learned_next_to_nothing(accuracy: float) -> bool:
+    """Whether an accuracy is under twice chance (10% for ten digits): training failed, or has hardly begun."""
+    return accuracy < 2 / NUM_CLASSES
 
 
 def eta_seconds(step: int, total_steps: int, elapsed: float) -> float | None:

@@ -10,6 +10,7 @@ import streamlit as st
 
 from core.data import SplitConfig
 from core.errors import DigitLabError
+from core.inspect import learned_next_to_nothing
 from core.runs import Run
 from dashboard import state
 
@@ -66,6 +67,16 @@ def _saved_run_count() -> int:
         return len(state.history().list())
     except DigitLabError:  # the Runs page says what is wrong with the history
         return 0
+
+
+def failed_training_warning(run: Run) -> None:
+    """A warning when a run that did not diverge still ends little better than guessing."""
+    if run.diverged or run.test_accuracy is None or not learned_next_to_nothing(run.test_accuracy):
+        return
+    rate = run.config.train.learning_rate
+    st.warning(f"Test accuracy {run.test_accuracy:.2%} is little better than guessing (10%): the network has learned "
+               f"next to nothing. A learning rate far too high is the usual cause (try {rate / 10:g} instead of "
+               f"{rate:g}); otherwise it trained too little: more epochs or images.")
 
 
 def diverged_note(run: Run, what: str) -> str:

@@ -473,3 +473,13 @@ def test_live_views_redraw_at_most_every_interval_and_always_at_the_end(monkeypa
     monkeypatch.setattr(widgets.time, "perf_counter", lambda: next(clock))
     redraws = widgets.Redraws()
     assert [redraws.due(), redraws.due(), redraws.due(), redraws.due(last=True)] == [True, False, True, True]
+
+
+@pytest.mark.parametrize("page", ["results", "train"])
+def test_a_run_that_learned_next_to_nothing_is_called_so(data_env, page):
+    run = made_run("linear", data_env)  # untrained weights: about one digit in ten right
+    assert run.test_accuracy < 0.2
+    at = with_runs(app(page), run).run()
+    assert not at.exception
+    [warning] = [w.value for w in at.warning if "little better than guessing" in w.value]
+    assert f"{run.test_accuracy:.2%}" in warning and "try 0.0001 instead of 0.001" in warning

@@ -7,15 +7,15 @@ import streamlit as st
 
 from core.data import IMAGE_SIDE
 from core.errors import DigitLabError
-from core.inspect import SORT_KEYS, confidence, random_subset, row_percentages, select_examples
+from core.inspect import ENORMOUS_LOSS, SORT_KEYS, confidence, random_subset, row_percentages, select_examples
 from core.runs import Run
 from core.train import Evaluation
 from dashboard import export, figures, state
-from dashboard.widgets import DATA_HINT, diverged_note, format_or_dash, one_of, pick_run, show_error
+from dashboard.widgets import (DATA_HINT, diverged_note, failed_training_warning, format_or_dash, one_of, pick_run,
+                               show_error)
 
 TRUE_KEY, PREDICTED_KEY = "filter.true", "filter.predicted"
 CONFUSION_KEY = "confusion_chart"
-HUGE_LOSS = 1e6  # a mean cross-entropy no sane network has (guessing gives ln 10 ≈ 2.3)
 CLICKED_KEY = "confusion_clicked"  # the (true, predicted) cell clicked last
 PAGE_SIZE = 40
 ANY = "any"
@@ -54,10 +54,12 @@ def summary(run: Run, evaluation: Evaluation) -> None:
     cols[2].metric("Test loss", f"{evaluation.loss:.4g}")
     cols[3].metric("Misclassified test digits", f"{len(evaluation.misclassified):,}",
                    delta=f"of {len(evaluation.labels):,}", delta_color="off", delta_arrow="off")
-    if not np.isfinite(evaluation.loss) or evaluation.loss > HUGE_LOSS:
+    if not np.isfinite(evaluation.loss) or evaluation.loss > ENORMOUS_LOSS:
         st.warning("The test loss is enormous (or infinite): the weights are so large that the network gives some "
                    "digits a probability of (almost) zero for their true class. The accuracy still counts the most "
                    "probable digit, but the learning rate was far too high: lower it and train again.")
+    else:
+        failed_training_warning(run)
     matrix_col, class_col = st.columns([3, 2])
     with matrix_col:
         st.subheader("Confusion matrix")

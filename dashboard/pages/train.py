@@ -13,8 +13,8 @@ from core.parsing import number_list
 from core.runs import Run
 from core.train import OPTIMIZERS, SCHEDULES, Progress, RunConfig, TrainConfig, train
 from dashboard import export, figures, state
-from dashboard.widgets import (DATA_HINT, MISSING, RESULTS_PAGE, WEIGHTS_PAGE, Redraws, format_epochs, format_or_dash,
-                               pick_run, train_page_split)
+from dashboard.widgets import (DATA_HINT, MISSING, RESULTS_PAGE, WEIGHTS_PAGE, Redraws, failed_training_warning,
+                               format_epochs, format_or_dash, pick_run, train_page_split)
 
 S = state.SETTINGS_PREFIX
 TRAIN_REQUEST_KEY = "train_request"
@@ -87,9 +87,9 @@ def settings(disabled: bool) -> RunConfig:
         st.subheader("Training")
         st.selectbox("Optimiser", OPTIMIZERS, key=S + "optimizer", format_func=OPTIMIZER_NAMES.get, disabled=disabled)
         st.number_input("Learning rate", step=1e-4, format="%g", key=S + "learning_rate", disabled=disabled,
-                        help="Much too high a rate makes the loss blow up to NaN or infinity: the run then stops as "
-                             "diverged. Softmax regression may instead reach huge but finite weights and finish with "
-                             "a huge loss; a rate only a little too high trains badly.")
+                        help="Much too high a rate makes the loss blow up: the run stops as diverged (NaN or "
+                             "infinity), or ends with huge weights, a huge loss and about chance accuracy (the "
+                             "results then say so). A rate a little too high trains badly, one too low slowly.")
         if v("optimizer") == "momentum":
             st.number_input("Momentum", step=0.05, format="%g", key=S + "momentum", disabled=disabled)
             st.checkbox("Nesterov", key=S + "nesterov", disabled=disabled)
@@ -188,6 +188,7 @@ def run_outcome(run: Run) -> None:
     elif run.status == "stopped":
         st.warning(f"Stopped after {format_epochs(run.epochs_completed)} of {run.config.train.epochs} epochs; "
                    "the model trained so far is kept and evaluated below.")
+    failed_training_warning(run)
     cols = st.columns(5)
     cols[0].metric("Validation accuracy", format_or_dash(run.val_accuracy, ".2%"))
     cols[1].metric("Test accuracy", format_or_dash(run.test_accuracy, ".2%"))
