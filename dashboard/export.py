@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import date
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 
 import plotly.graph_objects as go
@@ -21,6 +21,7 @@ from core.runs import Run
 from dashboard import state
 
 UPLOAD_KEY = "model_upload"
+FILE_TEMPLATE = "plotly_white"  # saved charts' look (see `for_files`)
 UPLOAD_MESSAGE_KEY = "model_upload_message"
 NO_CHROME = ("PNG and SVG are drawn on the server by kaleido, which needs Chrome or Chromium: install it "
              "(`apt-get install chromium`, or `plotly_get_chrome`) and restart the app. HTML export works without it.")
@@ -41,6 +42,12 @@ def chrome_path() -> str | None:
     return Chromium.find_browser(skip_local=False)
 
 
+def for_files(fig: go.Figure) -> go.Figure:
+    """A copy of a chart for saving. Streamlit's plotly template, the default once streamlit is imported, holds
+    colour placeholders (#000001, ...) that only its web page resolves: in a file every trace would be black."""
+    return go.Figure(fig).update_layout(template=FILE_TEMPLATE)
+
+
 def chart(fig: go.Figure, *, run_name: str, what: str, key: str, on_select=None):
     """Show a plotly figure with its toolbar (camera button saves a PNG named like the downloads) and a
     "Save chart" menu with offline HTML, PNG and SVG downloads. Returns the chart's selection state when
@@ -49,15 +56,17 @@ def chart(fig: go.Figure, *, run_name: str, what: str, key: str, on_select=None)
     config = {"displaylogo": False, "toImageButtonOptions": {"filename": stem, "scale": 2}}
     selection = {} if on_select is None else {"on_select": on_select, "selection_mode": "points"}
     event = st.plotly_chart(fig, key=key, config=config, **selection)
+    saved = for_files(fig)
     with st.popover("Save chart", icon=":material/download:"):
-        st.download_button("HTML (interactive, works offline)", lambda: fig.to_html(include_plotlyjs=True),
+        st.download_button("HTML (interactive, works offline)", lambda: saved.to_html(include_plotlyjs=True),
                            file_name=f"{stem}.html", mime="text/html", on_click="ignore", key=f"{key}.html")
         if chrome_path() is None:
             st.caption(NO_CHROME)
         else:
             for fmt, mime in (("png", "image/png"), ("svg", "image/svg+xml")):
-                st.download_button(fmt.upper(), lambda fmt=fmt: pio.to_image(fig, format=fmt, scale=2 if fmt == "png" else 1),
-                                   file_name=f"{stem}.{fmt}", mime=mime, on_click="ignore", key=f"{key}.{fmt}")
+                image = partial(pio.to_image, saved, format=fmt, scale=2 if fmt == "png" else 1)
+                st.download_button(fmt.upper(), image, file_name=f"{stem}.{fmt}", mime=mime, on_click="ignore",
+                                   key=f"{key}.{fmt}")
     return event
 
 

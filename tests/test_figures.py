@@ -76,3 +76,15 @@ def test_reproduction_chart_has_a_dot_per_run_and_hollow_dots_for_caveats():
     assert list(caveated.y) == [0.85] and caveated.marker.symbol == "circle-open"
     assert "quick check on at most 300 images" in caveated.text[0]
     assert fig.layout.yaxis.range[0] == pytest.approx(0.83)  # zoomed in on every value shown
+
+
+def test_saved_charts_are_drawn_in_real_colours_not_streamlits_placeholders():
+    import plotly.io as pio
+    import streamlit  # noqa: F401 - importing it makes its template, of colour placeholders, the default
+
+    from dashboard.export import for_files
+
+    fig = figures.per_class_accuracy(np.full(10, 0.9))
+    assert pio.templates.default == "streamlit" and "#000001" in fig.to_json()
+    saved = for_files(fig)
+    assert "#000001" not in saved.to_json() and "#000001" in fig.to_json()  # a copy: the app's chart is untouched
