@@ -60,7 +60,7 @@ def training_curves(runs: Sequence[Run]) -> go.Figure:
     fig.update_yaxes(automargin=True)
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
     # the left margin holds the loss tick labels even where an exporter does not apply automargin
-    fig.update_layout(height=380, margin=dict(l=50, r=10, t=40, b=10), legend=dict(orientation="h", y=-0.25))
+    fig.update_layout(height=380, margin=dict(l=50, r=20, t=40, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
 
 

@@ -127,6 +127,8 @@ def test_training_through_the_widgets_keeps_a_run_with_curves_and_accuracy(data_
     assert run.status == "finished"
     assert run.history and run.history[-1]["val_accuracy"] is not None
     assert run.config.model.hidden == (32,) and run.config.data.val_size == 200
+    # the form is not shown while training (the live view takes its place); the settings stay as they were
+    assert at.text_input(key="setting.hidden").value == "32" and at.number_input(key="setting.val_size").value == 200
     assert 0.5 < run.test_accuracy <= 1.0
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Test accuracy"] == f"{run.test_accuracy:.2%}"
@@ -246,7 +248,13 @@ def test_runs_can_be_renamed_and_removed(data_env):
     at.selectbox(key="setting.run").set_value("linear run").run()
     at.text_input(key="rename.linear run").set_value("first")
     button(at.run(), "Rename").click().run()
-    assert list(at.session_state["runs"]) == ["first", "mlp run"]
+    assert list(at.session_state["runs"]) == ["first", "mlp run"] and "Renamed to 'first'." in at.success[0].value
+    at.text_input(key="rename.first").set_value("  ")
+    button(at.run(), "Rename").click().run()
+    assert list(at.session_state["runs"]) == ["first", "mlp run"] and "cannot be empty" in at.error[0].value
+    at.text_input(key="rename.first").set_value("mlp run")
+    button(at.run(), "Rename").click().run()
+    assert "Renamed to 'mlp run (2)' ('mlp run' is another run's)." in at.success[0].value
     button(at, "Remove this run").click().run()
     assert not at.exception
     assert len(at.session_state["runs"]) == 1

@@ -21,6 +21,7 @@ TRAIN_REQUEST_KEY = "train_request"
 TRAIN_ERROR_KEY = "train_error"  # why the last Train press could not start, shown after the rerun
 UNSAVED_KEY = "train_unsaved"  # why the run just finished could not be saved to the history, shown after the rerun
 INIT_CHOSEN_KEY = S + "init_chosen"  # True once the user picks an initialisation: it stops following the network
+RENAMED_KEY = "train_renamed"  # what the last Rename did, shown once
 RUN_NUMBER_KEY = "run_number"  # how many runs this session has started: the next one's number
 SUBSET_CHOICES = {"all": "All remaining images", "total": "A total number", "per_class": "A number per digit"}
 OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam"}
@@ -50,65 +51,71 @@ def _mark_init_chosen() -> None:
     st.session_state[INIT_CHOSEN_KEY] = True
 
 
-def settings(disabled: bool) -> RunConfig:
-    """Every hyperparameter of the engine as widgets; returns the config (raises DigitLabError if invalid)."""
-    state.setting_keys(DEFAULTS)
-    v = lambda name: st.session_state[S + name]  # noqa: E731 - the current value of a setting
+def setting(name: str):
+    """The current value of a setting (its widget's, kept in session state also while the form is not shown)."""
+    return st.session_state[S + name]
+
+
+def settings_form() -> None:
+    """Every hyperparameter of the engine as widgets."""
+    v = setting
     network, data, optimiser = st.columns(3, border=True)
     with network:
         st.subheader("Network")
-        st.radio("Architecture", list(ARCHITECTURES), key=S + "arch", disabled=disabled, horizontal=True,
+        st.radio("Architecture", list(ARCHITECTURES), key=S + "arch", horizontal=True,
                  on_change=_follow_network_init, format_func=lambda a: ARCHITECTURES[a].title, help="See the Data page for what each one is.")
         st.caption(ARCHITECTURES[v("arch")].description)
         if v("arch") == "mlp":
-            st.text_input("Hidden layer widths", key=S + "hidden", disabled=disabled,
+            st.text_input("Hidden layer widths", key=S + "hidden",
                           help="Comma-separated, one number per hidden layer: 300 or 500,150.")
-            st.selectbox("Activation", list(ACTIVATIONS), key=S + "activation", disabled=disabled,
+            st.selectbox("Activation", list(ACTIVATIONS), key=S + "activation",
                          on_change=_follow_network_init)
-        st.selectbox("Weight initialisation", INITS, key=S + "init", format_func=INIT_NAMES.get, disabled=disabled,
+        st.selectbox("Weight initialisation", INITS, key=S + "init", format_func=INIT_NAMES.get,
                      on_change=_mark_init_chosen,
                      help="Biases start at zero. Glorot suits softmax regression and tanh/sigmoid, He suits ReLU "
                           "networks and LeNet-5; this follows the network you choose until you pick one yourself.")
         if v("init") == "normal":
-            st.number_input("Init standard deviation", step=0.01, format="%g", key=S + "init_std", disabled=disabled)
+            st.number_input("Init standard deviation", step=0.01, format="%g", key=S + "init_std")
     with data:
         st.subheader("Data")
-        st.number_input("Validation images", step=1000, key=S + "val_size", disabled=disabled,
+        st.number_input("Validation images", step=1000, key=S + "val_size",
                         help="Held out of the 60,000 training images (stratified); 0 turns validation off.")
-        st.radio("Train on", list(SUBSET_CHOICES), key=S + "subset", format_func=SUBSET_CHOICES.get,
-                 disabled=disabled, horizontal=True)
+        st.radio("Train on", list(SUBSET_CHOICES), key=S + "subset", format_func=SUBSET_CHOICES.get, horizontal=True)
         if v("subset") == "total":
-            st.number_input("Training images", step=1000, key=S + "train_size", disabled=disabled)
+            st.number_input("Training images", step=1000, key=S + "train_size")
         elif v("subset") == "per_class":
-            st.number_input("Training images per digit", step=100, key=S + "per_class", disabled=disabled)
-        st.number_input("Random seed", step=1, key=S + "seed", disabled=disabled,
+            st.number_input("Training images per digit", step=100, key=S + "per_class")
+        st.number_input("Random seed", step=1, key=S + "seed",
                         help="Same seed and settings give the same curves, bit for bit.")
     with optimiser:
         st.subheader("Training")
-        st.selectbox("Optimiser", OPTIMIZERS, key=S + "optimizer", format_func=OPTIMIZER_NAMES.get, disabled=disabled)
-        st.number_input("Learning rate", step=1e-4, format="%g", key=S + "learning_rate", disabled=disabled,
+        st.selectbox("Optimiser", OPTIMIZERS, key=S + "optimizer", format_func=OPTIMIZER_NAMES.get)
+        st.number_input("Learning rate", step=1e-4, format="%g", key=S + "learning_rate",
                         help="Much too high a rate makes the loss blow up: the run stops as diverged (NaN or "
                              "infinity), or ends with huge weights, a huge loss and about chance accuracy (the "
                              "results then say so). A rate a little too high trains badly, one too low slowly.")
         if v("optimizer") == "momentum":
-            st.number_input("Momentum", step=0.05, format="%g", key=S + "momentum", disabled=disabled)
-            st.checkbox("Nesterov", key=S + "nesterov", disabled=disabled)
-        st.selectbox("Learning-rate schedule", SCHEDULES, key=S + "schedule", format_func=SCHEDULE_NAMES.get,
-                     disabled=disabled)
+            st.number_input("Momentum", step=0.05, format="%g", key=S + "momentum")
+            st.checkbox("Nesterov", key=S + "nesterov")
+        st.selectbox("Learning-rate schedule", SCHEDULES, key=S + "schedule", format_func=SCHEDULE_NAMES.get)
         if v("schedule") == "exponential":
-            st.number_input("Decay factor per epoch", step=0.01, format="%g", key=S + "decay", disabled=disabled)
-        st.number_input("L2 weight decay", step=1e-4, format="%g", key=S + "weight_decay", disabled=disabled)
+            st.number_input("Decay factor per epoch", step=0.01, format="%g", key=S + "decay")
+        st.number_input("L2 weight decay", step=1e-4, format="%g", key=S + "weight_decay")
         left, right = st.columns(2)
-        left.number_input("Batch size", step=10, key=S + "batch_size", disabled=disabled)
-        right.number_input("Epochs", step=1, key=S + "epochs", disabled=disabled)
+        left.number_input("Batch size", step=10, key=S + "batch_size")
+        right.number_input("Epochs", step=1, key=S + "epochs")
         with st.expander("Advanced"):
             st.number_input("Validate every N updates (0: at each epoch end)", step=100,
-                            key=S + "eval_every", disabled=disabled,
+                            key=S + "eval_every",
                             help="Validation runs at a chart refresh: at the first one after every N updates (an "
                                  "automatic refresh interval is kept to N updates at most). Small N slows training.")
             st.number_input("Updates per chart refresh (0: automatic, about 4 a second)", step=10,
-                            key=S + "steps_per_chunk", disabled=disabled)
+                            key=S + "steps_per_chunk")
 
+
+def chosen_config() -> RunConfig:
+    """The run the settings describe (a DigitLabError if they are invalid)."""
+    v = setting
     mlp = v("arch") == "mlp"  # the widths box is shown, and read, for MLPs only
     hidden = number_list(v("hidden"), int, "Hidden layer widths") if mlp else ModelConfig().hidden
     model = ModelConfig(arch=v("arch"), hidden=hidden, activation=v("activation"), init=v("init"),
@@ -120,6 +127,13 @@ def settings(disabled: bool) -> RunConfig:
         weight_decay=float(v("weight_decay")), batch_size=int(v("batch_size")), epochs=int(v("epochs")),
         seed=int(v("seed")), eval_every=int(v("eval_every")), steps_per_chunk=int(v("steps_per_chunk")))
     return RunConfig(model=model, data=split, train=training)
+
+
+def training_summary(config: RunConfig) -> str:
+    """e.g. "784-300-10 relu · Adam, learning rate 0.001 · batch 50 · 3 epochs"."""
+    tc = config.train
+    return (f"{config.model.describe()} · {OPTIMIZER_NAMES[tc.optimizer]}, learning rate {tc.learning_rate:g} · "
+            f"batch {tc.batch_size} · {tc.epochs} epoch{'s' * (tc.epochs != 1)}")
 
 
 def progress_text(p: Progress, epochs: int, wall_seconds: float) -> str:
@@ -208,7 +222,13 @@ def run_outcome(run: Run) -> None:
 
 
 def _rename(old: str) -> None:
-    state.rename_run(old, st.session_state[f"rename.{old}"])
+    wanted = st.session_state[f"rename.{old}"].strip()
+    if not wanted:
+        st.session_state[RENAMED_KEY] = ("error", "A run's name cannot be empty.")
+        return
+    new = state.rename_run(old, wanted)
+    taken = f" ('{wanted}' is another run's)" if new != wanted else ""
+    st.session_state[RENAMED_KEY] = ("success", f"Renamed to '{new}'{taken}.")
 
 
 def _chart_choice(runs: dict) -> str:
@@ -250,6 +270,9 @@ def runs_section() -> None:
         rename.button("Rename", on_click=_rename, args=(name,))
         remove.button("Remove this run", on_click=state.remove_run, args=(name,), type="tertiary",
                       icon=":material/delete:")
+        if RENAMED_KEY in st.session_state:
+            kind, message = st.session_state.pop(RENAMED_KEY)
+            getattr(st, kind)(message)
         export.run_downloads(runs[name], key="run_downloads")
     else:
         st.caption("No runs yet: press Train above, or load a saved model file.")
@@ -257,26 +280,29 @@ def runs_section() -> None:
 
 
 st.title("Train a network")
+state.setting_keys(DEFAULTS)
 requested = st.session_state.pop(TRAIN_REQUEST_KEY, False)
 try:
-    config = settings(disabled=requested)
+    config = chosen_config()
     state.check_run(config)  # the split and batch sizes checked against the data now, not at Train
     config_error = None
 except DataError as exc:
     config, config_error = None, f"{exc} {DATA_HINT}"
 except DigitLabError as exc:
     config, config_error = None, f"{exc} Fix this setting to train."
-if config_error:
-    st.error(config_error)
-if TRAIN_ERROR_KEY in st.session_state:
-    st.error(st.session_state.pop(TRAIN_ERROR_KEY))
-if UNSAVED_KEY in st.session_state:
-    st.warning(st.session_state.pop(UNSAVED_KEY))
-st.button("Train", type="primary", icon=":material/play_arrow:", on_click=_request_training,
-          disabled=requested or config is None)
-if requested and config is not None:
+if requested and config is not None:  # the live view takes the settings' place, so it is in sight at once
+    st.markdown(f"**Training {training_summary(config)}**")
     run_training(config)
 else:
+    settings_form()
+    if config_error:
+        st.error(config_error)
+    if TRAIN_ERROR_KEY in st.session_state:
+        st.error(st.session_state.pop(TRAIN_ERROR_KEY))
+    if UNSAVED_KEY in st.session_state:
+        st.warning(st.session_state.pop(UNSAVED_KEY))
+    st.button("Train", type="primary", icon=":material/play_arrow:", on_click=_request_training,
+              disabled=config is None)
     if state.runs():
         run_outcome(list(state.runs().values())[-1])
     runs_section()
