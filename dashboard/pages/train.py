@@ -62,8 +62,8 @@ def settings_form() -> None:
     network, data, optimiser = st.columns(3, border=True)
     with network:
         st.subheader("Network")
-        st.radio("Architecture", list(ARCHITECTURES), key=S + "arch", horizontal=True,
-                 on_change=_follow_network_init, format_func=lambda a: ARCHITECTURES[a].title, help="See the Data page for what each one is.")
+        st.radio("Architecture", list(ARCHITECTURES), key=S + "arch", horizontal=True, on_change=_follow_network_init,
+                 format_func=lambda a: ARCHITECTURES[a].title, help="See the Data page for what each one is.")
         st.caption(ARCHITECTURES[v("arch")].description)
         if v("arch") == "mlp":
             st.text_input("Hidden layer widths", key=S + "hidden",
@@ -290,9 +290,9 @@ except DataError as exc:
     config, config_error = None, f"{exc} {DATA_HINT}"
 except DigitLabError as exc:
     config, config_error = None, f"{exc} Fix this setting to train."
-if requested and config is not None:  # the live view takes the settings' place, so it is in sight at once
+training = requested and config is not None
+if training:  # the live view takes the settings' place, so it is in sight at once
     st.markdown(f"**Training {training_summary(config)}**")
-    run_training(config)
 else:
     settings_form()
     if config_error:
@@ -301,8 +301,11 @@ else:
         st.error(st.session_state.pop(TRAIN_ERROR_KEY))
     if UNSAVED_KEY in st.session_state:
         st.warning(st.session_state.pop(UNSAVED_KEY))
-    st.button("Train", type="primary", icon=":material/play_arrow:", on_click=_request_training,
-              disabled=config is None)
+st.button("Train", type="primary", icon=":material/play_arrow:", on_click=_request_training,
+          disabled=config is None or training)
+if training:
+    run_training(config)
+else:
     if state.runs():
         run_outcome(list(state.runs().values())[-1])
     runs_section()
