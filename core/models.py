@@ -52,6 +52,9 @@ class ModelConfig:
         object.__setattr__(self, "hidden", tuple(int(h) for h in hidden))
         if self.arch not in ARCHITECTURES:
             raise ConfigError(f"Unknown architecture '{self.arch}'; choose one of {', '.join(ARCHITECTURES)}.")
+        if self.arch != "mlp":  # an MLP's own fields, emptied: a saved config says what the network has
+            object.__setattr__(self, "hidden", ())
+            object.__setattr__(self, "activation", "")
         if self.arch == "mlp":
             if not self.hidden or min(self.hidden) < 1:
                 raise ConfigError("An MLP needs at least one hidden layer, each of width 1 or more.")
@@ -201,10 +204,9 @@ def lenet5_feature_maps(params: Params, x: jax.Array) -> dict[str, jax.Array]:
 
 def hidden_activations(params: Params, x: jax.Array, config: ModelConfig) -> list[jax.Array]:
     """The activations of each hidden layer of an MLP (empty for softmax regression)."""
-    act = ACTIVATIONS[config.activation]
     outs, h = [], x
     for i in range(len(params) - 1):
-        h = act(h @ params[f"hidden_{i}"]["w"] + params[f"hidden_{i}"]["b"])
+        h = ACTIVATIONS[config.activation](h @ params[f"hidden_{i}"]["w"] + params[f"hidden_{i}"]["b"])
         outs.append(h)
     return outs
 
