@@ -358,6 +358,12 @@ def check_split(labels: np.ndarray, config: SplitConfig) -> int:
     return int(left.sum()) if config.train_size is None else config.train_size
 
 
+def default_split(n_train: int) -> SplitConfig:
+    """The standard split of n_train training images, its validation set shrunk to a fifth of them on a small
+    dataset (where 5,000 would leave too few, or none, to train on)."""
+    return SplitConfig(val_size=min(SplitConfig().val_size, n_train // 5))
+
+
 def make_splits(mnist: MNIST, config: SplitConfig = SplitConfig()) -> Splits:
     """Seeded, stratified validation hold-out and optional training subset; pixels scaled to [0, 1]."""
     labels = mnist.train_labels

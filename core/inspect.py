@@ -59,10 +59,16 @@ def select_examples(
     return index[np.argsort(-key[index], kind="stable")]
 
 
-def examples_per_digit(labels: np.ndarray, per_digit: int, seed: int = 0) -> np.ndarray:
-    """(10, per_digit) indices: a seeded random choice of examples of each digit."""
+def digit_gallery(images: np.ndarray, labels: np.ndarray, per_digit: int, seed: int = 0) -> np.ndarray:
+    """A tiled grid with a row per digit of up to `per_digit` seeded random examples of it (blank cells where a
+    digit has fewer images)."""
     rng = np.random.default_rng(seed)
-    return np.stack([rng.choice(np.flatnonzero(labels == d), per_digit, replace=False) for d in range(NUM_CLASSES)])
+    cells = np.zeros((NUM_CLASSES, per_digit, *images.shape[1:]), images.dtype)
+    for digit in range(NUM_CLASSES):
+        of_digit = np.flatnonzero(labels == digit)
+        chosen = rng.choice(of_digit, min(per_digit, len(of_digit)), replace=False)
+        cells[digit, :len(chosen)] = images[chosen]
+    return tile_images(cells.reshape(-1, *images.shape[1:]), columns=per_digit)
 
 
 def random_subset(candidates: np.ndarray, size: int, seed: int) -> np.ndarray:

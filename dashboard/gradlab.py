@@ -8,7 +8,7 @@ from typing import NamedTuple
 import numpy as np
 import streamlit as st
 
-from core.data import MAX_SEED, SplitConfig, Splits
+from core.data import MAX_SEED, Splits, default_split
 from core.errors import ConfigError, DigitLabError
 from core.gradients import HAND_ACTIVATIONS, check_supported
 from core.inspect import random_subset
@@ -49,8 +49,7 @@ def _supported_runs() -> dict:
 
 def default_splits() -> Splits:
     """The standard split, with the validation set shrunk to a fifth of the training images on a small dataset."""
-    n = len(state.dataset(state.data_dir()).train_labels)
-    return state.splits(state.data_dir(), SplitConfig(val_size=min(SplitConfig().val_size, n // 5)))
+    return state.splits(state.data_dir(), default_split(len(state.dataset(state.data_dir()).train_labels)))
 
 
 def pick_network(key: str) -> Network:

@@ -228,6 +228,11 @@ def settle_interrupted_runs() -> None:
                 keep_run(run)
 
 
+def setting(name: str):
+    """The current value of one of the Train page's settings (kept in session state while its form is not shown)."""
+    return st.session_state[SETTINGS_PREFIX + name]
+
+
 def setting_keys(defaults: dict, page: str = "") -> Callable[[str], str]:
     """Widget keys for a page's settings, each starting at its default and kept across pages (`keep_settings`):
     `key = setting_keys({"epochs": 3}, "sweep")`, then `st.number_input("Epochs", key=key("epochs"))`."""

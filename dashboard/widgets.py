@@ -106,11 +106,9 @@ def one_of(label: str, options: Sequence, *, key: str):
 
 def train_page_split() -> SplitConfig | None:
     """The data split set on the Train page in this session; None when that page has not been opened."""
-    def setting(name: str):
-        return st.session_state[state.SETTINGS_PREFIX + name]
-
     if state.SETTINGS_PREFIX + "val_size" not in st.session_state:
         return None
+    setting = state.setting
     return SplitConfig(val_size=int(setting("val_size")), seed=int(setting("seed")),
                        train_size=int(setting("train_size")) if setting("subset") == "total" else None,
                        per_class=int(setting("per_class")) if setting("subset") == "per_class" else None)

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from core.inspect import (confidence, eta_seconds, examples_per_digit, feature_map_images, filter_images,
+from core.inspect import (confidence, eta_seconds, digit_gallery, feature_map_images, filter_images,
                           input_weight_images, random_subset, row_percentages, select_examples, strongest_feeders,
                           symmetric_limit, tile_images, log_axis_range)
 from core.train import Evaluation
@@ -62,12 +62,17 @@ def test_eta():
     assert eta_seconds(25, 100, 5.0) == pytest.approx(15.0)
 
 
-def test_examples_per_digit_are_of_that_digit_and_seeded():
-    labels = np.arange(200) % 10
-    index = examples_per_digit(labels, 4, seed=1)
-    assert index.shape == (10, 4)
-    assert (labels[index] == np.arange(10)[:, None]).all()
-    assert (index == examples_per_digit(labels, 4, seed=1)).all()
+def test_the_gallery_shows_each_digit_in_its_row_seeded_and_blank_where_a_digit_has_too_few():
+    labels = np.r_[np.arange(200) % 10, [3]]  # 20 images of each digit and one more 3
+    labels = labels[~((labels == 7) & (np.arange(len(labels)) > 30))]  # but only three 7s
+    images = np.broadcast_to((labels + 1)[:, None, None], (len(labels), 2, 2)).astype(np.uint8)  # digit d: all d+1
+    tile = digit_gallery(images, labels, 4, seed=1)
+    cells = np.pad(tile, ((0, 2), (0, 2))).reshape(10, 4, 4, 4)[:, :2, :, :2]  # (digit, row, example, column)
+    expected = np.broadcast_to(np.arange(1, 11)[:, None, None, None], cells.shape).copy()
+    expected[7, :, 3, :] = 0  # the fourth 7 is missing: a blank cell
+    np.testing.assert_array_equal(cells, expected)
+    np.testing.assert_array_equal(tile, digit_gallery(images, labels, 4, seed=1))
+    assert digit_gallery(images, labels[::-1].copy(), 4, seed=1).shape == tile.shape
 
 
 def test_tile_images_places_each_image():

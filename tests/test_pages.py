@@ -423,12 +423,29 @@ def test_data_page_shows_the_train_pages_split(data_env):
     assert any("split set on the Train page" in c.value for c in at.caption)
 
 
-def test_data_page_says_when_the_default_split_cannot_be_made(data_env):
-    at = app().run()  # the default 5,000 validation images are more than the tiny MNIST's 1,200
+def test_data_page_shrinks_the_default_split_for_small_data_and_says_when_a_split_cannot_be_made(data_env):
+    at = app().run()  # the default 5,000 validation images are more than the tiny MNIST's 1,200: a fifth of them
     assert not at.exception and not at.error
     values = {m.label: m.value for m in at.metric}
-    assert values["Training images"] == "—"
-    assert any("the default split cannot be made" in c.value for c in at.caption)
+    assert values["Training images"] == "960" and values["Validation images"] == "240"
+    assert "train (all 1,200)" in at.dataframe[0].value.columns
+    at.session_state["setting.val_size"] = 5000
+    at.session_state["setting.subset"] = "all"
+    at.session_state["setting.seed"] = 0
+    at.run()
+    assert {m.label: m.value for m in at.metric}["Training images"] == "—"
+    assert any("the split set on the Train page cannot be made" in c.value for c in at.caption)
+
+
+def test_data_page_shows_data_with_digits_missing_or_rare(tmp_path, data_env):
+    labels = np.r_[np.arange(50) % 5, [7, 7]]  # digits 0-4, two 7s, no 5, 6, 8 or 9
+    np.savez(tmp_path / "mnist.npz", x_train=np.zeros((52, 28, 28), np.uint8), y_train=labels,
+             x_test=np.zeros((10, 28, 28), np.uint8), y_test=np.arange(10))
+    at = app()
+    at.session_state["setting.data_dir"] = str(tmp_path)
+    at.run()
+    assert not at.exception and "gallery" in charts(at)
+    assert list(at.dataframe[0].value["train (all 52)"]) == [10, 10, 10, 10, 10, 0, 0, 2, 0, 0]
 
 
 def test_weights_page_warns_about_a_diverged_run(data_env):

@@ -11,9 +11,9 @@ import pandas as pd
 import streamlit as st
 
 from core import download
-from core.data import MNIST, SplitConfig, class_counts
+from core.data import MNIST, class_counts, default_split
 from core.errors import DigitLabError
-from core.inspect import examples_per_digit, tile_images
+from core.inspect import digit_gallery
 from core.models import ARCHITECTURES
 from dashboard import export, figures, state
 from dashboard.widgets import MISSING, TRAIN_PAGE, train_page_split
@@ -79,14 +79,14 @@ def load_with_progress() -> MNIST | None:
     return mnist
 
 
-def described_split() -> tuple[tuple[int, int] | None, str]:
+def described_split(mnist: MNIST) -> tuple[tuple[int, int] | None, str]:
     """The (training, validation) sizes to show, and a note saying whose split they are: the Train page's when it
     was opened in this session, else the default; None (and why) when that split cannot be made from this data."""
     which = "the split set on the Train page"
     try:  # the split a run of these settings trains on (made once, shared with that run)
         chosen = train_page_split()
         which = "the default split" if chosen is None else which
-        split = state.splits(state.data_dir(), chosen or SplitConfig())
+        split = state.splits(state.data_dir(), chosen or default_split(len(mnist.train_labels)))
         sizes = len(split.y_train), len(split.y_val)
     except DigitLabError as exc:
         return None, f"No sizes: {which} cannot be made from this data. {exc}"
@@ -96,7 +96,7 @@ def described_split() -> tuple[tuple[int, int] | None, str]:
 def overview(mnist: MNIST) -> None:
     train_counts, test_counts = class_counts(mnist.train_labels), class_counts(mnist.test_labels)
     st.success(f"Loaded from **{mnist.source}**" + (" (checksums match the published MNIST)." if mnist.verified else "."))
-    sizes, which = described_split()
+    sizes, which = described_split(mnist)
     cols = st.columns(4)
     cols[0].metric("Training images", MISSING if sizes is None else f"{sizes[0]:,}",
                    help=f"Of the {len(mnist.train_labels):,} training images, those not held out for validation "
@@ -109,12 +109,11 @@ def overview(mnist: MNIST) -> None:
     table, gallery = st.columns([1, 2])
     with table:
         st.subheader("Images per digit")
-        st.dataframe(pd.DataFrame({"digit": range(10), "train (all 60,000)": train_counts, "test": test_counts}),
+        st.dataframe(pd.DataFrame({"digit": range(10), f"train (all {len(mnist.train_labels):,})": train_counts, "test": test_counts}),
                      hide_index=True)
     with gallery:
         st.subheader(f"{GALLERY_PER_DIGIT} random training examples of each digit")
-        index = examples_per_digit(mnist.train_labels, GALLERY_PER_DIGIT)
-        tile = tile_images(mnist.train_images[index.ravel()], columns=GALLERY_PER_DIGIT)
+        tile = digit_gallery(mnist.train_images, mnist.train_labels, GALLERY_PER_DIGIT)
         export.chart(figures.digit_gallery(tile), run_name="mnist", what="examples", key="gallery")
 
 

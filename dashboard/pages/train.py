@@ -51,14 +51,9 @@ def _mark_init_chosen() -> None:
     st.session_state[INIT_CHOSEN_KEY] = True
 
 
-def setting(name: str):
-    """The current value of a setting (its widget's, kept in session state also while the form is not shown)."""
-    return st.session_state[S + name]
-
-
 def settings_form() -> None:
     """Every hyperparameter of the engine as widgets."""
-    v = setting
+    v = state.setting
     network, data, optimiser = st.columns(3, border=True)
     with network:
         st.subheader("Network")
@@ -115,7 +110,7 @@ def settings_form() -> None:
 
 def chosen_config() -> RunConfig:
     """The run the settings describe (a DigitLabError if they are invalid)."""
-    v = setting
+    v = state.setting
     mlp = v("arch") == "mlp"  # the widths box is shown, and read, for MLPs only
     hidden = number_list(v("hidden"), int, "Hidden layer widths") if mlp else ModelConfig().hidden
     model = ModelConfig(arch=v("arch"), hidden=hidden, activation=v("activation"), init=v("init"),
