@@ -106,14 +106,24 @@ def test_data_page_without_data_explains_and_accepts_uploads(tmp_path, data_env)
     files = [(p.name, p.read_bytes(), "application/gzip") for p in sorted(data_env.iterdir())]
     at.file_uploader[0].set_value(files[:2]).run()  # two of the four: the error says which are missing
     assert "missing: " + ", ".join(Path(name).name.split(".")[0] for name, _, _ in files[2:]) in at.error[0].value
-    at.file_uploader[0].set_value(files[2:]).run()  # the other two, in a second go: they add up
+    broken = [(files[0][0], files[0][1][:-100], "application/gzip"), *files[1:]]
+    at.file_uploader[0].set_value(broken).run()  # the uploader lists every file added so far, one of them cut short
+    assert "truncated" in at.error[0].value or "corrupt" in at.error[0].value
+    at.file_uploader[0].set_value(files).run()  # the broken one removed and uploaded again: only these count
     assert not at.error
     assert "IDX files in" in at.success[0].value
-    folder = at.session_state["data_upload_dir"]
+    folder = at.session_state["setting.data_dir"]
     again = app()
     again.session_state["setting.data_dir"] = str(tmp_path)
     again.run().file_uploader[0].set_value(files).run()  # the same files in another session: the same folder
-    assert again.session_state["data_upload_dir"] == folder and "IDX files in" in again.success[0].value
+    assert again.session_state["setting.data_dir"] == folder and "IDX files in" in again.success[0].value
+
+
+def test_an_uploaded_file_that_is_not_mnist_is_named_in_the_error(tmp_path, data_env):
+    at = app()
+    at.session_state["setting.data_dir"] = str(tmp_path)
+    at.run().file_uploader[0].set_value([("my-digits.npz", b"not a zip", "application/octet-stream")]).run()
+    assert not at.exception and "my-digits.npz is not a valid .npz file" in at.error[0].value
 
 
 def test_training_through_the_widgets_keeps_a_run_with_curves_and_accuracy(data_env):

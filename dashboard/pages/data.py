@@ -19,23 +19,18 @@ from dashboard import export, figures, state
 from dashboard.widgets import MISSING, TRAIN_PAGE, train_page_split
 
 UPLOAD_KEY = "data_upload"
-UPLOAD_DIR_KEY = "data_upload_dir"  # this session's folder of uploaded files
 UPLOADS_DIR = Path(tempfile.gettempdir()) / "digit-lab-uploads"
 GALLERY_PER_DIGIT = 10
 
 
 def _save_uploaded_data() -> None:
-    """Callback of the data uploader: the files, with those this session uploaded before (so files uploaded in
-    several goes add up), become the data directory. The folder is named by their content, under one uploads
-    folder: the same files share one folder (and one cached load), and uploading again adds no copy."""
+    """Callback of the data uploader: the files it lists now become the data (a lone .npz or .mat file, by its own
+    name, so that errors name it). They are written to a folder named by their content, under one uploads folder:
+    the same files share one folder (and one cached load), and uploading them again adds no copy."""
     files = st.session_state.get(UPLOAD_KEY) or []
     if not files:
         return
-    previous = Path(st.session_state.get(UPLOAD_DIR_KEY) or "/nonexistent")
-    contents = {path.name: path.read_bytes() for path in previous.iterdir()} if previous.is_dir() else {}
-    for upload in files:
-        name = Path(upload.name).name
-        contents[{".npz": "mnist.npz", ".mat": "mnist_all.mat"}.get(Path(name).suffix, name)] = upload.getvalue()
+    contents = {Path(upload.name).name: upload.getvalue() for upload in files}
     digest = hashlib.sha256()
     for name in sorted(contents):
         digest.update(name.encode() + b"\0" + hashlib.sha256(contents[name]).digest())
@@ -49,7 +44,9 @@ def _save_uploaded_data() -> None:
             staging.rename(folder)  # whole or not at all; another session may have just written the same
         except OSError:
             shutil.rmtree(staging, ignore_errors=True)
-    st.session_state[UPLOAD_DIR_KEY] = st.session_state[state.DATA_DIR_KEY] = str(folder)
+    names = list(contents)
+    lone_file = names[0] if len(names) == 1 and Path(names[0]).suffix in (".npz", ".mat") else None
+    st.session_state[state.DATA_DIR_KEY] = str(folder / lone_file if lone_file else folder)
 
 
 def load_with_progress() -> MNIST | None:
