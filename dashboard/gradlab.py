@@ -61,19 +61,22 @@ def pick_network(key: str) -> Network:
         if not runs:
             st.caption("No trained softmax regression or one-hidden-layer tanh/sigmoid MLP in this session yet, so "
                        "the lab uses a freshly initialised network.")
-        source = st.radio("Network", sources, horizontal=True, key=f"{key}.source")
+        source = st.radio("Network", sources, horizontal=True, key=state.kept(f"{key}.source", sources[0],
+                                                                               lambda s: s in sources))
         if source == TRAINED:
-            name = st.selectbox("Run", list(runs), index=len(runs) - 1, key=f"{key}.run",
+            name = st.selectbox("Run", list(runs), key=state.kept(f"{key}.run", list(runs)[-1], lambda n: n in runs),
                                 format_func=lambda n: run_label(runs[n]))
             run = runs[name]
             return Network(name, run.run_id, run.config.model, run.params,
                            state.splits(state.data_dir(), run.config.data), True)
         left, middle, right, last = st.columns(4)
-        arch = left.selectbox("Architecture", ("linear", "mlp"), index=1, key=f"{key}.arch",
+        arch = left.selectbox("Architecture", ("linear", "mlp"), key=state.kept(f"{key}.arch", "mlp"),
                               format_func=lambda a: {"linear": "Softmax regression", "mlp": "MLP, one hidden layer"}[a])
-        hidden = middle.number_input("Hidden width", 1, 1024, 30, key=f"{key}.hidden", disabled=arch == "linear")
-        activation = right.selectbox("Activation", HAND_ACTIVATIONS, key=f"{key}.activation", disabled=arch == "linear")
-        seed = last.number_input("Seed", 0, MAX_SEED, 0, key=f"{key}.seed")
+        hidden = middle.number_input("Hidden width", 1, 1024, key=state.kept(f"{key}.hidden", 30),
+                                     disabled=arch == "linear")
+        activation = right.selectbox("Activation", HAND_ACTIVATIONS, key=state.kept(f"{key}.activation", "tanh"),
+                                     disabled=arch == "linear")
+        seed = last.number_input("Seed", 0, MAX_SEED, key=state.kept(f"{key}.seed", 0))
         config = ModelConfig(arch, (int(hidden),), activation)
         name = f"fresh {config.describe()}"
         return Network(name, f"{name}, seed {int(seed)}", config, init(seed_key(int(seed)), config), default_splits(),
@@ -87,7 +90,9 @@ def pick_batch(network: Network, key: str, *, default: int = 100, limit: int = 2
     """A slider for the batch size and a seed; the batch is drawn from the network's training split."""
     n = len(network.splits.y_train)
     left, right = st.columns(2)
-    size = left.slider("Batch size (training images)", 1, min(limit, n), min(default, n), key=f"{key}.batch")
-    seed = right.number_input("Batch seed", 0, MAX_SEED, 0, key=f"{key}.batch_seed")
+    most = min(limit, n)
+    size = left.slider("Batch size (training images)", 1, most,
+                       key=state.kept(f"{key}.batch", min(default, n), lambda size: 1 <= size <= most))
+    seed = right.number_input("Batch seed", 0, MAX_SEED, key=state.kept(f"{key}.batch_seed", 0))
     index = random_subset(np.arange(n), size, int(seed))
     return Batch(network.splits.x_train[index], network.splits.y_train[index], int(seed))

@@ -10,7 +10,7 @@ import dataclasses
 import os
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException  # not public API: Streamlit is pinned
@@ -240,7 +240,17 @@ def setting_keys(defaults: dict, page: str = "") -> Callable[[str], str]:
         return f"{SETTINGS_PREFIX}{page + '.' if page else ''}{name}"
 
     for name, value in defaults.items():
-        st.session_state.setdefault(key(name), value)
+        kept(key(name)[len(SETTINGS_PREFIX):], value)
+    return key
+
+
+def kept(name: str, default, valid: Callable[[Any], bool] = lambda value: True) -> str:
+    """The key of a widget that starts at `default` and keeps its value while its page is not shown
+    (`keep_settings`); a kept value no longer `valid` (the widget's options changed) starts again at `default`.
+    Give the widget itself no default: `st.slider("Steps", 50, 1000, key=kept("lab.steps", 300))`."""
+    key = SETTINGS_PREFIX + name
+    if key not in st.session_state or not valid(st.session_state[key]):
+        st.session_state[key] = default
     return key
 
 

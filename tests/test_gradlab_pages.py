@@ -57,20 +57,20 @@ def trace_names(at: AppTest, index: int) -> list[str]:
 def test_gradient_check_page_runs_the_check_and_catches_a_bug(data_env):
     at = page("gradient_check", (mlp_run(),))
     no_errors(at)
-    assert at.radio(key="gradcheck.source").value == "A trained run"
+    assert at.radio(key="setting.gradcheck.source").value == "A trained run"
     assert len(at.latex) >= 4
-    at.toggle(key="gradcheck.all").set_value(False)
-    at.number_input(key="gradcheck.k").set_value(60)
-    at.slider(key="gradcheck.batch").set_value(20)
+    at.toggle(key="setting.gradcheck.all.mlp").set_value(False)
+    at.number_input(key="setting.gradcheck.k").set_value(60)
+    at.slider(key="setting.gradcheck.batch").set_value(20)
     at.button(key="gradcheck.check").click().run()
     no_errors(at)
     assert "agrees" in at.success[0].value
     assert len(at.dataframe) == 1 and len(at.dataframe[0].value) == 20  # 10 step sizes × 2 precisions
-    at.selectbox(key="gradcheck.bug").set_value("derivative-at-activation").run()
+    at.selectbox(key="setting.gradcheck.bug.mlp").set_value("derivative-at-activation").run()
     at.button(key="gradcheck.check").click().run()
     assert not at.exception
     assert "WRONG" in at.error[0].value
-    at.slider(key="gradcheck.steps").set_value(50)
+    at.slider(key="setting.gradcheck.steps").set_value(50)
     at.button(key="gradcheck.train").click().run()
     assert not at.exception
     assert charts_with_save_menus(at) == 3
@@ -79,16 +79,16 @@ def test_gradient_check_page_runs_the_check_and_catches_a_bug(data_env):
 
 def test_gradient_check_trains_with_the_bug_planted_after_the_page_loaded(data_env):
     at = page("gradient_check")
-    at.selectbox(key="gradcheck.bug").set_value("no-mean").run()
-    at.slider(key="gradcheck.steps").set_value(50)
+    at.selectbox(key="setting.gradcheck.bug.mlp").set_value("no-mean").run()
+    at.slider(key="setting.gradcheck.steps").set_value(50)
     at.button(key="gradcheck.train").click().run()
     no_errors(at)
     assert list(at.session_state["gradcheck.training"][1]) == ["correct gradient", "bug: Sum instead of mean"]
     # and a bug chosen for training alone, then another planted: training follows the newly planted one
-    at.selectbox(key="gradcheck.train_bug.mlp.no-mean").set_value("logits")
+    at.selectbox(key="setting.gradcheck.train_bug.mlp.no-mean").set_value("logits")
     at.button(key="gradcheck.train").click().run()
     assert list(at.session_state["gradcheck.training"][1])[1] == "bug: Logits instead of probabilities"
-    at.selectbox(key="gradcheck.bug").set_value("sign").run()
+    at.selectbox(key="setting.gradcheck.bug.mlp").set_value("sign").run()
     at.button(key="gradcheck.train").click().run()
     assert list(at.session_state["gradcheck.training"][1])[1] == "bug: Y − P instead of P − Y"
 
@@ -96,18 +96,18 @@ def test_gradient_check_trains_with_the_bug_planted_after_the_page_loaded(data_e
 def test_gradient_check_page_without_runs_uses_a_fresh_network(data_env):
     at = page("gradient_check")
     no_errors(at)
-    assert at.radio(key="gradcheck.source").value == "A freshly initialised network"
+    assert at.radio(key="setting.gradcheck.source").value == "A freshly initialised network"
 
 
 def test_gradient_check_results_belong_to_the_weights_and_batch_they_were_computed_for(data_env):
     """Another seed draws other weights: the check's table and the training curves go. Another batch seed
     draws other images: the check goes, the training curves (on the whole training split) stay."""
     at = page("gradient_check")
-    at.toggle(key="gradcheck.all").set_value(False)
-    at.number_input(key="gradcheck.k").set_value(20)
-    at.slider(key="gradcheck.batch").set_value(10)
-    at.slider(key="gradcheck.steps").set_value(50)
-    for widget, charts_left in (("gradcheck.seed", 0), ("gradcheck.batch_seed", 1)):
+    at.toggle(key="setting.gradcheck.all.mlp").set_value(False)
+    at.number_input(key="setting.gradcheck.k").set_value(20)
+    at.slider(key="setting.gradcheck.batch").set_value(10)
+    at.slider(key="setting.gradcheck.steps").set_value(50)
+    for widget, charts_left in (("setting.gradcheck.seed", 0), ("setting.gradcheck.batch_seed", 1)):
         at.button(key="gradcheck.check").click().run()
         at.button(key="gradcheck.train").click().run()
         assert len(at.dataframe) == 1 and charts_with_save_menus(at) == 3
@@ -120,8 +120,8 @@ def test_gradient_check_results_belong_to_the_weights_and_batch_they_were_comput
 def test_backprop_timing_page(data_env):
     at = page("backprop_timing")
     no_errors(at)
-    at.multiselect(key="timing.batches").set_value([1, 10, 100])
-    at.multiselect(key="timing.widths").set_value([4])
+    at.multiselect(key="setting.timing.batches").set_value([1, 10, 100])
+    at.multiselect(key="setting.timing.widths").set_value([4])
     at.button(key="timing.run").click().run()
     no_errors(at)
     assert charts_with_save_menus(at) == 2
@@ -143,7 +143,7 @@ def test_landscape_page(data_env):
     no_errors(at)
     assert charts_with_save_menus(at) == 2
     assert "trained values" in trace_names(at, 0)
-    at.slider(key="landscape.steps").set_value(5).run()
+    at.slider(key="setting.landscape.steps").set_value(5).run()
     no_errors(at)
 
 
@@ -161,10 +161,10 @@ def test_landscape_page_lets_weights_the_cost_ignores_be_explored_by_hand(tmp_pa
     train_images[:, 0, 0] = test_images[:, 0, 0] = 0  # pixel 0 is blank in every image
     digits = MNIST(train_images, digits.train_labels, test_images, digits.test_labels, source="synthetic")
     at = page("landscape", data_dir=str(write_idx_dir(tmp_path / "blank_pixel", digits)))
-    at.selectbox(key="landscape.arch").set_value("linear").run()
+    at.selectbox(key="setting.landscape.arch").set_value("linear").run()
     for weight, column in (("first", 0), ("second", 1)):
-        at.number_input(key=f"landscape.{weight}.row").set_value(0)
-        at.number_input(key=f"landscape.{weight}.col").set_value(column)
+        at.number_input(key=f"setting.landscape.{weight}.output.w.0").set_value(0)
+        at.number_input(key=f"setting.landscape.{weight}.output.w.1").set_value(column)
     at.run()
     no_errors(at)
     assert "not curved upwards" in at.warning[0].value and "set them by hand" in at.warning[0].value
@@ -173,3 +173,30 @@ def test_landscape_page_lets_weights_the_cost_ignores_be_explored_by_hand(tmp_pa
     inputs["Learning rate"].set_value(0.5).run()  # the advice can be followed
     no_errors(at)
     assert charts_with_save_menus(at) == 2
+
+
+def test_gradient_check_settings_and_results_survive_a_page_switch(data_env):
+    at = page("gradient_check", (mlp_run(),))
+    at.toggle(key="setting.gradcheck.all.mlp").set_value(False)
+    at.number_input(key="setting.gradcheck.k").set_value(60)
+    at.selectbox(key="setting.gradcheck.bug.mlp").set_value("no-mean").run()
+    at.button(key="gradcheck.check").click().run()
+    charts = charts_with_save_menus(at)
+    assert charts >= 1
+    at.switch_page("dashboard/pages/data.py").run()
+    at.switch_page("dashboard/pages/gradient_check.py").run()
+    assert not at.exception
+    assert at.selectbox(key="setting.gradcheck.bug.mlp").value == "no-mean"
+    assert at.number_input(key="setting.gradcheck.k").value == 60
+    assert charts_with_save_menus(at) == charts  # the check's results are shown again, not lost
+
+
+def test_lab_settings_survive_a_page_switch(data_env):
+    at = page("landscape")
+    at.slider(key="setting.landscape.steps").set_value(7).run()
+    at.switch_page("dashboard/pages/backprop_timing.py").run()
+    at.multiselect(key="setting.timing.widths").set_value([4]).run()
+    at.switch_page("dashboard/pages/landscape.py").run()
+    assert not at.exception and at.slider(key="setting.landscape.steps").value == 7
+    at.switch_page("dashboard/pages/backprop_timing.py").run()
+    assert at.multiselect(key="setting.timing.widths").value == [4]

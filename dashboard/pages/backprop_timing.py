@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.backprop_timing import METHODS, MIN_SECONDS, speedups, time_methods
 from core.errors import DigitLabError
-from dashboard import export, figures
+from dashboard import export, figures, state
 from dashboard.gradlab import default_splits
 from dashboard.widgets import DATA_HINT, show_error
 
@@ -29,10 +29,12 @@ except DigitLabError as exc:
 x, y = splits.x_train, splits.y_train
 left, middle, right = st.columns(3)
 batch_options = [size for size in (1, 10, 100, 1000, 5000) if size <= len(y)]
-batch_sizes = left.multiselect("Batch sizes", batch_options, [size for size in (10, 100, 1000) if size <= len(y)],
-                               key="timing.batches")
-hidden_widths = middle.multiselect("Hidden widths", [4, 16, 64, 256, 1024], [16, 64, 256], key="timing.widths")
-activation = right.selectbox("Activation", ("tanh", "sigmoid"), key="timing.activation")
+width_options = [4, 16, 64, 256, 1024]
+default_batches = [size for size in (10, 100, 1000) if size <= len(y)]
+batch_sizes = left.multiselect("Batch sizes", batch_options, key=state.kept(
+    "timing.batches", default_batches, lambda chosen: set(chosen) <= set(batch_options)))
+hidden_widths = middle.multiselect("Hidden widths", width_options, key=state.kept("timing.widths", [16, 64, 256]))
+activation = right.selectbox("Activation", ("tanh", "sigmoid"), key=state.kept("timing.activation", "tanh"))
 settings = (tuple(sorted(batch_sizes)), tuple(sorted(hidden_widths)), activation)
 if not batch_sizes or not hidden_widths:
     st.info("Choose at least one batch size and one hidden width.")

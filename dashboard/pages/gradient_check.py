@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.errors import DigitLabError
 from core.gradients import BUGS, DTYPES, PASS_RELATIVE_ERROR, gradient_check, hand_vs_autodiff, tensor_label, train_by_hand
-from dashboard import export, figures
+from dashboard import export, figures, state
 from dashboard.gradlab import pick_batch, pick_network
 from dashboard.widgets import show_error
 
@@ -40,11 +40,12 @@ x, y, batch_seed = pick_batch(network, "gradcheck")
 arch = network.config.arch
 
 left, middle, right = st.columns(3)
-check_all = left.toggle("Check every weight", value=arch == "linear", key="gradcheck.all",
+check_all = left.toggle("Check every weight", key=state.kept(f"gradcheck.all.{arch}", arch == "linear"),
                         help="Off: a random sample of about k weights, spread over every tensor.")
-k = None if check_all else middle.number_input("k (weights to sample)", 10, 100_000, 1000, key="gradcheck.k")
+k = None if check_all else middle.number_input("k (weights to sample)", 10, 100_000,
+                                               key=state.kept("gradcheck.k", 1000))
 bugs = {name: bug for name, bug in BUGS.items() if arch in bug.archs}
-bug = right.selectbox("Planted bug", [None, *bugs], key="gradcheck.bug",
+bug = right.selectbox("Planted bug", [None, *bugs], key=state.kept(f"gradcheck.bug.{arch}", None),
                       format_func=lambda b: "none: the correct gradient" if b is None else bugs[b].title)
 
 forward_col, backward_col = st.columns(2)
@@ -109,11 +110,12 @@ st.subheader("Does it train?")
 st.caption("A few hundred steps of plain gradient descent on the training split, driven by the correct hand gradient "
            "and by the planted bug, with validation accuracy measured along the way.")
 left, middle, right = st.columns(3)
-steps = left.slider("Steps", 50, 1000, 300, 50, key="gradcheck.steps")
-learning_rate = middle.select_slider("Learning rate", [0.01, 0.03, 0.1, 0.3, 1.0], 0.1, key="gradcheck.lr")
+steps = left.slider("Steps", 50, 1000, step=50, key=state.kept("gradcheck.steps", 300))
+learning_rate = middle.select_slider("Learning rate", [0.01, 0.03, 0.1, 0.3, 1.0], key=state.kept("gradcheck.lr", 0.1))
 # keyed by the planted bug, so that planting another one starts this choice afresh at it
-bug_to_train = right.selectbox("Bug to train with", list(bugs), index=list(bugs).index(bug) if bug else 0,
-                               key=f"gradcheck.train_bug.{arch}.{bug}", format_func=lambda b: bugs[b].title)
+bug_to_train = right.selectbox("Bug to train with", list(bugs), key=state.kept(f"gradcheck.train_bug.{arch}.{bug}",
+                                                                               bug or list(bugs)[0]),
+                               format_func=lambda b: bugs[b].title)
 train_settings = (network.identity, steps, learning_rate, bug_to_train)
 if st.button("Train with both gradients", key="gradcheck.train"):
     splits = network.splits

@@ -6,7 +6,7 @@ import streamlit as st
 
 from core.errors import DigitLabError
 from core.landscape import OPTIMISER_TITLES, WeightRef, curvature, default_pair, loss_landscape, optimiser_paths
-from dashboard import export, figures
+from dashboard import export, figures, state
 from dashboard.gradlab import pick_batch, pick_network
 from dashboard.widgets import show_error
 
@@ -24,17 +24,21 @@ def weight_picker(label: str, default: WeightRef, key: str) -> WeightRef:
     """Layer, array and position of one weight, defaulting to `default`."""
     cols = st.columns(4)
     layers = list(params)
-    layer = cols[0].selectbox(f"{label}: layer", layers, index=layers.index(default.layer), key=f"{key}.layer")
-    array = cols[1].selectbox("array", ("w", "b"), index=("w", "b").index(default.array), key=f"{key}.array")
+    layer = cols[0].selectbox(f"{label}: layer", layers,
+                              key=state.kept(f"{key}.layer", default.layer, lambda name: name in layers))
+    array = cols[1].selectbox("array", ("w", "b"), key=state.kept(f"{key}.array", default.array))
     shape = params[layer][array].shape
     index = [min(default.index[i], n - 1) if layer == default.layer and array == default.array else 0
              for i, n in enumerate(shape)]
+    def position(label: str, axis: int, column: int) -> int:  # kept per layer and array, whose sizes differ
+        n = shape[axis]
+        return int(cols[column].number_input(label, 0, n - 1, key=state.kept(
+            f"{key}.{layer}.{array}.{axis}", index[axis], lambda i: 0 <= i < n)))
+
     if array == "w":
-        row = cols[2].number_input("row (input)", 0, shape[0] - 1, index[0], key=f"{key}.row")
-        col = cols[3].number_input("column (unit)", 0, shape[1] - 1, index[1], key=f"{key}.col")
-        return WeightRef(layer, array, (int(row), int(col)))
-    unit = cols[2].number_input("unit", 0, shape[0] - 1, index[0], key=f"{key}.unit")
-    return WeightRef(layer, array, (int(unit),))
+        return WeightRef(layer, array, (position("row (input)", 0, 2), position("column (unit)", 1, 3)))
+    unit = position("unit", 0, 2)
+    return WeightRef(layer, array, (unit,))
 
 
 suggested = default_pair(params, x, network.config)
@@ -68,17 +72,17 @@ else:
                f"{view.learning_rate:g}: set them by hand, or choose other weights or a larger batch.")
 view_key = f"{network.identity}.{pair[0].label()}.{pair[1].label()}"  # new weights or network: new suggested defaults
 cols = st.columns(5)
-span = cols[0].number_input("Grid half-width", 0.05, 50.0, view.span, key=f"landscape.span.{view_key}")
-learning_rate = cols[1].number_input("Learning rate", 1e-4, 100.0, min(max(view.learning_rate, 1e-4), 100.0),
-                                     format="%.4f", key=f"landscape.lr.{view_key}")
-momentum = cols[2].slider("Momentum", 0.0, 0.99, 0.9, key="landscape.momentum")
-steps = cols[3].slider("Steps K", 1, 300, 50, key="landscape.steps")
-resolution = cols[4].slider("Grid points a side", 11, 81, 41, 10, key="landscape.resolution")
+span = cols[0].number_input("Grid half-width", 0.05, 50.0, key=state.kept(f"landscape.span.{view_key}", view.span))
+learning_rate = cols[1].number_input("Learning rate", 1e-4, 100.0, format="%.4f", key=state.kept(
+    f"landscape.lr.{view_key}", min(max(view.learning_rate, 1e-4), 100.0)))
+momentum = cols[2].slider("Momentum", 0.0, 0.99, key=state.kept("landscape.momentum", 0.9))
+steps = cols[3].slider("Steps K", 1, 300, key=state.kept("landscape.steps", 50))
+resolution = cols[4].slider("Grid points a side", 11, 81, step=10, key=state.kept("landscape.resolution", 41))
 start_x, start_y = st.columns(2)
-start = (start_x.slider(f"Start, first weight (offset from {here}, in grid half-widths)", -1.0, 1.0, -0.8, 0.05,
-                        key="landscape.sx"),
-         start_y.slider(f"Start, second weight (offset from {here}, in grid half-widths)", -1.0, 1.0, 0.8, 0.05,
-                        key="landscape.sy"))
+start = (start_x.slider(f"Start, first weight (offset from {here}, in grid half-widths)", -1.0, 1.0, step=0.05,
+                        key=state.kept("landscape.sx", -0.8)),
+         start_y.slider(f"Start, second weight (offset from {here}, in grid half-widths)", -1.0, 1.0, step=0.05,
+                        key=state.kept("landscape.sy", 0.8)))
 start_point = (center[0] + start[0] * span, center[1] + start[1] * span)
 
 try:

@@ -95,10 +95,12 @@ with st.expander("What each preset is"):
         st.markdown(f"**{preset.name}** — {preset.description}")
 
 with st.form("reproduce"):
-    names = st.multiselect("Presets to train", list(PRESETS), default=["mlp-300-tanh-adam"],
+    names = st.multiselect("Presets to train", list(PRESETS),
+                           key=state.kept("reproduce.presets", ["mlp-300-tanh-adam"]),
                            help="The LeNet-5 presets take a few minutes each on a 2-core CPU.")
     quick = st.number_input("Train on at most this many images (0 = the full set, as the reports did)", 0, None,
-                            0, step=1000, help="A quick check; accuracies are then lower than the reports'. A number "
+                            step=1000, key=state.kept("reproduce.at_most", 0),
+                            help="A quick check; accuracies are then lower than the reports'. A number "
                             "at least as large as a preset's own training set trains the preset as it is.")
     start = st.form_submit_button("Train selected presets", type="primary", icon=":material/play_arrow:")
 if start:
