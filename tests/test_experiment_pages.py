@@ -42,7 +42,7 @@ def test_reproduce_trains_a_preset_and_remembers_the_row(data_env):
     assert 0.5 < row["test_accuracy"] <= 1.0 and row["status"] == "finished"
     table = at.dataframe[0].value.set_index("preset")
     assert table.loc["softmax-minibatch", "ours (test)"] == f"{100 * row['test_accuracy']:.2f}%"
-    assert table.loc["softmax-minibatch", "training images"] == "at most 300 (quick check)"
+    assert table.loc["softmax-minibatch", "training images"] == "≤ 300 (quick)"
     assert table.loc["lenet5-sgd", "ours (test)"] == "not run"
     table = at.dataframe[0].value
     wall_times = table.set_index("preset")["wall time (s)"]

@@ -38,16 +38,16 @@ class PresetResult:
 def _table(results: dict[str, PresetResult]) -> pd.DataFrame:
     def cell(name, measured, not_run):
         return measured(results[name]) if name in results and results[name].runs else not_run
-    return pd.DataFrame([{
+    return pd.DataFrame([{  # what the comparison needs first, so it shows on a laptop screen without scrolling
         "preset": p.name,
-        "architecture": p.arch,
         "reported": p.reported_text or format_accuracy(p.reported),
         "ours (test)": cell(p.name, lambda r: " / ".join(format_accuracy(run.test_accuracy) for run in r.runs), "not run"),
-        "status": cell(p.name, lambda r: r.runs[-1].status, MISSING),
         "training images": cell(p.name, lambda r: "as reported" if r.train_size is None
-                                else f"at most {r.train_size:,} (quick check)", MISSING),
+                                else f"≤ {r.train_size:,} (quick)", MISSING),
+        "status": cell(p.name, lambda r: r.runs[-1].status, MISSING),
         "epochs": cell(p.name, lambda r: r.row()["epochs"], max(c.train.epochs for c in p.configs)),
         "wall time (s)": format_or_dash(results[p.name].seconds if p.name in results else None, ".0f"),
+        "architecture": p.arch,
         "kind": "our best" if p.ours else "report",
     } for p in PRESETS.values()])
 
@@ -86,9 +86,9 @@ st.write("Each preset is a setup from the course reports (with the accuracy the 
          "the Results and Weights pages.")
 results = st.session_state.setdefault(RESULTS_KEY, {})
 st.dataframe(_table(results), hide_index=True, column_config={
-    "reported": st.column_config.TextColumn(width=260, help="The test accuracy (or result) the course report gives."),
-    "training images": st.column_config.TextColumn(help="A quick check on a subset gives lower accuracies than "
-                                                   "the reports'."),
+    "reported": st.column_config.TextColumn(help="The test accuracy (or result) the course report gives."),
+    "training images": st.column_config.TextColumn(help="A quick check trains on at most that many images and gives "
+                                                   "lower accuracies than the reports'."),
     "wall time (s)": st.column_config.TextColumn(help="Seconds this session took to train the preset; — = not run yet.")})
 with st.expander("What each preset is"):
     for preset in PRESETS.values():
