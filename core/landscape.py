@@ -127,6 +127,7 @@ class Curvature:
     span: float  # grid half-width: `widths` steps of 1/sqrt(λ) along the flattest direction, capped
     learning_rate: float  # 1/λ_max: the largest step plain gradient descent takes without oscillating
     fitted: bool  # False where the cost is not curved upwards: span and learning rate are then the fallbacks
+    capped: bool = False  # the bowl is wider than the span (almost flat along one direction): the grid shows part
 
 
 @functools.partial(jax.jit, static_argnames=("config", "pair"))
@@ -153,8 +154,9 @@ def curvature(params: Params, x, y, config: ModelConfig, pair: tuple[WeightRef, 
     if not high > 0:
         return Curvature((float(low), float(high)), FALLBACK_SPAN, FALLBACK_LEARNING_RATE, False)
     flattest = max(low, high / max_anisotropy**2)
+    whole_bowl = widths / np.sqrt(max(low, 0.0)) if low > 0 else np.inf
     span = float(np.clip(widths / np.sqrt(flattest), *span_limits))
-    return Curvature((float(low), float(high)), span, float(1 / high), True)
+    return Curvature((float(low), float(high)), span, float(1 / high), True, capped=bool(whole_bowl > span * 1.001))
 
 
 @dataclass(frozen=True)

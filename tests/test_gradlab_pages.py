@@ -200,3 +200,19 @@ def test_lab_settings_survive_a_page_switch(data_env):
     assert not at.exception and at.slider(key="setting.landscape.steps").value == 7
     at.switch_page("dashboard/pages/backprop_timing.py").run()
     assert at.multiselect(key="setting.timing.widths").value == [4]
+
+
+def test_landscape_page_says_when_the_valley_is_longer_than_the_grid(tmp_path):
+    digits = synthetic_mnist()
+    train_images, test_images = digits.train_images.copy(), digits.test_images.copy()
+    train_images[:, 0, 0] = test_images[:, 0, 0] = 0  # pixel 0 is blank in every image: its weights are flat
+    digits = MNIST(train_images, digits.train_labels, test_images, digits.test_labels, source="synthetic")
+    at = page("landscape", data_dir=str(write_idx_dir(tmp_path / "blank_pixel", digits)))
+    at.selectbox(key="setting.landscape.arch").set_value("linear").run()
+    at.number_input(key="setting.landscape.first.output.w.0").set_value(0)  # the blank pixel's weight into unit 0
+    at.number_input(key="setting.landscape.second.output.w.0").set_value(400)  # a pixel the digits use
+    at.number_input(key="setting.landscape.second.output.w.1").set_value(0)
+    at.run()
+    no_errors(at)
+    assert any("almost flat along one direction" in c.value for c in at.caption)
+    assert any("one of many points about as low" in c.value for c in at.caption)

@@ -94,8 +94,10 @@ def test_curvature_matches_finite_differences_and_sets_span_and_learning_rate(tr
     low, high = found.eigenvalues
     assert found.learning_rate == pytest.approx(1 / high) and found.fitted
     assert found.span == pytest.approx(min(50.0, 3.0 / np.sqrt(low)))
+    assert found.capped == (3.0 / np.sqrt(low) > 50.0)
     capped = curvature(params, x, y, config, pair, widths=3.0, max_anisotropy=1.0)
     assert capped.span == pytest.approx(3.0 / np.sqrt(high))  # the flat direction may be at most 1× wider
+    assert capped.capped == (low < high)  # and then the grid shows only the middle of the longer valley
 
 
 def test_suggested_view_is_a_bowl_the_optimisers_descend(trained):
