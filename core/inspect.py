@@ -14,6 +14,11 @@ SORT_KEYS = ("confidence", "loss")
 ENORMOUS_LOSS = 100.0  # a mean cross-entropy no sane network has: guessing gives ln 10 ≈ 2.3
 
 
+def enormous(loss: float) -> bool:
+    """Whether a mean cross-entropy is infinite, NaN or far beyond any sane network's (a far too high rate)."""
+    return not loss <= ENORMOUS_LOSS
+
+
 def learned_next_to_nothing(accuracy: float) -> bool:
     """Whether an accuracy is under twice chance (10% for ten digits): training failed, or has hardly begun."""
     return accuracy < 2 / NUM_CLASSES
@@ -116,6 +121,14 @@ def symmetric_limit(*arrays: np.ndarray) -> float:
     """The largest absolute value over the arrays: the bound of a zero-centred colour scale (1.0 if all zero)."""
     limit = max(float(np.abs(np.asarray(a)).max()) for a in arrays)
     return limit or 1.0
+
+
+def spans_decades(values, ratio: float = 1e3) -> bool:
+    """Whether the finite positive `values` range over more than `ratio` (one far too high learning rate's loss
+    among sane ones): a linear axis would flatten all the others into one line at the bottom."""
+    values = np.asarray(values, dtype=float)
+    values = values[np.isfinite(values) & (values > 0)]
+    return bool(len(values)) and values.max() > ratio * values.min()
 
 
 def log_axis_range(values, pad_decades: float = 0.5) -> tuple[float, float]:

@@ -13,7 +13,7 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from core.inspect import log_axis_range, symmetric_limit
+from core.inspect import log_axis_range, spans_decades, symmetric_limit
 from core.overfitting import gap_points
 from core.runs import Run
 
@@ -39,8 +39,12 @@ def _square_axes(fig: go.Figure) -> go.Figure:
 
 
 def training_curves(runs: Sequence[Run]) -> go.Figure:
-    """Loss and accuracy against updates: each run one colour, training solid, validation dashed with markers."""
-    fig = make_subplots(rows=1, cols=2, subplot_titles=("Loss (cross-entropy)", "Accuracy"), horizontal_spacing=0.08)
+    """Loss and accuracy against updates: each run one colour, training solid, validation dashed with markers; the
+    loss on a log axis when its values span decades."""
+    log_loss = spans_decades([row[key] for run in runs for row in run.history for key in ("train_loss", "val_loss")
+                              if row[key] is not None])
+    loss_title = "Loss (cross-entropy, log scale)" if log_loss else "Loss (cross-entropy)"
+    fig = make_subplots(rows=1, cols=2, subplot_titles=(loss_title, "Accuracy"), horizontal_spacing=0.08)
     for i, run in enumerate(runs):
         colour = PALETTE[i % len(PALETTE)]
         steps = [row["step"] for row in run.history]
@@ -59,6 +63,8 @@ def training_curves(runs: Sequence[Run]) -> go.Figure:
     fig.update_xaxes(title_text="updates (optimiser steps)", automargin=True)
     fig.update_yaxes(automargin=True)
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
+    if log_loss:
+        fig.update_yaxes(type="log", row=1, col=1)
     # the left margin holds the loss tick labels even where an exporter does not apply automargin
     fig.update_layout(height=380, margin=dict(l=50, r=20, t=40, b=10), legend=dict(orientation="h", y=-0.25))
     return fig

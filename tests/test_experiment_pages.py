@@ -125,6 +125,24 @@ def test_sweep_trains_ranks_and_promotes(data_env):
     assert at.session_state["sweep.runs"] is runs and at.dataframe
 
 
+def test_a_sweep_variant_wrecked_by_a_far_too_high_rate_is_pointed_out(real_mnist_dir):
+    at = app("sweep")
+    at.session_state["setting.data_dir"] = str(real_mnist_dir)  # the tiny synthetic digits survive any rate
+    at.run()
+    at.radio[0].set_value("linear")
+    at.selectbox(key="setting.sweep.optimizer").set_value("sgd")
+    at.number_input(key="setting.sweep.epochs").set_value(1)
+    at.number_input(key="setting.sweep.train_size").set_value(500)
+    at.number_input(key="setting.sweep.val_size").set_value(200)
+    at.text_input(key="setting.sweep.lrs").set_value("0.1, 1e9")
+    at.button[0].click().run()
+    assert not at.exception
+    [warning] = [w.value for w in at.warning if "Far too high a learning rate" in w.value]
+    assert "lr 1e+09" in warning and "lr 0.1 " not in warning
+    losses = at.dataframe[0].value.set_index("learning_rate")["train_loss"]
+    assert losses[1e9] > 100 > losses[0.1]
+
+
 def test_a_sweep_interrupted_by_a_rerun_is_settled(data_env):
     from core.sweep import SweepConfig, train_sweep
     from core.runs import Run

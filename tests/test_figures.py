@@ -29,6 +29,21 @@ def test_training_curves_leave_room_for_the_tick_labels():
     assert all(axis.automargin for axis in (curves.layout.yaxis, curves.layout.yaxis2, curves.layout.xaxis))
 
 
+def _run_with_losses(name: str, losses) -> Run:
+    return Run(name, RunConfig(ModelConfig(), SplitConfig(), TrainConfig()), history=[
+        dict(step=s + 1, epoch=s / 10, train_loss=loss, train_accuracy=0.5, val_loss=None, val_accuracy=None,
+             learning_rate=1e-3, elapsed=s, samples_per_second=1.0) for s, loss in enumerate(losses)])
+
+
+def test_the_loss_axis_turns_logarithmic_when_one_run_s_loss_is_decades_above_the_others():
+    sane = _run_with_losses("lr 0.1", [2.3, 0.8, 0.4])
+    assert figures.training_curves([sane]).layout.yaxis.type in (None, "linear")
+    exploded = _run_with_losses("lr 1e9", [2.3, 1.5e10, 3e9])
+    both = figures.training_curves([sane, exploded])
+    assert both.layout.yaxis.type == "log" and "log scale" in both.layout.annotations[0].text
+    assert both.layout.yaxis2.type in (None, "linear")  # accuracy stays linear
+
+
 def _axes(fig, kind: str) -> list:
     return [fig.layout[name] for name in fig.layout if name.startswith(kind) and fig.layout[name].domain]
 

@@ -7,7 +7,7 @@ import streamlit as st
 
 from core.data import IMAGE_SIDE
 from core.errors import DigitLabError
-from core.inspect import ENORMOUS_LOSS, SORT_KEYS, confidence, random_subset, row_percentages, select_examples
+from core.inspect import SORT_KEYS, confidence, enormous, random_subset, row_percentages, select_examples
 from core.runs import Run
 from core.train import Evaluation
 from dashboard import export, figures, state
@@ -54,7 +54,7 @@ def summary(run: Run, evaluation: Evaluation) -> None:
     cols[2].metric("Test loss", f"{evaluation.loss:.4g}")
     cols[3].metric("Misclassified test digits", f"{len(evaluation.misclassified):,}",
                    delta=f"of {len(evaluation.labels):,}", delta_color="off", delta_arrow="off")
-    if not np.isfinite(evaluation.loss) or evaluation.loss > ENORMOUS_LOSS:
+    if enormous(evaluation.loss):
         st.warning("The test loss is enormous (or infinite): the weights are so large that the network gives some "
                    "digits a probability of (almost) zero for their true class. The accuracy still counts the most "
                    "probable digit, but the learning rate was far too high: lower it and train again.")

@@ -11,7 +11,9 @@ from core.errors import DigitLabError
 from core.models import ACTIVATIONS, ARCHITECTURES, ModelConfig, recommended_init
 from core.parsing import number_list
 from core.runs import Run, ranked_by_validation
-from core.sweep import MAX_VARIANTS, VMAP_MAX_WIDTH, SweepConfig, run_name, train_sweep, vmap_pays
+from core.inspect import enormous, learned_next_to_nothing
+from core.sweep import (MAX_VARIANTS, VMAP_MAX_WIDTH, SweepConfig, run_name, train_sweep, variant_name,
+                        vmap_pays)
 from core.train import RunConfig, TrainConfig
 from dashboard import export, figures, state
 from dashboard.widgets import Redraws, show_error
@@ -57,7 +59,8 @@ def _results_table(runs: list[Run]) -> list[dict]:
     return [{
         "variant": run.name, "learning_rate": run.config.train.learning_rate,
         "momentum": run.config.train.momentum if run.config.train.optimizer == "momentum" else None,
-        "seed": run.config.train.seed, "val_accuracy": run.val_accuracy, "test_accuracy": run.test_accuracy,
+        "seed": run.config.train.seed, "train_loss": run.history[-1]["train_loss"] if run.history else None,
+        "val_accuracy": run.val_accuracy, "test_accuracy": run.test_accuracy,
         "status": run.status, "train_seconds": round(run.train_seconds, 1),
     } for run in ranked_by_validation(runs)]
 
@@ -121,10 +124,15 @@ if runs and runs[0].history:
     export.chart(figures.training_curves(runs), run_name="sweep", what="curves", key="sweep.curves")
     table = _results_table(runs)
     st.subheader("Results (click a column header to sort)")
+    if wrecked := [variant_name(run.config) for run in runs if not run.diverged and run.test_accuracy is not None
+                   and (enormous(run.history[-1]["train_loss"]) or learned_next_to_nothing(run.test_accuracy))]:
+        st.warning(f"Far too high a learning rate, most likely: {'; '.join(wrecked)} ended with an enormous loss or "
+                   "about chance accuracy, although finite (not diverged).")
     st.dataframe(pd.DataFrame(table).dropna(axis="columns", how="all"), hide_index=True,
                  column_config={"val_accuracy": st.column_config.NumberColumn("validation accuracy", format="percent"),
                                 "test_accuracy": st.column_config.NumberColumn("test accuracy", format="percent"),
                                 "learning_rate": st.column_config.NumberColumn("learning rate", format="%g"),
+                                "train_loss": st.column_config.NumberColumn("final training loss", format="%.4g"),
                                 "train_seconds": st.column_config.NumberColumn("training (s)", format="%.1f")})
     export.chart(figures.sweep_parallel_coordinates(table), run_name="sweep", what="hyperparameters",
                  key="sweep.parcoords")
