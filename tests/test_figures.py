@@ -103,3 +103,14 @@ def test_saved_charts_are_drawn_in_real_colours_not_streamlits_placeholders():
     assert pio.templates.default == "streamlit" and "#000001" in fig.to_json()
     saved = for_files(fig)
     assert "#000001" not in saved.to_json() and "#000001" in fig.to_json()  # a copy: the app's chart is untouched
+
+
+def test_charts_save_as_png_and_svg_through_one_browser():
+    import shutil
+    if not (shutil.which("chromium") or shutil.which("google-chrome")):
+        pytest.skip("no Chrome/Chromium for kaleido")
+    from dashboard.export import for_files, image
+
+    fig = for_files(figures.per_class_accuracy(np.full(10, 0.9)))
+    assert image(fig, "png")[:8] == b"\x89PNG\r\n\x1a\n"
+    assert image(fig, "svg").lstrip().startswith(b"<svg")
