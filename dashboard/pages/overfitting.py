@@ -53,6 +53,7 @@ st.write("Train the same network on training sets of different sizes. With few i
          "overfitting, and it shrinks as the training set grows.")
 key = state.setting_keys({"setup": "mlp-300-tanh-adam", "sizes": "500, 2000, 10000, 50000", "epochs": 20,
                           "val_size": 5000}, "overfitting")
+live = st.container()  # above the form, where a training's Stop, progress and curves are in sight at once
 with st.form("overfitting"):
     setup = st.selectbox("Configuration", list(SETUPS), format_func=lambda n: f"{n}: {SETUPS[n].arch}",
                          key=key("setup"), help="The presets' networks and optimisers; see the Reproduction page.")
@@ -67,10 +68,12 @@ with st.form("overfitting"):
     start = st.form_submit_button("Train all sizes", type="primary", icon=":material/play_arrow:")
 if start:
     try:
-        _study(setup, int(epochs), int(val_size), number_list(sizes_text, int, "Training-set sizes"))
+        with live:
+            _study(setup, int(epochs), int(val_size), number_list(sizes_text, int, "Training-set sizes"))
         st.rerun()  # the Stop button and the progress bar give way to the results
     except DigitLabError as exc:
-        show_error(exc)
+        with live:
+            show_error(exc)
 
 study: Study | None = st.session_state.get(RESULT_KEY)
 if study is not None:

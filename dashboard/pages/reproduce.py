@@ -94,6 +94,7 @@ with st.expander("What each preset is"):
     for preset in PRESETS.values():
         st.markdown(f"**{preset.name}** — {preset.description}")
 
+live = st.container()  # above the form, where a training's Stop, progress and curves are in sight at once
 with st.form("reproduce"):
     names = st.multiselect("Presets to train", list(PRESETS),
                            key=state.kept("reproduce.presets", ["mlp-300-tanh-adam"]),
@@ -104,14 +105,15 @@ with st.form("reproduce"):
                             "at least as large as a preset's own training set trains the preset as it is.")
     start = st.form_submit_button("Train selected presets", type="primary", icon=":material/play_arrow:")
 if start:
-    if not names:
-        st.error("Choose at least one preset to train.")
-    else:
-        try:
-            _run(names, int(quick) or None)
-            st.rerun()
-        except DigitLabError as exc:
-            show_error(exc, "Check the data directory on the Data page, or use a larger training subset.")
+    with live:
+        if not names:
+            st.error("Choose at least one preset to train.")
+        else:
+            try:
+                _run(names, int(quick) or None)
+                st.rerun()
+            except DigitLabError as exc:
+                show_error(exc, "Check the data directory on the Data page, or use a larger training subset.")
 
 measured = [results[name].row() for name in PRESETS if name in results and results[name].runs]
 if measured:

@@ -74,6 +74,7 @@ st.write(f"Train up to {MAX_VARIANTS} variants of one network together: every co
 key = state.setting_keys({"arch": "mlp", "hidden": "64", "activation": "sigmoid", "optimizer": "momentum",
                           "batch_size": 50, "epochs": 3, "train_size": 10000, "val_size": 5000,
                           "lrs": "0.01, 0.03, 0.1, 0.3", "momenta": "0.9", "seeds": "0"}, "sweep")
+live = st.container()  # above the form, where a training's Stop, progress and curves are in sight at once
 with st.form("sweep"):
     network, training, swept = st.columns(3, border=True)
     with network:
@@ -105,10 +106,12 @@ if start:
         sweep = SweepConfig(base, number_list(lrs, float, "Learning rates"),
                             number_list(momenta, float, "Momenta") if optimizer == "momentum" else (),
                             number_list(seeds, int, "Seeds"))
-        _sweep(sweep)
+        with live:
+            _sweep(sweep)
         st.rerun()
     except DigitLabError as exc:
-        show_error(exc)
+        with live:
+            show_error(exc)
 
 runs: list[Run] = st.session_state.get(RUNS_KEY, [])
 if runs and not runs[0].history:  # stopped while compiling
