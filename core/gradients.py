@@ -415,6 +415,10 @@ class HandTraining:
     def diverged(self) -> bool:
         return bool(np.isnan(self.loss).any())
 
+    def about_as_good_as(self, other: "HandTraining", within: float = 0.01) -> bool:
+        """Whether both trained without diverging to final validation accuracies within `within` of each other."""
+        return not (self.diverged or other.diverged) and abs(self.accuracy[-1] - other.accuracy[-1]) < within
+
 
 @functools.partial(jax.jit, static_argnames=("config", "bug"))
 def _descend(params, x, y, batch_index, learning_rate, config: ModelConfig, bug: str | None):

@@ -215,11 +215,12 @@ def difference_histograms(differences: dict[str, np.ndarray]) -> go.Figure:
 
 
 def hand_training_accuracy(runs: dict[str, object]) -> go.Figure:
-    """Validation accuracy against step for gradient descent driven by each hand gradient (NaN = diverged)."""
+    """Validation accuracy against step for gradient descent driven by each hand gradient (NaN = diverged). The
+    first (the correct gradient) is dashed and drawn last, so it stays visible where the curves coincide."""
     fig = go.Figure()
-    for i, (label, run) in enumerate(runs.items()):
-        fig.add_scatter(x=run.steps, y=run.accuracy, mode="lines+markers", name=label,
-                        line=dict(color=PALETTE[i % len(PALETTE)]))
+    for i, (label, run) in reversed(list(enumerate(runs.items()))):
+        fig.add_scatter(x=run.steps, y=run.accuracy, mode="lines+markers", name=label, legendrank=i,
+                        line=dict(color=PALETTE[i % len(PALETTE)], dash="dash" if i == 0 else "solid"))
     fig.update_yaxes(title="validation accuracy", range=[0, 1], tickformat=".0%")
     fig.update_xaxes(title="step")
     fig.update_layout(height=360, margin=dict(t=30, b=40))

@@ -112,7 +112,11 @@ def test_training_with_a_buggy_gradient_fails_and_the_right_one_learns(tiny_mnis
     assert good.accuracy[-1] > 0.8 and not good.diverged
     assert np.nan_to_num(bad.accuracy[-1]) < 0.5
     nan = float("nan")  # how train_by_hand records a loss that became NaN/Inf
-    assert HandTraining(None, np.arange(3), np.array([0.1, nan, nan]), np.array([2.3, nan, nan])).diverged
+    diverged = HandTraining(None, np.arange(3), np.array([0.1, nan, nan]), np.array([2.3, nan, nan]))
+    assert diverged.diverged and not diverged.about_as_good_as(good) and not good.about_as_good_as(diverged)
+    assert not bad.about_as_good_as(good) and good.about_as_good_as(good)
+    close = HandTraining("logits", good.steps, good.accuracy - 0.005, good.loss)
+    assert close.about_as_good_as(good) and not close.about_as_good_as(good, within=0.001)
 
 
 def test_gradcheck_cli_json(tiny_data_dir, capsys):

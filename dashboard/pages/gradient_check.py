@@ -137,3 +137,7 @@ if stored and stored[0] == train_settings:
     for label, curve in curves.items():
         if curve.diverged:
             st.warning(f"With the {label} the loss became NaN/Inf: training diverged (shown as a gap).")
+    correct, buggy = curves.values()
+    if buggy.about_as_good_as(correct):
+        st.info("This bug hardly hurts training here: a wrong gradient that still points downhill lets gradient "
+                "descent go on improving. That is why a gradient check, not the loss curve, is what catches it.")
