@@ -291,7 +291,7 @@ def generalisation_gap(sizes: Sequence[int], train: Sequence[float | None], val:
         if gap_points(t, v) is not None:
             fig.add_annotation(x=np.log10(size), y=(t + v) / 2, text=f"gap {gap_points(t, v):.1f} pt", showarrow=False,
                                xshift=34, font=dict(size=11))
-    fig.update_xaxes(type="log", title="training images")
+    fig.update_xaxes(type="log", title="training images", tickvals=list(sizes), ticktext=[f"{s:,}" for s in sizes])
     fig.update_yaxes(title="final accuracy", tickformat=".0%")
     fig.update_layout(title="Generalisation gap: training minus validation accuracy", height=420,
                       margin=dict(t=60, b=40), legend=dict(orientation="h", y=-0.2))
