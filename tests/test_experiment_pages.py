@@ -25,6 +25,15 @@ def app(page: str) -> AppTest:
     return at
 
 
+def sweep_with(at: AppTest, **settings) -> AppTest:
+    """Set the Sweep page's settings (named as in their widget keys, `setting.sweep.<name>`), then train."""
+    widgets = {w.key: w for kind in ("radio", "selectbox", "number_input", "text_input") for w in getattr(at, kind)}
+    for name, value in settings.items():
+        widgets[f"setting.sweep.{name}"].set_value(value)
+    at.button[0].click().run()
+    return at
+
+
 @pytest.mark.parametrize("page", ["reproduce", "overfitting", "sweep"])
 def test_pages_render_without_errors(page, data_env):
     at = app(page).run()
@@ -128,14 +137,7 @@ def test_sweep_trains_ranks_and_promotes(data_env):
 def test_a_sweep_variant_wrecked_by_a_far_too_high_rate_is_pointed_out(real_mnist_dir):
     at = app("sweep")
     at.session_state["setting.data_dir"] = str(real_mnist_dir)  # the tiny synthetic digits survive any rate
-    at.run()
-    at.radio[0].set_value("linear")
-    at.selectbox(key="setting.sweep.optimizer").set_value("sgd")
-    at.number_input(key="setting.sweep.epochs").set_value(1)
-    at.number_input(key="setting.sweep.train_size").set_value(500)
-    at.number_input(key="setting.sweep.val_size").set_value(200)
-    at.text_input(key="setting.sweep.lrs").set_value("0.1, 1e9")
-    at.button[0].click().run()
+    sweep_with(at.run(), arch="linear", optimizer="sgd", epochs=1, train_size=500, val_size=200, lrs="0.1, 1e9")
     assert not at.exception
     [warning] = [w.value for w in at.warning if "Far too high a learning rate" in w.value]
     assert "lr 1e+09" in warning and "lr 0.1 " not in warning
@@ -199,13 +201,7 @@ def test_sweep_settings_survive_a_page_switch(data_env):
 
 def test_a_relu_sweep_initialises_as_the_train_page_does(data_env):
     """He initialisation for ReLU, as the Train page picks, so a promoted variant is the network one would train."""
-    at = app("sweep").run()
-    at.selectbox(key="setting.sweep.activation").set_value("relu")
-    at.text_input(key="setting.sweep.hidden").set_value("16")
-    at.number_input(key="setting.sweep.epochs").set_value(1)
-    at.number_input(key="setting.sweep.train_size").set_value(300)
-    at.number_input(key="setting.sweep.val_size").set_value(100)
-    at.text_input(key="setting.sweep.lrs").set_value("0.1")
-    at.button[0].click().run()
+    at = sweep_with(app("sweep").run(), activation="relu", hidden="16", epochs=1, train_size=300, val_size=100,
+                    lrs="0.1")
     assert not at.exception and not at.error
     assert [run.config.model.init for run in at.session_state["sweep.runs"]] == [recommended_init("mlp", "relu")]
