@@ -130,14 +130,18 @@ def compile_seconds_of_call(fn: Callable[[], object]) -> float | None:
 
 
 def time_size(x: np.ndarray, y: np.ndarray, batch_size: int, hidden: int, activation: str = "tanh",
-              min_seconds: float = MIN_SECONDS, seed: int = 0) -> list[Timing]:
-    """Every method on one MLP 784-hidden-10 and the first `batch_size` examples of (x, y)."""
+              min_seconds: float = MIN_SECONDS, seed: int = 0,
+              starting: Callable[[int, str], None] | None = None) -> list[Timing]:
+    """Every method on one MLP 784-hidden-10 and the first `batch_size` examples of (x, y); `starting(i, method)`
+    is called before the i-th of the four methods is timed."""
     config = ModelConfig("mlp", (hidden,), activation)
     params = init(seed_key(seed), config)
     xb, yb = jnp.asarray(x[:batch_size]), jnp.asarray(y[:batch_size])
     parameters = count_parameters(params)
 
     def timed(method: str, fn: Callable[[], object], jitted: bool, fraction: float = 1.0) -> Timing:
+        if starting:
+            starting(len(rows), method)
         compile_seconds = compile_seconds_of_call(fn) if jitted else None
         seconds, calls = median_call_seconds(fn, min_seconds)
         return Timing(method, batch_size, hidden, parameters, seconds / fraction, calls, jitted, compile_seconds,
@@ -170,9 +174,11 @@ def time_methods(x: np.ndarray, y: np.ndarray, batch_sizes=(10, 100, 1000), hidd
                           f"use batch sizes up to {len(y):,}.")
     rows = []
     for i, (batch, hidden) in enumerate(sizes):
-        if progress:
-            progress(i / len(sizes), f"batch {batch}, hidden width {hidden}")
-        rows.extend(time_size(x, y, batch, hidden, activation, min_seconds))
+        def starting(j: int, method: str, i=i, batch=batch, hidden=hidden) -> None:
+            if progress:
+                progress((i + j / len(METHODS)) / len(sizes), f"batch {batch}, hidden width {hidden}: {METHODS[method]}")
+
+        rows.extend(time_size(x, y, batch, hidden, activation, min_seconds, starting=starting))
     if progress:
         progress(1.0, "done")
     return rows

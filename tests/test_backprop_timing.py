@@ -79,6 +79,14 @@ def test_timing_rows_measure_many_calls_and_say_how(batch):
     assert {again[m].compile_text() for m in ("hand", "autodiff", "finite-differences")} == {"already compiled"}
 
 
+def test_progress_is_reported_before_each_method_of_each_size(batch):
+    reports = []
+    time_methods(*batch, batch_sizes=(5, 10), hidden_widths=(4,), fixed_hidden=4, fixed_batch=10, min_seconds=0.0,
+                 progress=lambda done, text: reports.append((done, text)))
+    assert [done for done, _ in reports] == [0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0]
+    assert reports[2][1] == "batch 5, hidden width 4: naive per-example, per-weight loop" and reports[-1][1] == "done"
+
+
 def test_a_tiny_measured_share_is_not_shown_as_zero():
     fraction = 256 / 556_510  # finite differences on 256 weights of a 784-700-10 MLP: "0.0%" in tenths of a percent
     row = Timing("finite-differences", 1, 700, 556_510, 1.0, 1, True, None, True, fraction)
