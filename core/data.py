@@ -258,8 +258,9 @@ def locate_mnist(
     cache = download.default_cache_dir()
     if _has_data(cache):
         return cache
-    looked = f"No MNIST found: no --data-dir given, ${DATA_DIR_ENV} is unset and the cache folder {cache} holds none"
-    advice = (f"Set ${DATA_DIR_ENV} (or --data-dir) to a folder holding the four IDX files "
+    looked = (f"No MNIST found: no data directory was given (the CLI's --data-dir, the app's Data page), "
+              f"${DATA_DIR_ENV} is unset and the cache folder {cache} holds none")
+    advice = (f"Give a data directory (or set ${DATA_DIR_ENV}) holding the four IDX files "
               f"({', '.join(download.MNIST_FILES)}; gzipped or raw), or connect to the internet once to download "
               f"them to the cache.")
     if not allow_download:

@@ -145,9 +145,9 @@ def test_offline_with_no_data_anywhere_is_one_line_naming_where_it_looked(server
         data.load_mnist()
     message = str(info.value)
     assert "\n" not in message
-    assert "no --data-dir given" in message and "$MNIST_DATA_DIR is unset" in message and str(cache) in message
+    assert "no data directory was given" in message and "$MNIST_DATA_DIR is unset" in message and str(cache) in message
     assert "could not connect" in message and "HTTP 404" in message
-    assert "Set $MNIST_DATA_DIR (or --data-dir) to a folder holding the four IDX files" in message
+    assert "Give a data directory (or set $MNIST_DATA_DIR) holding the four IDX files" in message
     assert all(name in message for name in MNIST_FILES) and "connect to the internet once" in message
     assert list(cache.iterdir()) == []
 
