@@ -79,10 +79,10 @@ def torch_model(model: ModelConfig, params: Params) -> nn.Sequential:
         names = ["conv1", "conv2", "fc1", "fc2", "output"]
     else:
         widths = (784, *model.hidden, 10) if model.arch == "mlp" else (784, 10)
-        layers = []
-        for n_in, n_out in zip(widths[:-1], widths[1:]):
-            layers += [nn.Linear(n_in, n_out), TORCH_ACTIVATIONS[model.activation]()]
-        net = nn.Sequential(*layers[:-1])
+        layers = [nn.Linear(widths[0], widths[1])]
+        for n_in, n_out in zip(widths[1:-1], widths[2:]):  # an MLP: an activation before each further layer
+            layers += [TORCH_ACTIVATIONS[model.activation](), nn.Linear(n_in, n_out)]
+        net = nn.Sequential(*layers)
         names = [f"hidden_{i}" for i in range(len(widths) - 2)] + ["output"]
     weighted = [m for m in net if isinstance(m, (nn.Linear, nn.Conv2d))]
     for module, name in zip(weighted, names, strict=True):
