@@ -57,7 +57,7 @@ def _sweep(sweep: SweepConfig) -> None:
 
 def _results_table(runs: list[Run]) -> list[dict]:
     return [{
-        "variant": run.name, "learning_rate": run.config.train.learning_rate,
+        "variant": variant_name(run.config), "learning_rate": run.config.train.learning_rate,
         "momentum": run.config.train.momentum if run.config.train.optimizer == "momentum" else None,
         "seed": run.config.train.seed, "train_loss": run.history[-1]["train_loss"] if run.history else None,
         "val_accuracy": run.val_accuracy, "test_accuracy": run.test_accuracy,
@@ -140,11 +140,11 @@ if runs and runs[0].history:
     export.chart(figures.sweep_parallel_coordinates(table), run_name="sweep", what="hyperparameters",
                  key="sweep.parcoords")
     st.subheader("Promote a variant to a run")
-    by_name = {run.name: run for run in runs}
+    by_variant = {variant_name(run.config): run for run in runs}
     chosen = st.selectbox("Variant", [row["variant"] for row in table])
     if st.button("Promote to run", icon=":material/upgrade:",
                  help="Adds it to this session's runs, for the Results and Weights pages."):
-        variant = by_name[chosen]
+        variant = by_variant[chosen]
         already = any(run.run_id == variant.run_id for run in state.runs().values())
         run = state.keep_copy(variant, variant.name)
         (st.info if already else st.success)(f"{'Already kept' if already else 'Kept'} as run '{run.name}'.")
