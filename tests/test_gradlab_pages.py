@@ -50,6 +50,11 @@ def charts_with_save_menus(at: AppTest) -> int:
     return len(charts)
 
 
+def weight_input(at: AppTest, which: str, axis: int):
+    """The landscape's row (axis 0) or column (axis 1) box of its first or second output weight."""
+    return next(box for box in at.number_input if box.key.endswith(f".{which}.output.w.{axis}"))
+
+
 def trace_names(at: AppTest, index: int) -> list[str]:
     return [trace.get("name") for trace in json.loads(at.get("plotly_chart")[index].proto.spec)["data"]]
 
@@ -163,8 +168,8 @@ def test_landscape_page_lets_weights_the_cost_ignores_be_explored_by_hand(tmp_pa
     at = page("landscape", data_dir=str(write_idx_dir(tmp_path / "blank_pixel", digits)))
     at.selectbox(key="setting.landscape.arch").set_value("linear").run()
     for weight, column in (("first", 0), ("second", 1)):
-        at.number_input(key=f"setting.landscape.{weight}.output.w.0").set_value(0)
-        at.number_input(key=f"setting.landscape.{weight}.output.w.1").set_value(column)
+        weight_input(at, weight, 0).set_value(0)
+        weight_input(at, weight, 1).set_value(column)
     at.run()
     no_errors(at)
     assert "not curved upwards" in at.warning[0].value and "set them by hand" in at.warning[0].value
@@ -209,10 +214,25 @@ def test_landscape_page_says_when_the_valley_is_longer_than_the_grid(tmp_path):
     digits = MNIST(train_images, digits.train_labels, test_images, digits.test_labels, source="synthetic")
     at = page("landscape", data_dir=str(write_idx_dir(tmp_path / "blank_pixel", digits)))
     at.selectbox(key="setting.landscape.arch").set_value("linear").run()
-    at.number_input(key="setting.landscape.first.output.w.0").set_value(0)  # the blank pixel's weight into unit 0
-    at.number_input(key="setting.landscape.second.output.w.0").set_value(400)  # a pixel the digits use
-    at.number_input(key="setting.landscape.second.output.w.1").set_value(0)
+    weight_input(at, "first", 0).set_value(0)  # the blank pixel's weight into unit 0
+    weight_input(at, "second", 0).set_value(400)  # a pixel the digits use
+    weight_input(at, "second", 1).set_value(0)
     at.run()
     no_errors(at)
     assert any("almost flat along one direction" in c.value for c in at.caption)
     assert any("one of many points about as low" in c.value for c in at.caption)
+
+
+def test_landscape_weights_follow_the_network_until_picked(data_env):
+    at = page("landscape")
+    at.number_input(key="setting.landscape.hidden").set_value(5).run()
+    no_errors(at)
+    suggested = next(c.value for c in at.caption if c.value.startswith("Default:"))
+    first = (weight_input(at, "first", 0).value, weight_input(at, "first", 1).value)
+    assert f"output.w[{first[0]}, {first[1]}]" in suggested  # the new network's own suggestion, not the last one's
+
+
+def test_gradient_check_offers_no_bug_as_a_choice_not_a_placeholder(data_env):
+    at = page("gradient_check")
+    choice = at.selectbox(key="setting.gradcheck.bug.mlp")
+    assert choice.value == "none" and choice.format_func(choice.value) == "none: the correct gradient"

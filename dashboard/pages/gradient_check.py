@@ -45,8 +45,10 @@ check_all = left.toggle("Check every weight", key=state.kept(f"gradcheck.all.{ar
 k = None if check_all else middle.number_input("k (weights to sample)", 10, 100_000,
                                                key=state.kept("gradcheck.k", 1000))
 bugs = {name: bug for name, bug in BUGS.items() if arch in bug.archs}
-bug = right.selectbox("Planted bug", [None, *bugs], key=state.kept(f"gradcheck.bug.{arch}", None),
-                      format_func=lambda b: "none: the correct gradient" if b is None else bugs[b].title)
+NO_BUG = "none"  # (a selectbox shows None as no choice at all)
+chosen_bug = right.selectbox("Planted bug", [NO_BUG, *bugs], key=state.kept(f"gradcheck.bug.{arch}", NO_BUG),
+                             format_func=lambda b: "none: the correct gradient" if b == NO_BUG else bugs[b].title)
+bug = None if chosen_bug == NO_BUG else chosen_bug
 
 forward_col, backward_col = st.columns(2)
 with forward_col:

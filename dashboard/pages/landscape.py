@@ -45,8 +45,9 @@ suggested = default_pair(params, x, network.config)
 with st.expander("Which two weights", expanded=False):
     st.caption(f"Default: the two output weights the cost is most sharply curved in, into one output unit "
                f"({suggested[0].label()} and {suggested[1].label()}).")
-    pair = (weight_picker("First weight", suggested[0], "landscape.first"),
-            weight_picker("Second weight", suggested[1], "landscape.second"))
+    picked = f"landscape.{network.identity}"  # another network: its own suggested pair, not the last one's
+    pair = (weight_picker("First weight", suggested[0], f"{picked}.first"),
+            weight_picker("Second weight", suggested[1], f"{picked}.second"))
 if pair[0] == pair[1]:
     st.error("Choose two different weights.")
     st.stop()
