@@ -94,13 +94,19 @@ def parse_idx(data: bytes, name: str, *, expect_images: bool) -> np.ndarray:
 
 def _as_uint8(array: np.ndarray, name: str) -> np.ndarray:
     """The array as uint8; DataError unless it holds whole numbers 0..255 (pixels as bytes, labels as digits)."""
-    if not (np.issubdtype(array.dtype, np.number) or array.dtype == bool):
-        raise DataError(f"{name} holds {array.dtype} values, not numbers.")
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating) or array.dtype == bool):
+        raise DataError(f"{name} holds {array.dtype} values, not real numbers.")
+    whole_bytes = "MNIST stores whole numbers 0..255 (pixels as bytes, labels as digits)"
     if array.dtype not in (np.uint8, bool) and array.size:
+        if not np.isfinite(array).all():
+            raise DataError(f"{name} holds NaN or infinite values; {whole_bytes}.")
         low, high = array.min(), array.max()
-        if low < 0 or high > 255 or not np.all(np.mod(array, 1) == 0):
-            raise DataError(f"{name} holds values from {low:g} to {high:g}; MNIST stores whole numbers 0..255 "
-                            "(pixels as bytes, labels as digits).")
+        if low < 0 or high > 255:
+            raise DataError(f"{name} holds values from {low:g} to {high:g}; {whole_bytes}.")
+        fractional = array[np.mod(array, 1) != 0]
+        if fractional.size:
+            raise DataError(f"{name} holds values that are not whole numbers, such as {fractional.flat[0]:g}; "
+                            f"{whole_bytes}.")
     return array.astype(np.uint8)
 
 

@@ -415,7 +415,7 @@ class Evaluation:
     labels: np.ndarray  # (n,) true digit
     accuracy: float
     loss: float
-    per_class_accuracy: np.ndarray  # (10,) accuracy on images of each true digit
+    per_class_accuracy: np.ndarray  # (10,) accuracy on images of each true digit (NaN for a digit with none)
     confusion: np.ndarray  # (10, 10) counts, rows = true digit, columns = predicted
 
     @property
@@ -473,7 +473,8 @@ def evaluate(params: Params, model: ModelConfig, x: np.ndarray, y: np.ndarray) -
     predictions = probs.argmax(-1)
     confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
     np.add.at(confusion, (y, predictions), 1)
-    per_class = np.diag(confusion) / np.maximum(confusion.sum(1), 1)
+    counts = confusion.sum(1)
+    per_class = np.where(counts > 0, np.diag(confusion) / np.maximum(counts, 1), np.nan)  # NaN: no such digit
     return Evaluation(
         predictions=predictions,
         probabilities=probs,

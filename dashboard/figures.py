@@ -64,7 +64,7 @@ def training_curves(runs: Sequence[Run]) -> go.Figure:
     fig.update_yaxes(automargin=True)
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
     if log_loss:
-        fig.update_yaxes(type="log", row=1, col=1)
+        fig.update_yaxes(type="log", exponentformat="power", row=1, col=1)
     # the left margin holds the loss tick labels even where an exporter does not apply automargin
     fig.update_layout(height=380, margin=dict(l=50, r=20, t=40, b=10), legend=dict(orientation="h", y=-0.25))
     return fig
@@ -95,12 +95,13 @@ def confusion_heatmap(matrix: np.ndarray, *, percentages: bool) -> go.Figure:
 
 
 def per_class_accuracy(accuracy: np.ndarray) -> go.Figure:
-    """Accuracy on the images of each true digit, bars from 0%."""
+    """Accuracy on the images of each true digit, bars from 0% ("no images" where the test set has none)."""
     # labels run up the bars, so they stay large however narrow the column: inside a bar tall enough to hold
     # one, above a short bar (never clipped by the axes)
     fig = go.Figure(go.Bar(
-        x=DIGITS, y=accuracy, text=[f"{a:.1%}" for a in accuracy], textangle=-90, insidetextanchor="end",
-        textposition=["inside" if a >= LABEL_INSIDE_FROM else "outside" for a in accuracy], constraintext="none",
+        x=DIGITS, y=np.nan_to_num(accuracy), text=["no images" if np.isnan(a) else f"{a:.1%}" for a in accuracy],
+        textangle=-90, insidetextanchor="end", constraintext="none",
+        textposition=["inside" if a >= LABEL_INSIDE_FROM else "outside" for a in np.nan_to_num(accuracy)],
         cliponaxis=False, textfont_size=15, insidetextfont_color="white", outsidetextfont_color="#31333f"))
     fig.update_xaxes(title_text="true digit", dtick=1)
     fig.update_yaxes(title_text="accuracy", tickformat=".0%", range=[0, 1.02])

@@ -210,16 +210,19 @@ def test_npz_of_the_wrong_kind_or_cut_short(tmp_path, tiny_mnist):
         data.load_path(tmp_path / "plain-zip.npz")
     np.savez(tmp_path / "text.npz", x_train=np.full((2, 28, 28), "a"), y_train=np.zeros(2, np.uint8),
              x_test=np.zeros((1, 28, 28), np.uint8), y_test=np.zeros(1, np.uint8))
-    with pytest.raises(DataError, match=r"text.npz: 'x_train' holds <U1 values, not numbers"):
+    with pytest.raises(DataError, match=r"text.npz: 'x_train' holds <U1 values, not real numbers"):
         data.load_path(tmp_path / "text.npz")
 
 
 @pytest.mark.parametrize("arrays, message", [
     ({"y_train": np.zeros((20, 1), np.uint8)}, r"labels have shape \(20, 1\), expected one label per image"),
-    ({"x_train": np.full((20, 28, 28), 0.5)}, "'x_train' holds values from 0.5 to 0.5; MNIST stores whole numbers"),
+    ({"x_train": np.full((20, 28, 28), 0.5)}, "'x_train' holds values that are not whole numbers, such as 0.5"),
+    ({"x_train": np.r_[np.zeros((19, 28, 28)), np.full((1, 28, 28), 0.5)]}, "not whole numbers, such as 0.5"),
+    ({"y_train": np.r_[np.zeros(19), np.nan]}, "'y_train' holds NaN or infinite values"),
+    ({"y_train": np.zeros(20, np.complex64)}, "'y_train' holds complex64 values, not real numbers"),
     ({"x_train": np.full((20, 28, 28), 300.0)}, "'x_train' holds values from 300 to 300"),
     ({"y_train": np.full(20, -1)}, "'y_train' holds values from -1 to -1"),
-    ({"y_train": np.full(20, 3.7)}, "'y_train' holds values from 3.7 to 3.7"),
+    ({"y_train": np.full(20, 3.7)}, "'y_train' holds values that are not whole numbers, such as 3.7"),
     ({"x_test": np.zeros((0, 28, 28), np.uint8), "y_test": np.zeros(0, np.uint8)}, r"\(test\): holds no images"),
 ])
 def test_npz_values_and_shapes_that_are_not_mnist_are_refused(tmp_path, arrays, message):

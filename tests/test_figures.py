@@ -20,6 +20,13 @@ def test_per_class_bars_start_at_zero_and_no_label_is_clipped():
     assert set(p for a, p in zip(accuracy, trace.textposition) if a >= figures.LABEL_INSIDE_FROM) == {"inside"}
 
 
+def test_a_digit_without_test_images_is_labelled_so_not_drawn_as_zero_accuracy():
+    accuracy = np.full(10, 0.9)
+    accuracy[7] = np.nan
+    bar = figures.per_class_accuracy(accuracy).data[0]
+    assert bar.text[7] == "no images" and bar.y[7] == 0 and bar.text[6] == "90.0%"
+
+
 def test_training_curves_leave_room_for_the_tick_labels():
     run = Run("run", RunConfig(ModelConfig(), SplitConfig(), TrainConfig()), history=[
         dict(step=s, epoch=s / 10, train_loss=2.3 / (s + 1), train_accuracy=0.5, val_loss=None, val_accuracy=None,

@@ -198,6 +198,10 @@ def test_evaluation(splits):
     assert ev.accuracy == pytest.approx(np.trace(ev.confusion) / 300)
     np.testing.assert_allclose(ev.per_class_accuracy, np.diag(ev.confusion) / ev.confusion.sum(1))
     assert set(ev.misclassified) == set(np.flatnonzero(ev.predictions != splits.y_test))
+    no_sevens = splits.y_test != 7
+    partial = train.evaluate(last.params, ModelConfig("mlp", hidden=(32,)), splits.x_test[no_sevens],
+                             splits.y_test[no_sevens])
+    assert np.isnan(partial.per_class_accuracy[7]) and not np.isnan(np.delete(partial.per_class_accuracy, 7)).any()
 
 
 def test_a_finished_runs_test_evaluation_is_computed_once_per_parameters(splits):
