@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
+import numpy as np
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import StopException  # not public API: Streamlit is pinned
 
@@ -57,16 +58,24 @@ def splits(directory: str | None, config: SplitConfig) -> Splits:
     return make_splits(dataset(directory), config)
 
 
-def check_run(config: RunConfig) -> None:
-    """A ConfigError (or DataError) when the run cannot train on the data (`core.train.check_run`); with no data
-    here yet (it would be downloaded) there is nothing to check before training asks for it."""
+def local_train_labels() -> np.ndarray | None:
+    """The training labels of the data found here, or None when there is none yet (it would be downloaded); a
+    DataError when the folder asked for holds no MNIST."""
     try:
         path = locate_mnist(data_dir(), allow_download=False)
     except DataNotFoundError:
         if data_dir() or os.environ.get(DATA_DIR_ENV):
-            raise  # the folder asked for holds no MNIST
-        return
-    core_check_run(config, _load(str(path)).train_labels)
+            raise
+        return None
+    return _load(str(path)).train_labels
+
+
+def check_run(config: RunConfig) -> None:
+    """A ConfigError (or DataError) when the run cannot train on the data (`core.train.check_run`); with no data
+    here yet there is nothing to check before training asks for it."""
+    labels = local_train_labels()
+    if labels is not None:
+        core_check_run(config, labels)
 
 
 def runs() -> dict[str, Run]:

@@ -33,8 +33,7 @@ def data_env(monkeypatch, tiny_data_dir):
 
 
 def app(page: str | None = None) -> AppTest:
-    """The app at `page`; the Train page holding out 200 validation images (the tiny MNIST has 1,200 training
-    images, so the default 5,000 is an error there, shown as soon as the page opens)."""
+    """The app at `page`; the Train page holding out 200 validation images of the tiny MNIST's 1,200."""
     at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=TIMEOUT)
     if page == "train":
         at.session_state["setting.val_size"] = 200
@@ -518,3 +517,11 @@ def test_a_run_that_learned_next_to_nothing_is_called_so(data_env, page):
     assert not at.exception
     [warning] = [w.value for w in at.warning if "little better than guessing" in w.value]
     assert f"{run.test_accuracy:.2%}" in warning and "try 0.0001 instead of 0.001" in warning
+
+
+def test_the_train_page_starts_with_a_validation_set_the_data_can_spare(data_env):
+    at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=TIMEOUT)
+    at.switch_page("dashboard/pages/train.py").run()  # the tiny MNIST: a fifth of its training images, not 5,000
+    assert not at.exception and not at.error
+    expected = len(load_mnist(data_env).train_labels) // 5
+    assert at.number_input(key="setting.val_size").value == expected and not button(at, "Train").disabled

@@ -6,6 +6,7 @@ import time
 
 import streamlit as st
 
+from core.data import default_split
 from core.errors import DataError, DigitLabError
 from core.inspect import eta_seconds
 from core.models import ACTIVATIONS, ARCHITECTURES, INITS, ModelConfig, recommended_init
@@ -275,7 +276,11 @@ def runs_section() -> None:
 
 
 st.title("Train a network")
-state.setting_keys(DEFAULTS)
+try:  # on a small dataset the default validation set shrinks, as on the Data page
+    labels = state.local_train_labels()
+except DigitLabError:
+    labels = None  # (said below, when the settings are checked against the data)
+state.setting_keys(DEFAULTS if labels is None else {**DEFAULTS, "val_size": default_split(len(labels)).val_size})
 requested = st.session_state.pop(TRAIN_REQUEST_KEY, False)
 try:
     config = chosen_config()
