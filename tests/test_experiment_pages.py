@@ -52,7 +52,9 @@ def test_reproduce_trains_a_preset_and_remembers_the_row(data_env):
     table = at.dataframe[0].value.set_index("preset")
     assert table.loc["softmax-minibatch", "ours (test)"] == f"{100 * row['test_accuracy']:.2f}%"
     assert table.loc["softmax-minibatch", "training images"] == "≤ 300 (quick)"
-    assert table.loc["lenet5-sgd", "ours (test)"] == "not run"
+    assert table.loc["lenet5-sgd", "ours (test)"] == "not run" and table.loc["lenet5-sgd", "epochs"] == "8"
+    assert table.loc["best-lenet5", "reported"] == "(our own preset)"
+    assert table.loc["softmax-minibatch", "epochs"] == "5"
     table = at.dataframe[0].value
     wall_times = table.set_index("preset")["wall time (s)"]
     assert wall_times["softmax-minibatch"] != "—" and wall_times["lenet5-sgd"] == "—"  # not run yet

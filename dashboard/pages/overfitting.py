@@ -30,6 +30,7 @@ def _study(setup: str, epochs: int, val_size: int, sizes: list[int]) -> None:
     study = Study(setup, epochs)
     st.button("Stop", icon=":material/stop:", help="Stops after the current chunk; the sizes trained so far are kept.")
     bar = st.progress(0.0, text="Compiling...")
+    chart = st.empty()
     with state.saved_if_the_session_ends(lambda: [(run, data) for (_, run), data in zip(study.runs, all_splits)]):
         for i, (size, config, splits) in enumerate(zip(sizes, configs, all_splits)):
             run = Run(name=f"{setup} on {size:,} images", config=config)
@@ -38,7 +39,9 @@ def _study(setup: str, epochs: int, val_size: int, sizes: list[int]) -> None:
             for progress in train(config, splits):
                 run.record(progress)
                 st.session_state[RESULT_KEY] = study  # from the first chunk on, so a Stop keeps what is done
-                if redraws.due():
+                if redraws.due(progress.done):
+                    curves = figures.training_curves([trained for _, trained in study.runs])
+                    chart.plotly_chart(curves, key=f"live{redraws.last}")
                     bar.progress((i + progress.step / progress.total_steps) / len(sizes),
                                  text=f"{size:,} images ({i + 1}/{len(sizes)}): epoch {progress.epoch:.1f} of {epochs}")
             with st.spinner(f"Measuring the {size:,}-image network's accuracy..."):

@@ -40,15 +40,15 @@ def _table(results: dict[str, PresetResult]) -> pd.DataFrame:
         return measured(results[name]) if name in results and results[name].runs else not_run
     return pd.DataFrame([{  # what the comparison needs first, so it shows on a laptop screen without scrolling
         "preset": p.name,
-        "reported": p.reported_text or format_accuracy(p.reported),
+        "reported": "(our own preset)" if p.ours else p.reported_text or format_accuracy(p.reported),
         "ours (test)": cell(p.name, lambda r: " / ".join(format_accuracy(run.test_accuracy) for run in r.runs), "not run"),
         "training images": cell(p.name, lambda r: "as reported" if r.train_size is None
                                 else f"≤ {r.train_size:,} (quick)", MISSING),
         "status": cell(p.name, lambda r: r.runs[-1].status, MISSING),
-        "epochs": cell(p.name, lambda r: r.row()["epochs"], max(c.train.epochs for c in p.configs)),
+        "epochs": cell(p.name, lambda r: format_epochs(r.row()["epochs"]),
+                       format_epochs(max(c.train.epochs for c in p.configs))),
         "wall time (s)": format_or_dash(results[p.name].seconds if p.name in results else None, ".0f"),
         "architecture": p.arch,
-        "kind": "our best" if p.ours else "report",
     } for p in PRESETS.values()])
 
 
@@ -57,6 +57,7 @@ def _run(names: list[str], train_size: int | None) -> None:
     st.button("Stop", icon=":material/stop:", help="Stops after the current chunk; the runs trained so far are "
               "kept, evaluated and listed on the Results page.")
     bar = st.progress(0.0, text="Compiling...")
+    chart = st.empty()
     for done, name in enumerate(names):
         preset = PRESETS[name]
         started, redraws = time.perf_counter(), Redraws()
@@ -72,6 +73,7 @@ def _run(names: list[str], train_size: int | None) -> None:
             result.seconds = time.perf_counter() - started
             history = runs[-1].history
             if history and redraws.due():
+                chart.plotly_chart(figures.training_curves(runs), key=f"live{redraws.last}")
                 within = (len(runs) - 1 + min(1.0, history[-1]["epoch"] / runs[-1].config.train.epochs)) / len(
                     preset.configs)
                 bar.progress(min(1.0, (done + within) / len(names)),
