@@ -143,8 +143,9 @@ def test_a_sweep_variant_wrecked_by_a_far_too_high_rate_is_pointed_out(real_mnis
     assert not at.exception
     [warning] = [w.value for w in at.warning if "Far too high a learning rate" in w.value]
     assert "lr 1e+09" in warning and "lr 0.1 " not in warning
+    assert "lr 1e+09 · seed 0 (final training loss " in warning
     losses = at.dataframe[0].value.set_index("learning_rate")["train_loss"]
-    assert losses[1e9] > 100 > losses[0.1]
+    assert float(losses["1e+09"]) > 100 > float(losses["0.1"])
 
 
 def test_a_sweep_interrupted_by_a_rerun_is_settled(data_env):

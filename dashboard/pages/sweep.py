@@ -16,7 +16,7 @@ from core.sweep import (MAX_VARIANTS, VMAP_MAX_WIDTH, SweepConfig, run_name, tra
                         vmap_pays)
 from core.train import RunConfig, TrainConfig
 from dashboard import export, figures, state
-from dashboard.widgets import Redraws, show_error
+from dashboard.widgets import MISSING, Redraws, show_error
 
 RUNS_KEY = "sweep.runs"  # this session's last sweep: one Run per variant
 OPTIMIZERS = {"momentum": "SGD with momentum", "sgd": "SGD", "adam": "Adam"}
@@ -53,6 +53,20 @@ def _sweep(sweep: SweepConfig) -> None:
                 run.finish(splits)
         for run in runs:
             state.save_to_history(run)
+
+
+def _wrecked(runs: list[Run]) -> list[str]:
+    """The variants that ended with an enormous loss or about chance accuracy without diverging, and which."""
+    wrecked = []
+    for run in runs:
+        if run.diverged or run.test_accuracy is None:
+            continue
+        loss = run.history[-1]["train_loss"]
+        if enormous(loss):
+            wrecked.append(f"{variant_name(run.config)} (final training loss {loss:.3g})")
+        elif learned_next_to_nothing(run.test_accuracy):
+            wrecked.append(f"{variant_name(run.config)} (test accuracy {run.test_accuracy:.1%}, about chance)")
+    return wrecked
 
 
 def _results_table(runs: list[Run]) -> list[dict]:
@@ -127,15 +141,17 @@ if runs and runs[0].history:
     export.chart(figures.training_curves(runs), run_name="sweep", what="curves", key="sweep.curves")
     table = _results_table(runs)
     st.subheader("Results (click a column header to sort)")
-    if wrecked := [variant_name(run.config) for run in runs if not run.diverged and run.test_accuracy is not None
-                   and (enormous(run.history[-1]["train_loss"]) or learned_next_to_nothing(run.test_accuracy))]:
-        st.warning(f"Far too high a learning rate, most likely: {'; '.join(wrecked)} ended with an enormous loss or "
-                   "about chance accuracy, although finite (not diverged).")
-    st.dataframe(pd.DataFrame(table).dropna(axis="columns", how="all"), hide_index=True,
+    if wrecked := _wrecked(runs):
+        st.warning(f"Far too high a learning rate, most likely, for {'; '.join(wrecked)}: finite, so not diverged, "
+                   "but not a network that learned.")
+    shown = pd.DataFrame(table).dropna(axis="columns", how="all")
+    shown["learning_rate"] = shown["learning_rate"].map("{:g}".format)  # (the table's own %g spells out 1e9)
+    shown["train_loss"] = shown["train_loss"].map(lambda loss: MISSING if pd.isna(loss) else f"{loss:.4g}")
+    st.dataframe(shown, hide_index=True,
                  column_config={"val_accuracy": st.column_config.NumberColumn("validation accuracy", format="percent"),
                                 "test_accuracy": st.column_config.NumberColumn("test accuracy", format="percent"),
-                                "learning_rate": st.column_config.NumberColumn("learning rate", format="%g"),
-                                "train_loss": st.column_config.NumberColumn("final training loss", format="%.4g"),
+                                "learning_rate": st.column_config.TextColumn("learning rate"),
+                                "train_loss": st.column_config.TextColumn("final training loss"),
                                 "train_seconds": st.column_config.NumberColumn("training (s)", format="%.1f")})
     export.chart(figures.sweep_parallel_coordinates(table), run_name="sweep", what="hyperparameters",
                  key="sweep.parcoords")
