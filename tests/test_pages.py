@@ -455,6 +455,7 @@ def test_data_page_shows_data_with_digits_missing_or_rare(tmp_path, data_env):
     at.run()
     assert not at.exception and "gallery" in charts(at)
     assert list(at.dataframe[0].value["train (all 52)"]) == [10, 10, 10, 10, 10, 0, 0, 2, 0, 0]
+    assert "(fewer of 5, 6, 7, 8, 9: blank cells)" in " ".join(h.value for h in at.subheader)
 
 
 def test_weights_page_warns_about_a_diverged_run(data_env):
@@ -473,6 +474,17 @@ def test_results_warn_about_an_enormous_loss(data_env):
     run.params = jax.tree_util.tree_map(lambda leaf: leaf * 1e30, run.params)  # what a far too high rate leaves
     at = with_runs(app("results"), run).run()
     assert not at.exception and "test loss is enormous" in at.warning[0].value
+
+
+def test_results_say_when_an_enormous_loss_comes_with_chance_accuracy(data_env):
+    run = made_run("linear", data_env)
+    bias = np.zeros(10, np.float32)
+    bias[0] = 1e4  # every digit called a 0, and the others given a probability of e^-10000
+    run.params = {"output": {"w": np.zeros((784, 10), np.float32), "b": bias}}
+    at = with_runs(app("results"), run).run()
+    assert not at.exception
+    [warning] = [w.value for w in at.warning if "test loss is enormous" in w.value]
+    assert "about chance" in warning
 
 
 def test_pages_point_at_the_saved_runs_when_the_session_has_none(data_env):

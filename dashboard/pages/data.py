@@ -109,7 +109,9 @@ def overview(mnist: MNIST) -> None:
         st.dataframe(pd.DataFrame({"digit": range(10), f"train (all {len(mnist.train_labels):,})": train_counts, "test": test_counts}),
                      hide_index=True)
     with gallery:
-        st.subheader(f"{GALLERY_PER_DIGIT} random training examples of each digit")
+        missing = [str(d) for d, count in enumerate(train_counts) if count < GALLERY_PER_DIGIT]
+        st.subheader(f"{GALLERY_PER_DIGIT} random training examples of each digit"
+                     + (f" (fewer of {', '.join(missing)}: blank cells)" if missing else ""))
         tile = digit_gallery(mnist.train_images, mnist.train_labels, GALLERY_PER_DIGIT)
         export.chart(figures.digit_gallery(tile), run_name="mnist", what="examples", key="gallery")
 

@@ -7,7 +7,8 @@ import streamlit as st
 
 from core.data import IMAGE_SIDE
 from core.errors import DigitLabError
-from core.inspect import SORT_KEYS, confidence, enormous, random_subset, row_percentages, select_examples
+from core.inspect import (SORT_KEYS, confidence, enormous, learned_next_to_nothing, random_subset, row_percentages,
+                          select_examples)
 from core.runs import Run
 from core.train import Evaluation
 from dashboard import export, figures, state
@@ -55,9 +56,11 @@ def summary(run: Run, evaluation: Evaluation) -> None:
     cols[3].metric("Misclassified test digits", f"{len(evaluation.misclassified):,}",
                    delta=f"of {len(evaluation.labels):,}", delta_color="off", delta_arrow="off")
     if enormous(evaluation.loss):
+        chance = (f" (here {evaluation.accuracy:.2%}, about chance)" if learned_next_to_nothing(evaluation.accuracy)
+                  else "")
         st.warning("The test loss is enormous (or infinite): the weights are so large that the network gives some "
-                   "digits a probability of (almost) zero for their true class. The accuracy still counts the most "
-                   "probable digit, but the learning rate was far too high: lower it and train again.")
+                   f"digits a probability of (almost) zero for their true class. The accuracy still counts the most "
+                   f"probable digit{chance}, but the learning rate was far too high: lower it and train again.")
     else:
         failed_training_warning(run)
     matrix_col, class_col = st.columns([3, 2])
