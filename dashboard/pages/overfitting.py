@@ -40,8 +40,8 @@ def _study(setup: str, epochs: int, val_size: int, sizes: list[int]) -> None:
                 run.record(progress)
                 st.session_state[RESULT_KEY] = study  # from the first chunk on, so a Stop keeps what is done
                 if redraws.due(progress.done):
-                    curves = figures.training_curves([trained for _, trained in study.runs])
-                    chart.plotly_chart(curves, key=f"live{redraws.last}")
+                    so_far = [trained for _, trained in study.runs]
+                    chart.plotly_chart(figures.training_curves(so_far), key=f"live{redraws.last}")
                     bar.progress((i + progress.step / progress.total_steps) / len(sizes),
                                  text=f"{size:,} images ({i + 1}/{len(sizes)}): epoch {progress.epoch:.1f} of {epochs}")
             with st.spinner(f"Measuring the {size:,}-image network's accuracy..."):
