@@ -154,7 +154,7 @@ def curvature(params: Params, x, y, config: ModelConfig, pair: tuple[WeightRef, 
     if not high > 0:
         return Curvature((float(low), float(high)), FALLBACK_SPAN, FALLBACK_LEARNING_RATE, False)
     flattest = max(low, high / max_anisotropy**2)
-    whole_bowl = widths / np.sqrt(max(low, 0.0)) if low > 0 else np.inf
+    whole_bowl = widths / np.sqrt(low) if low > 0 else np.inf  # the half-width the flattest direction asks for
     span = float(np.clip(widths / np.sqrt(flattest), *span_limits))
     return Curvature((float(low), float(high)), span, float(1 / high), True, capped=bool(whole_bowl > span * 1.001))
 

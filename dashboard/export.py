@@ -24,8 +24,8 @@ from core.runs import Run
 from dashboard import state
 
 UPLOAD_KEY = "model_upload"
-FILE_TEMPLATE = "plotly_white"  # saved charts' look (see `for_files`)
 UPLOAD_MESSAGE_KEY = "model_upload_message"
+FILE_TEMPLATE = "plotly_white"  # saved charts' look (see `for_files`)
 NO_CHROME = ("PNG and SVG are drawn on the server by kaleido, which needs Chrome or Chromium: install it "
              "(`apt-get install chromium`, or `plotly_get_chrome`) and restart the app. HTML export works without it.")
 
@@ -83,8 +83,8 @@ def chart(fig: go.Figure, *, run_name: str, what: str, key: str, on_select=None)
             st.caption(NO_CHROME)
         else:
             for fmt, mime in (("png", "image/png"), ("svg", "image/svg+xml")):
-                st.download_button(fmt.upper(), partial(image, saved, fmt), file_name=f"{stem}.{fmt}", mime=mime, on_click="ignore",
-                                   key=f"{key}.{fmt}")
+                st.download_button(fmt.upper(), partial(image, saved, fmt), file_name=f"{stem}.{fmt}", mime=mime,
+                                   on_click="ignore", key=f"{key}.{fmt}")
     return event
 
 

@@ -98,10 +98,11 @@ def per_class_accuracy(accuracy: np.ndarray) -> go.Figure:
     """Accuracy on the images of each true digit, bars from 0% ("no images" where the test set has none)."""
     # labels run up the bars, so they stay large however narrow the column: inside a bar tall enough to hold
     # one, above a short bar (never clipped by the axes)
+    heights = np.nan_to_num(accuracy)  # (no bar where there are no images)
     fig = go.Figure(go.Bar(
-        x=DIGITS, y=np.nan_to_num(accuracy), text=["no images" if np.isnan(a) else f"{a:.1%}" for a in accuracy],
+        x=DIGITS, y=heights, text=["no images" if np.isnan(a) else f"{a:.1%}" for a in accuracy],
         textangle=-90, insidetextanchor="end", constraintext="none",
-        textposition=["inside" if a >= LABEL_INSIDE_FROM else "outside" for a in np.nan_to_num(accuracy)],
+        textposition=["inside" if a >= LABEL_INSIDE_FROM else "outside" for a in heights],
         cliponaxis=False, textfont_size=15, insidetextfont_color="white", outsidetextfont_color="#31333f"))
     fig.update_xaxes(title_text="true digit", dtick=1)
     fig.update_yaxes(title_text="accuracy", tickformat=".0%", range=[0, 1.02])

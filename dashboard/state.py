@@ -20,8 +20,7 @@ from core.data import DATA_DIR_ENV, MNIST, SplitConfig, Splits, load_path, locat
 from core.errors import DataNotFoundError, DigitLabError
 from core.history import RunHistory, default_path, ended
 from core.runs import Run
-from core.train import Evaluation, RunConfig
-from core.train import check_run as core_check_run
+from core.train import Evaluation
 
 RUNS_KEY = "runs"
 SETTINGS_PREFIX = "setting."  # widget keys that keep their values across pages
@@ -59,8 +58,8 @@ def splits(directory: str | None, config: SplitConfig) -> Splits:
 
 
 def local_train_labels() -> np.ndarray | None:
-    """The training labels of the data found here, or None when there is none yet (it would be downloaded); a
-    DataError when the folder asked for holds no MNIST."""
+    """The training labels of the data found here, to check settings against before training, or None when there
+    is none yet (it would be downloaded); a DataError when the folder asked for holds no MNIST."""
     try:
         path = locate_mnist(data_dir(), allow_download=False)
     except DataNotFoundError:
@@ -68,14 +67,6 @@ def local_train_labels() -> np.ndarray | None:
             raise
         return None
     return _load(str(path)).train_labels
-
-
-def check_run(config: RunConfig) -> None:
-    """A ConfigError (or DataError) when the run cannot train on the data (`core.train.check_run`); with no data
-    here yet there is nothing to check before training asks for it."""
-    labels = local_train_labels()
-    if labels is not None:
-        core_check_run(config, labels)
 
 
 def runs() -> dict[str, Run]:
@@ -243,14 +234,12 @@ def setting(name: str):
 
 
 def setting_keys(defaults: dict, page: str = "") -> Callable[[str], str]:
-    """Widget keys for a page's settings, each starting at its default and kept across pages (`keep_settings`):
+    """Widget keys for a page's settings, each starting at its default and kept across pages (`kept`):
     `key = setting_keys({"epochs": 3}, "sweep")`, then `st.number_input("Epochs", key=key("epochs"))`."""
-    def key(name: str) -> str:
-        return f"{SETTINGS_PREFIX}{page + '.' if page else ''}{name}"
-
+    prefix = f"{page}." if page else ""
     for name, value in defaults.items():
-        kept(key(name)[len(SETTINGS_PREFIX):], value)
-    return key
+        kept(prefix + name, value)
+    return lambda name: SETTINGS_PREFIX + prefix + name
 
 
 def kept(name: str, default, valid: Callable[[Any], bool] = lambda value: True) -> str:

@@ -494,13 +494,15 @@ def test_pages_point_at_the_saved_runs_when_the_session_has_none(data_env):
         assert "reload one of the 1 saved in the run history" in at.info[0].value
 
 
-@pytest.mark.parametrize("page", ["results", "weights"])
+@pytest.mark.parametrize("page", ["results", "weights", "train"])
 def test_a_data_folder_without_mnist_is_an_error_not_a_traceback(data_env, tmp_path, page):
     at = with_runs(app(page), made_run("lenet5", data_env))
     at.session_state["setting.data_dir"] = str(tmp_path)  # changed on the Data page after training
     at.run()
     assert not at.exception
     assert "holds no MNIST" in at.error[0].value and "Data page" in at.error[0].value  # (an empty folder)
+    if page == "train":
+        assert button(at, "Train").disabled
 
 
 def test_output_digit_choice_cannot_be_emptied(data_env):

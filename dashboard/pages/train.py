@@ -12,7 +12,7 @@ from core.inspect import eta_seconds
 from core.models import ACTIVATIONS, ARCHITECTURES, INITS, ModelConfig, recommended_init
 from core.parsing import number_list
 from core.runs import Run
-from core.train import OPTIMIZERS, SCHEDULES, Progress, RunConfig, TrainConfig, train
+from core.train import OPTIMIZERS, SCHEDULES, Progress, RunConfig, TrainConfig, check_run, train
 from dashboard import export, figures, state
 from dashboard.widgets import (DATA_HINT, MISSING, RESULTS_PAGE, WEIGHTS_PAGE, Redraws, failed_training_warning,
                                format_epochs, format_or_dash, pick_run, train_page_split)
@@ -276,15 +276,19 @@ def runs_section() -> None:
 
 
 st.title("Train a network")
-try:  # on a small dataset the default validation set shrinks, as on the Data page
-    labels = state.local_train_labels()
-except DigitLabError:
-    labels = None  # (said below, when the settings are checked against the data)
+try:  # the data here, looked up once: None when there is none yet (it would be downloaded)
+    labels, data_error = state.local_train_labels(), None
+except DataError as exc:  # the folder asked for holds no MNIST
+    labels, data_error = None, exc
+# on a small dataset the default validation set shrinks, as on the Data page
 state.setting_keys(DEFAULTS if labels is None else {**DEFAULTS, "val_size": default_split(len(labels)).val_size})
 requested = st.session_state.pop(TRAIN_REQUEST_KEY, False)
 try:
+    if data_error:
+        raise data_error
     config = chosen_config()
-    state.check_run(config)  # the split and batch sizes checked against the data now, not at Train
+    if labels is not None:  # the split and batch sizes checked against the data now, not at Train
+        check_run(config, labels)
     config_error = None
 except DataError as exc:
     config, config_error = None, f"{exc} {DATA_HINT}"
