@@ -1,9 +1,9 @@
-"""XLA's own CPU dot kernels against YNNPACK's, side by side in one process: why `core.train.compiler_options`
-turns YNNPACK's dot fusions off for the engine's programs.
+"""XLA's own CPU dot kernels against YNNPACK's and oneDNN's, side by side in one process: why
+`core.train.compiler_options` turns YNNPACK's dot fusions off for the engine's programs and leaves oneDNN's off.
 
 For each network it compiles the engine's training chunk (the benchmark settings of epoch_vs_pytorch.py, plus
-the 784-64-10 sigmoid MLP of the sweep benchmark) and its 1,000-image evaluation pass twice, with and without
-YNNPACK, then times the two alternately and prints the best and lower-quartile times and their ratio.
+the 784-64-10 sigmoid MLP of the sweep benchmark) and its 1,000-image evaluation pass with each set of kernels,
+then times them alternately and prints the best and lower-quartile times and their ratios to XLA's.
 
     python benchmarks/cpu_dot_kernels.py [--repeats 25]
 """
@@ -32,7 +32,13 @@ SETTINGS = {
     "784-300-10 tanh, Adam, batch 50": (ModelConfig("mlp", (300,), "tanh"), TrainConfig("adam", 1e-3, batch_size=50)),
     "LeNet-5, Adam, batch 64": (ModelConfig("lenet5"), TrainConfig("adam", 1e-3, batch_size=64)),
 }
-KERNELS = {"XLA": {"xla_cpu_experimental_ynn_fusion_type": ""}, "YNNPACK": {}}
+XLA_DOTS = {"xla_cpu_experimental_ynn_fusion_type": ""}
+KERNELS = {
+    "XLA": XLA_DOTS,
+    "YNNPACK": {},
+    "oneDNN": {**XLA_DOTS, "xla_cpu_use_onednn": True,
+               "xla_cpu_experimental_onednn_fusion_type": "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"},
+}
 IMAGES = 20_000
 STEPS = 100
 
@@ -64,8 +70,11 @@ def main() -> None:
     args = parser.parse_args()
     print(f"{time.strftime('%Y-%m-%d')}, jax {jax.__version__}, backend {jax.default_backend()}; "
           f"times in ms (train step: per step of a {STEPS}-step chunk), alternated {args.repeats} times\n")
-    print("| network | task | XLA best | XLA q25 | YNNPACK best | YNNPACK q25 | YNNPACK ÷ XLA (q25) |")
-    print("|---|---|--:|--:|--:|--:|--:|")
+    others = [name for name in KERNELS if name != "XLA"]
+    print("| network | task | " + " | ".join(f"{name} best | {name} q25" for name in KERNELS) + " | "
+          + " | ".join(f"{name} ÷ XLA (q25)" for name in others) + " |")
+    print("|---|---|" + "--:|" * (2 * len(KERNELS) + len(others)))
+    q = args.repeats // 4
     for network, (model, tc) in SETTINGS.items():
         calls = programs(model, tc)
         for call in calls.values():
@@ -78,11 +87,10 @@ def main() -> None:
             calls[key]()
             times[key].append((time.perf_counter() - started) * 1e3 / (STEPS if key[0] == "train step" else 1))
         for task in ("train step", "evaluate 1,000"):
-            xla, ynn = sorted(times[task, "XLA"]), sorted(times[task, "YNNPACK"])
-            q = args.repeats // 4
-            print(f"| {network} | {task} | {xla[0]:.3f} | {xla[q]:.3f} | {ynn[0]:.3f} | {ynn[q]:.3f} "
-                  f"| {ynn[q] / xla[q]:.2f}× |", flush=True)
-
+            ranked = {name: sorted(times[task, name]) for name in KERNELS}
+            cells = [f"{ranked[name][0]:.3f} | {ranked[name][q]:.3f}" for name in KERNELS]
+            ratios = [f"{ranked[name][q] / ranked['XLA'][q]:.2f}×" for name in others]
+            print(f"| {network} | {task} | " + " | ".join(cells + ratios) + " |", flush=True)
 
 if __name__ == "__main__":
     main()
