@@ -331,7 +331,8 @@ def _confusion_matrix(stored: str | None) -> np.ndarray | None:
 def config_diff(configs: dict[str, RunConfig]) -> list[dict]:
     """The settings on which the labelled configs differ: one row per setting, one column per label.
 
-    A network setting its architecture ignores (an MLP's widths for softmax regression) counts as absent: None.
+    A setting the network, optimiser or schedule ignores (an MLP's widths for softmax regression, momentum under
+    Adam, the decay factor under a constant schedule) counts as absent: None.
     """
     flat = {label: _used_settings(config) for label, config in configs.items()}
     settings = sorted({key for values in flat.values() for key in values})
@@ -344,9 +345,11 @@ def config_diff(configs: dict[str, RunConfig]) -> list[dict]:
 
 
 def _used_settings(config: RunConfig) -> dict:
-    model = config.model
+    """The config's settings, flattened, without those its network, optimiser or schedule ignore."""
+    model, tc = config.model, config.train
     used = {"arch", "init", *ARCHITECTURES[model.arch].hyperparameters, *(("init_std",) * (model.init == "normal"))}
+    ignored = {*(("train.momentum", "train.nesterov") * (tc.optimizer != "momentum")),
+               *(("train.decay",) * (tc.schedule != "exponential"))}
     settings = flatten(config.to_dict(), separator=".")
     return {key: list(value) if isinstance(value, tuple) else value for key, value in settings.items()
-            if not key.startswith("model.") or key[6:] in used}
-
+            if (not key.startswith("model.") or key[6:] in used) and key not in ignored}

@@ -302,6 +302,20 @@ def test_config_diff_shows_only_what_differs():
     assert config_diff({"a": linear, "b": other_widths}) == []
 
 
+def test_config_diff_leaves_out_training_settings_the_optimiser_or_schedule_ignores():
+    adam = RunConfig(train=TrainConfig(optimizer="adam", momentum=0.9, nesterov=True, decay=0.9))
+    other_adam = RunConfig(train=TrainConfig(optimizer="adam", momentum=0.5, decay=0.5))
+    assert config_diff({"a": adam, "b": other_adam}) == []
+    momentum = RunConfig(train=TrainConfig(optimizer="momentum", momentum=0.5, schedule="exponential", decay=0.5))
+    assert config_diff({"adam": adam, "momentum": momentum}) == [
+        {"setting": "train.decay", "adam": None, "momentum": 0.5},
+        {"setting": "train.momentum", "adam": None, "momentum": 0.5},
+        {"setting": "train.nesterov", "adam": None, "momentum": False},
+        {"setting": "train.optimizer", "adam": "adam", "momentum": "momentum"},
+        {"setting": "train.schedule", "adam": "constant", "momentum": "exponential"},
+    ]
+
+
 def test_default_path_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
     assert default_path() == tmp_path / "home" / "runs.sqlite3"
