@@ -32,7 +32,10 @@ from core.train import cross_entropy
 
 STEP_SIZES = tuple(10.0 ** -e for e in range(10))  # h = 1, 0.1, ..., 1e-9
 DTYPES = ("float64", "float32")
-PASS_RELATIVE_ERROR = {"float64": 1e-6, "float32": 1e-2}  # a check passes below this relative error at its best h
+# A check passes when every tensor's relative error at the precision's best h is below this. Measured on 100 MNIST
+# images (softmax regression, 784-{10,30,100,300}-10 MLPs, three seeds): correct gradients at most 1.7e-9 / 1.3e-3,
+# every planted bug at least 2.3e-2 in the tensor it touches, in both precisions.
+PASS_RELATIVE_ERROR = {"float64": 1e-6, "float32": 1e-2}
 CHUNK = 256  # perturbations per compiled call
 HAND_ACTIVATIONS = ("tanh", "sigmoid")
 
@@ -332,10 +335,26 @@ class GradientCheck:
         return min((p for p in self.points if p.dtype == dtype), key=lambda p: p.total_abs_error)
 
     @property
+    def judged_dtype(self) -> str:
+        """The precision the verdict comes from: float64 when it was run."""
+        return next(d for d in DTYPES if d in self.approx)
+
+    def tensor_errors(self, dtype: str = "float64") -> dict[str, float]:
+        """The relative error (norms) of each tensor's checked weights at this precision's best h: a mistake in
+        one small tensor would be diluted in the error over all of them."""
+        row = self.approx[dtype][self.step_sizes.index(self.best(dtype).h)]
+        return {name: relative_error(row[self.tensors == name], self.analytic[self.tensors == name])
+                for name in dict.fromkeys(self.tensors)}
+
+    def worst_tensor(self, dtype: str | None = None) -> tuple[str, float]:
+        """(tensor name, relative error) of the tensor that agrees least, in `dtype` (default: the judged one)."""
+        return max(self.tensor_errors(dtype or self.judged_dtype).items(), key=lambda item: item[1])
+
+    @property
     def passed(self) -> bool:
-        """Whether the analytic gradient agrees with the central differences (float64 when run) at the best h."""
-        dtype = next(d for d in DTYPES if d in self.approx)
-        return self.best(dtype).rel_error < PASS_RELATIVE_ERROR[dtype]
+        """Whether every tensor's analytic gradient agrees with the central differences (float64 when run) at
+        the best h."""
+        return self.worst_tensor()[1] < PASS_RELATIVE_ERROR[self.judged_dtype]
 
     def differences(self, dtype: str = "float64", h: float | None = None) -> dict[str, np.ndarray]:
         """approx − analytic per tensor, at step size h (default: this precision's best)."""
@@ -350,6 +369,7 @@ class GradientCheck:
             "bug": self.bug,
             "weights_checked": int(len(self.indices)),
             "passed": self.passed,
+            "tensor_errors": {dtype: self.tensor_errors(dtype) for dtype in self.approx},
             "points": [vars(p) for p in self.points],
             "best": {dtype: {"h": self.best(dtype).h, "total_abs_error": self.best(dtype).total_abs_error,
                              "max_rel_error": self.best(dtype).max_rel_error}

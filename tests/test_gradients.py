@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import jax
@@ -12,7 +13,7 @@ import pytest
 from core.cli import main
 from core.errors import ConfigError
 from core.gradients import (BUGS, HandTraining, finite_differences, gradient_check, hand_vs_autodiff,
-                            max_relative_error, sample_indices, train_by_hand)
+                            max_relative_error, relative_error, sample_indices, train_by_hand)
 from core.models import ModelConfig, init, seed_key
 
 CONFIGS = [ModelConfig("linear"), ModelConfig("mlp", (12,), "tanh"), ModelConfig("mlp", (12,), "sigmoid")]
@@ -67,6 +68,18 @@ def test_error_against_h_is_u_shaped_and_float32_is_worse(batch):
     errors = {p.h: p.total_abs_error for p in check.points if p.dtype == "float64"}
     assert errors[1.0] > 100 * best64.total_abs_error and errors[1e-9] > 10 * best64.total_abs_error
     assert set(check.differences()) == {"hidden_0/w", "hidden_0/b", "output/w", "output/b"}
+
+
+def test_the_verdict_is_per_tensor(batch):
+    config = CONFIGS[1]
+    check = gradient_check(params_for(config), *batch, config, weights=300, dtypes=("float32",))
+    assert check.passed and set(check.tensor_errors("float32")) == {"hidden_0/w", "hidden_0/b", "output/w", "output/b"}
+    approx = check.approx["float32"].copy()
+    approx[:, check.tensors == "hidden_0/b"] *= 1.05  # 5% off in b₁ alone: its 12 weights barely move the overall error
+    wrong = dataclasses.replace(check, approx={"float32": approx})
+    assert relative_error(approx[check.step_sizes.index(check.best("float32").h)], check.analytic) < 1e-2
+    assert not wrong.passed and wrong.worst_tensor()[0] == "hidden_0/b"
+    assert wrong.to_dict()["tensor_errors"]["float32"]["hidden_0/b"] > 0.02
 
 
 @pytest.mark.parametrize("bug", list(BUGS))

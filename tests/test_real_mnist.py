@@ -1,9 +1,10 @@
-"""Accuracy on the real MNIST (skipped when it is not available)."""
+"""Accuracy, and a gradient check, on the real MNIST (skipped when it is not available)."""
 
 import pytest
 
 from core.data import SplitConfig, load_mnist, make_splits
-from core.models import ModelConfig
+from core.gradients import PASS_RELATIVE_ERROR, gradient_check
+from core.models import ModelConfig, init, seed_key
 from core.runs import Run
 from core.train import RunConfig, TrainConfig, train
 
@@ -35,3 +36,15 @@ def test_mlp_300_tanh_adam_three_epochs(mnist):
                        train=TrainConfig(optimizer="adam", learning_rate=1e-3, batch_size=50, epochs=3))
     run = train_and_test(mnist, config)
     assert run.status == "finished" and run.test_accuracy >= 0.97
+
+
+def test_float32_gradient_check_catches_a_mistake_confined_to_the_hidden_layer(mnist):
+    """`gradcheck --arch mlp --hidden 100 --activation sigmoid --dtype float32 --bug derivative-at-activation
+    --weights 1000`: over all checked weights together the error is below the float32 threshold (the correct output
+    layer's larger gradients dilute it), but W₁'s and b₁'s own errors are not."""
+    splits = make_splits(mnist, SplitConfig(val_size=0))
+    config = ModelConfig("mlp", (100,), "sigmoid")
+    check = gradient_check(init(seed_key(0), config), splits.x_train[:100], splits.y_train[:100], config,
+                           weights=1000, bug="derivative-at-activation", dtypes=("float32",))
+    assert check.best("float32").rel_error < PASS_RELATIVE_ERROR["float32"]
+    assert not check.passed and check.worst_tensor()[0].startswith("hidden_0")

@@ -10,7 +10,7 @@ from core.checkpoint import load_model
 from core.cli import add_data_arguments, print_json, seed, terminal_progress
 from core.data import SplitConfig, load_mnist, make_splits
 from core.errors import ConfigError
-from core.gradients import BUGS, DTYPES, HAND_ACTIVATIONS, gradient_check
+from core.gradients import BUGS, DTYPES, HAND_ACTIVATIONS, PASS_RELATIVE_ERROR, gradient_check, tensor_label
 from core.models import ModelConfig, init, seed_key
 
 HELP = "check the hand-derived gradient against finite differences for h = 1 ... 1e-9"
@@ -77,5 +77,7 @@ def run(args) -> int:
         print(f"{p.h:>7.0e} {p.total_abs_error:>14.3e} {p.max_abs_error:>12.3e} {p.max_rel_error:>14.3e} "
               f"{p.rel_error:>10.3e}{mark}")
     verdict = "agrees with" if check.passed else "DISAGREES with"
-    print(f"the analytic gradient {verdict} the finite differences (relative error {best.rel_error:.2e} at h = {best.h:.0e})")
+    name, error = check.worst_tensor()
+    print(f"the analytic gradient {verdict} the finite differences (worst tensor {tensor_label(name, config)}: "
+          f"relative error {error:.2e} at h = {best.h:.0e}; threshold {PASS_RELATIVE_ERROR[args.dtype]:.0e})")
     return status

@@ -86,8 +86,10 @@ if result is None:
             "a few seconds).")
 else:
     best = {dtype: result.best(dtype).h for dtype in DTYPES}
-    verdict = (f"relative error {result.best('float64').rel_error:.1e} at h = {best['float64']:.0e} "
-               f"(threshold {PASS_RELATIVE_ERROR['float64']:.0e}) over {len(result.indices):,} weights")
+    name, error = result.worst_tensor("float64")
+    verdict = (f"relative error {error:.1e} in {tensor_label(name, network.config)}, the tensor that agrees least, "
+               f"at h = {best['float64']:.0e} (threshold {PASS_RELATIVE_ERROR['float64']:.0e}; "
+               f"{len(result.indices):,} weights checked)")
     (st.success if result.passed else st.error)(
         ("The gradient agrees with the finite differences: " if result.passed
          else "The gradient is WRONG: it disagrees with the finite differences, ") + verdict)
