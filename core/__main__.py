@@ -2,6 +2,9 @@
 
 import sys
 
-from core.cli import main
+try:
+    from core.cli import main
+except KeyboardInterrupt:  # Ctrl-C while JAX is still importing
+    sys.exit(130)
 
 sys.exit(main())

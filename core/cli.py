@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import signal
 import sys
 
 from core import compile_cache
@@ -40,6 +41,12 @@ def number_list_type(kind: type, what: str):
         except ConfigError as exc:
             raise argparse.ArgumentTypeError(str(exc)) from None
     return parse
+
+
+def joined(groups: list[tuple] | None) -> tuple:
+    """The values of a repeatable list flag (`--lr 0.1,0.2 --lr 0.3`: action="append" of number_list_type), in
+    order; () when it was not given."""
+    return tuple(value for group in groups or () for value in group)
 
 
 def positive_int(text: str) -> int:
@@ -86,6 +93,27 @@ def terminal_progress(name: str, done: int, total: int) -> None:
 
 def print_json(obj: dict) -> None:
     print(json.dumps(obj, sort_keys=True), flush=True)
+
+
+class StopRequest:
+    """Ctrl-C while training, as a request the loop reads between chunks (`with StopRequest() as stop: ...
+    if stop.requested: break`): an interrupt raised inside XLA's compiler can crash the process, and one raised
+    while the stopped run is evaluated and saved would lose it. Presses after the first are ignored."""
+
+    requested = False
+
+    def __enter__(self) -> "StopRequest":
+        self._previous = signal.signal(signal.SIGINT, self._request)
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        signal.signal(signal.SIGINT, self._previous)
+
+    def _request(self, signum, frame) -> None:
+        if not self.requested:
+            print("\nstopping after this chunk of steps; what is trained so far is kept...", file=sys.stderr,
+                  flush=True)
+        self.requested = True
 
 
 class _OneLineErrors(argparse.ArgumentParser):

@@ -111,7 +111,8 @@ def test_a_variant_promotes_to_a_normal_run(splits):
 
 def test_sweep_cli(tiny_data_dir, capsys):
     code = main(["sweep", "--data-dir", str(tiny_data_dir), "--arch", "linear", "--optimizer", "momentum",
-                 "--lr", "0.01,0.1", "--momentum", "0.5,0.9", "--seeds", "0,1", "--epochs", "1", "--val-size", "200", "--json"])
+                 "--lr", "0.01", "--lr", "0.1", "--momentum", "0.5,0.9", "--seeds", "0,1", "--epochs", "1", "--val-size",
+                 "200", "--json"])  # list flags may also be repeated
     assert code == 0
     out, err = capsys.readouterr()
     rows = [json.loads(line) for line in out.splitlines()]
@@ -130,6 +131,25 @@ def test_sweep_cli(tiny_data_dir, capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["sweep", "--data-dir", str(tiny_data_dir), "--lr", "0.1,abc"])
     assert exit_info.value.code == 2
+
+
+def test_ctrl_c_stops_a_sweep_between_chunks_and_keeps_every_variant(tiny_data_dir, capsys, monkeypatch):
+    import signal
+
+    from core.commands import sweep as sweep_command
+    real_sweep = sweep_command.train_sweep
+
+    def ctrl_c_while_compiling(*args, **kwargs):
+        signal.raise_signal(signal.SIGINT)
+        yield from real_sweep(*args, **kwargs)
+
+    monkeypatch.setattr(sweep_command, "train_sweep", ctrl_c_while_compiling)
+    code = main(["sweep", "--data-dir", str(tiny_data_dir), "--arch", "linear", "--lr", "0.01,0.1", "--epochs", "3",
+                 "--val-size", "200", "--json", "--no-history"])
+    out, err = capsys.readouterr()
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 130 and [row["status"] for row in rows] == ["stopped", "stopped"]
+    assert all(row["test_accuracy"] is not None for row in rows) and "Traceback" not in err
 
 
 def test_a_second_sweep_of_the_same_setup_compiles_nothing(splits, caplog):

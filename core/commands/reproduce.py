@@ -5,12 +5,13 @@ from __future__ import annotations
 import sys
 import time
 
-from core.cli import (add_data_arguments, add_history_argument, positive_int, print_json, save_to_history,
-                      terminal_progress)
+from core.cli import (StopRequest, add_data_arguments, add_history_argument, positive_int, print_json,
+                      save_to_history, terminal_progress)
 from core.data import load_mnist, make_splits
 from core.errors import ConfigError
-from core.presets import PRESETS, get_preset
+from core.presets import PRESETS, Preset, get_preset
 from core.reproduce import TABLE_HEADER, TABLE_KEYS, format_row, table_row, train_preset
+from core.runs import Run
 
 HELP = "train every preset and print reported vs measured test accuracy"
 
@@ -39,21 +40,32 @@ def run(args) -> int:
 
     if not args.json:
         print(TABLE_HEADER, flush=True)
-    for preset in presets:
-        started = time.perf_counter()
-        for runs in train_preset(preset, splits_for, train_size=args.train_size):
-            if runs[-1].history:
-                last = runs[-1].history[-1]
-                print(f"\r{runs[-1].name}: epoch {last['epoch']:.2f} of {runs[-1].config.train.epochs}",
-                      end="", file=sys.stderr, flush=True)
-        print(file=sys.stderr)
-        row = table_row(preset, runs, time.perf_counter() - started)
-        if args.json:
-            print_json({**{key: row[key] for key in TABLE_KEYS}, "runs": row["runs"], "status": row["status"]})
-        else:
-            print(format_row(row), flush=True)
-        if row["status"].startswith("diverged"):
-            print(f"{row['preset']}: {row['status']}", file=sys.stderr)
-        if not args.no_history:
-            save_to_history(runs)
+    with StopRequest() as stop:  # held until the stopped preset's runs are evaluated and in the history
+        for preset in presets:
+            started = time.perf_counter()
+            for runs in train_preset(preset, splits_for, train_size=args.train_size):
+                if runs[-1].history:
+                    last = runs[-1].history[-1]
+                    print(f"\r{runs[-1].name}: epoch {last['epoch']:.2f} of {runs[-1].config.train.epochs}",
+                          end="", file=sys.stderr, flush=True)
+                if stop.requested:
+                    runs[-1].finish(splits_for(runs[-1].config.data))
+                    break
+            print(file=sys.stderr)
+            report(preset, runs, time.perf_counter() - started, args)
+            if stop.requested:
+                return 130
     return 0
+
+
+def report(preset: Preset, runs: list[Run], seconds: float, args) -> None:
+    """The preset's row (a table line, or a JSON line), then its runs recorded in the history."""
+    row = table_row(preset, runs, seconds)
+    if args.json:
+        print_json({**{key: row[key] for key in TABLE_KEYS}, "runs": row["runs"], "status": row["status"]})
+    else:
+        print(format_row(row), flush=True)
+    if row["status"].startswith("diverged"):
+        print(f"{row['preset']}: {row['status']}", file=sys.stderr)
+    if not args.no_history:
+        save_to_history(runs)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import add_history_argument, number_list_type, print_json, save_to_history, terminal_progress
+from core.cli import (StopRequest, add_history_argument, joined, number_list_type, print_json, save_to_history,
+                      terminal_progress)
 from core.commands.train import TRAIN, add_run_arguments, ignored_flag_notes, run_config_from_args
 from core.data import load_mnist, make_splits
 from core.runs import Run, ranked_by_validation
@@ -18,11 +19,11 @@ def add_arguments(parser) -> None:
     add_run_arguments(parser)
     parser.conflict_handler = "resolve"  # --lr and --momentum take lists here
     s = parser.add_argument_group("sweep")
-    s.add_argument("--lr", type=number_list_type(float, "learning rates"), default=(TRAIN.learning_rate,),
-                   metavar="LR[,LR...]", help="learning rates to sweep")
-    s.add_argument("--momentum", type=number_list_type(float, "momenta"), default=None,
-                   metavar="M[,M...]", help=f"momenta to sweep (with --optimizer momentum; default {TRAIN.momentum})")
-    s.add_argument("--seeds", type=number_list_type(int, "seeds"), default=(), metavar="S[,S...]",
+    s.add_argument("--lr", type=number_list_type(float, "learning rates"), action="append", metavar="LR[,LR...]",
+                   help=f"learning rates to sweep, repeatable or comma-separated (default {TRAIN.learning_rate})")
+    s.add_argument("--momentum", type=number_list_type(float, "momenta"), action="append", metavar="M[,M...]",
+                   help=f"momenta to sweep (with --optimizer momentum; default {TRAIN.momentum})")
+    s.add_argument("--seeds", type=number_list_type(int, "seeds"), action="append", metavar="S[,S...]",
                    help="initialisation seeds to sweep")
     s.add_argument("--mode", choices=("auto", "vmapped", "sequential"), default="auto",
                    help="vmapped: one program for all variants; sequential: one variant after another each chunk")
@@ -31,9 +32,10 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
-    first_momentum = args.momentum[0] if args.momentum else None
-    base = run_config_from_args(argparse.Namespace(**{**vars(args), "lr": args.lr[0], "momentum": first_momentum}))
-    variants = SweepConfig(base, args.lr, args.momentum or (), args.seeds).variants()
+    rates, momenta, seeds = joined(args.lr) or (TRAIN.learning_rate,), joined(args.momentum), joined(args.seeds)
+    first_momentum = momenta[0] if momenta else None
+    base = run_config_from_args(argparse.Namespace(**{**vars(args), "lr": rates[0], "momentum": first_momentum}))
+    variants = SweepConfig(base, rates, momenta, seeds).variants()
     for note in ignored_flag_notes(args):
         print(note, file=sys.stderr)
     mnist = load_mnist(args.data_dir, progress=terminal_progress)
@@ -42,22 +44,27 @@ def run(args) -> int:
     vmapped = {"auto": None, "vmapped": True, "sequential": False}[args.mode]
     print(f"{len(variants)} variants of {base.model.describe()} on {len(splits.y_train)} images; compiling...",
           file=sys.stderr, flush=True)
-    try:
+    with StopRequest() as stop:  # held until the stopped variants are evaluated and in the history
         for records in train_sweep(variants, splits, vmapped=vmapped):
             for run_, progress in zip(runs, records):
                 if progress is not None:
                     run_.record(progress)
-            last = runs[0].history[-1]
-            print(f"\repoch {last['epoch']:6.2f}/{base.train.epochs}  step {last['step']}", end="", file=sys.stderr,
-                  flush=True)
-    except KeyboardInterrupt:
-        if not runs[0].history:
-            print("\nstopped before the first update: nothing trained", file=sys.stderr)
-            return 130
-        print("\nstopped: keeping the parameters trained so far", file=sys.stderr)
-    print(file=sys.stderr)
-    for run_ in runs:
-        run_.finish(splits)
+            furthest = max(runs, key=lambda r: r.history[-1]["step"] if r.history else 0)  # variant 0 may have diverged
+            if furthest.history:
+                last = furthest.history[-1]
+                print(f"\repoch {last['epoch']:6.2f}/{base.train.epochs}  step {last['step']}", end="",
+                      file=sys.stderr, flush=True)
+            if stop.requested:
+                break
+        print(file=sys.stderr)
+        for run_ in runs:
+            run_.finish(splits)
+        report(runs, args)
+    return 130 if any(run_.status == "stopped" for run_ in runs) else 0
+
+
+def report(runs: list[Run], args) -> None:
+    """The variants, best validation accuracy first (a table, or JSON lines), then recorded in the history."""
     for run_ in ranked_by_validation(runs):
         if args.json:
             print_json({"variant": run_.name, "learning_rate": run_.config.train.learning_rate,
@@ -71,4 +78,3 @@ def run(args) -> int:
             print(f"{run_.name:<32} val {val}  test {test}  {run_.status}")
     if not args.no_history:
         save_to_history(runs)
-    return 0

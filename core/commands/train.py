@@ -8,8 +8,8 @@ import tempfile
 from pathlib import Path
 
 from core.checkpoint import save_model
-from core.cli import (add_data_arguments, add_history_argument, number_list_type, print_json, save_to_history, seed,
-                      terminal_progress)
+from core.cli import (StopRequest, add_data_arguments, add_history_argument, joined, number_list_type, print_json,
+                      save_to_history, seed, terminal_progress)
 from core.data import SplitConfig, load_mnist, make_splits
 from core.errors import ConfigError, ModelFileError
 from core.models import ACTIVATIONS, ARCHITECTURES, INITS, ModelConfig, recommended_init
@@ -53,7 +53,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_config_from_args(args: argparse.Namespace) -> RunConfig:
-    hidden = tuple(w for group in args.hidden for w in group) if args.hidden else MODEL.hidden
+    hidden = joined(args.hidden) or MODEL.hidden
     activation = args.activation or MODEL.activation
     schedule = args.schedule or ("exponential" if args.decay is not None else "constant")
     return RunConfig(
@@ -130,23 +130,33 @@ def run(args) -> int:
     splits = make_splits(mnist, config.data)
     result = Run(name=config.model.describe(), config=config)
     print(f"{config.model.describe()} on {len(splits.y_train)} images; compiling...", file=sys.stderr, flush=True)
-    try:
+    with StopRequest() as stop:  # held until the stopped run is evaluated, saved and in the history
         for progress in train(config, splits):
             result.record(progress)
             print(_progress_line(result), end="", file=sys.stderr, flush=True)
-    except KeyboardInterrupt:
-        if result.params is None:
-            print("\nstopped before the first update: nothing trained, nothing saved", file=sys.stderr)
-            return 130
-        print("\nstopped: keeping the parameters trained so far", file=sys.stderr)
-    print(file=sys.stderr)
-    result.finish(splits)
+            if stop.requested:
+                break
+        print(file=sys.stderr)
+        result.finish(splits)
+        save_failed = report_and_save(result, args)
+    if result.status == "stopped":
+        return 130
+    return 2 if save_failed else 1 if result.diverged else 0
+
+
+def report_and_save(result: Run, args) -> bool:
+    """Print the outcome (the accuracies on stdout), save the model when asked and record the run; whether the
+    save failed."""
+    config = result.config
+    if result.status == "stopped":
+        print("stopped: kept the parameters trained so far", file=sys.stderr)
     if result.diverged:
         print(f"{result.status}: the loss became NaN/Inf; try a lower learning rate.", file=sys.stderr)
     else:
         val = "— (no validation images)" if result.val_accuracy is None else f"{result.val_accuracy:.4f}"
         print(f"validation accuracy {val}  test accuracy {result.test_accuracy:.4f}  "
-              f"({result.train_seconds:.1f} s training, {result.compile_seconds:.1f} s compiling)", file=sys.stderr)
+              f"({result.train_seconds:.1f} s training, {result.compile_seconds:.1f} s compiling)",
+              file=sys.stderr if args.json else sys.stdout)  # with --json, stdout holds the JSON line alone
     save_failed = False
     if args.save and result.params is not None:
         try:
@@ -164,4 +174,5 @@ def run(args) -> int:
             "compile_seconds": summary["compile_seconds"], "samples_per_second": summary["samples_per_second"],
             "status": result.status, "run_id": result.run_id, "config": config.to_dict(),
         })
+    return save_failed
     return 2 if save_failed else 1 if result.diverged else 0
