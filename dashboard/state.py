@@ -24,7 +24,7 @@ from core.train import Evaluation
 
 RUNS_KEY = "runs"
 SETTINGS_PREFIX = "setting."  # widget keys that keep their values across pages
-SELECTED_RUN_KEY = SETTINGS_PREFIX + "run"  # the run the Results and Weights pages show
+SELECTED_RUN_KEY = "selected_run"  # the run the Results and Weights pages show (the run pickers' shared choice)
 DATA_DIR_KEY = SETTINGS_PREFIX + "data_dir"
 HISTORY_PATH_KEY = "history_path"  # this session's choice of run history database (None: the default)
 CHART_RUNS_KEY = SETTINGS_PREFIX + "chart_runs"  # the Train page's runs on its chart (kept across pages)

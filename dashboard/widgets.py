@@ -42,6 +42,9 @@ def run_label(run: Run) -> str:
     return f"{run.name} ({run.config.model.describe()}, {run.status}{accuracy})"
 
 
+RUN_PICKER_KEY = "run_picker"
+
+
 def pick_run(*, need_params: bool = True) -> Run | None:
     """A select box of this session's runs (the same choice on every page); None, with a hint, when there is none."""
     runs = {name: run for name, run in state.runs().items() if run.params is not None or not need_params}
@@ -58,8 +61,16 @@ def pick_run(*, need_params: bool = True) -> Run | None:
     names = list(runs)
     if st.session_state.get(state.SELECTED_RUN_KEY) not in runs:
         st.session_state[state.SELECTED_RUN_KEY] = names[-1]
-    name = st.selectbox("Run", names, key=state.SELECTED_RUN_KEY, format_func=lambda n: run_label(runs[n]))
-    return runs[name]
+    # The picker shows the shared choice and changes it only when the user picks: a rerun can send the browser's
+    # stale value of a picker not drawn since (Stop, while the Train page showed a run training), which would
+    # otherwise select the run before the one just stopped.
+    st.session_state[RUN_PICKER_KEY] = st.session_state[state.SELECTED_RUN_KEY]
+    st.selectbox("Run", names, key=RUN_PICKER_KEY, format_func=lambda n: run_label(runs[n]), on_change=_picked)
+    return runs[st.session_state[state.SELECTED_RUN_KEY]]
+
+
+def _picked() -> None:
+    st.session_state[state.SELECTED_RUN_KEY] = st.session_state[RUN_PICKER_KEY]
 
 
 def _saved_run_count() -> int:

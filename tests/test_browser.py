@@ -168,6 +168,10 @@ def test_train_softmax_regression_then_see_results_and_weights(app_url):
         expect(page.get_by_text(re.compile(r"Stopped after [0-9.]+ of 20 epochs"))).to_be_visible()
         expect(test_metric).to_be_visible()
         page.screenshot(path=ARTIFACTS / "5-train-stopped.png")
+        # The run picker shows the stopped run: the Stop click's rerun carries the picker's value from before the
+        # run began (the softmax run), which must not select that one again.
+        expect(page.get_by_role("combobox", name="Run", exact=True)).to_have_value(
+            re.compile(r"^784-300-10 relu #2 \(784-300-10 relu, stopped"), timeout=10_000)
         browser.close()
     (ARTIFACTS / "browser-timings.json").write_text(json.dumps(timings, indent=1))
     print(f"\nbrowser timings: {timings}")

@@ -20,6 +20,7 @@ from core.models import ModelConfig, init, seed_key
 from core.runs import Run
 from core.train import RunConfig, TrainConfig, evaluate
 from dashboard import export
+from dashboard.widgets import RUN_PICKER_KEY
 
 PAGES = ["data", "train", "results", "weights"]
 TIMEOUT = 120
@@ -254,7 +255,7 @@ def test_diverged_run_suggests_a_lower_learning_rate(data_env):
 
 def test_runs_can_be_renamed_and_removed(data_env):
     at = with_runs(app("train"), made_run("linear", data_env), made_run("mlp", data_env)).run()
-    at.selectbox(key="setting.run").set_value("linear run").run()
+    at.selectbox(key=RUN_PICKER_KEY).set_value("linear run").run()
     at.text_input(key="rename.linear run").set_value("first")
     button(at.run(), "Rename").click().run()
     assert list(at.session_state["runs"]) == ["first", "mlp run"] and "Renamed to 'first'." in at.success[0].value
@@ -334,7 +335,7 @@ def test_runs_taken_off_the_chart_stay_off_and_new_runs_go_on(data_env):
     at.session_state["runs"][made_run("lenet5", data_env).name] = made_run("lenet5", data_env)
     at.switch_page("dashboard/pages/train.py").run()
     assert at.multiselect(key="setting.chart_runs").value == [second.name, "lenet5 run"]
-    at.selectbox(key="setting.run").set_value(first.name).run()  # renamed, the run taken off stays off
+    at.selectbox(key=RUN_PICKER_KEY).set_value(first.name).run()  # renamed, the run taken off stays off
     at.text_input(key=f"rename.{first.name}").set_value("first, renamed")
     next(b for b in at.button if b.label == "Rename").click().run()
     assert "first, renamed" in at.session_state["runs"]

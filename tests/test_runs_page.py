@@ -17,6 +17,7 @@ from core.models import ModelConfig
 from core.runs import CURVE_FIELDS, Run
 from core.train import RunConfig, TrainConfig
 from dashboard import state
+from dashboard.widgets import RUN_PICKER_KEY
 
 PAGE = str(Path(__file__).resolve().parents[1] / "dashboard" / "pages" / "runs.py")
 SELECTION = "runs_page.selection"
@@ -148,7 +149,7 @@ def test_a_reloaded_run_appears_on_the_results_page(two_runs, monkeypatch, tiny_
     next(b for b in at.button if b.label.startswith("Reload")).click().run()
     at.switch_page("dashboard/pages/results.py").run()
     assert not at.exception, at.exception
-    assert at.selectbox(key=state.SELECTED_RUN_KEY).value == "fast adam"
+    assert at.selectbox(key=RUN_PICKER_KEY).value == "fast adam"
     assert not at.error
 
 
