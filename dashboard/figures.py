@@ -25,6 +25,11 @@ GRID_TITLE_BAND = 24  # pixels above each row of an image grid, for the titles
 GRID_COLOURBAR_MARGIN = 70  # the right margin of an image grid, which holds its colour bar
 GRID_COLOURBAR_MAX_LENGTH = 400  # pixels: a tall grid's colour bar stays beside its first rows
 LABEL_INSIDE_FROM = 0.3  # per-class accuracy bars at least this tall hold their label inside
+CURVES_PLOT_HEIGHT = 360  # training curves: pixels for the plots and their titles, without the legend
+CURVES_AXIS_TITLE_BAND = 50  # pixels under the plots for the tick labels and axis titles
+CURVES_LEGEND_ROW = 22  # pixels per legend row
+EXPORT_WIDTH = 700  # pixels: the width charts are saved at (plotly's default; the app draws them wider)
+LEGEND_PX_PER_CHAR, LEGEND_PX_PER_ENTRY = 7, 60  # a legend entry's width: its name's, plus its line sample and gap
 
 
 def _square_axes(fig: go.Figure) -> go.Figure:
@@ -40,33 +45,43 @@ def _square_axes(fig: go.Figure) -> go.Figure:
 
 def training_curves(runs: Sequence[Run]) -> go.Figure:
     """Loss and accuracy against updates: each run one colour, training solid, validation dashed with markers; the
-    loss on a log axis when its values span decades."""
+    loss on a log axis when its values span decades. The legend, below the plots, names each run once (clicking
+    it hides both its curves) after a key to the two line styles, and the figure grows by its rows."""
     log_loss = spans_decades([row[key] for run in runs for row in run.history for key in ("train_loss", "val_loss")
                               if row[key] is not None])
     loss_title = "Loss (cross-entropy, log scale)" if log_loss else "Loss (cross-entropy)"
     fig = make_subplots(rows=1, cols=2, subplot_titles=(loss_title, "Accuracy"), horizontal_spacing=0.08)
+    for style, dash, symbol in (("training", "solid", "circle"), ("validation", "dash", "diamond")):
+        fig.add_trace(go.Scatter(x=[None], y=[None], mode="lines+markers", name=style, hoverinfo="skip",
+                                 line=dict(color="#7f7f7f", dash=dash), marker_symbol=symbol), row=1, col=1)
     for i, run in enumerate(runs):
         colour = PALETTE[i % len(PALETTE)]
-        steps = [row["step"] for row in run.history]
         validated = [row for row in run.history if row["val_accuracy"] is not None]
         for col, metric in ((1, "loss"), (2, "accuracy")):
             fig.add_trace(go.Scatter(
-                x=steps, y=[row[f"train_{metric}"] for row in run.history], mode="lines+markers",
-                marker_size=4, line=dict(color=colour), name=f"{run.name} · train", legendgroup=run.name,
-                showlegend=col == 1,
+                x=[row["step"] for row in run.history], y=[row[f"train_{metric}"] for row in run.history],
+                mode="lines+markers", marker_size=4, line=dict(color=colour), name=run.name, legendgroup=run.name,
+                showlegend=col == 1, hovertemplate=f"{run.name} · training {metric}: %{{y:.4g}} at update %{{x}}<extra></extra>",
             ), row=1, col=col)
             fig.add_trace(go.Scatter(
                 x=[row["step"] for row in validated], y=[row[f"val_{metric}"] for row in validated],
                 mode="lines+markers", line=dict(color=colour, dash="dash"), marker_symbol="diamond",
-                name=f"{run.name} · validation", legendgroup=run.name, showlegend=col == 1,
+                name=f"{run.name} · validation", legendgroup=run.name, showlegend=False,
+                hovertemplate=f"{run.name} · validation {metric}: %{{y:.4g}} at update %{{x}}<extra></extra>",
             ), row=1, col=col)
     fig.update_xaxes(title_text="updates (optimiser steps)", automargin=True)
     fig.update_yaxes(automargin=True)
     fig.update_yaxes(tickformat=".0%", row=1, col=2)
     if log_loss:
         fig.update_yaxes(type="log", exponentformat="power", row=1, col=1)
-    # the left margin holds the loss tick labels even where an exporter does not apply automargin
-    fig.update_layout(height=380, margin=dict(l=50, r=20, t=40, b=10), legend=dict(orientation="h", y=-0.25))
+    longest = max((len(run.name) for run in runs), default=0)
+    per_row = max(1, EXPORT_WIDTH // (LEGEND_PX_PER_CHAR * longest + LEGEND_PX_PER_ENTRY))
+    legend_height = CURVES_LEGEND_ROW * -(-(len(runs) + 2) // per_row)
+    # the legend sits in the bottom margin, under the axis titles, however many rows it takes; the left margin
+    # holds the loss tick labels even where an exporter does not apply automargin
+    fig.update_layout(height=CURVES_PLOT_HEIGHT + legend_height,
+                      margin=dict(l=50, r=20, t=40, b=CURVES_AXIS_TITLE_BAND + legend_height),
+                      legend=dict(orientation="h", yref="container", y=0, yanchor="bottom", x=0, xanchor="left"))
     return fig
 
 

@@ -121,3 +121,12 @@ def test_charts_save_as_png_and_svg_through_one_browser():
     fig = for_files(figures.per_class_accuracy(np.full(10, 0.9)))
     assert image(fig, "png")[:8] == b"\x89PNG\r\n\x1a\n"
     assert image(fig, "svg").lstrip().startswith(b"<svg")
+
+
+def test_the_curves_legend_names_each_run_once_and_the_figure_grows_to_hold_it():
+    runs = [_run_with_losses(f"sweep 784-64-10 sigmoid: lr {0.005 * 1.5 ** i:.3g} · seed {i % 2}", [2.3, 0.8, 0.4])
+            for i in range(8)]
+    one, eight = figures.training_curves(runs[:1]), figures.training_curves(runs)
+    assert [t.name for t in eight.data if t.showlegend is not False] == ["training", "validation", *(r.name for r in runs)]
+    assert eight.layout.legend.yref == "container" and eight.layout.legend.y == 0  # in the bottom margin
+    assert eight.layout.margin.b - one.layout.margin.b == eight.layout.height - one.layout.height >= 3 * 22
