@@ -26,6 +26,8 @@ from dashboard import state
 UPLOAD_KEY = "model_upload"
 UPLOAD_MESSAGE_KEY = "model_upload_message"
 FILE_TEMPLATE = "plotly_white"  # saved charts' look (see `for_files`)
+FILE_TITLE_BAND = 36  # pixels added above a saved chart for its title
+DEFAULT_TOP_MARGIN = 100  # plotly's top margin where a figure sets none
 NO_CHROME = ("PNG and SVG are drawn on the server by kaleido, which needs Chrome or Chromium: install it "
              "(`apt-get install chromium`, or `plotly_get_chrome`) and restart the app. HTML export works without it.")
 
@@ -61,10 +63,19 @@ def image(fig: go.Figure, fmt: str) -> bytes:
         return pio.to_image(fig, format=fmt, scale=2 if fmt == "png" else 1)
 
 
-def for_files(fig: go.Figure) -> go.Figure:
-    """A copy of a chart for saving. Streamlit's plotly template, the default once streamlit is imported, holds
-    colour placeholders (#000001, ...) that only its web page resolves: in a file every trace would be black."""
-    return go.Figure(fig).update_layout(template=FILE_TEMPLATE)
+def for_files(fig: go.Figure, title: str | None = None) -> go.Figure:
+    """A copy of a chart for saving, titled with `title` unless it has a title of its own (on the page the
+    heading above a chart says what it shows; a file must say it itself). Streamlit's plotly template, the default
+    once streamlit is imported, holds colour placeholders (#000001, ...) that only its web page resolves: in a file
+    every trace would be black."""
+    saved = go.Figure(fig).update_layout(template=FILE_TEMPLATE)
+    if title and not saved.layout.title.text:
+        top = saved.layout.margin.t if saved.layout.margin.t is not None else DEFAULT_TOP_MARGIN
+        saved.update_layout(title=dict(text=title, x=0.01, xanchor="left", y=1, yref="container", yanchor="top",
+                                       pad=dict(t=12), font_size=15),  # in a band of its own above the chart
+                            margin_t=top + FILE_TITLE_BAND,
+                            height=saved.layout.height + FILE_TITLE_BAND if saved.layout.height else None)
+    return saved
 
 
 def chart(fig: go.Figure, *, run_name: str, what: str, key: str, on_select=None):
@@ -75,7 +86,7 @@ def chart(fig: go.Figure, *, run_name: str, what: str, key: str, on_select=None)
     config = {"displaylogo": False, "toImageButtonOptions": {"filename": stem, "scale": 2}}
     selection = {} if on_select is None else {"on_select": on_select, "selection_mode": "points"}
     event = st.plotly_chart(fig, key=key, config=config, **selection)
-    saved = for_files(fig)
+    saved = for_files(fig, f"{what[:1].upper()}{what[1:]} · {run_name}")
     with st.popover("Save chart", icon=":material/download:"):
         st.download_button("HTML (interactive, works offline)", lambda: saved.to_html(include_plotlyjs=True),
                            file_name=f"{stem}.html", mime="text/html", on_click="ignore", key=f"{key}.html")

@@ -130,7 +130,9 @@ def probability_bars(probabilities: np.ndarray, true_digit: int, predicted_digit
     colours = ["#2ca02c" if d == true_digit else "#d62728" if d == predicted_digit else "#9aa5b1" for d in DIGITS]
     fig = go.Figure(go.Bar(x=DIGITS, y=probabilities, marker_color=colours,
                            text=[f"{p:.1%}" for p in probabilities], textposition="outside"))
-    fig.update_xaxes(title_text="digit", dtick=1)
+    roles = {predicted_digit: "predicted", true_digit: "true"}  # the true digit is named even at 0%, its bar unseen
+    fig.update_xaxes(title_text="digit", tickvals=DIGITS,
+                     ticktext=[f"{d}<br>{roles[d]}" if d in roles else str(d) for d in DIGITS])
     fig.update_yaxes(title_text="probability", range=[0, 1.1], tickformat=".0%")
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=20, b=10))
     return fig
@@ -215,8 +217,8 @@ def error_vs_h(points: Sequence, best: dict[str, float]) -> go.Figure:
         star = next(p for p in rows if p.h == best[dtype])
         fig.add_scatter(x=[star.h], y=[star.total_abs_error], mode="markers", name=f"{dtype}: best h = {star.h:.0e}",
                         marker=dict(symbol="star", size=16, color=colour, line=dict(color="black", width=1)))
-    fig.update_xaxes(type="log", title="step size h", autorange="reversed")
-    fig.update_yaxes(type="log", title="absolute error (approx − analytic)")
+    fig.update_xaxes(type="log", title="step size h", autorange="reversed", exponentformat="power")
+    fig.update_yaxes(type="log", title="absolute error (approx − analytic)", exponentformat="power")
     fig.update_layout(height=420, margin=dict(t=30, b=40), legend=dict(orientation="h", y=-0.25))
     return fig
 
@@ -226,8 +228,9 @@ def difference_histograms(differences: dict[str, np.ndarray]) -> go.Figure:
     fig = make_subplots(rows=1, cols=len(differences), subplot_titles=list(differences))
     for i, values in enumerate(differences.values()):
         fig.add_histogram(x=values, nbinsx=40, row=1, col=i + 1, showlegend=False, marker_color=PALETTE[i % len(PALETTE)])
-    fig.update_xaxes(exponentformat="e")
-    fig.update_layout(height=300, margin=dict(t=40, b=30), bargap=0.05)
+    fig.update_xaxes(exponentformat="e", title_text="approx − analytic")
+    fig.update_yaxes(title_text="weights", col=1)
+    fig.update_layout(height=320, margin=dict(t=40, b=50), bargap=0.05)
     return fig
 
 
@@ -352,13 +355,14 @@ def sweep_parallel_coordinates(table: Sequence[dict]) -> go.Figure:
     dimensions = [
         dict(label="learning rate (log scale)", values=[float(np.log10(row["learning_rate"])) for row in rows],
              tickvals=[float(np.log10(r)) for r in rates], ticktext=[f"{r:g}" for r in rates]),
-        *([dict(label="momentum", values=[row["momentum"] for row in rows])]
+        *([dict(label="momentum", values=[row["momentum"] for row in rows],
+                tickvals=sorted({row["momentum"] for row in rows}))]  # ticks at the swept values only
           if any(row["momentum"] is not None for row in rows) else []),
         dict(label="seed", values=[row["seed"] for row in rows], tickvals=sorted({row["seed"] for row in rows})),
         dict(label=f"{title} accuracy", values=accuracy, tickformat=".1%"),
     ]
     fig = go.Figure(go.Parcoords(line=dict(color=accuracy, colorscale="Viridis", showscale=True,
-                                           colorbar=dict(title=f"{title[:4]} acc", tickformat=".0%")),
+                                           colorbar=dict(title=f"{title}<br>accuracy", tickformat=".0%")),
                                  dimensions=dimensions))
     fig.update_layout(height=380, margin=dict(t=60, l=60, r=60, b=30))
     return fig

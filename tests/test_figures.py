@@ -1,6 +1,7 @@
 """The plotly figure builders' layouts (dashboard.figures): what exports and the app draw."""
 
 import numpy as np
+import plotly.graph_objects as go
 import pytest
 
 from core.data import SplitConfig
@@ -130,3 +131,23 @@ def test_the_curves_legend_names_each_run_once_and_the_figure_grows_to_hold_it()
     assert [t.name for t in eight.data if t.showlegend is not False] == ["training", "validation", *(r.name for r in runs)]
     assert eight.layout.legend.yref == "container" and eight.layout.legend.y == 0  # in the bottom margin
     assert eight.layout.margin.b - one.layout.margin.b == eight.layout.height - one.layout.height >= 3 * 22
+
+
+def test_a_saved_chart_says_what_it_shows_in_a_band_of_its_own():
+    from dashboard.export import FILE_TITLE_BAND, for_files
+
+    bars = figures.per_class_accuracy(np.full(10, 0.9))
+    saved = for_files(bars, "Per-class accuracy · LeNet-5 #3")
+    assert saved.layout.title.text == "Per-class accuracy · LeNet-5 #3" and not bars.layout.title.text
+    assert saved.layout.height == bars.layout.height + FILE_TITLE_BAND
+    assert saved.layout.margin.t == bars.layout.margin.t + FILE_TITLE_BAND
+    titled = go.Figure(layout=dict(title="its own"))
+    assert for_files(titled, "another").layout.title.text == "its own"
+
+
+def test_the_probability_chart_names_the_true_and_predicted_digits_even_at_zero_probability():
+    probabilities = np.zeros(10)
+    probabilities[3] = 1.0
+    ticks = figures.probability_bars(probabilities, true_digit=0, predicted_digit=3).layout.xaxis.ticktext
+    assert ticks[0] == "0<br>true" and ticks[3] == "3<br>predicted" and ticks[5] == "5"
+    assert figures.probability_bars(probabilities, 3, 3).layout.xaxis.ticktext[3] == "3<br>true"
