@@ -242,7 +242,7 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *,
 
     ended = [False] * len(variants)
     last_finite = variants_params()
-    elapsed, step = 0.0, 0
+    elapsed, stepping, step = 0.0, 0.0, 0  # all training time; the steps' alone
     for chunk in chunks(tc, n, k):
         active = chunk.active
         t0 = time.perf_counter()
@@ -257,6 +257,7 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *,
             chunk_correct.append(np.asarray(group_correct))
         losses = np.concatenate(chunk_losses, axis=1)[active]  # (steps, V)
         correct = np.concatenate(chunk_correct, axis=1)[active]
+        stepping += time.perf_counter() - t0
         elapsed += time.perf_counter() - t0
         step += len(losses)
         validation = None
@@ -280,14 +281,14 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *,
                 status = f"diverged at step {chunk_start + bad_step}"
                 records.append(progress_record(chunk_start, total_steps, steps_per_epoch, losses[finite, i],
                                                correct[finite, i], variant.train, None, schedules[i], elapsed,
-                                               compile_seconds, status, last_finite[i]))
+                                               stepping, compile_seconds, status, last_finite[i]))
                 continue
             last_finite[i] = params_now[i]
             status = "finished" if step == total_steps else "running"
             val = None if validation is None else (float(validation[0][i]), float(validation[1][i]))
             records.append(progress_record(step, total_steps, steps_per_epoch, losses[:, i], correct[:, i],
-                                           variant.train, val, schedules[i], elapsed, compile_seconds, status,
-                                           last_finite[i]))
+                                           variant.train, val, schedules[i], elapsed, stepping, compile_seconds,
+                                           status, last_finite[i]))
         yield records
         if all(ended):
             return

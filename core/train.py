@@ -123,9 +123,9 @@ class Progress:
     val_loss: float | None  # set when validation ran after this chunk
     val_accuracy: float | None
     learning_rate: float
-    elapsed: float  # training seconds so far, compilation excluded
+    elapsed: float  # training seconds so far, validation included, compilation excluded
     compile_seconds: float
-    samples_per_second: float
+    samples_per_second: float  # training images processed per second of the training steps alone
     status: str  # "running" | "finished" | "diverged at step N"
     params: Params = field(repr=False)
 
@@ -355,18 +355,19 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
         loss_and_accuracy(params, config.model, splits.x_val[:EVAL_BATCH], splits.y_val[:EVAL_BATCH])
     compile_seconds = time.perf_counter() - started
 
-    elapsed, step = 0.0, 0
+    elapsed, stepping, step = 0.0, 0.0, 0  # all training time; the steps' alone
     for chunk in chunks(tc, n, k):
         t0 = time.perf_counter()
         previous = state.params
         state, losses, correct = compiled(state, x_train, y_train, chunk.batch_index, chunk.active)
         losses, correct = np.asarray(losses)[chunk.active], np.asarray(correct)[chunk.active]
+        stepping += time.perf_counter() - t0
         elapsed += time.perf_counter() - t0
         bad_step = first_bad_step(losses, bool(all_finite(state.params)))
         if bad_step:
             finite = np.isfinite(losses)
             yield progress_record(step, total_steps, steps_per_epoch, losses[finite], correct[finite], tc, None,
-                                  schedule, elapsed, compile_seconds, f"diverged at step {step + bad_step}", previous)
+                                  schedule, elapsed, stepping, compile_seconds, f"diverged at step {step + bad_step}", previous)
             return
         step += len(losses)
         validation = None
@@ -376,11 +377,11 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
             elapsed += time.perf_counter() - t0
         status = "finished" if step == total_steps else "running"
         yield progress_record(step, total_steps, steps_per_epoch, losses, correct, tc, validation, schedule,
-                              elapsed, compile_seconds, status, state.params)
+                              elapsed, stepping, compile_seconds, status, state.params)
 
 
 def progress_record(step, total_steps, steps_per_epoch, losses, correct, tc, validation, schedule, elapsed,
-                    compile_seconds, status, params) -> Progress:
+                    stepping, compile_seconds, status, params) -> Progress:
     """The Progress after a chunk, from its per-step losses and correct counts."""
     seen = len(losses) * tc.batch_size
     return Progress(
@@ -394,7 +395,7 @@ def progress_record(step, total_steps, steps_per_epoch, losses, correct, tc, val
         learning_rate=float(schedule(max(step - 1, 0))),
         elapsed=elapsed,
         compile_seconds=compile_seconds,
-        samples_per_second=step * tc.batch_size / elapsed if elapsed else 0.0,
+        samples_per_second=step * tc.batch_size / stepping if stepping else 0.0,
         status=status,
         params=params,
     )

@@ -2,6 +2,7 @@
 
 import dataclasses
 import logging
+import time
 
 import jax
 import jax.numpy as jnp
@@ -38,6 +39,19 @@ def test_training_lowers_the_loss_and_learns(splits, arch):
     assert records[-1].train_loss < records[0].train_loss
     assert last.val_accuracy > 0.8  # the synthetic digits are easy
     assert last.compile_seconds > 0 and last.elapsed > 0 and last.samples_per_second > 0
+
+
+def test_samples_per_second_counts_the_training_steps_alone(splits, monkeypatch):
+    """Validation time is in `elapsed` (the time the run took) but not in the training throughput."""
+    real = train.loss_and_accuracy
+
+    def slow_validation(*args):
+        time.sleep(0.05)
+        return real(*args)
+
+    monkeypatch.setattr(train, "loss_and_accuracy", slow_validation)
+    _, last = run_to_end(config("linear", eval_every=7), splits)
+    assert last.samples_per_second > 1.5 * last.step * 32 / last.elapsed
 
 
 def test_records_per_chunk_and_validation_each_epoch(splits):
