@@ -357,6 +357,10 @@ def check_split(labels: np.ndarray, config: SplitConfig) -> int:
     class_sizes = np.bincount(labels, minlength=NUM_CLASSES)
     left = class_sizes - _proportional_counts(class_sizes, config.val_size)
     if config.per_class is not None and not 1 <= config.per_class <= left.min():
+        if left.min() < 1:
+            missing = ", ".join(str(d) for d in np.flatnonzero(left < 1))
+            raise ConfigError(f"A number per class cannot be drawn: no training image is left of digit {missing}. "
+                              "Train on a total number instead.")
         raise ConfigError(f"Images per class must be between 1 and {left.min()}, got {config.per_class}.")
     if config.train_size is not None and not 1 <= config.train_size <= left.sum():
         raise ConfigError(f"Training-subset size must be between 1 and {left.sum()}, got {config.train_size}.")

@@ -27,6 +27,7 @@ from core.models import ModelConfig, Params, apply, init, seed_key
 OPTIMIZERS = ("sgd", "momentum", "adam")
 SCHEDULES = ("constant", "exponential", "cosine")
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # a learning rate above it is infinity inside the program
+FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # and one below it (1.2e-38) zero, or nearly: nothing would train
 CHUNK_SECONDS = 0.25  # aim for this much work per compiled call, so live curves update several times a second
 CHUNKS_PER_EPOCH = 10  # and at least this many curve points per epoch, however fast the network
 
@@ -53,7 +54,8 @@ class TrainConfig:
         checks = [
             (self.optimizer in OPTIMIZERS, f"Unknown optimiser '{self.optimizer}'; choose one of {', '.join(OPTIMIZERS)}."),
             (self.schedule in SCHEDULES, f"Unknown schedule '{self.schedule}'; choose one of {', '.join(SCHEDULES)}."),
-            (0 < self.learning_rate <= FLOAT32_MAX, "The learning rate must be a positive number a float32 can hold."),
+            (FLOAT32_TINY <= self.learning_rate <= FLOAT32_MAX,
+             f"The learning rate must be a positive number a float32 can hold ({FLOAT32_TINY:.1e} to {FLOAT32_MAX:.1e})."),
             (0 <= self.momentum < 1, "Momentum must be in [0, 1)."),
             (0 < self.decay <= 1, "The decay factor must be in (0, 1]."),
             (0 <= self.weight_decay <= FLOAT32_MAX, "Weight decay must be zero or a positive number a float32 can hold."),

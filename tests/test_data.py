@@ -264,3 +264,9 @@ def test_a_split_is_checked_from_the_label_counts_as_make_splits_would(tiny_mnis
         data.check_split(labels, data.SplitConfig(val_size=100, per_class=int(left.min()) + 1))
     with pytest.raises(ConfigError, match=f"between 1 and {len(labels) - 100}"):
         data.check_split(labels, data.SplitConfig(val_size=100, train_size=len(labels) - 99))
+
+
+def test_a_number_per_class_with_a_digit_missing_says_which():
+    labels = np.repeat(np.array([0, 1, 2, 3, 4, 5, 6, 8, 9]), 30)  # no 7
+    with pytest.raises(ConfigError, match="no training image is left of digit 7. Train on a total number instead."):
+        data.check_split(labels, data.SplitConfig(val_size=10, per_class=5))

@@ -39,7 +39,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--nesterov", action="store_true", help="Nesterov momentum, with --optimizer momentum")
     t.add_argument("--schedule", choices=SCHEDULES, default=None, help="default: exponential if --decay is given")
     t.add_argument("--decay", type=float, default=None,
-                   help=f"learning-rate factor per epoch, with --schedule exponential (e.g. {TRAIN.decay})")
+                   help=f"learning-rate factor per epoch, with --schedule exponential (default {TRAIN.decay})")
     t.add_argument("--weight-decay", type=float, default=TRAIN.weight_decay, help=f"L2 coefficient (default {TRAIN.weight_decay:g})")
     t.add_argument("--batch-size", type=int, default=TRAIN.batch_size, help=f"default {TRAIN.batch_size}")
     t.add_argument("--epochs", type=int, default=TRAIN.epochs, help=f"default {TRAIN.epochs}")
@@ -104,6 +104,8 @@ def _progress_line(run: Run) -> str:
 
 def check_writable(path: str) -> None:
     """Fail before training, not after it, when the model file cannot be written at `path`."""
+    if not path.strip():
+        raise ConfigError("--save needs a file name, such as model.npz.")
     target = Path(path)
     if target.is_dir():
         raise ConfigError(f"Cannot save the model to {path}: it is a directory; name a file in it, such as "
@@ -124,7 +126,7 @@ def run(args) -> int:
     config = run_config_from_args(args)
     for note in ignored_flag_notes(args):
         print(note, file=sys.stderr)
-    if args.save:
+    if args.save is not None:
         check_writable(args.save)
     mnist = load_mnist(args.data_dir, progress=terminal_progress)
     splits = make_splits(mnist, config.data)
@@ -151,16 +153,22 @@ def report_and_save(result: Run, args) -> bool:
     if result.status == "stopped":
         print("stopped: kept the parameters trained so far", file=sys.stderr)
     if result.diverged:
-        print(f"{result.status}: the loss became NaN/Inf; try a lower learning rate.", file=sys.stderr)
+        lower = "learning rate or weight decay" if config.train.weight_decay else "learning rate"
+        print(f"{result.status}: the loss became NaN/Inf; try a lower {lower}.", file=sys.stderr)
     else:
         val = "— (no validation images)" if result.val_accuracy is None else f"{result.val_accuracy:.4f}"
         print(f"validation accuracy {val}  test accuracy {result.test_accuracy:.4f}  "
               f"({result.train_seconds:.1f} s training, {result.compile_seconds:.1f} s compiling)",
               file=sys.stderr if args.json else sys.stdout)  # with --json, stdout holds the JSON line alone
     save_failed = False
-    if args.save and result.params is not None:
+    if args.save is not None and result.params is not None:
+        kept = ""
+        if result.diverged:
+            steps = result.history[-1]["step"] if result.history else 0
+            kept = (f" (the parameters after {steps:,} updates, the last before the divergence)" if steps else
+                    " (the initial parameters: it diverged within its first chunk of updates)")
         try:
-            print(f"saved to {save_model(args.save, result.params, config)}", file=sys.stderr)
+            print(f"saved to {save_model(args.save, result.params, config)}{kept}", file=sys.stderr)
         except ModelFileError as exc:  # checked before training, but the disk may have filled or the folder gone since
             save_failed = True
             print(f"error: {exc}", file=sys.stderr)
