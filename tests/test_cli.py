@@ -148,6 +148,7 @@ def test_compile_cache_setting(monkeypatch, tmp_path):
     (("reproduce", "--presets", ","), "Name at least one preset after --presets"),
     (("gradcheck", "--batch-size", "100000"), "The batch size (100,000) is larger than the training set (1,200 images)"),
     (("train", "--save", ""), "--save needs a file name, such as model.npz."),
+    (("backprop-timing", "--hidden-widths", "8,100000"), "A hidden layer can have at most 16384 units"),  # before timing
     (("train", "--lr", "1e-50"), "a positive number a float32 can hold (1.2e-38 to 3.4e+38)"),  # 0 inside the program
 ])
 def test_cli_bad_seeds_and_lists_are_one_line_errors(tiny_env, args, message):

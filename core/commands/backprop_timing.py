@@ -9,6 +9,7 @@ from core.backprop_timing import FIXED_BATCH, FIXED_HIDDEN, METHODS, MIN_SECONDS
 from core.cli import add_data_arguments, number_list_type, print_json, terminal_progress
 from core.data import SplitConfig, load_mnist, make_splits
 from core.errors import ConfigError
+from core.models import ModelConfig
 
 HELP = "time hand backprop, jax.grad, a naive loop and finite differences on a one-hidden-layer MLP"
 
@@ -27,6 +28,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     if not args.batch_sizes or not args.hidden_widths or min(args.batch_sizes + args.hidden_widths) < 1:
         raise ConfigError("Give at least one batch size and one hidden width, each 1 or more.")
+    for width in args.hidden_widths:  # checked before any timing, not when the timing reaches it
+        ModelConfig("mlp", (width,), args.activation)
     splits = make_splits(load_mnist(args.data_dir, progress=terminal_progress), SplitConfig(val_size=0))
     def progress(done: float, text: str) -> None:
         print(f"\rtiming {text:<40}", end="", file=sys.stderr, flush=True)
