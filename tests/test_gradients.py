@@ -15,6 +15,7 @@ from core.errors import ConfigError
 from core.gradients import (BUGS, HandTraining, finite_differences, gradient_check, hand_vs_autodiff,
                             max_relative_error, relative_error, sample_indices, train_by_hand)
 from core.models import ModelConfig, init, seed_key
+from core.train import RunConfig
 
 CONFIGS = [ModelConfig("linear"), ModelConfig("mlp", (12,), "tanh"), ModelConfig("mlp", (12,), "sigmoid")]
 
@@ -130,6 +131,18 @@ def test_training_with_a_buggy_gradient_fails_and_the_right_one_learns(tiny_mnis
     assert not bad.about_as_good_as(good) and good.about_as_good_as(good)
     close = HandTraining("logits", good.steps, good.accuracy - 0.005, good.loss)
     assert close.about_as_good_as(good) and not close.about_as_good_as(good, within=0.001)
+
+
+def test_gradcheck_of_a_saved_model_notes_the_network_flags_it_ignores(tiny_data_dir, tmp_path, capsys):
+    from core.checkpoint import save_model
+    config = ModelConfig("mlp", (6,), "sigmoid")
+    save_model(tmp_path / "m.npz", params_for(config), RunConfig(model=config))
+    assert main(["gradcheck", "--data-dir", str(tiny_data_dir), "--model", str(tmp_path / "m.npz"), "--arch", "linear",
+                 "--hidden", "5", "--weights", "50", "--batch-size", "10", "--json"]) == 0
+    out, err = capsys.readouterr()
+    assert json.loads(out.strip().splitlines()[-1])["architecture"] == "784-6-10 sigmoid"
+    assert "note: --arch has no effect with --model; the saved network is 784-6-10 sigmoid." in err
+    assert "note: --hidden has no effect with --model" in err and "--activation" not in err
 
 
 def test_gradcheck_cli_json(tiny_data_dir, capsys):

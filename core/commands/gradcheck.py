@@ -30,9 +30,9 @@ def _weights(text: str) -> int | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXIT_STATUS
     add_data_arguments(parser)
-    parser.add_argument("--arch", choices=("linear", "mlp"), default="linear")
-    parser.add_argument("--hidden", type=int, default=30, help="hidden width of the MLP (default 30)")
-    parser.add_argument("--activation", choices=HAND_ACTIVATIONS, default="tanh")
+    parser.add_argument("--arch", choices=("linear", "mlp"), help="default linear")
+    parser.add_argument("--hidden", type=int, help="hidden width of the MLP (default 30)")
+    parser.add_argument("--activation", choices=HAND_ACTIVATIONS, help="default tanh")
     parser.add_argument("--model", metavar="PATH", help="check a saved model (.npz) instead of a fresh one")
     parser.add_argument("--weights", type=_weights, default=None, metavar="all|K",
                         help="check every weight (default) or a random sample of about K")
@@ -49,8 +49,13 @@ def run(args) -> int:
     if args.model:
         params, run_config = load_model(args.model)
         config = run_config.model
+        for flag, value in (("--arch", args.arch), ("--hidden", args.hidden), ("--activation", args.activation)):
+            if value is not None:
+                print(f"note: {flag} has no effect with --model; the saved network is {config.describe()}.",
+                      file=sys.stderr)
     else:
-        config = ModelConfig(args.arch, (args.hidden,), args.activation)
+        config = ModelConfig(args.arch or "linear", (30 if args.hidden is None else args.hidden,),
+                             args.activation or "tanh")
         params = init(seed_key(args.seed), config)
     splits = make_splits(load_mnist(args.data_dir, progress=terminal_progress), SplitConfig(val_size=0, seed=args.seed))
     if args.batch_size > len(splits.y_train):
