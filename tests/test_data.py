@@ -270,3 +270,13 @@ def test_a_number_per_class_with_a_digit_missing_says_which():
     labels = np.repeat(np.array([0, 1, 2, 3, 4, 5, 6, 8, 9]), 30)  # no 7
     with pytest.raises(ConfigError, match="no training image is left of digit 7. Train on a total number instead."):
         data.check_split(labels, data.SplitConfig(val_size=10, per_class=5))
+
+
+def test_validation_and_subset_are_drawn_in_proportion_to_unequal_class_sizes():
+    sizes = np.arange(1, 11) * 20  # digit d has 20·(d+1) training images
+    labels = np.repeat(np.arange(10), sizes).astype(np.uint8)
+    mnist = data.MNIST(np.zeros((len(labels), 28, 28), np.uint8), labels, np.zeros((10, 28, 28), np.uint8),
+                       np.arange(10, dtype=np.uint8), source="unequal")
+    splits = data.make_splits(mnist, data.SplitConfig(val_size=110, train_size=220))
+    np.testing.assert_array_equal(np.bincount(splits.y_val, minlength=10), sizes // 10)  # 10% of each digit
+    np.testing.assert_array_equal(np.bincount(splits.y_train, minlength=10), (sizes - sizes // 10) * 220 // 990)

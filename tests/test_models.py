@@ -36,6 +36,24 @@ def test_lenet5_layout_and_feature_maps():
     np.testing.assert_allclose(maps["logits"], models.apply(params, x, models.ModelConfig("lenet5")), rtol=1e-5, atol=1e-5)
 
 
+def test_lenet5_logits_match_a_reference_built_from_lax_conv_and_reduce_window():
+    """The whole network, conv → ReLU → max-pool 2 twice then three dense layers, against XLA's own operations."""
+    params = models.init(models.seed_key(3), models.ModelConfig("lenet5"))
+    params = jax.tree_util.tree_map(lambda a: a + 0.05, params)  # non-zero biases too
+    x = jax.random.uniform(jax.random.PRNGKey(4), (5, 784))
+
+    def conv_relu_pool(h, layer):
+        h = jax.lax.conv_general_dilated(h, layer["w"], (1, 1), "VALID", dimension_numbers=("NHWC", "HWIO", "NHWC"))
+        h = jax.nn.relu(h + layer["b"])
+        return jax.lax.reduce_window(h, -jnp.inf, jax.lax.max, (1, 2, 2, 1), (1, 2, 2, 1), "VALID")
+
+    h = conv_relu_pool(conv_relu_pool(x.reshape(5, 28, 28, 1), params["conv1"]), params["conv2"]).reshape(5, 256)
+    for layer in ("fc1", "fc2"):
+        h = jax.nn.relu(h @ params[layer]["w"] + params[layer]["b"])
+    reference = h @ params["output"]["w"] + params["output"]["b"]
+    np.testing.assert_allclose(models.apply(params, x, models.ModelConfig("lenet5")), reference, rtol=1e-4, atol=1e-4)
+
+
 def test_banded_convolution_matches_lax_conv():
     key1, key2, key3 = jax.random.split(jax.random.PRNGKey(1), 3)
     for shape, kernel_shape in (((4, 28, 28, 1), (5, 5, 1, 6)), ((4, 12, 12, 6), (5, 5, 6, 16))):

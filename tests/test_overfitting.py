@@ -1,5 +1,6 @@
 """The overfitting study's configurations, gap and final training accuracy (core.overfitting)."""
 
+import numpy as np
 import pytest
 
 from core.data import SplitConfig, make_splits
@@ -20,6 +21,14 @@ def test_each_size_once_smallest_first_with_the_same_validation_and_epochs():
     assert all(c.data.per_class is None for c in configs)  # the size replaces the base's per-digit subset
     assert [c.train.batch_size for c in configs] == [100, 256, 256]  # shrunk to fit the smallest set
     assert {c.model for c in configs} == {BASE.model}
+
+
+def test_every_size_is_validated_on_the_same_held_out_images(tiny_mnist):
+    configs = study_configs(BASE, [50, 300, 900], epochs=1, val_size=150)
+    splits = [make_splits(tiny_mnist, config.data) for config in configs]
+    assert all(np.array_equal(s.val_index, splits[0].val_index) for s in splits)
+    assert [len(s.y_train) for s in splits] == [50, 300, 900]
+    assert all(not set(s.train_index) & set(s.val_index) for s in splits)
 
 
 @pytest.mark.parametrize("sizes, val_size, message", [

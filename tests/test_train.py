@@ -9,7 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from core import train
+from core import models, train
 from core.data import SplitConfig, make_splits
 from core.errors import ConfigError
 from core.models import ModelConfig, init, seed_key
@@ -163,12 +163,34 @@ def test_the_training_set_is_copied_to_the_device_once_per_splits(tiny_mnist, mo
     assert copies == [fresh.x_train.shape, fresh.y_train.shape]
 
 
+@pytest.mark.parametrize("schedule, rate_at", [
+    ("exponential", lambda t, per_epoch, total: 0.5 * 0.6 ** (t // per_epoch)),  # decays once per epoch
+    ("cosine", lambda t, per_epoch, total: 0.5 * 0.5 * (1 + np.cos(np.pi * t / total))),  # over the whole run
+])
+def test_the_compiled_program_follows_the_schedule_step_by_step(splits, schedule, rate_at):
+    """The engine's parameters after two epochs of SGD equal a plain loop's that sets each step's rate by hand."""
+    cfg = config("linear", optimizer="sgd", learning_rate=0.5, schedule=schedule, decay=0.6, epochs=2)
+    *_, last = train.train(cfg, splits)
+    tc, n = cfg.train, len(splits.y_train)
+    per_epoch = n // tc.batch_size
+    loss = jax.jit(jax.grad(lambda p, x, y: train.cross_entropy(models.apply(p, x, cfg.model), y).mean()))
+    params, t = models.init(models.seed_key(tc.seed), cfg.model), 0
+    for chunk in train.chunks(tc, n, 7):
+        for index in chunk.batch_index[chunk.active]:
+            grads = loss(params, splits.x_train[index], splits.y_train[index])
+            params = jax.tree_util.tree_map(lambda p, g: p - rate_at(t, per_epoch, 2 * per_epoch) * g, params, grads)
+            t += 1
+    assert t == last.step
+    for got, want in zip(jax.tree_util.tree_leaves(last.params), jax.tree_util.tree_leaves(params)):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-5)
+
+
 def test_schedules_and_optimizers(splits):
     steps = 1000 // 32
     exp = train.learning_rate_schedule(train.TrainConfig(schedule="exponential", decay=0.5, learning_rate=1.0), steps)
     assert float(exp(0)) == 1.0 and float(exp(steps)) == 0.5 and float(exp(2 * steps - 1)) == 0.5
     cos = train.learning_rate_schedule(train.TrainConfig(schedule="cosine", epochs=2, learning_rate=1.0), steps)
-    assert float(cos(2 * steps)) == pytest.approx(0.0, abs=1e-6)
+    assert float(cos(2 * steps)) == pytest.approx(0.0, abs=1e-6) and float(cos(steps)) == pytest.approx(0.5)
     for optimizer in ("sgd", "momentum"):
         _, last = run_to_end(config(optimizer=optimizer, learning_rate=0.1, epochs=1), splits)
         assert last.status == "finished"

@@ -28,7 +28,7 @@ SUBSET_CHOICES = {"all": "All remaining images", "total": "A total number", "per
 OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam"}
 SCHEDULE_NAMES = {"constant": "Constant", "exponential": "Exponential decay per epoch", "cosine": "Cosine to zero"}
 INIT_NAMES = {"normal": "Gaussian (chosen std)", "glorot": "Glorot", "he": "He"}
-# Defaults: a 784-300-10 ReLU MLP with Adam reaches about 97.5% test accuracy in 3 epochs (under 30 s here).
+# Defaults: a 784-300-10 ReLU MLP with Adam reaches about 97.4% test accuracy in 3 epochs (about 10 s here).
 DEFAULTS = {
     "arch": "mlp", "hidden": "300", "activation": "relu", "init": "he", "init_std": 0.1,
     "optimizer": "adam", "learning_rate": 1e-3, "momentum": 0.9, "nesterov": False, "schedule": "constant",
