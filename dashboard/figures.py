@@ -270,15 +270,20 @@ def timing_chart(rows: Sequence, titles: dict[str, str], vary: str) -> go.Figure
 
 def landscape_contour(landscape, paths: dict[str, object], titles: dict[str, str], *,
                       center_label: str = "trained values") -> go.Figure:
-    """The cost over two weights as filled contours, the trained point, and each optimiser's path step by step."""
+    """The cost over two weights as filled contours, each optimiser's path step by step (its legend entry says so
+    when it leaves the computed grid, where the plot cuts it) and the trained point on top."""
     first, second = landscape.pair
     fig = go.Figure(go.Contour(x=landscape.first, y=landscape.second, z=landscape.cost, colorscale="Viridis",
                                ncontours=30, colorbar=dict(title="cost")))
+    low = np.array([landscape.first[0], landscape.second[0]])
+    high = np.array([landscape.first[-1], landscape.second[-1]])
+    for i, (name, path) in enumerate(paths.items()):
+        leaves = bool(np.any((path.points < low) | (path.points > high)))
+        fig.add_scatter(x=path.points[:, 0], y=path.points[:, 1], mode="lines+markers",
+                        name=titles[name] + (" (leaves the plotted area)" if leaves else ""),
+                        line=dict(color=PALETTE[(i + 1) % len(PALETTE)], width=2), marker=dict(size=5))
     fig.add_scatter(x=[landscape.center[0]], y=[landscape.center[1]], mode="markers", name=center_label,
                     marker=dict(symbol="x", size=14, color="white", line=dict(color="black", width=2)))
-    for i, (name, path) in enumerate(paths.items()):
-        fig.add_scatter(x=path.points[:, 0], y=path.points[:, 1], mode="lines+markers", name=titles[name],
-                        line=dict(color=PALETTE[(i + 1) % len(PALETTE)], width=2), marker=dict(size=5))
     fig.update_xaxes(title=first.label(), range=[landscape.first[0], landscape.first[-1]])
     fig.update_yaxes(title=second.label(), range=[landscape.second[0], landscape.second[-1]])
     fig.update_layout(height=520, margin=dict(t=30, b=40), legend=dict(orientation="h", y=-0.15))

@@ -90,6 +90,13 @@ def failed_training_warning(run: Run) -> None:
                f"{rate:g}); otherwise it trained too little: more epochs or images.")
 
 
+def stop_button(kept: str) -> None:
+    """The Stop button of a page training in its script run, with what it keeps and what else stops training."""
+    st.button("Stop", icon=":material/stop:", help=f"Stops after the current chunk; {kept}.")
+    st.caption("Opening another page or reloading this one stops training too, and keeps what is trained so far "
+               "(after a reload, in the run history on the Runs page).")
+
+
 def diverged_note(run: Run, what: str) -> str:
     """What a diverged run's `what` (results, weights) come from: the parameters from before its chunk that diverged."""
     steps = run.history[-1]["step"] if run.history else 0

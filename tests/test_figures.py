@@ -151,3 +151,14 @@ def test_the_probability_chart_names_the_true_and_predicted_digits_even_at_zero_
     ticks = figures.probability_bars(probabilities, true_digit=0, predicted_digit=3).layout.xaxis.ticktext
     assert ticks[0] == "0<br>true" and ticks[3] == "3<br>predicted" and ticks[5] == "5"
     assert figures.probability_bars(probabilities, 3, 3).layout.xaxis.ticktext[3] == "3<br>true"
+
+
+def test_the_landscape_says_which_path_leaves_it_and_draws_the_trained_point_on_top():
+    from types import SimpleNamespace
+    weight = SimpleNamespace(label=lambda: "w")
+    grid = np.linspace(-1, 1, 5)
+    landscape = SimpleNamespace(pair=(weight, weight), first=grid, second=grid, cost=np.ones((5, 5)), center=(0, 0))
+    paths = {"sgd": SimpleNamespace(points=np.array([[0.5, 0.5], [0.2, 0.1]])),
+             "adam": SimpleNamespace(points=np.array([[0.5, 0.5], [-1.4, 0.3]]))}
+    fig = figures.landscape_contour(landscape, paths, {"sgd": "SGD", "adam": "Adam"})
+    assert [trace.name for trace in fig.data[1:]] == ["SGD", "Adam (leaves the plotted area)", "trained values"]

@@ -13,7 +13,7 @@ from core.presets import PRESETS
 from core.runs import Run
 from core.train import train
 from dashboard import export, figures, state
-from dashboard.widgets import Redraws, show_error
+from dashboard.widgets import Redraws, show_error, stop_button
 
 RESULT_KEY = "overfitting.result"  # the last study, this session: Study
 SETUPS = {name: PRESETS[name] for name in ("mlp-64-sigmoid-sgd", "mlp-300-tanh-adam", "softmax-minibatch", "best-mlp")}
@@ -28,7 +28,7 @@ def _study(setup: str, epochs: int, val_size: int, sizes: list[int]) -> None:
     all_splits = [state.splits(state.data_dir(), config.data) for config in configs]  # all checked before training
     sizes = [config.data.train_size for config in configs]
     study = Study(setup, epochs)
-    st.button("Stop", icon=":material/stop:", help="Stops after the current chunk; the sizes trained so far are kept.")
+    stop_button("the sizes trained so far are kept")
     bar = st.progress(0.0, text="Compiling...")
     chart = st.empty()
     with state.saved_if_the_session_ends(lambda: [(run, data) for (_, run), data in zip(study.runs, all_splits)]):

@@ -13,7 +13,7 @@ from core.presets import PRESETS
 from core.reproduce import format_accuracy, on_subset, table_row, train_preset
 from core.runs import Run
 from dashboard import export, figures, state
-from dashboard.widgets import MISSING, Redraws, format_epochs, format_or_dash, show_error
+from dashboard.widgets import MISSING, Redraws, format_epochs, format_or_dash, show_error, stop_button
 
 RESULTS_KEY = "reproduce.results"  # preset name -> PresetResult, this session
 
@@ -54,8 +54,7 @@ def _table(results: dict[str, PresetResult]) -> pd.DataFrame:
 
 def _run(names: list[str], train_size: int | None) -> None:
     results = st.session_state.setdefault(RESULTS_KEY, {})
-    st.button("Stop", icon=":material/stop:", help="Stops after the current chunk; the runs trained so far are "
-              "kept, evaluated and listed on the Results page.")
+    stop_button("the runs trained so far are kept, evaluated and listed on the Results page")
     bar = st.progress(0.0, text="Compiling...")
     chart = st.empty()
     for done, name in enumerate(names):

@@ -16,7 +16,7 @@ from core.sweep import (MAX_VARIANTS, VMAP_MAX_WIDTH, SweepConfig, run_name, tra
                         vmap_pays)
 from core.train import RunConfig, TrainConfig
 from dashboard import export, figures, state
-from dashboard.widgets import MISSING, Redraws, show_error
+from dashboard.widgets import MISSING, Redraws, show_error, stop_button
 
 RUNS_KEY = "sweep.runs"  # this session's last sweep: one Run per variant
 OPTIMIZERS = {"momentum": "SGD with momentum", "sgd": "SGD", "adam": "Adam"}
@@ -29,8 +29,7 @@ def _sweep(sweep: SweepConfig) -> None:
     # in the session before compiling: a Stop is taken at the next Streamlit call, and keeps what is trained by then
     previous = st.session_state.get(RUNS_KEY, [])
     st.session_state[RUNS_KEY] = runs
-    st.button("Stop", icon=":material/stop:", help="Stops after the current chunk; every variant keeps what it "
-              "has learned so far and is evaluated.")
+    stop_button("every variant keeps what it has learned so far and is evaluated")
     bar = st.progress(0.0, text=f"Compiling one program for {len(variants)} variants...")
     chart = st.empty()
     redraws = Redraws()

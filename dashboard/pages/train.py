@@ -15,7 +15,7 @@ from core.runs import Run
 from core.train import OPTIMIZERS, SCHEDULES, Progress, RunConfig, TrainConfig, check_run, train
 from dashboard import export, figures, state
 from dashboard.widgets import (DATA_HINT, MISSING, RESULTS_PAGE, WEIGHTS_PAGE, Redraws, failed_training_warning,
-                               format_epochs, format_or_dash, pick_run, train_page_split)
+                              format_epochs, format_or_dash, pick_run, stop_button, train_page_split)
 
 S = state.SETTINGS_PREFIX
 TRAIN_REQUEST_KEY = "train_request"
@@ -153,7 +153,7 @@ def run_training(config: RunConfig) -> None:
         data = state.splits(state.data_dir(), config.data)
     except DigitLabError as exc:
         _refuse(exc, DATA_HINT)
-    st.button("Stop", icon=":material/stop:", help="Stops after the current chunk and keeps the model trained so far.")
+    stop_button("the model trained so far is kept and evaluated")
     status = st.empty()
     bar = st.empty()
     chart = st.empty()
