@@ -90,6 +90,21 @@ def failed_training_warning(run: Run) -> None:
                f"{rate:g}); otherwise it trained too little: more epochs or images.")
 
 
+def begin_action(key: str) -> None:
+    """Mark a button's action that takes seconds as running; `end_action(key)` when it is done. A rerun (another
+    click, a page switch) cuts a script run short, and `cut_off(key)` then tells so on the next run."""
+    st.session_state[f"{key}.running"] = True
+
+
+def end_action(key: str) -> None:
+    st.session_state.pop(f"{key}.running", None)
+
+
+def cut_off(key: str) -> bool:
+    """Whether the action `key` was interrupted before it ended (told once)."""
+    return st.session_state.pop(f"{key}.running", False)
+
+
 def stop_button(kept: str) -> None:
     """The Stop button of a page training in its script run, with what it keeps and what else stops training."""
     st.button("Stop", icon=":material/stop:", help=f"Stops after the current chunk; {kept}.")

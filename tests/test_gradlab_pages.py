@@ -98,6 +98,18 @@ def test_gradient_check_trains_with_the_bug_planted_after_the_page_loaded(data_e
     assert list(at.session_state["gradcheck.training"][1])[1] == "bug: Y − P instead of P − Y"
 
 
+def test_a_check_cut_off_by_another_click_says_so_once(data_env):
+    at = page("gradient_check")
+    at.session_state["gradcheck.result.running"] = True  # as a check cut short by a rerun leaves it
+    at.run()
+    assert "The finite-difference check was cut off before it finished" in at.warning[0].value
+    at.run()
+    assert not [w for w in at.warning if "cut off" in w.value]
+    at.button(key="gradcheck.check").click().run()  # a check that ends leaves no mark behind
+    at.run()
+    assert not [w for w in at.warning if "cut off" in w.value] and "gradcheck.result.running" not in at.session_state
+
+
 def test_gradient_check_page_without_runs_uses_a_fresh_network(data_env):
     at = page("gradient_check")
     no_errors(at)

@@ -9,10 +9,12 @@ from core.errors import DigitLabError
 from core.gradients import BUGS, DTYPES, PASS_RELATIVE_ERROR, gradient_check, hand_vs_autodiff, tensor_label, train_by_hand
 from dashboard import export, figures, state
 from dashboard.gradlab import pick_batch, pick_network
-from dashboard.widgets import show_error
+from dashboard.widgets import begin_action, cut_off, end_action, show_error
 
 RESULT_KEY = "gradcheck.result"
 TRAINING_KEY = "gradcheck.training"
+INTERRUPTED = ("{what} was cut off before it finished (another button was pressed, or the page changed, while it "
+               "ran): press its button again.")
 
 FORWARD = {
     "linear": [r"Z = XW + b", r"P = \operatorname{softmax}(Z)", r"C = -\frac{1}{n}\sum_i \log P_{i,y_i}"],
@@ -70,6 +72,7 @@ agreement = hand_vs_autodiff(network.params, x, y, network.config)
 st.markdown("**Hand-derived (correct) vs `jax.grad`, float64:** " + ", ".join(
     f"{tensor_label(name, network.config)} {error:.1e}" for name, error in agreement.items()))
 if st.button("Run the finite-difference check", type="primary", key="gradcheck.check"):
+    begin_action(RESULT_KEY)
     try:
         with st.status("Checking the gradient...", expanded=True) as status:
             bar = st.progress(0.0)
@@ -79,6 +82,9 @@ if st.button("Run the finite-difference check", type="primary", key="gradcheck.c
         st.session_state[RESULT_KEY] = (settings, result)
     except DigitLabError as exc:
         show_error(exc)
+    end_action(RESULT_KEY)
+elif cut_off(RESULT_KEY):
+    st.warning(INTERRUPTED.format(what="The finite-difference check"))
 stored = st.session_state.get(RESULT_KEY)
 result = stored[1] if stored and stored[0] == settings else None
 if result is None:
@@ -122,6 +128,7 @@ bug_to_train = right.selectbox("Bug to train with", list(bugs), key=state.kept(f
                                format_func=lambda b: bugs[b].title)
 train_settings = (network.identity, steps, learning_rate, bug_to_train)
 if st.button("Train with both gradients", key="gradcheck.train"):
+    begin_action(TRAINING_KEY)
     splits = network.splits
     x_val, y_val = (splits.x_val, splits.y_val) if len(splits.y_val) else (splits.x_test, splits.y_test)
     curves = {}
@@ -133,6 +140,9 @@ if st.button("Train with both gradients", key="gradcheck.train"):
                                           learning_rate=learning_rate)
         status.update(label="Trained", state="complete", expanded=False)
     st.session_state[TRAINING_KEY] = (train_settings, curves)
+    end_action(TRAINING_KEY)
+elif cut_off(TRAINING_KEY):
+    st.warning(INTERRUPTED.format(what="Training with both gradients"))
 stored = st.session_state.get(TRAINING_KEY)
 if stored and stored[0] == train_settings:
     curves = stored[1]
