@@ -301,9 +301,7 @@ def test_a_selected_run_renamed_on_the_runs_page_stays_selected_and_usable(app_u
         expect(page.get_by_text("Loaded 'before' into this session")).to_be_visible()
         new_name = page.get_by_label("New name")
         new_name.fill("after")
-        new_name.press("Enter")
-        _wait_until_idle(page)
-        page.get_by_role("button", name="Rename", exact=True).click()
+        new_name.press("Enter")  # renames: the field and its Rename button are one form
         expect(page.get_by_text("Renamed to 'after'.")).to_be_visible()
         page.get_by_role("button", name=re.compile("^Reload")).click()
         expect(page.get_by_text("Loaded 'after' into this session")).to_be_visible()

@@ -257,13 +257,13 @@ def test_runs_can_be_renamed_and_removed(data_env):
     at = with_runs(app("train"), made_run("linear", data_env), made_run("mlp", data_env)).run()
     at.selectbox(key=RUN_PICKER_KEY).set_value("linear run").run()
     at.text_input(key="rename.linear run").set_value("first")
-    button(at.run(), "Rename").click().run()
+    button(at, "Rename").click().run()
     assert list(at.session_state["runs"]) == ["first", "mlp run"] and "Renamed to 'first'." in at.success[0].value
     at.text_input(key="rename.first").set_value("  ")
-    button(at.run(), "Rename").click().run()
+    button(at, "Rename").click().run()
     assert list(at.session_state["runs"]) == ["first", "mlp run"] and "cannot be empty" in at.error[0].value
     at.text_input(key="rename.first").set_value("mlp run")
-    button(at.run(), "Rename").click().run()
+    button(at, "Rename").click().run()  # the name field and Rename are one form
     assert "Renamed to 'mlp run (2)' ('mlp run' is another run's)." in at.success[0].value
     button(at, "Remove this run").click().run()
     assert not at.exception

@@ -109,7 +109,7 @@ def test_rename_delete_and_reload(two_runs):
     history = RunHistory(default_path())
     at = page()
     at.multiselect(key=SELECTION).set_value([slow.run_id]).run()
-    at.text_input(key=f"runs_page.rename.{slow.run_id}").set_value("baseline").run()
+    at.text_input(key=f"runs_page.rename.{slow.run_id}").set_value("baseline")  # field and Rename are one form
     next(b for b in at.button if b.label == "Rename").click().run()
     assert "Renamed to 'baseline'" in texts(at.success)
     assert {r.name for r in history.list()} == {"baseline", "fast adam"}
@@ -120,7 +120,7 @@ def test_rename_delete_and_reload(two_runs):
     assert list(session_runs) == ["baseline"] and session_runs["baseline"].run_id == slow.run_id
     assert len(session_runs["baseline"].snapshots) == 2
     assert at.session_state[state.SELECTED_RUN_KEY] == "baseline"
-    at.text_input(key=f"runs_page.rename.{slow.run_id}").set_value("final").run()
+    at.text_input(key=f"runs_page.rename.{slow.run_id}").set_value("final")
     next(b for b in at.button if b.label == "Rename").click().run()  # the session's copy follows
     assert list(at.session_state[state.RUNS_KEY]) == ["final"] and at.multiselect(key=SELECTION).value == [slow.run_id]
     next(b for b in at.button if b.label == "Rename").click().run()  # and the renamed selection still works

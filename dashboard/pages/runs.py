@@ -161,9 +161,9 @@ def actions(store: RunHistory, selected: list[SavedRun]) -> None:
                       help="Puts the selected runs back among this session's runs for the Results and Weights pages.")
     if len(selected) == 1:
         name_key = f"runs_page.rename.{ids[0]}"
-        with rename_col:
+        with rename_col.form(f"runs_page.rename_form.{ids[0]}", border=False):  # Enter in the field renames too
             st.text_input("New name", value=selected[0].name, key=name_key)
-            st.button("Rename", on_click=_rename, args=(store, ids[0], name_key))
+            st.form_submit_button("Rename", on_click=_rename, args=(store, ids[0], name_key))
     else:
         rename_col.caption("Select one run to rename it.")
     if st.session_state.get(CONFIRM_DELETE_KEY) == ids:

@@ -262,8 +262,9 @@ def runs_section() -> None:
             "samples/s": st.column_config.NumberColumn(format="localized", help="Training images per second")})
         name = pick_run(need_params=False).name
         rename, remove = st.columns([3, 1], vertical_alignment="bottom")
-        rename.text_input("New name", value=name, key=f"rename.{name}")
-        rename.button("Rename", on_click=_rename, args=(name,))
+        with rename.form(f"rename_form.{name}", border=False):  # Enter in the name field renames too
+            st.text_input("New name", value=name, key=f"rename.{name}")
+            st.form_submit_button("Rename", on_click=_rename, args=(name,))
         remove.button("Remove this run", on_click=state.remove_run, args=(name,), type="tertiary",
                       icon=":material/delete:")
         if RENAMED_KEY in st.session_state:
