@@ -166,6 +166,9 @@ def test_cli_unwritable_save_path_fails_before_training(tiny_env, tmp_path):
         assert result.returncode == 2 and "Traceback" not in result.stderr
         assert message in result.stderr and "compiling" not in result.stderr  # said before any training
     assert sorted(path.name for path in tmp_path.iterdir()) == ["a-file"]  # no stray .part file left
+    result = cli("train", "--data-dir", str(tmp_path / "no-data"), "--save", str(tmp_path / "new" / "sub" / "m.npz"),
+                 env=tiny_env)
+    assert result.returncode == 2 and not (tmp_path / "new").exists()  # a run that never started makes no folders
 
 
 def test_cli_save_failing_after_training_keeps_the_results(tiny_data_dir, tmp_path, monkeypatch, capsys):

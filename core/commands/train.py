@@ -113,12 +113,11 @@ def check_writable(path: str) -> None:
     existing = next(folder for folder in target.absolute().parents if folder.exists())
     if not existing.is_dir():
         raise ConfigError(f"Cannot save the model to {path}: {existing} is a file, not a folder.")
-    try:
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, suffix=".part"):
+    try:  # in the deepest folder that exists: the missing ones are made when the model is saved, not before
+        with tempfile.NamedTemporaryFile(dir=existing, suffix=".part"):
             pass
     except OSError as exc:
-        raise ConfigError(f"Cannot save the model to {path}: cannot write in {target.parent} "
+        raise ConfigError(f"Cannot save the model to {path}: cannot write in {existing} "
                           f"({exc.strerror or exc}).") from None
 
 
