@@ -4,7 +4,8 @@ import sys
 
 try:
     from core.cli import main
-except KeyboardInterrupt:  # Ctrl-C while JAX is still importing
-    sys.exit(130)
 
-sys.exit(main())
+    status = main()
+except KeyboardInterrupt:  # Ctrl-C while JAX and the commands are still importing
+    status = 130
+sys.exit(status)
