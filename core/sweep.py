@@ -257,8 +257,9 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *,
             chunk_correct.append(np.asarray(group_correct))
         losses = np.concatenate(chunk_losses, axis=1)[active]  # (steps, V)
         correct = np.concatenate(chunk_correct, axis=1)[active]
-        stepping += time.perf_counter() - t0
-        elapsed += time.perf_counter() - t0
+        spent = time.perf_counter() - t0
+        stepping += spent
+        elapsed += spent
         step += len(losses)
         validation = None
         if validation_due(tc, step, len(losses), chunk.epoch_end) and len(splits.y_val):

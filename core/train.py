@@ -363,8 +363,9 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
         previous = state.params
         state, losses, correct = compiled(state, x_train, y_train, chunk.batch_index, chunk.active)
         losses, correct = np.asarray(losses)[chunk.active], np.asarray(correct)[chunk.active]
-        stepping += time.perf_counter() - t0
-        elapsed += time.perf_counter() - t0
+        spent = time.perf_counter() - t0
+        stepping += spent
+        elapsed += spent
         bad_step = first_bad_step(losses, bool(all_finite(state.params)))
         if bad_step:
             finite = np.isfinite(losses)

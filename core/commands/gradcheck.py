@@ -18,6 +18,10 @@ EXIT_STATUS = ("exit status: 0 when the check agrees, or when it disagrees becau
                "disagrees with no bug planted (the hand-derived gradient is wrong); 2 for bad flags or data")
 
 
+# the fresh network checked unless --arch, --hidden or --activation say otherwise
+DEFAULT_ARCH, DEFAULT_HIDDEN, DEFAULT_ACTIVATION = "linear", 30, "tanh"
+
+
 def _weights(text: str) -> int | None:
     if text == "all":
         return None
@@ -30,9 +34,9 @@ def _weights(text: str) -> int | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXIT_STATUS
     add_data_arguments(parser)
-    parser.add_argument("--arch", choices=("linear", "mlp"), help="default linear")
-    parser.add_argument("--hidden", type=int, help="hidden width of the MLP (default 30)")
-    parser.add_argument("--activation", choices=HAND_ACTIVATIONS, help="default tanh")
+    parser.add_argument("--arch", choices=("linear", "mlp"), help=f"default {DEFAULT_ARCH}")
+    parser.add_argument("--hidden", type=int, help=f"hidden width of the MLP (default {DEFAULT_HIDDEN})")
+    parser.add_argument("--activation", choices=HAND_ACTIVATIONS, help=f"default {DEFAULT_ACTIVATION}")
     parser.add_argument("--model", metavar="PATH", help="check a saved model (.npz) instead of a fresh one")
     parser.add_argument("--weights", type=_weights, default=None, metavar="all|K",
                         help="check every weight (default) or a random sample of about K")
@@ -54,8 +58,8 @@ def run(args) -> int:
                 print(f"note: {flag} has no effect with --model; the saved network is {config.describe()}.",
                       file=sys.stderr)
     else:
-        config = ModelConfig(args.arch or "linear", (30 if args.hidden is None else args.hidden,),
-                             args.activation or "tanh")
+        hidden = DEFAULT_HIDDEN if args.hidden is None else args.hidden
+        config = ModelConfig(args.arch or DEFAULT_ARCH, (hidden,), args.activation or DEFAULT_ACTIVATION)
         params = init(seed_key(args.seed), config)
     splits = make_splits(load_mnist(args.data_dir, progress=terminal_progress), SplitConfig(val_size=0, seed=args.seed))
     if args.batch_size > len(splits.y_train):

@@ -49,7 +49,8 @@ def run(args) -> int:
                     print(f"\r{runs[-1].name}: epoch {last['epoch']:.2f} of {runs[-1].config.train.epochs}",
                           end="", file=sys.stderr, flush=True)
                 if stop.requested:
-                    runs[-1].finish(splits_for(runs[-1].config.data))
+                    if runs[-1].status == "running":  # a run that ended is finished (evaluated) already
+                        runs[-1].finish(splits_for(runs[-1].config.data))
                     break
             print(file=sys.stderr)
             report(preset, runs, time.perf_counter() - started, args)
