@@ -23,7 +23,9 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from core.models import ModelConfig, apply, init, seed_key  # noqa: E402
-from core.train import TrainConfig, TrainState, make_chunk_fn, make_optimizer, make_train_step  # noqa: E402
+from core.training.config import TrainConfig
+from core.training.optimizers import make_optimizer
+from core.training.programs import TrainState, make_chunk_fn, make_train_step  # noqa: E402
 
 SETTINGS = {
     "softmax regression, SGD, batch 50": (ModelConfig("linear"), TrainConfig("sgd", 0.01, batch_size=50)),

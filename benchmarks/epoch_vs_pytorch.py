@@ -27,10 +27,12 @@ import numpy as np
 import torch
 from torch import nn
 
-from core.data import SplitConfig, Splits, load_mnist, make_splits
+from core.data.locate import load_mnist
+from core.data.splits import SplitConfig, Splits, make_splits
 from core.errors import DigitLabError
 from core.models import ModelConfig, Params, apply, init, seed_key
-from core.train import RunConfig, TrainConfig, epoch_order, train
+from core.training.config import RunConfig, TrainConfig
+from core.training.loop import epoch_order, train
 
 SPLIT = SplitConfig(val_size=0)  # all 60,000 training images
 SETTINGS = {

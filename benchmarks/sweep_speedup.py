@@ -5,9 +5,9 @@
 
 Settings as the sweeps were specified: SGD with momentum, batch 50, a spread of learning rates; softmax regression,
 784-64-10 sigmoid and 784-300-10 tanh (784-800-10 ReLU with --wide, LeNet-5 with --lenet).
---shared-matmul-max-width sets `core.sweep.SHARED_MATMUL_MAX_WIDTH` for the run (0: every network's variants
+--shared-matmul-max-width sets `core.experiments.sweep.SHARED_MATMUL_MAX_WIDTH` for the run (0: every network's variants
 get their own first-layer matmul; 10000: one shared matmul for all), to measure that choice. "One by one" is the normal engine,
-`core.train.train`, once per variant; "vmapped" is `core.sweep.train_sweep(vmapped=True)` (one program for all
+`core.train.train`, once per variant; "vmapped" is `core.experiments.sweep.train_sweep(vmapped=True)` (one program for all
 variants) and "in turn" its fallback `vmapped=False` (one program, compiled once, run per variant each chunk). Seconds are training time
 (compilation excluded, validation each epoch included), the best of --repeats runs of each mode taken in
 alternation; compile times (of the first run) are printed beside them.
@@ -30,12 +30,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.data import SplitConfig, load_mnist, make_splits  # noqa: E402
+from core.data.locate import load_mnist
+from core.data.splits import SplitConfig, make_splits  # noqa: E402
 from core.errors import DigitLabError  # noqa: E402
+from core.experiments import sweep  # noqa: E402
+from core.experiments.sweep import SweepConfig, train_sweep  # noqa: E402
 from core.models import ModelConfig, layer_sizes  # noqa: E402
-from core import sweep  # noqa: E402
-from core.sweep import SweepConfig, train_sweep  # noqa: E402
-from core.train import RunConfig, TrainConfig, chunks, epoch_steps, train  # noqa: E402
+from core.training.config import RunConfig, TrainConfig
+from core.training.loop import chunks, epoch_steps, train  # noqa: E402
 
 NETWORKS = {
     "softmax regression": ModelConfig("linear"),

@@ -12,12 +12,12 @@ import json
 import signal
 import sys
 
-from core import compile_cache
-from core.data import MAX_SEED
+from core.data.splits import MAX_SEED
 from core.errors import ConfigError, DigitLabError, HistoryError
-from core.history import RunHistory
 from core.parsing import number_list
-from core.runs import Run
+from core.store.history import RunHistory
+from core.training import compile_cache
+from core.training.runs import Run
 
 COMMANDS = ("train", "data", "gradcheck", "backprop-timing", "reproduce", "sweep")
 

@@ -5,7 +5,7 @@ from pathlib import Path
 import pandas  # noqa: F401 - imported before any session runs: plotly looks pandas up in sys.modules without
 import streamlit as st  # the import lock, so a first import in one session's thread breaks a chart in another
 
-from core import compile_cache
+from core.training import compile_cache
 from dashboard import state
 
 PAGES_DIR = Path(__file__).parent / "pages"

@@ -18,9 +18,9 @@ import plotly.graph_objects as go
 import plotly.io as pio
 import streamlit as st
 
-from core.checkpoint import load_model, model_bytes
 from core.errors import DigitLabError
-from core.runs import Run
+from core.store.checkpoint import load_model, model_bytes
+from core.training.runs import Run
 from dashboard import state
 
 UPLOAD_KEY = "model_upload"

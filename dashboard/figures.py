@@ -13,9 +13,10 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
-from core.inspect import log_axis_range, spans_decades, symmetric_limit
-from core.overfitting import gap_points
-from core.runs import Run
+from core.experiments.overfitting import gap_points
+from core.summaries import symmetric_limit
+from core.training.runs import Run
+from dashboard.axes import log_axis_range, spans_decades
 
 DIGITS = list(range(10))
 PALETTE = qualitative.Plotly

@@ -8,11 +8,11 @@ from typing import NamedTuple
 import numpy as np
 import streamlit as st
 
-from core.data import MAX_SEED, Splits, default_split
+from core.data.splits import MAX_SEED, Splits, default_split
 from core.errors import ConfigError, DigitLabError
-from core.gradients import HAND_ACTIVATIONS, check_supported
-from core.inspect import random_subset
+from core.lab.backprop import HAND_ACTIVATIONS, check_supported
 from core.models import ModelConfig, Params, init, seed_key
+from core.summaries import random_subset
 from dashboard import state
 from dashboard.widgets import DATA_HINT, run_label, show_error
 

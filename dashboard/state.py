@@ -14,13 +14,17 @@ from typing import Any, Callable, Iterable, Iterator
 
 import numpy as np
 import streamlit as st
-from streamlit.runtime.scriptrunner_utils.exceptions import StopException  # not public API: Streamlit is pinned
+from streamlit.runtime.scriptrunner_utils.exceptions import (
+    StopException,  # not public API: Streamlit is pinned
+)
 
-from core.data import DATA_DIR_ENV, MNIST, SplitConfig, Splits, load_path, locate_mnist, make_splits
+from core.data.formats import MNIST, load_path
+from core.data.locate import DATA_DIR_ENV, locate_mnist
+from core.data.splits import SplitConfig, Splits, make_splits
 from core.errors import DataNotFoundError, DigitLabError
-from core.history import RunHistory, default_path, ended
-from core.runs import Run
-from core.train import Evaluation
+from core.store.history import RunHistory, default_path, ended
+from core.training.evaluation import Evaluation
+from core.training.runs import Run
 
 RUNS_KEY = "runs"
 SETTINGS_PREFIX = "setting."  # widget keys that keep their values across pages

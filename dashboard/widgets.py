@@ -8,10 +8,10 @@ from typing import Sequence
 
 import streamlit as st
 
-from core.data import SplitConfig
+from core.data.splits import SplitConfig
 from core.errors import DigitLabError
-from core.inspect import learned_next_to_nothing
-from core.runs import Run
+from core.summaries import learned_next_to_nothing
+from core.training.runs import Run
 from dashboard import state
 
 TRAIN_PAGE = "dashboard/pages/train.py"

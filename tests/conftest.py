@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.data import MNIST
+from core.data.formats import MNIST
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -11,11 +11,19 @@ import numpy as np
 import pytest
 from jax.flatten_util import ravel_pytree
 
-from core.backprop_timing import (Timing, compile_seconds_of_call, median_call_seconds, naive_gradient, speedups,
-                                  time_methods, time_size)
 from core.cli import main
 from core.errors import ConfigError
-from core.gradients import hand_gradient, relative_error
+from core.lab.backprop import hand_gradient
+from core.lab.backprop_timing import (
+    Timing,
+    compile_seconds_of_call,
+    median_call_seconds,
+    naive_gradient,
+    speedups,
+    time_methods,
+    time_size,
+)
+from core.lab.gradient_check import relative_error
 from core.models import ModelConfig, init, seed_key
 
 

@@ -19,12 +19,12 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-
 from conftest import REPO
-from core.history import RunHistory, default_path
+
 from core.models import ModelConfig, init, seed_key
-from core.runs import Run
-from core.train import RunConfig
+from core.store.history import RunHistory, default_path
+from core.training.config import RunConfig
+from core.training.runs import Run
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = REPO / "test-artifacts"

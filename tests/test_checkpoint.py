@@ -8,10 +8,10 @@ import jax
 import numpy as np
 import pytest
 
-from core import checkpoint
 from core.errors import ModelFileError
 from core.models import ModelConfig, apply, init, seed_key
-from core.train import RunConfig
+from core.store import checkpoint
+from core.training.config import RunConfig
 
 
 @pytest.fixture

@@ -40,7 +40,7 @@ def test_train_json_and_save(tiny_env, tmp_path):
 
 
 def test_train_saves_to_the_run_history_unless_told_not_to(tiny_env, tmp_path):
-    from core.history import DATABASE_NAME, RunHistory
+    from core.store.history import DATABASE_NAME, RunHistory
     env = {**tiny_env, "DIGIT_LAB_HOME": str(tmp_path / "home")}
     args = ("train", "--arch", "linear", "--epochs", "1", "--val-size", "100", "--batch-size", "20", "--json")
     result = cli(*args, env=env)
@@ -58,7 +58,7 @@ def test_train_saves_to_the_run_history_unless_told_not_to(tiny_env, tmp_path):
 
 
 def test_an_unwritable_run_history_costs_a_warning_not_the_run(tiny_env, tmp_path):
-    from core.history import DATABASE_NAME
+    from core.store.history import DATABASE_NAME
     home = tmp_path / "home"
     home.mkdir()
     (home / DATABASE_NAME).write_bytes(b"this is not a database" * 10)
@@ -122,7 +122,7 @@ def test_compiled_programs_are_kept_on_disk_for_the_next_run(tiny_env, tmp_path)
 
 def test_compile_cache_setting(monkeypatch, tmp_path):
     """"off" turns the cache off; a folder that cannot be created leaves it off rather than failing."""
-    from core import compile_cache
+    from core.training import compile_cache
     monkeypatch.setenv(compile_cache.CACHE_ENV, "off")
     assert compile_cache.default_dir() is None and compile_cache.enable() is None
     monkeypatch.setenv(compile_cache.CACHE_ENV, str(tmp_path / "programs"))

@@ -6,14 +6,17 @@ import numpy as np
 import pytest
 from scipy.io import savemat
 
-from core import data
+from core.data import download
+from core.data.formats import MNIST, load_idx_dir, load_path
+from core.data.locate import load_mnist, locate_mnist
+from core.data.splits import SplitConfig, check_split, class_counts, make_splits
 from core.errors import ConfigError, DataError, DataNotFoundError
 from tests.conftest import idx_bytes, synthetic_mnist, write_idx_dir
 
 
 def test_idx_round_trip_gz_and_raw(tmp_path, tiny_mnist):
     for gz in (True, False):
-        loaded = data.load_path(write_idx_dir(tmp_path / str(gz), tiny_mnist, gz=gz))
+        loaded = load_path(write_idx_dir(tmp_path / str(gz), tiny_mnist, gz=gz))
         np.testing.assert_array_equal(loaded.train_images, tiny_mnist.train_images)
         np.testing.assert_array_equal(loaded.test_labels, tiny_mnist.test_labels)
         assert not loaded.verified  # synthetic bytes are not the published MNIST
@@ -30,7 +33,7 @@ def test_bad_image_files_name_file_and_problem(tmp_path, tiny_mnist, corrupt, me
     path = directory / "train-images-idx3-ubyte"
     path.write_bytes(corrupt(path.read_bytes()))
     with pytest.raises(DataError, match=message) as err:
-        data.load_path(directory)
+        load_path(directory)
     assert "train-images-idx3-ubyte" in str(err.value)
 
 
@@ -40,10 +43,10 @@ def test_label_out_of_range_and_count_mismatch(tmp_path, tiny_mnist):
     labels[3] = 10
     (directory / "train-labels-idx1-ubyte").write_bytes(idx_bytes(labels))
     with pytest.raises(DataError, match="label 10 is out of range"):
-        data.load_path(directory)
+        load_path(directory)
     (directory / "train-labels-idx1-ubyte").write_bytes(idx_bytes(tiny_mnist.train_labels[:-1]))
     with pytest.raises(DataError, match="1200 images but 1199 labels"):
-        data.load_path(directory)
+        load_path(directory)
 
 
 def test_truncated_gzip_is_a_data_error(tmp_path, tiny_mnist):
@@ -51,14 +54,14 @@ def test_truncated_gzip_is_a_data_error(tmp_path, tiny_mnist):
     path = directory / "t10k-images-idx3-ubyte.gz"
     path.write_bytes(path.read_bytes()[:500])
     with pytest.raises(DataError, match="t10k-images-idx3-ubyte.gz: corrupt or truncated gzip"):
-        data.load_path(directory)
+        load_path(directory)
 
 
 def test_missing_file_is_named(tmp_path, tiny_mnist):
     directory = write_idx_dir(tmp_path, tiny_mnist)
     (directory / "t10k-labels-idx1-ubyte.gz").unlink()
     with pytest.raises(DataError, match="missing t10k-labels-idx1-ubyte"):
-        data.load_idx_dir(directory)
+        load_idx_dir(directory)
 
 
 def test_mat_and_npz_loaders(tmp_path, tiny_mnist):
@@ -68,7 +71,7 @@ def test_mat_and_npz_loaders(tmp_path, tiny_mnist):
         for d in range(10):
             mat[f"{split}{d}"] = images[labels == d].reshape(-1, 784)
     savemat(tmp_path / "mnist_all.mat", mat)
-    from_mat = data.load_path(tmp_path / "mnist_all.mat")
+    from_mat = load_path(tmp_path / "mnist_all.mat")
     assert from_mat.train_images.shape == (1200, 28, 28)
     np.testing.assert_array_equal(np.bincount(from_mat.train_labels), np.bincount(tiny_mnist.train_labels))
     # every image of digit 3 is there, in the .mat's order
@@ -76,79 +79,79 @@ def test_mat_and_npz_loaders(tmp_path, tiny_mnist):
 
     np.savez(tmp_path / "mnist.npz", x_train=tiny_mnist.train_images, y_train=tiny_mnist.train_labels,
              x_test=tiny_mnist.test_images, y_test=tiny_mnist.test_labels)
-    from_npz = data.load_path(tmp_path)  # a directory holding mnist.npz
+    from_npz = load_path(tmp_path)  # a directory holding mnist.npz
     np.testing.assert_array_equal(from_npz.test_images, tiny_mnist.test_images)
 
 
 def test_bad_mat_and_npz(tmp_path, tiny_mnist):
     savemat(tmp_path / "mnist_all.mat", {"train0": np.zeros((2, 784), np.uint8)})
     with pytest.raises(DataError, match="key 'train1' is missing"):
-        data.load_path(tmp_path / "mnist_all.mat")
+        load_path(tmp_path / "mnist_all.mat")
     np.savez(tmp_path / "mnist.npz", x_train=tiny_mnist.train_images)
     with pytest.raises(DataError, match="'y_train' is missing|y_train"):
-        data.load_path(tmp_path / "mnist.npz")
+        load_path(tmp_path / "mnist.npz")
     np.savez(tmp_path / "obj.npz", x_train=np.array([object()]), y_train=np.zeros(1), x_test=np.zeros(1), y_test=np.zeros(1))
     with pytest.raises(DataError, match="obj.npz"):
-        data.load_path(tmp_path / "obj.npz")
+        load_path(tmp_path / "obj.npz")
 
 
 def test_lookup_order_and_not_found_message(tmp_path, monkeypatch, tiny_data_dir):
     monkeypatch.setenv("DIGIT_LAB_CACHE_DIR", str(tmp_path / "empty-cache"))
     monkeypatch.delenv("MNIST_DATA_DIR", raising=False)
     with pytest.raises(DataNotFoundError, match="MNIST_DATA_DIR") as err:
-        data.load_mnist(allow_download=False)
+        load_mnist(allow_download=False)
     assert "empty-cache" in str(err.value)
     monkeypatch.setenv("MNIST_DATA_DIR", str(tiny_data_dir))
-    assert str(tiny_data_dir) in data.load_mnist(allow_download=False).source
+    assert str(tiny_data_dir) in load_mnist(allow_download=False).source
     other = write_idx_dir(tmp_path / "explicit", synthetic_mnist(100, 50, seed=1))
-    assert str(other) in data.load_mnist(other).source  # an explicit directory wins over the variable
+    assert str(other) in load_mnist(other).source  # an explicit directory wins over the variable
     with pytest.raises(DataNotFoundError, match="nothing-here does not exist"):
-        data.load_mnist(tmp_path / "nothing-here")
+        load_mnist(tmp_path / "nothing-here")
     (tmp_path / "empty").mkdir()
     with pytest.raises(DataNotFoundError, match="empty holds no MNIST"):
-        data.load_mnist(tmp_path / "empty")
+        load_mnist(tmp_path / "empty")
     partial = write_idx_dir(tmp_path / "partial", synthetic_mnist(100, 50, seed=1))
     for name in ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         next(partial.glob(name + "*")).unlink()
     with pytest.raises(DataNotFoundError, match="missing: t10k-images-idx3-ubyte, t10k-labels-idx1-ubyte"):
-        data.load_mnist(partial)
+        load_mnist(partial)
     with pytest.raises(DataNotFoundError, match="is a single file; give the folder"):
-        data.load_mnist(next(other.glob("train-images-idx3-ubyte*")))
-    assert data.locate_mnist(f" {other} \n") == other  # a pasted path's stray spaces
+        load_mnist(next(other.glob("train-images-idx3-ubyte*")))
+    assert locate_mnist(f" {other} \n") == other  # a pasted path's stray spaces
 
 
 def test_download_is_used_when_nothing_local(tmp_path, monkeypatch, tiny_mnist):
     monkeypatch.delenv("MNIST_DATA_DIR", raising=False)
     monkeypatch.setenv("DIGIT_LAB_CACHE_DIR", str(tmp_path / "cache"))
     calls = []
-    monkeypatch.setattr(data.download, "download_mnist",
+    monkeypatch.setattr(download, "download_mnist",
                         lambda dest, progress=None: calls.append(dest) or write_idx_dir(dest, tiny_mnist))
-    loaded = data.load_mnist()
+    loaded = load_mnist()
     assert calls == [tmp_path / "cache"] and loaded.source == f"IDX files in {tmp_path / 'cache'}"
-    assert data.load_mnist().source.startswith("IDX files")  # second time: from the cache, no download
+    assert load_mnist().source.startswith("IDX files")  # second time: from the cache, no download
     assert len(calls) == 1
 
 
 def test_splits_sizes_stratified_disjoint(tiny_mnist):
-    s = data.make_splits(tiny_mnist, data.SplitConfig(val_size=200, seed=3))
+    s = make_splits(tiny_mnist, SplitConfig(val_size=200, seed=3))
     assert len(s.y_val) == 200 and len(s.y_train) == 1000 and len(s.y_test) == 300
     assert not set(s.train_index) & set(s.val_index)
-    np.testing.assert_array_equal(data.class_counts(s.y_val), np.full(10, 20))
+    np.testing.assert_array_equal(class_counts(s.y_val), np.full(10, 20))
     assert s.x_train.dtype == np.float32 and s.x_train.shape == (1000, 784)
     assert s.x_train.min() == 0.0 and s.x_train.max() == 1.0
     np.testing.assert_array_equal(s.y_train, tiny_mnist.train_labels[s.train_index])
-    again = data.make_splits(tiny_mnist, data.SplitConfig(val_size=200, seed=3))
+    again = make_splits(tiny_mnist, SplitConfig(val_size=200, seed=3))
     np.testing.assert_array_equal(again.val_index, s.val_index)
-    other = data.make_splits(tiny_mnist, data.SplitConfig(val_size=200, seed=4))
+    other = make_splits(tiny_mnist, SplitConfig(val_size=200, seed=4))
     assert not np.array_equal(other.val_index, s.val_index)
 
 
 def test_subsets(tiny_mnist):
-    per_class = data.make_splits(tiny_mnist, data.SplitConfig(val_size=100, per_class=30))
-    np.testing.assert_array_equal(data.class_counts(per_class.y_train), np.full(10, 30))
-    total = data.make_splits(tiny_mnist, data.SplitConfig(val_size=100, train_size=555))
+    per_class = make_splits(tiny_mnist, SplitConfig(val_size=100, per_class=30))
+    np.testing.assert_array_equal(class_counts(per_class.y_train), np.full(10, 30))
+    total = make_splits(tiny_mnist, SplitConfig(val_size=100, train_size=555))
     assert len(total.y_train) == 555
-    assert np.ptp(data.class_counts(total.y_train)) <= 1
+    assert np.ptp(class_counts(total.y_train)) <= 1
     assert not set(total.train_index) & set(total.val_index)
 
 
@@ -167,14 +170,14 @@ def test_subsets(tiny_mnist):
 def test_bad_split_configs(tiny_mnist, settings, message):
     """Each one is refused with its message, at construction (a model file's config) or against the data."""
     with pytest.raises(ConfigError, match=f"(?i){message}"):
-        data.make_splits(tiny_mnist, data.SplitConfig(**settings))
+        make_splits(tiny_mnist, SplitConfig(**settings))
 
 
 def test_real_mnist_loads_verified(real_mnist_dir):
-    mnist = data.load_path(real_mnist_dir)
+    mnist = load_path(real_mnist_dir)
     assert mnist.verified
     assert mnist.train_images.shape == (60000, 28, 28) and mnist.test_images.shape == (10000, 28, 28)
-    s = data.make_splits(mnist)
+    s = make_splits(mnist)
     assert (len(s.y_train), len(s.y_val), len(s.y_test)) == (55000, 5000, 10000)
 
 
@@ -186,7 +189,7 @@ def test_real_mnist_loads_verified(real_mnist_dir):
 def test_garbage_npz_is_named_and_never_suggests_unpickling(tmp_path, content):
     (tmp_path / "mnist.npz").write_bytes(content)
     with pytest.raises(DataError, match="is not a valid .npz file") as err:
-        data.load_mnist(tmp_path)
+        load_mnist(tmp_path)
     assert str(tmp_path / "mnist.npz") in str(err.value) and "pickle" not in str(err.value)
 
 
@@ -194,24 +197,24 @@ def test_npz_of_the_wrong_kind_or_cut_short(tmp_path, tiny_mnist):
     np.save(tmp_path / "array.npy", tiny_mnist.train_images)
     (tmp_path / "mnist.npz").write_bytes((tmp_path / "array.npy").read_bytes())  # a plain .npy under the name
     with pytest.raises(DataError, match="is not a valid .npz file"):
-        data.load_path(tmp_path / "mnist.npz")
+        load_path(tmp_path / "mnist.npz")
     np.savez_compressed(tmp_path / "full.npz", x_train=tiny_mnist.train_images, y_train=tiny_mnist.train_labels,
                         x_test=tiny_mnist.test_images, y_test=tiny_mnist.test_labels)
     (tmp_path / "mnist.npz").write_bytes((tmp_path / "full.npz").read_bytes()[:-200])  # central directory lost
     with pytest.raises(DataError, match="mnist.npz is not a valid .npz file"):
-        data.load_path(tmp_path / "mnist.npz")
+        load_path(tmp_path / "mnist.npz")
     np.savez(tmp_path / "objects.npz", x_train=np.array([None, 1]), y_train=np.zeros(1))
     with pytest.raises(DataError, match="objects.npz is not a valid .npz file: its array 'x_train' is corrupt or holds "
                                         "Python objects, which Digit Lab never unpickles"):
-        data.load_path(tmp_path / "objects.npz")
+        load_path(tmp_path / "objects.npz")
     with zipfile.ZipFile(tmp_path / "plain-zip.npz", "w") as archive:
         archive.writestr("x_train", b"not an array")
     with pytest.raises(DataError, match="plain-zip.npz is not a valid .npz file: 'x_train' is not a NumPy array"):
-        data.load_path(tmp_path / "plain-zip.npz")
+        load_path(tmp_path / "plain-zip.npz")
     np.savez(tmp_path / "text.npz", x_train=np.full((2, 28, 28), "a"), y_train=np.zeros(2, np.uint8),
              x_test=np.zeros((1, 28, 28), np.uint8), y_test=np.zeros(1, np.uint8))
     with pytest.raises(DataError, match=r"text.npz: 'x_train' holds <U1 values, not real numbers"):
-        data.load_path(tmp_path / "text.npz")
+        load_path(tmp_path / "text.npz")
 
 
 @pytest.mark.parametrize("arrays, message", [
@@ -230,13 +233,13 @@ def test_npz_values_and_shapes_that_are_not_mnist_are_refused(tmp_path, arrays, 
             "x_test": np.zeros((5, 28, 28), np.uint8), "y_test": np.zeros(5, np.uint8)}
     np.savez(tmp_path / "mnist.npz", **{**good, **arrays})
     with pytest.raises(DataError, match=message):
-        data.load_mnist(tmp_path)
+        load_mnist(tmp_path)
 
 
 def test_whole_float_pixels_are_read_as_bytes(tmp_path):
     np.savez(tmp_path / "mnist.npz", x_train=np.full((20, 28, 28), 255.0), y_train=np.arange(20) % 10,
              x_test=np.zeros((5, 28, 28)), y_test=np.zeros(5, np.int64))
-    mnist = data.load_mnist(tmp_path)
+    mnist = load_mnist(tmp_path)
     assert mnist.train_images.dtype == np.uint8 and mnist.train_images.max() == 255
 
 
@@ -244,39 +247,39 @@ def test_an_empty_mat_is_refused(tmp_path):
     savemat(tmp_path / "mnist_all.mat", {f"{split}{d}": np.zeros((0, 784), np.uint8)
                                          for split in ("train", "test") for d in range(10)})
     with pytest.raises(DataError, match=r"\(train\): holds no images"):
-        data.load_mnist(tmp_path)
+        load_mnist(tmp_path)
 
 
 def test_garbage_mat_is_a_clear_data_error(tmp_path):
     (tmp_path / "mnist_all.mat").write_text("hello, this is a text file\n" * 20)
     with pytest.raises(DataError, match="mnist_all.mat is not a valid MATLAB .mat file") as err:
-        data.load_mnist(tmp_path)
+        load_mnist(tmp_path)
     assert "Traceback" not in str(err.value) and "\n" not in str(err.value)
 
 
 def test_a_split_is_checked_from_the_label_counts_as_make_splits_would(tiny_mnist):
     labels = tiny_mnist.train_labels
-    for config in (data.SplitConfig(val_size=100), data.SplitConfig(val_size=100, per_class=50),
-                   data.SplitConfig(val_size=100, train_size=len(labels) - 100)):
-        assert data.check_split(labels, config) == len(data.make_splits(tiny_mnist, config).y_train)
-    left = np.bincount(data.make_splits(tiny_mnist, data.SplitConfig(val_size=100)).y_train, minlength=10)
+    for config in (SplitConfig(val_size=100), SplitConfig(val_size=100, per_class=50),
+                   SplitConfig(val_size=100, train_size=len(labels) - 100)):
+        assert check_split(labels, config) == len(make_splits(tiny_mnist, config).y_train)
+    left = np.bincount(make_splits(tiny_mnist, SplitConfig(val_size=100)).y_train, minlength=10)
     with pytest.raises(ConfigError, match=f"between 1 and {left.min()}"):
-        data.check_split(labels, data.SplitConfig(val_size=100, per_class=int(left.min()) + 1))
+        check_split(labels, SplitConfig(val_size=100, per_class=int(left.min()) + 1))
     with pytest.raises(ConfigError, match=f"between 1 and {len(labels) - 100}"):
-        data.check_split(labels, data.SplitConfig(val_size=100, train_size=len(labels) - 99))
+        check_split(labels, SplitConfig(val_size=100, train_size=len(labels) - 99))
 
 
 def test_a_number_per_class_with_a_digit_missing_says_which():
     labels = np.repeat(np.array([0, 1, 2, 3, 4, 5, 6, 8, 9]), 30)  # no 7
     with pytest.raises(ConfigError, match="no training image is left of digit 7. Train on a total number instead."):
-        data.check_split(labels, data.SplitConfig(val_size=10, per_class=5))
+        check_split(labels, SplitConfig(val_size=10, per_class=5))
 
 
 def test_validation_and_subset_are_drawn_in_proportion_to_unequal_class_sizes():
     sizes = np.arange(1, 11) * 20  # digit d has 20·(d+1) training images
     labels = np.repeat(np.arange(10), sizes).astype(np.uint8)
-    mnist = data.MNIST(np.zeros((len(labels), 28, 28), np.uint8), labels, np.zeros((10, 28, 28), np.uint8),
+    mnist = MNIST(np.zeros((len(labels), 28, 28), np.uint8), labels, np.zeros((10, 28, 28), np.uint8),
                        np.arange(10, dtype=np.uint8), source="unequal")
-    splits = data.make_splits(mnist, data.SplitConfig(val_size=110, train_size=220))
+    splits = make_splits(mnist, SplitConfig(val_size=110, train_size=220))
     np.testing.assert_array_equal(np.bincount(splits.y_val, minlength=10), sizes // 10)  # 10% of each digit
     np.testing.assert_array_equal(np.bincount(splits.y_train, minlength=10), (sizes - sizes // 10) * 220 // 990)

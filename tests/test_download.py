@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from core.download import MNIST_FILES, default_cache_dir, download_mnist
+from core.data.download import MNIST_FILES, default_cache_dir, download_mnist
 from core.errors import DataError, DataNotFoundError
 
 # Big enough to span several of the downloader's 64 KiB chunks.
@@ -133,7 +133,9 @@ def test_every_mirror_failing_raises_and_leaves_no_file(server, tmp_path, closed
 
 def test_offline_with_no_data_anywhere_is_one_line_naming_where_it_looked(server, tmp_path, monkeypatch, capsys,
                                                                         closed_port_url):
-    from core import cli, data, download
+    from core import cli
+    from core.data import download
+    from core.data.locate import load_mnist
 
     cache = tmp_path / "empty-cache"
     monkeypatch.setenv("DIGIT_LAB_CACHE_DIR", str(cache))
@@ -142,7 +144,7 @@ def test_offline_with_no_data_anywhere_is_one_line_naming_where_it_looked(server
     offline = partial(download.download_mnist, mirrors=[closed_port_url, server.url("missing")], timeout=5)
     monkeypatch.setattr(download, "download_mnist", offline)
     with pytest.raises(DataNotFoundError) as info:
-        data.load_mnist()
+        load_mnist()
     message = str(info.value)
     assert "\n" not in message
     assert "no data directory was given" in message and "$MNIST_DATA_DIR is unset" in message and str(cache) in message

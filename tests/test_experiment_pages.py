@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import pytest
+from conftest import REPO
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO
-from core.data import SplitConfig, load_mnist, make_splits
-from core.history import RunHistory
+from core.data.locate import load_mnist
+from core.data.splits import SplitConfig, make_splits
 from core.models import ModelConfig, recommended_init
-from core.train import RunConfig, TrainConfig
+from core.store.history import RunHistory
+from core.training.config import RunConfig, TrainConfig
 
 TIMEOUT = 240
 
@@ -149,8 +150,8 @@ def test_a_sweep_variant_wrecked_by_a_far_too_high_rate_is_pointed_out(real_mnis
 
 
 def test_a_sweep_interrupted_by_a_rerun_is_settled(data_env):
-    from core.sweep import SweepConfig, train_sweep
-    from core.runs import Run
+    from core.experiments.sweep import SweepConfig, train_sweep
+    from core.training.runs import Run
     base = RunConfig(ModelConfig("linear"), SplitConfig(val_size=200, train_size=500),
                      TrainConfig("sgd", 0.1, batch_size=10, epochs=2, steps_per_chunk=5))
     variants = SweepConfig(base, learning_rates=(0.1, 0.2)).variants()
@@ -171,8 +172,8 @@ def test_a_sweep_interrupted_by_a_rerun_is_settled(data_env):
 
 
 def test_a_sweep_stopped_while_compiling_says_nothing_was_trained(data_env):
-    from core.runs import Run
-    from core.sweep import SweepConfig
+    from core.experiments.sweep import SweepConfig
+    from core.training.runs import Run
     base = RunConfig(ModelConfig("linear"), SplitConfig(val_size=200, train_size=500), TrainConfig("sgd", 0.1))
     at = app("sweep")
     at.session_state["sweep.runs"] = [Run(f"v{i}", v) for i, v in enumerate(SweepConfig(base, (0.1, 0.2)).variants())]

@@ -4,10 +4,10 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
-from core.data import SplitConfig
+from core.data.splits import SplitConfig
 from core.models import ModelConfig
-from core.runs import Run
-from core.train import RunConfig, TrainConfig
+from core.training.config import RunConfig, TrainConfig
+from core.training.runs import Run
 from dashboard import figures
 
 

@@ -12,10 +12,18 @@ import pytest
 
 from core.cli import main
 from core.errors import ConfigError
-from core.gradients import (BUGS, HandTraining, finite_differences, gradient_check, hand_vs_autodiff,
-                            max_relative_error, relative_error, sample_indices, train_by_hand)
+from core.lab.backprop import BUGS
+from core.lab.gradient_check import (
+    finite_differences,
+    gradient_check,
+    hand_vs_autodiff,
+    max_relative_error,
+    relative_error,
+    sample_indices,
+)
+from core.lab.hand_training import HandTraining, train_by_hand
 from core.models import ModelConfig, init, seed_key
-from core.train import RunConfig
+from core.training.config import RunConfig
 
 CONFIGS = [ModelConfig("linear"), ModelConfig("mlp", (12,), "tanh"), ModelConfig("mlp", (12,), "sigmoid")]
 
@@ -106,8 +114,9 @@ def test_float64_stays_inside_the_check(batch):
 
 
 def test_training_engine_stays_float32_after_a_check(tiny_mnist, batch):
-    from core.data import SplitConfig, make_splits
-    from core.train import RunConfig, TrainConfig, train
+    from core.data.splits import SplitConfig, make_splits
+    from core.training.config import RunConfig, TrainConfig
+    from core.training.loop import train
     gradient_check(params_for(CONFIGS[0]), *batch, CONFIGS[0], weights=50, step_sizes=(1e-3,))
     splits = make_splits(tiny_mnist, SplitConfig(val_size=100))
     last = list(train(RunConfig(ModelConfig("linear"), SplitConfig(val_size=100), TrainConfig(epochs=1)), splits))[-1]
@@ -115,7 +124,7 @@ def test_training_engine_stays_float32_after_a_check(tiny_mnist, batch):
 
 
 def test_training_with_a_buggy_gradient_fails_and_the_right_one_learns(tiny_mnist):
-    from core.data import SplitConfig, make_splits
+    from core.data.splits import SplitConfig, make_splits
     splits = make_splits(tiny_mnist, SplitConfig(val_size=200))
     config = ModelConfig("mlp", (16,), "tanh")
     params = params_for(config)
@@ -134,7 +143,7 @@ def test_training_with_a_buggy_gradient_fails_and_the_right_one_learns(tiny_mnis
 
 
 def test_gradcheck_of_a_saved_model_notes_the_network_flags_it_ignores(tiny_data_dir, tmp_path, capsys):
-    from core.checkpoint import save_model
+    from core.store.checkpoint import save_model
     config = ModelConfig("mlp", (6,), "sigmoid")
     save_model(tmp_path / "m.npz", params_for(config), RunConfig(model=config))
     assert main(["gradcheck", "--data-dir", str(tiny_data_dir), "--model", str(tmp_path / "m.npz"), "--arch", "linear",

@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 
 import pytest
+from conftest import REPO, synthetic_mnist, write_idx_dir
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO, synthetic_mnist, write_idx_dir
-from core.data import MNIST
-from core.data import SplitConfig
+from core.data.formats import MNIST
+from core.data.splits import SplitConfig
 from core.models import ModelConfig, init, seed_key
-from core.runs import Run
-from core.train import RunConfig, TrainConfig
+from core.training.config import RunConfig, TrainConfig
+from core.training.runs import Run
 
 TIMEOUT = 180
 

@@ -15,13 +15,20 @@ import jax
 import numpy as np
 import pytest
 
-from core.checkpoint import model_bytes
-from core.data import SplitConfig, make_splits
+from core.data.splits import SplitConfig, make_splits
 from core.errors import HistoryError
-from core.history import HOME_ENV, SCHEMA_VERSION, RunHistory, config_diff, default_path
 from core.models import ModelConfig
-from core.runs import Run
-from core.train import RunConfig, TrainConfig, train
+from core.store.checkpoint import model_bytes
+from core.store.history import (
+    HOME_ENV,
+    SCHEMA_VERSION,
+    RunHistory,
+    config_diff,
+    default_path,
+)
+from core.training.config import RunConfig, TrainConfig
+from core.training.loop import train
+from core.training.runs import Run
 
 CONFIG = RunConfig(
     model=ModelConfig(arch="mlp", hidden=(16,), activation="tanh"),

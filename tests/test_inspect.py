@@ -3,10 +3,22 @@
 import numpy as np
 import pytest
 
-from core.inspect import (confidence, eta_seconds, digit_gallery, feature_map_images, filter_images,
-                          input_weight_images, random_subset, row_percentages, select_examples, strongest_feeders,
-                          symmetric_limit, tile_images, log_axis_range)
-from core.train import Evaluation
+from core.summaries import (
+    confidence,
+    digit_gallery,
+    eta_seconds,
+    feature_map_images,
+    filter_images,
+    input_weight_images,
+    random_subset,
+    row_percentages,
+    select_examples,
+    strongest_feeders,
+    symmetric_limit,
+    tile_images,
+)
+from core.training.evaluation import Evaluation
+from dashboard.axes import log_axis_range
 
 
 def make_evaluation(labels, predictions, probabilities) -> Evaluation:

@@ -6,13 +6,25 @@ import jax
 import numpy as np
 import pytest
 
-from core.data import SplitConfig, make_splits
+from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError
-from core.gradients import mean_loss
-from core.landscape import (FALLBACK_LEARNING_RATE, FALLBACK_SPAN, OPTIMISERS, OptimiserPath, WeightRef, curvature, default_pair,
-                            loss_landscape, optimiser_path, optimiser_paths, output_curvatures)
+from core.lab.backprop import mean_loss
+from core.lab.landscape import (
+    FALLBACK_LEARNING_RATE,
+    FALLBACK_SPAN,
+    OPTIMISERS,
+    OptimiserPath,
+    WeightRef,
+    curvature,
+    default_pair,
+    loss_landscape,
+    optimiser_path,
+    optimiser_paths,
+    output_curvatures,
+)
 from core.models import ModelConfig, init, seed_key
-from core.train import RunConfig, TrainConfig, train
+from core.training.config import RunConfig, TrainConfig
+from core.training.loop import train
 
 
 @pytest.fixture(scope="module")

@@ -3,12 +3,13 @@
 import numpy as np
 import pytest
 
-from core.data import SplitConfig, make_splits
+from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError
+from core.experiments.overfitting import Study, gap_points, study_configs
 from core.models import ModelConfig
-from core.overfitting import Study, gap_points, study_configs
-from core.runs import Run
-from core.train import RunConfig, TrainConfig, train
+from core.training.config import RunConfig, TrainConfig
+from core.training.loop import train
+from core.training.runs import Run
 
 BASE = RunConfig(ModelConfig("linear"), SplitConfig(val_size=5000, per_class=1000),
                  TrainConfig("sgd", 0.1, batch_size=256, epochs=100))

@@ -9,16 +9,18 @@ from pathlib import Path
 import jax
 import numpy as np
 import pytest
+from conftest import REPO
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO
-from core.checkpoint import model_bytes
-from core.data import SplitConfig, load_mnist, make_splits
-from core.history import HOME_ENV, RunHistory
-from core.inspect import select_examples
+from core.data.locate import load_mnist
+from core.data.splits import SplitConfig, make_splits
 from core.models import ModelConfig, init, seed_key
-from core.runs import Run
-from core.train import RunConfig, TrainConfig, evaluate
+from core.store.checkpoint import model_bytes
+from core.store.history import HOME_ENV, RunHistory
+from core.summaries import select_examples
+from core.training.config import RunConfig, TrainConfig
+from core.training.evaluation import evaluate
+from core.training.runs import Run
 from dashboard import export
 from dashboard.widgets import RUN_PICKER_KEY
 

@@ -8,12 +8,13 @@ import numpy as np
 import pytest
 
 from core.cli import main
-from core.data import make_splits
-from core.presets import PRESETS, get_preset
+from core.data.splits import make_splits
 from core.errors import ConfigError
-from core.history import RunHistory
-from core.reproduce import TABLE_KEYS, on_subset
-from core.train import RunConfig, train
+from core.experiments.presets import PRESETS, get_preset
+from core.experiments.reproduce import TABLE_KEYS, on_subset
+from core.store.history import RunHistory
+from core.training.config import RunConfig
+from core.training.loop import train
 
 
 @pytest.mark.parametrize("name", list(PRESETS))

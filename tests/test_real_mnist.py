@@ -2,11 +2,13 @@
 
 import pytest
 
-from core.data import SplitConfig, load_mnist, make_splits
-from core.gradients import PASS_RELATIVE_ERROR, gradient_check
+from core.data.locate import load_mnist
+from core.data.splits import SplitConfig, make_splits
+from core.lab.gradient_check import PASS_RELATIVE_ERROR, gradient_check
 from core.models import ModelConfig, init, seed_key
-from core.runs import Run
-from core.train import RunConfig, TrainConfig, train
+from core.training.config import RunConfig, TrainConfig
+from core.training.loop import train
+from core.training.runs import Run
 
 
 @pytest.fixture(scope="module")

@@ -8,14 +8,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import REPO
 from streamlit.testing.v1 import AppTest
 
-from conftest import REPO
-from core.data import SplitConfig
-from core.history import HOME_ENV, RunHistory, default_path
+from core.data.splits import SplitConfig
 from core.models import ModelConfig
-from core.runs import CURVE_FIELDS, Run
-from core.train import RunConfig, TrainConfig
+from core.store.history import HOME_ENV, RunHistory, default_path
+from core.training.config import RunConfig, TrainConfig
+from core.training.runs import CURVE_FIELDS, Run
 from dashboard import state
 from dashboard.widgets import RUN_PICKER_KEY
 
@@ -177,10 +177,10 @@ def _keep_runs_script():
     import numpy as np
     import streamlit as st
 
-    from core.data import SplitConfig
+    from core.data.splits import SplitConfig
     from core.models import ModelConfig
-    from core.runs import Run
-    from core.train import RunConfig
+    from core.training.config import RunConfig
+    from core.training.runs import Run
     from dashboard import state
 
     config = RunConfig(model=ModelConfig(arch="linear"), data=SplitConfig(val_size=200))
@@ -214,8 +214,8 @@ def _keep_measured_run_script():
     import numpy as np
 
     from core.models import ModelConfig
-    from core.runs import Run
-    from core.train import RunConfig
+    from core.training.config import RunConfig
+    from core.training.runs import Run
     from dashboard import state
 
     params = {"output": {"w": np.zeros((784, 10), np.float32), "b": np.zeros(10, np.float32)}}

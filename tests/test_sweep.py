@@ -10,13 +10,14 @@ import numpy as np
 import pytest
 
 from core.cli import main
-from core.data import SplitConfig, make_splits
+from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError
-from core.history import RunHistory
+from core.experiments.sweep import SweepConfig, train_sweep, variant_name
 from core.models import ModelConfig
-from core.runs import Run
-from core.sweep import SweepConfig, train_sweep, variant_name
-from core.train import RunConfig, TrainConfig, train
+from core.store.history import RunHistory
+from core.training.config import RunConfig, TrainConfig
+from core.training.loop import train
+from core.training.runs import Run
 
 BASE = RunConfig(ModelConfig("mlp", (16,), "sigmoid"), SplitConfig(val_size=200),
                  TrainConfig("momentum", 0.1, batch_size=50, epochs=2, schedule="exponential", decay=0.9))
@@ -164,10 +165,10 @@ def test_a_second_sweep_of_the_same_setup_compiles_nothing(splits, caplog):
 
 
 def test_only_the_last_few_sweep_programs_are_kept(splits, monkeypatch):
-    import core.sweep
+    import core.experiments.sweep
     monkeypatch.setattr(core.sweep, "MAX_SWEEP_PROGRAMS", 1)
     for width in (8, 12):
         base = dataclasses.replace(BASE, model=ModelConfig("mlp", (width,), "sigmoid"),
                                    train=dataclasses.replace(BASE.train, epochs=1))
         list(train_sweep(SweepConfig(base, learning_rates=(0.1, 0.2)).variants(), splits))
-        assert [key[0].hidden for key in core.sweep._SWEEP_PROGRAMS] == [(width,)]
+        assert [key[0].hidden for key in core.experiments.sweep._SWEEP_PROGRAMS] == [(width,)]

@@ -9,11 +9,23 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from core import models, train
-from core.data import SplitConfig, make_splits
+import core.training.loop
+from core import models
+from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError
 from core.models import ModelConfig, init, seed_key
-from core.runs import Run
+from core.training.config import RunConfig, TrainConfig
+from core.training.evaluation import _forward, evaluate, loss_and_accuracy
+from core.training.loop import chunks, train
+from core.training.optimizers import learning_rate_schedule, make_optimizer
+from core.training.programs import (
+    CHUNKS_PER_EPOCH,
+    _compiled_chunk,
+    cross_entropy,
+    program_model,
+    steps_per_chunk,
+)
+from core.training.runs import Run
 
 
 @pytest.fixture(scope="module")
@@ -23,12 +35,12 @@ def splits(tiny_mnist):
 
 def config(arch="mlp", activation="tanh", **train_kwargs):
     defaults = dict(optimizer="adam", learning_rate=3e-3, batch_size=32, epochs=2, steps_per_chunk=7)
-    return train.RunConfig(model=ModelConfig(arch, hidden=(32,), activation=activation), data=SplitConfig(val_size=200),
-                           train=train.TrainConfig(**{**defaults, **train_kwargs}))
+    return RunConfig(model=ModelConfig(arch, hidden=(32,), activation=activation), data=SplitConfig(val_size=200),
+                           train=TrainConfig(**{**defaults, **train_kwargs}))
 
 
 def run_to_end(cfg, splits):
-    records = list(train.train(cfg, splits))
+    records = list(train(cfg, splits))
     return records, records[-1]
 
 
@@ -43,13 +55,13 @@ def test_training_lowers_the_loss_and_learns(splits, arch):
 
 def test_samples_per_second_counts_the_training_steps_alone(splits, monkeypatch):
     """Validation time is in `elapsed` (the time the run took) but not in the training throughput."""
-    real = train.loss_and_accuracy
+    real = loss_and_accuracy
 
     def slow_validation(*args):
         time.sleep(0.05)
         return real(*args)
 
-    monkeypatch.setattr(train, "loss_and_accuracy", slow_validation)
+    monkeypatch.setattr(core.training.loop, "loss_and_accuracy", slow_validation)
     _, last = run_to_end(config("linear", eval_every=7), splits)
     assert last.samples_per_second > 1.5 * last.step * 32 / last.elapsed
 
@@ -64,14 +76,14 @@ def test_records_per_chunk_and_validation_each_epoch(splits):
 
 
 def test_chunk_size_pads_the_epoch_least():
-    lenet = train.RunConfig(ModelConfig("lenet5"), train=train.TrainConfig(batch_size=64))
-    k = train.steps_per_chunk(lenet, 937)  # the full MNIST epoch: 937 is prime, so the last chunk is padded
-    assert 937 // train.CHUNKS_PER_EPOCH >= k and -(-937 // k) * k - 937 <= 3
-    mlp = train.RunConfig(ModelConfig("mlp", (300,)), train=train.TrainConfig(batch_size=50))
-    assert 1200 % train.steps_per_chunk(mlp, 1200) == 0  # a divisor: no step is masked
-    assert train.steps_per_chunk(config(), 31) == 7  # as configured
-    asked = dataclasses.replace(mlp, train=train.TrainConfig(batch_size=50, eval_every=5))
-    assert train.steps_per_chunk(asked, 1200) <= 5  # validation runs between chunks: as often as asked
+    lenet = RunConfig(ModelConfig("lenet5"), train=TrainConfig(batch_size=64))
+    k = steps_per_chunk(lenet, 937)  # the full MNIST epoch: 937 is prime, so the last chunk is padded
+    assert 937 // CHUNKS_PER_EPOCH >= k and -(-937 // k) * k - 937 <= 3
+    mlp = RunConfig(ModelConfig("mlp", (300,)), train=TrainConfig(batch_size=50))
+    assert 1200 % steps_per_chunk(mlp, 1200) == 0  # a divisor: no step is masked
+    assert steps_per_chunk(config(), 31) == 7  # as configured
+    asked = dataclasses.replace(mlp, train=TrainConfig(batch_size=50, eval_every=5))
+    assert steps_per_chunk(asked, 1200) <= 5  # validation runs between chunks: as often as asked
 
 
 def test_eval_every_adds_validation_points(splits):
@@ -109,7 +121,7 @@ def test_a_non_finite_update_in_a_chunks_last_step_is_a_divergence(splits):
     cfg = config("linear", optimizer="sgd", learning_rate=1.0, weight_decay=1e3, steps_per_chunk=1)
     params = init(seed_key(0), cfg.model)
     params["output"] = {"w": jnp.zeros_like(params["output"]["w"]), "b": jnp.zeros(10).at[0].set(5e36)}
-    records = list(train.train(cfg, splits, initial_params=params))
+    records = list(train(cfg, splits, initial_params=params))
     assert np.isfinite(records[0].train_loss)
     assert records[-1].status == "diverged at step 1"
     assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(records[-1].params))
@@ -119,7 +131,7 @@ def test_every_epoch_end_keeps_a_snapshot_with_or_without_validation(tiny_mnist)
     for val_size in (0, 200):
         cfg = dataclasses.replace(config(epochs=3), data=SplitConfig(val_size=val_size))
         run = Run("snapshots", cfg)
-        for progress in train.train(cfg, make_splits(tiny_mnist, cfg.data)):
+        for progress in train(cfg, make_splits(tiny_mnist, cfg.data)):
             run.record(progress)
         assert [epoch for epoch, _ in run.snapshots] == [1, 2, 3]
         assert run.snapshots[-1][1] is run.params
@@ -127,38 +139,38 @@ def test_every_epoch_end_keeps_a_snapshot_with_or_without_validation(tiny_mnist)
 
 def test_no_recompilation_after_first_chunk(splits, caplog):
     cfg = config(epochs=2, eval_every=9)
-    generator = train.train(cfg, splits)
+    generator = train(cfg, splits)
     next(generator)  # everything compiles before the first record
     with jax.log_compiles(True), caplog.at_level(logging.DEBUG, logger="jax"):
         rest = list(generator)
     assert rest[-1].status == "finished" and len(rest) >= 8
     assert not [r for r in caplog.records if "Compiling" in r.getMessage()]
     # a second run of the same setup (another seed, another initialisation) reuses the compiled programs
-    hits, evaluations = train._compiled_chunk.cache_info().hits, train._forward.cache_info().misses
+    hits, evaluations = _compiled_chunk.cache_info().hits, _forward.cache_info().misses
     other = dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, init="normal", init_std=0.05),
                                 train=dataclasses.replace(cfg.train, seed=5))
-    next(train.train(other, splits))
-    assert train._compiled_chunk.cache_info().hits == hits + 1
-    assert train._forward.cache_info().misses == evaluations
+    next(train(other, splits))
+    assert _compiled_chunk.cache_info().hits == hits + 1
+    assert _forward.cache_info().misses == evaluations
 
 
 def test_what_a_compiled_program_depends_on():
     mlp = ModelConfig("mlp", (64,), "relu", init="he")
-    assert train.program_model(mlp) == train.program_model(dataclasses.replace(mlp, init="normal", init_std=0.3))
-    assert train.program_model(mlp) != train.program_model(dataclasses.replace(mlp, hidden=(65,)))
-    assert train.program_model(mlp).activation == "relu"
+    assert program_model(mlp) == program_model(dataclasses.replace(mlp, init="normal", init_std=0.3))
+    assert program_model(mlp) != program_model(dataclasses.replace(mlp, hidden=(65,)))
+    assert program_model(mlp).activation == "relu"
     lenet = ModelConfig("lenet5", hidden=(7,), activation="sigmoid", init="he")
-    assert train.program_model(lenet) == train.program_model(ModelConfig("lenet5"))
+    assert program_model(lenet) == program_model(ModelConfig("lenet5"))
 
 
 def test_the_training_set_is_copied_to_the_device_once_per_splits(tiny_mnist, monkeypatch):
-    import core.data
+    import core.data.splits
     copies = []
-    monkeypatch.setattr(core.data.jax, "device_put", lambda a: copies.append(a.shape) or jax.numpy.asarray(a))
+    monkeypatch.setattr(core.data.splits.jax, "device_put", lambda a: copies.append(a.shape) or jax.numpy.asarray(a))
     fresh = make_splits(tiny_mnist, SplitConfig(val_size=200))
     for seed in (0, 1):  # two runs, and a sweep, on the same splits
         run_to_end(config(epochs=1, seed=seed), fresh)
-    from core.sweep import train_sweep
+    from core.experiments.sweep import train_sweep
     list(train_sweep([config(epochs=1, seed=2), config(epochs=1, seed=3, shuffle_seed=2)], fresh))
     assert copies == [fresh.x_train.shape, fresh.y_train.shape]
 
@@ -170,12 +182,12 @@ def test_the_training_set_is_copied_to_the_device_once_per_splits(tiny_mnist, mo
 def test_the_compiled_program_follows_the_schedule_step_by_step(splits, schedule, rate_at):
     """The engine's parameters after two epochs of SGD equal a plain loop's that sets each step's rate by hand."""
     cfg = config("linear", optimizer="sgd", learning_rate=0.5, schedule=schedule, decay=0.6, epochs=2)
-    *_, last = train.train(cfg, splits)
+    *_, last = train(cfg, splits)
     tc, n = cfg.train, len(splits.y_train)
     per_epoch = n // tc.batch_size
-    loss = jax.jit(jax.grad(lambda p, x, y: train.cross_entropy(models.apply(p, x, cfg.model), y).mean()))
+    loss = jax.jit(jax.grad(lambda p, x, y: cross_entropy(models.apply(p, x, cfg.model), y).mean()))
     params, t = models.init(models.seed_key(tc.seed), cfg.model), 0
-    for chunk in train.chunks(tc, n, 7):
+    for chunk in chunks(tc, n, 7):
         for index in chunk.batch_index[chunk.active]:
             grads = loss(params, splits.x_train[index], splits.y_train[index])
             params = jax.tree_util.tree_map(lambda p, g: p - rate_at(t, per_epoch, 2 * per_epoch) * g, params, grads)
@@ -187,9 +199,9 @@ def test_the_compiled_program_follows_the_schedule_step_by_step(splits, schedule
 
 def test_schedules_and_optimizers(splits):
     steps = 1000 // 32
-    exp = train.learning_rate_schedule(train.TrainConfig(schedule="exponential", decay=0.5, learning_rate=1.0), steps)
+    exp = learning_rate_schedule(TrainConfig(schedule="exponential", decay=0.5, learning_rate=1.0), steps)
     assert float(exp(0)) == 1.0 and float(exp(steps)) == 0.5 and float(exp(2 * steps - 1)) == 0.5
-    cos = train.learning_rate_schedule(train.TrainConfig(schedule="cosine", epochs=2, learning_rate=1.0), steps)
+    cos = learning_rate_schedule(TrainConfig(schedule="cosine", epochs=2, learning_rate=1.0), steps)
     assert float(cos(2 * steps)) == pytest.approx(0.0, abs=1e-6) and float(cos(steps)) == pytest.approx(0.5)
     for optimizer in ("sgd", "momentum"):
         _, last = run_to_end(config(optimizer=optimizer, learning_rate=0.1, epochs=1), splits)
@@ -210,7 +222,7 @@ def test_schedules_and_optimizers(splits):
 ])
 def test_momentum_and_nesterov_updates_are_the_textbook_ones(settings, second_update):
     """Two steps on a constant gradient g: the second update is -lr times the multiple of g given."""
-    optimizer = train.make_optimizer(train.TrainConfig(learning_rate=0.1, **settings), ModelConfig(), 10)
+    optimizer = make_optimizer(TrainConfig(learning_rate=0.1, **settings), ModelConfig(), 10)
     grads = {"w": jnp.full(3, 0.5)}
     state = optimizer.init(grads)
     _, state = optimizer.update(grads, state)
@@ -219,7 +231,7 @@ def test_momentum_and_nesterov_updates_are_the_textbook_ones(settings, second_up
 
 
 def test_weight_decay_adds_its_multiple_of_the_weights_to_the_gradient():
-    optimizer = train.make_optimizer(train.TrainConfig("sgd", 0.1, weight_decay=0.01), ModelConfig(), 10)
+    optimizer = make_optimizer(TrainConfig("sgd", 0.1, weight_decay=0.01), ModelConfig(), 10)
     params, grads = {"w": jnp.full(3, 2.0)}, {"w": jnp.full(3, 0.5)}
     update, _ = optimizer.update(grads, optimizer.init(params), params)
     np.testing.assert_allclose(update["w"], -0.1 * (0.5 + 0.01 * 2.0), rtol=1e-6)
@@ -227,7 +239,7 @@ def test_weight_decay_adds_its_multiple_of_the_weights_to_the_gradient():
 
 def test_evaluation(splits):
     _, last = run_to_end(config(), splits)
-    ev = train.evaluate(last.params, ModelConfig("mlp", hidden=(32,)), splits.x_test, splits.y_test)
+    ev = evaluate(last.params, ModelConfig("mlp", hidden=(32,)), splits.x_test, splits.y_test)
     assert ev.probabilities.shape == (300, 10)
     np.testing.assert_allclose(ev.probabilities.sum(1), 1, rtol=1e-5)
     assert ev.confusion.sum() == 300 and ev.confusion.shape == (10, 10)
@@ -235,7 +247,7 @@ def test_evaluation(splits):
     np.testing.assert_allclose(ev.per_class_accuracy, np.diag(ev.confusion) / ev.confusion.sum(1))
     assert set(ev.misclassified) == set(np.flatnonzero(ev.predictions != splits.y_test))
     no_sevens = splits.y_test != 7
-    partial = train.evaluate(last.params, ModelConfig("mlp", hidden=(32,)), splits.x_test[no_sevens],
+    partial = evaluate(last.params, ModelConfig("mlp", hidden=(32,)), splits.x_test[no_sevens],
                              splits.y_test[no_sevens])
     assert np.isnan(partial.per_class_accuracy[7]) and not np.isnan(np.delete(partial.per_class_accuracy, 7)).any()
 
@@ -263,19 +275,19 @@ def test_a_finished_runs_test_evaluation_is_computed_once_per_parameters(splits)
 ])
 def test_bad_train_configs(kwargs, message):
     with pytest.raises(ConfigError, match=message):
-        train.TrainConfig(**kwargs)
+        TrainConfig(**kwargs)
 
 
 def test_batch_larger_than_training_set(splits):
     with pytest.raises(ConfigError, match="larger than the training set"):
-        next(train.train(config(batch_size=5000), splits))
+        next(train(config(batch_size=5000), splits))
 
 
 def test_run_config_json_round_trip():
     cfg = config(arch="mlp", schedule="exponential")
-    assert train.RunConfig.from_json(cfg.to_json()) == cfg
+    assert RunConfig.from_json(cfg.to_json()) == cfg
     with pytest.raises(ConfigError, match="Unknown train setting"):
-        train.RunConfig.from_dict({"train": {"learnig_rate": 1}})
+        RunConfig.from_dict({"train": {"learnig_rate": 1}})
     with pytest.raises(ConfigError):
-        train.RunConfig.from_json("{not json")
+        RunConfig.from_json("{not json")
     assert dataclasses.replace(cfg.model, hidden=[5, 6]).hidden == (5, 6)

@@ -5,10 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.backprop_timing import FIXED_BATCH, FIXED_HIDDEN, METHODS, MIN_SECONDS, speedups, time_methods
 from core.cli import add_data_arguments, number_list_type, print_json, terminal_progress
-from core.data import SplitConfig, load_mnist, make_splits
+from core.data.locate import load_mnist
+from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError
+from core.lab.backprop_timing import (
+    FIXED_BATCH,
+    FIXED_HIDDEN,
+    METHODS,
+    MIN_SECONDS,
+    speedups,
+    time_methods,
+)
 from core.models import ModelConfig
 
 HELP = "time hand backprop, jax.grad, a naive loop and finite differences on a one-hidden-layer MLP"

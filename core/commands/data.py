@@ -1,7 +1,8 @@
 """`python -m core data`: where MNIST was found and how many images of each digit it holds."""
 
 from core.cli import add_data_arguments, print_json, terminal_progress
-from core.data import class_counts, load_mnist
+from core.data.locate import load_mnist
+from core.data.splits import class_counts
 
 HELP = "say where MNIST was found and count the images of each digit"
 

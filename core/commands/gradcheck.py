@@ -5,13 +5,14 @@ from __future__ import annotations
 import argparse
 import sys
 
-
-from core.checkpoint import load_model
 from core.cli import add_data_arguments, print_json, seed, terminal_progress
-from core.data import SplitConfig, load_mnist, make_splits
+from core.data.locate import load_mnist
+from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError
-from core.gradients import BUGS, DTYPES, HAND_ACTIVATIONS, PASS_RELATIVE_ERROR, gradient_check, tensor_label
+from core.lab.backprop import BUGS, HAND_ACTIVATIONS, tensor_label
+from core.lab.gradient_check import DTYPES, PASS_RELATIVE_ERROR, gradient_check
 from core.models import ModelConfig, init, seed_key
+from core.store.checkpoint import load_model
 
 HELP = "check the hand-derived gradient against finite differences for h = 1 ... 1e-9"
 EXIT_STATUS = ("exit status: 0 when the check agrees, or when it disagrees because of a planted --bug; 1 when it "

@@ -5,13 +5,27 @@ from __future__ import annotations
 import sys
 import time
 
-from core.cli import (StopRequest, add_data_arguments, add_history_argument, positive_int, print_json,
-                      save_to_history, terminal_progress)
-from core.data import load_mnist, make_splits
+from core.cli import (
+    StopRequest,
+    add_data_arguments,
+    add_history_argument,
+    positive_int,
+    print_json,
+    save_to_history,
+    terminal_progress,
+)
+from core.data.locate import load_mnist
+from core.data.splits import make_splits
 from core.errors import ConfigError
-from core.presets import PRESETS, Preset, get_preset
-from core.reproduce import TABLE_HEADER, TABLE_KEYS, format_row, table_row, train_preset
-from core.runs import Run
+from core.experiments.presets import PRESETS, Preset, get_preset
+from core.experiments.reproduce import (
+    TABLE_HEADER,
+    TABLE_KEYS,
+    format_row,
+    table_row,
+    train_preset,
+)
+from core.training.runs import Run
 
 HELP = "train every preset and print reported vs measured test accuracy"
 

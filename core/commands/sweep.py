@@ -5,12 +5,25 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import (StopRequest, add_history_argument, joined, number_list_type, print_json, save_to_history,
-                      terminal_progress)
-from core.commands.train import TRAIN, add_run_arguments, ignored_flag_notes, run_config_from_args
-from core.data import load_mnist, make_splits
-from core.runs import Run, ranked_by_validation
-from core.sweep import MAX_VARIANTS, SweepConfig, run_name, train_sweep
+from core.cli import (
+    StopRequest,
+    add_history_argument,
+    joined,
+    number_list_type,
+    print_json,
+    save_to_history,
+    terminal_progress,
+)
+from core.commands.train import (
+    TRAIN,
+    add_run_arguments,
+    ignored_flag_notes,
+    run_config_from_args,
+)
+from core.data.locate import load_mnist
+from core.data.splits import make_splits
+from core.experiments.sweep import MAX_VARIANTS, SweepConfig, run_name, train_sweep
+from core.training.runs import Run, ranked_by_validation
 
 HELP = f"train up to {MAX_VARIANTS} variants at once, sharing the batches, and compare them"
 

@@ -7,14 +7,25 @@ import sys
 import tempfile
 from pathlib import Path
 
-from core.checkpoint import save_model
-from core.cli import (StopRequest, add_data_arguments, add_history_argument, joined, number_list_type, print_json,
-                      save_to_history, seed, terminal_progress)
-from core.data import SplitConfig, load_mnist, make_splits
+from core.cli import (
+    StopRequest,
+    add_data_arguments,
+    add_history_argument,
+    joined,
+    number_list_type,
+    print_json,
+    save_to_history,
+    seed,
+    terminal_progress,
+)
+from core.data.locate import load_mnist
+from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError, ModelFileError
 from core.models import ACTIVATIONS, ARCHITECTURES, INITS, ModelConfig, recommended_init
-from core.runs import Run
-from core.train import OPTIMIZERS, SCHEDULES, RunConfig, TrainConfig, train
+from core.store.checkpoint import save_model
+from core.training.config import OPTIMIZERS, SCHEDULES, RunConfig, TrainConfig
+from core.training.loop import train
+from core.training.runs import Run
 
 HELP = "train a network and report its validation and test accuracy"
 MODEL, SPLIT, TRAIN = ModelConfig(), SplitConfig(), TrainConfig()

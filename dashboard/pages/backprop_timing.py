@@ -5,8 +5,8 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from core.backprop_timing import METHODS, MIN_SECONDS, speedups, time_methods
 from core.errors import DigitLabError
+from core.lab.backprop_timing import METHODS, MIN_SECONDS, speedups, time_methods
 from dashboard import export, figures, state
 from dashboard.gradlab import default_splits
 from dashboard.widgets import DATA_HINT, show_error

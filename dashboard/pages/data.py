@@ -10,11 +10,12 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from core import download
-from core.data import MNIST, class_counts, default_split
+from core.data import download
+from core.data.formats import MNIST
+from core.data.splits import class_counts, default_split
 from core.errors import DigitLabError
-from core.inspect import digit_gallery
 from core.models import ARCHITECTURES
+from core.summaries import digit_gallery
 from dashboard import export, figures, state
 from dashboard.widgets import MISSING, TRAIN_PAGE, train_page_split
 

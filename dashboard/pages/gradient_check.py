@@ -6,7 +6,14 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import DigitLabError
-from core.gradients import BUGS, DTYPES, PASS_RELATIVE_ERROR, gradient_check, hand_vs_autodiff, tensor_label, train_by_hand
+from core.lab.backprop import BUGS, tensor_label
+from core.lab.gradient_check import (
+    DTYPES,
+    PASS_RELATIVE_ERROR,
+    gradient_check,
+    hand_vs_autodiff,
+)
+from core.lab.hand_training import train_by_hand
 from dashboard import export, figures, state
 from dashboard.gradlab import pick_batch, pick_network
 from dashboard.widgets import begin_action, cut_off, end_action, show_error

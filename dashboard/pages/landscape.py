@@ -5,7 +5,14 @@ from __future__ import annotations
 import streamlit as st
 
 from core.errors import DigitLabError
-from core.landscape import OPTIMISER_TITLES, WeightRef, curvature, default_pair, loss_landscape, optimiser_paths
+from core.lab.landscape import (
+    OPTIMISER_TITLES,
+    WeightRef,
+    curvature,
+    default_pair,
+    loss_landscape,
+    optimiser_paths,
+)
 from dashboard import export, figures, state
 from dashboard.gradlab import pick_batch, pick_network
 from dashboard.widgets import show_error

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-
 import pandas as pd
 import streamlit as st
 
 from core.errors import DigitLabError
-from core.overfitting import Study, gap_points, study_configs
+from core.experiments.overfitting import Study, gap_points, study_configs
+from core.experiments.presets import PRESETS
 from core.parsing import number_list
-from core.presets import PRESETS
-from core.runs import Run
-from core.train import train
+from core.training.loop import train
+from core.training.runs import Run
 from dashboard import export, figures, state
 from dashboard.widgets import Redraws, show_error, stop_button
 

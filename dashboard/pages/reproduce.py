@@ -9,11 +9,23 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import DigitLabError
-from core.presets import PRESETS
-from core.reproduce import format_accuracy, on_subset, table_row, train_preset
-from core.runs import Run
+from core.experiments.presets import PRESETS
+from core.experiments.reproduce import (
+    format_accuracy,
+    on_subset,
+    table_row,
+    train_preset,
+)
+from core.training.runs import Run
 from dashboard import export, figures, state
-from dashboard.widgets import MISSING, Redraws, format_epochs, format_or_dash, show_error, stop_button
+from dashboard.widgets import (
+    MISSING,
+    Redraws,
+    format_epochs,
+    format_or_dash,
+    show_error,
+    stop_button,
+)
 
 RESULTS_KEY = "reproduce.results"  # preset name -> PresetResult, this session
 

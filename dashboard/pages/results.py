@@ -5,15 +5,29 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.data import IMAGE_SIDE
+from core.data.spec import IMAGE_SIDE
 from core.errors import DigitLabError
-from core.inspect import (SORT_KEYS, confidence, enormous, learned_next_to_nothing, random_subset, row_percentages,
-                          select_examples)
-from core.runs import Run
-from core.train import Evaluation
+from core.summaries import (
+    SORT_KEYS,
+    confidence,
+    enormous,
+    learned_next_to_nothing,
+    random_subset,
+    row_percentages,
+    select_examples,
+)
+from core.training.evaluation import Evaluation
+from core.training.runs import Run
 from dashboard import export, figures, state
-from dashboard.widgets import (DATA_HINT, diverged_note, failed_training_warning, format_or_dash, one_of, pick_run,
-                               show_error)
+from dashboard.widgets import (
+    DATA_HINT,
+    diverged_note,
+    failed_training_warning,
+    format_or_dash,
+    one_of,
+    pick_run,
+    show_error,
+)
 
 TRUE_KEY, PREDICTED_KEY = "filter.true", "filter.predicted"
 CONFUSION_KEY = "confusion_chart"

@@ -8,9 +8,15 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import HistoryError
-from core.history import STATUS_KINDS, RunHistory, SavedRun, config_diff, default_path
 from core.models import ARCHITECTURES
-from core.runs import Run
+from core.store.history import (
+    STATUS_KINDS,
+    RunHistory,
+    SavedRun,
+    config_diff,
+    default_path,
+)
+from core.training.runs import Run
 from dashboard import export, figures, state
 from dashboard.widgets import MISSING, format_epochs, format_or_dash, show_error
 

@@ -2,19 +2,25 @@
 
 from __future__ import annotations
 
-
 import pandas as pd
 import streamlit as st
 
-from core.data import SplitConfig
+from core.data.splits import SplitConfig
 from core.errors import DigitLabError
+from core.experiments.sweep import (
+    MAX_VARIANTS,
+    VMAP_MAX_WIDTH,
+    SweepConfig,
+    run_name,
+    train_sweep,
+    variant_name,
+    vmap_pays,
+)
 from core.models import ACTIVATIONS, ARCHITECTURES, ModelConfig, recommended_init
 from core.parsing import number_list
-from core.runs import Run, ranked_by_validation
-from core.inspect import enormous, learned_next_to_nothing
-from core.sweep import (MAX_VARIANTS, VMAP_MAX_WIDTH, SweepConfig, run_name, train_sweep, variant_name,
-                        vmap_pays)
-from core.train import RunConfig, TrainConfig
+from core.summaries import enormous, learned_next_to_nothing
+from core.training.config import RunConfig, TrainConfig
+from core.training.runs import Run, ranked_by_validation
 from dashboard import export, figures, state
 from dashboard.widgets import MISSING, Redraws, show_error, stop_button
 

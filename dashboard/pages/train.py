@@ -6,16 +6,28 @@ import time
 
 import streamlit as st
 
-from core.data import default_split
+from core.data.splits import default_split
 from core.errors import DataError, DigitLabError
-from core.inspect import eta_seconds
 from core.models import ACTIVATIONS, ARCHITECTURES, INITS, ModelConfig, recommended_init
 from core.parsing import number_list
-from core.runs import Run
-from core.train import OPTIMIZERS, SCHEDULES, Progress, RunConfig, TrainConfig, check_run, train
+from core.summaries import eta_seconds
+from core.training.config import OPTIMIZERS, SCHEDULES, RunConfig, TrainConfig
+from core.training.loop import Progress, check_run, train
+from core.training.runs import Run
 from dashboard import export, figures, state
-from dashboard.widgets import (DATA_HINT, MISSING, RESULTS_PAGE, WEIGHTS_PAGE, Redraws, failed_training_warning,
-                              format_epochs, format_or_dash, pick_run, stop_button, train_page_split)
+from dashboard.widgets import (
+    DATA_HINT,
+    MISSING,
+    RESULTS_PAGE,
+    WEIGHTS_PAGE,
+    Redraws,
+    failed_training_warning,
+    format_epochs,
+    format_or_dash,
+    pick_run,
+    stop_button,
+    train_page_split,
+)
 
 S = state.SETTINGS_PREFIX
 TRAIN_REQUEST_KEY = "train_request"

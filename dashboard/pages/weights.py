@@ -5,11 +5,16 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from core.data import IMAGE_SIDE
+from core.data.spec import IMAGE_SIDE
 from core.errors import DigitLabError
-from core.inspect import feature_map_images, filter_images, input_weight_images, strongest_feeders
 from core.models import Params, lenet5_feature_maps
-from core.runs import Run
+from core.summaries import (
+    feature_map_images,
+    filter_images,
+    input_weight_images,
+    strongest_feeders,
+)
+from core.training.runs import Run
 from dashboard import export, figures, state
 from dashboard.widgets import DATA_HINT, diverged_note, one_of, pick_run, show_error
 

@@ -1,4 +1,5 @@
-"""Download the four MNIST .gz files with pooch, verifying each and falling back across mirrors."""
+"""Download the four MNIST .gz files with pooch, verifying each and falling back across mirrors.
+"""
 
 from __future__ import annotations
 
@@ -18,13 +19,17 @@ MNIST_FILES: tuple[str, ...] = (
     "t10k-labels-idx1-ubyte",
 )
 
+
 RAW_SHA256: dict[str, str] = {
     "train-images-idx3-ubyte": "ba891046e6505d7aadcbbe25680a0738ad16aec93bde7f9b65e87a2fc25776db",
     "train-labels-idx1-ubyte": "65a50cbbf4e906d70832878ad85ccda5333a97f0f4c3dd2ef09a8a9eef7101c5",
     "t10k-images-idx3-ubyte": "0fa7898d509279e482958e8ce81c8e77db3f2f8254e26661ceb7762c4d494ce7",
     "t10k-labels-idx1-ubyte": "ff7bcfd416de33731a308c3f266cc351222c34898ecbeaf847f06e48f7ec33f2",
 }
+
+
 """SHA-256 of the decompressed files."""
+
 
 GZ_MD5: dict[str, str] = {
     "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
@@ -32,18 +37,29 @@ GZ_MD5: dict[str, str] = {
     "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
 }
+
+
 """MD5 of the original NAME.gz files, as torchvision lists them."""
+
 
 MIRRORS: tuple[str, ...] = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
 
+
 ProgressCallback = Callable[[str, int, int], None]
+
+
 """Called as (file name, bytes done, bytes total or 0 if unknown)."""
 
+
 CACHE_ENV = "DIGIT_LAB_CACHE_DIR"
+
+
 _CHUNK_SIZE = 64 * 1024
+
+
 pooch.get_logger().setLevel("WARNING")  # its "Downloading data from URL" lines: the progress callback reports instead
 
 

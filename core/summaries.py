@@ -7,10 +7,12 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.data import IMAGE_SIDE, NUM_CLASSES
-from core.train import Evaluation
+from core.data.spec import IMAGE_SIDE, NUM_CLASSES
+from core.training.evaluation import Evaluation
 
 SORT_KEYS = ("confidence", "loss")
+
+
 ENORMOUS_LOSS = 100.0  # a mean cross-entropy no sane network has: guessing gives ln 10 ≈ 2.3
 
 
@@ -121,17 +123,3 @@ def symmetric_limit(*arrays: np.ndarray) -> float:
     """The largest absolute value over the arrays: the bound of a zero-centred colour scale (1.0 if all zero)."""
     limit = max(float(np.abs(np.asarray(a)).max()) for a in arrays)
     return limit or 1.0
-
-
-def spans_decades(values, ratio: float = 1e3) -> bool:
-    """Whether the finite positive `values` range over more than `ratio` (one far too high learning rate's loss
-    among sane ones): a linear axis would flatten all the others into one line at the bottom."""
-    values = np.asarray(values, dtype=float)
-    values = values[np.isfinite(values) & (values > 0)]
-    return bool(len(values)) and values.max() > ratio * values.min()
-
-
-def log_axis_range(values, pad_decades: float = 0.5) -> tuple[float, float]:
-    """A plotly log-axis range (in decades) around positive `values`, padded by `pad_decades` on each side."""
-    logs = np.log10(np.asarray(values, dtype=float))
-    return float(logs.min()) - pad_decades, float(logs.max()) + pad_decades

@@ -1,16 +1,21 @@
-"""Reproduction: train presets and tabulate our test accuracy beside the reported one."""
+"""Reproduction: train presets and tabulate our test accuracy beside the reported one.
+"""
 
 from __future__ import annotations
 
 import dataclasses
 from typing import Callable, Iterator
 
-from core.data import NUM_CLASSES, SplitConfig, Splits
-from core.presets import Preset
-from core.runs import Run
-from core.train import RunConfig, train
+from core.data.spec import NUM_CLASSES
+from core.data.splits import SplitConfig, Splits
+from core.experiments.presets import Preset
+from core.training.config import RunConfig
+from core.training.loop import train
+from core.training.runs import Run
 
 TABLE_KEYS = ("preset", "arch", "reported", "test_accuracy", "epochs", "seconds")
+
+
 MNIST_TRAINING_IMAGES = 60_000  # the quick-check subset of a preset that trains on all of them
 
 

@@ -1,5 +1,6 @@
 """The overfitting study: one configuration trained on several training-set sizes, compared by the gap between
-its final training and validation accuracy."""
+its final training and validation accuracy.
+"""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Sequence
 
-from core.data import Splits
+from core.data.splits import Splits
 from core.errors import ConfigError
-from core.runs import Run
-from core.train import RunConfig
+from core.training.config import RunConfig
+from core.training.runs import Run
 
 MIN_SIZE = 10  # training images; fewer make no curve worth comparing
 

@@ -15,7 +15,7 @@ once each, 0.8–0.85× vmapped), so MLPs wider than VMAP_MAX_WIDTH and LeNet-5 
 for one variant, once per variant in turn (`train_sweep(vmapped=...)`).
 
 `train_sweep(variants, splits)` yields, after each chunk, one `Progress` per variant (None for a variant
-that already diverged), so each variant folds into a normal `core.runs.Run` exactly as a single run does.
+that already diverged), so each variant folds into a normal `core.training.runs.Run` exactly as a single run does.
 """
 
 from __future__ import annotations
@@ -32,15 +32,33 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from core.data import Splits
+from core.data.splits import Splits
 from core.errors import ConfigError
 from core.models import ModelConfig, Params, init, layer_sizes, seed_key
-from core.train import (EVAL_BATCH, Progress, RunConfig, TrainConfig, TrainState, all_finite, chunks,
-                        compile_chunk, epoch_steps, first_bad_step, learning_rate_schedule, make_optimizer,
-                        make_train_step, program_model, program_settings, progress_record, steps_per_chunk,
-                        validation_due, variants_loss_and_accuracy)
+from core.training.config import RunConfig, TrainConfig
+from core.training.evaluation import EVAL_BATCH, variants_loss_and_accuracy
+from core.training.loop import (
+    Progress,
+    chunks,
+    epoch_steps,
+    first_bad_step,
+    progress_record,
+    validation_due,
+)
+from core.training.optimizers import learning_rate_schedule, make_optimizer
+from core.training.programs import (
+    TrainState,
+    all_finite,
+    compile_chunk,
+    make_train_step,
+    program_model,
+    program_settings,
+    steps_per_chunk,
+)
 
 MAX_VARIANTS = 16
+
+
 SWEPT = ("learning_rate", "momentum", "seed")  # the TrainConfig fields that may differ between variants
 
 
@@ -193,6 +211,8 @@ def vmap_pays(model: ModelConfig) -> bool:
 
 
 _SWEEP_PROGRAMS: dict = {}  # (model, settings, images, chunk, variants per program) -> compiled chunk
+
+
 MAX_SWEEP_PROGRAMS = 8
 
 

@@ -1,7 +1,7 @@
 """Persistent run history: every ended run, with its curves, metrics, confusion matrix and parameters, in SQLite.
 
 One database file in the user's data directory ($DIGIT_LAB_HOME, else the OS user data dir for "digit-lab").
-Parameters are stored as the engine's safe model format (`core.checkpoint.model_bytes`) in BLOB columns.
+Parameters are stored as the engine's safe model format (`core.store.checkpoint.model_bytes`) in BLOB columns.
 Every operation opens its own connection and runs one short transaction (WAL mode, a busy timeout), so
 several app sessions and processes can write at once without losing anything. A file that is not a
 Digit Lab history, is corrupt, or comes from a newer schema is reported as a `HistoryError` and never written.
@@ -23,18 +23,29 @@ from typing import Iterator
 import numpy as np
 import platformdirs
 
-from core.checkpoint import flatten, load_model, model_bytes
 from core.errors import DigitLabError, HistoryError
 from core.models import ARCHITECTURES
-from core.runs import Run
-from core.train import RunConfig
+from core.store.checkpoint import flatten, load_model, model_bytes
+from core.training.config import RunConfig
+from core.training.runs import Run
 
 HOME_ENV = "DIGIT_LAB_HOME"
+
+
 DATABASE_NAME = "runs.sqlite3"
+
+
 BUSY_TIMEOUT_SECONDS = 30.0
+
+
 SQLITE_HEADER = b"SQLite format 3\x00"
+
+
 UNFINISHED_STATUSES = ("compiling", "running")
+
+
 STATUS_KINDS = ("finished", "stopped", "diverged", "loaded")  # a saved run's status starts with one of these
+
 
 # MIGRATIONS[v] takes a database from schema version v to v + 1; a new file runs them all.
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
@@ -69,6 +80,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX runs_by_created ON runs (created)",
     ),
 )
+
+
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -104,6 +117,8 @@ class SavedRun:
 
 
 SUMMARY_COLUMNS = ", ".join(f.name for f in dataclasses.fields(SavedRun))
+
+
 RUN_COLUMNS = ("run_id", "name", "status", "arch", "architecture", "config", "curves", "val_accuracy",
                "test_accuracy", "epochs", "compile_seconds", "train_seconds", "samples_per_second", "created",
                "saved", "params", "confusion")

@@ -22,7 +22,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from core.errors import ConfigError
-from core.gradients import ProgressCallback, autodiff_gradient, finite_differences, hand_gradient, sample_indices
+from core.lab.backprop import autodiff_gradient, hand_gradient
+from core.lab.gradient_check import ProgressCallback, finite_differences, sample_indices
 from core.models import ModelConfig, Params, count_parameters, init, seed_key
 
 METHODS = {
@@ -31,13 +32,27 @@ METHODS = {
     "naive": "naive per-example, per-weight loop",
     "finite-differences": "finite differences, two forward passes per weight (jit)",
 }
+
+
 NAIVE_EXAMPLES = 2  # the naive loop runs on this many examples, then is extrapolated to the batch
+
+
 FD_WEIGHTS = 256  # finite differences run on this many weights, then are extrapolated to all of them
+
+
 MIN_SECONDS = 0.15  # each method is called until its calls add up to this much time...
+
+
 MAX_CALLS = 10_000  # ...or it has been called this often
+
+
 FIXED_HIDDEN, FIXED_BATCH = 64, 100  # the hidden width while the batch grows, the batch while the width grows
+
+
 COMPILE_EVENTS = ("/jax/core/compile/jaxpr_trace_duration", "/jax/core/compile/jaxpr_to_mlir_module_duration",
                   "/jax/core/compile/backend_compile_duration")
+
+
 BACKEND_COMPILE = COMPILE_EVENTS[-1]  # also reported when a program is loaded from JAX's on-disk cache
 
 

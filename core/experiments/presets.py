@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.data import SplitConfig
+from core.data.splits import SplitConfig
 from core.errors import ConfigError
 from core.models import ModelConfig
-from core.train import RunConfig, TrainConfig
+from core.training.config import RunConfig, TrainConfig
 
 REPORT_INIT = dict(init="normal", init_std=0.1)  # the reports draw weights from N(0, 0.1²)
 

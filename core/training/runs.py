@@ -15,9 +15,11 @@ from datetime import datetime, timezone
 
 import numpy as np
 
-from core.data import Splits
+from core.data.splits import Splits
 from core.models import Params
-from core.train import Evaluation, Progress, RunConfig, evaluate
+from core.training.config import RunConfig
+from core.training.evaluation import Evaluation, evaluate
+from core.training.loop import Progress
 
 CURVE_FIELDS = ("step", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
                 "elapsed", "samples_per_second")

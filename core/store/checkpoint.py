@@ -1,4 +1,5 @@
-"""Safe model files: parameters as plain arrays in an `.npz` (never pickled) with the run config as JSON."""
+"""Safe model files: parameters as plain arrays in an `.npz` (never pickled) with the run config as JSON.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +13,14 @@ from typing import BinaryIO
 import jax
 import numpy as np
 
-from core.data import read_npz
+from core.data.formats import read_npz
 from core.errors import DigitLabError, ModelFileError
 from core.models import Params, init, seed_key
-from core.train import RunConfig
+from core.training.config import RunConfig
 
 CONFIG_KEY = "__config__"
+
+
 SEPARATOR = "/"
 
 

@@ -1,17 +1,4 @@
-"""Gradients by hand, checked against autodiff and against finite differences.
-
-The backward passes below are the worked derivation in code, for softmax regression and for the MLP with one
-tanh or sigmoid hidden layer, on the mean softmax cross-entropy C = -(1/n) Σᵢ log pᵢ,yᵢ:
-
-    softmax regression   Z = XW + b,  P = softmax(Z)          dC/dW = Xᵀ(P − Y)/n,   dC/db = Σᵢ (P − Y)ᵢ/n
-    one hidden layer     A = σ(XW₁ + b₁), P = softmax(AW₂ + b₂)
-                         Δ₂ = (P − Y)/n                       dC/dW₂ = AᵀΔ₂,         dC/db₂ = Σᵢ Δ₂ᵢ
-                         Δ₁ = (Δ₂W₂ᵀ) ⊙ σ′(XW₁ + b₁)            dC/dW₁ = XᵀΔ₁,         dC/db₁ = Σᵢ Δ₁ᵢ
-
-`BUGS` holds typical mistakes that can be planted in them. The finite-difference check perturbs every weight
-(or a sample) in float64 or float32 — all perturbations of a chunk in one vmapped, jitted call — and sweeps the
-step h to show truncation error giving way to rounding error. Float64 is switched on only inside
-`jax.enable_x64`, which is thread-local: the rest of the process (the training engine) stays float32.
+"""Finite differences
 """
 
 from __future__ import annotations
@@ -25,124 +12,31 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from core.data import NUM_CLASSES
+from core.data.spec import NUM_CLASSES
 from core.errors import ConfigError
-from core.models import ACTIVATIONS, ModelConfig, Params, apply
-from core.train import cross_entropy
+from core.lab.backprop import (
+    autodiff_gradient,
+    check_bug,
+    check_supported,
+    hand_gradient,
+    mean_loss,
+)
+from core.models import ACTIVATIONS, ModelConfig, Params
+from core.training.programs import cross_entropy
 
 STEP_SIZES = tuple(10.0 ** -e for e in range(10))  # h = 1, 0.1, ..., 1e-9
+
+
 DTYPES = ("float64", "float32")
+
+
 # A check passes when every tensor's relative error at the precision's best h is below this. Measured on 100 MNIST
 # images (softmax regression, 784-{10,30,100,300}-10 MLPs, three seeds): correct gradients at most 1.7e-9 / 1.3e-3,
 # every planted bug at least 2.3e-2 in the tensor it touches, in both precisions.
 PASS_RELATIVE_ERROR = {"float64": 1e-6, "float32": 1e-2}
+
+
 CHUNK = 256  # perturbations per compiled call
-HAND_ACTIVATIONS = ("tanh", "sigmoid")
-
-# σ′ as a function of the pre-activation z
-DERIVATIVES = {
-    "tanh": lambda z: 1.0 - jnp.tanh(z) ** 2,
-    "sigmoid": lambda z: jax.nn.sigmoid(z) * (1.0 - jax.nn.sigmoid(z)),
-}
-
-TENSOR_LABELS = {"hidden_0/w": "W₁", "hidden_0/b": "b₁", "output/w": "W₂", "output/b": "b₂"}
-LINEAR_LABELS = {"output/w": "W", "output/b": "b"}
-
-
-@dataclass(frozen=True)
-class Bug:
-    """A typical mistake in a hand-written backward pass."""
-
-    title: str
-    description: str
-    latex: str  # the wrong formula
-    archs: tuple[str, ...]  # the architectures it can be planted in
-
-
-BUGS = {
-    "sign": Bug("Y − P instead of P − Y", "The output error has the wrong sign, so every step climbs the loss.",
-                r"\Delta_{\text{out}} = (Y - P)/n", ("linear", "mlp")),
-    "no-mean": Bug("Sum instead of mean", "The gradient of the summed loss is used for the mean loss: n times too "
-                   "large, so a learning rate that suits the mean loss overshoots.",
-                   r"\Delta_{\text{out}} = P - Y", ("linear", "mlp")),
-    "logits": Bug("Logits instead of probabilities", "The softmax is forgotten in the backward pass: Z − Y is "
-                  "used where P − Y belongs.", r"\Delta_{\text{out}} = (Z - Y)/n", ("linear", "mlp")),
-    "derivative-at-activation": Bug(
-        "σ′ at the activation", "The activation's derivative is evaluated at the activation A = σ(Z₁) instead of "
-        "the pre-activation Z₁.", r"\Delta_1 = (\Delta_2 W_2^\top) \odot \sigma'(A)", ("mlp",)),
-    "derivative-on-weights": Bug(
-        "σ′ applied to the weights", "The activation's derivative is applied to the weights W₂ instead of the "
-        "pre-activations.", r"\Delta_1 = \Delta_2 \,\big(W_2 \odot \sigma'(W_2)\big)^\top", ("mlp",)),
-    "missing-transpose": Bug(
-        "Missing transpose", "The input-weight gradient is computed as Δ₁ᵀX, a (hidden × 784) matrix read back "
-        "into W₁'s (784 × hidden) shape.", r"\frac{\partial C}{\partial W_1} = \operatorname{reshape}(\Delta_1^\top X)",
-        ("mlp",)),
-}
-
-
-def check_supported(config: ModelConfig) -> None:
-    """Hand gradients exist for softmax regression and the one-hidden-layer tanh/sigmoid MLP."""
-    if config.arch == "linear":
-        return
-    if config.arch != "mlp" or len(config.hidden) != 1 or config.activation not in HAND_ACTIVATIONS:
-        raise ConfigError(f"Hand-derived gradients cover softmax regression and an MLP with one tanh or sigmoid "
-                          f"hidden layer, not {config.describe()}.")
-
-
-def check_bug(bug: str | None, config: ModelConfig) -> None:
-    if bug is None:
-        return
-    if bug not in BUGS:
-        raise ConfigError(f"Unknown planted bug '{bug}'; choose one of {', '.join(BUGS)}.")
-    if config.arch not in BUGS[bug].archs:
-        raise ConfigError(f"The bug '{bug}' needs a hidden layer; for {config.describe()} choose one of "
-                          f"{', '.join(name for name, b in BUGS.items() if config.arch in b.archs)}.")
-
-
-def mean_loss(params: Params, x: jax.Array, y: jax.Array, config: ModelConfig) -> jax.Array:
-    """C: the mean softmax cross-entropy the training engine minimises."""
-    return cross_entropy(apply(params, x, config), y).mean()
-
-
-def autodiff_gradient(params: Params, x: jax.Array, y: jax.Array, config: ModelConfig) -> Params:
-    """dC/dθ by `jax.grad`."""
-    return jax.grad(mean_loss)(params, x, y, config)
-
-
-def hand_gradient(params: Params, x: jax.Array, y: jax.Array, config: ModelConfig, bug: str | None = None) -> Params:
-    """dC/dθ by the hand-derived, vectorised backward pass (with `bug` planted, if named)."""
-    n = x.shape[0]
-    targets = jax.nn.one_hot(y, NUM_CLASSES, dtype=x.dtype)
-    w_out, b_out = params["output"]["w"], params["output"]["b"]
-    if config.arch == "linear":
-        hidden = x
-    else:
-        w1, b1 = params["hidden_0"]["w"], params["hidden_0"]["b"]
-        z1 = x @ w1 + b1
-        hidden = ACTIVATIONS[config.activation](z1)
-    logits = hidden @ w_out + b_out
-    probabilities = jax.nn.softmax(logits)
-
-    delta_out = {
-        "sign": (targets - probabilities) / n,
-        "no-mean": probabilities - targets,
-        "logits": (logits - targets) / n,
-    }.get(bug, (probabilities - targets) / n)
-    grads = {"output": {"w": hidden.T @ delta_out, "b": delta_out.sum(0)}}
-    if config.arch == "linear":
-        return grads
-
-    derivative = DERIVATIVES[config.activation]
-    back = delta_out @ w_out.T
-    if bug == "derivative-at-activation":
-        delta_1 = back * derivative(hidden)
-    elif bug == "derivative-on-weights":
-        delta_1 = delta_out @ (w_out * derivative(w_out)).T
-    else:
-        delta_1 = back * derivative(z1)
-    grad_w1 = (delta_1.T @ x).reshape(w1.shape) if bug == "missing-transpose" else x.T @ delta_1
-    grads["hidden_0"] = {"w": grad_w1, "b": delta_1.sum(0)}
-    return grads
 
 
 def relative_error(a: np.ndarray, b: np.ndarray) -> float:
@@ -184,11 +78,6 @@ def tensor_layout(params: Params) -> list[tuple[str, int, int]]:
     return layout
 
 
-def tensor_label(name: str, config: ModelConfig) -> str:
-    """The textbook symbol of a tensor: W, b for softmax regression; W₁, b₁, W₂, b₂ for the MLP."""
-    return (LINEAR_LABELS if config.arch == "linear" else TENSOR_LABELS)[name]
-
-
 def sample_indices(params: Params, k: int | None, seed: int = 0) -> np.ndarray:
     """Flat indices of the weights to check: all when k is None, else about k, spread over every tensor
     in proportion to its size but at least min(size, 10) from each (so small bias vectors are seen)."""
@@ -204,9 +93,6 @@ def sample_indices(params: Params, k: int | None, seed: int = 0) -> np.ndarray:
         count = min(size, max(min(size, 10), round(k * size / total)))
         picked.append(start + rng.choice(size, count, replace=False))
     return np.sort(np.concatenate(picked))
-
-
-# ---------------------------------------------------------------------------------------------- finite differences
 
 
 FD_METHODS = ("incremental", "full")
@@ -416,67 +302,3 @@ def gradient_check(params: Params, x, y, config: ModelConfig, *, weights: int | 
                 rel_error=relative_error(row, analytic)))
     return GradientCheck(config, bug, indices, tensors[indices], analytic, tuple(step_sizes), approx,
                          tuple(points))
-
-
-# ---------------------------------------------------------------------------------------------- training by hand
-
-
-@dataclass(frozen=True)
-class HandTraining:
-    """Plain gradient descent driven by a hand gradient: validation accuracy and loss per check-point (NaN from
-    a divergence on)."""
-
-    bug: str | None
-    steps: np.ndarray
-    accuracy: np.ndarray
-    loss: np.ndarray
-
-    @property
-    def diverged(self) -> bool:
-        return bool(np.isnan(self.loss).any())
-
-    def about_as_good_as(self, other: "HandTraining", within: float = 0.01) -> bool:
-        """Whether both trained without diverging to final validation accuracies within `within` of each other."""
-        return not (self.diverged or other.diverged) and abs(self.accuracy[-1] - other.accuracy[-1]) < within
-
-
-@functools.partial(jax.jit, static_argnames=("config", "bug"))
-def _descend(params, x, y, batch_index, learning_rate, config: ModelConfig, bug: str | None):
-    """Steps of θ ← θ − η·grad over the batches in batch_index (steps, batch), in one `lax.scan`."""
-
-    def step(params, index):
-        grads = hand_gradient(params, x[index], y[index], config, bug)
-        return jax.tree_util.tree_map(lambda p, g: p - learning_rate * g, params, grads), None
-
-    return jax.lax.scan(step, params, batch_index)[0]
-
-
-@functools.partial(jax.jit, static_argnames="config")
-def _loss_and_accuracy(params, x, y, config: ModelConfig):
-    logits = apply(params, x, config)
-    return cross_entropy(logits, y).mean(), (logits.argmax(-1) == y).mean()
-
-
-def train_by_hand(params: Params, config: ModelConfig, x_train, y_train, x_val, y_val, *, bug: str | None = None,
-                  steps: int = 300, learning_rate: float = 0.1, batch_size: int = 50, eval_every: int = 25,
-                  seed: int = 0) -> HandTraining:
-    """Train with minibatch gradient descent on the hand gradient (float32), measuring every `eval_every` steps.
-    A diverged loss (NaN/Inf) is kept as NaN, not reported as an accuracy."""
-    check_supported(config)
-    check_bug(bug, config)
-    batch_size = min(batch_size, len(y_train))
-    chunks = max(1, -(-steps // eval_every))  # whole chunks of eval_every steps: one compilation
-    steps = chunks * eval_every
-    rng = np.random.default_rng(seed)
-    order = np.concatenate([rng.permutation(len(y_train)) for _ in range(-(-steps * batch_size // len(y_train)))])
-    batches = order[: steps * batch_size].reshape(chunks, eval_every, batch_size).astype(np.int32)
-    x_train, y_train, x_val, y_val = map(jnp.asarray, (x_train, y_train, x_val, y_val))
-    loss, accuracy = [], []
-    for chunk in range(chunks + 1):
-        if chunk:
-            params = _descend(params, x_train, y_train, batches[chunk - 1], learning_rate, config, bug)
-        value_loss, value_accuracy = map(float, _loss_and_accuracy(params, x_val, y_val, config))
-        finite = np.isfinite(value_loss)
-        loss.append(value_loss if finite else np.nan)
-        accuracy.append(value_accuracy if finite else np.nan)
-    return HandTraining(bug, np.arange(chunks + 1) * eval_every, np.array(accuracy), np.array(loss))

@@ -15,6 +15,8 @@ import jax
 import platformdirs
 
 CACHE_ENV = "DIGIT_LAB_COMPILE_CACHE"  # a folder, or "off"
+
+
 MAX_BYTES = 512 * 2**20  # the least recently used programs are dropped beyond this (JAX needs `filelock` for it)
 
 

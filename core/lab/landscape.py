@@ -16,10 +16,12 @@ import numpy as np
 import optax
 
 from core.errors import ConfigError
+from core.lab.backprop import mean_loss
 from core.models import ModelConfig, Params, apply
-from core.gradients import mean_loss
 
 OPTIMISERS = ("gd", "momentum", "adam")
+
+
 OPTIMISER_TITLES = {"gd": "Gradient descent", "momentum": "Momentum", "adam": "Adam"}
 
 

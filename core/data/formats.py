@@ -1,0 +1,212 @@
+"""Reading a dataset's files: IDX (gzipped or not), the course handout's `mnist_all.mat`, Keras' `mnist.npz`;
+every file validated and reported by name when it is not what it claims.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import zipfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO
+
+import numpy as np
+
+from core.data import download
+from core.data.spec import IMAGE_SIDE, NUM_CLASSES, NUM_PIXELS
+from core.errors import DataError, DigitLabError
+
+IDX_IMAGES_MAGIC = 2051
+
+
+IDX_LABELS_MAGIC = 2049
+
+
+KERAS_ARRAYS = ("x_train", "y_train", "x_test", "y_test")  # the arrays of Keras' mnist.npz
+
+
+@dataclass(frozen=True)
+class MNIST:
+    """The whole dataset as uint8 arrays: images (n, 28, 28), labels (n,)."""
+
+    train_images: np.ndarray
+    train_labels: np.ndarray
+    test_images: np.ndarray
+    test_labels: np.ndarray
+    source: str  # human-readable: where the files came from
+    verified: bool = False  # decompressed bytes matched the published SHA-256
+
+    def __post_init__(self):
+        for array in (self.train_images, self.train_labels, self.test_images, self.test_labels):
+            array.setflags(write=False)
+
+
+def _read_file(path: Path, error: type[DigitLabError] = DataError) -> bytes:
+    """The file's content; `error` naming the file and the reason when it cannot be read."""
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise error(f"{path}: cannot be read ({exc.strerror or exc}).") from None
+
+
+def _read_bytes(path: Path) -> bytes:
+    """The file's content, decompressed when it is gzipped (detected by its magic bytes)."""
+    raw = _read_file(path)
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    try:
+        return gzip.decompress(raw)
+    except (EOFError, OSError, zlib.error) as exc:
+        raise DataError(f"{path}: corrupt or truncated gzip data ({exc}).") from None
+
+
+def parse_idx(data: bytes, name: str, *, expect_images: bool) -> np.ndarray:
+    """Parse IDX bytes into a uint8 array, checking magic number, dimensions and length."""
+    magic, ndim = (IDX_IMAGES_MAGIC, 3) if expect_images else (IDX_LABELS_MAGIC, 1)
+    header = 4 + 4 * ndim
+    if len(data) < header:
+        raise DataError(f"{name}: file is too short to hold an IDX header ({len(data)} bytes).")
+    found = int.from_bytes(data[:4], "big")
+    if found != magic:
+        kind = "images" if expect_images else "labels"
+        raise DataError(f"{name}: bad magic number {found} (expected {magic} for an IDX {kind} file).")
+    dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
+    if expect_images and dims[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+        raise DataError(f"{name}: images are {dims[1]}x{dims[2]}, expected 28x28.")
+    expected = int(np.prod(dims))
+    body = len(data) - header
+    if body != expected:
+        raise DataError(f"{name}: header promises {expected} bytes of data but the file holds {body} (truncated?).")
+    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+
+
+def _as_uint8(array: np.ndarray, name: str) -> np.ndarray:
+    """The array as uint8; DataError unless it holds whole numbers 0..255 (pixels as bytes, labels as digits)."""
+    if not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating) or array.dtype == bool):
+        raise DataError(f"{name} holds {array.dtype} values, not real numbers.")
+    whole_bytes = "MNIST stores whole numbers 0..255 (pixels as bytes, labels as digits)"
+    if array.dtype not in (np.uint8, bool) and array.size:
+        if not np.isfinite(array).all():
+            raise DataError(f"{name} holds NaN or infinite values; {whole_bytes}.")
+        low, high = array.min(), array.max()
+        if low < 0 or high > 255:
+            raise DataError(f"{name} holds values from {low:g} to {high:g}; {whole_bytes}.")
+        fractional = array[np.mod(array, 1) != 0]
+        if fractional.size:
+            raise DataError(f"{name} holds values that are not whole numbers, such as {fractional.flat[0]:g}; "
+                            f"{whole_bytes}.")
+    return array.astype(np.uint8)
+
+
+def _check_pair(images: np.ndarray, labels: np.ndarray, name: str) -> None:
+    if labels.ndim != 1:
+        raise DataError(f"{name}: labels have shape {labels.shape}, expected one label per image, shape (n,).")
+    if len(images) != len(labels):
+        raise DataError(f"{name}: {len(images)} images but {len(labels)} labels.")
+    if not len(labels):
+        raise DataError(f"{name}: holds no images.")
+    if labels.max() >= NUM_CLASSES:
+        raise DataError(f"{name}: label {int(labels.max())} is out of range 0..9.")
+
+
+def _find_idx_file(directory: Path, stem: str) -> Path | None:
+    for candidate in (stem + ".gz", stem, stem.replace("-idx", ".idx") + ".gz", stem.replace("-idx", ".idx")):
+        if (directory / candidate).is_file():
+            return directory / candidate
+    return None
+
+
+def load_idx_dir(directory: Path) -> MNIST:
+    """Load the four IDX files (gzipped or raw) from `directory`."""
+    arrays, verified = {}, True
+    for stem in download.MNIST_FILES:
+        path = _find_idx_file(directory, stem)
+        if path is None:
+            raise DataError(f"{directory}: missing {stem}(.gz).")
+        data = _read_bytes(path)
+        verified &= hashlib.sha256(data).hexdigest() == download.RAW_SHA256[stem]
+        arrays[stem] = parse_idx(data, str(path), expect_images="images" in stem)
+    train = arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"]
+    test = arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"]
+    _check_pair(*train, f"{directory} (train)")
+    _check_pair(*test, f"{directory} (t10k)")
+    return MNIST(*train, *test, source=f"IDX files in {directory}", verified=verified)
+
+
+def load_mat(path: Path) -> MNIST:
+    """Load the course-handout `mnist_all.mat` (keys train0..train9, test0..test9; rows of 784 uint8)."""
+    from scipy.io import loadmat
+
+    data = _read_file(path)
+    try:
+        mat = loadmat(io.BytesIO(data))
+    except Exception as exc:  # scipy raises several unrelated types for a bad file
+        raise DataError(f"{path} is not a valid MATLAB .mat file ({exc}).") from None
+    parts = {}
+    for split in ("train", "test"):
+        images, labels = [], []
+        for digit in range(NUM_CLASSES):
+            key = f"{split}{digit}"
+            if key not in mat:
+                raise DataError(f"{path}: key '{key}' is missing.")
+            rows = np.asarray(mat[key])
+            if rows.ndim != 2 or rows.shape[1] != NUM_PIXELS:
+                raise DataError(f"{path}: '{key}' has shape {rows.shape}, expected (n, 784).")
+            images.append(_as_uint8(rows, f"{path}: '{key}'").reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
+            labels.append(np.full(len(rows), digit, np.uint8))
+        parts[split] = np.concatenate(images), np.concatenate(labels)
+        _check_pair(*parts[split], f"{path} ({split})")
+    return MNIST(*parts["train"], *parts["test"], source=f"MATLAB file {path}")
+
+
+def read_npz(source: Path | str | bytes | BinaryIO, name: str,
+             error: type[DigitLabError] = DataError) -> dict[str, np.ndarray]:
+    """Every array of an .npz file (a path, its bytes or a binary file), never unpickling; `error`, naming
+    the file as `name`, when it is not a valid .npz of plain arrays."""
+    if isinstance(source, (str, Path)):
+        source = _read_file(Path(source), error)
+    buffer = io.BytesIO(source if isinstance(source, bytes) else source.read())
+    invalid = f"{name} is not a valid .npz file"
+    if not zipfile.is_zipfile(buffer):
+        raise error(f"{invalid} (not a zip archive of NumPy arrays).")
+    buffer.seek(0)
+    arrays, key = {}, None
+    try:
+        with np.load(buffer, allow_pickle=False) as npz:
+            for key in npz.files:
+                arrays[key] = npz[key]
+                if not isinstance(arrays[key], np.ndarray):  # a zip member that is not an .npy file
+                    raise error(f"{invalid}: '{key}' is not a NumPy array.")
+    except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error):  # numpy's texts would suggest unpickling
+        what = "the archive" if key is None else f"its array '{key}'"
+        raise error(f"{invalid}: {what} is corrupt or holds Python objects, which Digit Lab never unpickles.") from None
+    return arrays
+
+
+def load_npz(path: Path) -> MNIST:
+    """Load the Keras `mnist.npz` (x_train, y_train, x_test, y_test)."""
+    arrays = read_npz(path, str(path))
+    missing = [key for key in KERAS_ARRAYS if key not in arrays]
+    if missing:
+        raise DataError(f"{path}: missing {', '.join(missing)} (a Keras mnist.npz holds {', '.join(KERAS_ARRAYS)}).")
+    for key in ("x_train", "x_test"):
+        if arrays[key].shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
+            raise DataError(f"{path}: '{key}' has shape {arrays[key].shape}, expected (n, 28, 28).")
+    arrays = {key: _as_uint8(arrays[key], f"{path}: '{key}'") for key in KERAS_ARRAYS}
+    _check_pair(arrays["x_train"], arrays["y_train"], f"{path} (train)")
+    _check_pair(arrays["x_test"], arrays["y_test"], f"{path} (test)")
+    return MNIST(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], source=f"Keras file {path}")
+
+
+def load_path(path: Path | str) -> MNIST:
+    """Load MNIST from a directory of IDX files (or one holding mnist_all.mat / mnist.npz), or from such a file."""
+    path = Path(path).expanduser()
+    if path.is_file():
+        return load_npz(path) if path.suffix == ".npz" else load_mat(path)
+    for name, loader in (("mnist.npz", load_npz), ("mnist_all.mat", load_mat)):
+        if (path / name).is_file() and _find_idx_file(path, download.MNIST_FILES[0]) is None:
+            return loader(path / name)
+    return load_idx_dir(path)

@@ -1,0 +1,139 @@
+"""Seeded, stratified train / validation / test splits of a loaded dataset, as float32 features in [0, 1].
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import jax
+import numpy as np
+
+from core.data.formats import MNIST
+from core.data.spec import NUM_CLASSES, NUM_PIXELS
+from core.errors import ConfigError
+from core.parsing import whole
+
+MAX_SEED = 2**32 - 1  # JAX's keys take 32 bits of a seed (s and s + 2**32 draw the same weights); numpy's need s >= 0
+
+
+@dataclass(frozen=True)
+class SplitConfig:
+    """How to carve train / validation out of the 60,000 training images; test is always the full test set."""
+
+    val_size: int = 5000
+    train_size: int | None = None  # total training images (stratified); None = all that remain
+    per_class: int | None = None  # training images per digit; exclusive with train_size
+    seed: int = 0
+
+    def __post_init__(self):
+        checks = [
+            (whole(self.val_size, 0), "The validation size must be a whole number, 0 or more."),
+            (self.train_size is None or whole(self.train_size, 1), "The training-subset size must be a whole number, 1 or more."),
+            (self.per_class is None or whole(self.per_class, 1), "Images per class must be a whole number, 1 or more."),
+            (self.train_size is None or self.per_class is None,
+             "Choose either a training-subset size or a number per class, not both."),
+            (whole(self.seed, 0, MAX_SEED), f"The split seed must be a whole number from 0 to {MAX_SEED}."),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """Float32 images flattened to (n, 784) in [0, 1] with int32 labels, plus the indices into MNIST.train."""
+
+    x_train: np.ndarray
+    y_train: np.ndarray
+    x_val: np.ndarray
+    y_val: np.ndarray
+    x_test: np.ndarray
+    y_test: np.ndarray
+    train_index: np.ndarray
+    val_index: np.ndarray
+
+    @functools.cached_property
+    def train_on_device(self) -> tuple[jax.Array, jax.Array]:
+        """(x_train, y_train) as device arrays, copied once: every run and sweep on these splits shares them
+        instead of copying the training set again (~0.25 s for 55,000 images, waited for at the first chunk)."""
+        return jax.device_put(self.x_train), jax.device_put(self.y_train)
+
+
+def _stratified_take(labels: np.ndarray, pool: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Take counts[c] random indices of class c from `pool` (indices into labels)."""
+    taken = [rng.permutation(pool[labels[pool] == c])[: counts[c]] for c in range(NUM_CLASSES)]
+    return np.sort(np.concatenate(taken))
+
+
+def _proportional_counts(class_sizes: np.ndarray, total: int) -> np.ndarray:
+    """Split `total` over classes in proportion to their sizes (largest remainders), summing exactly."""
+    exact = class_sizes * total / class_sizes.sum()
+    counts = np.floor(exact).astype(int)
+    counts[np.argsort(counts - exact)[: total - counts.sum()]] += 1
+    return np.minimum(counts, class_sizes)
+
+
+def check_split(labels: np.ndarray, config: SplitConfig) -> int:
+    """How many training images `config` leaves from training images with these labels, or a ConfigError when it
+    cannot be carved out of them (from the counts alone: nothing is drawn or copied)."""
+    n = len(labels)
+    if not 0 <= config.val_size < n:
+        raise ConfigError(f"Validation size must be between 0 and {n - 1}, got {config.val_size}.")
+    class_sizes = np.bincount(labels, minlength=NUM_CLASSES)
+    left = class_sizes - _proportional_counts(class_sizes, config.val_size)
+    if config.per_class is not None and not 1 <= config.per_class <= left.min():
+        if left.min() < 1:
+            missing = ", ".join(str(d) for d in np.flatnonzero(left < 1))
+            raise ConfigError(f"A number per class cannot be drawn: no training image is left of digit {missing}. "
+                              "Train on a total number instead.")
+        raise ConfigError(f"Images per class must be between 1 and {left.min()}, got {config.per_class}.")
+    if config.train_size is not None and not 1 <= config.train_size <= left.sum():
+        raise ConfigError(f"Training-subset size must be between 1 and {left.sum()}, got {config.train_size}.")
+    if config.per_class is not None:
+        return config.per_class * NUM_CLASSES
+    return int(left.sum()) if config.train_size is None else config.train_size
+
+
+def default_split(n_train: int) -> SplitConfig:
+    """The standard split of n_train training images, its validation set shrunk to a fifth of them on a small
+    dataset (where 5,000 would leave too few, or none, to train on)."""
+    return SplitConfig(val_size=min(SplitConfig().val_size, n_train // 5))
+
+
+def make_splits(mnist: MNIST, config: SplitConfig = SplitConfig()) -> Splits:
+    """Seeded, stratified validation hold-out and optional training subset; pixels scaled to [0, 1]."""
+    labels = mnist.train_labels
+    check_split(labels, config)
+    rng = np.random.default_rng(config.seed)
+    everything = np.arange(len(labels))
+    class_sizes = np.bincount(labels, minlength=NUM_CLASSES)
+    val_index = _stratified_take(labels, everything, _proportional_counts(class_sizes, config.val_size), rng)
+    remaining = np.setdiff1d(everything, val_index, assume_unique=True)
+    if config.per_class is not None:
+        train_index = _stratified_take(labels, remaining, np.full(NUM_CLASSES, config.per_class), rng)
+    elif config.train_size is not None:
+        left = np.bincount(labels[remaining], minlength=NUM_CLASSES)
+        train_index = _stratified_take(labels, remaining, _proportional_counts(left, config.train_size), rng)
+    else:
+        train_index = remaining
+    return Splits(
+        x_train=to_features(mnist.train_images[train_index]),
+        y_train=labels[train_index].astype(np.int32),
+        x_val=to_features(mnist.train_images[val_index]),
+        y_val=labels[val_index].astype(np.int32),
+        x_test=to_features(mnist.test_images),
+        y_test=mnist.test_labels.astype(np.int32),
+        train_index=train_index,
+        val_index=val_index,
+    )
+
+
+def to_features(images: np.ndarray) -> np.ndarray:
+    """uint8 images (n, 28, 28) → float32 (n, 784) in [0, 1]."""
+    return np.multiply(images.reshape(len(images), NUM_PIXELS), np.float32(1 / 255), dtype=np.float32)
+
+
+def class_counts(labels: np.ndarray) -> np.ndarray:
+    """Number of images of each digit."""
+    return np.bincount(labels, minlength=NUM_CLASSES)

@@ -1,0 +1,1 @@
+"""Experiments over many runs: the course reports' presets and their reproduction, sweeps, the overfitting study."""

@@ -1,0 +1,130 @@
+"""Gradients by hand
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import jax
+import jax.numpy as jnp
+
+from core.data.spec import NUM_CLASSES
+from core.errors import ConfigError
+from core.models import ACTIVATIONS, ModelConfig, Params, apply
+from core.training.programs import cross_entropy
+
+HAND_ACTIVATIONS = ("tanh", "sigmoid")
+
+
+# σ′ as a function of the pre-activation z
+DERIVATIVES = {
+    "tanh": lambda z: 1.0 - jnp.tanh(z) ** 2,
+    "sigmoid": lambda z: jax.nn.sigmoid(z) * (1.0 - jax.nn.sigmoid(z)),
+}
+
+
+TENSOR_LABELS = {"hidden_0/w": "W₁", "hidden_0/b": "b₁", "output/w": "W₂", "output/b": "b₂"}
+
+
+LINEAR_LABELS = {"output/w": "W", "output/b": "b"}
+
+
+@dataclass(frozen=True)
+class Bug:
+    """A typical mistake in a hand-written backward pass."""
+
+    title: str
+    description: str
+    latex: str  # the wrong formula
+    archs: tuple[str, ...]  # the architectures it can be planted in
+
+
+BUGS = {
+    "sign": Bug("Y − P instead of P − Y", "The output error has the wrong sign, so every step climbs the loss.",
+                r"\Delta_{\text{out}} = (Y - P)/n", ("linear", "mlp")),
+    "no-mean": Bug("Sum instead of mean", "The gradient of the summed loss is used for the mean loss: n times too "
+                   "large, so a learning rate that suits the mean loss overshoots.",
+                   r"\Delta_{\text{out}} = P - Y", ("linear", "mlp")),
+    "logits": Bug("Logits instead of probabilities", "The softmax is forgotten in the backward pass: Z − Y is "
+                  "used where P − Y belongs.", r"\Delta_{\text{out}} = (Z - Y)/n", ("linear", "mlp")),
+    "derivative-at-activation": Bug(
+        "σ′ at the activation", "The activation's derivative is evaluated at the activation A = σ(Z₁) instead of "
+        "the pre-activation Z₁.", r"\Delta_1 = (\Delta_2 W_2^\top) \odot \sigma'(A)", ("mlp",)),
+    "derivative-on-weights": Bug(
+        "σ′ applied to the weights", "The activation's derivative is applied to the weights W₂ instead of the "
+        "pre-activations.", r"\Delta_1 = \Delta_2 \,\big(W_2 \odot \sigma'(W_2)\big)^\top", ("mlp",)),
+    "missing-transpose": Bug(
+        "Missing transpose", "The input-weight gradient is computed as Δ₁ᵀX, a (hidden × 784) matrix read back "
+        "into W₁'s (784 × hidden) shape.", r"\frac{\partial C}{\partial W_1} = \operatorname{reshape}(\Delta_1^\top X)",
+        ("mlp",)),
+}
+
+
+def check_supported(config: ModelConfig) -> None:
+    """Hand gradients exist for softmax regression and the one-hidden-layer tanh/sigmoid MLP."""
+    if config.arch == "linear":
+        return
+    if config.arch != "mlp" or len(config.hidden) != 1 or config.activation not in HAND_ACTIVATIONS:
+        raise ConfigError(f"Hand-derived gradients cover softmax regression and an MLP with one tanh or sigmoid "
+                          f"hidden layer, not {config.describe()}.")
+
+
+def check_bug(bug: str | None, config: ModelConfig) -> None:
+    if bug is None:
+        return
+    if bug not in BUGS:
+        raise ConfigError(f"Unknown planted bug '{bug}'; choose one of {', '.join(BUGS)}.")
+    if config.arch not in BUGS[bug].archs:
+        raise ConfigError(f"The bug '{bug}' needs a hidden layer; for {config.describe()} choose one of "
+                          f"{', '.join(name for name, b in BUGS.items() if config.arch in b.archs)}.")
+
+
+def mean_loss(params: Params, x: jax.Array, y: jax.Array, config: ModelConfig) -> jax.Array:
+    """C: the mean softmax cross-entropy the training engine minimises."""
+    return cross_entropy(apply(params, x, config), y).mean()
+
+
+def autodiff_gradient(params: Params, x: jax.Array, y: jax.Array, config: ModelConfig) -> Params:
+    """dC/dθ by `jax.grad`."""
+    return jax.grad(mean_loss)(params, x, y, config)
+
+
+def hand_gradient(params: Params, x: jax.Array, y: jax.Array, config: ModelConfig, bug: str | None = None) -> Params:
+    """dC/dθ by the hand-derived, vectorised backward pass (with `bug` planted, if named)."""
+    n = x.shape[0]
+    targets = jax.nn.one_hot(y, NUM_CLASSES, dtype=x.dtype)
+    w_out, b_out = params["output"]["w"], params["output"]["b"]
+    if config.arch == "linear":
+        hidden = x
+    else:
+        w1, b1 = params["hidden_0"]["w"], params["hidden_0"]["b"]
+        z1 = x @ w1 + b1
+        hidden = ACTIVATIONS[config.activation](z1)
+    logits = hidden @ w_out + b_out
+    probabilities = jax.nn.softmax(logits)
+
+    delta_out = {
+        "sign": (targets - probabilities) / n,
+        "no-mean": probabilities - targets,
+        "logits": (logits - targets) / n,
+    }.get(bug, (probabilities - targets) / n)
+    grads = {"output": {"w": hidden.T @ delta_out, "b": delta_out.sum(0)}}
+    if config.arch == "linear":
+        return grads
+
+    derivative = DERIVATIVES[config.activation]
+    back = delta_out @ w_out.T
+    if bug == "derivative-at-activation":
+        delta_1 = back * derivative(hidden)
+    elif bug == "derivative-on-weights":
+        delta_1 = delta_out @ (w_out * derivative(w_out)).T
+    else:
+        delta_1 = back * derivative(z1)
+    grad_w1 = (delta_1.T @ x).reshape(w1.shape) if bug == "missing-transpose" else x.T @ delta_1
+    grads["hidden_0"] = {"w": grad_w1, "b": delta_1.sum(0)}
+    return grads
+
+
+def tensor_label(name: str, config: ModelConfig) -> str:
+    """The textbook symbol of a tensor: W, b for softmax regression; W₁, b₁, W₂, b₂ for the MLP."""
+    return (LINEAR_LABELS if config.arch == "linear" else TENSOR_LABELS)[name]

@@ -1,0 +1,1 @@
+"""What outlives a process: model files (`checkpoint`) and the run history (`history`)."""

@@ -1,0 +1,2 @@
+"""Training: settings (`config`), optimisers and schedules (`optimizers`), compiled programs (`programs`), the
+chunked loop (`loop`), evaluation (`evaluation`), a run's record (`runs`) and the on-disk compile cache."""

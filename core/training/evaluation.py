@@ -1,0 +1,99 @@
+"""Evaluation: a network's predictions on a labelled set in fixed-size compiled batches, and their summaries.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Callable
+
+import jax
+import numpy as np
+
+from core.data.spec import NUM_CLASSES
+from core.models import ModelConfig, Params, apply
+from core.training.programs import compiler_options, cross_entropy, program_model
+
+EVAL_BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """A network's predictions on a labelled set, and the summaries computed from them."""
+
+    predictions: np.ndarray  # (n,) predicted digit
+    probabilities: np.ndarray  # (n, 10) softmax
+    losses: np.ndarray  # (n,) per-example cross-entropy
+    labels: np.ndarray  # (n,) true digit
+    accuracy: float
+    loss: float
+    per_class_accuracy: np.ndarray  # (10,) accuracy on images of each true digit (NaN for a digit with none)
+    confusion: np.ndarray  # (10, 10) counts, rows = true digit, columns = predicted
+
+    @property
+    def misclassified(self) -> np.ndarray:
+        """Indices of the wrongly classified examples."""
+        return np.flatnonzero(self.predictions != self.labels)
+
+
+@functools.lru_cache(maxsize=16)
+def _forward(model: ModelConfig, stacked: bool) -> Callable:
+    """Jitted (params, x, y) -> (probabilities, losses) for fixed-size batches, kept for the last few networks;
+    with `stacked`, vmapped over parameters whose leaves carry a leading variant axis (a sweep's)."""
+    def forward(params, x, y):
+        logits = apply(params, x, model)
+        return jax.nn.softmax(logits), cross_entropy(logits, y)
+    return jax.jit(jax.vmap(forward, in_axes=(0, None, None)) if stacked else forward,
+                   compiler_options=compiler_options())
+
+
+def _batched(model: ModelConfig, params: Params, x: np.ndarray, y: np.ndarray,
+             stacked: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """Probabilities (..., n, 10) and losses (..., n) over a whole set, in fixed batches (the last one padded)."""
+    forward = _forward(program_model(model), stacked)
+    n = len(y)
+    batch = min(EVAL_BATCH, max(n, 1))
+    probs, losses = [], []
+    for start in range(0, n, batch):
+        xb, yb = x[start:start + batch], y[start:start + batch]
+        pad = batch - len(yb)
+        if pad:
+            xb = np.concatenate([xb, np.zeros((pad, xb.shape[1]), xb.dtype)])
+            yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
+        p, l = forward(params, xb, yb)
+        probs.append(np.asarray(p)[..., : batch - pad, :])
+        losses.append(np.asarray(l)[..., : batch - pad])
+    return np.concatenate(probs, axis=-2), np.concatenate(losses, axis=-1)
+
+
+def loss_and_accuracy(params: Params, model: ModelConfig, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+    """Mean cross-entropy and accuracy on (x, y)."""
+    probs, losses = _batched(model, params, x, y)
+    return float(losses.mean()), float((probs.argmax(-1) == y).mean())
+
+
+def variants_loss_and_accuracy(stacked: Params, model: ModelConfig, x: np.ndarray,
+                               y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean cross-entropy and accuracy on (x, y) of every variant of a sweep's stacked parameters: arrays (V,)."""
+    probs, losses = _batched(model, stacked, x, y, stacked=True)
+    return losses.mean(-1), (probs.argmax(-1) == y).mean(-1)
+
+
+def evaluate(params: Params, model: ModelConfig, x: np.ndarray, y: np.ndarray) -> Evaluation:
+    """Predictions, probabilities, accuracy, per-class accuracy and confusion matrix on (x, y)."""
+    probs, losses = _batched(model, params, x, y)
+    predictions = probs.argmax(-1)
+    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+    np.add.at(confusion, (y, predictions), 1)
+    counts = confusion.sum(1)
+    per_class = np.where(counts > 0, np.diag(confusion) / np.maximum(counts, 1), np.nan)  # NaN: no such digit
+    return Evaluation(
+        predictions=predictions,
+        probabilities=probs,
+        losses=losses,
+        labels=np.asarray(y),
+        accuracy=float((predictions == y).mean()),
+        loss=float(losses.mean()),
+        per_class_accuracy=per_class,
+        confusion=confusion,
+    )
