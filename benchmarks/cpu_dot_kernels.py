@@ -1,5 +1,5 @@
 """XLA's own CPU dot kernels against YNNPACK's and oneDNN's, side by side in one process: why
-`core.train.compiler_options` turns YNNPACK's dot fusions off for the engine's programs and leaves oneDNN's off.
+`core.training.programs.compiler_options` turns YNNPACK's dot fusions off for the engine's programs and leaves oneDNN's off.
 
 For each network it compiles the engine's training chunk (the benchmark settings of epoch_vs_pytorch.py, plus
 the 784-64-10 sigmoid MLP of the sweep benchmark) and its 1,000-image evaluation pass with each set of kernels,

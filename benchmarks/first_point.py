@@ -3,7 +3,7 @@
     MNIST_DATA_DIR=/path/to/mnist python benchmarks/first_point.py [--arch mlp] [--repeats 3] [--compile-cache DIR]
 
 For each network (the app's default 784-300-10 ReLU MLP with Adam, softmax regression and LeNet-5), a new
-Python process imports the engine, loads MNIST, and starts `core.train.train`; it reports the import and data
+Python process imports the engine, loads MNIST, and starts `core.training.loop.train`; it reports the import and data
 times, the seconds from starting the run to its first progress record (initialisation, compilation of the
 training and validation programs, and the first chunk of steps) and the compilation part of them. With
 --repeats N each network is measured in N fresh processes and the median is printed. Compilation is cold unless

@@ -7,7 +7,7 @@ Settings as the sweeps were specified: SGD with momentum, batch 50, a spread of 
 784-64-10 sigmoid and 784-300-10 tanh (784-800-10 ReLU with --wide, LeNet-5 with --lenet).
 --shared-matmul-max-width sets `core.experiments.sweep.SHARED_MATMUL_MAX_WIDTH` for the run (0: every network's variants
 get their own first-layer matmul; 10000: one shared matmul for all), to measure that choice. "One by one" is the normal engine,
-`core.train.train`, once per variant; "vmapped" is `core.experiments.sweep.train_sweep(vmapped=True)` (one program for all
+`core.training.loop.train`, once per variant; "vmapped" is `core.experiments.sweep.train_sweep(vmapped=True)` (one program for all
 variants) and "in turn" its fallback `vmapped=False` (one program, compiled once, run per variant each chunk). Seconds are training time
 (compilation excluded, validation each epoch included), the best of --repeats runs of each mode taken in
 alternation; compile times (of the first run) are printed beside them.

@@ -1,4 +1,4 @@
-"""core.download against a local HTTP server: verification, mirror fallback, cleanup, caching."""
+"""core.data.download against a local HTTP server: verification, mirror fallback, cleanup, caching."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""core.history: SQLite round trip, filters, concurrent writers, corrupt / newer / foreign files, migrations."""
+"""core.store.history: SQLite round trip, filters, concurrent writers, corrupt / newer / foreign files, migrations."""
 
 from __future__ import annotations
 

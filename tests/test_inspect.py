@@ -1,4 +1,4 @@
-"""The small computations behind the dashboard's views (core.inspect)."""
+"""The small computations behind the dashboard's views (core.summaries)."""
 
 import numpy as np
 import pytest

@@ -1,4 +1,4 @@
-"""The overfitting study's configurations, gap and final training accuracy (core.overfitting)."""
+"""The overfitting study's configurations, gap and final training accuracy (core.experiments.overfitting)."""
 
 import numpy as np
 import pytest

@@ -166,7 +166,7 @@ def test_a_second_sweep_of_the_same_setup_compiles_nothing(splits, caplog):
 
 def test_only_the_last_few_sweep_programs_are_kept(splits, monkeypatch):
     import core.experiments.sweep
-    monkeypatch.setattr(core.sweep, "MAX_SWEEP_PROGRAMS", 1)
+    monkeypatch.setattr(core.experiments.sweep, "MAX_SWEEP_PROGRAMS", 1)
     for width in (8, 12):
         base = dataclasses.replace(BASE, model=ModelConfig("mlp", (width,), "sigmoid"),
                                    train=dataclasses.replace(BASE.train, epochs=1))
