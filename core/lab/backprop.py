@@ -1,4 +1,14 @@
-"""Gradients by hand
+"""Gradients by hand, checked against autodiff and against finite differences.
+
+The backward passes below are the worked derivation in code, for softmax regression and for the MLP with one
+tanh or sigmoid hidden layer, on the mean softmax cross-entropy C = -(1/n) Σᵢ log pᵢ,yᵢ:
+
+    softmax regression   Z = XW + b,  P = softmax(Z)          dC/dW = Xᵀ(P − Y)/n,   dC/db = Σᵢ (P − Y)ᵢ/n
+    one hidden layer     A = σ(XW₁ + b₁), P = softmax(AW₂ + b₂)
+                         Δ₂ = (P − Y)/n                       dC/dW₂ = AᵀΔ₂,         dC/db₂ = Σᵢ Δ₂ᵢ
+                         Δ₁ = (Δ₂W₂ᵀ) ⊙ σ′(XW₁ + b₁)            dC/dW₁ = XᵀΔ₁,         dC/db₁ = Σᵢ Δ₁ᵢ
+
+`BUGS` holds typical mistakes that can be planted in them.
 """
 
 from __future__ import annotations

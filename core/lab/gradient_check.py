@@ -1,4 +1,9 @@
-"""Finite differences
+"""Hand-derived gradients checked against autodiff and finite differences.
+
+The finite-difference check perturbs every weight
+(or a sample) in float64 or float32 — all perturbations of a chunk in one vmapped, jitted call — and sweeps the
+step h to show truncation error giving way to rounding error. Float64 is switched on only inside
+`jax.enable_x64`, which is thread-local: the rest of the process (the training engine) stays float32.
 """
 
 from __future__ import annotations
