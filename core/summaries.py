@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import numpy as np
 
-from core.data.spec import IMAGE_SIDE, NUM_CLASSES
 from core.training.evaluation import Evaluation
 
 SORT_KEYS = ("confidence", "loss")
@@ -21,9 +20,9 @@ def enormous(loss: float) -> bool:
     return not loss <= ENORMOUS_LOSS
 
 
-def learned_next_to_nothing(accuracy: float) -> bool:
-    """Whether an accuracy is under twice chance (10% for ten digits): training failed, or has hardly begun."""
-    return accuracy < 2 / NUM_CLASSES
+def learned_next_to_nothing(accuracy: float, num_classes: int) -> bool:
+    """Whether an accuracy is under twice chance (10% for ten classes): training failed, or has hardly begun."""
+    return accuracy < 2 / num_classes
 
 
 def eta_seconds(step: int, total_steps: int, elapsed: float) -> float | None:
@@ -34,7 +33,7 @@ def eta_seconds(step: int, total_steps: int, elapsed: float) -> float | None:
 
 
 def row_percentages(confusion: np.ndarray) -> np.ndarray:
-    """Each row of a confusion matrix as percentages of its true digit (rows with no images stay 0)."""
+    """Each row of a confusion matrix as percentages of its true class (rows with no images stay 0)."""
     totals = confusion.sum(axis=1, keepdims=True)
     return 100.0 * confusion / np.maximum(totals, 1)
 
@@ -66,12 +65,12 @@ def select_examples(
     return index[np.argsort(-key[index], kind="stable")]
 
 
-def digit_gallery(images: np.ndarray, labels: np.ndarray, per_digit: int, seed: int = 0) -> np.ndarray:
-    """A tiled grid with a row per digit of up to `per_digit` seeded random examples of it (blank cells where a
-    digit has fewer images)."""
+def digit_gallery(images: np.ndarray, labels: np.ndarray, per_digit: int, num_classes: int, seed: int = 0) -> np.ndarray:
+    """A tiled grid with a row per class of up to `per_digit` seeded random examples of it (blank cells where a
+    class has fewer images)."""
     rng = np.random.default_rng(seed)
-    cells = np.zeros((NUM_CLASSES, per_digit, *images.shape[1:]), images.dtype)
-    for digit in range(NUM_CLASSES):
+    cells = np.zeros((num_classes, per_digit, *images.shape[1:]), images.dtype)
+    for digit in range(num_classes):
         of_digit = np.flatnonzero(labels == digit)
         chosen = rng.choice(of_digit, min(per_digit, len(of_digit)), replace=False)
         cells[digit, :len(chosen)] = images[chosen]
@@ -95,16 +94,6 @@ def tile_images(images: np.ndarray, columns: int, pad: int = 2) -> np.ndarray:
     return grid
 
 
-def input_weight_images(weights: np.ndarray) -> np.ndarray:
-    """Weights from the 784 pixels into each unit, (784, units) → (units, 28, 28)."""
-    return np.asarray(weights).T.reshape(-1, IMAGE_SIDE, IMAGE_SIDE)
-
-
-def filter_images(conv_weights: np.ndarray) -> np.ndarray:
-    """A first convolution's kernels (h, w, 1, channels) → one image per channel (channels, h, w)."""
-    return np.moveaxis(np.asarray(conv_weights)[:, :, 0, :], -1, 0)
-
-
 def feature_map_images(maps: np.ndarray) -> np.ndarray:
     """One image's feature maps (1, h, w, channels) → one image per channel (channels, h, w)."""
     return np.moveaxis(np.asarray(maps)[0], -1, 0)
@@ -113,7 +102,7 @@ def feature_map_images(maps: np.ndarray) -> np.ndarray:
 def strongest_feeders(output_weights: np.ndarray, digit: int, count: int) -> np.ndarray:
     """The `count` hidden units with the largest weight into output `digit` (largest first).
 
-    `output_weights` is the (hidden, 10) matrix from the last hidden layer into the outputs.
+    `output_weights` is the (hidden, classes) matrix from the last hidden layer into the outputs.
     """
     column = np.asarray(output_weights)[:, digit]
     return np.argsort(-column, kind="stable")[:count]

@@ -17,7 +17,8 @@ from core.lab.backprop_timing import (
     speedups,
     time_methods,
 )
-from core.models import ModelConfig
+from core.lab.backprop import HAND_ACTIVATIONS
+from core.networks.base import ModelConfig
 
 HELP = "time hand backprop, jax.grad, a naive loop and finite differences on a one-hidden-layer MLP"
 
@@ -29,7 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "training images (default 10,100,1000)")
     parser.add_argument("--hidden-widths", type=number_list_type(int, "hidden widths"), default=(16, 64, 256),
                         help=f"hidden widths to time, each at batch size {FIXED_BATCH} (default 16,64,256)")
-    parser.add_argument("--activation", choices=("tanh", "sigmoid"), default="tanh")
+    parser.add_argument("--activation", choices=HAND_ACTIVATIONS, default=HAND_ACTIVATIONS[0])
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
 
 
@@ -42,7 +43,7 @@ def run(args) -> int:
     def progress(done: float, text: str) -> None:
         print(f"\rtiming {text:<40}", end="", file=sys.stderr, flush=True)
 
-    rows = time_methods(splits.x_train, splits.y_train, args.batch_sizes, args.hidden_widths,
+    rows = time_methods(splits.x_train, splits.y_train, splits.spec, args.batch_sizes, args.hidden_widths,
                         activation=args.activation, progress=progress)
     print(file=sys.stderr)
     ratios = speedups(rows)

@@ -14,15 +14,16 @@ def add_arguments(parser):
 
 def run(args) -> int:
     mnist = load_mnist(args.data_dir, progress=terminal_progress)
-    train, test = class_counts(mnist.train_labels), class_counts(mnist.test_labels)
+    spec = mnist.spec
+    train, test = class_counts(mnist.train_labels, spec.num_classes), class_counts(mnist.test_labels, spec.num_classes)
     if args.json:
         print_json({"source": mnist.source, "verified": mnist.verified,
                     "train_counts": train.tolist(), "test_counts": test.tolist()})
         return 0
     check = "matches the published SHA-256" if mnist.verified else "parsed and validated (not the published bytes)"
     print(f"MNIST from {mnist.source}: {check}")
-    print(f"{'digit':>5} {'train':>7} {'test':>6}")
-    for digit, (a, b) in enumerate(zip(train, test)):
-        print(f"{digit:>5} {a:>7} {b:>6}")
+    print(f"{spec.class_noun:>5} {'train':>7} {'test':>6}")
+    for name, a, b in zip(spec.class_names, train, test):
+        print(f"{name:>5} {a:>7} {b:>6}")
     print(f"{'total':>5} {train.sum():>7} {test.sum():>6}")
     return 0

@@ -9,9 +9,9 @@ from core.cli import add_data_arguments, print_json, seed, terminal_progress
 from core.data.locate import load_mnist
 from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError
-from core.lab.backprop import BUGS, HAND_ACTIVATIONS, tensor_label
+from core.lab.backprop import BUGS, HAND_ACTIVATIONS, hand_networks, tensor_label
 from core.lab.gradient_check import DTYPES, PASS_RELATIVE_ERROR, gradient_check
-from core.models import ModelConfig, init, seed_key
+from core.networks.base import Model, ModelConfig, seed_key
 from core.store.checkpoint import load_model
 
 HELP = "check the hand-derived gradient against finite differences for h = 1 ... 1e-9"
@@ -35,7 +35,7 @@ def _weights(text: str) -> int | None:
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXIT_STATUS
     add_data_arguments(parser)
-    parser.add_argument("--arch", choices=("linear", "mlp"), help=f"default {DEFAULT_ARCH}")
+    parser.add_argument("--arch", choices=hand_networks(), help=f"default {DEFAULT_ARCH}")
     parser.add_argument("--hidden", type=int, help=f"hidden width of the MLP (default {DEFAULT_HIDDEN})")
     parser.add_argument("--activation", choices=HAND_ACTIVATIONS, help=f"default {DEFAULT_ACTIVATION}")
     parser.add_argument("--model", metavar="PATH", help="check a saved model (.npz) instead of a fresh one")
@@ -52,17 +52,19 @@ def run(args) -> int:
     if args.batch_size < 1:
         raise ConfigError("The batch needs at least one image.")
     if args.model:
-        params, run_config = load_model(args.model)
-        config = run_config.model
+        params, run_config, spec = load_model(args.model)
+        model = Model(run_config.model, spec)
         for flag, value in (("--arch", args.arch), ("--hidden", args.hidden), ("--activation", args.activation)):
             if value is not None:
-                print(f"note: {flag} has no effect with --model; the saved network is {config.describe()}.",
+                print(f"note: {flag} has no effect with --model; the saved network is {model.describe()}.",
                       file=sys.stderr)
     else:
         hidden = DEFAULT_HIDDEN if args.hidden is None else args.hidden
         config = ModelConfig(args.arch or DEFAULT_ARCH, (hidden,), args.activation or DEFAULT_ACTIVATION)
-        params = init(seed_key(args.seed), config)
     splits = make_splits(load_mnist(args.data_dir, progress=terminal_progress), SplitConfig(val_size=0, seed=args.seed))
+    if not args.model:
+        model = Model(config, splits.spec)
+        params = model.init(seed_key(args.seed))
     if args.batch_size > len(splits.y_train):
         raise ConfigError(f"The batch size ({args.batch_size:,}) is larger than the training set "
                           f"({len(splits.y_train):,} images).")
@@ -71,7 +73,7 @@ def run(args) -> int:
     def progress(done: float, text: str) -> None:
         print(f"\r{100 * done:5.1f}% {text}".ljust(72), end="", file=sys.stderr, flush=True)
 
-    check = gradient_check(params, x, y, config, weights=args.weights, bug=args.bug, dtypes=(args.dtype,),
+    check = gradient_check(params, x, y, model, weights=args.weights, bug=args.bug, dtypes=(args.dtype,),
                            seed=args.seed, progress=progress)
     print(file=sys.stderr)
     status = 0 if check.passed or args.bug else 1
@@ -80,7 +82,7 @@ def run(args) -> int:
         return status
     best = check.best(args.dtype)
     bug = f", planted bug '{args.bug}'" if args.bug else ""
-    print(f"{config.describe()}: {len(check.indices):,} weights, batch of {len(y)}, {args.dtype}{bug}")
+    print(f"{model.describe()}: {len(check.indices):,} weights, batch of {len(y)}, {args.dtype}{bug}")
     print(f"{'h':>7} {'total |error|':>14} {'max |error|':>12} {'max rel error':>14} {'rel error':>10}")
     for p in check.points:
         mark = "  <- best h" if p is best else ""
@@ -88,6 +90,6 @@ def run(args) -> int:
               f"{p.rel_error:>10.3e}{mark}")
     verdict = "agrees with" if check.passed else "DISAGREES with"
     name, error = check.worst_tensor()
-    print(f"the analytic gradient {verdict} the finite differences (worst tensor {tensor_label(name, config)}: "
+    print(f"the analytic gradient {verdict} the finite differences (worst tensor {tensor_label(name, model)}: "
           f"relative error {error:.2e} at h = {best.h:.0e}; threshold {PASS_RELATIVE_ERROR[args.dtype]:.0e})")
     return status

@@ -26,6 +26,7 @@ from core.experiments.reproduce import (
     train_preset,
 )
 from core.training.runs import Run
+from core.training.status import RunStatus
 
 HELP = "train every preset and print reported vs measured test accuracy"
 
@@ -63,7 +64,7 @@ def run(args) -> int:
                     print(f"\r{runs[-1].name}: epoch {last['epoch']:.2f} of {runs[-1].config.train.epochs}",
                           end="", file=sys.stderr, flush=True)
                 if stop.requested:
-                    if runs[-1].status == "running":  # a run that ended is finished (evaluated) already
+                    if runs[-1].status is RunStatus.RUNNING:  # a run that ended is finished (evaluated) already
                         runs[-1].finish(splits_for(runs[-1].config.data))
                     break
             print(file=sys.stderr)
@@ -80,7 +81,7 @@ def report(preset: Preset, runs: list[Run], seconds: float, args) -> None:
         print_json({**{key: row[key] for key in TABLE_KEYS}, "runs": row["runs"], "status": row["status"]})
     else:
         print(format_row(row), flush=True)
-    if row["status"].startswith("diverged"):
+    if runs[-1].diverged:
         print(f"{row['preset']}: {row['status']}", file=sys.stderr)
     if not args.no_history:
         save_to_history(runs)

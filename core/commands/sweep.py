@@ -22,8 +22,11 @@ from core.commands.train import (
 )
 from core.data.locate import load_mnist
 from core.data.splits import make_splits
+from core.networks.base import Model
 from core.experiments.sweep import MAX_VARIANTS, SweepConfig, run_name, train_sweep
+from core.training.config import Optimizer
 from core.training.runs import Run, ranked_by_validation
+from core.training.status import RunStatus
 
 HELP = f"train up to {MAX_VARIANTS} variants at once, sharing the batches, and compare them"
 
@@ -53,9 +56,9 @@ def run(args) -> int:
         print(note, file=sys.stderr)
     mnist = load_mnist(args.data_dir, progress=terminal_progress)
     splits = make_splits(mnist, base.data)
-    runs = [Run(name=run_name(v), config=v) for v in variants]
+    runs = [Run(name=run_name(v, splits.spec), config=v, spec=splits.spec) for v in variants]
     vmapped = {"auto": None, "vmapped": True, "sequential": False}[args.mode]
-    print(f"{len(variants)} variants of {base.model.describe()} on {len(splits.y_train)} images; compiling...",
+    print(f"{len(variants)} variants of {Model(base.model, splits.spec).describe()} on {len(splits.y_train)} images; compiling...",
           file=sys.stderr, flush=True)
     with StopRequest() as stop:  # held until the stopped variants are evaluated and in the history
         for records in train_sweep(variants, splits, vmapped=vmapped):
@@ -73,21 +76,21 @@ def run(args) -> int:
         for run_ in runs:
             run_.finish(splits)
         report(runs, args)
-    return 130 if any(run_.status == "stopped" for run_ in runs) else 0
+    return 130 if any(run_.status is RunStatus.STOPPED for run_ in runs) else 0
 
 
 def report(runs: list[Run], args) -> None:
     """The variants, best validation accuracy first (a table, or JSON lines), then recorded in the history."""
     for run_ in ranked_by_validation(runs):
         if args.json:
-            print_json({"variant": run_.name, "learning_rate": run_.config.train.learning_rate,
-                        "momentum": run_.config.train.momentum if run_.config.train.optimizer == "momentum" else None,
-                        "seed": run_.config.train.seed,
+            tc = run_.config.train
+            print_json({"variant": run_.name, "learning_rate": tc.learning_rate,
+                        "momentum": tc.momentum if tc.optimizer is Optimizer.MOMENTUM else None, "seed": tc.seed,
                         "val_accuracy": run_.val_accuracy, "test_accuracy": run_.test_accuracy,
-                        "status": run_.status, "train_seconds": round(run_.train_seconds, 3)})
+                        "status": run_.status_text, "train_seconds": round(run_.train_seconds, 3)})
         else:
             val = "—" if run_.val_accuracy is None else f"{run_.val_accuracy:.4f}"
             test = "—" if run_.test_accuracy is None else f"{run_.test_accuracy:.4f}"
-            print(f"{run_.name:<32} val {val}  test {test}  {run_.status}")
+            print(f"{run_.name:<32} val {val}  test {test}  {run_.status_text}")
     if not args.no_history:
         save_to_history(runs)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import tempfile
 from pathlib import Path
@@ -21,11 +22,12 @@ from core.cli import (
 from core.data.locate import load_mnist
 from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError, ModelFileError
-from core.models import ACTIVATIONS, ARCHITECTURES, INITS, ModelConfig, recommended_init
+from core.networks.base import NETWORKS, Activation, Init, Model, ModelConfig
 from core.store.checkpoint import save_model
-from core.training.config import OPTIMIZERS, SCHEDULES, RunConfig, TrainConfig
+from core.training.config import Optimizer, RunConfig, Schedule, TrainConfig
 from core.training.loop import train
 from core.training.runs import Run
+from core.training.status import RunStatus
 
 HELP = "train a network and report its validation and test accuracy"
 MODEL, SPLIT, TRAIN = ModelConfig(), SplitConfig(), TrainConfig()
@@ -35,20 +37,25 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     """Flags for every choice of a RunConfig; defaults are the dataclasses' own."""
     add_data_arguments(parser)
     m = parser.add_argument_group("network")
-    m.add_argument("--arch", choices=list(ARCHITECTURES), default=MODEL.arch, help=f"default {MODEL.arch}")
+    m.add_argument("--arch", choices=list(NETWORKS), default=MODEL.arch, help=f"default {MODEL.arch}")
     m.add_argument("--hidden", type=number_list_type(int, "hidden widths"), action="append", metavar="W[,W...]",
                    help=f"MLP hidden widths, repeatable or comma-separated (default {','.join(map(str, MODEL.hidden))})")
-    m.add_argument("--activation", choices=list(ACTIVATIONS), help=f"MLP hidden units' activation (default {MODEL.activation})")
-    m.add_argument("--init", choices=INITS, help="weight initialisation (default: he for ReLU networks, LeNet-5 "
+    m.add_argument("--activation", choices=list(Activation), help=f"MLP hidden units' activation (default {MODEL.activation})")
+    m.add_argument("--dropout", type=number_list_type(float, "dropout rates"), action="append", metavar="R[,R...]",
+                   help="dropout rate in training, one for every hidden dense layer or one per layer (MLP, LeNet-5's "
+                   "dense layers; default none)")
+    m.add_argument("--init", choices=list(Init), help="weight initialisation (default: he for ReLU networks, LeNet-5 "
                    "included; glorot otherwise)")
     m.add_argument("--init-std", type=float, help=f"std of the 'normal' init (default {MODEL.init_std})")
     t = parser.add_argument_group("training")
-    t.add_argument("--optimizer", choices=OPTIMIZERS, default=TRAIN.optimizer, help=f"default {TRAIN.optimizer}")
+    t.add_argument("--optimizer", choices=[o.value for o in Optimizer], default=TRAIN.optimizer,
+                   help=f"default {TRAIN.optimizer}")
     t.add_argument("--lr", type=float, default=TRAIN.learning_rate, help=f"learning rate (default {TRAIN.learning_rate:g})")
     t.add_argument("--momentum", type=float, default=None,
                    help=f"with --optimizer momentum (default {TRAIN.momentum})")
     t.add_argument("--nesterov", action="store_true", help="Nesterov momentum, with --optimizer momentum")
-    t.add_argument("--schedule", choices=SCHEDULES, default=None, help="default: exponential if --decay is given")
+    t.add_argument("--schedule", choices=[s.value for s in Schedule], default=None,
+                   help=f"default: {Schedule.EXPONENTIAL} if --decay is given")
     t.add_argument("--decay", type=float, default=None,
                    help=f"learning-rate factor per epoch, with --schedule exponential (default {TRAIN.decay})")
     t.add_argument("--weight-decay", type=float, default=TRAIN.weight_decay, help=f"L2 coefficient (default {TRAIN.weight_decay:g})")
@@ -58,7 +65,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--seed", type=seed, default=TRAIN.seed, help=f"0 to 2**32-1 (default {TRAIN.seed})")
     d = parser.add_argument_group("data split")
     d.add_argument("--train-size", type=int, help="train on this many images (stratified)")
-    d.add_argument("--per-class", type=int, help="train on this many images of each digit")
+    d.add_argument("--per-class", type=int, help="train on this many images of each class")
     d.add_argument("--val-size", type=int, default=SPLIT.val_size,
                    help=f"validation images held out of the training set (default {SPLIT.val_size})")
 
@@ -66,10 +73,11 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
 def run_config_from_args(args: argparse.Namespace) -> RunConfig:
     hidden = joined(args.hidden) or MODEL.hidden
     activation = args.activation or MODEL.activation
-    schedule = args.schedule or ("exponential" if args.decay is not None else "constant")
+    schedule = args.schedule or (Schedule.EXPONENTIAL if args.decay is not None else Schedule.CONSTANT)
+    model = ModelConfig(args.arch, hidden, activation, init_std=MODEL.init_std if args.init_std is None else args.init_std,
+                        dropout=joined(args.dropout) or ())
     return RunConfig(
-        model=ModelConfig(args.arch, hidden, activation, args.init or recommended_init(args.arch, activation),
-                          MODEL.init_std if args.init_std is None else args.init_std),
+        model=dataclasses.replace(model, init=args.init or model.network.recommended_init(model)),
         data=SplitConfig(args.val_size, args.train_size, args.per_class, args.seed),
         train=TrainConfig(
             optimizer=args.optimizer, learning_rate=args.lr,
@@ -84,15 +92,17 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
 def ignored_flag_notes(args: argparse.Namespace) -> list[str]:
     """A one-line note for each flag given that the chosen network, optimiser or schedule does not use."""
     unused = []
-    if args.arch != "mlp":
-        given = {"--hidden": args.hidden, "--activation": args.activation}
-        unused += [(flag, f"--arch {args.arch}", "--arch mlp") for flag in given if given[flag]]
+    uses = {"--hidden": "hidden", "--activation": "activation", "--dropout": "dropout"}
+    for flag, field in uses.items():
+        if getattr(args, field) and field not in NETWORKS[args.arch].hyperparameters:
+            users = " or ".join(f"--arch {name}" for name, net in NETWORKS.items() if field in net.hyperparameters)
+            unused.append((flag, f"--arch {args.arch}", users))
     if args.init_std is not None and args.init != "normal":
         unused.append(("--init-std", f"--init {args.init}" if args.init else "the default init", "--init normal"))
-    if args.optimizer != "momentum":
+    if args.optimizer != Optimizer.MOMENTUM:
         given = {"--momentum": args.momentum is not None, "--nesterov": args.nesterov}
         unused += [(flag, f"--optimizer {args.optimizer}", "--optimizer momentum") for flag in given if given[flag]]
-    if args.decay is not None and args.schedule not in (None, "exponential"):
+    if args.decay is not None and args.schedule not in (None, Schedule.EXPONENTIAL):
         unused.append(("--decay", f"--schedule {args.schedule}", "--schedule exponential"))
     return [f"note: {flag} has no effect with {chosen}; only {user} uses it." for flag, chosen, user in unused]
 
@@ -140,8 +150,8 @@ def run(args) -> int:
         check_writable(args.save)
     mnist = load_mnist(args.data_dir, progress=terminal_progress)
     splits = make_splits(mnist, config.data)
-    result = Run(name=config.model.describe(), config=config)
-    print(f"{config.model.describe()} on {len(splits.y_train)} images; compiling...", file=sys.stderr, flush=True)
+    result = Run(name=Model(config.model, splits.spec).describe(), config=config, spec=splits.spec)
+    print(f"{result.name} on {len(splits.y_train)} images; compiling...", file=sys.stderr, flush=True)
     with StopRequest() as stop:  # held until the stopped run is evaluated, saved and in the history
         for progress in train(config, splits):
             result.record(progress)
@@ -151,7 +161,7 @@ def run(args) -> int:
         print(file=sys.stderr)
         result.finish(splits)
         save_failed = report_and_save(result, args)
-    if result.status == "stopped":
+    if result.status is RunStatus.STOPPED:
         return 130
     return 2 if save_failed else 1 if result.diverged else 0
 
@@ -160,11 +170,11 @@ def report_and_save(result: Run, args) -> bool:
     """Print the outcome (the accuracies on stdout), save the model when asked and record the run; whether the
     save failed."""
     config = result.config
-    if result.status == "stopped":
+    if result.status is RunStatus.STOPPED:
         print("stopped: kept the parameters trained so far", file=sys.stderr)
     if result.diverged:
         lower = "learning rate or weight decay" if config.train.weight_decay else "learning rate"
-        print(f"{result.status}: the loss became NaN/Inf; try a lower {lower}.", file=sys.stderr)
+        print(f"{result.status_text}: the loss became NaN/Inf; try a lower {lower}.", file=sys.stderr)
     else:
         val = "— (no validation images)" if result.val_accuracy is None else f"{result.val_accuracy:.4f}"
         print(f"validation accuracy {val}  test accuracy {result.test_accuracy:.4f}  "
@@ -178,7 +188,7 @@ def report_and_save(result: Run, args) -> bool:
             kept = (f" (the parameters after {steps:,} updates, the last before the divergence)" if steps else
                     " (the initial parameters: it diverged within its first chunk of updates)")
         try:
-            print(f"saved to {save_model(args.save, result.params, config)}{kept}", file=sys.stderr)
+            print(f"saved to {save_model(args.save, result.params, config, result.spec)}{kept}", file=sys.stderr)
         except ModelFileError as exc:  # checked before training, but the disk may have filled or the folder gone since
             save_failed = True
             print(f"error: {exc}", file=sys.stderr)
@@ -190,7 +200,7 @@ def report_and_save(result: Run, args) -> bool:
             "test_accuracy": summary["test_accuracy"], "val_accuracy": summary["val_accuracy"],
             "epochs": summary["epochs"], "train_seconds": summary["train_seconds"],
             "compile_seconds": summary["compile_seconds"], "samples_per_second": summary["samples_per_second"],
-            "status": result.status, "run_id": result.run_id, "config": config.to_dict(),
+            "status": result.status_text, "run_id": result.run_id, "config": config.to_dict(),
         })
     return save_failed
     return 2 if save_failed else 1 if result.diverged else 0

@@ -16,7 +16,7 @@ from typing import BinaryIO
 import numpy as np
 
 from core.data import download
-from core.data.spec import IMAGE_SIDE, NUM_CLASSES, NUM_PIXELS
+from core.data.spec import MNIST_SPEC, DataSpec
 from core.errors import DataError, DigitLabError
 
 IDX_IMAGES_MAGIC = 2051
@@ -29,8 +29,9 @@ KERAS_ARRAYS = ("x_train", "y_train", "x_test", "y_test")  # the arrays of Keras
 
 
 @dataclass(frozen=True)
-class MNIST:
-    """The whole dataset as uint8 arrays: images (n, 28, 28), labels (n,)."""
+class Dataset:
+    """The whole dataset as uint8 arrays: images (n, height, width) or (n, height, width, channels), labels (n,),
+    and the description of its examples (`spec`)."""
 
     train_images: np.ndarray
     train_labels: np.ndarray
@@ -38,8 +39,16 @@ class MNIST:
     test_labels: np.ndarray
     source: str  # human-readable: where the files came from
     verified: bool = False  # decompressed bytes matched the published SHA-256
+    spec: DataSpec = MNIST_SPEC
 
     def __post_init__(self):
+        shapes = {self.spec.image_shape} | ({self.spec.image_shape[:2]} if self.spec.channels == 1 else set())
+        for images, labels, part in ((self.train_images, self.train_labels, "training"),
+                                     (self.test_images, self.test_labels, "test")):
+            if images.shape[1:] not in shapes:
+                raise DataError(f"{self.source}: {part} images have shape {images.shape[1:]}, expected "
+                                f"{self.spec.height}×{self.spec.width}×{self.spec.channels} for {self.spec.name}.")
+            _check_pair(images, labels, f"{self.source} ({part})", self.spec.num_classes)
         for array in (self.train_images, self.train_labels, self.test_images, self.test_labels):
             array.setflags(write=False)
 
@@ -74,8 +83,8 @@ def parse_idx(data: bytes, name: str, *, expect_images: bool) -> np.ndarray:
         kind = "images" if expect_images else "labels"
         raise DataError(f"{name}: bad magic number {found} (expected {magic} for an IDX {kind} file).")
     dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    if expect_images and dims[1:] != (IMAGE_SIDE, IMAGE_SIDE):
-        raise DataError(f"{name}: images are {dims[1]}x{dims[2]}, expected 28x28.")
+    if expect_images and dims[1:] != (MNIST_SPEC.height, MNIST_SPEC.width):
+        raise DataError(f"{name}: images are {dims[1]}x{dims[2]}, expected {MNIST_SPEC.height}x{MNIST_SPEC.width}.")
     expected = int(np.prod(dims))
     body = len(data) - header
     if body != expected:
@@ -101,15 +110,15 @@ def _as_uint8(array: np.ndarray, name: str) -> np.ndarray:
     return array.astype(np.uint8)
 
 
-def _check_pair(images: np.ndarray, labels: np.ndarray, name: str) -> None:
+def _check_pair(images: np.ndarray, labels: np.ndarray, name: str, num_classes: int = MNIST_SPEC.num_classes) -> None:
     if labels.ndim != 1:
         raise DataError(f"{name}: labels have shape {labels.shape}, expected one label per image, shape (n,).")
     if len(images) != len(labels):
         raise DataError(f"{name}: {len(images)} images but {len(labels)} labels.")
     if not len(labels):
         raise DataError(f"{name}: holds no images.")
-    if labels.max() >= NUM_CLASSES:
-        raise DataError(f"{name}: label {int(labels.max())} is out of range 0..9.")
+    if labels.max() >= num_classes:
+        raise DataError(f"{name}: label {int(labels.max())} is out of range 0..{num_classes - 1}.")
 
 
 def _find_idx_file(directory: Path, stem: str) -> Path | None:
@@ -119,7 +128,7 @@ def _find_idx_file(directory: Path, stem: str) -> Path | None:
     return None
 
 
-def load_idx_dir(directory: Path) -> MNIST:
+def load_idx_dir(directory: Path) -> Dataset:
     """Load the four IDX files (gzipped or raw) from `directory`."""
     arrays, verified = {}, True
     for stem in download.MNIST_FILES:
@@ -133,11 +142,11 @@ def load_idx_dir(directory: Path) -> MNIST:
     test = arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"]
     _check_pair(*train, f"{directory} (train)")
     _check_pair(*test, f"{directory} (t10k)")
-    return MNIST(*train, *test, source=f"IDX files in {directory}", verified=verified)
+    return Dataset(*train, *test, source=f"IDX files in {directory}", verified=verified)
 
 
-def load_mat(path: Path) -> MNIST:
-    """Load the course-handout `mnist_all.mat` (keys train0..train9, test0..test9; rows of 784 uint8)."""
+def load_mat(path: Path) -> Dataset:
+    """Load the course-handout `mnist_all.mat` (keys train0..train9, test0..test9; rows of 28×28 = 784 uint8)."""
     from scipy.io import loadmat
 
     data = _read_file(path)
@@ -148,18 +157,18 @@ def load_mat(path: Path) -> MNIST:
     parts = {}
     for split in ("train", "test"):
         images, labels = [], []
-        for digit in range(NUM_CLASSES):
+        for digit in range(MNIST_SPEC.num_classes):
             key = f"{split}{digit}"
             if key not in mat:
                 raise DataError(f"{path}: key '{key}' is missing.")
             rows = np.asarray(mat[key])
-            if rows.ndim != 2 or rows.shape[1] != NUM_PIXELS:
-                raise DataError(f"{path}: '{key}' has shape {rows.shape}, expected (n, 784).")
-            images.append(_as_uint8(rows, f"{path}: '{key}'").reshape(-1, IMAGE_SIDE, IMAGE_SIDE))
+            if rows.ndim != 2 or rows.shape[1] != MNIST_SPEC.num_pixels:
+                raise DataError(f"{path}: '{key}' has shape {rows.shape}, expected (n, {MNIST_SPEC.num_pixels}).")
+            images.append(_as_uint8(rows, f"{path}: '{key}'").reshape(-1, MNIST_SPEC.height, MNIST_SPEC.width))
             labels.append(np.full(len(rows), digit, np.uint8))
         parts[split] = np.concatenate(images), np.concatenate(labels)
         _check_pair(*parts[split], f"{path} ({split})")
-    return MNIST(*parts["train"], *parts["test"], source=f"MATLAB file {path}")
+    return Dataset(*parts["train"], *parts["test"], source=f"MATLAB file {path}")
 
 
 def read_npz(source: Path | str | bytes | BinaryIO, name: str,
@@ -186,22 +195,22 @@ def read_npz(source: Path | str | bytes | BinaryIO, name: str,
     return arrays
 
 
-def load_npz(path: Path) -> MNIST:
+def load_npz(path: Path) -> Dataset:
     """Load the Keras `mnist.npz` (x_train, y_train, x_test, y_test)."""
     arrays = read_npz(path, str(path))
     missing = [key for key in KERAS_ARRAYS if key not in arrays]
     if missing:
         raise DataError(f"{path}: missing {', '.join(missing)} (a Keras mnist.npz holds {', '.join(KERAS_ARRAYS)}).")
     for key in ("x_train", "x_test"):
-        if arrays[key].shape[1:] != (IMAGE_SIDE, IMAGE_SIDE):
-            raise DataError(f"{path}: '{key}' has shape {arrays[key].shape}, expected (n, 28, 28).")
+        if arrays[key].shape[1:] != (MNIST_SPEC.height, MNIST_SPEC.width):
+            raise DataError(f"{path}: '{key}' has shape {arrays[key].shape}, expected (n, {MNIST_SPEC.height}, {MNIST_SPEC.width}).")
     arrays = {key: _as_uint8(arrays[key], f"{path}: '{key}'") for key in KERAS_ARRAYS}
     _check_pair(arrays["x_train"], arrays["y_train"], f"{path} (train)")
     _check_pair(arrays["x_test"], arrays["y_test"], f"{path} (test)")
-    return MNIST(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], source=f"Keras file {path}")
+    return Dataset(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], source=f"Keras file {path}")
 
 
-def load_path(path: Path | str) -> MNIST:
+def load_path(path: Path | str) -> Dataset:
     """Load MNIST from a directory of IDX files (or one holding mnist_all.mat / mnist.npz), or from such a file."""
     path = Path(path).expanduser()
     if path.is_file():

@@ -7,7 +7,7 @@ import os
 from pathlib import Path
 
 from core.data import download
-from core.data.formats import MNIST, _find_idx_file, load_path
+from core.data.formats import Dataset, _find_idx_file, load_path
 from core.errors import DataNotFoundError
 
 DATA_DIR_ENV = "MNIST_DATA_DIR"
@@ -72,6 +72,6 @@ def load_mnist(
     *,
     allow_download: bool = True,
     progress: download.ProgressCallback | None = None,
-) -> MNIST:
+) -> Dataset:
     """Find MNIST (`locate_mnist`) and load it."""
     return load_path(locate_mnist(data_dir, allow_download=allow_download, progress=progress))

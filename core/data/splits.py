@@ -3,14 +3,13 @@
 
 from __future__ import annotations
 
-import functools
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import jax
 import numpy as np
 
-from core.data.formats import MNIST
-from core.data.spec import NUM_CLASSES, NUM_PIXELS
+from core.data.formats import Dataset
+from core.data.spec import DataSpec
 from core.errors import ConfigError
 from core.parsing import whole
 
@@ -42,7 +41,10 @@ class SplitConfig:
 
 @dataclass(frozen=True)
 class Splits:
-    """Float32 images flattened to (n, 784) in [0, 1] with int32 labels, plus the indices into MNIST.train."""
+    """Float32 images flattened to (n, pixels) in [0, 1] with int32 labels, the indices into the dataset's training
+    images, and the description of the examples (`spec`). `train_on_device` holds (x_train, y_train) as device arrays,
+    copied once: every run and sweep on these splits shares them instead of copying the training set again (~0.25 s
+    for 55,000 images, waited for at the first chunk)."""
 
     x_train: np.ndarray
     y_train: np.ndarray
@@ -52,17 +54,16 @@ class Splits:
     y_test: np.ndarray
     train_index: np.ndarray
     val_index: np.ndarray
+    spec: DataSpec
+    train_on_device: tuple[jax.Array, jax.Array] = field(init=False, repr=False, compare=False)
 
-    @functools.cached_property
-    def train_on_device(self) -> tuple[jax.Array, jax.Array]:
-        """(x_train, y_train) as device arrays, copied once: every run and sweep on these splits shares them
-        instead of copying the training set again (~0.25 s for 55,000 images, waited for at the first chunk)."""
-        return jax.device_put(self.x_train), jax.device_put(self.y_train)
+    def __post_init__(self):  # filled eagerly: a Splits is shared read-only by every app session
+        object.__setattr__(self, "train_on_device", (jax.device_put(self.x_train), jax.device_put(self.y_train)))
 
 
 def _stratified_take(labels: np.ndarray, pool: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Take counts[c] random indices of class c from `pool` (indices into labels)."""
-    taken = [rng.permutation(pool[labels[pool] == c])[: counts[c]] for c in range(NUM_CLASSES)]
+    taken = [rng.permutation(pool[labels[pool] == c])[: counts[c]] for c in range(len(counts))]
     return np.sort(np.concatenate(taken))
 
 
@@ -74,24 +75,24 @@ def _proportional_counts(class_sizes: np.ndarray, total: int) -> np.ndarray:
     return np.minimum(counts, class_sizes)
 
 
-def check_split(labels: np.ndarray, config: SplitConfig) -> int:
+def check_split(labels: np.ndarray, config: SplitConfig, spec: DataSpec) -> int:
     """How many training images `config` leaves from training images with these labels, or a ConfigError when it
     cannot be carved out of them (from the counts alone: nothing is drawn or copied)."""
     n = len(labels)
     if not 0 <= config.val_size < n:
         raise ConfigError(f"Validation size must be between 0 and {n - 1}, got {config.val_size}.")
-    class_sizes = np.bincount(labels, minlength=NUM_CLASSES)
+    class_sizes = np.bincount(labels, minlength=spec.num_classes)
     left = class_sizes - _proportional_counts(class_sizes, config.val_size)
     if config.per_class is not None and not 1 <= config.per_class <= left.min():
         if left.min() < 1:
-            missing = ", ".join(str(d) for d in np.flatnonzero(left < 1))
-            raise ConfigError(f"A number per class cannot be drawn: no training image is left of digit {missing}. "
+            missing = ", ".join(spec.class_names[c] for c in np.flatnonzero(left < 1))
+            raise ConfigError(f"A number per class cannot be drawn: no training image is left of {spec.class_noun} {missing}. "
                               "Train on a total number instead.")
         raise ConfigError(f"Images per class must be between 1 and {left.min()}, got {config.per_class}.")
     if config.train_size is not None and not 1 <= config.train_size <= left.sum():
         raise ConfigError(f"Training-subset size must be between 1 and {left.sum()}, got {config.train_size}.")
     if config.per_class is not None:
-        return config.per_class * NUM_CLASSES
+        return config.per_class * spec.num_classes
     return int(left.sum()) if config.train_size is None else config.train_size
 
 
@@ -101,39 +102,41 @@ def default_split(n_train: int) -> SplitConfig:
     return SplitConfig(val_size=min(SplitConfig().val_size, n_train // 5))
 
 
-def make_splits(mnist: MNIST, config: SplitConfig = SplitConfig()) -> Splits:
+def make_splits(dataset: Dataset, config: SplitConfig = SplitConfig()) -> Splits:
     """Seeded, stratified validation hold-out and optional training subset; pixels scaled to [0, 1]."""
-    labels = mnist.train_labels
-    check_split(labels, config)
+    labels = dataset.train_labels
+    num_classes = dataset.spec.num_classes
+    check_split(labels, config, dataset.spec)
     rng = np.random.default_rng(config.seed)
     everything = np.arange(len(labels))
-    class_sizes = np.bincount(labels, minlength=NUM_CLASSES)
+    class_sizes = np.bincount(labels, minlength=num_classes)
     val_index = _stratified_take(labels, everything, _proportional_counts(class_sizes, config.val_size), rng)
     remaining = np.setdiff1d(everything, val_index, assume_unique=True)
     if config.per_class is not None:
-        train_index = _stratified_take(labels, remaining, np.full(NUM_CLASSES, config.per_class), rng)
+        train_index = _stratified_take(labels, remaining, np.full(num_classes, config.per_class), rng)
     elif config.train_size is not None:
-        left = np.bincount(labels[remaining], minlength=NUM_CLASSES)
+        left = np.bincount(labels[remaining], minlength=num_classes)
         train_index = _stratified_take(labels, remaining, _proportional_counts(left, config.train_size), rng)
     else:
         train_index = remaining
     return Splits(
-        x_train=to_features(mnist.train_images[train_index]),
+        x_train=to_features(dataset.train_images[train_index]),
         y_train=labels[train_index].astype(np.int32),
-        x_val=to_features(mnist.train_images[val_index]),
+        x_val=to_features(dataset.train_images[val_index]),
         y_val=labels[val_index].astype(np.int32),
-        x_test=to_features(mnist.test_images),
-        y_test=mnist.test_labels.astype(np.int32),
+        x_test=to_features(dataset.test_images),
+        y_test=dataset.test_labels.astype(np.int32),
         train_index=train_index,
         val_index=val_index,
+        spec=dataset.spec,
     )
 
 
 def to_features(images: np.ndarray) -> np.ndarray:
-    """uint8 images (n, 28, 28) → float32 (n, 784) in [0, 1]."""
-    return np.multiply(images.reshape(len(images), NUM_PIXELS), np.float32(1 / 255), dtype=np.float32)
+    """uint8 images (n, height, width[, channels]) → float32 (n, pixels) in [0, 1]."""
+    return np.multiply(images.reshape(len(images), -1), np.float32(1 / 255), dtype=np.float32)
 
 
-def class_counts(labels: np.ndarray) -> np.ndarray:
-    """Number of images of each digit."""
-    return np.bincount(labels, minlength=NUM_CLASSES)
+def class_counts(labels: np.ndarray, num_classes: int) -> np.ndarray:
+    """Number of images of each class."""
+    return np.bincount(labels, minlength=num_classes)

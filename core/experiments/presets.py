@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.data.spec import MNIST_SPEC
 from core.data.splits import SplitConfig
 from core.errors import ConfigError
-from core.models import ModelConfig
+from core.networks.base import Model, ModelConfig
 from core.training.config import RunConfig, TrainConfig
 
 REPORT_INIT = dict(init="normal", init_std=0.1)  # the reports draw weights from N(0, 0.1²)
+MNIST_TRAINING_IMAGES = 60_000  # the presets are the MNIST course reports' setups
+FULL_BATCH = MNIST_TRAINING_IMAGES - SplitConfig().val_size  # one batch of the whole default training set
 
 
 @dataclass(frozen=True)
@@ -28,7 +31,7 @@ class Preset:
 
     @property
     def arch(self) -> str:
-        return self.configs[0].model.describe()
+        return Model(self.configs[0].model, MNIST_SPEC).describe()
 
 
 def _sigmoid_64(train_size: int | None) -> RunConfig:
@@ -59,7 +62,7 @@ PRESETS: dict[str, Preset] = {p.name: p for p in (
         "Softmax regression trained by full-batch gradient descent (one step per epoch over all 55,000 "
         "images, lr 0.5 on the mean gradient), then the same with momentum 0.9; 100 steps each, curves compared.",
         tuple(RunConfig(ModelConfig("linear", **REPORT_INIT), SplitConfig(),
-                        TrainConfig(optimizer, 0.5, momentum=0.9, batch_size=55000, epochs=100))
+                        TrainConfig(optimizer, 0.5, momentum=0.9, batch_size=FULL_BATCH, epochs=100))
               for optimizer in ("sgd", "momentum")),
         labels=("gradient descent", "momentum 0.9"), reported_text="learning curves"),
     Preset(

@@ -6,17 +6,14 @@ from __future__ import annotations
 import dataclasses
 from typing import Callable, Iterator
 
-from core.data.spec import NUM_CLASSES
+from core.data.spec import MNIST_SPEC
 from core.data.splits import SplitConfig, Splits
-from core.experiments.presets import Preset
+from core.experiments.presets import MNIST_TRAINING_IMAGES, Preset
 from core.training.config import RunConfig
 from core.training.loop import train
 from core.training.runs import Run
 
 TABLE_KEYS = ("preset", "arch", "reported", "test_accuracy", "epochs", "seconds")
-
-
-MNIST_TRAINING_IMAGES = 60_000  # the quick-check subset of a preset that trains on all of them
 
 
 def on_subset(config: RunConfig, train_size: int | None) -> RunConfig:
@@ -25,7 +22,8 @@ def on_subset(config: RunConfig, train_size: int | None) -> RunConfig:
     The batch shrinks to fit the subset; a size at least the preset's own training set leaves it as it is.
     """
     data = config.data
-    own = data.train_size or (data.per_class * NUM_CLASSES if data.per_class else MNIST_TRAINING_IMAGES - data.val_size)
+    own = data.train_size or (data.per_class * MNIST_SPEC.num_classes if data.per_class
+                              else MNIST_TRAINING_IMAGES - data.val_size)
     if train_size is None or train_size >= own:
         return config
     data = dataclasses.replace(data, train_size=train_size, per_class=None, val_size=min(data.val_size, train_size))
@@ -47,7 +45,7 @@ def train_preset(preset: Preset, splits_for: Callable[[SplitConfig], Splits], *,
     for index, config in enumerate(preset.configs):
         config = on_subset(config, train_size)
         splits = splits_for(config.data)
-        run = Run(name=run_name(preset, index), config=config)
+        run = Run(name=run_name(preset, index), config=config, spec=splits.spec)
         runs.append(run)
         for progress in train(config, splits):
             run.record(progress)
@@ -64,7 +62,7 @@ def table_row(preset: Preset, runs: list[Run], seconds: float) -> dict:
         "reported": preset.reported,
         "reported_text": preset.reported_text,
         "test_accuracy": runs[-1].test_accuracy,
-        "status": runs[-1].status,
+        "status": runs[-1].status_text,
         "epochs": runs[-1].epochs_completed,
         "seconds": seconds,
         "runs": {run.name: run.test_accuracy for run in runs},

@@ -32,10 +32,11 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
+from core.data.spec import DataSpec
 from core.data.splits import Splits
 from core.errors import ConfigError
-from core.models import ModelConfig, Params, init, layer_sizes, seed_key
-from core.training.config import RunConfig, TrainConfig
+from core.networks.base import Model, Params, seed_key
+from core.training.config import Optimizer, RunConfig, TrainConfig
 from core.training.evaluation import EVAL_BATCH, variants_loss_and_accuracy
 from core.training.loop import (
     Progress,
@@ -50,8 +51,8 @@ from core.training.programs import (
     TrainState,
     all_finite,
     compile_chunk,
+    dropout_key_data,
     make_train_step,
-    program_model,
     program_settings,
     steps_per_chunk,
 )
@@ -68,13 +69,13 @@ class SweepConfig:
 
     base: RunConfig
     learning_rates: tuple[float, ...] = ()  # empty: the base's
-    momenta: tuple[float, ...] = ()  # empty: the base's (only the "momentum" optimiser uses it)
+    momenta: tuple[float, ...] = ()  # empty: the base's (only Optimizer.MOMENTUM uses it)
     seeds: tuple[int, ...] = ()  # empty: the base's
 
     def variants(self) -> list[RunConfig]:
         """One RunConfig per combination, validated; at most MAX_VARIANTS."""
         tc = self.base.train
-        if len(self.momenta) > 1 and tc.optimizer != "momentum":
+        if len(self.momenta) > 1 and tc.optimizer is not Optimizer.MOMENTUM:
             raise ConfigError(f"Only SGD with momentum uses a momentum; with {tc.optimizer} the {len(self.momenta)} "
                               "momenta would train identical variants.")
         for values, what in ((self.learning_rates, "learning rate"), (self.momenta, "momentum"), (self.seeds, "seed")):
@@ -94,15 +95,15 @@ class SweepConfig:
                 for lr, m, s in grid]
 
 
-def run_name(config: RunConfig) -> str:
+def run_name(config: RunConfig, spec: DataSpec) -> str:
     """A variant's name as a run, in the run history among others: 'sweep 784-64-10 sigmoid: lr 0.1 · seed 0'."""
-    return f"sweep {config.model.describe()}: {variant_name(config)}"
+    return f"sweep {Model(config.model, spec).describe()}: {variant_name(config)}"
 
 
 def variant_name(config: RunConfig) -> str:
     """A short label such as 'lr 0.001 · m 0.9 · seed 1' (momentum only for the momentum optimiser)."""
     tc = config.train
-    momentum = f" · m {tc.momentum:g}" if tc.optimizer == "momentum" else ""
+    momentum = f" · m {tc.momentum:g}" if tc.optimizer is Optimizer.MOMENTUM else ""
     return f"lr {tc.learning_rate:g}{momentum} · seed {tc.seed}"
 
 
@@ -113,6 +114,7 @@ class SweepState(NamedTuple):
     opt_state: optax.OptState
     learning_rate: jax.Array
     momentum: jax.Array
+    dropout_key: jax.Array
 
 
 def _check_variants(variants: Sequence[RunConfig]) -> None:
@@ -129,7 +131,7 @@ def _check_variants(variants: Sequence[RunConfig]) -> None:
                               "(SweepConfig.variants does).")
 
 
-def _variant_optimizer(tc, model: ModelConfig, steps_per_epoch: int, learning_rate,
+def _variant_optimizer(tc, model: Model, steps_per_epoch: int, learning_rate,
                        momentum) -> optax.GradientTransformation:
     """The optimiser of `tc` with its learning rate and momentum given as (traced) arrays."""
     unit = dataclasses.replace(tc, learning_rate=1.0)  # the schedule's shape; scaled by the variant's rate
@@ -139,7 +141,7 @@ def _variant_optimizer(tc, model: ModelConfig, steps_per_epoch: int, learning_ra
 SHARED_MATMUL_MAX_WIDTH = 64  # first layers up to this wide: one matmul for all variants (see _make_sweep_step)
 
 
-def _make_sweep_step(model: ModelConfig, tc, steps_per_epoch: int) -> Callable:
+def _make_sweep_step(model: Model, tc, steps_per_epoch: int) -> Callable:
     """(stacked SweepState, x, y) -> (state, (losses (V,), correct (V,))): one update of every variant.
 
     Up to SHARED_MATMUL_MAX_WIDTH units, the first layers of all variants are one matmul with the shared batch
@@ -150,33 +152,35 @@ def _make_sweep_step(model: ModelConfig, tc, steps_per_epoch: int) -> Callable:
     on it measured 4-30% slower (the benchmark's best of three at 300 units: 1.02× over one by one against
     1.06×; interleaved program timings: 15-30%): XLA then transposes the stacked weights on every step.
     """
-    share_first_layer = layer_sizes(model)[1] <= SHARED_MATMUL_MAX_WIDTH
+    share_first_layer = next(iter(model.weight_shapes().values()))[-1] <= SHARED_MATMUL_MAX_WIDTH
 
-    def variant_step(state: SweepState, x, y):
+    def variant_step(state: SweepState, x, y, step_number):
         optimizer = _variant_optimizer(tc, model, steps_per_epoch, state.learning_rate, state.momentum)
-        new, metrics = make_train_step(model, optimizer)(TrainState(state.params, state.opt_state), x, y)
-        return SweepState(new.params, new.opt_state, state.learning_rate, state.momentum), metrics
+        train_state = TrainState(state.params, state.opt_state, state.dropout_key)
+        new, metrics = make_train_step(model, optimizer)(train_state, x, y, step_number)
+        return state._replace(params=new.params, opt_state=new.opt_state), metrics
 
-    def step(state: SweepState, x, y):
+    def step(state: SweepState, x, y, step_number):
         if share_first_layer:
-            return jax.vmap(variant_step, in_axes=(0, None, None))(state, x, y)
+            return jax.vmap(variant_step, in_axes=(0, None, None, None))(state, x, y, step_number)
         batches = jnp.broadcast_to(x, (len(state.learning_rate), *x.shape))
-        return jax.vmap(variant_step, in_axes=(0, 0, None))(state, batches, y)
+        return jax.vmap(variant_step, in_axes=(0, 0, None, None))(state, batches, y, step_number)
 
     return step
 
 
-def _init_state(variants: Sequence[RunConfig], steps_per_epoch: int) -> SweepState:
+def _init_state(variants: Sequence[RunConfig], model: Model, steps_per_epoch: int) -> SweepState:
     """Every variant's initial state, stacked; each variant's weights drawn from its own seed, as a run's are.
     (Stacked on the host and the optimiser state built by one compiled call: operation by operation, or as a
     vmapped init, this took 1–4 s of compilation the first time.)"""
-    tc, model = variants[0].train, variants[0].model
+    tc = variants[0].train
     lrs = jnp.asarray([v.train.learning_rate for v in variants], jnp.float32)
     momenta = jnp.asarray([v.train.momentum for v in variants], jnp.float32)
-    per_variant = [init(seed_key(v.train.seed), model) for v in variants]
+    per_variant = [Model(v.model, model.spec).init(seed_key(v.train.seed)) for v in variants]
     params = jax.tree_util.tree_map(lambda *leaves: jnp.asarray(np.stack(leaves)), *per_variant)
-    opt_state = _optimizer_init(_program(tc), program_model(model), steps_per_epoch)(params, lrs, momenta)
-    return SweepState(params, opt_state, lrs, momenta)
+    opt_state = _optimizer_init(_program(tc), model.for_programs(), steps_per_epoch)(params, lrs, momenta)
+    dropout_keys = jnp.stack([dropout_key_data(v.train.seed) for v in variants])
+    return SweepState(params, opt_state, lrs, momenta, dropout_keys)
 
 
 def _program(tc: TrainConfig) -> TrainConfig:
@@ -185,7 +189,7 @@ def _program(tc: TrainConfig) -> TrainConfig:
 
 
 @functools.lru_cache(maxsize=16)
-def _optimizer_init(tc: TrainConfig, model: ModelConfig, steps_per_epoch: int) -> Callable:
+def _optimizer_init(tc: TrainConfig, model: Model, steps_per_epoch: int) -> Callable:
     """(stacked params, learning rates, momenta) -> stacked optimiser state: compiled once per setup."""
     def variant_init(params, lr, momentum):
         return _variant_optimizer(tc, model, steps_per_epoch, lr, momentum).init(params)
@@ -202,21 +206,13 @@ def unstack(stacked: Params) -> list[Params]:
     return [jax.tree_util.tree_map(lambda leaf: leaf[i], stacked) for i in range(count)]
 
 
-VMAP_MAX_WIDTH = 300  # up to this width vmapped measured faster than one by one (benchmarks/sweep_speedup.py)
-
-
-def vmap_pays(model: ModelConfig) -> bool:
-    """Whether one vmapped program beats the variants in turn: softmax regression and narrow MLPs."""
-    return model.arch == "linear" or (model.arch == "mlp" and max(model.hidden) <= VMAP_MAX_WIDTH)
-
-
 _SWEEP_PROGRAMS: dict = {}  # (model, settings, images, chunk, variants per program) -> compiled chunk
 
 
 MAX_SWEEP_PROGRAMS = 8
 
 
-def _compiled_sweep_chunk(model: ModelConfig, tc: TrainConfig, n: int, k: int, state: SweepState) -> Callable:
+def _compiled_sweep_chunk(model: Model, tc: TrainConfig, n: int, k: int, state: SweepState) -> Callable:
     """The compiled chunk program for a group of variants shaped like `state`, kept for the last few setups
     (swept values aside), so a second sweep of the same setup starts at once, as a second run does."""
     group = jax.tree_util.tree_leaves(state.params)[0].shape[0]
@@ -225,7 +221,7 @@ def _compiled_sweep_chunk(model: ModelConfig, tc: TrainConfig, n: int, k: int, s
         while len(_SWEEP_PROGRAMS) >= MAX_SWEEP_PROGRAMS:  # forget the oldest (the app's sessions share these)
             _SWEEP_PROGRAMS.pop(next(iter(_SWEEP_PROGRAMS), None), None)
         step = _make_sweep_step(model, tc, n // tc.batch_size)
-        _SWEEP_PROGRAMS[key] = compile_chunk(step, state, n, tc.batch_size, k)
+        _SWEEP_PROGRAMS[key] = compile_chunk(step, state, model.spec, n, tc.batch_size, k)
     return _SWEEP_PROGRAMS[key]
 
 
@@ -235,20 +231,20 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *,
 
     vmapped=True trains all variants in one vmapped program; False runs the same program (compiled once,
     for one variant) for each variant in turn, chunk by chunk, so all curves still advance together.
-    None chooses by network: vmapped where it measured faster than one by one (`vmap_pays`).
+    None chooses by network: vmapped where it measured faster than one by one (`Network.sweep_vmap_pays`).
     """
     _check_variants(variants)
     first = variants[0]
-    tc, model = first.train, program_model(first.model)
+    tc, model = first.train, Model(first.model, splits.spec).for_programs()
     if vmapped is None:
-        vmapped = vmap_pays(model)
+        vmapped = model.network.sweep_vmap_pays(model.config, model.spec)
     n = len(splits.y_train)
     steps_per_epoch = epoch_steps(tc, n)
-    k = steps_per_chunk(first, steps_per_epoch)
+    k = steps_per_chunk(tc, model, steps_per_epoch)
     total_steps = steps_per_epoch * tc.epochs
     schedules = [learning_rate_schedule(v.train, steps_per_epoch) for v in variants]
     groups = [list(range(len(variants)))] if vmapped else [[i] for i in range(len(variants))]
-    states = [_init_state([variants[i] for i in group], steps_per_epoch) for group in groups]
+    states = [_init_state([variants[i] for i in group], model, steps_per_epoch) for group in groups]
     x_train, y_train = splits.train_on_device
 
     started = time.perf_counter()
@@ -272,7 +268,8 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *,
                 chunk_losses.append(np.full((k, len(group)), np.nan))
                 chunk_correct.append(np.zeros((k, len(group))))
                 continue
-            states[g], group_losses, group_correct = compiled(states[g], x_train, y_train, chunk.batch_index, active)
+            states[g], group_losses, group_correct = compiled(states[g], x_train, y_train, chunk.batch_index, active,
+                                                              np.arange(step, step + k, dtype=np.int32))
             chunk_losses.append(np.asarray(group_losses))
             chunk_correct.append(np.asarray(group_correct))
         losses = np.concatenate(chunk_losses, axis=1)[active]  # (steps, V)
@@ -299,17 +296,16 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *,
             if bad_step:
                 ended[i] = True
                 finite = np.isfinite(losses[:, i])
-                status = f"diverged at step {chunk_start + bad_step}"
                 records.append(progress_record(chunk_start, total_steps, steps_per_epoch, losses[finite, i],
                                                correct[finite, i], variant.train, None, schedules[i], elapsed,
-                                               stepping, compile_seconds, status, last_finite[i]))
+                                               stepping, compile_seconds, last_finite[i],
+                                               diverged_at=chunk_start + bad_step))
                 continue
             last_finite[i] = params_now[i]
-            status = "finished" if step == total_steps else "running"
             val = None if validation is None else (float(validation[0][i]), float(validation[1][i]))
             records.append(progress_record(step, total_steps, steps_per_epoch, losses[:, i], correct[:, i],
                                            variant.train, val, schedules[i], elapsed, stepping, compile_seconds,
-                                           status, last_finite[i]))
+                                           last_finite[i]))
         yield records
         if all(ended):
             return

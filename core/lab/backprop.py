@@ -18,12 +18,12 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from core.data.spec import NUM_CLASSES
 from core.errors import ConfigError
-from core.models import ACTIVATIONS, ModelConfig, Params, apply
+from core.data.spec import MNIST_SPEC
+from core.networks.base import NETWORKS, Activation, Model, ModelConfig, Params
 from core.training.programs import cross_entropy
 
-HAND_ACTIVATIONS = ("tanh", "sigmoid")
+HAND_ACTIVATIONS = (Activation.TANH, Activation.SIGMOID)
 
 
 # σ′ as a function of the pre-activation z
@@ -46,70 +46,85 @@ class Bug:
     title: str
     description: str
     latex: str  # the wrong formula
-    archs: tuple[str, ...]  # the architectures it can be planted in
+    needs_hidden: bool  # it sits in the hidden layer's backward pass
 
 
 BUGS = {
     "sign": Bug("Y − P instead of P − Y", "The output error has the wrong sign, so every step climbs the loss.",
-                r"\Delta_{\text{out}} = (Y - P)/n", ("linear", "mlp")),
+                r"\Delta_{\text{out}} = (Y - P)/n", False),
     "no-mean": Bug("Sum instead of mean", "The gradient of the summed loss is used for the mean loss: n times too "
                    "large, so a learning rate that suits the mean loss overshoots.",
-                   r"\Delta_{\text{out}} = P - Y", ("linear", "mlp")),
+                   r"\Delta_{\text{out}} = P - Y", False),
     "logits": Bug("Logits instead of probabilities", "The softmax is forgotten in the backward pass: Z − Y is "
-                  "used where P − Y belongs.", r"\Delta_{\text{out}} = (Z - Y)/n", ("linear", "mlp")),
+                  "used where P − Y belongs.", r"\Delta_{\text{out}} = (Z - Y)/n", False),
     "derivative-at-activation": Bug(
         "σ′ at the activation", "The activation's derivative is evaluated at the activation A = σ(Z₁) instead of "
-        "the pre-activation Z₁.", r"\Delta_1 = (\Delta_2 W_2^\top) \odot \sigma'(A)", ("mlp",)),
+        "the pre-activation Z₁.", r"\Delta_1 = (\Delta_2 W_2^\top) \odot \sigma'(A)", True),
     "derivative-on-weights": Bug(
         "σ′ applied to the weights", "The activation's derivative is applied to the weights W₂ instead of the "
-        "pre-activations.", r"\Delta_1 = \Delta_2 \,\big(W_2 \odot \sigma'(W_2)\big)^\top", ("mlp",)),
+        "pre-activations.", r"\Delta_1 = \Delta_2 \,\big(W_2 \odot \sigma'(W_2)\big)^\top", True),
     "missing-transpose": Bug(
-        "Missing transpose", "The input-weight gradient is computed as Δ₁ᵀX, a (hidden × 784) matrix read back "
-        "into W₁'s (784 × hidden) shape.", r"\frac{\partial C}{\partial W_1} = \operatorname{reshape}(\Delta_1^\top X)",
-        ("mlp",)),
+        "Missing transpose", "The input-weight gradient is computed as Δ₁ᵀX, a (hidden × pixels) matrix read back "
+        "into W₁'s (pixels × hidden) shape.", r"\frac{\partial C}{\partial W_1} = \operatorname{reshape}(\Delta_1^\top X)",
+        True),
 }
 
 
-def check_supported(config: ModelConfig) -> None:
-    """Hand gradients exist for softmax regression and the one-hidden-layer tanh/sigmoid MLP."""
-    if config.arch == "linear":
-        return
-    if config.arch != "mlp" or len(config.hidden) != 1 or config.activation not in HAND_ACTIVATIONS:
+HAND_LAYOUTS = (("output",), ("hidden_0", "output"))  # the dense stacks the derivation covers
+
+
+def check_supported(model: Model) -> None:
+    """Hand gradients exist for softmax regression and the one-hidden-layer tanh/sigmoid MLP: a dense stack of at
+    most one hidden layer."""
+    layers = tuple(model.weight_shapes())
+    if layers not in HAND_LAYOUTS or (model.config.hidden and model.config.activation not in HAND_ACTIVATIONS):
         raise ConfigError(f"Hand-derived gradients cover softmax regression and an MLP with one tanh or sigmoid "
-                          f"hidden layer, not {config.describe()}.")
+                          f"hidden layer, not {model.describe()}.")
 
 
-def check_bug(bug: str | None, config: ModelConfig) -> None:
+def hand_networks() -> list[str]:
+    """The registered networks whose one-hidden-layer tanh form the derivation covers (their names)."""
+    covered = []
+    for name in NETWORKS:
+        try:
+            check_supported(Model(ModelConfig(name, (1,), Activation.TANH), MNIST_SPEC))
+        except ConfigError:
+            continue
+        covered.append(name)
+    return covered
+
+
+def check_bug(bug: str | None, model: Model) -> None:
     if bug is None:
         return
     if bug not in BUGS:
         raise ConfigError(f"Unknown planted bug '{bug}'; choose one of {', '.join(BUGS)}.")
-    if config.arch not in BUGS[bug].archs:
-        raise ConfigError(f"The bug '{bug}' needs a hidden layer; for {config.describe()} choose one of "
-                          f"{', '.join(name for name, b in BUGS.items() if config.arch in b.archs)}.")
+    if BUGS[bug].needs_hidden and not model.config.hidden:
+        raise ConfigError(f"The bug '{bug}' needs a hidden layer; for {model.describe()} choose one of "
+                          f"{', '.join(name for name, b in BUGS.items() if not b.needs_hidden)}.")
 
 
-def mean_loss(params: Params, x: jax.Array, y: jax.Array, config: ModelConfig) -> jax.Array:
+def mean_loss(params: Params, x: jax.Array, y: jax.Array, model: Model) -> jax.Array:
     """C: the mean softmax cross-entropy the training engine minimises."""
-    return cross_entropy(apply(params, x, config), y).mean()
+    return cross_entropy(model.apply(params, x), y).mean()
 
 
-def autodiff_gradient(params: Params, x: jax.Array, y: jax.Array, config: ModelConfig) -> Params:
+def autodiff_gradient(params: Params, x: jax.Array, y: jax.Array, model: Model) -> Params:
     """dC/dθ by `jax.grad`."""
-    return jax.grad(mean_loss)(params, x, y, config)
+    return jax.grad(mean_loss)(params, x, y, model)
 
 
-def hand_gradient(params: Params, x: jax.Array, y: jax.Array, config: ModelConfig, bug: str | None = None) -> Params:
+def hand_gradient(params: Params, x: jax.Array, y: jax.Array, model: Model, bug: str | None = None) -> Params:
     """dC/dθ by the hand-derived, vectorised backward pass (with `bug` planted, if named)."""
     n = x.shape[0]
-    targets = jax.nn.one_hot(y, NUM_CLASSES, dtype=x.dtype)
+    targets = jax.nn.one_hot(y, model.spec.num_classes, dtype=x.dtype)
     w_out, b_out = params["output"]["w"], params["output"]["b"]
-    if config.arch == "linear":
+    if not model.config.hidden:
         hidden = x
     else:
         w1, b1 = params["hidden_0"]["w"], params["hidden_0"]["b"]
         z1 = x @ w1 + b1
-        hidden = ACTIVATIONS[config.activation](z1)
+        hidden = Activation(model.config.activation).function(z1)
     logits = hidden @ w_out + b_out
     probabilities = jax.nn.softmax(logits)
 
@@ -119,10 +134,10 @@ def hand_gradient(params: Params, x: jax.Array, y: jax.Array, config: ModelConfi
         "logits": (logits - targets) / n,
     }.get(bug, (probabilities - targets) / n)
     grads = {"output": {"w": hidden.T @ delta_out, "b": delta_out.sum(0)}}
-    if config.arch == "linear":
+    if not model.config.hidden:
         return grads
 
-    derivative = DERIVATIVES[config.activation]
+    derivative = DERIVATIVES[model.config.activation]
     back = delta_out @ w_out.T
     if bug == "derivative-at-activation":
         delta_1 = back * derivative(hidden)
@@ -135,6 +150,6 @@ def hand_gradient(params: Params, x: jax.Array, y: jax.Array, config: ModelConfi
     return grads
 
 
-def tensor_label(name: str, config: ModelConfig) -> str:
+def tensor_label(name: str, model: Model) -> str:
     """The textbook symbol of a tensor: W, b for softmax regression; W₁, b₁, W₂, b₂ for the MLP."""
-    return (LINEAR_LABELS if config.arch == "linear" else TENSOR_LABELS)[name]
+    return (LINEAR_LABELS if not model.config.hidden else TENSOR_LABELS)[name]

@@ -24,7 +24,8 @@ import numpy as np
 from core.errors import ConfigError
 from core.lab.backprop import autodiff_gradient, hand_gradient
 from core.lab.gradient_check import ProgressCallback, finite_differences, sample_indices
-from core.models import ModelConfig, Params, count_parameters, init, seed_key
+from core.data.spec import DataSpec
+from core.networks.base import Model, ModelConfig, Params, count_parameters, seed_key
 
 METHODS = {
     "hand": "hand-vectorised backprop (jit)",
@@ -144,13 +145,13 @@ def compile_seconds_of_call(fn: Callable[[], object]) -> float | None:
     return sum(seconds for _, seconds in durations) if compiled else None
 
 
-def time_size(x: np.ndarray, y: np.ndarray, batch_size: int, hidden: int, activation: str = "tanh",
+def time_size(x: np.ndarray, y: np.ndarray, spec: DataSpec, batch_size: int, hidden: int, activation: str = "tanh",
               min_seconds: float = MIN_SECONDS, seed: int = 0,
               starting: Callable[[int, str], None] | None = None) -> list[Timing]:
-    """Every method on one MLP 784-hidden-10 and the first `batch_size` examples of (x, y); `starting(i, method)`
-    is called before the i-th of the four methods is timed."""
-    config = ModelConfig("mlp", (hidden,), activation)
-    params = init(seed_key(seed), config)
+    """Every method on one MLP pixels-hidden-classes and the first `batch_size` examples of (x, y) described by `spec`;
+    `starting(i, method)` is called before the i-th of the four methods is timed."""
+    model = Model(ModelConfig("mlp", (hidden,), activation), spec)
+    params = model.init(seed_key(seed))
     xb, yb = jnp.asarray(x[:batch_size]), jnp.asarray(y[:batch_size])
     parameters = count_parameters(params)
 
@@ -164,8 +165,8 @@ def time_size(x: np.ndarray, y: np.ndarray, batch_size: int, hidden: int, activa
 
     rows = []
     for method, gradient in (("hand", hand_gradient), ("autodiff", autodiff_gradient)):
-        jitted = jax.jit(gradient, static_argnames="config")
-        rows.append(timed(method, lambda jitted=jitted: jitted(params, xb, yb, config=config), True))
+        jitted = jax.jit(gradient, static_argnames="model")
+        rows.append(timed(method, lambda jitted=jitted: jitted(params, xb, yb, model=model), True))
 
     count = min(NAIVE_EXAMPLES, batch_size)
     rows.append(timed("naive", lambda: naive_gradient(params, x[:count], y[:count], activation), False,
@@ -173,12 +174,12 @@ def time_size(x: np.ndarray, y: np.ndarray, batch_size: int, hidden: int, activa
 
     indices = sample_indices(params, None)[:: max(1, parameters // FD_WEIGHTS)][:FD_WEIGHTS]
     rows.append(timed("finite-differences",
-                      lambda: finite_differences(params, xb, yb, config, indices, (1e-3,), "float32", "full"), True,
+                      lambda: finite_differences(params, xb, yb, model, indices, (1e-3,), "float32", "full"), True,
                       len(indices) / parameters))
     return rows
 
 
-def time_methods(x: np.ndarray, y: np.ndarray, batch_sizes=(10, 100, 1000), hidden_widths=(16, 64, 256),
+def time_methods(x: np.ndarray, y: np.ndarray, spec: DataSpec, batch_sizes=(10, 100, 1000), hidden_widths=(16, 64, 256),
                  fixed_hidden: int = FIXED_HIDDEN, fixed_batch: int = FIXED_BATCH, activation: str = "tanh",
                  min_seconds: float = MIN_SECONDS, progress: ProgressCallback | None = None) -> list[Timing]:
     """Every method as the batch grows (hidden width fixed_hidden) and as the width grows (batch fixed_batch)."""
@@ -193,7 +194,7 @@ def time_methods(x: np.ndarray, y: np.ndarray, batch_sizes=(10, 100, 1000), hidd
             if progress:
                 progress((i + j / len(METHODS)) / len(sizes), f"batch {batch}, hidden width {hidden}: {METHODS[method]}")
 
-        rows.extend(time_size(x, y, batch, hidden, activation, min_seconds, starting=starting))
+        rows.extend(time_size(x, y, spec, batch, hidden, activation, min_seconds, starting=starting))
     if progress:
         progress(1.0, "done")
     return rows

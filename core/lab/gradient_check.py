@@ -17,7 +17,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax.flatten_util import ravel_pytree
 
-from core.data.spec import NUM_CLASSES
 from core.errors import ConfigError
 from core.lab.backprop import (
     autodiff_gradient,
@@ -26,7 +25,7 @@ from core.lab.backprop import (
     hand_gradient,
     mean_loss,
 )
-from core.models import ACTIVATIONS, ModelConfig, Params
+from core.networks.base import Activation, Model, Params
 from core.training.programs import cross_entropy
 
 STEP_SIZES = tuple(10.0 ** -e for e in range(10))  # h = 1, 0.1, ..., 1e-9
@@ -58,13 +57,13 @@ def as_dtype(tree, dtype: str):
         tree)
 
 
-def hand_vs_autodiff(params: Params, x, y, config: ModelConfig) -> dict[str, float]:
+def hand_vs_autodiff(params: Params, x, y, model: Model) -> dict[str, float]:
     """Relative error between the hand gradient and `jax.grad`, per tensor, computed in float64."""
-    check_supported(config)
+    check_supported(model)
     with jax.enable_x64(True):
         p64, x64 = as_dtype(params, "float64"), as_dtype(x, "float64")
-        hand = _flat_by_tensor(hand_gradient(p64, x64, jnp.asarray(y), config))
-        auto = _flat_by_tensor(autodiff_gradient(p64, x64, jnp.asarray(y), config))
+        hand = _flat_by_tensor(hand_gradient(p64, x64, jnp.asarray(y), model))
+        auto = _flat_by_tensor(autodiff_gradient(p64, x64, jnp.asarray(y), model))
     return {name: relative_error(hand[name], auto[name]) for name in hand}
 
 
@@ -103,39 +102,39 @@ def sample_indices(params: Params, k: int | None, seed: int = 0) -> np.ndarray:
 FD_METHODS = ("incremental", "full")
 
 
-@functools.partial(jax.jit, static_argnames="config")
-def _central_differences_full(params: Params, x, y, flat_index, h, config: ModelConfig) -> jax.Array:
+@functools.partial(jax.jit, static_argnames="model")
+def _central_differences_full(params: Params, x, y, flat_index, h, model: Model) -> jax.Array:
     """(C(θ + h eᵢ) − C(θ − h eᵢ)) / 2h for each flat index i, re-running the whole forward pass for each
     perturbation (the definition, and the reference for the incremental version). Vmapped over the indices."""
     theta, unravel = ravel_pytree(params)
 
     def one(i):
         step = jnp.zeros_like(theta).at[i].set(h)
-        return (mean_loss(unravel(theta + step), x, y, config) - mean_loss(unravel(theta - step), x, y, config)) / (2 * h)
+        return (mean_loss(unravel(theta + step), x, y, model) - mean_loss(unravel(theta - step), x, y, model)) / (2 * h)
 
     return jax.vmap(one)(flat_index)
 
 
-@functools.partial(jax.jit, static_argnames=("config", "tensor"))
-def _central_differences_incremental(params: Params, x, y, rows, cols, h, config: ModelConfig, tensor: str):
+@functools.partial(jax.jit, static_argnames=("model", "tensor"))
+def _central_differences_incremental(params: Params, x, y, rows, cols, h, model: Model, tensor: str):
     """The same central differences for the weights (rows, cols) of one tensor, exploiting that moving one
     weight changes one column of the logits (an output weight) or one hidden unit (a hidden weight): each
     perturbed cost costs O(batch × 10) instead of a whole forward pass. Vmapped over the weights."""
     w_out, b_out = params["output"]["w"], params["output"]["b"]
-    if config.arch == "linear":
+    if not model.config.hidden:
         hidden = x
     else:
         z1 = x @ params["hidden_0"]["w"] + params["hidden_0"]["b"]
-        hidden = ACTIVATIONS[config.activation](z1)
+        hidden = Activation(model.config.activation).function(z1)
     logits = hidden @ w_out + b_out
 
     def moved(delta, r, c):
         """The logits after moving the weight (r, c) of `tensor` by delta."""
         if tensor.startswith("output/"):
-            column = jax.nn.one_hot(c, NUM_CLASSES, dtype=logits.dtype)
+            column = jax.nn.one_hot(c, model.spec.num_classes, dtype=logits.dtype)
             return logits + (delta * hidden[:, r] if tensor == "output/w" else delta)[..., None] * column
         z = z1[:, c] + (delta * x[:, r] if tensor == "hidden_0/w" else delta)
-        return logits + (ACTIVATIONS[config.activation](z) - hidden[:, c])[:, None] * w_out[c][None, :]
+        return logits + (Activation(model.config.activation).function(z) - hidden[:, c])[:, None] * w_out[c][None, :]
 
     def one(r, c):
         return (cross_entropy(moved(h, r, c), y).mean() - cross_entropy(moved(-h, r, c), y).mean()) / (2 * h)
@@ -168,7 +167,7 @@ def _chunks(params: Params, indices: np.ndarray, method: str) -> list[tuple[str,
     return chunks
 
 
-def finite_differences(params: Params, x, y, config: ModelConfig, indices: np.ndarray, step_sizes=(1e-6,),
+def finite_differences(params: Params, x, y, model: Model, indices: np.ndarray, step_sizes=(1e-6,),
                        dtype: str = "float64", method: str = "incremental",
                        progress: ProgressCallback | None = None) -> np.ndarray:
     """Central-difference estimates (len(step_sizes), len(indices)) of dC/dθ at the flat `indices`, every
@@ -176,7 +175,7 @@ def finite_differences(params: Params, x, y, config: ModelConfig, indices: np.nd
     if method not in FD_METHODS:
         raise ConfigError(f"Unknown finite-difference method '{method}'; choose one of {', '.join(FD_METHODS)}.")
     if method == "incremental":
-        check_supported(config)
+        check_supported(model)
     indices = np.asarray(indices, np.int64)
     chunks = _chunks(params, indices, method)
     out = np.empty((len(step_sizes), len(indices)), np.float64)
@@ -186,9 +185,9 @@ def finite_differences(params: Params, x, y, config: ModelConfig, indices: np.nd
             step = jnp.asarray(h, dtype)
             for c, (tensor, where, rows, cols) in enumerate(chunks):
                 if method == "full":
-                    values = _central_differences_full(p, xd, yd, rows, step, config)
+                    values = _central_differences_full(p, xd, yd, rows, step, model)
                 else:
-                    values = _central_differences_incremental(p, xd, yd, rows, cols, step, config, tensor)
+                    values = _central_differences_incremental(p, xd, yd, rows, cols, step, model, tensor)
                 out[row, where] = np.asarray(values)[: len(where)]
                 if progress:
                     progress((row * len(chunks) + c + 1) / (len(step_sizes) * len(chunks)),
@@ -212,7 +211,7 @@ class SweepPoint:
 class GradientCheck:
     """Analytic gradient (hand-derived, possibly with a planted bug) against central differences."""
 
-    config: ModelConfig
+    model: Model
     bug: str | None
     indices: np.ndarray  # flat indices of the checked weights
     tensors: np.ndarray  # the tensor name of each checked weight
@@ -256,7 +255,7 @@ class GradientCheck:
     def to_dict(self) -> dict:
         """Plain JSON-able summary: per h and precision the errors, plus the best h of each precision."""
         return {
-            "architecture": self.config.describe(),
+            "architecture": self.model.describe(),
             "bug": self.bug,
             "weights_checked": int(len(self.indices)),
             "passed": self.passed,
@@ -277,13 +276,13 @@ def max_relative_error(approx: np.ndarray, analytic: np.ndarray) -> float:
     return float((np.abs(approx - analytic) / np.maximum(np.abs(approx) + np.abs(analytic), floor)).max(initial=0.0))
 
 
-def gradient_check(params: Params, x, y, config: ModelConfig, *, weights: int | None = None, bug: str | None = None,
+def gradient_check(params: Params, x, y, model: Model, *, weights: int | None = None, bug: str | None = None,
                    dtypes: tuple[str, ...] = DTYPES, step_sizes: tuple[float, ...] = STEP_SIZES, seed: int = 0,
                    progress: ProgressCallback | None = None) -> GradientCheck:
     """Compare the hand gradient with central differences for all weights (weights=None) or a sample of about
     `weights`, over every step size in every precision. The analytic gradient is always float64."""
-    check_supported(config)
-    check_bug(bug, config)
+    check_supported(model)
+    check_bug(bug, model)
     unknown = set(dtypes) - set(DTYPES)
     if unknown or not dtypes:
         raise ConfigError(f"Precision must be one of {', '.join(DTYPES)}.")
@@ -293,17 +292,17 @@ def gradient_check(params: Params, x, y, config: ModelConfig, *, weights: int | 
         tensors[start:start + size] = name
     with jax.enable_x64(True):
         p64, x64, y_ = as_dtype(params, "float64"), as_dtype(x, "float64"), jnp.asarray(y)
-        analytic = np.asarray(ravel_pytree(hand_gradient(p64, x64, y_, config, bug))[0])[indices]
+        analytic = np.asarray(ravel_pytree(hand_gradient(p64, x64, y_, model, bug))[0])[indices]
     approx, points = {}, []
     for i, dtype in enumerate(dtypes):
         stage = None if progress is None else (
             lambda done, text, i=i: progress((i + done) / len(dtypes), text))
-        approx[dtype] = finite_differences(params, x, y, config, indices, step_sizes, dtype, progress=stage)
+        approx[dtype] = finite_differences(params, x, y, model, indices, step_sizes, dtype, progress=stage)
         for h, row in zip(step_sizes, approx[dtype]):
             error = np.abs(row - analytic)
             points.append(SweepPoint(
                 dtype=dtype, h=h, total_abs_error=float(error.sum()), max_abs_error=float(error.max()),
                 max_rel_error=max_relative_error(row, analytic),
                 rel_error=relative_error(row, analytic)))
-    return GradientCheck(config, bug, indices, tensors[indices], analytic, tuple(step_sizes), approx,
+    return GradientCheck(model, bug, indices, tensors[indices], analytic, tuple(step_sizes), approx,
                          tuple(points))

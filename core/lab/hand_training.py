@@ -12,7 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from core.lab.backprop import check_bug, check_supported, hand_gradient
-from core.models import ModelConfig, Params, apply
+from core.networks.base import Model, Params
 from core.training.programs import cross_entropy
 
 
@@ -35,30 +35,30 @@ class HandTraining:
         return not (self.diverged or other.diverged) and abs(self.accuracy[-1] - other.accuracy[-1]) < within
 
 
-@functools.partial(jax.jit, static_argnames=("config", "bug"))
-def _descend(params, x, y, batch_index, learning_rate, config: ModelConfig, bug: str | None):
+@functools.partial(jax.jit, static_argnames=("model", "bug"))
+def _descend(params, x, y, batch_index, learning_rate, model: Model, bug: str | None):
     """Steps of θ ← θ − η·grad over the batches in batch_index (steps, batch), in one `lax.scan`."""
 
     def step(params, index):
-        grads = hand_gradient(params, x[index], y[index], config, bug)
+        grads = hand_gradient(params, x[index], y[index], model, bug)
         return jax.tree_util.tree_map(lambda p, g: p - learning_rate * g, params, grads), None
 
     return jax.lax.scan(step, params, batch_index)[0]
 
 
-@functools.partial(jax.jit, static_argnames="config")
-def _loss_and_accuracy(params, x, y, config: ModelConfig):
-    logits = apply(params, x, config)
+@functools.partial(jax.jit, static_argnames="model")
+def _loss_and_accuracy(params, x, y, model: Model):
+    logits = model.apply(params, x)
     return cross_entropy(logits, y).mean(), (logits.argmax(-1) == y).mean()
 
 
-def train_by_hand(params: Params, config: ModelConfig, x_train, y_train, x_val, y_val, *, bug: str | None = None,
+def train_by_hand(params: Params, model: Model, x_train, y_train, x_val, y_val, *, bug: str | None = None,
                   steps: int = 300, learning_rate: float = 0.1, batch_size: int = 50, eval_every: int = 25,
                   seed: int = 0) -> HandTraining:
     """Train with minibatch gradient descent on the hand gradient (float32), measuring every `eval_every` steps.
     A diverged loss (NaN/Inf) is kept as NaN, not reported as an accuracy."""
-    check_supported(config)
-    check_bug(bug, config)
+    check_supported(model)
+    check_bug(bug, model)
     batch_size = min(batch_size, len(y_train))
     chunks = max(1, -(-steps // eval_every))  # whole chunks of eval_every steps: one compilation
     steps = chunks * eval_every
@@ -69,8 +69,8 @@ def train_by_hand(params: Params, config: ModelConfig, x_train, y_train, x_val, 
     loss, accuracy = [], []
     for chunk in range(chunks + 1):
         if chunk:
-            params = _descend(params, x_train, y_train, batches[chunk - 1], learning_rate, config, bug)
-        value_loss, value_accuracy = map(float, _loss_and_accuracy(params, x_val, y_val, config))
+            params = _descend(params, x_train, y_train, batches[chunk - 1], learning_rate, model, bug)
+        value_loss, value_accuracy = map(float, _loss_and_accuracy(params, x_val, y_val, model))
         finite = np.isfinite(value_loss)
         loss.append(value_loss if finite else np.nan)
         accuracy.append(value_accuracy if finite else np.nan)

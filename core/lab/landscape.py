@@ -17,12 +17,9 @@ import optax
 
 from core.errors import ConfigError
 from core.lab.backprop import mean_loss
-from core.models import ModelConfig, Params, apply
-
-OPTIMISERS = ("gd", "momentum", "adam")
-
-
-OPTIMISER_TITLES = {"gd": "Gradient descent", "momentum": "Momentum", "adam": "Adam"}
+from core.networks.base import Model, Params
+from core.training.config import Optimizer, member_of
+from core.training.optimizers import update_rule
 
 
 @dataclass(frozen=True)
@@ -48,24 +45,24 @@ def check_ref(params: Params, ref: WeightRef) -> None:
         raise ConfigError(f"{ref.label()} is outside {ref.layer}.{ref.array}, of shape {tuple(array.shape)}.")
 
 
-def output_curvatures(params: Params, x, config: ModelConfig) -> np.ndarray:
+def output_curvatures(params: Params, x, model: Model) -> np.ndarray:
     """∂²C/∂w² for every output-layer weight w[i, k]: the mean over the batch of a_i² p_k (1 − p_k), where a is the
     output layer's input and p the softmax (the exact diagonal of the Hessian of the cross-entropy)."""
     def logits_of(w, image):
-        return apply({**params, "output": {**params["output"], "w": w}}, image[None], config)[0]
+        return model.apply({**params, "output": {**params["output"], "w": w}}, image[None])[0]
 
     # the logits are linear in the output weights: d logit_0 / d w[i, 0] is a_i, example by example
     inputs = jax.vmap(jax.grad(lambda w, image: logits_of(w, image)[0]), in_axes=(None, 0))(
         params["output"]["w"], jnp.asarray(x))[:, :, 0]
-    p = jax.nn.softmax(apply(params, jnp.asarray(x), config))
+    p = jax.nn.softmax(model.apply(params, jnp.asarray(x)))
     return np.asarray(jnp.einsum("ni,nk->ik", inputs**2, p * (1 - p)) / len(x))
 
 
-def default_pair(params: Params, x, config: ModelConfig) -> tuple[WeightRef, WeightRef]:
+def default_pair(params: Params, x, model: Model) -> tuple[WeightRef, WeightRef]:
     """The two most sharply curved output-layer weights into the unit that holds the most curved one: the cost
     depends on them most, so the trained values sit in a clear bowl (large but rarely used weights, for pixels
     near the border, lie on flat plateaus instead)."""
-    curved = output_curvatures(params, x, config)
+    curved = output_curvatures(params, x, model)
     unit = int(np.unravel_index(curved.argmax(), curved.shape)[1])
     first, second = np.argsort(curved[:, unit])[::-1][:2]
     return WeightRef("output", "w", (int(first), unit)), WeightRef("output", "w", (int(second), unit))
@@ -95,12 +92,12 @@ class Landscape:
         return float(self.first[j]), float(self.second[i]), float(self.cost[i, j])
 
 
-@functools.partial(jax.jit, static_argnames=("config", "pair"))
-def _grid_cost(params, x, y, points, config: ModelConfig, pair) -> jax.Array:
-    return jax.vmap(lambda v: mean_loss(_with_pair(params, pair, v), x, y, config))(points)
+@functools.partial(jax.jit, static_argnames=("model", "pair"))
+def _grid_cost(params, x, y, points, model: Model, pair) -> jax.Array:
+    return jax.vmap(lambda v: mean_loss(_with_pair(params, pair, v), x, y, model))(points)
 
 
-def loss_landscape(params: Params, x, y, config: ModelConfig, pair: tuple[WeightRef, WeightRef],
+def loss_landscape(params: Params, x, y, model: Model, pair: tuple[WeightRef, WeightRef],
                    span: float = 1.0, resolution: int = 41) -> Landscape:
     """The cost on a resolution × resolution grid of ±span around the two weights' current values."""
     for ref in pair:
@@ -114,7 +111,7 @@ def loss_landscape(params: Params, x, y, config: ModelConfig, pair: tuple[Weight
     second = center[1] + np.linspace(-span, span, resolution)
     a, b = np.meshgrid(first, second)
     points = jnp.asarray(np.stack([a.ravel(), b.ravel()], 1), jnp.float32)
-    cost = np.asarray(_grid_cost(params, jnp.asarray(x), jnp.asarray(y), points, config, pair))
+    cost = np.asarray(_grid_cost(params, jnp.asarray(x), jnp.asarray(y), points, model, pair))
     return Landscape(pair, center, first, second, cost.reshape(resolution, resolution))
 
 
@@ -132,12 +129,12 @@ class Curvature:
     capped: bool = False  # the bowl is wider than the span (almost flat along one direction): the grid shows part
 
 
-@functools.partial(jax.jit, static_argnames=("config", "pair"))
-def _pair_hessian(params, x, y, values, config: ModelConfig, pair) -> jax.Array:
-    return jax.hessian(lambda v: mean_loss(_with_pair(params, pair, v), x, y, config))(values)
+@functools.partial(jax.jit, static_argnames=("model", "pair"))
+def _pair_hessian(params, x, y, values, model: Model, pair) -> jax.Array:
+    return jax.hessian(lambda v: mean_loss(_with_pair(params, pair, v), x, y, model))(values)
 
 
-def curvature(params: Params, x, y, config: ModelConfig, pair: tuple[WeightRef, WeightRef], widths: float = 3.0,
+def curvature(params: Params, x, y, model: Model, pair: tuple[WeightRef, WeightRef], widths: float = 3.0,
               max_anisotropy: float = 10.0, span_limits: tuple[float, float] = (0.05, 50.0)) -> Curvature:
     """Grid half-width and learning rate that fit the cost around the two weights.
 
@@ -151,7 +148,7 @@ def curvature(params: Params, x, y, config: ModelConfig, pair: tuple[WeightRef, 
     for ref in pair:
         check_ref(params, ref)
     values = jnp.asarray([ref.value(params) for ref in pair], jnp.float32)
-    hessian = np.asarray(_pair_hessian(params, jnp.asarray(x), jnp.asarray(y), values, config, pair), np.float64)
+    hessian = np.asarray(_pair_hessian(params, jnp.asarray(x), jnp.asarray(y), values, model, pair), np.float64)
     low, high = np.linalg.eigvalsh((hessian + hessian.T) / 2)
     if not high > 0:
         return Curvature((float(low), float(high)), FALLBACK_SPAN, FALLBACK_LEARNING_RATE, False)
@@ -165,7 +162,7 @@ def curvature(params: Params, x, y, config: ModelConfig, pair: tuple[WeightRef, 
 class OptimiserPath:
     """Where one optimiser took the two weights: points (K+1, 2) from the start, and the cost at each."""
 
-    optimiser: str
+    optimiser: Optimizer
     points: np.ndarray
     costs: np.ndarray
 
@@ -175,18 +172,13 @@ class OptimiserPath:
         return not np.isfinite(self.costs).all()
 
 
-def make_optimiser(name: str, learning_rate, momentum=0.9) -> optax.GradientTransformation:
-    """Plain gradient descent, gradient descent with momentum, or Adam (settings may be traced values)."""
-    return {"gd": lambda: optax.sgd(learning_rate), "momentum": lambda: optax.sgd(learning_rate, momentum=momentum),
-            "adam": lambda: optax.adam(learning_rate)}[name]()
-
-
-@functools.partial(jax.jit, static_argnames=("config", "pair", "optimiser", "steps"))
-def _descend_pair(params, x, y, start, learning_rate, momentum, config: ModelConfig, pair, optimiser: str, steps: int):
-    transform = make_optimiser(optimiser, learning_rate, momentum)
+@functools.partial(jax.jit, static_argnames=("model", "pair", "optimiser", "steps"))
+def _descend_pair(params, x, y, start, learning_rate, momentum, model: Model, pair, optimiser: Optimizer,
+                  steps: int):
+    transform = update_rule(optimiser, learning_rate, momentum)
 
     def cost(v):
-        return mean_loss(_with_pair(params, pair, v), x, y, config)
+        return mean_loss(_with_pair(params, pair, v), x, y, model)
 
     def step(carry, _):
         v, state = carry
@@ -198,22 +190,22 @@ def _descend_pair(params, x, y, start, learning_rate, momentum, config: ModelCon
     return jnp.concatenate([points, last[None]]), jnp.concatenate([costs, cost(last)[None]])
 
 
-def optimiser_path(params: Params, x, y, config: ModelConfig, pair: tuple[WeightRef, WeightRef],
-                   start: tuple[float, float], optimiser: str, learning_rate: float, momentum: float = 0.9,
+def optimiser_path(params: Params, x, y, model: Model, pair: tuple[WeightRef, WeightRef],
+                   start: tuple[float, float], optimiser: Optimizer, learning_rate: float, momentum: float = 0.9,
                    steps: int = 50) -> OptimiserPath:
-    """K steps of one optimiser on the two weights of `pair`, from `start`, every other weight fixed."""
-    if optimiser not in OPTIMISERS:
-        raise ConfigError(f"Unknown optimiser '{optimiser}'; choose one of {', '.join(OPTIMISERS)}.")
+    """K steps of one optimiser (its value is taken too) on the two weights of `pair`, from `start`, every other
+    weight fixed."""
+    optimiser = member_of(Optimizer, optimiser, "optimiser")
     if not learning_rate > 0 or not 0 <= momentum < 1 or steps < 1:
         raise ConfigError("Use a positive learning rate, a momentum in [0, 1) and at least one step.")
     points, costs = _descend_pair(params, jnp.asarray(x), jnp.asarray(y), jnp.asarray(start, jnp.float32),
-                                  jnp.float32(learning_rate), jnp.float32(momentum), config, pair, optimiser, steps)
+                                  jnp.float32(learning_rate), jnp.float32(momentum), model, pair, optimiser, steps)
     return OptimiserPath(optimiser, np.asarray(points), np.asarray(costs))
 
 
-def optimiser_paths(params: Params, x, y, config: ModelConfig, pair: tuple[WeightRef, WeightRef],
+def optimiser_paths(params: Params, x, y, model: Model, pair: tuple[WeightRef, WeightRef],
                     start: tuple[float, float], learning_rate: float, momentum: float = 0.9,
-                    steps: int = 50) -> dict[str, OptimiserPath]:
-    """The paths of plain gradient descent, momentum and Adam from the same start."""
-    return {name: optimiser_path(params, x, y, config, pair, start, name, learning_rate, momentum, steps)
-            for name in OPTIMISERS}
+                    steps: int = 50) -> dict[Optimizer, OptimiserPath]:
+    """The paths of every optimiser (plain gradient descent, momentum and Adam) from the same start."""
+    return {optimiser: optimiser_path(params, x, y, model, pair, start, optimiser, learning_rate, momentum, steps)
+            for optimiser in Optimizer}

@@ -24,10 +24,11 @@ import numpy as np
 import platformdirs
 
 from core.errors import DigitLabError, HistoryError
-from core.models import ARCHITECTURES
+from core.data.spec import MNIST_SPEC, DataSpec
 from core.store.checkpoint import flatten, load_model, model_bytes
-from core.training.config import RunConfig
+from core.training.config import Optimizer, RunConfig, Schedule
 from core.training.runs import Run
+from core.training.status import RunStatus, parse_status
 
 HOME_ENV = "DIGIT_LAB_HOME"
 
@@ -41,10 +42,7 @@ BUSY_TIMEOUT_SECONDS = 30.0
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-UNFINISHED_STATUSES = ("compiling", "running")
-
-
-STATUS_KINDS = ("finished", "stopped", "diverged", "loaded")  # a saved run's status starts with one of these
+SAVED_STATUSES = (RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.DIVERGED, RunStatus.LOADED)  # those of ended runs
 
 
 # MIGRATIONS[v] takes a database from schema version v to v + 1; a new file runs them all.
@@ -79,6 +77,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX runs_by_created ON runs (created)",
     ),
+    (  # 2 -> 3: the description of the data a run trained on (NULL: MNIST, all that earlier versions trained on)
+        "ALTER TABLE runs ADD COLUMN data TEXT",
+    ),
 )
 
 
@@ -94,7 +95,7 @@ def default_path() -> Path:
 
 def ended(run: Run) -> bool:
     """Whether a run is over and measured (`Run.finish` has run), so that it belongs in the history."""
-    if run.status in UNFINISHED_STATUSES:
+    if run.status.in_progress:
         return False
     return run.params is None or run.diverged or run.test_accuracy is not None
 
@@ -121,7 +122,7 @@ SUMMARY_COLUMNS = ", ".join(f.name for f in dataclasses.fields(SavedRun))
 
 RUN_COLUMNS = ("run_id", "name", "status", "arch", "architecture", "config", "curves", "val_accuracy",
                "test_accuracy", "epochs", "compile_seconds", "train_seconds", "samples_per_second", "created",
-               "saved", "params", "confusion")
+               "saved", "params", "confusion", "data")
 
 
 class _Busy(HistoryError):
@@ -259,19 +260,19 @@ class RunHistory:
     def save(self, run: Run) -> None:
         """Insert or replace (by run_id) an ended run, with its test-set confusion matrix and its parameters."""
         if not ended(run):
-            raise HistoryError(f"Run '{run.name}' ({run.status}) is not over and measured yet; only ended runs are saved.")
-        model = run.config.model
+            raise HistoryError(f"Run '{run.name}' ({run.status_text}) is not over and measured yet; only ended runs "
+                               "are saved.")
         row = {
-            "run_id": run.run_id, "name": run.name, "status": run.status, "arch": model.arch,
-            "architecture": model.describe(), "config": run.config.to_json(), "curves": json.dumps(run.history),
+            "run_id": run.run_id, "name": run.name, "status": run.status_text, "arch": run.config.model.arch,
+            "architecture": run.model.describe(), "data": json.dumps(run.spec.to_dict()), "config": run.config.to_json(), "curves": json.dumps(run.history),
             "val_accuracy": run.val_accuracy, "test_accuracy": run.test_accuracy, "epochs": run.epochs_completed,
             "compile_seconds": run.compile_seconds, "train_seconds": run.train_seconds,
             "samples_per_second": run.samples_per_second, "created": run.created,
             "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "params": None if run.params is None else model_bytes(run.params, run.config),
+            "params": None if run.params is None else model_bytes(run.params, run.config, run.spec),
             "confusion": None if run.test_confusion is None else json.dumps(np.asarray(run.test_confusion).tolist()),
         }
-        snapshots = [(run.run_id, epoch, model_bytes(params, run.config)) for epoch, params in run.snapshots]
+        snapshots = [(run.run_id, epoch, model_bytes(params, run.config, run.spec)) for epoch, params in run.snapshots]
         updates = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "run_id")
         with self._write() as conn:
             conn.execute(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "
@@ -279,14 +280,14 @@ class RunHistory:
             conn.execute("DELETE FROM snapshots WHERE run_id = ?", (run.run_id,))
             conn.executemany("INSERT INTO snapshots (run_id, epoch, params) VALUES (?, ?, ?)", snapshots)
 
-    def list(self, *, arch: str | None = None, status: str | None = None, name_contains: str = "",
+    def list(self, *, arch: str | None = None, status: RunStatus | None = None, name_contains: str = "",
              min_test_accuracy: float | None = None) -> list[SavedRun]:
-        """Saved runs, newest first; `status` is one of STATUS_KINDS, `min_test_accuracy` a fraction."""
+        """Saved runs, newest first; `status` is one of SAVED_STATUSES, `min_test_accuracy` a fraction."""
         clauses, args = [], []
         if arch:
             clauses.append("arch = ?")
             args.append(arch)
-        if status:
+        if status:  # a stored status text starts with its status's value
             clauses.append("substr(status, 1, length(?)) = ?")
             args += [status, status]
         if name_contains.strip():
@@ -312,12 +313,14 @@ class RunHistory:
         saved = dict(zip(RUN_COLUMNS, row))
         try:
             config = RunConfig.from_json(saved["config"])
+            spec = MNIST_SPEC if saved["data"] is None else DataSpec.from_dict(json.loads(saved["data"]))
             params = None if saved["params"] is None else load_model(saved["params"])[0]
             epochs = [(epoch, load_model(blob)[0]) for epoch, blob in blobs]
-        except DigitLabError as exc:
+            status, diverged_at = parse_status(saved["status"])
+        except (DigitLabError, ValueError) as exc:
             raise HistoryError(f"Saved run '{saved['name']}' in {self.path} cannot be loaded: {exc}") from None
         return Run(
-            name=saved["name"], config=config, params=params, status=saved["status"],
+            name=saved["name"], config=config, spec=spec, params=params, status=status, diverged_at=diverged_at,
             history=json.loads(saved["curves"]), snapshots=epochs, compile_seconds=saved["compile_seconds"],
             train_seconds=saved["train_seconds"], samples_per_second=saved["samples_per_second"],
             val_accuracy=saved["val_accuracy"], test_accuracy=saved["test_accuracy"], created=saved["created"],
@@ -362,9 +365,9 @@ def config_diff(configs: dict[str, RunConfig]) -> list[dict]:
 def _used_settings(config: RunConfig) -> dict:
     """The config's settings, flattened, without those its network, optimiser or schedule ignore."""
     model, tc = config.model, config.train
-    used = {"arch", "init", *ARCHITECTURES[model.arch].hyperparameters, *(("init_std",) * (model.init == "normal"))}
-    ignored = {*(("train.momentum", "train.nesterov") * (tc.optimizer != "momentum")),
-               *(("train.decay",) * (tc.schedule != "exponential"))}
+    used = {"arch", "init", *model.network.hyperparameters, *(("init_std",) * (model.init == "normal"))}
+    ignored = {*(("train.momentum", "train.nesterov") * (tc.optimizer is not Optimizer.MOMENTUM)),
+               *(("train.decay",) * (tc.schedule is not Schedule.EXPONENTIAL))}
     settings = flatten(config.to_dict(), separator=".")
     return {key: list(value) if isinstance(value, tuple) else value for key, value in settings.items()
             if (not key.startswith("model.") or key[6:] in used) and key not in ignored}

@@ -5,6 +5,7 @@ Frozen, validated, and serialised to JSON.
 from __future__ import annotations
 
 import dataclasses
+import enum
 import json
 from dataclasses import dataclass, field
 
@@ -12,13 +13,39 @@ import numpy as np
 
 from core.data.splits import MAX_SEED, SplitConfig
 from core.errors import ConfigError
-from core.models import ModelConfig
+from core.networks.base import ModelConfig
 from core.parsing import whole
 
-OPTIMIZERS = ("sgd", "momentum", "adam")
+
+class Optimizer(enum.StrEnum):
+    """The optimisers a run trains with (optax's)."""
+
+    SGD = "sgd"
+    MOMENTUM = "momentum"  # SGD with momentum, Nesterov's if asked
+    ADAM = "adam"
 
 
-SCHEDULES = ("constant", "exponential", "cosine")
+OPTIMIZER_LABELS = {Optimizer.SGD: "SGD", Optimizer.MOMENTUM: "SGD with momentum", Optimizer.ADAM: "Adam"}
+
+
+class Schedule(enum.StrEnum):
+    """How the learning rate changes over a run."""
+
+    CONSTANT = "constant"
+    EXPONENTIAL = "exponential"  # a factor per epoch
+    COSINE = "cosine"  # down to zero at the run's end
+
+
+SCHEDULE_LABELS = {Schedule.CONSTANT: "Constant", Schedule.EXPONENTIAL: "Exponential decay per epoch",
+                   Schedule.COSINE: "Cosine to zero"}
+
+
+def member_of(kind: type[enum.StrEnum], value, what: str):
+    """`value` (a member of `kind`, or its string) as a member of `kind`; a ConfigError naming the choices."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigError(f"Unknown {what} '{value}'; choose one of {', '.join(kind)}.") from None
 
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # a learning rate above it is infinity inside the program
@@ -31,12 +58,12 @@ FLOAT32_TINY = float(np.finfo(np.float32).tiny)  # and one below it (1.2e-38) ze
 class TrainConfig:
     """Optimiser, schedule and loop settings."""
 
-    optimizer: str = "adam"  # sgd | momentum | adam
+    optimizer: Optimizer = Optimizer.ADAM  # its string is taken too: TrainConfig("sgd")
     learning_rate: float = 1e-3
-    momentum: float = 0.9  # for "momentum"
-    nesterov: bool = False  # for "momentum"
-    schedule: str = "constant"  # constant | exponential (per epoch) | cosine
-    decay: float = 0.97  # learning-rate factor per epoch for "exponential"
+    momentum: float = 0.9  # for Optimizer.MOMENTUM
+    nesterov: bool = False  # for Optimizer.MOMENTUM
+    schedule: Schedule = Schedule.CONSTANT  # its string is taken too
+    decay: float = 0.97  # learning-rate factor per epoch for Schedule.EXPONENTIAL
     weight_decay: float = 0.0  # L2 penalty coefficient
     batch_size: int = 50
     epochs: int = 3
@@ -46,9 +73,9 @@ class TrainConfig:
     steps_per_chunk: int = 0  # 0 = chosen from the network's cost
 
     def __post_init__(self):
+        object.__setattr__(self, "optimizer", member_of(Optimizer, self.optimizer, "optimiser"))
+        object.__setattr__(self, "schedule", member_of(Schedule, self.schedule, "schedule"))
         checks = [
-            (self.optimizer in OPTIMIZERS, f"Unknown optimiser '{self.optimizer}'; choose one of {', '.join(OPTIMIZERS)}."),
-            (self.schedule in SCHEDULES, f"Unknown schedule '{self.schedule}'; choose one of {', '.join(SCHEDULES)}."),
             (FLOAT32_TINY <= self.learning_rate <= FLOAT32_MAX,
              f"The learning rate must be a positive number a float32 can hold ({FLOAT32_TINY:.1e} to {FLOAT32_MAX:.1e})."),
             (0 <= self.momentum < 1, "Momentum must be in [0, 1)."),

@@ -10,9 +10,8 @@ from typing import Callable
 import jax
 import numpy as np
 
-from core.data.spec import NUM_CLASSES
-from core.models import ModelConfig, Params, apply
-from core.training.programs import compiler_options, cross_entropy, program_model
+from core.networks.base import Model, Params
+from core.training.programs import compiler_options, cross_entropy
 
 EVAL_BATCH = 1000
 
@@ -21,14 +20,14 @@ EVAL_BATCH = 1000
 class Evaluation:
     """A network's predictions on a labelled set, and the summaries computed from them."""
 
-    predictions: np.ndarray  # (n,) predicted digit
-    probabilities: np.ndarray  # (n, 10) softmax
+    predictions: np.ndarray  # (n,) predicted class
+    probabilities: np.ndarray  # (n, classes) softmax
     losses: np.ndarray  # (n,) per-example cross-entropy
-    labels: np.ndarray  # (n,) true digit
+    labels: np.ndarray  # (n,) true class
     accuracy: float
     loss: float
-    per_class_accuracy: np.ndarray  # (10,) accuracy on images of each true digit (NaN for a digit with none)
-    confusion: np.ndarray  # (10, 10) counts, rows = true digit, columns = predicted
+    per_class_accuracy: np.ndarray  # (classes,) accuracy on images of each true class (NaN for a class with none)
+    confusion: np.ndarray  # (classes, classes) counts, rows = true class, columns = predicted
 
     @property
     def misclassified(self) -> np.ndarray:
@@ -37,20 +36,20 @@ class Evaluation:
 
 
 @functools.lru_cache(maxsize=16)
-def _forward(model: ModelConfig, stacked: bool) -> Callable:
+def _forward(model: Model, stacked: bool) -> Callable:
     """Jitted (params, x, y) -> (probabilities, losses) for fixed-size batches, kept for the last few networks;
     with `stacked`, vmapped over parameters whose leaves carry a leading variant axis (a sweep's)."""
     def forward(params, x, y):
-        logits = apply(params, x, model)
+        logits = model.apply(params, x)
         return jax.nn.softmax(logits), cross_entropy(logits, y)
     return jax.jit(jax.vmap(forward, in_axes=(0, None, None)) if stacked else forward,
                    compiler_options=compiler_options())
 
 
-def _batched(model: ModelConfig, params: Params, x: np.ndarray, y: np.ndarray,
+def _batched(model: Model, params: Params, x: np.ndarray, y: np.ndarray,
              stacked: bool = False) -> tuple[np.ndarray, np.ndarray]:
-    """Probabilities (..., n, 10) and losses (..., n) over a whole set, in fixed batches (the last one padded)."""
-    forward = _forward(program_model(model), stacked)
+    """Probabilities (..., n, classes) and losses (..., n) over a whole set, in fixed batches (the last one padded)."""
+    forward = _forward(model.for_programs(), stacked)
     n = len(y)
     batch = min(EVAL_BATCH, max(n, 1))
     probs, losses = [], []
@@ -66,27 +65,27 @@ def _batched(model: ModelConfig, params: Params, x: np.ndarray, y: np.ndarray,
     return np.concatenate(probs, axis=-2), np.concatenate(losses, axis=-1)
 
 
-def loss_and_accuracy(params: Params, model: ModelConfig, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
+def loss_and_accuracy(params: Params, model: Model, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Mean cross-entropy and accuracy on (x, y)."""
     probs, losses = _batched(model, params, x, y)
     return float(losses.mean()), float((probs.argmax(-1) == y).mean())
 
 
-def variants_loss_and_accuracy(stacked: Params, model: ModelConfig, x: np.ndarray,
+def variants_loss_and_accuracy(stacked: Params, model: Model, x: np.ndarray,
                                y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Mean cross-entropy and accuracy on (x, y) of every variant of a sweep's stacked parameters: arrays (V,)."""
     probs, losses = _batched(model, stacked, x, y, stacked=True)
     return losses.mean(-1), (probs.argmax(-1) == y).mean(-1)
 
 
-def evaluate(params: Params, model: ModelConfig, x: np.ndarray, y: np.ndarray) -> Evaluation:
+def evaluate(params: Params, model: Model, x: np.ndarray, y: np.ndarray) -> Evaluation:
     """Predictions, probabilities, accuracy, per-class accuracy and confusion matrix on (x, y)."""
     probs, losses = _batched(model, params, x, y)
     predictions = probs.argmax(-1)
-    confusion = np.zeros((NUM_CLASSES, NUM_CLASSES), np.int64)
+    confusion = np.zeros((model.spec.num_classes, model.spec.num_classes), np.int64)
     np.add.at(confusion, (y, predictions), 1)
     counts = confusion.sum(1)
-    per_class = np.where(counts > 0, np.diag(confusion) / np.maximum(counts, 1), np.nan)  # NaN: no such digit
+    per_class = np.where(counts > 0, np.diag(confusion) / np.maximum(counts, 1), np.nan)  # NaN: no such class
     return Evaluation(
         predictions=predictions,
         probabilities=probs,

@@ -15,18 +15,19 @@ import numpy as np
 
 from core.data.splits import Splits, check_split
 from core.errors import ConfigError
-from core.models import Params, init, seed_key
+from core.data.spec import DataSpec
+from core.networks.base import Model, Params, seed_key
 from core.training.config import RunConfig, TrainConfig
 from core.training.evaluation import EVAL_BATCH, loss_and_accuracy
 from core.training.optimizers import learning_rate_schedule, make_optimizer
 from core.training.programs import (
     TrainState,
-    _compiled_chunk,
     all_finite,
-    program_model,
-    program_settings,
+    compiled_chunk,
+    dropout_key_data,
     steps_per_chunk,
 )
+from core.training.status import RunStatus
 
 
 @dataclass(frozen=True)
@@ -45,16 +46,17 @@ class Progress:
     elapsed: float  # training seconds so far, validation included, compilation excluded
     compile_seconds: float
     samples_per_second: float  # training images processed per second of the training steps alone
-    status: str  # "running" | "finished" | "diverged at step N"
+    status: RunStatus  # RUNNING, FINISHED or DIVERGED
+    diverged_at: int | None  # the step whose loss or update was not finite, when DIVERGED
     params: Params = field(repr=False)
 
     @property
     def done(self) -> bool:
-        return self.status != "running"
+        return self.status is not RunStatus.RUNNING
 
     @property
     def diverged(self) -> bool:
-        return self.status.startswith("diverged")
+        return self.status is RunStatus.DIVERGED
 
 
 def first_bad_step(losses: np.ndarray, params_finite: bool) -> int:
@@ -99,10 +101,12 @@ def epoch_steps(tc: TrainConfig, n: int) -> int:
     return n // tc.batch_size
 
 
-def check_run(config: RunConfig, train_labels: np.ndarray) -> None:
-    """A ConfigError when the run cannot train on training images with these labels (its split cannot be made, or
-    its batch is larger than the training set it leaves), from the label counts alone."""
-    epoch_steps(config.train, check_split(train_labels, config.data))
+def check_run(config: RunConfig, train_labels: np.ndarray, spec: DataSpec) -> None:
+    """A ConfigError when the run cannot train on training images with these labels (its split cannot be made, its
+    batch is larger than the training set it leaves, or its network cannot take these images), from the label
+    counts and the data's description alone."""
+    epoch_steps(config.train, check_split(train_labels, config.data, spec))
+    Model(config.model, spec).weight_shapes()
 
 
 def validation_due(tc: TrainConfig, step: int, steps_in_chunk: int, epoch_end: bool) -> bool:
@@ -116,25 +120,27 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
     tc = config.train
     n = len(splits.y_train)
     steps_per_epoch = epoch_steps(tc, n)
-    k = steps_per_chunk(config, steps_per_epoch)
+    model = Model(config.model, splits.spec)
+    k = steps_per_chunk(tc, model, steps_per_epoch)
     total_steps = steps_per_epoch * tc.epochs
-    optimizer = make_optimizer(tc, config.model, steps_per_epoch)
+    optimizer = make_optimizer(tc, model, steps_per_epoch)
     schedule = learning_rate_schedule(tc, steps_per_epoch)
-    params = initial_params if initial_params is not None else init(seed_key(tc.seed), config.model)
-    state = TrainState(params, optimizer.init(params))
+    params = initial_params if initial_params is not None else model.init(seed_key(tc.seed))
+    state = TrainState(params, optimizer.init(params), dropout_key_data(tc.seed))
     x_train, y_train = splits.train_on_device
 
     started = time.perf_counter()
-    compiled = _compiled_chunk(program_model(config.model), program_settings(tc), n, k)
+    compiled = compiled_chunk(model, tc, n, k)
     if len(splits.y_val):  # compile the validation pass too, so no compilation lands inside training time
-        loss_and_accuracy(params, config.model, splits.x_val[:EVAL_BATCH], splits.y_val[:EVAL_BATCH])
+        loss_and_accuracy(params, model, splits.x_val[:EVAL_BATCH], splits.y_val[:EVAL_BATCH])
     compile_seconds = time.perf_counter() - started
 
     elapsed, stepping, step = 0.0, 0.0, 0  # all training time; the steps' alone
     for chunk in chunks(tc, n, k):
         t0 = time.perf_counter()
         previous = state.params
-        state, losses, correct = compiled(state, x_train, y_train, chunk.batch_index, chunk.active)
+        state, losses, correct = compiled(state, x_train, y_train, chunk.batch_index, chunk.active,
+                                          np.arange(step, step + len(chunk.active), dtype=np.int32))
         losses, correct = np.asarray(losses)[chunk.active], np.asarray(correct)[chunk.active]
         spent = time.perf_counter() - t0
         stepping += spent
@@ -143,22 +149,22 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
         if bad_step:
             finite = np.isfinite(losses)
             yield progress_record(step, total_steps, steps_per_epoch, losses[finite], correct[finite], tc, None,
-                                  schedule, elapsed, stepping, compile_seconds, f"diverged at step {step + bad_step}", previous)
+                                  schedule, elapsed, stepping, compile_seconds, previous, diverged_at=step + bad_step)
             return
         step += len(losses)
         validation = None
         if validation_due(tc, step, len(losses), chunk.epoch_end) and len(splits.y_val):
             t0 = time.perf_counter()
-            validation = loss_and_accuracy(state.params, config.model, splits.x_val, splits.y_val)
+            validation = loss_and_accuracy(state.params, model, splits.x_val, splits.y_val)
             elapsed += time.perf_counter() - t0
-        status = "finished" if step == total_steps else "running"
         yield progress_record(step, total_steps, steps_per_epoch, losses, correct, tc, validation, schedule,
-                              elapsed, stepping, compile_seconds, status, state.params)
+                              elapsed, stepping, compile_seconds, state.params)
 
 
 def progress_record(step, total_steps, steps_per_epoch, losses, correct, tc, validation, schedule, elapsed,
-                    stepping, compile_seconds, status, params) -> Progress:
-    """The Progress after a chunk, from its per-step losses and correct counts."""
+                    stepping, compile_seconds, params, diverged_at: int | None = None) -> Progress:
+    """The Progress after a chunk, from its per-step losses and correct counts: finished at the last step, diverged
+    when `diverged_at` is given."""
     seen = len(losses) * tc.batch_size
     return Progress(
         step=step,
@@ -172,6 +178,8 @@ def progress_record(step, total_steps, steps_per_epoch, losses, correct, tc, val
         elapsed=elapsed,
         compile_seconds=compile_seconds,
         samples_per_second=step * tc.batch_size / stepping if stepping else 0.0,
-        status=status,
+        status=(RunStatus.DIVERGED if diverged_at is not None else
+                RunStatus.FINISHED if step == total_steps else RunStatus.RUNNING),
+        diverged_at=diverged_at,
         params=params,
     )

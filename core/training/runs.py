@@ -16,10 +16,12 @@ from datetime import datetime, timezone
 import numpy as np
 
 from core.data.splits import Splits
-from core.models import Params
+from core.data.spec import DataSpec
+from core.networks.base import Model, Params
 from core.training.config import RunConfig
 from core.training.evaluation import Evaluation, evaluate
 from core.training.loop import Progress
+from core.training.status import RunStatus, status_text
 
 CURVE_FIELDS = ("step", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
                 "elapsed", "samples_per_second")
@@ -31,8 +33,10 @@ class Run:
 
     name: str
     config: RunConfig
+    spec: DataSpec  # the data it trains on
     params: Params | None = None
-    status: str = "compiling"  # compiling | running | stopped | finished | diverged at step N
+    status: RunStatus = RunStatus.COMPILING  # its value is taken too: Run(..., status="finished")
+    diverged_at: int | None = None  # the step whose loss or update was not finite, when DIVERGED
     history: list[dict] = field(default_factory=list)
     snapshots: list[tuple[int, Params]] = field(default_factory=list)  # (epoch, params) at each epoch's end
     compile_seconds: float = 0.0
@@ -40,15 +44,18 @@ class Run:
     samples_per_second: float = 0.0
     val_accuracy: float | None = None
     test_accuracy: float | None = None
-    test_confusion: np.ndarray | None = None  # (10, 10) counts on the test set, rows = true digit
+    test_confusion: np.ndarray | None = None  # (classes, classes) counts on the test set, rows = true class
     created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # stable identity in the run history
     _test: tuple | None = field(default=None, init=False, repr=False, compare=False)  # (params, their Evaluation)
 
+    def __post_init__(self):
+        self.status = RunStatus(self.status)
+
     def record(self, progress: Progress) -> None:
         """Fold one progress record into the run."""
         self.params = progress.params
-        self.status = progress.status
+        self.status, self.diverged_at = progress.status, progress.diverged_at
         self.compile_seconds = progress.compile_seconds
         self.train_seconds = progress.elapsed
         self.samples_per_second = progress.samples_per_second
@@ -60,8 +67,8 @@ class Run:
     def finish(self, splits: Splits) -> None:
         """Mark a run that ended (or was stopped) and measure its validation and test accuracy (and test
         confusion matrix)."""
-        if self.status == "running" or self.status == "compiling":
-            self.status = "stopped"
+        if self.status.in_progress:
+            self.status = RunStatus.STOPPED
         if self.params is None or self.diverged:
             return
         if len(splits.y_val):
@@ -77,21 +84,30 @@ class Run:
 
     @property
     def diverged(self) -> bool:
-        return self.status.startswith("diverged")
+        return self.status is RunStatus.DIVERGED
+
+    @property
+    def status_text(self) -> str:
+        """The status as shown and stored: "finished", "diverged at step 12"..."""
+        return status_text(self.status, self.diverged_at)
 
     @property
     def epochs_completed(self) -> float:
         return self.history[-1]["epoch"] if self.history else 0.0
 
+    @property
+    def model(self) -> Model:
+        return Model(self.config.model, self.spec)
+
     def evaluate(self, x, y) -> Evaluation:
-        return evaluate(self.params, self.config.model, x, y)
+        return evaluate(self.params, self.model, x, y)
 
     def summary(self) -> dict:
         """Final metrics as plain JSON-able data."""
         return {
             "name": self.name,
-            "status": self.status,
-            "architecture": self.config.model.describe(),
+            "status": self.status_text,
+            "architecture": self.model.describe(),
             "val_accuracy": self.val_accuracy,
             "test_accuracy": self.test_accuracy,
             "epochs": self.epochs_completed,
