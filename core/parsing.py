@@ -1,8 +1,9 @@
-"""Numbers as users and config files give them: typed lists (the app's text boxes, the CLI's comma-separated
-flags) and the whole-number check of the configs."""
+"""Values as users and config files give them: typed lists of numbers (the app's text boxes, the CLI's
+comma-separated flags), and the configs' checks of whole numbers and named choices."""
 
 from __future__ import annotations
 
+import enum
 import math
 import numbers
 
@@ -12,6 +13,15 @@ from core.errors import ConfigError
 def whole(value, low: int, high: float = math.inf) -> bool:
     """Whether `value` is an integer (a bool is not one) from low to high."""
     return isinstance(value, numbers.Integral) and not isinstance(value, bool) and low <= value <= high
+
+
+def member_of(kind: type[enum.StrEnum], value, what: str):
+    """`value` (a member of the str enum `kind`, or its string) as that member; a ConfigError naming `what` and the
+    choices when it is neither."""
+    try:
+        return kind(value)
+    except ValueError:
+        raise ConfigError(f"Unknown {what} '{value}'; choose one of {', '.join(kind)}.") from None
 
 
 def number_list(text: str, kind: type, what: str) -> tuple:

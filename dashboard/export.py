@@ -21,6 +21,7 @@ import streamlit as st
 from core.errors import DigitLabError
 from core.store.checkpoint import load_model, model_bytes
 from core.training.runs import Run
+from core.training.status import RunStatus
 from dashboard import state
 
 UPLOAD_KEY = "model_upload"
@@ -107,7 +108,7 @@ def run_downloads(run: Run, key: str) -> None:
     columns[1].download_button("Config and metrics (JSON)", run.to_json(),
                                file_name=file_name(run.name, "run", "json"), mime="application/json",
                                on_click="ignore", key=f"{key}.json")
-    columns[2].download_button("Trained model (.npz)", lambda: model_bytes(run.params, run.config),
+    columns[2].download_button("Trained model (.npz)", lambda: model_bytes(run.params, run.config, run.spec),
                                file_name=file_name(run.name, "model", "npz"), mime="application/octet-stream",
                                on_click="ignore", key=f"{key}.npz", disabled=run.params is None,
                                help="Plain arrays plus the run's config; load it back below or with the CLI.")
@@ -119,8 +120,8 @@ def _load_uploaded_model() -> None:
     if upload is None:
         return
     try:
-        params, config = load_model(upload.getvalue())
-        run = Run(state.unique_name(Path(upload.name).stem), config, params=params, status="loaded from file")
+        params, config, spec = load_model(upload.getvalue())
+        run = Run(state.unique_name(Path(upload.name).stem), config, spec, params=params, status=RunStatus.LOADED)
         run.finish(state.splits(state.data_dir(), config.data))
     except DigitLabError as exc:
         st.session_state[UPLOAD_MESSAGE_KEY] = ("error", f"{upload.name} was not loaded: {exc}")

@@ -13,12 +13,12 @@ import plotly.graph_objects as go
 from plotly.colors import qualitative
 from plotly.subplots import make_subplots
 
+from core.data.spec import DataSpec
 from core.experiments.overfitting import gap_points
 from core.summaries import symmetric_limit
 from core.training.runs import Run
 from dashboard.axes import log_axis_range, spans_decades
 
-DIGITS = list(range(10))
 PALETTE = qualitative.Plotly
 DIVERGING = "RdBu_r"  # negative blue, zero white, positive red
 GRID_WIDTH = 900  # image grids: the width (pixels) their square cells are laid out for
@@ -89,51 +89,62 @@ def training_curves(runs: Sequence[Run]) -> go.Figure:
 # ---------------------------------------------------------------------------------------------- evaluation
 
 
-def confusion_heatmap(matrix: np.ndarray, *, percentages: bool) -> go.Figure:
-    """The confusion matrix (rows true, columns predicted) with a clickable point on every cell."""
+def _class_axis(spec: DataSpec) -> dict:
+    """An axis with one tick per class (at 0 .. classes-1), labelled by the class names."""
+    return dict(tickvals=list(range(spec.num_classes)), ticktext=list(spec.class_names))
+
+
+def confusion_heatmap(matrix: np.ndarray, spec: DataSpec, *, percentages: bool) -> go.Figure:
+    """The confusion matrix (rows true, columns predicted) with a clickable point on every cell; cells are at the
+    class indices, labelled by the class names."""
+    classes = list(range(spec.num_classes))
     text = [[f"{v:.1f}%" if percentages else f"{int(v)}" for v in row] for row in matrix]
     fig = go.Figure(go.Heatmap(
-        z=matrix, x=DIGITS, y=DIGITS, text=text, texttemplate="%{text}", colorscale="Blues", hoverinfo="skip",
+        z=matrix, x=classes, y=classes, text=text, texttemplate="%{text}", colorscale="Blues", hoverinfo="skip",
         colorbar=dict(title="% of row" if percentages else "images"),
     ))
-    cells_x, cells_y = np.meshgrid(DIGITS, DIGITS)
+    cells_x, cells_y = np.meshgrid(classes, classes)
+    names = np.asarray(spec.class_names, dtype=object)
     fig.add_trace(go.Scatter(  # invisible markers on the cells: they carry the hover label and make cells clickable
-        x=cells_x.ravel(), y=cells_y.ravel(), customdata=np.ravel(text), mode="markers",
-        marker=dict(size=28, opacity=0.01, symbol="square"), showlegend=False,
-        hovertemplate="true %{y}, predicted %{x}: %{customdata}<extra></extra>",
+        x=cells_x.ravel(), y=cells_y.ravel(), mode="markers",
+        customdata=np.stack([np.ravel(text), names[cells_y.ravel()], names[cells_x.ravel()]], axis=-1),
+        marker=dict(size=28 * 10 / max(spec.num_classes, 10), opacity=0.01, symbol="square"), showlegend=False,
+        hovertemplate="true %{customdata[1]}, predicted %{customdata[2]}: %{customdata[0]}<extra></extra>",
     ))
-    fig.update_xaxes(title_text="predicted digit", dtick=1, side="top", range=[-0.5, 9.5], showgrid=False,
-                     constrain="domain")
-    fig.update_yaxes(title_text="true digit", dtick=1, range=[9.5, -0.5], scaleanchor="x", showgrid=False,
-                     constrain="domain")
+    last = spec.num_classes - 0.5
+    fig.update_xaxes(title_text=f"predicted {spec.class_noun}", **_class_axis(spec), side="top", range=[-0.5, last],
+                     showgrid=False, constrain="domain")
+    fig.update_yaxes(title_text=f"true {spec.class_noun}", **_class_axis(spec), range=[last, -0.5], scaleanchor="x",
+                     showgrid=False, constrain="domain")
     fig.update_layout(height=520, margin=dict(l=10, r=10, t=40, b=10), clickmode="event+select", dragmode=False)
     return fig
 
 
-def per_class_accuracy(accuracy: np.ndarray) -> go.Figure:
-    """Accuracy on the images of each true digit, bars from 0% ("no images" where the test set has none)."""
+def per_class_accuracy(accuracy: np.ndarray, spec: DataSpec) -> go.Figure:
+    """Accuracy on the images of each true class, bars from 0% ("no images" where the test set has none)."""
     # labels run up the bars, so they stay large however narrow the column: inside a bar tall enough to hold
     # one, above a short bar (never clipped by the axes)
     heights = np.nan_to_num(accuracy)  # (no bar where there are no images)
     fig = go.Figure(go.Bar(
-        x=DIGITS, y=heights, text=["no images" if np.isnan(a) else f"{a:.1%}" for a in accuracy],
+        x=list(range(spec.num_classes)), y=heights, text=["no images" if np.isnan(a) else f"{a:.1%}" for a in accuracy],
         textangle=-90, insidetextanchor="end", constraintext="none",
         textposition=["inside" if a >= LABEL_INSIDE_FROM else "outside" for a in heights],
         cliponaxis=False, textfont_size=15, insidetextfont_color="white", outsidetextfont_color="#31333f"))
-    fig.update_xaxes(title_text="true digit", dtick=1)
+    fig.update_xaxes(title_text=f"true {spec.class_noun}", **_class_axis(spec))
     fig.update_yaxes(title_text="accuracy", tickformat=".0%", range=[0, 1.02])
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=20, b=10))
     return fig
 
 
-def probability_bars(probabilities: np.ndarray, true_digit: int, predicted_digit: int) -> go.Figure:
-    """The ten class probabilities for one image; the true digit green, a wrong prediction red."""
-    colours = ["#2ca02c" if d == true_digit else "#d62728" if d == predicted_digit else "#9aa5b1" for d in DIGITS]
-    fig = go.Figure(go.Bar(x=DIGITS, y=probabilities, marker_color=colours,
+def probability_bars(probabilities: np.ndarray, true_class: int, predicted_class: int, spec: DataSpec) -> go.Figure:
+    """Every class's probability for one image; the true class green, a wrong prediction red."""
+    classes = list(range(spec.num_classes))
+    colours = ["#2ca02c" if c == true_class else "#d62728" if c == predicted_class else "#9aa5b1" for c in classes]
+    fig = go.Figure(go.Bar(x=classes, y=probabilities, marker_color=colours,
                            text=[f"{p:.1%}" for p in probabilities], textposition="outside"))
-    roles = {predicted_digit: "predicted", true_digit: "true"}  # the true digit is named even at 0%, its bar unseen
-    fig.update_xaxes(title_text="digit", tickvals=DIGITS,
-                     ticktext=[f"{d}<br>{roles[d]}" if d in roles else str(d) for d in DIGITS])
+    roles = {predicted_class: "predicted", true_class: "true"}  # the true class is named even at 0%, its bar unseen
+    fig.update_xaxes(title_text=spec.class_noun, tickvals=classes,
+                     ticktext=[f"{name}<br>{roles[c]}" if c in roles else name for c, name in enumerate(spec.class_names)])
     fig.update_yaxes(title_text="probability", range=[0, 1.1], tickformat=".0%")
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=20, b=10))
     return fig
@@ -142,14 +153,14 @@ def probability_bars(probabilities: np.ndarray, true_digit: int, predicted_digit
 # ---------------------------------------------------------------------------------------------- images and weights
 
 
-def digit_gallery(tile: np.ndarray) -> go.Figure:
-    """A tiled grid of digit images, one row per digit, rows labelled 0-9."""
-    rows = tile.shape[0]
+def digit_gallery(tile: np.ndarray, spec: DataSpec) -> go.Figure:
+    """A tiled grid of images, one row per class, rows labelled by the class names."""
+    rows, classes = tile.shape[0], spec.num_classes
     fig = go.Figure(go.Heatmap(z=tile, colorscale="gray_r", showscale=False, hoverinfo="skip"))
     fig.update_xaxes(showticklabels=False, ticks="", showgrid=False, zeroline=False, constrain="domain")
-    fig.update_yaxes(tickvals=[(r + 0.5) * rows / 10 - 1 for r in range(10)], ticktext=[str(d) for d in DIGITS],
-                     showgrid=False, zeroline=False, autorange="reversed", scaleanchor="x", title_text="digit")
-    fig.update_layout(height=60 * 10, margin=dict(l=10, r=10, t=10, b=10), title=None)
+    fig.update_yaxes(tickvals=[(r + 0.5) * rows / classes - 1 for r in range(classes)], ticktext=list(spec.class_names),
+                     showgrid=False, zeroline=False, autorange="reversed", scaleanchor="x", title_text=spec.class_noun)
+    fig.update_layout(height=60 * classes, margin=dict(l=10, r=10, t=10, b=10), title=None)
     return fig
 
 
@@ -183,8 +194,9 @@ def image_grid(images: np.ndarray, titles: Sequence[str], *, columns: int, diver
     return _square_axes(fig)
 
 
-def outgoing_weight_bars(weights: np.ndarray, titles: Sequence[str], *, columns: int) -> go.Figure:
-    """For each hidden unit (row of `weights`, shape (units, 10)), its weights into the ten outputs as bars."""
+def outgoing_weight_bars(weights: np.ndarray, titles: Sequence[str], class_names: Sequence[str], *,
+                         columns: int) -> go.Figure:
+    """For each hidden unit (row of `weights`, shape (units, classes)), its weights into every output as bars."""
     n = len(weights)
     rows = max(1, -(-n // columns))
     limit = symmetric_limit(weights)
@@ -192,9 +204,9 @@ def outgoing_weight_bars(weights: np.ndarray, titles: Sequence[str], *, columns:
                         vertical_spacing=0.15 / rows)
     for i, row in enumerate(weights):
         r, c = divmod(i, columns)
-        fig.add_trace(go.Bar(x=DIGITS, y=row, marker_color=np.where(row >= 0, "#d62728", "#1f77b4"),
+        fig.add_trace(go.Bar(x=list(class_names), y=row, marker_color=np.where(row >= 0, "#d62728", "#1f77b4"),
                              showlegend=False, hovertemplate="to %{x}: %{y:.3f}<extra></extra>"), row=r + 1, col=c + 1)
-    fig.update_xaxes(dtick=1, tickfont_size=9)
+    fig.update_xaxes(type="category", tickfont_size=9)
     fig.update_yaxes(range=[-limit * 1.05, limit * 1.05], tickfont_size=9)
     fig.update_annotations(font_size=11)
     fig.update_layout(height=170 * rows + 30, margin=dict(l=10, r=10, t=30, b=10))

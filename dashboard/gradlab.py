@@ -10,8 +10,8 @@ import streamlit as st
 
 from core.data.splits import MAX_SEED, Splits, default_split
 from core.errors import ConfigError, DigitLabError
-from core.lab.backprop import HAND_ACTIVATIONS, check_supported
-from core.models import ModelConfig, Params, init, seed_key
+from core.lab.backprop import HAND_ACTIVATIONS, check_supported, hand_networks
+from core.networks.base import NETWORKS, Model, ModelConfig, Params, seed_key
 from core.summaries import random_subset
 from dashboard import state
 from dashboard.widgets import DATA_HINT, run_label, show_error
@@ -20,10 +20,10 @@ TRAINED, FRESH = "A trained run", "A freshly initialised network"
 
 
 @dataclass(frozen=True)
-class Network:
+class LabNetwork:
     name: str
     identity: str  # which parameters these are: a run's id, or the fresh network's shape and seed
-    config: ModelConfig
+    model: Model
     params: Params
     splits: Splits
     trained: bool  # a run of this session, rather than a freshly initialised network
@@ -39,7 +39,7 @@ def _supported_runs() -> dict:
     runs = {}
     for name, run in state.runs().items():
         try:
-            check_supported(run.config.model)
+            check_supported(run.model)
         except ConfigError:
             continue
         if run.params is not None and not run.diverged:
@@ -52,7 +52,7 @@ def default_splits() -> Splits:
     return state.splits(state.data_dir(), default_split(len(state.dataset(state.data_dir()).train_labels)))
 
 
-def pick_network(key: str) -> Network:
+def pick_network(key: str) -> LabNetwork:
     """Widgets choosing a trained softmax regression or one-hidden-layer tanh/sigmoid MLP of this session, or a
     freshly initialised one; if the data cannot be loaded, the page says why and stops."""
     try:
@@ -67,26 +67,27 @@ def pick_network(key: str) -> Network:
             name = st.selectbox("Run", list(runs), key=state.kept(f"{key}.run", list(runs)[-1], lambda n: n in runs),
                                 format_func=lambda n: run_label(runs[n]))
             run = runs[name]
-            return Network(name, run.run_id, run.config.model, run.params,
+            return LabNetwork(name, run.run_id, run.model, run.params,
                            state.splits(state.data_dir(), run.config.data), True)
         left, middle, right, last = st.columns(4)
-        arch = left.selectbox("Architecture", ("linear", "mlp"), key=state.kept(f"{key}.arch", "mlp"),
-                              format_func=lambda a: {"linear": "Softmax regression", "mlp": "MLP, one hidden layer"}[a])
-        hidden = middle.number_input("Hidden width", 1, 1024, key=state.kept(f"{key}.hidden", 30),
-                                     disabled=arch == "linear")
+        covered = hand_networks()
+        arch = left.selectbox("Architecture", covered, key=state.kept(f"{key}.arch", covered[-1], covered.__contains__),
+                              format_func=lambda name: NETWORKS[name].title)
+        flat = "hidden" not in NETWORKS[arch].hyperparameters  # no hidden layer to size or activate
+        hidden = middle.number_input("Hidden width", 1, 1024, key=state.kept(f"{key}.hidden", 30), disabled=flat)
         activation = right.selectbox("Activation", HAND_ACTIVATIONS, key=state.kept(f"{key}.activation", "tanh"),
-                                     disabled=arch == "linear")
+                                     disabled=flat)
         seed = last.number_input("Seed", 0, MAX_SEED, key=state.kept(f"{key}.seed", 0))
-        config = ModelConfig(arch, (int(hidden),), activation)
-        name = f"fresh {config.describe()}"
-        return Network(name, f"{name}, seed {int(seed)}", config, init(seed_key(int(seed)), config), default_splits(),
-                       False)
+        splits = default_splits()
+        model = Model(ModelConfig(arch, (int(hidden),), activation), splits.spec)
+        name = f"fresh {model.describe()}"
+        return LabNetwork(name, f"{name}, seed {int(seed)}", model, model.init(seed_key(int(seed))), splits, False)
     except DigitLabError as exc:
         show_error(exc, DATA_HINT)
         st.stop()
 
 
-def pick_batch(network: Network, key: str, *, default: int = 100, limit: int = 2000) -> Batch:
+def pick_batch(network: LabNetwork, key: str, *, default: int = 100, limit: int = 2000) -> Batch:
     """A slider for the batch size and a seed; the batch is drawn from the network's training split."""
     n = len(network.splits.y_train)
     left, right = st.columns(2)

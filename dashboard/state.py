@@ -12,13 +12,12 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator
 
-import numpy as np
 import streamlit as st
 from streamlit.runtime.scriptrunner_utils.exceptions import (
     StopException,  # not public API: Streamlit is pinned
 )
 
-from core.data.formats import MNIST, load_path
+from core.data.formats import Dataset, load_path
 from core.data.locate import DATA_DIR_ENV, locate_mnist
 from core.data.splits import SplitConfig, Splits, make_splits
 from core.errors import DataNotFoundError, DigitLabError
@@ -41,7 +40,7 @@ def data_dir() -> str | None:
     return st.session_state.get(DATA_DIR_KEY) or None
 
 
-def dataset(directory: str | None, progress: Callable[[str, int, int], None] | None = None) -> MNIST:
+def dataset(directory: str | None, progress: Callable[[str, int, int], None] | None = None) -> Dataset:
     """MNIST, loaded once per process per location and shared read-only by every session.
 
     `progress(name, done, total)` hears about a first-use download, which runs here, outside the cache: a cached
@@ -51,7 +50,7 @@ def dataset(directory: str | None, progress: Callable[[str, int, int], None] | N
 
 
 @st.cache_resource(max_entries=4, show_spinner="Loading MNIST...")
-def _load(path: str) -> MNIST:
+def _load(path: str) -> Dataset:
     return load_path(path)
 
 
@@ -61,16 +60,16 @@ def splits(directory: str | None, config: SplitConfig) -> Splits:
     return make_splits(dataset(directory), config)
 
 
-def local_train_labels() -> np.ndarray | None:
-    """The training labels of the data found here, to check settings against before training, or None when there
-    is none yet (it would be downloaded); a DataError when the folder asked for holds no MNIST."""
+def local_dataset() -> Dataset | None:
+    """The data found here, to check settings against before training, or None when there is none yet (it would be
+    downloaded); a DataError when the folder asked for holds no MNIST."""
     try:
         path = locate_mnist(data_dir(), allow_download=False)
     except DataNotFoundError:
         if data_dir() or os.environ.get(DATA_DIR_ENV):
             raise
         return None
-    return _load(str(path)).train_labels
+    return _load(str(path))
 
 
 def runs() -> dict[str, Run]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 import time
-from typing import Sequence
+from typing import Callable, Sequence
 
 import streamlit as st
 
@@ -39,7 +39,7 @@ class Redraws:
 
 def run_label(run: Run) -> str:
     accuracy = "" if run.test_accuracy is None else f", test {run.test_accuracy:.2%}"
-    return f"{run.name} ({run.config.model.describe()}, {run.status}{accuracy})"
+    return f"{run.name} ({run.model.describe()}, {run.status_text}{accuracy})"
 
 
 RUN_PICKER_KEY = "run_picker"
@@ -82,7 +82,7 @@ def _saved_run_count() -> int:
 
 def failed_training_warning(run: Run) -> None:
     """A warning when a run that did not diverge still ends little better than guessing."""
-    if run.diverged or run.test_accuracy is None or not learned_next_to_nothing(run.test_accuracy):
+    if run.diverged or run.test_accuracy is None or not learned_next_to_nothing(run.test_accuracy, run.spec.num_classes):
         return
     rate = run.config.train.learning_rate
     st.warning(f"Test accuracy {run.test_accuracy:.2%} is little better than guessing (10%): the network has learned "
@@ -116,13 +116,13 @@ def diverged_note(run: Run, what: str) -> str:
     """What a diverged run's `what` (results, weights) come from: the parameters from before its chunk that diverged."""
     steps = run.history[-1]["step"] if run.history else 0
     if not steps:
-        return (f"This run {run.status}, within its first chunk of updates, so these {what} come from its initial, "
-                "untrained weights. Lower the learning rate and train again.")
-    return (f"This run {run.status}; these {what} come from its parameters after {steps:,} updates "
+        return (f"This run {run.status_text}, within its first chunk of updates, so these {what} come from its "
+                "initial, untrained weights. Lower the learning rate and train again.")
+    return (f"This run {run.status_text}; these {what} come from its parameters after {steps:,} updates "
             f"(epoch {format_epochs(run.epochs_completed)}), the last kept before the loss became NaN or infinite.")
 
 
-def one_of(label: str, options: Sequence, *, key: str):
+def one_of(label: str, options: Sequence, *, key: str, format_func: Callable = str):
     """A segmented control that always has exactly one of `options` selected, the first at the start: clicking
     the selected option again keeps it (a plain st.segmented_control would be left with none)."""
     previous = f"{key}.previous"
@@ -132,7 +132,7 @@ def one_of(label: str, options: Sequence, *, key: str):
         if st.session_state[key] is None:
             st.session_state[key] = st.session_state.get(previous, options[0])
 
-    choice = st.segmented_control(label, options, key=key, on_change=keep_a_choice)
+    choice = st.segmented_control(label, options, key=key, on_change=keep_a_choice, format_func=format_func)
     st.session_state[previous] = choice
     return choice
 

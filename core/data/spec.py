@@ -61,4 +61,10 @@ class DataSpec:
             raise ConfigError(f"Not a valid data description: {exc}.") from None
 
 
+def describe_data(spec: DataSpec) -> str:
+    """e.g. 'MNIST (28×28 images, 10 classes)'."""
+    channels = f"×{spec.channels}" if spec.channels > 1 else ""
+    return f"{spec.name} ({spec.height}×{spec.width}{channels} images, {spec.num_classes} classes)"
+
+
 MNIST_SPEC = DataSpec("MNIST", 28, 28, 1, tuple(str(digit) for digit in range(10)), "digit")

@@ -18,7 +18,8 @@ import optax
 from core.errors import ConfigError
 from core.lab.backprop import mean_loss
 from core.networks.base import Model, Params
-from core.training.config import Optimizer, member_of
+from core.parsing import member_of
+from core.training.config import Optimizer
 from core.training.optimizers import update_rule
 
 

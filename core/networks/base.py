@@ -106,7 +106,7 @@ def _member(kind: type[enum.StrEnum], value, what: str):
 class WeightImages(NamedTuple):
     """The incoming weights of a layer's units drawn as images: `layer` names the tensor, `images` is (units, h, w),
     `titles` one per unit, and `outputs` the (units, classes) weights from these units into the output layer when
-    they feed it directly (else None)."""
+    they are hidden units that feed it directly (else None)."""
 
     layer: str
     images: jax.Array

@@ -65,9 +65,12 @@ class MLP(Network):
 
     def weight_images(self, params: Params, config: ModelConfig, spec: DataSpec) -> WeightImages:
         images = pixel_images(params["hidden_0"]["w"], spec)
+        deeper = ("" if len(config.hidden) == 1 else " With more than one hidden layer no first-layer unit feeds the "
+                  f"outputs directly: a one-hidden-layer MLP shows which units vote for each {spec.class_noun}.")
         return WeightImages(
             "hidden_0", images, [f"unit {u}" for u in range(len(images))],
-            f"First hidden layer: each unit's {spec.num_pixels} incoming weights as a {spec.height}×{spec.width} image.",
+            f"The first hidden layer: each unit's {spec.num_pixels} incoming weights as a {spec.height}×{spec.width} "
+            f"image, all on one scale centred on zero.{deeper}",
             params["output"]["w"] if len(config.hidden) == 1 else None)
 
     def samples_per_second(self, config: ModelConfig, spec: DataSpec) -> float:

@@ -14,7 +14,7 @@ import numpy as np
 from core.data.splits import MAX_SEED, SplitConfig
 from core.errors import ConfigError
 from core.networks.base import ModelConfig
-from core.parsing import whole
+from core.parsing import member_of, whole
 
 
 class Optimizer(enum.StrEnum):
@@ -38,15 +38,6 @@ class Schedule(enum.StrEnum):
 
 SCHEDULE_LABELS = {Schedule.CONSTANT: "Constant", Schedule.EXPONENTIAL: "Exponential decay per epoch",
                    Schedule.COSINE: "Cosine to zero"}
-
-
-def member_of(kind: type[enum.StrEnum], value, what: str):
-    """`value` (a member of `kind`, or its string) as a member of `kind`; a ConfigError naming the choices."""
-    try:
-        return kind(value)
-    except ValueError:
-        raise ConfigError(f"Unknown {what} '{value}'; choose one of {', '.join(kind)}.") from None
-
 
 FLOAT32_MAX = float(np.finfo(np.float32).max)  # a learning rate above it is infinity inside the program
 

@@ -16,7 +16,8 @@ from datetime import datetime, timezone
 import numpy as np
 
 from core.data.splits import Splits
-from core.data.spec import DataSpec
+from core.data.spec import DataSpec, describe_data
+from core.errors import ConfigError
 from core.networks.base import Model, Params
 from core.training.config import RunConfig
 from core.training.evaluation import Evaluation, evaluate
@@ -71,6 +72,9 @@ class Run:
             self.status = RunStatus.STOPPED
         if self.params is None or self.diverged:
             return
+        if splits.spec != self.spec:
+            raise ConfigError(f"'{self.name}' was trained on {describe_data(self.spec)}; the data here is "
+                              f"{describe_data(splits.spec)}, so it cannot be evaluated on it.")
         if len(splits.y_val):
             self.val_accuracy = self.evaluate(splits.x_val, splits.y_val).accuracy
         test = self.test_evaluation(splits)

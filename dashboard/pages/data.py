@@ -11,10 +11,10 @@ import pandas as pd
 import streamlit as st
 
 from core.data import download
-from core.data.formats import MNIST
+from core.data.formats import Dataset
 from core.data.splits import class_counts, default_split
 from core.errors import DigitLabError
-from core.models import ARCHITECTURES
+from core.networks.base import NETWORKS
 from core.summaries import digit_gallery
 from dashboard import export, figures, state
 from dashboard.widgets import MISSING, TRAIN_PAGE, train_page_split
@@ -50,7 +50,7 @@ def _save_uploaded_data() -> None:
     st.session_state[state.DATA_DIR_KEY] = str(folder / lone_file if lone_file else folder)
 
 
-def load_with_progress() -> MNIST | None:
+def load_with_progress() -> Dataset | None:
     """The dataset, with a progress bar while a first-use download runs; None (and what to do) if there is none."""
     bar = st.empty()
 
@@ -77,7 +77,7 @@ def load_with_progress() -> MNIST | None:
     return mnist
 
 
-def described_split(mnist: MNIST) -> tuple[tuple[int, int] | None, str]:
+def described_split(mnist: Dataset) -> tuple[tuple[int, int] | None, str]:
     """The (training, validation) sizes to show, and a note saying whose split they are: the Train page's when it
     was opened in this session, else the default; None (and why) when that split cannot be made from this data."""
     which = "the split set on the Train page"
@@ -91,8 +91,10 @@ def described_split(mnist: MNIST) -> tuple[tuple[int, int] | None, str]:
     return sizes, f"Sizes of {which}; set them in the Train page's Data settings."
 
 
-def overview(mnist: MNIST) -> None:
-    train_counts, test_counts = class_counts(mnist.train_labels), class_counts(mnist.test_labels)
+def overview(mnist: Dataset) -> None:
+    spec = mnist.spec
+    train_counts = class_counts(mnist.train_labels, spec.num_classes)
+    test_counts = class_counts(mnist.test_labels, spec.num_classes)
     st.success(f"Loaded from **{mnist.source}**" + (" (checksums match the published MNIST)." if mnist.verified else "."))
     sizes, which = described_split(mnist)
     cols = st.columns(4)
@@ -102,31 +104,39 @@ def overview(mnist: MNIST) -> None:
     cols[1].metric("Validation images", MISSING if sizes is None else f"{sizes[1]:,}",
                    help="Held out of the training images, stratified and seeded; set its size on the Train page.")
     cols[2].metric("Test images", f"{len(mnist.test_labels):,}", help="Only used to report the final accuracy.")
-    cols[3].metric("Image size", "28 × 28", help="Grey levels 0-255, scaled to [0, 1] for training.")
+    channels = f" × {spec.channels}" if spec.channels > 1 else ""
+    cols[3].metric("Image size", f"{spec.height} × {spec.width}{channels}",
+                   help="Grey levels 0-255, scaled to [0, 1] for training.")
     st.caption(which)
     table, gallery = st.columns([1, 2])
     with table:
-        st.subheader("Images per digit")
-        st.dataframe(pd.DataFrame({"digit": range(10), f"train (all {len(mnist.train_labels):,})": train_counts, "test": test_counts}),
-                     hide_index=True)
+        st.subheader(f"Images per {spec.class_noun}")
+        st.dataframe(pd.DataFrame({spec.class_noun: spec.class_names, f"train (all {len(mnist.train_labels):,})":
+                                   train_counts, "test": test_counts}), hide_index=True)
     with gallery:
-        missing = [str(d) for d, count in enumerate(train_counts) if count < GALLERY_PER_DIGIT]
-        st.subheader(f"{GALLERY_PER_DIGIT} random training examples of each digit"
+        missing = [name for name, count in zip(spec.class_names, train_counts) if count < GALLERY_PER_DIGIT]
+        st.subheader(f"{GALLERY_PER_DIGIT} random training examples of each {spec.class_noun}"
                      + (f" (fewer of {', '.join(missing)}: blank cells)" if missing else ""))
-        tile = digit_gallery(mnist.train_images, mnist.train_labels, GALLERY_PER_DIGIT)
-        export.chart(figures.digit_gallery(tile), run_name="mnist", what="examples", key="gallery")
+        images = mnist.train_images if mnist.train_images.ndim == 3 else mnist.train_images.mean(axis=-1)
+        tile = digit_gallery(images, mnist.train_labels, GALLERY_PER_DIGIT, spec.num_classes)
+        export.chart(figures.digit_gallery(tile, spec), run_name=spec.name, what="examples", key="gallery")
 
 
-st.title("Digit Lab")
-st.markdown("Train the classic MNIST networks, watch them learn, and look inside them. "
-            "**Start on the Train page**: the defaults train a good network in under half a minute.")
-st.page_link(TRAIN_PAGE, label="Go to Train", icon=":material/model_training:")
-with st.expander("Data directory", expanded=state.data_dir() is not None):
-    st.text_input("Folder (or file) holding MNIST", key=state.DATA_DIR_KEY, placeholder="$MNIST_DATA_DIR or the cache",
-                  help="Leave empty to use $MNIST_DATA_DIR, then your cache folder, then a download.")
-loaded = load_with_progress()
-if loaded is not None:
-    overview(loaded)
-st.header("The networks")
-for arch in ARCHITECTURES.values():
-    st.markdown(f"**{arch.title}**: {arch.description}")
+def main() -> None:
+    st.title("Digit Lab")
+    st.markdown("Train the classic MNIST networks, watch them learn, and look inside them. "
+                "**Start on the Train page**: the defaults train a good network in under half a minute.")
+    st.page_link(TRAIN_PAGE, label="Go to Train", icon=":material/model_training:")
+    with st.expander("Data directory", expanded=state.data_dir() is not None):
+        st.text_input("Folder (or file) holding MNIST", key=state.DATA_DIR_KEY,
+                      placeholder="$MNIST_DATA_DIR or the cache",
+                      help="Leave empty to use $MNIST_DATA_DIR, then your cache folder, then a download.")
+    loaded = load_with_progress()
+    if loaded is not None:
+        overview(loaded)
+    st.header("The networks")
+    for network in NETWORKS.values():
+        st.markdown(f"**{network.title}**: {network.description}")
+
+
+main()

@@ -23,15 +23,16 @@ TRAINING_KEY = "gradcheck.training"
 INTERRUPTED = ("{what} was cut off before it finished (another button was pressed, or the page changed, while it "
                "ran): press its button again.")
 
+# the derivation by the number of hidden layers: softmax regression (0), the one-hidden-layer MLP (1)
 FORWARD = {
-    "linear": [r"Z = XW + b", r"P = \operatorname{softmax}(Z)", r"C = -\frac{1}{n}\sum_i \log P_{i,y_i}"],
-    "mlp": [r"Z_1 = XW_1 + b_1,\qquad A = \sigma(Z_1)", r"Z_2 = AW_2 + b_2,\qquad P = \operatorname{softmax}(Z_2)",
+    0: [r"Z = XW + b", r"P = \operatorname{softmax}(Z)", r"C = -\frac{1}{n}\sum_i \log P_{i,y_i}"],
+    1: [r"Z_1 = XW_1 + b_1,\qquad A = \sigma(Z_1)", r"Z_2 = AW_2 + b_2,\qquad P = \operatorname{softmax}(Z_2)",
             r"C = -\frac{1}{n}\sum_i \log P_{i,y_i}"],
 }
 BACKWARD = {
-    "linear": [r"\frac{\partial C}{\partial W} = \frac{1}{n} X^\top (P - Y)",
+    0: [r"\frac{\partial C}{\partial W} = \frac{1}{n} X^\top (P - Y)",
                r"\frac{\partial C}{\partial b} = \frac{1}{n}\sum_i (P - Y)_i"],
-    "mlp": [r"\Delta_2 = \frac{1}{n}(P - Y)",
+    1: [r"\Delta_2 = \frac{1}{n}(P - Y)",
             r"\frac{\partial C}{\partial W_2} = A^\top \Delta_2,\qquad \frac{\partial C}{\partial b_2} = \sum_i \Delta_{2,i}",
             r"\Delta_1 = (\Delta_2 W_2^\top) \odot \sigma'(Z_1)",
             r"\frac{\partial C}{\partial W_1} = X^\top \Delta_1,\qquad \frac{\partial C}{\partial b_1} = \sum_i \Delta_{1,i}",
@@ -46,14 +47,14 @@ st.caption("Is the hand-derived gradient right? Compare it, weight by weight, wi
 
 network = pick_network("gradcheck")
 x, y, batch_seed = pick_batch(network, "gradcheck")
-arch = network.config.arch
+arch, depth = network.model.config.arch, len(network.model.config.hidden)
 
 left, middle, right = st.columns(3)
-check_all = left.toggle("Check every weight", key=state.kept(f"gradcheck.all.{arch}", arch == "linear"),
+check_all = left.toggle("Check every weight", key=state.kept(f"gradcheck.all.{arch}", depth == 0),
                         help="Off: a random sample of about k weights, spread over every tensor.")
 k = None if check_all else middle.number_input("k (weights to sample)", 10, 100_000,
                                                key=state.kept("gradcheck.k", 1000))
-bugs = {name: bug for name, bug in BUGS.items() if arch in bug.archs}
+bugs = {name: bug for name, bug in BUGS.items() if depth or not bug.needs_hidden}
 NO_BUG = "none"  # (a selectbox shows None as no choice at all)
 chosen_bug = right.selectbox("Planted bug", [NO_BUG, *bugs], key=state.kept(f"gradcheck.bug.{arch}", NO_BUG),
                              format_func=lambda b: "none: the correct gradient" if b == NO_BUG else bugs[b].title)
@@ -62,28 +63,28 @@ bug = None if chosen_bug == NO_BUG else chosen_bug
 forward_col, backward_col = st.columns(2)
 with forward_col:
     st.markdown("**Forward pass**")
-    for line in FORWARD[arch]:
+    for line in FORWARD[depth]:
         st.latex(line)
     st.markdown("**Central differences**")
     st.latex(CENTRAL)
 with backward_col:
     st.markdown("**Hand-derived gradients**")
-    for line in BACKWARD[arch]:
+    for line in BACKWARD[depth]:
         st.latex(line)
     if bug:
         st.markdown(f"**Planted bug — {bugs[bug].title}:** {bugs[bug].description}")
         st.latex(bugs[bug].latex)
 
 settings = (network.identity, len(y), batch_seed, k, bug)
-agreement = hand_vs_autodiff(network.params, x, y, network.config)
+agreement = hand_vs_autodiff(network.params, x, y, network.model)
 st.markdown("**Hand-derived (correct) vs `jax.grad`, float64:** " + ", ".join(
-    f"{tensor_label(name, network.config)} {error:.1e}" for name, error in agreement.items()))
+    f"{tensor_label(name, network.model)} {error:.1e}" for name, error in agreement.items()))
 if st.button("Run the finite-difference check", type="primary", key="gradcheck.check"):
     begin_action(RESULT_KEY)
     try:
         with st.status("Checking the gradient...", expanded=True) as status:
             bar = st.progress(0.0)
-            result = gradient_check(network.params, x, y, network.config, weights=k, bug=bug,
+            result = gradient_check(network.params, x, y, network.model, weights=k, bug=bug,
                                     progress=lambda done, text: bar.progress(min(done, 1.0), text))
             status.update(label="Gradient checked", state="complete", expanded=False)
         st.session_state[RESULT_KEY] = (settings, result)
@@ -100,7 +101,7 @@ if result is None:
 else:
     best = {dtype: result.best(dtype).h for dtype in DTYPES}
     name, error = result.worst_tensor("float64")
-    verdict = (f"relative error {error:.1e} in {tensor_label(name, network.config)}, the tensor that agrees least, "
+    verdict = (f"relative error {error:.1e} in {tensor_label(name, network.model)}, the tensor that agrees least, "
                f"at h = {best['float64']:.0e} (threshold {PASS_RELATIVE_ERROR['float64']:.0e}; "
                f"{len(result.indices):,} weights checked)")
     (st.success if result.passed else st.error)(
@@ -119,7 +120,7 @@ if result is not None:
     st.dataframe(table, hide_index=True, column_config={c: st.column_config.NumberColumn(format="%.2e")
                                                         for c in table.columns if c not in ("precision", "best h")})
     st.subheader("Approximate − analytic, per tensor (float64, best h)")
-    differences = {tensor_label(name, network.config): values for name, values in result.differences("float64").items()}
+    differences = {tensor_label(name, network.model): values for name, values in result.differences("float64").items()}
     export.chart(figures.difference_histograms(differences), run_name=network.name,
                  what="finite differences minus analytic", key="gradcheck.hist")
 
@@ -142,7 +143,7 @@ if st.button("Train with both gradients", key="gradcheck.train"):
     with st.status("Training...", expanded=True) as status:
         for label, planted in (("correct gradient", None), (f"bug: {bugs[bug_to_train].title}", bug_to_train)):
             st.write(f"Training with the {label}...")
-            curves[label] = train_by_hand(network.params, network.config, splits.x_train, splits.y_train,
+            curves[label] = train_by_hand(network.params, network.model, splits.x_train, splits.y_train,
                                           x_val[:2000], y_val[:2000], bug=planted, steps=steps,
                                           learning_rate=learning_rate)
         status.update(label="Trained", state="complete", expanded=False)

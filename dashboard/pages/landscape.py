@@ -6,13 +6,13 @@ import streamlit as st
 
 from core.errors import DigitLabError
 from core.lab.landscape import (
-    OPTIMISER_TITLES,
     WeightRef,
     curvature,
     default_pair,
     loss_landscape,
     optimiser_paths,
 )
+from core.training.config import OPTIMIZER_LABELS
 from dashboard import export, figures, state
 from dashboard.gradlab import pick_batch, pick_network
 from dashboard.widgets import show_error
@@ -48,7 +48,7 @@ def weight_picker(label: str, default: WeightRef, key: str) -> WeightRef:
     return WeightRef(layer, array, (unit,))
 
 
-suggested = default_pair(params, x, network.config)
+suggested = default_pair(params, x, network.model)
 with st.expander("Which two weights", expanded=False):
     st.caption(f"Default: the two output weights the cost is most sharply curved in, into one output unit "
                f"({suggested[0].label()} and {suggested[1].label()}).")
@@ -61,7 +61,7 @@ if pair[0] == pair[1]:
 
 center = (pair[0].value(params), pair[1].value(params))
 try:
-    view = curvature(params, x, y, network.config, pair)
+    view = curvature(params, x, y, network.model, pair)
 except DigitLabError as exc:
     show_error(exc)
     st.stop()
@@ -96,8 +96,8 @@ start_point = (center[0] + start[0] * span, center[1] + start[1] * span)
 
 try:
     with st.status("Evaluating the grid and running the optimisers...", expanded=False) as status:
-        landscape = loss_landscape(params, x, y, network.config, pair, span, resolution)
-        paths = optimiser_paths(params, x, y, network.config, pair, start_point, learning_rate, momentum, steps)
+        landscape = loss_landscape(params, x, y, network.model, pair, span, resolution)
+        paths = optimiser_paths(params, x, y, network.model, pair, start_point, learning_rate, momentum, steps)
         status.update(label=f"{resolution}×{resolution} grid and {steps} steps of each optimiser", state="complete")
 except DigitLabError as exc:
     show_error(exc)
@@ -105,15 +105,15 @@ except DigitLabError as exc:
 
 left, right = st.columns([3, 2])
 with left:
-    export.chart(figures.landscape_contour(landscape, paths, OPTIMISER_TITLES, center_label=f"{here} values"),
+    export.chart(figures.landscape_contour(landscape, paths, OPTIMIZER_LABELS, center_label=f"{here} values"),
                  run_name=network.name, what="loss landscape", key="landscape.contour")
 with right:
-    export.chart(figures.path_costs(paths, OPTIMISER_TITLES), run_name=network.name, what="optimiser costs",
+    export.chart(figures.path_costs(paths, OPTIMIZER_LABELS), run_name=network.name, what="optimiser costs",
                  key="landscape.costs")
 low = landscape.minimum()
 st.caption(f"Lowest grid cost {low[2]:.4f} at ({low[0]:.3f}, {low[1]:.3f})"
            + (" (one of many points about as low, along the flat valley)" if view.capped else "") + f"; {here} values ({center[0]:.3f}, "
            f"{center[1]:.3f}). Final cost — " + ", ".join(
-               f"{OPTIMISER_TITLES[name]}: {path.costs[-1]:.4g}" for name, path in paths.items()))
+               f"{OPTIMIZER_LABELS[optimiser]}: {path.costs[-1]:.4g}" for optimiser, path in paths.items()))
 if any(path.diverged for path in paths.values()):
     st.warning("An optimiser's cost became NaN/Inf: its learning rate is too large for this landscape.")

@@ -32,7 +32,7 @@ def _study(setup: str, epochs: int, val_size: int, sizes: list[int]) -> None:
     chart = st.empty()
     with state.saved_if_the_session_ends(lambda: [(run, data) for (_, run), data in zip(study.runs, all_splits)]):
         for i, (size, config, splits) in enumerate(zip(sizes, configs, all_splits)):
-            run = Run(name=f"{setup} on {size:,} images", config=config)
+            run = Run(name=f"{setup} on {size:,} images", config=config, spec=splits.spec)
             study.runs.append((size, run))
             redraws = Redraws()
             for progress in train(config, splits):
@@ -87,7 +87,7 @@ if study is not None:
     if done:
         sizes, runs = [size for size, _ in done], [run for _, run in done]
         finals = [_final_train_accuracy(study, run) for run in runs]
-        st.subheader(f"{study.setup}: {runs[0].config.model.describe()}, {study.epochs} epochs")
+        st.subheader(f"{study.setup}: {runs[0].model.describe()}, {study.epochs} epochs")
         st.caption("Training accuracy is the final network's on its own training images; validation accuracy on "
                    "the same held-out images for every size.")
         export.chart(figures.generalisation_gap(sizes, finals, [run.val_accuracy for run in runs]),
@@ -95,7 +95,7 @@ if study is not None:
         export.chart(figures.learning_curves_side_by_side([f"{size:,} images" for size in sizes], runs, finals),
                      run_name=study.setup, what="learning curves", key="overfitting.curves")
         st.dataframe(pd.DataFrame([{
-            "training images": size, "status": run.status, "final training accuracy": final,
+            "training images": size, "status": run.status_text, "final training accuracy": final,
             "validation accuracy": run.val_accuracy, "test accuracy": run.test_accuracy,
             "gap (points)": gap_points(final, run.val_accuracy),
         } for size, run, final in zip(sizes, runs, finals)]), hide_index=True, column_config={

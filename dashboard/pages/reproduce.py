@@ -17,6 +17,7 @@ from core.experiments.reproduce import (
     train_preset,
 )
 from core.training.runs import Run
+from core.training.status import RunStatus
 from dashboard import export, figures, state
 from dashboard.widgets import (
     MISSING,
@@ -42,8 +43,8 @@ class PresetResult:
     def row(self) -> dict:
         """The table row, with a `caveat` when it is not the preset as the report trained it."""
         caveats = ([f"a quick check on at most {self.train_size:,} images"] if self.train_size else []) + [
-            f"{run.status} after {format_epochs(run.epochs_completed)} of {run.config.train.epochs} epochs"
-            for run in self.runs if run.status != "finished"]
+            f"{run.status_text} after {format_epochs(run.epochs_completed)} of {run.config.train.epochs} epochs"
+            for run in self.runs if run.status is not RunStatus.FINISHED]
         return {**table_row(PRESETS[self.preset], self.runs, self.seconds), "caveat": "; ".join(caveats)}
 
 
@@ -56,7 +57,7 @@ def _table(results: dict[str, PresetResult]) -> pd.DataFrame:
         "ours (test)": cell(p.name, lambda r: " / ".join(format_accuracy(run.test_accuracy) for run in r.runs), "not run"),
         "training images": cell(p.name, lambda r: "as reported" if r.train_size is None
                                 else f"≤ {r.train_size:,} (quick)", MISSING),
-        "status": cell(p.name, lambda r: r.runs[-1].status, MISSING),
+        "status": cell(p.name, lambda r: r.runs[-1].status_text, MISSING),
         "epochs": cell(p.name, lambda r: format_epochs(r.row()["epochs"]),
                        format_epochs(max(c.train.epochs for c in p.configs))),
         "wall time (s)": format_or_dash(results[p.name].seconds if p.name in results else None, ".0f"),

@@ -8,9 +8,9 @@ import pandas as pd
 import streamlit as st
 
 from core.errors import HistoryError
-from core.models import ARCHITECTURES
+from core.networks.base import NETWORKS
 from core.store.history import (
-    STATUS_KINDS,
+    SAVED_STATUSES,
     RunHistory,
     SavedRun,
     config_diff,
@@ -110,8 +110,8 @@ def final_metrics(run: Run) -> dict[str, str]:
     """A run's final metrics as table cells under readable labels, accuracies in percent."""
     trained_here = bool(run.history)  # a model loaded from a file brings no record of its training
     return {
-        "status": run.status,
-        "network": run.config.model.describe(),
+        "status": run.status_text,
+        "network": run.model.describe(),
         "validation accuracy": format_or_dash(run.val_accuracy, ".2%"),
         "test accuracy": format_or_dash(run.test_accuracy, ".2%"),
         **({"epochs": format_epochs(run.epochs_completed), "training time": f"{run.train_seconds:.1f} s",
@@ -124,9 +124,10 @@ def final_metrics(run: Run) -> dict[str, str]:
 
 def filters() -> dict:
     arch_col, status_col, name_col, accuracy_col = st.columns(4)
-    arch = arch_col.selectbox("Architecture", [None, *ARCHITECTURES],
-                              format_func=lambda a: "All" if a is None else ARCHITECTURES[a].title)
-    status = status_col.selectbox("Status", [None, *STATUS_KINDS], format_func=lambda s: "All" if s is None else s)
+    arch = arch_col.selectbox("Architecture", [None, *NETWORKS],
+                              format_func=lambda name: "All" if name is None else NETWORKS[name].title)
+    status = status_col.selectbox("Status", [None, *SAVED_STATUSES],
+                                  format_func=lambda s: "All" if s is None else s.value)
     name = name_col.text_input("Name contains")
     accuracy = accuracy_col.number_input("Minimum test accuracy (%)", 0.0, 100.0, 0.0, step=0.5)
     return dict(arch=arch, status=status, name_contains=name, min_test_accuracy=accuracy / 100 if accuracy else None)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import pandas as pd
 import streamlit as st
 
@@ -9,29 +11,27 @@ from core.data.splits import SplitConfig
 from core.errors import DigitLabError
 from core.experiments.sweep import (
     MAX_VARIANTS,
-    VMAP_MAX_WIDTH,
     SweepConfig,
     run_name,
     train_sweep,
     variant_name,
-    vmap_pays,
 )
-from core.models import ACTIVATIONS, ARCHITECTURES, ModelConfig, recommended_init
+from core.networks.base import NETWORKS, Activation, ModelConfig
+from core.networks.mlp import VMAP_MAX_WIDTH
 from core.parsing import number_list
 from core.summaries import enormous, learned_next_to_nothing
-from core.training.config import RunConfig, TrainConfig
+from core.training.config import OPTIMIZER_LABELS, Optimizer, RunConfig, TrainConfig
 from core.training.runs import Run, ranked_by_validation
 from dashboard import export, figures, state
 from dashboard.widgets import MISSING, Redraws, show_error, stop_button
 
 RUNS_KEY = "sweep.runs"  # this session's last sweep: one Run per variant
-OPTIMIZERS = {"momentum": "SGD with momentum", "sgd": "SGD", "adam": "Adam"}
 
 
 def _sweep(sweep: SweepConfig) -> None:
     variants = sweep.variants()
     splits = state.splits(state.data_dir(), sweep.base.data)
-    runs = [Run(name=run_name(v), config=v) for v in variants]
+    runs = [Run(name=run_name(v, splits.spec), config=v, spec=splits.spec) for v in variants]
     # in the session before compiling: a Stop is taken at the next Streamlit call, and keeps what is trained by then
     previous = st.session_state.get(RUNS_KEY, [])
     st.session_state[RUNS_KEY] = runs
@@ -69,7 +69,7 @@ def _wrecked(runs: list[Run]) -> list[str]:
         loss = run.history[-1]["train_loss"]
         if enormous(loss):
             wrecked.append(f"{variant_name(run.config)} (final training loss {loss:.3g})")
-        elif learned_next_to_nothing(run.test_accuracy):
+        elif learned_next_to_nothing(run.test_accuracy, run.spec.num_classes):
             wrecked.append(f"{variant_name(run.config)} (test accuracy {run.test_accuracy:.1%}, about chance)")
     return wrecked
 
@@ -77,10 +77,10 @@ def _wrecked(runs: list[Run]) -> list[str]:
 def _results_table(runs: list[Run]) -> list[dict]:
     return [{
         "variant": variant_name(run.config), "learning_rate": run.config.train.learning_rate,
-        "momentum": run.config.train.momentum if run.config.train.optimizer == "momentum" else None,
+        "momentum": run.config.train.momentum if run.config.train.optimizer is Optimizer.MOMENTUM else None,
         "seed": run.config.train.seed, "train_loss": run.history[-1]["train_loss"] if run.history else None,
         "val_accuracy": run.val_accuracy, "test_accuracy": run.test_accuracy,
-        "status": run.status, "train_seconds": round(run.train_seconds, 1),
+        "status": run.status_text, "train_seconds": round(run.train_seconds, 1),
     } for run in ranked_by_validation(runs)]
 
 
@@ -90,27 +90,27 @@ st.write(f"Train up to {MAX_VARIANTS} variants of one network together: every co
          f"draws different initial weights. Softmax regression and MLPs up to {VMAP_MAX_WIDTH} units wide train all "
          "variants in one vmapped program; LeNet-5's and wider networks' variants take turns chunk by chunk in one "
          "program compiled for one variant, which measured faster here for them.")
-key = state.setting_keys({"arch": "mlp", "hidden": "64", "activation": "sigmoid", "optimizer": "momentum",
+key = state.setting_keys({"arch": "mlp", "hidden": "64", "activation": "sigmoid", "optimizer": Optimizer.MOMENTUM,
                           "batch_size": 50, "epochs": 3, "train_size": 10000, "val_size": 5000,
                           "lrs": "0.01, 0.03, 0.1, 0.3", "momenta": "0.9", "seeds": "0"}, "sweep")
 live = st.container()  # above the form, where a training's Stop, progress and curves are in sight at once
 with st.form("sweep"):
     network, training, swept = st.columns(3, border=True)
     with network:
-        arch = st.radio("Architecture", list(ARCHITECTURES), format_func=lambda a: ARCHITECTURES[a].title,
+        arch = st.radio("Architecture", list(NETWORKS), format_func=lambda name: NETWORKS[name].title,
                         horizontal=True, key=key("arch"))
         hidden = st.text_input("MLP hidden widths", key=key("hidden"), help="Comma-separated, one per hidden layer. "
                                "MLPs only: softmax regression and LeNet-5 ignore it.")
-        activation = st.selectbox("MLP activation", list(ACTIVATIONS), key=key("activation"),
+        activation = st.selectbox("MLP activation", list(Activation), key=key("activation"),
                                   help="MLPs only: softmax regression has no hidden layer and LeNet-5 uses ReLU.")
         st.caption("The two MLP settings apply only when the architecture is MLP.")
     with training:
-        optimizer = st.selectbox("Optimiser", list(OPTIMIZERS), format_func=OPTIMIZERS.get, key=key("optimizer"))
+        optimizer = st.selectbox("Optimiser", list(Optimizer), format_func=OPTIMIZER_LABELS.get, key=key("optimizer"))
         batch_size = st.number_input("Batch size", step=10, key=key("batch_size"))
         epochs = st.number_input("Epochs", step=1, key=key("epochs"))
         train_size = st.number_input("Training images (0 = all that remain)", step=1000, key=key("train_size"))
         val_size = st.number_input("Validation images", step=500, key=key("val_size"),
-                                   help="Held out of the 60,000 training images (stratified).")
+                                   help="Held out of the training images (stratified).")
     with swept:
         lrs = st.text_input("Learning rates", key=key("lrs"))
         momenta = st.text_input("Momenta (SGD with momentum only)", key=key("momenta"))
@@ -118,12 +118,14 @@ with st.form("sweep"):
     start = st.form_submit_button("Train the sweep", type="primary", icon=":material/play_arrow:")
 if start:
     try:
-        model = ModelConfig(arch, number_list(hidden, int, "Hidden widths") if arch == "mlp" else ModelConfig().hidden,
-                            activation, init=recommended_init(arch, activation))
+        uses = NETWORKS[arch].hyperparameters
+        model = ModelConfig(arch, number_list(hidden, int, "Hidden widths") if "hidden" in uses else ModelConfig().hidden,
+                            activation)
+        model = dataclasses.replace(model, init=model.network.recommended_init(model))
         base = RunConfig(model, SplitConfig(int(val_size), int(train_size) or None),
                          TrainConfig(optimizer, batch_size=int(batch_size), epochs=int(epochs)))
         sweep = SweepConfig(base, number_list(lrs, float, "Learning rates"),
-                            number_list(momenta, float, "Momenta") if optimizer == "momentum" else (),
+                            number_list(momenta, float, "Momenta") if optimizer == Optimizer.MOMENTUM else (),
                             number_list(seeds, int, "Seeds"))
         with live:
             _sweep(sweep)
@@ -141,8 +143,9 @@ if settled := state.settle(runs):
         state.save_to_history(run)
     st.warning("The sweep was stopped before it finished; each variant keeps the model it had then.")
 if runs and runs[0].history:
-    mode = "one vmapped program" if vmap_pays(runs[0].config.model) else "variants in turn"
-    st.caption(f"{len(runs)} variants of {runs[0].config.model.describe()} ({mode}).")
+    model = runs[0].model
+    mode = "one vmapped program" if model.network.sweep_vmap_pays(model.config, model.spec) else "variants in turn"
+    st.caption(f"{len(runs)} variants of {model.describe()} ({mode}).")
     export.chart(figures.training_curves(runs), run_name="sweep", what="curves", key="sweep.curves")
     table = _results_table(runs)
     st.subheader("Results (click a column header to sort)")

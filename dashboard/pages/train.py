@@ -8,12 +8,14 @@ import streamlit as st
 
 from core.data.splits import default_split
 from core.errors import DataError, DigitLabError
-from core.models import ACTIVATIONS, ARCHITECTURES, INITS, ModelConfig, recommended_init
+from core.data.spec import MNIST_SPEC, DataSpec
+from core.networks.base import NETWORKS, Activation, Init, Model, ModelConfig
 from core.parsing import number_list
 from core.summaries import eta_seconds
-from core.training.config import OPTIMIZERS, SCHEDULES, RunConfig, TrainConfig
+from core.training.config import OPTIMIZER_LABELS, SCHEDULE_LABELS, Optimizer, RunConfig, Schedule, TrainConfig
 from core.training.loop import Progress, check_run, train
 from core.training.runs import Run
+from core.training.status import RunStatus
 from dashboard import export, figures, state
 from dashboard.widgets import (
     DATA_HINT,
@@ -36,16 +38,14 @@ UNSAVED_KEY = "train_unsaved"  # why the run just finished could not be saved to
 INIT_CHOSEN_KEY = S + "init_chosen"  # True once the user picks an initialisation: it stops following the network
 RENAMED_KEY = "train_renamed"  # what the last Rename did, shown once
 RUN_NUMBER_KEY = "run_number"  # how many runs this session has started: the next one's number
-SUBSET_CHOICES = {"all": "All remaining images", "total": "A total number", "per_class": "A number per digit"}
-OPTIMIZER_NAMES = {"sgd": "SGD", "momentum": "SGD with momentum", "adam": "Adam"}
-SCHEDULE_NAMES = {"constant": "Constant", "exponential": "Exponential decay per epoch", "cosine": "Cosine to zero"}
-INIT_NAMES = {"normal": "Gaussian (chosen std)", "glorot": "Glorot", "he": "He"}
+SUBSET_CHOICES = {"all": "All remaining images", "total": "A total number", "per_class": "A number per class"}
+INIT_NAMES = {Init.NORMAL: "Gaussian (chosen std)", Init.GLOROT: "Glorot", Init.HE: "He"}
 # Defaults: a 784-300-10 ReLU MLP with Adam reaches about 97.4% test accuracy in 3 epochs (about 10 s here).
 DEFAULTS = {
-    "arch": "mlp", "hidden": "300", "activation": "relu", "init": "he", "init_std": 0.1,
-    "optimizer": "adam", "learning_rate": 1e-3, "momentum": 0.9, "nesterov": False, "schedule": "constant",
-    "decay": 0.97, "weight_decay": 0.0, "batch_size": 50, "epochs": 3, "subset": "all", "train_size": 10000,
-    "per_class": 1000, "val_size": 5000, "seed": 0, "eval_every": 0, "steps_per_chunk": 0,
+    "arch": "mlp", "hidden": "300", "activation": Activation.RELU, "dropout": "0", "init": Init.HE, "init_std": 0.1,
+    "optimizer": Optimizer.ADAM, "learning_rate": 1e-3, "momentum": 0.9, "nesterov": False,
+    "schedule": Schedule.CONSTANT, "decay": 0.97, "weight_decay": 0.0, "batch_size": 50, "epochs": 3, "subset": "all",
+    "train_size": 10000, "per_class": 1000, "val_size": 5000, "seed": 0, "eval_every": 0, "steps_per_chunk": 0,
 }
 
 
@@ -56,8 +56,9 @@ def _request_training() -> None:
 def _follow_network_init() -> None:
     """Until the user picks an initialisation, keep the one that suits the chosen architecture and activation."""
     if not st.session_state.get(INIT_CHOSEN_KEY):
-        st.session_state[S + "init"] = recommended_init(st.session_state[S + "arch"],
-                                                        st.session_state.get(S + "activation", DEFAULTS["activation"]))
+        network = NETWORKS[st.session_state[S + "arch"]]
+        activation = st.session_state.get(S + "activation", DEFAULTS["activation"])
+        st.session_state[S + "init"] = network.recommended_init(ModelConfig(network.name, activation=activation))
 
 
 def _mark_init_chosen() -> None:
@@ -70,15 +71,21 @@ def settings_form() -> None:
     network, data, optimiser = st.columns(3, border=True)
     with network:
         st.subheader("Network")
-        st.radio("Architecture", list(ARCHITECTURES), key=S + "arch", horizontal=True, on_change=_follow_network_init,
-                 format_func=lambda a: ARCHITECTURES[a].title, help="See the Data page for what each one is.")
-        st.caption(ARCHITECTURES[v("arch")].description)
-        if v("arch") == "mlp":
+        st.radio("Architecture", list(NETWORKS), key=S + "arch", horizontal=True, on_change=_follow_network_init,
+                 format_func=lambda name: NETWORKS[name].title, help="See the Data page for what each one is.")
+        uses = NETWORKS[v("arch")].hyperparameters
+        st.caption(NETWORKS[v("arch")].description)
+        if "hidden" in uses:
             st.text_input("Hidden layer widths", key=S + "hidden",
                           help="Comma-separated, one number per hidden layer: 300 or 500,150.")
-            st.selectbox("Activation", list(ACTIVATIONS), key=S + "activation",
-                         on_change=_follow_network_init)
-        st.selectbox("Weight initialisation", INITS, key=S + "init", format_func=INIT_NAMES.get,
+        if "activation" in uses:
+            st.selectbox("Activation", list(Activation), key=S + "activation", on_change=_follow_network_init)
+        if "dropout" in uses:
+            st.text_input("Dropout rate", key=S + "dropout",
+                          help="The fraction of hidden units dropped at each training step (0 turns dropout off): one "
+                               "rate for every hidden dense layer, or one per layer separated by commas. Evaluation "
+                               "always uses the whole network.")
+        st.selectbox("Weight initialisation", list(Init), key=S + "init", format_func=INIT_NAMES.get,
                      on_change=_mark_init_chosen,
                      help="Biases start at zero. Glorot suits softmax regression and tanh/sigmoid, He suits ReLU "
                           "networks and LeNet-5; this follows the network you choose until you pick one yourself.")
@@ -87,26 +94,26 @@ def settings_form() -> None:
     with data:
         st.subheader("Data")
         st.number_input("Validation images", step=1000, key=S + "val_size",
-                        help="Held out of the 60,000 training images (stratified); 0 turns validation off.")
+                        help="Held out of the training images (stratified); 0 turns validation off.")
         st.radio("Train on", list(SUBSET_CHOICES), key=S + "subset", format_func=SUBSET_CHOICES.get, horizontal=True)
         if v("subset") == "total":
             st.number_input("Training images", step=1000, key=S + "train_size")
         elif v("subset") == "per_class":
-            st.number_input("Training images per digit", step=100, key=S + "per_class")
+            st.number_input("Training images per class", step=100, key=S + "per_class")
         st.number_input("Random seed", step=1, key=S + "seed",
                         help="Same seed and settings give the same curves, bit for bit.")
     with optimiser:
         st.subheader("Training")
-        st.selectbox("Optimiser", OPTIMIZERS, key=S + "optimizer", format_func=OPTIMIZER_NAMES.get)
+        st.selectbox("Optimiser", list(Optimizer), key=S + "optimizer", format_func=OPTIMIZER_LABELS.get)
         st.number_input("Learning rate", step=1e-4, format="%g", key=S + "learning_rate",
                         help="Much too high a rate makes the loss blow up: the run stops as diverged (NaN or "
                              "infinity), or ends with huge weights, a huge loss and about chance accuracy (the "
                              "results then say so). A rate a little too high trains badly, one too low slowly.")
-        if v("optimizer") == "momentum":
+        if v("optimizer") == Optimizer.MOMENTUM:
             st.number_input("Momentum", step=0.05, format="%g", key=S + "momentum")
             st.checkbox("Nesterov", key=S + "nesterov")
-        st.selectbox("Learning-rate schedule", SCHEDULES, key=S + "schedule", format_func=SCHEDULE_NAMES.get)
-        if v("schedule") == "exponential":
+        st.selectbox("Learning-rate schedule", list(Schedule), key=S + "schedule", format_func=SCHEDULE_LABELS.get)
+        if v("schedule") == Schedule.EXPONENTIAL:
             st.number_input("Decay factor per epoch", step=0.01, format="%g", key=S + "decay")
         st.number_input("L2 weight decay", step=1e-4, format="%g", key=S + "weight_decay")
         left, right = st.columns(2)
@@ -124,10 +131,11 @@ def settings_form() -> None:
 def chosen_config() -> RunConfig:
     """The run the settings describe (a DigitLabError if they are invalid)."""
     v = state.setting
-    mlp = v("arch") == "mlp"  # the widths box is shown, and read, for MLPs only
-    hidden = number_list(v("hidden"), int, "Hidden layer widths") if mlp else ModelConfig().hidden
+    uses = NETWORKS[v("arch")].hyperparameters  # a field's box is shown, and read, for networks that use it
+    hidden = number_list(v("hidden"), int, "Hidden layer widths") if "hidden" in uses else ModelConfig().hidden
+    dropout = number_list(v("dropout"), float, "Dropout rates") if "dropout" in uses else ()
     model = ModelConfig(arch=v("arch"), hidden=hidden, activation=v("activation"), init=v("init"),
-                        init_std=float(v("init_std")))
+                        init_std=float(v("init_std")), dropout=dropout)
     split = train_page_split()
     training = TrainConfig(
         optimizer=v("optimizer"), learning_rate=float(v("learning_rate")), momentum=float(v("momentum")),
@@ -137,10 +145,10 @@ def chosen_config() -> RunConfig:
     return RunConfig(model=model, data=split, train=training)
 
 
-def training_summary(config: RunConfig) -> str:
+def training_summary(config: RunConfig, spec: DataSpec) -> str:
     """e.g. "784-300-10 relu · Adam, learning rate 0.001 · batch 50 · 3 epochs"."""
     tc = config.train
-    return (f"{config.model.describe()} · {OPTIMIZER_NAMES[tc.optimizer]}, learning rate {tc.learning_rate:g} · "
+    return (f"{Model(config.model, spec).describe()} · {OPTIMIZER_LABELS[tc.optimizer]}, learning rate {tc.learning_rate:g} · "
             f"batch {tc.batch_size} · {tc.epochs} epoch{'s' * (tc.epochs != 1)}")
 
 
@@ -171,7 +179,7 @@ def run_training(config: RunConfig) -> None:
     chart = st.empty()
     status.info("Compiling the network for this batch size (a few seconds, once per run)…", icon=":material/hourglass_top:")
     number = st.session_state[RUN_NUMBER_KEY] = st.session_state.get(RUN_NUMBER_KEY, 0) + 1
-    run = Run(state.unique_name(f"{config.model.describe()} #{number}"), config)
+    run = Run(state.unique_name(f"{Model(config.model, data.spec).describe()} #{number}"), config, data.spec)
     st.session_state[state.SELECTED_RUN_KEY] = run.name  # the pages show it as soon as it exists
     # In the session before it trains: a Stop is taken at the first Streamlit call after a click (session state
     # included), so a run stored only after its first chunk could be lost with that chunk trained.
@@ -180,7 +188,7 @@ def run_training(config: RunConfig) -> None:
     try:
         with state.saved_if_the_session_ends(lambda: [(run, data)]):
             for progress in train(config, data):
-                if run.status == "stopped":  # a rerun already settled this run: keep the model it was stopped with
+                if run.status is RunStatus.STOPPED:  # a rerun already settled this run: keep the model it stopped with
                     return
                 run.record(progress)
                 if started is None:  # training began this first chunk's compute time ago
@@ -205,9 +213,9 @@ def run_outcome(run: Run) -> None:
     st.subheader(f"Latest run: {run.name}")
     if run.diverged:
         lower = run.config.train.learning_rate / 10
-        st.error(f"This run **{run.status}**: the loss became NaN or infinite, so its accuracy is not reported. "
+        st.error(f"This run **{run.status_text}**: the loss became NaN or infinite, so its accuracy is not reported. "
                  f"The learning rate ({run.config.train.learning_rate:g}) is probably too high; try {lower:g}.")
-    elif run.status == "stopped":
+    elif run.status is RunStatus.STOPPED:
         st.warning(f"Stopped after {format_epochs(run.epochs_completed)} of {run.config.train.epochs} epochs; "
                    "the model trained so far is kept and evaluated below.")
     failed_training_warning(run)
@@ -261,7 +269,7 @@ def runs_section() -> None:
         export.chart(figures.training_curves([runs[name] for name in shown]), run_name="runs", what="curves",
                      key="overlay_chart")
         st.dataframe([{
-            "name": run.name, "network": run.config.model.describe(), "status": run.status,
+            "name": run.name, "network": run.model.describe(), "status": run.status_text,
             "validation accuracy": run.val_accuracy, "test accuracy": run.test_accuracy,
             **({"epochs": format_epochs(run.epochs_completed), "training (s)": run.train_seconds,
                 "compiling (s)": run.compile_seconds, "samples/s": round(run.samples_per_second)} if run.history else
@@ -290,18 +298,19 @@ def runs_section() -> None:
 
 st.title("Train a network")
 try:  # the data here, looked up once: None when there is none yet (it would be downloaded)
-    labels, data_error = state.local_train_labels(), None
+    local, data_error = state.local_dataset(), None
 except DataError as exc:  # the folder asked for holds no MNIST
-    labels, data_error = None, exc
+    local, data_error = None, exc
 # on a small dataset the default validation set shrinks, as on the Data page
-state.setting_keys(DEFAULTS if labels is None else {**DEFAULTS, "val_size": default_split(len(labels)).val_size})
+state.setting_keys(DEFAULTS if local is None else
+                   {**DEFAULTS, "val_size": default_split(len(local.train_labels)).val_size})
 requested = st.session_state.pop(TRAIN_REQUEST_KEY, False)
 try:
     if data_error:
         raise data_error
     config = chosen_config()
-    if labels is not None:  # the split and batch sizes checked against the data now, not at Train
-        check_run(config, labels)
+    if local is not None:  # the split, batch size and network checked against the data now, not at Train
+        check_run(config, local.train_labels, local.spec)
     config_error = None
 except DataError as exc:
     config, config_error = None, f"{exc} {DATA_HINT}"
@@ -309,7 +318,7 @@ except DigitLabError as exc:
     config, config_error = None, f"{exc} Fix this setting to train."
 training = requested and config is not None
 if training:  # the live view takes the settings' place, so it is in sight at once
-    st.markdown(f"**Training {training_summary(config)}**")
+    st.markdown(f"**Training {training_summary(config, MNIST_SPEC if local is None else local.spec)}**")
 else:
     settings_form()
     if config_error:
