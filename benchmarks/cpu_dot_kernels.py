@@ -1,5 +1,6 @@
 """XLA's own CPU dot kernels against YNNPACK's and oneDNN's, side by side in one process: why
-`core.training.programs.compiler_options` turns YNNPACK's dot fusions off for the engine's programs and leaves oneDNN's off.
+`core.training.programs.compiler_options` turns YNNPACK's dot fusions off for the engine's programs and leaves
+oneDNN's off.
 
 For each network it compiles the engine's training chunk (the benchmark settings of epoch_vs_pytorch.py, plus
 the 784-64-10 sigmoid MLP of the sweep benchmark) and its 1,000-image evaluation pass with each set of kernels,
@@ -12,20 +13,17 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from core.models import ModelConfig, apply, init, seed_key  # noqa: E402
+from core.data.spec import MNIST_SPEC
+from core.networks.base import Model, ModelConfig, seed_key
 from core.training.config import TrainConfig
 from core.training.optimizers import make_optimizer
-from core.training.programs import TrainState, make_chunk_fn, make_train_step  # noqa: E402
+from core.training.programs import TrainState, dropout_key_data, make_chunk_fn, make_train_step
 
 SETTINGS = {
     "softmax regression, SGD, batch 50": (ModelConfig("linear"), TrainConfig("sgd", 0.01, batch_size=50)),
@@ -45,23 +43,25 @@ IMAGES = 20_000
 STEPS = 100
 
 
-def programs(model: ModelConfig, tc: TrainConfig) -> dict[tuple[str, str], callable]:
+def programs(config: ModelConfig, tc: TrainConfig) -> dict[tuple[str, str], callable]:
     """(task, kernels) -> a no-argument call that runs the compiled program once and waits for it."""
+    model = Model(config, MNIST_SPEC)
     rng = np.random.default_rng(0)
-    x = jnp.asarray(rng.random((IMAGES, 784), np.float32))
-    y = jnp.asarray(rng.integers(0, 10, IMAGES, dtype=np.int32))
+    x = jnp.asarray(rng.random((IMAGES, MNIST_SPEC.num_pixels), np.float32))
+    y = jnp.asarray(rng.integers(0, MNIST_SPEC.num_classes, IMAGES, dtype=np.int32))
     batches = jnp.asarray(rng.permutation(IMAGES)[:STEPS * tc.batch_size].reshape(STEPS, -1).astype(np.int32))
     active = jnp.ones(STEPS, bool)
+    steps = jnp.arange(STEPS, dtype=jnp.int32)
     optimizer = make_optimizer(tc, model, IMAGES // tc.batch_size)
-    params = init(seed_key(0), model)
-    state = TrainState(params, optimizer.init(params))
+    params = model.init(seed_key(0))
+    state = TrainState(params, optimizer.init(params), dropout_key_data(0))
     chunk = jax.jit(make_chunk_fn(make_train_step(model, optimizer), masked=False))
-    forward = jax.jit(lambda p, images: jax.nn.softmax(apply(p, images, model)))
+    forward = jax.jit(lambda p, images: jax.nn.softmax(model.apply(p, images)))
     calls = {}
     for name, options in KERNELS.items():
-        train_chunk = chunk.lower(state, x, y, batches, active).compile(compiler_options=options or None)
+        train_chunk = chunk.lower(state, x, y, batches, active, steps).compile(compiler_options=options or None)
         evaluate = forward.lower(params, x[:1000]).compile(compiler_options=options or None)
-        calls["train step", name] = lambda f=train_chunk: jax.block_until_ready(f(state, x, y, batches, active))
+        calls["train step", name] = lambda f=train_chunk: jax.block_until_ready(f(state, x, y, batches, active, steps))
         calls["evaluate 1,000", name] = lambda f=evaluate: jax.block_until_ready(f(params, x[:1000]))
     return calls
 

@@ -20,8 +20,6 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 import jax
 import numpy as np
 import torch
@@ -30,9 +28,10 @@ from torch import nn
 from core.data.locate import load_mnist
 from core.data.splits import SplitConfig, Splits, make_splits
 from core.errors import DigitLabError
-from core.models import ModelConfig, Params, apply, init, seed_key
-from core.training.config import RunConfig, TrainConfig
+from core.networks.base import Model, ModelConfig, Params, seed_key
+from core.training.config import Optimizer, RunConfig, TrainConfig
 from core.training.loop import epoch_order, train
+from core.training.status import RunStatus
 
 SPLIT = SplitConfig(val_size=0)  # all 60,000 training images
 SETTINGS = {
@@ -58,7 +57,7 @@ def digit_lab_epoch(config: RunConfig, splits: Splits, params: Params) -> tuple[
     """One epoch with core.train.train; also returns how many steps its last chunk (the loss tail) holds."""
     records = list(train(config, splits, initial_params=params))
     last = records[-1]
-    if last.status != "finished":
+    if last.status is not RunStatus.FINISHED:
         raise SystemExit(f"{config.model.arch}: Digit Lab's run ended with status '{last.status}'.")
     tail_steps = last.step - (records[-2].step if len(records) > 1 else 0)
     return EpochResult(last.elapsed, last.train_loss, last.compile_seconds), tail_steps
@@ -69,30 +68,39 @@ def digit_lab_epoch(config: RunConfig, splits: Splits, params: Params) -> tuple[
 TORCH_ACTIVATIONS = {"tanh": nn.Tanh, "sigmoid": nn.Sigmoid, "relu": nn.ReLU}
 
 
-def torch_model(model: ModelConfig, params: Params) -> nn.Sequential:
+def torch_lenet5(model: Model) -> nn.Sequential:
+    shapes = model.weight_shapes()
+    return nn.Sequential(
+        nn.Unflatten(1, (1, model.spec.height, model.spec.width)),
+        nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
+        nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
+        nn.Linear(*shapes["fc1"]), nn.ReLU(), nn.Linear(*shapes["fc2"]), nn.ReLU(), nn.Linear(*shapes["output"]),
+    )
+
+
+def torch_dense_stack(model: Model) -> nn.Sequential:
+    """Softmax regression or an MLP: an activation before each layer after the first."""
+    layers = []
+    for n_in, n_out in model.weight_shapes().values():
+        layers += [TORCH_ACTIVATIONS[model.config.activation]()] * bool(layers) + [nn.Linear(n_in, n_out)]
+    return nn.Sequential(*layers)
+
+
+TORCH_NETWORKS = {"linear": torch_dense_stack, "mlp": torch_dense_stack, "lenet5": torch_lenet5}  # by registry name
+
+
+def torch_model(model: Model, params: Params) -> nn.Sequential:
     """The same network in PyTorch holding a copy of Digit Lab's parameters (HWIO → OIHW, (in, out) → (out, in))."""
-    if model.arch == "lenet5":
-        net = nn.Sequential(
-            nn.Unflatten(1, (1, 28, 28)),
-            nn.Conv2d(1, 6, 5), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, 5), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(),
-            nn.Linear(256, 120), nn.ReLU(), nn.Linear(120, 84), nn.ReLU(), nn.Linear(84, 10),
-        )
-        names = ["conv1", "conv2", "fc1", "fc2", "output"]
-    else:
-        widths = (784, *model.hidden, 10) if model.arch == "mlp" else (784, 10)
-        layers = [nn.Linear(widths[0], widths[1])]
-        for n_in, n_out in zip(widths[1:-1], widths[2:]):  # an MLP: an activation before each further layer
-            layers += [TORCH_ACTIVATIONS[model.activation](), nn.Linear(n_in, n_out)]
-        net = nn.Sequential(*layers)
-        names = [f"hidden_{i}" for i in range(len(widths) - 2)] + ["output"]
+    net = TORCH_NETWORKS[model.config.arch](model)
+    names = list(model.weight_shapes())
     weighted = [m for m in net if isinstance(m, (nn.Linear, nn.Conv2d))]
     for module, name in zip(weighted, names, strict=True):
         w = np.asarray(params[name]["w"])
         if w.ndim == 4:
             w = w.transpose(3, 2, 0, 1)
         elif name == "fc1":  # Digit Lab flattens pooled maps as (h, w, c); PyTorch as (c, h, w)
-            w = w.reshape(4, 4, 16, -1).transpose(2, 0, 1, 3).reshape(256, -1).T
+            side = int(np.sqrt(w.shape[0] // 16))
+            w = w.reshape(side, side, 16, -1).transpose(2, 0, 1, 3).reshape(w.shape[0], -1).T
         else:
             w = w.T
         with torch.no_grad():
@@ -102,9 +110,9 @@ def torch_model(model: ModelConfig, params: Params) -> nn.Sequential:
 
 
 def torch_optimizer(config: TrainConfig, net: nn.Module) -> torch.optim.Optimizer:
-    if config.optimizer == "sgd":
+    if config.optimizer is Optimizer.SGD:
         return torch.optim.SGD(net.parameters(), lr=config.learning_rate)
-    if config.optimizer == "adam":
+    if config.optimizer is Optimizer.ADAM:
         return torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     raise ValueError(f"No PyTorch reference for optimiser '{config.optimizer}'.")
 
@@ -116,7 +124,7 @@ def torch_epoch(config: RunConfig, splits: Splits, params: Params, tail_steps: i
     loss_fn = nn.CrossEntropyLoss()
 
     def run(steps):
-        net = torch_model(config.model, params)
+        net = torch_model(Model(config.model, splits.spec), params)
         optimizer = torch_optimizer(config.train, net)
         losses = torch.empty(len(steps))
         started = time.perf_counter()
@@ -144,9 +152,10 @@ def shuffled_batches(config: RunConfig, splits: Splits) -> torch.Tensor:
 def check_same_network(config: RunConfig, splits: Splits, params: Params) -> None:
     """Both implementations give the same logits for the same parameters, or the comparison means nothing."""
     x = splits.x_train[:64]
-    ours = np.asarray(apply(params, x, config.model))
+    model = Model(config.model, splits.spec)
+    ours = np.asarray(model.apply(params, x))
     with torch.no_grad():
-        theirs = torch_model(config.model, params)(torch.from_numpy(x)).numpy()
+        theirs = torch_model(model, params)(torch.from_numpy(x)).numpy()
     if not np.allclose(ours, theirs, atol=1e-4, rtol=1e-4):
         raise SystemExit(f"{config.model.arch}: the PyTorch reference disagrees (max |Δlogit| "
                          f"{np.abs(ours - theirs).max():.2e}); fix torch_model before timing.")
@@ -158,7 +167,8 @@ def check_same_network(config: RunConfig, splits: Splits, params: Params) -> Non
 def benchmark(arch: str, splits: Splits, repeats: int) -> dict:
     """Alternate Digit Lab and PyTorch epochs `repeats` times; keep the best time of each side."""
     config = SETTINGS[arch]
-    params = init(seed_key(config.train.seed), config.model)
+    model = Model(config.model, splits.spec)
+    params = model.init(seed_key(config.train.seed))
     check_same_network(config, splits, params)
     ours, theirs = [], []
     for r in range(repeats):
@@ -170,7 +180,7 @@ def benchmark(arch: str, splits: Splits, repeats: int) -> dict:
     best_ours, best_theirs = min(r.seconds for r in ours), min(r.seconds for r in theirs)
     return {
         "arch": arch,
-        "network": config.model.describe(),
+        "network": model.describe(),
         "optimizer": f"{config.train.optimizer} {config.train.learning_rate:g}, batch {config.train.batch_size}",
         "digit_lab_seconds": round(best_ours, 3),
         "digit_lab_samples_per_second": round(samples / best_ours),

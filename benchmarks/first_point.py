@@ -7,8 +7,8 @@ Python process imports the engine, loads MNIST, and starts `core.training.loop.t
 times, the seconds from starting the run to its first progress record (initialisation, compilation of the
 training and validation programs, and the first chunk of steps) and the compilation part of them. With
 --repeats N each network is measured in N fresh processes and the median is printed. Compilation is cold unless
---compile-cache DIR names a folder for the compiled programs (`core.compile_cache`, which the app and the CLI
-use): an untimed process then fills it first, and the timed ones load from it, as a restarted app does.
+--compile-cache DIR names a folder for the compiled programs (`core.training.compile_cache`, which the app and
+the CLI use): an untimed process then fills it first, and the timed ones load from it, as a restarted app does.
 """
 
 from __future__ import annotations
@@ -27,12 +27,14 @@ CHILD = """
 import json, sys, time
 from pathlib import Path
 started = time.perf_counter()
-from core import compile_cache
+from core.training import compile_cache
 if sys.argv[3]:
     compile_cache.enable(Path(sys.argv[3]))
-from core.data import SplitConfig, load_mnist, make_splits
-from core.models import ModelConfig
-from core.train import RunConfig, TrainConfig, train
+from core.data.locate import load_mnist
+from core.data.splits import SplitConfig, make_splits
+from core.networks.base import ModelConfig
+from core.training.config import RunConfig, TrainConfig
+from core.training.loop import train
 imported = time.perf_counter()
 splits = make_splits(load_mnist(sys.argv[2] or None), SplitConfig())
 loaded = time.perf_counter()

@@ -5,12 +5,13 @@
 
 Settings as the sweeps were specified: SGD with momentum, batch 50, a spread of learning rates; softmax regression,
 784-64-10 sigmoid and 784-300-10 tanh (784-800-10 ReLU with --wide, LeNet-5 with --lenet).
---shared-matmul-max-width sets `core.experiments.sweep.SHARED_MATMUL_MAX_WIDTH` for the run (0: every network's variants
-get their own first-layer matmul; 10000: one shared matmul for all), to measure that choice. "One by one" is the normal engine,
-`core.training.loop.train`, once per variant; "vmapped" is `core.experiments.sweep.train_sweep(vmapped=True)` (one program for all
-variants) and "in turn" its fallback `vmapped=False` (one program, compiled once, run per variant each chunk). Seconds are training time
-(compilation excluded, validation each epoch included), the best of --repeats runs of each mode taken in
-alternation; compile times (of the first run) are printed beside them.
+--shared-matmul-max-width sets `core.experiments.sweep.SHARED_MATMUL_MAX_WIDTH` for the run (0: every network's
+variants get their own first-layer matmul; 10000: one shared matmul for all), to measure that choice. "One by one" is
+the normal engine, `core.training.loop.train`, once per variant; "vmapped" is
+`core.experiments.sweep.train_sweep(vmapped=True)` (one program for all variants) and "in turn" its fallback
+`vmapped=False` (one program, compiled once, run per variant each chunk). Seconds are training time (compilation
+excluded, validation each epoch included), the best of --repeats runs of each mode taken in alternation; compile times
+(of the first run) are printed beside them.
 
 "Bound" is the most any sweep of the network could gain on this machine: the one-by-one time divided by
 the time of the first layer's work alone for all variants at once (its forward matmul, weight-gradient matmul
@@ -20,24 +21,21 @@ and weight update over the same steps, with the weights of every variant side by
 from __future__ import annotations
 
 import argparse
-import sys
 import time
-from pathlib import Path
+from collections import deque
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
 from core.data.locate import load_mnist
-from core.data.splits import SplitConfig, make_splits  # noqa: E402
-from core.errors import DigitLabError  # noqa: E402
-from core.experiments import sweep  # noqa: E402
-from core.experiments.sweep import SweepConfig, train_sweep  # noqa: E402
-from core.models import ModelConfig, layer_sizes  # noqa: E402
+from core.data.splits import SplitConfig, make_splits
+from core.errors import DigitLabError
+from core.experiments import sweep
+from core.experiments.sweep import SweepConfig, train_sweep
+from core.networks.base import Model, ModelConfig
 from core.training.config import RunConfig, TrainConfig
-from core.training.loop import chunks, epoch_steps, train  # noqa: E402
+from core.training.loop import chunks, epoch_steps, train
 
 NETWORKS = {
     "softmax regression": ModelConfig("linear"),
@@ -50,8 +48,7 @@ def one_by_one(variants, splits) -> tuple[float, float]:
     """(training seconds, compile seconds) summed over the variants trained one after another."""
     seconds = compile_seconds = 0.0
     for config in variants:
-        for progress in train(config, splits):
-            pass
+        progress = deque(train(config, splits), maxlen=1).pop()  # the run's last progress record
         seconds += progress.elapsed
         compile_seconds += progress.compile_seconds
     return seconds, compile_seconds
@@ -67,10 +64,11 @@ def first_layer_seconds(variants, splits) -> float:
     """Training-time floor: the first layer's two matmuls and weight update, all variants in one matmul each,
     over every step of the run (best of three)."""
     tc = variants[0].train
-    n_in, width = layer_sizes(variants[0].model)[:2]
+    n_in, width = next(iter(Model(variants[0].model, splits.spec).weight_shapes().values()))
     weights = jnp.zeros((n_in, width * len(variants)), jnp.float32)
     x_train, _ = splits.train_on_device
-    batches = np.concatenate([c.batch_index for c in chunks(tc, len(splits.y_train), epoch_steps(tc, len(splits.y_train)))])
+    n_train = len(splits.y_train)
+    batches = np.concatenate([c.batch_index for c in chunks(tc, n_train, epoch_steps(tc, n_train))])
 
     @jax.jit
     def run(weights, batches):
@@ -96,7 +94,8 @@ def main() -> None:
     parser.add_argument("--train-size", type=int, help="train on a stratified subset (default: all 55,000)")
     parser.add_argument("--repeats", type=int, default=1, help="runs of each mode, alternating; the best is kept")
     parser.add_argument("--lenet", action="store_true", help="also measure LeNet-5 (slow)")
-    parser.add_argument("--wide", action="store_true", help="also measure 784-800-10 ReLU (wider than the vmapped MLPs: its variants take turns)")
+    parser.add_argument("--wide", action="store_true",
+                        help="also measure 784-800-10 ReLU (wider than the vmapped MLPs: its variants take turns)")
     parser.add_argument("--shared-matmul-max-width", type=int, default=sweep.SHARED_MATMUL_MAX_WIDTH,
                         help="first layers up to this wide are one matmul for all variants, wider ones a batched "
                              "matmul per variant (default %(default)s)")
@@ -128,7 +127,8 @@ def main() -> None:
         # best training time of each; compilation from the first repeat (later ones reuse the compiled programs)
         (sequential, together, in_turn), (sequential_compile, together_compile, in_turn_compile) = zip(
             *[(min(seconds for seconds, _ in timings), timings[0][1]) for timings in runs.values()])
-        bound = f"{sequential / first_layer_seconds(variants, splits):6.2f}×" if model.arch != "lenet5" else f"{'—':>7}"
+        dense = len(next(iter(Model(model, splits.spec).weight_shapes().values()))) == 2  # the floor is a dense layer's
+        bound = f"{sequential / first_layer_seconds(variants, splits):6.2f}×" if dense else f"{'—':>7}"
         print(f"{title:<20} {sequential:12.2f} {together:10.2f} {sequential / together:8.2f}× {in_turn:10.2f} "
               f"{sequential / in_turn:8.2f}× {bound} {sequential_compile:20.2f} / {together_compile:.2f} / "
               f"{in_turn_compile:.2f}", flush=True)

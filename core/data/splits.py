@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import jax
@@ -134,7 +135,8 @@ def make_splits(dataset: Dataset, config: SplitConfig = SplitConfig()) -> Splits
 
 def to_features(images: np.ndarray) -> np.ndarray:
     """uint8 images (n, height, width[, channels]) → float32 (n, pixels) in [0, 1]."""
-    return np.multiply(images.reshape(len(images), -1), np.float32(1 / 255), dtype=np.float32)
+    pixels = math.prod(images.shape[1:])  # (not -1: an empty set has no size to infer it from)
+    return np.multiply(images.reshape(len(images), pixels), np.float32(1 / 255), dtype=np.float32)
 
 
 def class_counts(labels: np.ndarray, num_classes: int) -> np.ndarray:

@@ -69,7 +69,8 @@ class ModelConfig:
         try:
             hidden, dropout = tuple(self.hidden), tuple(self.dropout)
         except TypeError:
-            raise ConfigError(f"Hidden widths and dropout rates are lists, got {self.hidden!r} and {self.dropout!r}.") from None
+            raise ConfigError(f"Hidden widths and dropout rates are lists, got {self.hidden!r} and "
+                              f"{self.dropout!r}.") from None
         if not all(whole(h, -math.inf) for h in hidden):
             raise ConfigError(f"Hidden widths must be whole numbers, got {self.hidden!r}.")
         if not all(isinstance(r, numbers.Real) and not isinstance(r, bool) and 0 <= r < 1 for r in dropout):
@@ -188,7 +189,8 @@ class Model:
         """Logits (batch, classes) for images x (batch, pixels)."""
         return self.forward(params, x, train=train, key=key)["logits"]
 
-    def forward(self, params: Params, x: jax.Array, *, train: bool = False, key: jax.Array | None = None) -> Intermediates:
+    def forward(self, params: Params, x: jax.Array, *, train: bool = False,
+                key: jax.Array | None = None) -> Intermediates:
         """Every intermediate, in order and by name, then "logits" and "probabilities"."""
         out = self.network.forward(params, x, self.config, self.spec, train=train, key=key)
         return {**out, "probabilities": jax.nn.softmax(out["logits"])}
