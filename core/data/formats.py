@@ -196,18 +196,29 @@ def read_npz(source: Path | str | bytes | BinaryIO, name: str,
 
 
 def load_npz(path: Path) -> Dataset:
-    """Load the Keras `mnist.npz` (x_train, y_train, x_test, y_test)."""
+    """Load a dataset of arrays x_train, y_train, x_test, y_test: Keras' `mnist.npz`, or any other image dataset in
+    that layout, images (n, height, width) or (n, height, width, channels), with an optional `class_names` array
+    (one name per label) and `name` (the dataset's). Without either, 28×28 images are MNIST."""
     arrays = read_npz(path, str(path))
     missing = [key for key in KERAS_ARRAYS if key not in arrays]
     if missing:
         raise DataError(f"{path}: missing {', '.join(missing)} (a Keras mnist.npz holds {', '.join(KERAS_ARRAYS)}).")
+    shape = arrays["x_train"].shape[1:]
     for key in ("x_train", "x_test"):
-        if arrays[key].shape[1:] != (MNIST_SPEC.height, MNIST_SPEC.width):
-            raise DataError(f"{path}: '{key}' has shape {arrays[key].shape}, expected (n, {MNIST_SPEC.height}, {MNIST_SPEC.width}).")
-    arrays = {key: _as_uint8(arrays[key], f"{path}: '{key}'") for key in KERAS_ARRAYS}
-    _check_pair(arrays["x_train"], arrays["y_train"], f"{path} (train)")
-    _check_pair(arrays["x_test"], arrays["y_test"], f"{path} (test)")
-    return Dataset(arrays["x_train"], arrays["y_train"], arrays["x_test"], arrays["y_test"], source=f"Keras file {path}")
+        if arrays[key].ndim not in (3, 4) or arrays[key].shape[1:] != shape:
+            raise DataError(f"{path}: '{key}' has shape {arrays[key].shape}; expected images (n, height, width) or "
+                            f"(n, height, width, channels), the same size in x_train and x_test.")
+    names, title = arrays.get("class_names"), arrays.get("name")
+    images = {key: _as_uint8(arrays[key], f"{path}: '{key}'") for key in KERAS_ARRAYS}
+    if names is None and title is None and shape == (MNIST_SPEC.height, MNIST_SPEC.width):
+        spec, source = MNIST_SPEC, f"Keras file {path}"
+    else:
+        labels = max(int(images["y_train"].max(initial=0)), int(images["y_test"].max(initial=0))) + 1
+        names = [str(c) for c in range(labels)] if names is None else [str(n) for n in np.ravel(names)]
+        spec = DataSpec(path.stem if title is None else str(title), shape[0], shape[1],
+                        shape[2] if len(shape) == 3 else 1, tuple(names))
+        source = f"arrays file {path}"
+    return Dataset(images["x_train"], images["y_train"], images["x_test"], images["y_test"], source=source, spec=spec)
 
 
 def load_path(path: Path | str) -> Dataset:
