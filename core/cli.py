@@ -11,12 +11,14 @@ import importlib
 import json
 import signal
 import sys
+from typing import TextIO
 
 from core.data.splits import MAX_SEED
 from core.errors import ConfigError, DigitLabError, HistoryError
 from core.parsing import number_list
 from core.store.history import RunHistory
 from core.training import compile_cache
+from core.training.drive import Pace
 from core.training.runs import Run
 
 COMMANDS = ("train", "data", "gradcheck", "backprop-timing", "reproduce", "sweep")
@@ -85,10 +87,62 @@ def save_to_history(finished: list[Run]) -> None:
     print(f"saved {names} to the run history {history.path}", file=sys.stderr)
 
 
+LOG_LINE_SECONDS = 5.0  # progress written to a log, not a terminal: a line at most this often
+
+
+class ProgressLine:
+    """Progress on stderr (or `stream`): on a terminal one line, rewritten in place; otherwise (a log) a plain line
+    at most every LOG_LINE_SECONDS, and the latest one when it ends. `with ProgressLine() as line: line.show(text)`."""
+
+    def __init__(self, stream: TextIO | None = None) -> None:
+        self._stream = stream
+        self._reset()
+
+    def _reset(self) -> None:
+        self._pace = Pace(LOG_LINE_SECONDS)
+        self._width = 0  # of the text on the terminal's line
+        self._unwritten: str | None = None  # the latest text a log has not had
+
+    @property
+    def stream(self) -> TextIO:
+        return self._stream or sys.stderr  # looked up when written to (pytest's capsys replaces it)
+
+    def show(self, text: str) -> None:
+        if self.stream.isatty():
+            self.stream.write("\r" + text.ljust(self._width))
+            self._width = len(text)
+        elif self._pace.due():
+            self.stream.write(text + "\n")
+            self._unwritten = None
+        else:
+            self._unwritten = text
+        self.stream.flush()
+
+    def end(self) -> None:
+        """End the line: on a terminal, move to the next one; in a log, write the latest text if it is not there."""
+        if self._width:
+            self.stream.write("\n")
+        elif self._unwritten is not None:
+            self.stream.write(self._unwritten + "\n")
+        self.stream.flush()
+        self._reset()
+
+    def __enter__(self) -> ProgressLine:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.end()
+
+
+_DOWNLOAD_LINE = ProgressLine()
+
+
 def terminal_progress(name: str, done: int, total: int) -> None:
-    """Download progress as one updating line on stderr."""
+    """Download progress as a progress line on stderr, ended with each file."""
     percent = f"{100 * done / total:5.1f}%" if total else f"{done / 1e6:.1f} MB"
-    print(f"\rdownloading {name}: {percent}", end="\n" if total and done >= total else "", file=sys.stderr, flush=True)
+    _DOWNLOAD_LINE.show(f"downloading {name}: {percent}")
+    if total and done >= total:
+        _DOWNLOAD_LINE.end()
 
 
 def print_json(obj: dict) -> None:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-import time
 from typing import Callable, Sequence
 
 import streamlit as st
@@ -20,21 +18,6 @@ WEIGHTS_PAGE = "dashboard/pages/weights.py"
 RUNS_PAGE = "dashboard/pages/runs.py"
 MISSING = "—"
 DATA_HINT = "Check the data folder on the Data page."
-REDRAW_SECONDS = 0.4  # live views redraw at most this often: a chart costs more to draw than a small network's chunk
-
-
-class Redraws:
-    """Paces a live view: `due()` is true at most every REDRAW_SECONDS, and always when told it is the last."""
-
-    def __init__(self) -> None:
-        self.last = -math.inf
-
-    def due(self, last: bool = False) -> bool:
-        now = time.perf_counter()
-        if last or now - self.last >= REDRAW_SECONDS:
-            self.last = now
-            return True
-        return False
 
 
 def run_label(run: Run) -> str:

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from core.cli import add_data_arguments, number_list_type, print_json, terminal_progress
+from core.cli import ProgressLine, add_data_arguments, number_list_type, print_json, terminal_progress
 from core.data.locate import load_mnist
 from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError
@@ -40,12 +39,9 @@ def run(args) -> int:
     for width in args.hidden_widths:  # checked before any timing, not when the timing reaches it
         ModelConfig("mlp", (width,), args.activation)
     splits = make_splits(load_mnist(args.data_dir, progress=terminal_progress), SplitConfig(val_size=0))
-    def progress(done: float, text: str) -> None:
-        print(f"\rtiming {text:<40}", end="", file=sys.stderr, flush=True)
-
-    rows = time_methods(splits.x_train, splits.y_train, splits.spec, args.batch_sizes, args.hidden_widths,
-                        activation=args.activation, progress=progress)
-    print(file=sys.stderr)
+    with ProgressLine() as line:
+        rows = time_methods(splits.x_train, splits.y_train, splits.spec, args.batch_sizes, args.hidden_widths,
+                            activation=args.activation, progress=lambda done, text: line.show(f"timing {text}"))
     ratios = speedups(rows)
     if args.json:
         print_json({"rows": [vars(r) for r in rows],

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from core.cli import add_data_arguments, print_json, seed, terminal_progress
+from core.cli import ProgressLine, add_data_arguments, print_json, seed, terminal_progress
 from core.data.locate import load_mnist
 from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError
@@ -70,12 +70,9 @@ def run(args) -> int:
                           f"({len(splits.y_train):,} images).")
     x, y = splits.x_train[: args.batch_size], splits.y_train[: args.batch_size]
 
-    def progress(done: float, text: str) -> None:
-        print(f"\r{100 * done:5.1f}% {text}".ljust(72), end="", file=sys.stderr, flush=True)
-
-    check = gradient_check(params, x, y, model, weights=args.weights, bug=args.bug, dtypes=(args.dtype,),
-                           seed=args.seed, progress=progress)
-    print(file=sys.stderr)
+    with ProgressLine() as line:
+        check = gradient_check(params, x, y, model, weights=args.weights, bug=args.bug, dtypes=(args.dtype,),
+                               seed=args.seed, progress=lambda done, text: line.show(f"{100 * done:5.1f}% {text}"))
     status = 0 if check.passed or args.bug else 1
     if args.json:
         print_json(check.to_dict())

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 
 from core.cli import (
+    ProgressLine,
     StopRequest,
     add_data_arguments,
     add_history_argument,
@@ -15,7 +17,7 @@ from core.cli import (
     terminal_progress,
 )
 from core.data.locate import load_mnist
-from core.data.splits import make_splits
+from core.data.splits import SplitConfig, Splits, make_splits
 from core.errors import ConfigError
 from core.experiments.presets import PRESETS, Preset, get_preset
 from core.experiments.reproduce import (
@@ -25,6 +27,7 @@ from core.experiments.reproduce import (
     table_row,
     train_preset,
 )
+from core.training.drive import drive
 from core.training.runs import Run
 from core.training.status import RunStatus
 
@@ -58,20 +61,31 @@ def run(args) -> int:
     with StopRequest() as stop:  # held until the stopped preset's runs are evaluated and in the history
         for preset in presets:
             started = time.perf_counter()
-            for runs in train_preset(preset, splits_for, train_size=args.train_size):
-                if runs[-1].history:
-                    last = runs[-1].history[-1]
-                    print(f"\r{runs[-1].name}: epoch {last['epoch']:.2f} of {runs[-1].config.train.epochs}",
-                          end="", file=sys.stderr, flush=True)
-                if stop.requested:
-                    if runs[-1].status is RunStatus.RUNNING:  # a run that ended is finished (evaluated) already
-                        runs[-1].finish(splits_for(runs[-1].config.data))
-                    break
-            print(file=sys.stderr)
+            runs = trained(preset, splits_for, args.train_size, stop)
             report(preset, runs, time.perf_counter() - started, args)
             if stop.requested:
                 return 130
     return 0
+
+
+def trained(preset: Preset, splits_for: Callable[[SplitConfig], Splits], train_size: int | None,
+            stop: StopRequest) -> list[Run]:
+    """The preset's runs, trained with a progress line until they end or a stop is requested (then the run in
+    training is evaluated as it is)."""
+    runs: list[Run] = []
+
+    def record(so_far: list[Run]) -> None:
+        runs[:] = so_far
+
+    def progress_text(run: Run) -> str:
+        return f"{run.name}: epoch {run.history[-1]['epoch']:.2f} of {run.config.train.epochs}"
+
+    with ProgressLine() as line:
+        drive(train_preset(preset, splits_for, train_size=train_size), record=record,
+              show=lambda so_far: line.show(progress_text(so_far[-1])), stop_requested=lambda: stop.requested)
+    if stop.requested and runs[-1].status is RunStatus.RUNNING:  # a run that ended is evaluated already
+        runs[-1].finish(splits_for(runs[-1].config.data))
+    return runs
 
 
 def report(preset: Preset, runs: list[Run], seconds: float, args) -> None:

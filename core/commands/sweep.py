@@ -6,6 +6,7 @@ import argparse
 import sys
 
 from core.cli import (
+    ProgressLine,
     StopRequest,
     add_history_argument,
     joined,
@@ -25,6 +26,7 @@ from core.data.splits import make_splits
 from core.networks.base import Model
 from core.experiments.sweep import MAX_VARIANTS, SweepConfig, run_name, train_sweep
 from core.training.config import Optimizer
+from core.training.drive import drive
 from core.training.runs import Run, ranked_by_validation
 from core.training.status import RunStatus
 
@@ -60,19 +62,20 @@ def run(args) -> int:
     vmapped = {"auto": None, "vmapped": True, "sequential": False}[args.mode]
     print(f"{len(variants)} variants of {Model(base.model, splits.spec).describe()} on {len(splits.y_train)} images; compiling...",
           file=sys.stderr, flush=True)
+
+    def record(records: list) -> None:
+        for run_, progress in zip(runs, records):
+            if progress is not None:
+                run_.record(progress)
+
+    def progress_text() -> str:  # of the furthest variant (the first may have diverged)
+        last = max((run_.history[-1] for run_ in runs if run_.history), key=lambda h: h["step"])
+        return f"epoch {last['epoch']:6.2f}/{base.train.epochs}  step {last['step']}"
+
     with StopRequest() as stop:  # held until the stopped variants are evaluated and in the history
-        for records in train_sweep(variants, splits, vmapped=vmapped):
-            for run_, progress in zip(runs, records):
-                if progress is not None:
-                    run_.record(progress)
-            furthest = max(runs, key=lambda r: r.history[-1]["step"] if r.history else 0)  # variant 0 may have diverged
-            if furthest.history:
-                last = furthest.history[-1]
-                print(f"\repoch {last['epoch']:6.2f}/{base.train.epochs}  step {last['step']}", end="",
-                      file=sys.stderr, flush=True)
-            if stop.requested:
-                break
-        print(file=sys.stderr)
+        with ProgressLine() as line:
+            drive(train_sweep(variants, splits, vmapped=vmapped), record=record,
+                  show=lambda _: line.show(progress_text()), stop_requested=lambda: stop.requested)
         for run_ in runs:
             run_.finish(splits)
         report(runs, args)

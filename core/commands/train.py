@@ -9,6 +9,7 @@ import tempfile
 from pathlib import Path
 
 from core.cli import (
+    ProgressLine,
     StopRequest,
     add_data_arguments,
     add_history_argument,
@@ -25,6 +26,7 @@ from core.errors import ConfigError, ModelFileError
 from core.networks.base import NETWORKS, Activation, Init, Model, ModelConfig
 from core.store.checkpoint import save_model
 from core.training.config import Optimizer, RunConfig, Schedule, TrainConfig
+from core.training.drive import drive
 from core.training.loop import train
 from core.training.runs import Run
 from core.training.status import RunStatus
@@ -118,7 +120,7 @@ def _progress_line(run: Run) -> str:
     last = run.history[-1]
     val = next((r["val_accuracy"] for r in reversed(run.history) if r["val_accuracy"] is not None), None)
     val_text = f"  val acc {val:.4f}" if val is not None else ""
-    return (f"\repoch {last['epoch']:6.2f}/{run.config.train.epochs}  step {last['step']}  "
+    return (f"epoch {last['epoch']:6.2f}/{run.config.train.epochs}  step {last['step']}  "
             f"loss {last['train_loss']:.4f}  acc {last['train_accuracy']:.4f}{val_text}  "
             f"{last['samples_per_second']:,.0f} samples/s")
 
@@ -153,12 +155,9 @@ def run(args) -> int:
     result = Run(name=Model(config.model, splits.spec).describe(), config=config, spec=splits.spec)
     print(f"{result.name} on {len(splits.y_train)} images; compiling...", file=sys.stderr, flush=True)
     with StopRequest() as stop:  # held until the stopped run is evaluated, saved and in the history
-        for progress in train(config, splits):
-            result.record(progress)
-            print(_progress_line(result), end="", file=sys.stderr, flush=True)
-            if stop.requested:
-                break
-        print(file=sys.stderr)
+        with ProgressLine() as line:
+            drive(train(config, splits), record=result.record, show=lambda _: line.show(_progress_line(result)),
+                  stop_requested=lambda: stop.requested)
         result.finish(splits)
         save_failed = report_and_save(result, args)
     if result.status is RunStatus.STOPPED:

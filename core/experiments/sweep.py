@@ -23,7 +23,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import itertools
-import time
+import threading
 from dataclasses import dataclass
 from typing import Callable, Iterator, NamedTuple, Sequence
 
@@ -39,14 +39,16 @@ from core.networks.base import Model, Params, seed_key
 from core.training.config import Optimizer, RunConfig, TrainConfig
 from core.training.evaluation import EVAL_BATCH, variants_loss_and_accuracy
 from core.training.loop import (
+    Chunk,
+    PerVariant,
     Progress,
-    chunks,
+    RunShape,
+    compile_timed,
     epoch_steps,
-    first_bad_step,
-    progress_record,
-    validation_due,
+    progress_for,
+    run_chunks,
 )
-from core.training.optimizers import learning_rate_schedule, make_optimizer
+from core.training.optimizers import make_optimizer
 from core.training.programs import (
     TrainState,
     all_finite,
@@ -206,7 +208,8 @@ def unstack(stacked: Params) -> list[Params]:
     return [jax.tree_util.tree_map(lambda leaf: leaf[i], stacked) for i in range(count)]
 
 
-_SWEEP_PROGRAMS: dict = {}  # (model, settings, images, chunk, variants per program) -> compiled chunk
+_SWEEP_PROGRAMS: dict = {}  # (model, settings, images, chunk, variants per program) -> compiled chunk, oldest first
+_SWEEP_PROGRAMS_LOCK = threading.Lock()  # the app's sessions share them
 
 
 MAX_SWEEP_PROGRAMS = 8
@@ -214,15 +217,21 @@ MAX_SWEEP_PROGRAMS = 8
 
 def _compiled_sweep_chunk(model: Model, tc: TrainConfig, n: int, k: int, state: SweepState) -> Callable:
     """The compiled chunk program for a group of variants shaped like `state`, kept for the last few setups
-    (swept values aside), so a second sweep of the same setup starts at once, as a second run does."""
+    (swept values aside), so a second sweep of the same setup starts at once, as a second run does. (Compiled
+    outside the lock: two sessions starting the same setup at once may both compile it.)"""
     group = jax.tree_util.tree_leaves(state.params)[0].shape[0]
     key = (model, tc, n, k, group)
-    if key not in _SWEEP_PROGRAMS:
-        while len(_SWEEP_PROGRAMS) >= MAX_SWEEP_PROGRAMS:  # forget the oldest (the app's sessions share these)
-            _SWEEP_PROGRAMS.pop(next(iter(_SWEEP_PROGRAMS), None), None)
-        step = _make_sweep_step(model, tc, n // tc.batch_size)
-        _SWEEP_PROGRAMS[key] = compile_chunk(step, state, model.spec, n, tc.batch_size, k)
-    return _SWEEP_PROGRAMS[key]
+    with _SWEEP_PROGRAMS_LOCK:
+        program = _SWEEP_PROGRAMS.get(key)
+    if program is not None:
+        return program
+    program = compile_chunk(_make_sweep_step(model, tc, n // tc.batch_size), state, model.spec, n, tc.batch_size, k)
+    with _SWEEP_PROGRAMS_LOCK:
+        if key not in _SWEEP_PROGRAMS:
+            while len(_SWEEP_PROGRAMS) >= MAX_SWEEP_PROGRAMS:  # forget the oldest
+                del _SWEEP_PROGRAMS[next(iter(_SWEEP_PROGRAMS))]
+            _SWEEP_PROGRAMS[key] = program
+        return _SWEEP_PROGRAMS[key]
 
 
 def train_sweep(variants: Sequence[RunConfig], splits: Splits, *,
@@ -241,71 +250,54 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *,
     n = len(splits.y_train)
     steps_per_epoch = epoch_steps(tc, n)
     k = steps_per_chunk(tc, model, steps_per_epoch)
-    total_steps = steps_per_epoch * tc.epochs
-    schedules = [learning_rate_schedule(v.train, steps_per_epoch) for v in variants]
     groups = [list(range(len(variants)))] if vmapped else [[i] for i in range(len(variants))]
     states = [_init_state([variants[i] for i in group], model, steps_per_epoch) for group in groups]
     x_train, y_train = splits.train_on_device
+    ended = [False] * len(variants)
 
-    started = time.perf_counter()
-    compiled = _compiled_sweep_chunk(model, _program(tc), n, k, states[0])
-    if len(splits.y_val):
-        variants_loss_and_accuracy(states[0].params, model, splits.x_val[:EVAL_BATCH], splits.y_val[:EVAL_BATCH])
-    compile_seconds = time.perf_counter() - started
+    def validate() -> PerVariant:
+        per_group = [variants_loss_and_accuracy(state.params, model, splits.x_val, splits.y_val) for state in states]
+        return np.concatenate([r[0] for r in per_group]), np.concatenate([r[1] for r in per_group])
+
+    validated = len(splits.y_val) > 0
+    program, compile_seconds = compile_timed(
+        lambda: _compiled_sweep_chunk(model, _program(tc), n, k, states[0]),
+        (lambda: variants_loss_and_accuracy(states[0].params, model, splits.x_val[:EVAL_BATCH],
+                                            splits.y_val[:EVAL_BATCH])) if validated else None)
+    shapes = [RunShape(v.train, steps_per_epoch, compile_seconds) for v in variants]
+
+    def advance(chunk: Chunk, step_numbers: np.ndarray) -> PerVariant:
+        losses, correct = [], []
+        for g, group in enumerate(groups):
+            if all(ended[i] for i in group):  # not run again (NaN losses, as ended variants in a vmapped group have)
+                losses.append(np.full((k, len(group)), np.nan))
+                correct.append(np.zeros((k, len(group))))
+                continue
+            states[g], group_losses, group_correct = program(states[g], x_train, y_train, chunk.batch_index,
+                                                             chunk.active, step_numbers)
+            losses.append(np.asarray(group_losses))
+            correct.append(np.asarray(group_correct))
+        return np.concatenate(losses, axis=1), np.concatenate(correct, axis=1)
+
+    def finite() -> np.ndarray:
+        return np.concatenate([np.asarray(variants_all_finite(state.params)) for state in states])
 
     def variants_params() -> list[Params]:
         return [params for state in states for params in unstack(state.params)]
 
-    ended = [False] * len(variants)
-    last_finite = variants_params()
-    elapsed, stepping, step = 0.0, 0.0, 0  # all training time; the steps' alone
-    for chunk in chunks(tc, n, k):
-        active = chunk.active
-        t0 = time.perf_counter()
-        chunk_losses, chunk_correct = [], []
-        for g, group in enumerate(groups):
-            if all(ended[i] for i in group):
-                chunk_losses.append(np.full((k, len(group)), np.nan))
-                chunk_correct.append(np.zeros((k, len(group))))
-                continue
-            states[g], group_losses, group_correct = compiled(states[g], x_train, y_train, chunk.batch_index, active,
-                                                              np.arange(step, step + k, dtype=np.int32))
-            chunk_losses.append(np.asarray(group_losses))
-            chunk_correct.append(np.asarray(group_correct))
-        losses = np.concatenate(chunk_losses, axis=1)[active]  # (steps, V)
-        correct = np.concatenate(chunk_correct, axis=1)[active]
-        spent = time.perf_counter() - t0
-        stepping += spent
-        elapsed += spent
-        step += len(losses)
-        validation = None
-        if validation_due(tc, step, len(losses), chunk.epoch_end) and len(splits.y_val):
-            t0 = time.perf_counter()
-            per_group = [variants_loss_and_accuracy(state.params, model, splits.x_val, splits.y_val) for state in states]
-            validation = tuple(np.concatenate([r[j] for r in per_group]) for j in range(2))
-            elapsed += time.perf_counter() - t0
-        records: list[Progress | None] = []
+    kept = variants_params()  # each variant's last parameters checked finite
+    for result in run_chunks(tc, n, k, advance, finite, validate if validated else None):
         params_now = variants_params()
-        params_finite = np.concatenate([np.asarray(variants_all_finite(state.params)) for state in states])
-        for i, variant in enumerate(variants):
+        records: list[Progress | None] = []
+        for i in range(len(variants)):
             if ended[i]:
                 records.append(None)
                 continue
-            chunk_start = step - len(losses)
-            bad_step = first_bad_step(losses[:, i], bool(params_finite[i]))
-            if bad_step:
+            if result.diverged(i):
                 ended[i] = True
-                finite = np.isfinite(losses[:, i])
-                records.append(progress_record(chunk_start, total_steps, steps_per_epoch, losses[finite, i],
-                                               correct[finite, i], variant.train, None, schedules[i], elapsed,
-                                               stepping, compile_seconds, last_finite[i],
-                                               diverged_at=chunk_start + bad_step))
-                continue
-            last_finite[i] = params_now[i]
-            val = None if validation is None else (float(validation[0][i]), float(validation[1][i]))
-            records.append(progress_record(step, total_steps, steps_per_epoch, losses[:, i], correct[:, i],
-                                           variant.train, val, schedules[i], elapsed, stepping, compile_seconds,
-                                           last_finite[i]))
+            else:
+                kept[i] = params_now[i]
+            records.append(progress_for(result, i, shapes[i], kept[i]))
         yield records
         if all(ended):
             return

@@ -3,19 +3,25 @@
 `train(config, splits)` is a generator of `Progress` records, one per chunk of steps. Each record carries the
 parameters trained so far, so a consumer that stops iterating keeps its model. Chunks all have the same
 shapes and run one ahead-of-time compiled program: nothing recompiles after the first chunk.
+
+`run_chunks` is the chunk loop itself, for any number of variants trained together (a run is one; a sweep's
+are many): it times each chunk, checks it for divergence and validates when due, yielding a `ChunkResult`
+from which `progress_for` makes each variant's `Progress`.
 """
 
 from __future__ import annotations
 
+import functools
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from typing import Iterator, NamedTuple
+from typing import NamedTuple, TypeVar
 
 import numpy as np
 
+from core.data.spec import DataSpec
 from core.data.splits import Splits, check_split
 from core.errors import ConfigError
-from core.data.spec import DataSpec
 from core.networks.base import Model, Params, seed_key
 from core.training.config import RunConfig, TrainConfig
 from core.training.evaluation import EVAL_BATCH, loss_and_accuracy
@@ -28,6 +34,9 @@ from core.training.programs import (
     steps_per_chunk,
 )
 from core.training.status import RunStatus
+
+T = TypeVar("T")
+PerVariant = tuple[np.ndarray, np.ndarray]  # per-variant values, e.g. (losses, accuracies) each of shape (V,)
 
 
 @dataclass(frozen=True)
@@ -115,6 +124,109 @@ def validation_due(tc: TrainConfig, step: int, steps_in_chunk: int, epoch_end: b
     return bool(epoch_end or passed)
 
 
+@dataclass(frozen=True)
+class ChunkResult:
+    """What one chunk did to every variant trained together (V of them; a single run is one)."""
+
+    step_before: int
+    step_after: int
+    losses: np.ndarray  # (steps, V): the chunk's active steps
+    correct: np.ndarray  # (steps, V): correctly classified training images per step
+    first_bad_steps: np.ndarray  # (V,): the chunk's first step whose loss or update was not finite; 0 when none
+    validation: PerVariant | None  # (losses, accuracies) after the chunk, when validation ran
+    elapsed: float  # training seconds so far, validation included
+    stepping: float  # the steps' seconds so far, validation excluded
+
+    def diverged(self, variant: int) -> bool:
+        return bool(self.first_bad_steps[variant])
+
+
+def compile_timed(compile_chunk: Callable[[], T],
+                  validate_sample: Callable[[], object] | None) -> tuple[T, float]:
+    """The compiled chunk program and the seconds spent compiling it and, when given, the validation pass (run on a
+    sample, so that no compilation lands inside training time)."""
+    started = time.perf_counter()
+    program = compile_chunk()
+    if validate_sample is not None:
+        validate_sample()
+    return program, time.perf_counter() - started
+
+
+def run_chunks(tc: TrainConfig, n: int, k: int, advance: Callable[[Chunk, np.ndarray], PerVariant],
+               finite: Callable[[], np.ndarray],
+               validate: Callable[[], PerVariant] | None) -> Iterator[ChunkResult]:
+    """Train chunk by chunk: `advance(chunk, step_numbers)` runs one chunk for every variant and returns its per-step
+    (losses, correct counts), each (K, V); `finite()` tells which variants' parameters are finite (V,);
+    `validate()` gives per-variant (losses, accuracies) (None: no validation images). Validation runs when due
+    and some variant is still finite."""
+    elapsed, stepping, step = 0.0, 0.0, 0
+    for chunk in chunks(tc, n, k):
+        started = time.perf_counter()
+        losses, correct = advance(chunk, np.arange(step, step + k, dtype=np.int32))
+        losses, correct = losses[chunk.active], correct[chunk.active]
+        spent = time.perf_counter() - started
+        stepping += spent
+        elapsed += spent
+        params_finite = finite()
+        bad_steps = np.array([first_bad_step(losses[:, v], bool(params_finite[v])) for v in range(losses.shape[1])])
+        validation = None
+        if (validate is not None and not bad_steps.all()
+                and validation_due(tc, step + len(losses), len(losses), chunk.epoch_end)):
+            started = time.perf_counter()
+            validation = validate()
+            elapsed += time.perf_counter() - started
+        yield ChunkResult(step, step + len(losses), losses, correct, bad_steps, validation, elapsed, stepping)
+        step += len(losses)
+
+
+@dataclass(frozen=True)
+class RunShape:
+    """What every Progress record of one run shares."""
+
+    tc: TrainConfig
+    steps_per_epoch: int
+    compile_seconds: float
+
+    @property
+    def total_steps(self) -> int:
+        return self.steps_per_epoch * self.tc.epochs
+
+    @functools.cached_property
+    def schedule(self) -> Callable:
+        """Step -> learning rate."""
+        return learning_rate_schedule(self.tc, self.steps_per_epoch)
+
+
+def progress_for(result: ChunkResult, variant: int, shape: RunShape, params: Params) -> Progress:
+    """One variant's Progress after a chunk, with its `params` (the last checked finite). A variant that diverged
+    in the chunk stays at the step the chunk began from, with the chunk's finite losses and no validation."""
+    losses, correct = result.losses[:, variant], result.correct[:, variant]
+    bad_step = int(result.first_bad_steps[variant])
+    if bad_step:
+        finite = np.isfinite(losses)
+        losses, correct, step, validation = losses[finite], correct[finite], result.step_before, None
+    else:
+        step, validation = result.step_after, result.validation
+    seen = len(losses) * shape.tc.batch_size
+    return Progress(
+        step=step,
+        total_steps=shape.total_steps,
+        epoch=step / shape.steps_per_epoch,
+        train_loss=float(losses.mean()) if len(losses) else float("nan"),
+        train_accuracy=float(correct.sum() / seen) if seen else float("nan"),
+        val_loss=None if validation is None else float(validation[0][variant]),
+        val_accuracy=None if validation is None else float(validation[1][variant]),
+        learning_rate=float(shape.schedule(max(step - 1, 0))),
+        elapsed=result.elapsed,
+        compile_seconds=shape.compile_seconds,
+        samples_per_second=step * shape.tc.batch_size / result.stepping if result.stepping else 0.0,
+        status=(RunStatus.DIVERGED if bad_step else
+                RunStatus.FINISHED if step == shape.total_steps else RunStatus.RUNNING),
+        diverged_at=result.step_before + bad_step if bad_step else None,
+        params=params,
+    )
+
+
 def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = None) -> Iterator[Progress]:
     """Train, yielding a `Progress` after every chunk; the last record has status finished or diverged."""
     tc = config.train
@@ -122,64 +234,31 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
     steps_per_epoch = epoch_steps(tc, n)
     model = Model(config.model, splits.spec)
     k = steps_per_chunk(tc, model, steps_per_epoch)
-    total_steps = steps_per_epoch * tc.epochs
     optimizer = make_optimizer(tc, model, steps_per_epoch)
-    schedule = learning_rate_schedule(tc, steps_per_epoch)
     params = initial_params if initial_params is not None else model.init(seed_key(tc.seed))
     state = TrainState(params, optimizer.init(params), dropout_key_data(tc.seed))
     x_train, y_train = splits.train_on_device
 
-    started = time.perf_counter()
-    compiled = compiled_chunk(model, tc, n, k)
-    if len(splits.y_val):  # compile the validation pass too, so no compilation lands inside training time
-        loss_and_accuracy(params, model, splits.x_val[:EVAL_BATCH], splits.y_val[:EVAL_BATCH])
-    compile_seconds = time.perf_counter() - started
+    def validate() -> PerVariant:
+        loss, accuracy = loss_and_accuracy(state.params, model, splits.x_val, splits.y_val)
+        return np.array([loss]), np.array([accuracy])
 
-    elapsed, stepping, step = 0.0, 0.0, 0  # all training time; the steps' alone
-    for chunk in chunks(tc, n, k):
-        t0 = time.perf_counter()
-        previous = state.params
-        state, losses, correct = compiled(state, x_train, y_train, chunk.batch_index, chunk.active,
-                                          np.arange(step, step + len(chunk.active), dtype=np.int32))
-        losses, correct = np.asarray(losses)[chunk.active], np.asarray(correct)[chunk.active]
-        spent = time.perf_counter() - t0
-        stepping += spent
-        elapsed += spent
-        bad_step = first_bad_step(losses, bool(all_finite(state.params)))
-        if bad_step:
-            finite = np.isfinite(losses)
-            yield progress_record(step, total_steps, steps_per_epoch, losses[finite], correct[finite], tc, None,
-                                  schedule, elapsed, stepping, compile_seconds, previous, diverged_at=step + bad_step)
+    validated = len(splits.y_val) > 0
+    program, compile_seconds = compile_timed(
+        lambda: compiled_chunk(model, tc, n, k),
+        (lambda: loss_and_accuracy(params, model, splits.x_val[:EVAL_BATCH], splits.y_val[:EVAL_BATCH]))
+        if validated else None)
+    shape = RunShape(tc, steps_per_epoch, compile_seconds)
+
+    def advance(chunk: Chunk, step_numbers: np.ndarray) -> PerVariant:
+        nonlocal state
+        state, losses, correct = program(state, x_train, y_train, chunk.batch_index, chunk.active, step_numbers)
+        return np.asarray(losses)[:, None], np.asarray(correct)[:, None]
+
+    for result in run_chunks(tc, n, k, advance, lambda: np.asarray(all_finite(state.params))[None],
+                             validate if validated else None):
+        if result.diverged(0):  # the parameters from before the chunk: `params`, the last ones checked finite
+            yield progress_for(result, 0, shape, params)
             return
-        step += len(losses)
-        validation = None
-        if validation_due(tc, step, len(losses), chunk.epoch_end) and len(splits.y_val):
-            t0 = time.perf_counter()
-            validation = loss_and_accuracy(state.params, model, splits.x_val, splits.y_val)
-            elapsed += time.perf_counter() - t0
-        yield progress_record(step, total_steps, steps_per_epoch, losses, correct, tc, validation, schedule,
-                              elapsed, stepping, compile_seconds, state.params)
-
-
-def progress_record(step, total_steps, steps_per_epoch, losses, correct, tc, validation, schedule, elapsed,
-                    stepping, compile_seconds, params, diverged_at: int | None = None) -> Progress:
-    """The Progress after a chunk, from its per-step losses and correct counts: finished at the last step, diverged
-    when `diverged_at` is given."""
-    seen = len(losses) * tc.batch_size
-    return Progress(
-        step=step,
-        total_steps=total_steps,
-        epoch=step / steps_per_epoch,
-        train_loss=float(losses.mean()) if len(losses) else float("nan"),
-        train_accuracy=float(correct.sum() / seen) if seen else float("nan"),
-        val_loss=None if validation is None else validation[0],
-        val_accuracy=None if validation is None else validation[1],
-        learning_rate=float(schedule(max(step - 1, 0))),
-        elapsed=elapsed,
-        compile_seconds=compile_seconds,
-        samples_per_second=step * tc.batch_size / stepping if stepping else 0.0,
-        status=(RunStatus.DIVERGED if diverged_at is not None else
-                RunStatus.FINISHED if step == total_steps else RunStatus.RUNNING),
-        diverged_at=diverged_at,
-        params=params,
-    )
+        params = state.params
+        yield progress_for(result, 0, shape, params)

@@ -104,11 +104,11 @@ def program_settings(tc: TrainConfig) -> TrainConfig:
     return dataclasses.replace(tc, seed=0, shuffle_seed=None, eval_every=0, epochs=epochs)
 
 
-@functools.cache
 def compiler_options() -> dict:
-    """XLA options for the engine's training and evaluation programs. On CPU, dots run on XLA's own kernels
-    rather than YNNPACK's, which measured slower on these small per-step matmuls (benchmarks/cpu_dot_kernels.py):
-    LeNet-5 steps ~1.2× and 784-64-10 MLP steps ~1.5× faster, the others the same or a little faster."""
+    """XLA options for the engine's training and evaluation programs (a new dict each call: a cached one would be
+    shared by every caller). On CPU, dots run on XLA's own kernels rather than YNNPACK's, which measured slower on
+    these small per-step matmuls (benchmarks/cpu_dot_kernels.py): LeNet-5 steps ~1.2× and 784-64-10 MLP steps ~1.5×
+    faster, the others the same or a little faster."""
     return {"xla_cpu_experimental_ynn_fusion_type": ""} if jax.default_backend() == "cpu" else {}
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
+
 import pandas as pd
 import streamlit as st
 
@@ -9,10 +12,11 @@ from core.errors import DigitLabError
 from core.experiments.overfitting import Study, gap_points, study_configs
 from core.experiments.presets import PRESETS
 from core.parsing import number_list
-from core.training.loop import train
+from core.training.drive import drive
+from core.training.loop import Progress, train
 from core.training.runs import Run
 from dashboard import export, figures, state
-from dashboard.widgets import Redraws, show_error, stop_button
+from dashboard.widgets import show_error, stop_button
 
 RESULT_KEY = "overfitting.result"  # the last study, this session: Study
 SETUPS = {name: PRESETS[name] for name in ("mlp-64-sigmoid-sgd", "mlp-300-tanh-adam", "softmax-minibatch", "best-mlp")}
@@ -30,19 +34,23 @@ def _study(setup: str, epochs: int, val_size: int, sizes: list[int]) -> None:
     stop_button("the sizes trained so far are kept")
     bar = st.progress(0.0, text="Compiling...")
     chart = st.empty()
+    draws = itertools.count()  # each live chart its own key
+
+    def record(run: Run, progress: Progress) -> None:
+        run.record(progress)
+        st.session_state[RESULT_KEY] = study  # from the first chunk on, so a Stop keeps what is done
+
+    def show(i: int, size: int, progress: Progress) -> None:
+        so_far = [trained for _, trained in study.runs]
+        chart.plotly_chart(figures.training_curves(so_far), key=f"live{next(draws)}")
+        bar.progress((i + progress.step / progress.total_steps) / len(sizes),
+                     text=f"{size:,} images ({i + 1}/{len(sizes)}): epoch {progress.epoch:.1f} of {epochs}")
+
     with state.saved_if_the_session_ends(lambda: [(run, data) for (_, run), data in zip(study.runs, all_splits)]):
         for i, (size, config, splits) in enumerate(zip(sizes, configs, all_splits)):
             run = Run(name=f"{setup} on {size:,} images", config=config, spec=splits.spec)
             study.runs.append((size, run))
-            redraws = Redraws()
-            for progress in train(config, splits):
-                run.record(progress)
-                st.session_state[RESULT_KEY] = study  # from the first chunk on, so a Stop keeps what is done
-                if redraws.due(progress.done):
-                    so_far = [trained for _, trained in study.runs]
-                    chart.plotly_chart(figures.training_curves(so_far), key=f"live{redraws.last}")
-                    bar.progress((i + progress.step / progress.total_steps) / len(sizes),
-                                 text=f"{size:,} images ({i + 1}/{len(sizes)}): epoch {progress.epoch:.1f} of {epochs}")
+            drive(train(config, splits), record=functools.partial(record, run), show=functools.partial(show, i, size))
             with st.spinner(f"Measuring the {size:,}-image network's accuracy..."):
                 run.finish(splits)
                 _final_train_accuracy(study, run)

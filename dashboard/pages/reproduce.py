@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+import itertools
 import time
 from dataclasses import dataclass
 
@@ -16,12 +18,12 @@ from core.experiments.reproduce import (
     table_row,
     train_preset,
 )
+from core.training.drive import drive
 from core.training.runs import Run
 from core.training.status import RunStatus
 from dashboard import export, figures, state
 from dashboard.widgets import (
     MISSING,
-    Redraws,
     format_epochs,
     format_or_dash,
     show_error,
@@ -70,27 +72,28 @@ def _run(names: list[str], train_size: int | None) -> None:
     stop_button("the runs trained so far are kept, evaluated and listed on the Results page")
     bar = st.progress(0.0, text="Compiling...")
     chart = st.empty()
+    draws = itertools.count()  # each live chart its own key
+
+    def record(name: str, started: float, runs: list[Run]) -> None:
+        # from the first chunk on: a Stop keeps the runs so far (state.settle_interrupted_runs)
+        as_reported = all(on_subset(config, train_size) == config for config in PRESETS[name].configs)
+        results[name] = PresetResult(name, runs, time.perf_counter() - started, None if as_reported else train_size)
+        for run in runs:
+            if run.name not in state.runs() or state.runs()[run.name] is not run:
+                run.name = state.unique_name(run.name)
+            state.keep_run(run)
+
+    def show(done: int, name: str, runs: list[Run]) -> None:
+        chart.plotly_chart(figures.training_curves(runs), key=f"live{next(draws)}")
+        last = runs[-1].history[-1]
+        within = (len(runs) - 1 + min(1.0, last["epoch"] / runs[-1].config.train.epochs)) / len(PRESETS[name].configs)
+        bar.progress(min(1.0, (done + within) / len(names)),
+                     text=f"{name} ({done + 1}/{len(names)}): {runs[-1].name}, epoch "
+                          f"{last['epoch']:.1f} of {runs[-1].config.train.epochs}")
+
     for done, name in enumerate(names):
-        preset = PRESETS[name]
-        started, redraws = time.perf_counter(), Redraws()
-        result = None
-        for runs in train_preset(preset, lambda c: state.splits(state.data_dir(), c), train_size=train_size):
-            if result is None:  # from the first chunk on: a Stop keeps the runs so far (state.settle_interrupted_runs)
-                as_reported = all(on_subset(config, train_size) == config for config in preset.configs)
-                result = results[name] = PresetResult(name, runs, 0.0, None if as_reported else train_size)
-            for run in runs:
-                if run.name not in state.runs() or state.runs()[run.name] is not run:
-                    run.name = state.unique_name(run.name)
-                state.keep_run(run)
-            result.seconds = time.perf_counter() - started
-            history = runs[-1].history
-            if history and redraws.due():
-                chart.plotly_chart(figures.training_curves(runs), key=f"live{redraws.last}")
-                within = (len(runs) - 1 + min(1.0, history[-1]["epoch"] / runs[-1].config.train.epochs)) / len(
-                    preset.configs)
-                bar.progress(min(1.0, (done + within) / len(names)),
-                             text=f"{name} ({done + 1}/{len(names)}): {runs[-1].name}, epoch "
-                                  f"{history[-1]['epoch']:.1f} of {runs[-1].config.train.epochs}")
+        drive(train_preset(PRESETS[name], lambda c: state.splits(state.data_dir(), c), train_size=train_size),
+              record=functools.partial(record, name, time.perf_counter()), show=functools.partial(show, done, name))
     bar.progress(1.0, text="Done.")
 
 

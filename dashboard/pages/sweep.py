@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 
 import pandas as pd
 import streamlit as st
@@ -21,9 +22,11 @@ from core.networks.mlp import VMAP_MAX_WIDTH
 from core.parsing import number_list
 from core.summaries import enormous, learned_next_to_nothing
 from core.training.config import OPTIMIZER_LABELS, Optimizer, RunConfig, TrainConfig
+from core.training.drive import drive
+from core.training.loop import Progress
 from core.training.runs import Run, ranked_by_validation
 from dashboard import export, figures, state
-from dashboard.widgets import MISSING, Redraws, show_error, stop_button
+from dashboard.widgets import MISSING, show_error, stop_button
 
 RUNS_KEY = "sweep.runs"  # this session's last sweep: one Run per variant
 
@@ -38,18 +41,22 @@ def _sweep(sweep: SweepConfig) -> None:
     stop_button("every variant keeps what it has learned so far and is evaluated")
     bar = st.progress(0.0, text=f"Compiling one program for {len(variants)} variants...")
     chart = st.empty()
-    redraws = Redraws()
+    draws = itertools.count()  # each live chart its own key
+
+    def record(records: list[Progress | None]) -> None:
+        for run, progress in zip(runs, records):
+            if progress is not None:
+                run.record(progress)
+
+    def show(records: list[Progress | None]) -> None:
+        latest = max((r for r in records if r is not None), key=lambda p: p.step)
+        bar.progress(latest.step / latest.total_steps, text=f"epoch {latest.epoch:.2f} of "
+                     f"{sweep.base.train.epochs}, {len(variants)} variants")
+        chart.plotly_chart(figures.training_curves(runs), key=f"live{next(draws)}")
+
     with state.saved_if_the_session_ends(lambda: [(run, splits) for run in runs]):
         try:
-            for records in train_sweep(variants, splits):
-                for run, progress in zip(runs, records):
-                    if progress is not None:
-                        run.record(progress)
-                latest = max((r for r in records if r is not None), key=lambda p: p.step)
-                if redraws.due(latest.done):
-                    bar.progress(latest.step / latest.total_steps, text=f"epoch {latest.epoch:.2f} of "
-                                 f"{sweep.base.train.epochs}, {len(variants)} variants")
-                    chart.plotly_chart(figures.training_curves(runs), key=f"live{redraws.last}")
+            drive(train_sweep(variants, splits), record=record, show=show)
         except DigitLabError:  # refused before anything trained (the error says why): the last sweep stays
             st.session_state[RUNS_KEY] = previous
             raise

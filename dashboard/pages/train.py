@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import streamlit as st
@@ -13,6 +14,7 @@ from core.networks.base import NETWORKS, Activation, Init, Model, ModelConfig
 from core.parsing import number_list
 from core.summaries import eta_seconds
 from core.training.config import OPTIMIZER_LABELS, SCHEDULE_LABELS, Optimizer, RunConfig, Schedule, TrainConfig
+from core.training.drive import drive
 from core.training.loop import Progress, check_run, train
 from core.training.runs import Run
 from core.training.status import RunStatus
@@ -22,7 +24,6 @@ from dashboard.widgets import (
     MISSING,
     RESULTS_PAGE,
     WEIGHTS_PAGE,
-    Redraws,
     failed_training_warning,
     format_epochs,
     format_or_dash,
@@ -184,20 +185,26 @@ def run_training(config: RunConfig) -> None:
     # In the session before it trains: a Stop is taken at the first Streamlit call after a click (session state
     # included), so a run stored only after its first chunk could be lost with that chunk trained.
     state.keep_run(run)  # (dropped on the next rerun if it trains nothing: state.settle_interrupted_runs)
-    redraws, started = Redraws(), None
+    started = None
+
+    def record(progress: Progress) -> None:
+        nonlocal started
+        run.record(progress)
+        if started is None:  # training began this first chunk's compute time ago
+            started = time.perf_counter() - progress.elapsed
+
+    def show(progress: Progress) -> None:
+        status.empty()
+        bar.progress(min(progress.step / progress.total_steps, 1.0), text=progress_text(
+            progress, config.train.epochs, time.perf_counter() - started))
+        chart.plotly_chart(figures.training_curves([run]))
+
     try:
         with state.saved_if_the_session_ends(lambda: [(run, data)]):
-            for progress in train(config, data):
-                if run.status is RunStatus.STOPPED:  # a rerun already settled this run: keep the model it stopped with
-                    return
-                run.record(progress)
-                if started is None:  # training began this first chunk's compute time ago
-                    started = time.perf_counter() - progress.elapsed
-                if redraws.due(progress.done):
-                    status.empty()
-                    bar.progress(min(progress.step / progress.total_steps, 1.0), text=progress_text(
-                        progress, config.train.epochs, time.perf_counter() - started))
-                    chart.plotly_chart(figures.training_curves([run]))
+            drive(itertools.takewhile(lambda _: run.status is not RunStatus.STOPPED, train(config, data)),
+                  record=record, show=show)
+            if run.status is RunStatus.STOPPED:  # a rerun already settled this run: keep the model it stopped with
+                return
             with st.spinner("Measuring validation and test accuracy…"):
                 run.finish(data)
             unsaved = state.keep_run(run)
