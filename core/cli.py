@@ -156,7 +156,7 @@ class StopRequest:
 
     requested = False
 
-    def __enter__(self) -> "StopRequest":
+    def __enter__(self) -> StopRequest:
         self._previous = signal.signal(signal.SIGINT, self._request)
         return self
 

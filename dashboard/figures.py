@@ -6,7 +6,7 @@ Add new builders at the end, in a section of their own.
 
 from __future__ import annotations
 
-from typing import Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import plotly.graph_objects as go

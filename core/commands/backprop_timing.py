@@ -8,6 +8,7 @@ from core.cli import ProgressLine, add_data_arguments, number_list_type, print_j
 from core.data.locate import load_mnist
 from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError
+from core.lab.backprop import HAND_ACTIVATIONS
 from core.lab.backprop_timing import (
     FIXED_BATCH,
     FIXED_HIDDEN,
@@ -16,7 +17,6 @@ from core.lab.backprop_timing import (
     speedups,
     time_methods,
 )
-from core.lab.backprop import HAND_ACTIVATIONS
 from core.networks.base import ModelConfig
 
 HELP = "time hand backprop, jax.grad, a naive loop and finite differences on a one-hidden-layer MLP"

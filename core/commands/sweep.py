@@ -23,8 +23,8 @@ from core.commands.train import (
 )
 from core.data.locate import load_mnist
 from core.data.splits import make_splits
-from core.networks.base import Model
 from core.experiments.sweep import MAX_VARIANTS, SweepConfig, run_name, train_sweep
+from core.networks.base import Model
 from core.training.config import Optimizer
 from core.training.drive import drive
 from core.training.runs import Run, ranked_by_validation

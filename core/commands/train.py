@@ -202,4 +202,3 @@ def report_and_save(result: Run, args) -> bool:
             "status": result.status_text, "run_id": result.run_id, "config": config.to_dict(),
         })
     return save_failed
-    return 2 if save_failed else 1 if result.diverged else 0

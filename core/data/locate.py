@@ -47,7 +47,7 @@ def locate_mnist(
     for label, chosen in (("data directory", data_dir), (DATA_DIR_ENV, os.environ.get(DATA_DIR_ENV))):
         if chosen and str(chosen).strip():
             path = Path(str(chosen).strip()).expanduser()  # (a pasted path often brings a space along)
-            if not (path.suffix in (".npz", ".mat") and path.is_file() or _has_data(path)):
+            if not ((path.suffix in (".npz", ".mat") and path.is_file()) or _has_data(path)):
                 raise DataNotFoundError(f"The {label} {path} {_what_is_missing(path)}.")
             return path
     cache = download.default_cache_dir()

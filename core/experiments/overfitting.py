@@ -5,8 +5,8 @@ its final training and validation accuracy.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Sequence
 
 from core.data.splits import Splits
 from core.errors import ConfigError

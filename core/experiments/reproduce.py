@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 import dataclasses
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 from core.data.spec import MNIST_SPEC
 from core.data.splits import SplitConfig, Splits

@@ -18,8 +18,8 @@ from dataclasses import dataclass
 import jax
 import jax.numpy as jnp
 
-from core.errors import ConfigError
 from core.data.spec import MNIST_SPEC
+from core.errors import ConfigError
 from core.networks.base import NETWORKS, Activation, Model, ModelConfig, Params
 from core.training.programs import cross_entropy
 

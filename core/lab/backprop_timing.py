@@ -14,17 +14,17 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from core.data.spec import DataSpec
 from core.errors import ConfigError
 from core.lab.backprop import autodiff_gradient, hand_gradient
 from core.lab.gradient_check import ProgressCallback, finite_differences, sample_indices
-from core.data.spec import DataSpec
 from core.networks.base import Model, ModelConfig, Params, count_parameters, seed_key
 
 METHODS = {

@@ -9,8 +9,8 @@ step h to show truncation error giving way to rounding error. Float64 is switche
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import jax
 import jax.numpy as jnp
@@ -257,7 +257,7 @@ class GradientCheck:
         return {
             "architecture": self.model.describe(),
             "bug": self.bug,
-            "weights_checked": int(len(self.indices)),
+            "weights_checked": len(self.indices),
             "passed": self.passed,
             "tensor_errors": {dtype: self.tensor_errors(dtype) for dtype in self.approx},
             "points": [vars(p) for p in self.points],

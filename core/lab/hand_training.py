@@ -30,7 +30,7 @@ class HandTraining:
     def diverged(self) -> bool:
         return bool(np.isnan(self.loss).any())
 
-    def about_as_good_as(self, other: "HandTraining", within: float = 0.01) -> bool:
+    def about_as_good_as(self, other: HandTraining, within: float = 0.01) -> bool:
         """Whether both trained without diverging to final validation accuracies within `within` of each other."""
         return not (self.diverged or other.diverged) and abs(self.accuracy[-1] - other.accuracy[-1]) < within
 

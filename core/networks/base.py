@@ -21,7 +21,7 @@ import jax.numpy as jnp
 
 from core.data.spec import DataSpec
 from core.errors import ConfigError
-from core.parsing import whole
+from core.parsing import member_of, whole
 
 Params = dict
 Intermediates = dict  # name -> array, in the order the forward pass computes them
@@ -81,8 +81,8 @@ class ModelConfig:
             if name not in network.hyperparameters:
                 object.__setattr__(self, name, UNUSED[name])
         if "activation" in network.hyperparameters:
-            object.__setattr__(self, "activation", _member(Activation, self.activation, "activation"))
-        object.__setattr__(self, "init", _member(Init, self.init, "initialisation"))
+            object.__setattr__(self, "activation", member_of(Activation, self.activation, "activation"))
+        object.__setattr__(self, "init", member_of(Init, self.init, "initialisation"))
         if not (isinstance(self.init_std, numbers.Real) and math.isfinite(self.init_std) and self.init_std > 0):
             raise ConfigError(f"The init standard deviation must be a positive finite number, got {self.init_std}.")
         network.check(self)
@@ -95,13 +95,6 @@ class ModelConfig:
     @property
     def network(self) -> Network:
         return NETWORKS[self.arch]
-
-
-def _member(kind: type[enum.StrEnum], value, what: str):
-    try:
-        return kind(value)
-    except ValueError:
-        raise ConfigError(f"Unknown {what} '{value}'; choose one of {', '.join(kind)}.") from None
 
 
 class WeightImages(NamedTuple):

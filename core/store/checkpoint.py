@@ -16,8 +16,8 @@ import jax
 import numpy as np
 
 from core.data.formats import read_npz
-from core.errors import DigitLabError, ModelFileError
 from core.data.spec import MNIST_SPEC, DataSpec
+from core.errors import DigitLabError, ModelFileError
 from core.networks.base import Model, Params, seed_key
 from core.training.config import RunConfig
 

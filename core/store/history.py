@@ -14,17 +14,17 @@ import json
 import os
 import sqlite3
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import platformdirs
 
-from core.errors import DigitLabError, HistoryError
 from core.data.spec import MNIST_SPEC, DataSpec
+from core.errors import DigitLabError, HistoryError
 from core.store.checkpoint import flatten, load_model, model_bytes
 from core.training.config import Optimizer, RunConfig, Schedule
 from core.training.runs import Run
@@ -268,7 +268,7 @@ class RunHistory:
             "val_accuracy": run.val_accuracy, "test_accuracy": run.test_accuracy, "epochs": run.epochs_completed,
             "compile_seconds": run.compile_seconds, "train_seconds": run.train_seconds,
             "samples_per_second": run.samples_per_second, "created": run.created,
-            "saved": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "saved": datetime.now(UTC).isoformat(timespec="seconds"),
             "params": None if run.params is None else model_bytes(run.params, run.config, run.spec),
             "confusion": None if run.test_confusion is None else json.dumps(np.asarray(run.test_confusion).tolist()),
         }

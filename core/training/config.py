@@ -102,7 +102,7 @@ class RunConfig:
         return json.dumps(self.to_dict(), sort_keys=True)
 
     @classmethod
-    def from_dict(cls, d: dict) -> "RunConfig":
+    def from_dict(cls, d: dict) -> RunConfig:
         parts = {}
         for name, part in (("model", ModelConfig), ("data", SplitConfig), ("train", TrainConfig)):
             values = dict(d.get(name, {}))
@@ -113,7 +113,7 @@ class RunConfig:
         return cls(**parts)
 
     @classmethod
-    def from_json(cls, text: str) -> "RunConfig":
+    def from_json(cls, text: str) -> RunConfig:
         try:
             return cls.from_dict(json.loads(text))
         except (json.JSONDecodeError, TypeError, AttributeError) as exc:

@@ -6,14 +6,15 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import optax
 
-from core.networks.base import Model, Params, dropout_key, seed_key
 from core.data.spec import DataSpec
+from core.networks.base import Model, Params, dropout_key, seed_key
 from core.training.config import Schedule, TrainConfig
 from core.training.optimizers import make_optimizer
 

@@ -11,12 +11,12 @@ import io
 import json
 import uuid
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 
-from core.data.splits import Splits
 from core.data.spec import DataSpec, describe_data
+from core.data.splits import Splits
 from core.errors import ConfigError
 from core.networks.base import Model, Params
 from core.training.config import RunConfig
@@ -46,7 +46,7 @@ class Run:
     val_accuracy: float | None = None
     test_accuracy: float | None = None
     test_confusion: np.ndarray | None = None  # (classes, classes) counts on the test set, rows = true class
-    created: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     run_id: str = field(default_factory=lambda: uuid.uuid4().hex)  # stable identity in the run history
     _test: tuple | None = field(default=None, init=False, repr=False, compare=False)  # (params, their Evaluation)
 

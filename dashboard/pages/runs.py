@@ -208,7 +208,7 @@ def compare(store: RunHistory, selected: list[SavedRun], labels: dict[str, str])
             tab.info(f"No confusion matrix was saved with this run ({why}).")
         else:
             with tab:
-                export.chart(figures.confusion_heatmap(run.test_confusion, percentages=False), run_name=run.name,
+                export.chart(figures.confusion_heatmap(run.test_confusion, run.spec, percentages=False), run_name=run.name,
                              what="confusion matrix", key=f"runs_page.confusion.{run.run_id}")
 
 

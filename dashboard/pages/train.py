@@ -7,9 +7,9 @@ import time
 
 import streamlit as st
 
+from core.data.spec import MNIST_SPEC, DataSpec
 from core.data.splits import default_split
 from core.errors import DataError, DigitLabError
-from core.data.spec import MNIST_SPEC, DataSpec
 from core.networks.base import NETWORKS, Activation, Init, Model, ModelConfig
 from core.parsing import number_list
 from core.summaries import eta_seconds
