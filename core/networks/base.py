@@ -8,6 +8,7 @@ description it is built for; the engine, the pages and the commands only ever ta
 
 from __future__ import annotations
 
+import abc
 import dataclasses
 import enum
 import functools
@@ -109,7 +110,7 @@ class WeightImages(NamedTuple):
     outputs: jax.Array | None
 
 
-class Network:
+class Network(abc.ABC):
     """The interface of one network; each module under core/networks/ defines a subclass and its one instance."""
 
     name: str
@@ -126,15 +127,15 @@ class Network:
         """How many layers dropout applies to (one rate each)."""
         return 0
 
+    @abc.abstractmethod
     def weight_shapes(self, config: ModelConfig, spec: DataSpec) -> dict[str, tuple[int, ...]]:
         """Each layer's weight shape, in order: (in, out) for a dense layer, (kh, kw, in, out) for a convolution;
         each layer also has a bias of its last dimension."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def forward(self, params: Params, x: jax.Array, config: ModelConfig, spec: DataSpec, *, train: bool = False,
                 key: jax.Array | None = None) -> Intermediates:
         """Every intermediate of images x (batch, pixels), in order and by name, ending with "logits"."""
-        raise NotImplementedError
 
     def recommended_init(self, config: ModelConfig) -> Init:
         return Init.GLOROT
@@ -143,13 +144,13 @@ class Network:
         """A short name such as '784-300-10 tanh'."""
         return self.title
 
+    @abc.abstractmethod
     def weight_images(self, params: Params, config: ModelConfig, spec: DataSpec) -> WeightImages:
         """The units whose incoming weights are drawn as images (the Weights page)."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def samples_per_second(self, config: ModelConfig, spec: DataSpec) -> float:
         """Roughly how many training images a second this network learns from on a CPU (sizes its compiled chunks)."""
-        raise NotImplementedError
 
     def sweep_vmap_pays(self, config: ModelConfig, spec: DataSpec) -> bool:
         """Whether a sweep's variants train faster vmapped into one program than one after another (measured)."""
@@ -160,7 +161,11 @@ NETWORKS: dict[str, Network] = {}  # filled by core.networks.registry
 
 
 def register(network: Network) -> None:
-    """Make a network available to configs, the app and the CLI under `network.name`."""
+    """Make a network available to configs, the app and the CLI under `network.name` (a name another kind of
+    network already has is refused)."""
+    taken = NETWORKS.get(network.name)
+    if taken is not None and type(taken) is not type(network):
+        raise ValueError(f"A network named '{network.name}' is registered already ({type(taken).__name__}).")
     NETWORKS[network.name] = network
 
 
