@@ -64,7 +64,8 @@ def positive_int(text: str) -> int:
 
 def add_data_arguments(parser: argparse.ArgumentParser) -> None:
     """The --data-dir flag every data-using command takes."""
-    parser.add_argument("--data-dir", help="directory (or file) holding MNIST; default $MNIST_DATA_DIR, then the cache, then a download")
+    parser.add_argument("--data-dir", help="directory (or file) holding MNIST; default $MNIST_DATA_DIR, "
+                                           "then the cache, then a download")
 
 
 def add_history_argument(parser: argparse.ArgumentParser) -> None:

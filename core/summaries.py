@@ -65,7 +65,8 @@ def select_examples(
     return index[np.argsort(-key[index], kind="stable")]
 
 
-def digit_gallery(images: np.ndarray, labels: np.ndarray, per_digit: int, num_classes: int, seed: int = 0) -> np.ndarray:
+def digit_gallery(images: np.ndarray, labels: np.ndarray, per_digit: int, num_classes: int,
+                  seed: int = 0) -> np.ndarray:
     """A tiled grid with a row per class of up to `per_digit` seeded random examples of it (blank cells where a
     class has fewer images)."""
     rng = np.random.default_rng(seed)

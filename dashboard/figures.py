@@ -62,7 +62,8 @@ def training_curves(runs: Sequence[Run]) -> go.Figure:
             fig.add_trace(go.Scatter(
                 x=[row["step"] for row in run.history], y=[row[f"train_{metric}"] for row in run.history],
                 mode="lines+markers", marker_size=4, line=dict(color=colour), name=run.name, legendgroup=run.name,
-                showlegend=col == 1, hovertemplate=f"{run.name} · training {metric}: %{{y:.4g}} at update %{{x}}<extra></extra>",
+                showlegend=col == 1,
+                hovertemplate=f"{run.name} · training {metric}: %{{y:.4g}} at update %{{x}}<extra></extra>",
             ), row=1, col=col)
             fig.add_trace(go.Scatter(
                 x=[row["step"] for row in validated], y=[row[f"val_{metric}"] for row in validated],
@@ -144,7 +145,8 @@ def probability_bars(probabilities: np.ndarray, true_class: int, predicted_class
                            text=[f"{p:.1%}" for p in probabilities], textposition="outside"))
     roles = {predicted_class: "predicted", true_class: "true"}  # the true class is named even at 0%, its bar unseen
     fig.update_xaxes(title_text=spec.class_noun, tickvals=classes,
-                     ticktext=[f"{name}<br>{roles[c]}" if c in roles else name for c, name in enumerate(spec.class_names)])
+                     ticktext=[f"{name}<br>{roles[c]}" if c in roles else name
+                               for c, name in enumerate(spec.class_names)])
     fig.update_yaxes(title_text="probability", range=[0, 1.1], tickformat=".0%")
     fig.update_layout(height=300, margin=dict(l=10, r=10, t=20, b=10))
     return fig
@@ -240,7 +242,8 @@ def difference_histograms(differences: dict[str, np.ndarray]) -> go.Figure:
     """One histogram of (approx − analytic) per parameter tensor."""
     fig = make_subplots(rows=1, cols=len(differences), subplot_titles=list(differences))
     for i, values in enumerate(differences.values()):
-        fig.add_histogram(x=values, nbinsx=40, row=1, col=i + 1, showlegend=False, marker_color=PALETTE[i % len(PALETTE)])
+        fig.add_histogram(x=values, nbinsx=40, row=1, col=i + 1, showlegend=False,
+                          marker_color=PALETTE[i % len(PALETTE)])
     fig.update_xaxes(exponentformat="e", title_text="approx − analytic")
     fig.update_yaxes(title_text="weights", col=1)
     fig.update_layout(height=320, margin=dict(t=40, b=50), bargap=0.05)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import os
 from collections.abc import Callable, Iterable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 from typing import Any
 
@@ -100,10 +100,8 @@ def saved_if_the_session_ends(trained: Callable[[], Iterable[tuple[Run, Splits]]
             if run.params is None:
                 continue
             run.finish(data)
-            try:
+            with suppress(DigitLabError):  # no page is left to say so on
                 RunHistory(history_file).save(run)
-            except DigitLabError:
-                pass  # no page is left to say so on
         raise
 
 

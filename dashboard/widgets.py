@@ -65,7 +65,8 @@ def _saved_run_count() -> int:
 
 def failed_training_warning(run: Run) -> None:
     """A warning when a run that did not diverge still ends little better than guessing."""
-    if run.diverged or run.test_accuracy is None or not learned_next_to_nothing(run.test_accuracy, run.spec.num_classes):
+    if (run.diverged or run.test_accuracy is None
+            or not learned_next_to_nothing(run.test_accuracy, run.spec.num_classes)):
         return
     rate = run.config.train.learning_rate
     st.warning(f"Test accuracy {run.test_accuracy:.2%} is little better than guessing (10%): the network has learned "

@@ -45,7 +45,8 @@ def run(args) -> int:
     ratios = speedups(rows)
     if args.json:
         print_json({"rows": [vars(r) for r in rows],
-                    "speedup_hand_over_naive": [{"batch_size": b, "hidden": h, "speedup": s} for (b, h), s in ratios.items()]})
+                    "speedup_hand_over_naive": [{"batch_size": b, "hidden": h, "speedup": s}
+                                                for (b, h), s in ratios.items()]})
         return 0
     print(f"each method called until its calls add up to {MIN_SECONDS} s; run s is the median call")
     print(f"{'method':<58} {'batch':>6} {'hidden':>6} {'run s':>11} {'calls':>6} {'compile s':>27}  how")

@@ -60,7 +60,8 @@ def run(args) -> int:
     splits = make_splits(mnist, base.data)
     runs = [Run(name=run_name(v, splits.spec), config=v, spec=splits.spec) for v in variants]
     vmapped = {"auto": None, "vmapped": True, "sequential": False}[args.mode]
-    print(f"{len(variants)} variants of {Model(base.model, splits.spec).describe()} on {len(splits.y_train)} images; compiling...",
+    print(f"{len(variants)} variants of {Model(base.model, splits.spec).describe()} "
+          f"on {len(splits.y_train)} images; compiling...",
           file=sys.stderr, flush=True)
 
     def record(records: list) -> None:

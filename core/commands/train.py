@@ -41,8 +41,10 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     m = parser.add_argument_group("network")
     m.add_argument("--arch", choices=list(NETWORKS), default=MODEL.arch, help=f"default {MODEL.arch}")
     m.add_argument("--hidden", type=number_list_type(int, "hidden widths"), action="append", metavar="W[,W...]",
-                   help=f"MLP hidden widths, repeatable or comma-separated (default {','.join(map(str, MODEL.hidden))})")
-    m.add_argument("--activation", choices=list(Activation), help=f"MLP hidden units' activation (default {MODEL.activation})")
+                   help="MLP hidden widths, repeatable or comma-separated "
+                   f"(default {','.join(map(str, MODEL.hidden))})")
+    m.add_argument("--activation", choices=list(Activation),
+                   help=f"MLP hidden units' activation (default {MODEL.activation})")
     m.add_argument("--dropout", type=number_list_type(float, "dropout rates"), action="append", metavar="R[,R...]",
                    help="dropout rate in training, one for every hidden dense layer or one per layer (MLP, LeNet-5's "
                    "dense layers; default none)")
@@ -52,7 +54,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     t = parser.add_argument_group("training")
     t.add_argument("--optimizer", choices=[o.value for o in Optimizer], default=TRAIN.optimizer,
                    help=f"default {TRAIN.optimizer}")
-    t.add_argument("--lr", type=float, default=TRAIN.learning_rate, help=f"learning rate (default {TRAIN.learning_rate:g})")
+    t.add_argument("--lr", type=float, default=TRAIN.learning_rate,
+                   help=f"learning rate (default {TRAIN.learning_rate:g})")
     t.add_argument("--momentum", type=float, default=None,
                    help=f"with --optimizer momentum (default {TRAIN.momentum})")
     t.add_argument("--nesterov", action="store_true", help="Nesterov momentum, with --optimizer momentum")
@@ -60,7 +63,8 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
                    help=f"default: {Schedule.EXPONENTIAL} if --decay is given")
     t.add_argument("--decay", type=float, default=None,
                    help=f"learning-rate factor per epoch, with --schedule exponential (default {TRAIN.decay})")
-    t.add_argument("--weight-decay", type=float, default=TRAIN.weight_decay, help=f"L2 coefficient (default {TRAIN.weight_decay:g})")
+    t.add_argument("--weight-decay", type=float, default=TRAIN.weight_decay,
+                   help=f"L2 coefficient (default {TRAIN.weight_decay:g})")
     t.add_argument("--batch-size", type=int, default=TRAIN.batch_size, help=f"default {TRAIN.batch_size}")
     t.add_argument("--epochs", type=int, default=TRAIN.epochs, help=f"default {TRAIN.epochs}")
     t.add_argument("--eval-every", type=int, default=TRAIN.eval_every, help="also validate every N steps")
@@ -76,7 +80,8 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
     hidden = joined(args.hidden) or MODEL.hidden
     activation = args.activation or MODEL.activation
     schedule = args.schedule or (Schedule.EXPONENTIAL if args.decay is not None else Schedule.CONSTANT)
-    model = ModelConfig(args.arch, hidden, activation, init_std=MODEL.init_std if args.init_std is None else args.init_std,
+    model = ModelConfig(args.arch, hidden, activation,
+                        init_std=MODEL.init_std if args.init_std is None else args.init_std,
                         dropout=joined(args.dropout) or ())
     return RunConfig(
         model=dataclasses.replace(model, init=args.init or model.network.recommended_init(model)),

@@ -29,7 +29,8 @@ class SplitConfig:
     def __post_init__(self):
         checks = [
             (whole(self.val_size, 0), "The validation size must be a whole number, 0 or more."),
-            (self.train_size is None or whole(self.train_size, 1), "The training-subset size must be a whole number, 1 or more."),
+            (self.train_size is None or whole(self.train_size, 1),
+             "The training-subset size must be a whole number, 1 or more."),
             (self.per_class is None or whole(self.per_class, 1), "Images per class must be a whole number, 1 or more."),
             (self.train_size is None or self.per_class is None,
              "Choose either a training-subset size or a number per class, not both."),
@@ -87,8 +88,8 @@ def check_split(labels: np.ndarray, config: SplitConfig, spec: DataSpec) -> int:
     if config.per_class is not None and not 1 <= config.per_class <= left.min():
         if left.min() < 1:
             missing = ", ".join(spec.class_names[c] for c in np.flatnonzero(left < 1))
-            raise ConfigError(f"A number per class cannot be drawn: no training image is left of {spec.class_noun} {missing}. "
-                              "Train on a total number instead.")
+            raise ConfigError("A number per class cannot be drawn: no training image is left of "
+                              f"{spec.class_noun} {missing}. Train on a total number instead.")
         raise ConfigError(f"Images per class must be between 1 and {left.min()}, got {config.per_class}.")
     if config.train_size is not None and not 1 <= config.train_size <= left.sum():
         raise ConfigError(f"Training-subset size must be between 1 and {left.sum()}, got {config.train_size}.")

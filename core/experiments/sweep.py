@@ -206,7 +206,7 @@ variants_all_finite = jax.jit(jax.vmap(all_finite))  # (stacked params) -> (V,) 
 def unstack(stacked: Params) -> list[Params]:
     """Every variant's parameters out of the stacked pytree, in one compiled call."""
     count = jax.tree_util.tree_leaves(stacked)[0].shape[0]
-    return [jax.tree_util.tree_map(lambda leaf: leaf[i], stacked) for i in range(count)]
+    return [jax.tree_util.tree_map(lambda leaf, i=i: leaf[i], stacked) for i in range(count)]
 
 
 _SWEEP_PROGRAMS: dict = {}  # (model, settings, images, chunk, variants per program) -> compiled chunk, oldest first

@@ -65,8 +65,8 @@ BUGS = {
         "pre-activations.", r"\Delta_1 = \Delta_2 \,\big(W_2 \odot \sigma'(W_2)\big)^\top", True),
     "missing-transpose": Bug(
         "Missing transpose", "The input-weight gradient is computed as Δ₁ᵀX, a (hidden × pixels) matrix read back "
-        "into W₁'s (pixels × hidden) shape.", r"\frac{\partial C}{\partial W_1} = \operatorname{reshape}(\Delta_1^\top X)",
-        True),
+        "into W₁'s (pixels × hidden) shape.",
+        r"\frac{\partial C}{\partial W_1} = \operatorname{reshape}(\Delta_1^\top X)", True),
 }
 
 

@@ -112,7 +112,8 @@ def naive_gradient(params: Params, x: np.ndarray, y: np.ndarray, activation: str
             g_b1[j] += delta1 / n
             for i in range(n_in):
                 g_w1[i][j] += example[i] * delta1 / n
-    return {"hidden_0": {"w": np.array(g_w1), "b": np.array(g_b1)}, "output": {"w": np.array(g_w2), "b": np.array(g_b2)}}
+    return {"hidden_0": {"w": np.array(g_w1), "b": np.array(g_b1)},
+            "output": {"w": np.array(g_w2), "b": np.array(g_b2)}}
 
 
 def median_call_seconds(fn: Callable[[], object], min_seconds: float = MIN_SECONDS,
@@ -192,7 +193,8 @@ def time_methods(x: np.ndarray, y: np.ndarray, spec: DataSpec, batch_sizes=(10, 
     for i, (batch, hidden) in enumerate(sizes):
         def starting(j: int, method: str, i=i, batch=batch, hidden=hidden) -> None:
             if progress:
-                progress((i + j / len(METHODS)) / len(sizes), f"batch {batch}, hidden width {hidden}: {METHODS[method]}")
+                progress((i + j / len(METHODS)) / len(sizes),
+                         f"batch {batch}, hidden width {hidden}: {METHODS[method]}")
 
         rows.extend(time_size(x, y, spec, batch, hidden, activation, min_seconds, starting=starting))
     if progress:

@@ -120,7 +120,8 @@ class Network(abc.ABC):
     flat_update: bool = False  # the optimiser updates all tensors as one flat vector (optax.flatten)
     feature_maps: tuple[str, ...] = ()  # intermediates to show as images per channel (the Weights page)
 
-    def check(self, config: ModelConfig) -> None:
+    # an optional hook, not an abstract method: a network without fields of its own has nothing to check
+    def check(self, config: ModelConfig) -> None:  # noqa: B027
         """A ConfigError when this network's own fields of `config` are out of range."""
 
     def dropout_layers(self, config: ModelConfig) -> int:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 
@@ -71,7 +73,7 @@ class LeNet5(Network):
             raise ConfigError(f"LeNet-5 needs images of at least 16×16 pixels; {spec.name}'s are "
                               f"{spec.height}×{spec.width}.")
         sizes = (CHANNELS[1] * side_h * side_w, *DENSE, spec.num_classes)
-        dense_shapes = dict(zip(("fc1", "fc2", "output"), zip(sizes[:-1], sizes[1:])))
+        dense_shapes = dict(zip(("fc1", "fc2", "output"), itertools.pairwise(sizes)))
         return {"conv1": (KERNEL, KERNEL, spec.channels, CHANNELS[0]),
                 "conv2": (KERNEL, KERNEL, CHANNELS[0], CHANNELS[1]), **dense_shapes}
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 
 from core.data.spec import MNIST_SPEC, DataSpec
@@ -39,7 +41,7 @@ class MLP(Network):
 
     def weight_shapes(self, config: ModelConfig, spec: DataSpec) -> dict[str, tuple[int, ...]]:
         sizes = (spec.num_pixels, *config.hidden, spec.num_classes)
-        shapes = list(zip(sizes[:-1], sizes[1:]))
+        shapes = list(itertools.pairwise(sizes))
         return {**{f"hidden_{i}": shape for i, shape in enumerate(shapes[:-1])}, "output": shapes[-1]}
 
     def forward(self, params: Params, x: jax.Array, config: ModelConfig, spec: DataSpec, *, train: bool = False,

@@ -264,7 +264,8 @@ class RunHistory:
                                "are saved.")
         row = {
             "run_id": run.run_id, "name": run.name, "status": run.status_text, "arch": run.config.model.arch,
-            "architecture": run.model.describe(), "data": json.dumps(run.spec.to_dict()), "config": run.config.to_json(), "curves": json.dumps(run.history),
+            "architecture": run.model.describe(), "data": json.dumps(run.spec.to_dict()),
+            "config": run.config.to_json(), "curves": json.dumps(run.history),
             "val_accuracy": run.val_accuracy, "test_accuracy": run.test_accuracy, "epochs": run.epochs_completed,
             "compile_seconds": run.compile_seconds, "train_seconds": run.train_seconds,
             "samples_per_second": run.samples_per_second, "created": run.created,

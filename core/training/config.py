@@ -68,13 +68,16 @@ class TrainConfig:
         object.__setattr__(self, "schedule", member_of(Schedule, self.schedule, "schedule"))
         checks = [
             (FLOAT32_TINY <= self.learning_rate <= FLOAT32_MAX,
-             f"The learning rate must be a positive number a float32 can hold ({FLOAT32_TINY:.1e} to {FLOAT32_MAX:.1e})."),
+             "The learning rate must be a positive number a float32 can hold "
+             f"({FLOAT32_TINY:.1e} to {FLOAT32_MAX:.1e})."),
             (0 <= self.momentum < 1, "Momentum must be in [0, 1)."),
             (0 < self.decay <= 1, "The decay factor must be in (0, 1]."),
-            (0 <= self.weight_decay <= FLOAT32_MAX, "Weight decay must be zero or a positive number a float32 can hold."),
+            (0 <= self.weight_decay <= FLOAT32_MAX,
+             "Weight decay must be zero or a positive number a float32 can hold."),
             (whole(self.batch_size, 1), "The batch size must be a whole number, at least 1."),
             (whole(self.epochs, 1), "Train for a whole number of epochs, at least one."),
-            (whole(self.eval_every, 0) and whole(self.steps_per_chunk, 0), "Step counts must be whole numbers, 0 or more."),
+            (whole(self.eval_every, 0) and whole(self.steps_per_chunk, 0),
+             "Step counts must be whole numbers, 0 or more."),
             (all(whole(seed, 0, MAX_SEED) for seed in (self.seed, self.batch_order_seed)),
              f"Seeds must be whole numbers from 0 to {MAX_SEED}."),
         ]

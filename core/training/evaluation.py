@@ -59,9 +59,9 @@ def _batched(model: Model, params: Params, x: np.ndarray, y: np.ndarray,
         if pad:
             xb = np.concatenate([xb, np.zeros((pad, xb.shape[1]), xb.dtype)])
             yb = np.concatenate([yb, np.zeros(pad, yb.dtype)])
-        p, l = forward(params, xb, yb)
-        probs.append(np.asarray(p)[..., : batch - pad, :])
-        losses.append(np.asarray(l)[..., : batch - pad])
+        batch_probs, batch_losses = forward(params, xb, yb)
+        probs.append(np.asarray(batch_probs)[..., : batch - pad, :])
+        losses.append(np.asarray(batch_losses)[..., : batch - pad])
     return np.concatenate(probs, axis=-2), np.concatenate(losses, axis=-1)
 
 

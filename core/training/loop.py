@@ -95,7 +95,8 @@ def chunks(tc: TrainConfig, n: int, k: int) -> Iterator[Chunk]:
     steps_per_epoch = n // tc.batch_size
     chunks_per_epoch = -(-steps_per_epoch // k)
     for epoch in range(tc.epochs):
-        order = epoch_order(tc.batch_order_seed, epoch, n)[: steps_per_epoch * tc.batch_size].reshape(steps_per_epoch, -1)
+        shuffled = epoch_order(tc.batch_order_seed, epoch, n)
+        order = shuffled[: steps_per_epoch * tc.batch_size].reshape(steps_per_epoch, -1)
         padded = np.zeros((chunks_per_epoch * k, tc.batch_size), np.int32)
         padded[:steps_per_epoch] = order
         for c in range(chunks_per_epoch):

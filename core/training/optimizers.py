@@ -34,7 +34,8 @@ def make_optimizer(config: TrainConfig, model: Model, steps_per_epoch: int, *,
     A network with `flat_update` has its tensors updated as one flat vector (`optax.flatten`): LeNet-5's ten small
     tensors then take one update kernel instead of ten, so its Adam chunk compiles ~0.4 s faster and steps as fast.
     The dense networks keep one update per tensor: XLA's CPU concatenation of their weight gradients costs more
-    than it saves (measured per step: 784-64-10 with momentum 0.33 ms instead of 0.18, 784-300-10 with Adam 4 ms instead of 0.8).
+    than it saves (measured per step: 784-64-10 with momentum 0.33 ms instead of 0.18, 784-300-10 with Adam 4 ms
+    instead of 0.8).
     `momentum` overrides `config.momentum`; it may be a traced array (a sweep vmaps over it).
     """
     lr = learning_rate_schedule(config, steps_per_epoch)

@@ -131,7 +131,8 @@ class Run:
 
     def to_json(self) -> str:
         """Config, final metrics and curves as one JSON document."""
-        return json.dumps({"config": self.config.to_dict(), "metrics": self.summary(), "curves": self.history}, indent=1)
+        return json.dumps({"config": self.config.to_dict(), "metrics": self.summary(), "curves": self.history},
+                          indent=1)
 
 
 def ranked_by_validation(runs: list[Run]) -> list[Run]:

@@ -45,8 +45,8 @@ if st.button("Time them", type="primary", key="timing.run"):
     try:
         with st.status("Timing...", expanded=True) as status:
             bar = st.progress(0.0)
-            rows = time_methods(x, y, splits.spec, settings[0], settings[1], fixed_hidden=fixed_hidden, fixed_batch=fixed_batch,
-                                activation=activation,
+            rows = time_methods(x, y, splits.spec, settings[0], settings[1],
+                                fixed_hidden=fixed_hidden, fixed_batch=fixed_batch, activation=activation,
                                 progress=lambda done, text: bar.progress(done, f"timing {text}"))
             status.update(label="Timed", state="complete", expanded=False)
         st.session_state[RESULT_KEY] = (settings, rows)

@@ -95,7 +95,8 @@ def overview(mnist: Dataset) -> None:
     spec = mnist.spec
     train_counts = class_counts(mnist.train_labels, spec.num_classes)
     test_counts = class_counts(mnist.test_labels, spec.num_classes)
-    st.success(f"Loaded from **{mnist.source}**" + (" (checksums match the published MNIST)." if mnist.verified else "."))
+    st.success(f"Loaded from **{mnist.source}**"
+               + (" (checksums match the published MNIST)." if mnist.verified else "."))
     sizes, which = described_split(mnist)
     cols = st.columns(4)
     cols[0].metric("Training images", MISSING if sizes is None else f"{sizes[0]:,}",

@@ -33,9 +33,11 @@ BACKWARD = {
     0: [r"\frac{\partial C}{\partial W} = \frac{1}{n} X^\top (P - Y)",
                r"\frac{\partial C}{\partial b} = \frac{1}{n}\sum_i (P - Y)_i"],
     1: [r"\Delta_2 = \frac{1}{n}(P - Y)",
-            r"\frac{\partial C}{\partial W_2} = A^\top \Delta_2,\qquad \frac{\partial C}{\partial b_2} = \sum_i \Delta_{2,i}",
+            (r"\frac{\partial C}{\partial W_2} = A^\top \Delta_2,\qquad "
+             r"\frac{\partial C}{\partial b_2} = \sum_i \Delta_{2,i}"),
             r"\Delta_1 = (\Delta_2 W_2^\top) \odot \sigma'(Z_1)",
-            r"\frac{\partial C}{\partial W_1} = X^\top \Delta_1,\qquad \frac{\partial C}{\partial b_1} = \sum_i \Delta_{1,i}",
+            (r"\frac{\partial C}{\partial W_1} = X^\top \Delta_1,\qquad "
+             r"\frac{\partial C}{\partial b_1} = \sum_i \Delta_{1,i}"),
             r"\tanh'(z) = 1 - \tanh^2(z)",
             r"\operatorname{sigmoid}'(z) = \operatorname{sigmoid}(z)\,(1 - \operatorname{sigmoid}(z))"],
 }
@@ -132,7 +134,7 @@ steps = left.slider("Steps", 50, 1000, step=50, key=state.kept("gradcheck.steps"
 learning_rate = middle.select_slider("Learning rate", [0.01, 0.03, 0.1, 0.3, 1.0], key=state.kept("gradcheck.lr", 0.1))
 # keyed by the planted bug, so that planting another one starts this choice afresh at it
 bug_to_train = right.selectbox("Bug to train with", list(bugs), key=state.kept(f"gradcheck.train_bug.{arch}.{bug}",
-                                                                               bug or list(bugs)[0]),
+                                                                               bug or next(iter(bugs))),
                                format_func=lambda b: bugs[b].title)
 train_settings = (network.identity, steps, learning_rate, bug_to_train)
 if st.button("Train with both gradients", key="gradcheck.train"):

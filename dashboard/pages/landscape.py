@@ -67,12 +67,12 @@ except DigitLabError as exc:
     st.stop()
 low_curvature, high_curvature = view.eigenvalues
 if view.fitted:
-    extent = ("the cost is almost flat along one direction, a valley far longer than the grid, which shows its "
-              "middle" if view.capped else "the grid spans about three 'widths' of the bowl along its flattest direction")
+    extent = ("the cost is almost flat along one direction, a valley far longer than the grid, which shows its middle"
+              if view.capped else "the grid spans about three 'widths' of the bowl along its flattest direction")
     st.caption(f"Defaults from the cost's curvature at the {here} point (Hessian eigenvalues {low_curvature:.3g} and "
-               f"{high_curvature:.3g}): {extent}, and the learning rate {view.learning_rate:.3g} is the largest that does not make gradient descent "
-               "bounce across the steepest one. Adam moves each weight by about the learning rate per step whatever "
-               "the slope, so it may zig-zag at this rate. Change them to explore.")
+               f"{high_curvature:.3g}): {extent}, and the learning rate {view.learning_rate:.3g} is the largest that "
+               "does not make gradient descent bounce across the steepest one. Adam moves each weight by about the "
+               "learning rate per step whatever the slope, so it may zig-zag at this rate. Change them to explore.")
 else:
     st.warning(f"The cost is not curved upwards in {pair[0].label()} and {pair[1].label()} at the {here} point "
                f"(Hessian eigenvalues {low_curvature:.3g} and {high_curvature:.3g}), so there is no bowl to fit the "
@@ -112,8 +112,8 @@ with right:
                  key="landscape.costs")
 low = landscape.minimum()
 st.caption(f"Lowest grid cost {low[2]:.4f} at ({low[0]:.3f}, {low[1]:.3f})"
-           + (" (one of many points about as low, along the flat valley)" if view.capped else "") + f"; {here} values ({center[0]:.3f}, "
-           f"{center[1]:.3f}). Final cost — " + ", ".join(
-               f"{OPTIMIZER_LABELS[optimiser]}: {path.costs[-1]:.4g}" for optimiser, path in paths.items()))
+           + (" (one of many points about as low, along the flat valley)" if view.capped else "")
+           + f"; {here} values ({center[0]:.3f}, {center[1]:.3f}). Final cost — "
+           + ", ".join(f"{OPTIMIZER_LABELS[optimiser]}: {path.costs[-1]:.4g}" for optimiser, path in paths.items()))
 if any(path.diverged for path in paths.values()):
     st.warning("An optimiser's cost became NaN/Inf: its learning rate is too large for this landscape.")

@@ -56,7 +56,8 @@ def _table(results: dict[str, PresetResult]) -> pd.DataFrame:
     return pd.DataFrame([{  # what the comparison needs first, so it shows on a laptop screen without scrolling
         "preset": p.name,
         "reported": "(our own preset)" if p.ours else p.reported_text or format_accuracy(p.reported),
-        "ours (test)": cell(p.name, lambda r: " / ".join(format_accuracy(run.test_accuracy) for run in r.runs), "not run"),
+        "ours (test)": cell(p.name, lambda r: " / ".join(format_accuracy(run.test_accuracy) for run in r.runs),
+                            "not run"),
         "training images": cell(p.name, lambda r: "as reported" if r.train_size is None
                                 else f"≤ {r.train_size:,} (quick)", MISSING),
         "status": cell(p.name, lambda r: r.runs[-1].status_text, MISSING),
@@ -106,7 +107,8 @@ st.dataframe(_table(results), hide_index=True, column_config={
     "reported": st.column_config.TextColumn(help="The test accuracy (or result) the course report gives."),
     "training images": st.column_config.TextColumn(help="A quick check trains on at most that many images and gives "
                                                    "lower accuracies than the reports'."),
-    "wall time (s)": st.column_config.TextColumn(help="Seconds this session took to train the preset; — = not run yet.")})
+    "wall time (s)": st.column_config.TextColumn(help="Seconds this session took to train the preset; "
+                                                 "— = not run yet.")})
 with st.expander("What each preset is"):
     for preset in PRESETS.values():
         st.markdown(f"**{preset.name}** — {preset.description}")

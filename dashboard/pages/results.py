@@ -82,8 +82,8 @@ def summary(run: Run, evaluation: Evaluation) -> None:
                   if learned_next_to_nothing(evaluation.accuracy, run.spec.num_classes) else "")
         st.warning("The test loss is enormous (or infinite): the weights are so large that the network gives some "
                    f"images a probability of (almost) zero for their true class. The accuracy still counts the most "
-                   f"probable {run.spec.class_noun}{chance}, but the learning rate was far too high: lower it and train "
-                   "again.")
+                   f"probable {run.spec.class_noun}{chance}, but the learning rate was far too high: lower it and "
+                   "train again.")
     else:
         failed_training_warning(run)
     matrix_col, class_col = st.columns([3, 2])

@@ -208,14 +208,14 @@ def compare(store: RunHistory, selected: list[SavedRun], labels: dict[str, str])
             tab.info(f"No confusion matrix was saved with this run ({why}).")
         else:
             with tab:
-                export.chart(figures.confusion_heatmap(run.test_confusion, run.spec, percentages=False), run_name=run.name,
-                             what="confusion matrix", key=f"runs_page.confusion.{run.run_id}")
+                export.chart(figures.confusion_heatmap(run.test_confusion, run.spec, percentages=False),
+                             run_name=run.name, what="confusion matrix", key=f"runs_page.confusion.{run.run_id}")
 
 
 def main() -> None:
     st.title("Runs")
-    st.caption("Saved run history. Every finished, stopped or diverged run is saved here automatically, with its curves, metrics, "
-               "confusion matrix and parameters; the history survives restarts of the app.")
+    st.caption("Saved run history. Every finished, stopped or diverged run is saved here automatically, with its "
+               "curves, metrics, confusion matrix and parameters; the history survives restarts of the app.")
     try:
         store = state.history()
     except HistoryError as exc:

@@ -126,7 +126,8 @@ with st.form("sweep"):
 if start:
     try:
         uses = NETWORKS[arch].hyperparameters
-        model = ModelConfig(arch, number_list(hidden, int, "Hidden widths") if "hidden" in uses else ModelConfig().hidden,
+        model = ModelConfig(arch,
+                            number_list(hidden, int, "Hidden widths") if "hidden" in uses else ModelConfig().hidden,
                             activation)
         model = dataclasses.replace(model, init=model.network.recommended_init(model))
         base = RunConfig(model, SplitConfig(int(val_size), int(train_size) or None),

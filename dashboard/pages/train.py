@@ -149,7 +149,8 @@ def chosen_config() -> RunConfig:
 def training_summary(config: RunConfig, spec: DataSpec) -> str:
     """e.g. "784-300-10 relu · Adam, learning rate 0.001 · batch 50 · 3 epochs"."""
     tc = config.train
-    return (f"{Model(config.model, spec).describe()} · {OPTIMIZER_LABELS[tc.optimizer]}, learning rate {tc.learning_rate:g} · "
+    return (f"{Model(config.model, spec).describe()} · {OPTIMIZER_LABELS[tc.optimizer]}, "
+            f"learning rate {tc.learning_rate:g} · "
             f"batch {tc.batch_size} · {tc.epochs} epoch{'s' * (tc.epochs != 1)}")
 
 
@@ -178,7 +179,8 @@ def run_training(config: RunConfig) -> None:
     status = st.empty()
     bar = st.empty()
     chart = st.empty()
-    status.info("Compiling the network for this batch size (a few seconds, once per run)…", icon=":material/hourglass_top:")
+    status.info("Compiling the network for this batch size (a few seconds, once per run)…",
+                icon=":material/hourglass_top:")
     number = st.session_state[RUN_NUMBER_KEY] = st.session_state.get(RUN_NUMBER_KEY, 0) + 1
     run = Run(state.unique_name(f"{Model(config.model, data.spec).describe()} #{number}"), config, data.spec)
     st.session_state[state.SELECTED_RUN_KEY] = run.name  # the pages show it as soon as it exists

@@ -43,7 +43,8 @@ def unit_images(run: Run, weights: WeightImages, when: str) -> None:
     st.subheader(f"Incoming weights of the {units} units of layer {weights.layer}")
     st.caption(weights.caption)
     pages = -(-units // UNITS_PER_PAGE)
-    page = st.number_input(f"Page (of {pages}, {UNITS_PER_PAGE} units each)", 1, pages, 1, key="unit_page") if pages > 1 else 1
+    page = (st.number_input(f"Page (of {pages}, {UNITS_PER_PAGE} units each)", 1, pages, 1, key="unit_page")
+            if pages > 1 else 1)
     shown = range((page - 1) * UNITS_PER_PAGE, min(page * UNITS_PER_PAGE, units))
     columns = GRID_COLUMNS if units > 10 else min(units, 5)
     export.chart(figures.image_grid(images[shown.start:shown.stop], weights.titles[shown.start:shown.stop],
