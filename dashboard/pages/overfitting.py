@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import functools
 import itertools
+from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from core.errors import DigitLabError
 from core.experiments.overfitting import Study, gap_points, study_configs
@@ -57,64 +59,83 @@ def _study(setup: str, epochs: int, val_size: int, sizes: list[int]) -> None:
             state.save_to_history(run)
 
 
-st.title("Overfitting")
-st.write("Train the same network on training sets of different sizes. With few images it fits them perfectly "
-         "yet does worse on images it has not seen: the gap between training and validation accuracy is "
-         "overfitting, and it shrinks as the training set grows.")
-key = state.setting_keys({"setup": "mlp-300-tanh-adam", "sizes": "500, 2000, 10000, 50000", "epochs": 20,
-                          "val_size": 5000}, "overfitting")
-live = st.container()  # above the form, where a training's Stop, progress and curves are in sight at once
-with st.form("overfitting"):
-    setup = st.selectbox("Configuration", list(SETUPS), format_func=lambda n: f"{n}: {SETUPS[n].arch}",
-                         key=key("setup"), help="The presets' networks and optimisers; see the Reproduction page.")
-    st.caption(f"{SETUPS[setup].description} (The study trains for the epochs set below.)")
-    left, middle, right = st.columns(3)
-    sizes_text = left.text_input("Training-set sizes", key=key("sizes"),
-                                 help="Comma-separated numbers of training images (stratified), at most 55,000.")
-    epochs = right.number_input("Epochs", step=1, key=key("epochs"), help="The same for every size. More epochs: "
-                                "more overfitting on the small sets (the report trained 100).")
-    val_size = middle.number_input("Validation images", step=500, key=key("val_size"),
-                                   help="The same held-out images for every size; at least 1.")
-    start = st.form_submit_button("Train all sizes", type="primary", icon=":material/play_arrow:")
-if start:
+def study_form(key: Callable[[str], str]) -> tuple[str, int, int, str] | None:
+    """The study's settings; (setup, epochs, val_size, sizes_text) when "Train all sizes" is pressed, else None."""
+    with st.form("overfitting"):
+        setup = st.selectbox("Configuration", list(SETUPS), format_func=lambda n: f"{n}: {SETUPS[n].arch}",
+                             key=key("setup"), help="The presets' networks and optimisers; see the Reproduction page.")
+        st.caption(f"{SETUPS[setup].description} (The study trains for the epochs set below.)")
+        left, middle, right = st.columns(3)
+        sizes_text = left.text_input("Training-set sizes", key=key("sizes"),
+                                     help="Comma-separated numbers of training images (stratified), at most 55,000.")
+        epochs = right.number_input("Epochs", step=1, key=key("epochs"), help="The same for every size. More epochs: "
+                                    "more overfitting on the small sets (the report trained 100).")
+        val_size = middle.number_input("Validation images", step=500, key=key("val_size"),
+                                       help="The same held-out images for every size; at least 1.")
+        start = st.form_submit_button("Train all sizes", type="primary", icon=":material/play_arrow:")
+    return (setup, int(epochs), int(val_size), sizes_text) if start else None
+
+
+def start_study(live: DeltaGenerator, setup: str, epochs: int, val_size: int, sizes_text: str) -> None:
+    """Train the study in `live`, then rerun to show it; or say there why it cannot train."""
     try:
         with live:
-            _study(setup, int(epochs), int(val_size), number_list(sizes_text, int, "Training-set sizes"))
+            _study(setup, epochs, val_size, number_list(sizes_text, int, "Training-set sizes"))
         st.rerun()  # the Stop button and the progress bar give way to the results
     except DigitLabError as exc:
         with live:
             show_error(exc)
 
-study: Study | None = st.session_state.get(RESULT_KEY)
-if study is not None:
+
+def study_results(study: Study) -> None:
+    """The sizes trained: training vs validation accuracy, their learning curves, a table, and keeping the runs."""
     if settled := state.settle(run for _, run in study.runs):
         for run in settled:
             state.save_to_history(run)
         st.warning("The study was stopped before it finished; the sizes trained so far are shown.")
     done = [(size, run) for size, run in study.runs if run.history]
-    if done:
-        sizes, runs = [size for size, _ in done], [run for _, run in done]
-        finals = [_final_train_accuracy(study, run) for run in runs]
-        st.subheader(f"{study.setup}: {runs[0].model.describe()}, {study.epochs} epochs")
-        st.caption("Training accuracy is the final network's on its own training images; validation accuracy on "
-                   "the same held-out images for every size.")
-        export.chart(figures.generalisation_gap(sizes, finals, [run.val_accuracy for run in runs]),
-                     run_name=study.setup, what="generalisation gap", key="overfitting.gap")
-        export.chart(figures.learning_curves_side_by_side([f"{size:,} images" for size in sizes], runs, finals),
-                     run_name=study.setup, what="learning curves", key="overfitting.curves")
-        st.dataframe(pd.DataFrame([{
-            "training images": size, "status": run.status_text, "final training accuracy": final,
-            "validation accuracy": run.val_accuracy, "test accuracy": run.test_accuracy,
-            "gap (points)": gap_points(final, run.val_accuracy),
-        } for size, run, final in zip(sizes, runs, finals)]), hide_index=True, column_config={
-            **{column: st.column_config.NumberColumn(format="percent") for column in
-               ("final training accuracy", "validation accuracy", "test accuracy")},
-            "gap (points)": st.column_config.NumberColumn(format="%.1f", help="Training minus validation accuracy, "
-                                                          "in percentage points")})
-        in_session = {run.run_id for run in state.runs().values()}
-        if all(run.run_id in in_session for run in runs):
-            st.caption("These runs are kept in this session's runs (Results and Weights pages).")
-        elif st.button("Keep these runs", help="Adds them to this session's runs (Results and Weights pages)."):
-            for run in runs:
-                state.keep_copy(run, run.name)
-            st.rerun()  # the button gives way to the caption above
+    if not done:
+        return
+    sizes, runs = [size for size, _ in done], [run for _, run in done]
+    finals = [_final_train_accuracy(study, run) for run in runs]
+    st.subheader(f"{study.setup}: {runs[0].model.describe()}, {study.epochs} epochs")
+    st.caption("Training accuracy is the final network's on its own training images; validation accuracy on "
+               "the same held-out images for every size.")
+    export.chart(figures.generalisation_gap(sizes, finals, [run.val_accuracy for run in runs]),
+                 run_name=study.setup, what="generalisation gap", key="overfitting.gap")
+    export.chart(figures.learning_curves_side_by_side([f"{size:,} images" for size in sizes], runs, finals),
+                 run_name=study.setup, what="learning curves", key="overfitting.curves")
+    st.dataframe(pd.DataFrame([{
+        "training images": size, "status": run.status_text, "final training accuracy": final,
+        "validation accuracy": run.val_accuracy, "test accuracy": run.test_accuracy,
+        "gap (points)": gap_points(final, run.val_accuracy),
+    } for size, run, final in zip(sizes, runs, finals)]), hide_index=True, column_config={
+        **{column: st.column_config.NumberColumn(format="percent") for column in
+           ("final training accuracy", "validation accuracy", "test accuracy")},
+        "gap (points)": st.column_config.NumberColumn(format="%.1f", help="Training minus validation accuracy, "
+                                                      "in percentage points")})
+    in_session = {run.run_id for run in state.runs().values()}
+    if all(run.run_id in in_session for run in runs):
+        st.caption("These runs are kept in this session's runs (Results and Weights pages).")
+    elif st.button("Keep these runs", help="Adds them to this session's runs (Results and Weights pages)."):
+        for run in runs:
+            state.keep_copy(run, run.name)
+        st.rerun()  # the button gives way to the caption above
+
+
+def main() -> None:
+    st.title("Overfitting")
+    st.write("Train the same network on training sets of different sizes. With few images it fits them perfectly "
+             "yet does worse on images it has not seen: the gap between training and validation accuracy is "
+             "overfitting, and it shrinks as the training set grows.")
+    key = state.setting_keys({"setup": "mlp-300-tanh-adam", "sizes": "500, 2000, 10000, 50000", "epochs": 20,
+                              "val_size": 5000}, "overfitting")
+    live = st.container()  # above the form, where a training's Stop, progress and curves are in sight at once
+    if (pressed := study_form(key)) is not None:
+        start_study(live, *pressed)
+    study: Study | None = st.session_state.get(RESULT_KEY)
+    if study is not None:
+        study_results(study)
+
+
+main()

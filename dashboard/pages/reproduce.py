@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from core.errors import DigitLabError
 from core.experiments.presets import PRESETS
@@ -98,44 +99,51 @@ def _run(names: list[str], train_size: int | None) -> None:
     bar.progress(1.0, text="Done.")
 
 
-st.title("Reproduction")
-st.write("Each preset is a setup from the course reports (with the accuracy the report gives) or our own best "
-         "for an architecture. Train them here or with `python -m core reproduce`; finished runs also appear on "
-         "the Results and Weights pages.")
-results = st.session_state.setdefault(RESULTS_KEY, {})
-st.dataframe(_table(results), hide_index=True, column_config={
-    "reported": st.column_config.TextColumn(help="The test accuracy (or result) the course report gives."),
-    "training images": st.column_config.TextColumn(help="A quick check trains on at most that many images and gives "
-                                                   "lower accuracies than the reports'."),
-    "wall time (s)": st.column_config.TextColumn(help="Seconds this session took to train the preset; "
-                                                 "— = not run yet.")})
-with st.expander("What each preset is"):
-    for preset in PRESETS.values():
-        st.markdown(f"**{preset.name}** — {preset.description}")
+def presets_table(results: dict[str, PresetResult]) -> None:
+    """Every preset, reported vs measured, and what each preset is."""
+    st.dataframe(_table(results), hide_index=True, column_config={
+        "reported": st.column_config.TextColumn(help="The test accuracy (or result) the course report gives."),
+        "training images": st.column_config.TextColumn(help="A quick check trains on at most that many images and "
+                                                       "gives lower accuracies than the reports'."),
+        "wall time (s)": st.column_config.TextColumn(help="Seconds this session took to train the preset; "
+                                                     "— = not run yet.")})
+    with st.expander("What each preset is"):
+        for preset in PRESETS.values():
+            st.markdown(f"**{preset.name}** — {preset.description}")
 
-live = st.container()  # above the form, where a training's Stop, progress and curves are in sight at once
-with st.form("reproduce"):
-    names = st.multiselect("Presets to train", list(PRESETS),
-                           key=state.kept("reproduce.presets", ["mlp-300-tanh-adam"]),
-                           help="The LeNet-5 presets take a few minutes each on a 2-core CPU.")
-    quick = st.number_input("Train on at most this many images (0 = the full set, as the reports did)", 0, None,
-                            step=1000, key=state.kept("reproduce.at_most", 0),
-                            help="A quick check; accuracies are then lower than the reports'. A number "
-                            "at least as large as a preset's own training set trains the preset as it is.")
-    start = st.form_submit_button("Train selected presets", type="primary", icon=":material/play_arrow:")
-if start:
+
+def presets_form() -> tuple[list[str], int | None] | None:
+    """The presets to train and the subset (None: the full set) when "Train selected presets" is pressed, else None."""
+    with st.form("reproduce"):
+        names = st.multiselect("Presets to train", list(PRESETS),
+                               key=state.kept("reproduce.presets", ["mlp-300-tanh-adam"]),
+                               help="The LeNet-5 presets take a few minutes each on a 2-core CPU.")
+        quick = st.number_input("Train on at most this many images (0 = the full set, as the reports did)", 0, None,
+                                step=1000, key=state.kept("reproduce.at_most", 0),
+                                help="A quick check; accuracies are then lower than the reports'. A number "
+                                "at least as large as a preset's own training set trains the preset as it is.")
+        start = st.form_submit_button("Train selected presets", type="primary", icon=":material/play_arrow:")
+    return (names, int(quick) or None) if start else None
+
+
+def start_training(live: DeltaGenerator, names: list[str], train_size: int | None) -> None:
+    """Train the presets in `live`, then rerun to show them; or say there why they cannot train."""
     with live:
         if not names:
             st.error("Choose at least one preset to train.")
         else:
             try:
-                _run(names, int(quick) or None)
+                _run(names, train_size)
                 st.rerun()
             except DigitLabError as exc:
                 show_error(exc, "Check the data directory on the Data page, or use a larger training subset.")
 
-measured = [results[name].row() for name in PRESETS if name in results and results[name].runs]
-if measured:
+
+def measured_charts(results: dict[str, PresetResult]) -> None:
+    """The presets trained this session, reported vs measured, and the momentum comparison once it is trained."""
+    measured = [results[name].row() for name in PRESETS if name in results and results[name].runs]
+    if not measured:
+        return
     st.subheader("Reported vs measured")
     export.chart(figures.reproduction_dots(measured), run_name="reproduction", what="reported vs measured",
                  key="reproduce.chart")
@@ -144,3 +152,19 @@ if measured:
         st.subheader("Full-batch gradient descent with and without momentum")
         export.chart(figures.training_curves(compared[-2:]), run_name="softmax-momentum", what="curves",
                      key="reproduce.momentum")
+
+
+def main() -> None:
+    st.title("Reproduction")
+    st.write("Each preset is a setup from the course reports (with the accuracy the report gives) or our own best "
+             "for an architecture. Train them here or with `python -m core reproduce`; finished runs also appear on "
+             "the Results and Weights pages.")
+    results = st.session_state.setdefault(RESULTS_KEY, {})
+    presets_table(results)
+    live = st.container()  # above the form, where a training's Stop, progress and curves are in sight at once
+    if (pressed := presets_form()) is not None:
+        start_training(live, *pressed)
+    measured_charts(results)
+
+
+main()

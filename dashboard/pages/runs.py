@@ -212,6 +212,37 @@ def compare(store: RunHistory, selected: list[SavedRun], labels: dict[str, str])
                              run_name=run.name, what="confusion matrix", key=f"runs_page.confusion.{run.run_id}")
 
 
+def last_message() -> None:
+    """What the last action did, shown once after its rerun."""
+    if MESSAGE_KEY in st.session_state:
+        kind, text = st.session_state.pop(MESSAGE_KEY)
+        (st.success if kind == "success" else st.error)(text)
+
+
+def saved_runs(store: RunHistory) -> None:
+    """The filtered table of saved runs, and the actions on and the comparison of the ones selected."""
+    everything = store.list()
+    if not everything:
+        st.info("No saved runs yet. Train a network: every run that finishes or is stopped is saved here.")
+        return
+    saved = store.list(**filters())
+    st.caption(f"{len(saved)} of {len(everything)} saved runs match.")
+    if not saved:
+        st.info("No saved run matches these filters.")
+        return
+    labels = _labels(saved)
+    table(saved, labels)
+    # Set afresh on every run: the widget keeps its choice as labels, and a label that changed (a rename,
+    # here or in another tab) would no longer match its run.
+    st.session_state[SELECTION_KEY] = [i for i in st.session_state.get(SELECTION_KEY, []) if i in labels]
+    selected = st.multiselect("Select runs to compare, rename, delete or reload", list(labels),
+                              format_func=labels.get, key=SELECTION_KEY)
+    if selected:
+        chosen = [r for r in saved if r.run_id in selected]
+        actions(store, chosen)
+        compare(store, chosen, labels)
+
+
 def main() -> None:
     st.title("Runs")
     st.caption("Saved run history. Every finished, stopped or diverged run is saved here automatically, with its "
@@ -223,30 +254,9 @@ def main() -> None:
         storage_setting(state.history_path(), expanded=True)
         return
     storage_setting(state.history_path())
-    if MESSAGE_KEY in st.session_state:
-        kind, text = st.session_state.pop(MESSAGE_KEY)
-        (st.success if kind == "success" else st.error)(text)
+    last_message()
     try:
-        everything = store.list()
-        if not everything:
-            st.info("No saved runs yet. Train a network: every run that finishes or is stopped is saved here.")
-            return
-        saved = store.list(**filters())
-        st.caption(f"{len(saved)} of {len(everything)} saved runs match.")
-        if not saved:
-            st.info("No saved run matches these filters.")
-            return
-        labels = _labels(saved)
-        table(saved, labels)
-        # Set afresh on every run: the widget keeps its choice as labels, and a label that changed (a rename,
-        # here or in another tab) would no longer match its run.
-        st.session_state[SELECTION_KEY] = [i for i in st.session_state.get(SELECTION_KEY, []) if i in labels]
-        selected = st.multiselect("Select runs to compare, rename, delete or reload", list(labels),
-                                  format_func=labels.get, key=SELECTION_KEY)
-        if selected:
-            chosen = [r for r in saved if r.run_id in selected]
-            actions(store, chosen)
-            compare(store, chosen, labels)
+        saved_runs(store)
     except HistoryError as exc:
         show_error(exc)
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+from collections.abc import Callable
 
 import pandas as pd
 import streamlit as st
+from streamlit.delta_generator import DeltaGenerator
 
 from core.data.splits import SplitConfig
 from core.errors import DigitLabError
@@ -91,50 +93,55 @@ def _results_table(runs: list[Run]) -> list[dict]:
     } for run in ranked_by_validation(runs)]
 
 
-st.title("Sweep")
-st.write(f"Train up to {MAX_VARIANTS} variants of one network together: every combination of the learning "
-         "rates, momenta and seeds below. All variants see the same batches in the same order; each seed "
-         f"draws different initial weights. Softmax regression and MLPs up to {VMAP_MAX_WIDTH} units wide train all "
-         "variants in one vmapped program; LeNet-5's and wider networks' variants take turns chunk by chunk in one "
-         "program compiled for one variant, which measured faster here for them.")
-key = state.setting_keys({"arch": "mlp", "hidden": "64", "activation": "sigmoid", "optimizer": Optimizer.MOMENTUM,
-                          "batch_size": 50, "epochs": 3, "train_size": 10000, "val_size": 5000,
-                          "lrs": "0.01, 0.03, 0.1, 0.3", "momenta": "0.9", "seeds": "0"}, "sweep")
-live = st.container()  # above the form, where a training's Stop, progress and curves are in sight at once
-with st.form("sweep"):
-    network, training, swept = st.columns(3, border=True)
-    with network:
-        arch = st.radio("Architecture", list(NETWORKS), format_func=lambda name: NETWORKS[name].title,
-                        horizontal=True, key=key("arch"))
-        hidden = st.text_input("MLP hidden widths", key=key("hidden"), help="Comma-separated, one per hidden layer. "
-                               "MLPs only: softmax regression and LeNet-5 ignore it.")
-        activation = st.selectbox("MLP activation", list(Activation), key=key("activation"),
-                                  help="MLPs only: softmax regression has no hidden layer and LeNet-5 uses ReLU.")
-        st.caption("The two MLP settings apply only when the architecture is MLP.")
-    with training:
-        optimizer = st.selectbox("Optimiser", list(Optimizer), format_func=OPTIMIZER_LABELS.get, key=key("optimizer"))
-        batch_size = st.number_input("Batch size", step=10, key=key("batch_size"))
-        epochs = st.number_input("Epochs", step=1, key=key("epochs"))
-        train_size = st.number_input("Training images (0 = all that remain)", step=1000, key=key("train_size"))
-        val_size = st.number_input("Validation images", step=500, key=key("val_size"),
-                                   help="Held out of the training images (stratified).")
-    with swept:
-        lrs = st.text_input("Learning rates", key=key("lrs"))
-        momenta = st.text_input("Momenta (SGD with momentum only)", key=key("momenta"))
-        seeds = st.text_input("Seeds", key=key("seeds"))
-    start = st.form_submit_button("Train the sweep", type="primary", icon=":material/play_arrow:")
-if start:
+def sweep_form(key: Callable[[str], str]) -> dict | None:
+    """The sweep's settings; what they hold when "Train the sweep" is pressed, else None."""
+    with st.form("sweep"):
+        network, training, swept = st.columns(3, border=True)
+        with network:
+            arch = st.radio("Architecture", list(NETWORKS), format_func=lambda name: NETWORKS[name].title,
+                            horizontal=True, key=key("arch"))
+            hidden = st.text_input("MLP hidden widths", key=key("hidden"), help="Comma-separated, one per hidden "
+                                   "layer. MLPs only: softmax regression and LeNet-5 ignore it.")
+            activation = st.selectbox("MLP activation", list(Activation), key=key("activation"),
+                                      help="MLPs only: softmax regression has no hidden layer and LeNet-5 uses ReLU.")
+            st.caption("The two MLP settings apply only when the architecture is MLP.")
+        with training:
+            optimizer = st.selectbox("Optimiser", list(Optimizer), format_func=OPTIMIZER_LABELS.get,
+                                     key=key("optimizer"))
+            batch_size = st.number_input("Batch size", step=10, key=key("batch_size"))
+            epochs = st.number_input("Epochs", step=1, key=key("epochs"))
+            train_size = st.number_input("Training images (0 = all that remain)", step=1000, key=key("train_size"))
+            val_size = st.number_input("Validation images", step=500, key=key("val_size"),
+                                       help="Held out of the training images (stratified).")
+        with swept:
+            lrs = st.text_input("Learning rates", key=key("lrs"))
+            momenta = st.text_input("Momenta (SGD with momentum only)", key=key("momenta"))
+            seeds = st.text_input("Seeds", key=key("seeds"))
+        start = st.form_submit_button("Train the sweep", type="primary", icon=":material/play_arrow:")
+    if not start:
+        return None
+    return dict(arch=arch, hidden=hidden, activation=activation, optimizer=optimizer, batch_size=batch_size,
+                epochs=epochs, train_size=train_size, val_size=val_size, lrs=lrs, momenta=momenta, seeds=seeds)
+
+
+def sweep_config(arch, hidden, activation, optimizer, batch_size, epochs, train_size, val_size, lrs, momenta,
+                 seeds) -> SweepConfig:
+    """The sweep the form's values describe (a DigitLabError if they are invalid)."""
+    uses = NETWORKS[arch].hyperparameters
+    model = ModelConfig(arch, number_list(hidden, int, "Hidden widths") if "hidden" in uses else ModelConfig().hidden,
+                        activation)
+    model = dataclasses.replace(model, init=model.network.recommended_init(model))
+    base = RunConfig(model, SplitConfig(int(val_size), int(train_size) or None),
+                     TrainConfig(optimizer, batch_size=int(batch_size), epochs=int(epochs)))
+    return SweepConfig(base, number_list(lrs, float, "Learning rates"),
+                       number_list(momenta, float, "Momenta") if optimizer == Optimizer.MOMENTUM else (),
+                       number_list(seeds, int, "Seeds"))
+
+
+def start_sweep(live: DeltaGenerator, values: dict) -> None:
+    """Train the sweep in `live`, then rerun to show it; or say there why it cannot train."""
     try:
-        uses = NETWORKS[arch].hyperparameters
-        model = ModelConfig(arch,
-                            number_list(hidden, int, "Hidden widths") if "hidden" in uses else ModelConfig().hidden,
-                            activation)
-        model = dataclasses.replace(model, init=model.network.recommended_init(model))
-        base = RunConfig(model, SplitConfig(int(val_size), int(train_size) or None),
-                         TrainConfig(optimizer, batch_size=int(batch_size), epochs=int(epochs)))
-        sweep = SweepConfig(base, number_list(lrs, float, "Learning rates"),
-                            number_list(momenta, float, "Momenta") if optimizer == Optimizer.MOMENTUM else (),
-                            number_list(seeds, int, "Seeds"))
+        sweep = sweep_config(**values)
         with live:
             _sweep(sweep)
         st.rerun()
@@ -142,15 +149,22 @@ if start:
         with live:
             show_error(exc)
 
-runs: list[Run] = st.session_state.get(RUNS_KEY, [])
-if runs and not runs[0].history:  # stopped while compiling
-    runs = st.session_state[RUNS_KEY] = []
-    st.info("The sweep was stopped while it compiled, before any update: nothing was trained.")
-if settled := state.settle(runs):
-    for run in settled:
-        state.save_to_history(run)
-    st.warning("The sweep was stopped before it finished; each variant keeps the model it had then.")
-if runs and runs[0].history:
+
+def last_sweep() -> list[Run]:
+    """This session's last sweep: dropped if it was stopped while compiling, settled if it was stopped later."""
+    runs: list[Run] = st.session_state.get(RUNS_KEY, [])
+    if runs and not runs[0].history:  # stopped while compiling
+        runs = st.session_state[RUNS_KEY] = []
+        st.info("The sweep was stopped while it compiled, before any update: nothing was trained.")
+    if settled := state.settle(runs):
+        for run in settled:
+            state.save_to_history(run)
+        st.warning("The sweep was stopped before it finished; each variant keeps the model it had then.")
+    return runs
+
+
+def results(runs: list[Run]) -> list[dict]:
+    """The sweep's curves, its results table and its hyperparameters chart; returns the table's rows, best first."""
     model = runs[0].model
     mode = "one vmapped program" if model.network.sweep_vmap_pays(model.config, model.spec) else "variants in turn"
     st.caption(f"{len(runs)} variants of {model.describe()} ({mode}).")
@@ -171,6 +185,11 @@ if runs and runs[0].history:
                                 "train_seconds": st.column_config.NumberColumn("training (s)", format="%.1f")})
     export.chart(figures.sweep_parallel_coordinates(table), run_name="sweep", what="hyperparameters",
                  key="sweep.parcoords")
+    return table
+
+
+def promote(runs: list[Run], table: list[dict]) -> None:
+    """Keep one variant among this session's runs."""
     st.subheader("Promote a variant to a run")
     by_variant = {variant_name(run.config): run for run in runs}
     chosen = st.selectbox("Variant", [row["variant"] for row in table])
@@ -180,3 +199,25 @@ if runs and runs[0].history:
         already = any(run.run_id == variant.run_id for run in state.runs().values())
         run = state.keep_copy(variant, variant.name)
         (st.info if already else st.success)(f"{'Already kept' if already else 'Kept'} as run '{run.name}'.")
+
+
+def main() -> None:
+    st.title("Sweep")
+    st.write(f"Train up to {MAX_VARIANTS} variants of one network together: every combination of the learning "
+             "rates, momenta and seeds below. All variants see the same batches in the same order; each seed "
+             f"draws different initial weights. Softmax regression and MLPs up to {VMAP_MAX_WIDTH} units wide train "
+             "all variants in one vmapped program; LeNet-5's and wider networks' variants take turns chunk by chunk "
+             "in one program compiled for one variant, which measured faster here for them.")
+    key = state.setting_keys({"arch": "mlp", "hidden": "64", "activation": "sigmoid", "optimizer": Optimizer.MOMENTUM,
+                              "batch_size": 50, "epochs": 3, "train_size": 10000, "val_size": 5000,
+                              "lrs": "0.01, 0.03, 0.1, 0.3", "momenta": "0.9", "seeds": "0"}, "sweep")
+    live = st.container()  # above the form, where a training's Stop, progress and curves are in sight at once
+    if (values := sweep_form(key)) is not None:
+        start_sweep(live, values)
+    runs = last_sweep()
+    if runs and runs[0].history:
+        table = results(runs)
+        promote(runs, table)
+
+
+main()

@@ -7,6 +7,7 @@ import time
 
 import streamlit as st
 
+from core.data.formats import Dataset
 from core.data.spec import MNIST_SPEC, DataSpec
 from core.data.splits import default_split
 from core.errors import DataError, DigitLabError
@@ -305,30 +306,31 @@ def runs_section() -> None:
     export.model_uploader()
 
 
-st.title("Train a network")
-try:  # the data here, looked up once: None when there is none yet (it would be downloaded)
-    local, data_error = state.local_dataset(), None
-except DataError as exc:  # the folder asked for holds no MNIST
-    local, data_error = None, exc
-# on a small dataset the default validation set shrinks, as on the Data page
-state.setting_keys(DEFAULTS if local is None else
-                   {**DEFAULTS, "val_size": default_split(len(local.train_labels)).val_size})
-requested = st.session_state.pop(TRAIN_REQUEST_KEY, False)
-try:
-    if data_error:
-        raise data_error
-    config = chosen_config()
-    if local is not None:  # the split, batch size and network checked against the data now, not at Train
-        check_run(config, local.train_labels, local.spec)
-    config_error = None
-except DataError as exc:
-    config, config_error = None, f"{exc} {DATA_HINT}"
-except DigitLabError as exc:
-    config, config_error = None, f"{exc} Fix this setting to train."
-training = requested and config is not None
-if training:  # the live view takes the settings' place, so it is in sight at once
-    st.markdown(f"**Training {training_summary(config, MNIST_SPEC if local is None else local.spec)}**")
-else:
+def local_data() -> tuple[Dataset | None, DataError | None]:
+    """The data here (None when there is none yet: it would be downloaded), or why the folder asked for has none."""
+    try:
+        return state.local_dataset(), None
+    except DataError as exc:
+        return None, exc
+
+
+def checked_config(local: Dataset | None, data_error: DataError | None) -> tuple[RunConfig | None, str | None]:
+    """The run the settings describe, checked against the data here; or None and what to fix."""
+    try:
+        if data_error:
+            raise data_error
+        config = chosen_config()
+        if local is not None:  # the split, batch size and network checked against the data now, not at Train
+            check_run(config, local.train_labels, local.spec)
+    except DataError as exc:
+        return None, f"{exc} {DATA_HINT}"
+    except DigitLabError as exc:
+        return None, f"{exc} Fix this setting to train."
+    return config, None
+
+
+def settings_section(config_error: str | None) -> None:
+    """The settings form, then why the settings, the last Train press or the last save went wrong."""
     settings_form()
     if config_error:
         st.error(config_error)
@@ -336,11 +338,29 @@ else:
         st.error(st.session_state.pop(TRAIN_ERROR_KEY))
     if UNSAVED_KEY in st.session_state:
         st.warning(st.session_state.pop(UNSAVED_KEY))
-st.button("Train", type="primary", icon=":material/play_arrow:", on_click=_request_training,
-          disabled=config is None or training)
-if training:
-    run_training(config)
-else:
-    if state.runs():
-        run_outcome(list(state.runs().values())[-1])
-    runs_section()
+
+
+def main() -> None:
+    st.title("Train a network")
+    local, data_error = local_data()
+    # on a small dataset the default validation set shrinks, as on the Data page
+    state.setting_keys(DEFAULTS if local is None else
+                       {**DEFAULTS, "val_size": default_split(len(local.train_labels)).val_size})
+    requested = st.session_state.pop(TRAIN_REQUEST_KEY, False)
+    config, config_error = checked_config(local, data_error)
+    training = requested and config is not None
+    if training:  # the live view takes the settings' place, so it is in sight at once
+        st.markdown(f"**Training {training_summary(config, MNIST_SPEC if local is None else local.spec)}**")
+    else:
+        settings_section(config_error)
+    st.button("Train", type="primary", icon=":material/play_arrow:", on_click=_request_training,
+              disabled=config is None or training)
+    if training:
+        run_training(config)
+    else:
+        if state.runs():
+            run_outcome(list(state.runs().values())[-1])
+        runs_section()
+
+
+main()
