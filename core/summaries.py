@@ -21,8 +21,10 @@ def enormous(loss: float) -> bool:
 
 
 def learned_next_to_nothing(accuracy: float, num_classes: int) -> bool:
-    """Whether an accuracy is under twice chance (10% for ten classes): training failed, or has hardly begun."""
-    return accuracy < 2 / num_classes
+    """Whether an accuracy is under twice chance (20% for ten classes; with few classes, under halfway from chance
+    to perfect: 75% for two): training failed, or has hardly begun."""
+    chance = 1 / num_classes
+    return accuracy < min(2 * chance, (1 + chance) / 2)
 
 
 def eta_seconds(step: int, total_steps: int, elapsed: float) -> float | None:

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from core.data.formats import MNIST
+from core.data.formats import Dataset
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -21,7 +21,7 @@ def idx_bytes(array: np.ndarray) -> bytes:
     return header + np.ascontiguousarray(array, np.uint8).tobytes()
 
 
-def write_idx_dir(directory: Path, mnist: MNIST, gz: bool = True) -> Path:
+def write_idx_dir(directory: Path, mnist: Dataset, gz: bool = True) -> Path:
     """Write `mnist` as the four standard IDX files (gzipped unless gz=False)."""
     directory.mkdir(parents=True, exist_ok=True)
     files = {
@@ -34,7 +34,7 @@ def write_idx_dir(directory: Path, mnist: MNIST, gz: bool = True) -> Path:
     return directory
 
 
-def synthetic_mnist(n_train: int = 1200, n_test: int = 300, seed: int = 0) -> MNIST:
+def synthetic_mnist(n_train: int = 1200, n_test: int = 300, seed: int = 0) -> Dataset:
     """Learnable fake digits: each class is a fixed random 28×28 template plus noise."""
     rng = np.random.default_rng(seed)
     templates = rng.random((10, 28, 28)) < 0.25
@@ -46,11 +46,11 @@ def synthetic_mnist(n_train: int = 1200, n_test: int = 300, seed: int = 0) -> MN
         images = np.where(templates[labels] ^ noise, 255, 0).astype(np.uint8)
         return images, labels.astype(np.uint8)
 
-    return MNIST(*draw(n_train), *draw(n_test), source="synthetic")
+    return Dataset(*draw(n_train), *draw(n_test), source="synthetic")
 
 
 @pytest.fixture(scope="session")
-def tiny_mnist() -> MNIST:
+def tiny_mnist() -> Dataset:
     return synthetic_mnist()
 
 

@@ -12,6 +12,7 @@ import pytest
 from jax.flatten_util import ravel_pytree
 
 from core.cli import main
+from core.data.spec import MNIST_SPEC
 from core.errors import ConfigError
 from core.lab.backprop import hand_gradient
 from core.lab.backprop_timing import (
@@ -24,7 +25,7 @@ from core.lab.backprop_timing import (
     time_size,
 )
 from core.lab.gradient_check import relative_error
-from core.models import ModelConfig, init, seed_key
+from core.networks.base import Model, ModelConfig, seed_key
 
 
 @pytest.fixture(scope="module")
@@ -34,11 +35,11 @@ def batch():
 
 
 def test_naive_loop_computes_the_same_gradient(batch):
-    config = ModelConfig("mlp", (5,), "sigmoid")
-    params = init(seed_key(0), config)
+    model = Model(ModelConfig("mlp", (5,), "sigmoid"), MNIST_SPEC)
+    params = model.init(seed_key(0))
     x, y = batch[0][:3], batch[1][:3]
     naive = ravel_pytree(naive_gradient(params, x, y, "sigmoid"))[0]
-    assert relative_error(naive, ravel_pytree(hand_gradient(params, x, y, config))[0]) < 1e-5
+    assert relative_error(naive, ravel_pytree(hand_gradient(params, x, y, model))[0]) < 1e-5
 
 
 def calls_taking(monkeypatch, seconds: float) -> None:
@@ -70,7 +71,7 @@ def test_compile_time_is_reported_only_when_something_compiled():
 
 
 def test_timing_rows_measure_many_calls_and_say_how(batch):
-    rows = time_size(*batch, batch_size=10, hidden=4, min_seconds=0.02)
+    rows = time_size(*batch, MNIST_SPEC, batch_size=10, hidden=4, min_seconds=0.02)
     by_method = {r.method: r for r in rows}
     assert set(by_method) == {"hand", "autodiff", "naive", "finite-differences"}
     hand, naive, fd = by_method["hand"], by_method["naive"], by_method["finite-differences"]
@@ -83,13 +84,14 @@ def test_timing_rows_measure_many_calls_and_say_how(batch):
     assert all(r.seconds > 0 for r in rows)
     assert speedups(rows)[(10, 4)] == pytest.approx(naive.seconds / hand.seconds)
     # the same size again: its programs were compiled above, and the rows say so instead of showing 0.00 s
-    again = {r.method: r for r in time_size(*batch, batch_size=10, hidden=4, min_seconds=0.02)}
+    again = {r.method: r for r in time_size(*batch, MNIST_SPEC, batch_size=10, hidden=4, min_seconds=0.02)}
     assert {again[m].compile_text() for m in ("hand", "autodiff", "finite-differences")} == {"already compiled"}
 
 
 def test_progress_is_reported_before_each_method_of_each_size(batch):
     reports = []
-    time_methods(*batch, batch_sizes=(5, 10), hidden_widths=(4,), fixed_hidden=4, fixed_batch=10, min_seconds=0.0,
+    time_methods(*batch, MNIST_SPEC, batch_sizes=(5, 10), hidden_widths=(4,), fixed_hidden=4, fixed_batch=10,
+                 min_seconds=0.0,
                  progress=lambda done, text: reports.append((done, text)))
     assert [done for done, _ in reports] == [0, 0.125, 0.25, 0.375, 0.5, 0.625, 0.75, 0.875, 1.0]
     assert reports[2][1] == "batch 5, hidden width 4: naive per-example, per-weight loop" and reports[-1][1] == "done"
@@ -105,9 +107,9 @@ def test_a_tiny_measured_share_is_not_shown_as_zero():
 
 def test_batches_larger_than_the_data_are_refused(batch):
     with pytest.raises(ConfigError, match="more than the 40 training images"):
-        time_methods(*batch, batch_sizes=(10, 100), hidden_widths=(4,), fixed_batch=10)
+        time_methods(*batch, MNIST_SPEC, batch_sizes=(10, 100), hidden_widths=(4,), fixed_batch=10)
     with pytest.raises(ConfigError, match="A batch of 100"):  # the batch the widths are timed at counts too
-        time_methods(*batch, batch_sizes=(10,), hidden_widths=(4,))
+        time_methods(*batch, MNIST_SPEC, batch_sizes=(10,), hidden_widths=(4,))
 
 
 def test_backprop_timing_cli(tiny_data_dir, capsys):

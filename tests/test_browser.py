@@ -21,7 +21,8 @@ from pathlib import Path
 import pytest
 from conftest import REPO
 
-from core.models import ModelConfig, init, seed_key
+from core.data.spec import MNIST_SPEC
+from core.networks.base import Model, ModelConfig, seed_key
 from core.store.history import RunHistory, default_path
 from core.training.config import RunConfig
 from core.training.runs import Run
@@ -111,7 +112,7 @@ def test_train_softmax_regression_then_see_results_and_weights(app_url):
         page.screenshot(path=ARTIFACTS / "2-train.png")
 
         page.get_by_role("link", name="Results", exact=True).first.click()
-        expect(page.get_by_role("heading", name="Misclassified test digits")).to_be_visible()
+        expect(page.get_by_role("heading", name="Misclassified test images")).to_be_visible()
         mistakes = page.get_by_text(re.compile(r"^([0-9])→(?!\1)[0-9]\u00a0·\u00a0[0-9]+% #[0-9]+$"))
         expect(mistakes.first).to_be_visible()
         assert mistakes.count() >= 10  # a full page of mistakes (softmax regression gets ~800 wrong)
@@ -125,7 +126,7 @@ def test_train_softmax_regression_then_see_results_and_weights(app_url):
             return [box.left + xa._offset + xa.l2p(3), box.top + ya._offset + ya.l2p(5), parseInt(gd.data[0].text[5][3])];
         }""")
         page.mouse.click(x, y)
-        expect(page.get_by_text(f"{count} misclassified digits match")).to_be_visible()
+        expect(page.get_by_text(f"{count} misclassified images match")).to_be_visible()
         expect(mistakes.first).to_be_visible()
         assert mistakes.count() == min(count, 40)
         assert all(text.startswith("5→3\u00a0") for text in mistakes.all_inner_texts())
@@ -134,12 +135,12 @@ def test_train_softmax_regression_then_see_results_and_weights(app_url):
             page.get_by_role("combobox", name=label).click()
             page.get_by_role("option", name="any", exact=True).click()
             _wait_until_idle(page)
-        expect(page.get_by_text(f"{count} misclassified digits match")).to_have_count(0)
+        expect(page.get_by_text(f"{count} misclassified images match")).to_have_count(0)
         page.mouse.click(x, y)
-        expect(page.get_by_text(f"{count} misclassified digits match")).to_be_visible()
+        expect(page.get_by_text(f"{count} misclassified images match")).to_be_visible()
 
         page.get_by_role("link", name="Weights", exact=True).first.click()
-        expect(page.get_by_text("The ten weight images")).to_be_visible()
+        expect(page.get_by_text("Incoming weights of the 10 units of layer output")).to_be_visible()
         expect(page.locator(".js-plotly-plot .hm")).to_have_count(10)  # one heatmap per digit
         for digit in range(10):
             expect(page.get_by_text(f"digit {digit}", exact=True)).to_be_visible()
@@ -150,7 +151,7 @@ def test_train_softmax_regression_then_see_results_and_weights(app_url):
         with page.expect_download(timeout=120_000) as download:
             page.get_by_test_id("stPopoverBody").get_by_role("button", name="PNG", exact=True).click()
         name = download.value.suggested_filename
-        assert re.fullmatch(r"softmax-regression-1_output-weights-epoch-1_\d{4}-\d{2}-\d{2}\.png", name), name
+        assert re.fullmatch(r"softmax-regression-1_output-weights-0-9-epoch-1_\d{4}-\d{2}-\d{2}\.png", name), name
         assert Path(download.value.path()).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
         # Stop halts a long MLP run at the next chunk and keeps (and evaluates) the model trained so far.
@@ -284,7 +285,8 @@ def test_a_selected_run_renamed_on_the_runs_page_stays_selected_and_usable(app_u
     """The selector shows runs by name: after a rename its choice still means the same run (it raised a TypeError
     at the next click), and the session's copy of the run follows the new name."""
     config = RunConfig(ModelConfig("linear"))
-    RunHistory(default_path()).save(Run("before", config, params=init(seed_key(0), config.model), status="finished",
+    params = Model(config.model, MNIST_SPEC).init(seed_key(0))
+    RunHistory(default_path()).save(Run("before", config, MNIST_SPEC, params=params, status="finished",
                                         test_accuracy=0.1))
     playwright_api = _playwright()
     expect = playwright_api.expect

@@ -8,8 +8,9 @@ import jax
 import numpy as np
 import pytest
 
+from core.data.spec import MNIST_SPEC, DataSpec
 from core.errors import ModelFileError
-from core.models import ModelConfig, apply, init, seed_key
+from core.networks.base import Model, ModelConfig, seed_key
 from core.store import checkpoint
 from core.training.config import RunConfig
 
@@ -17,20 +18,43 @@ from core.training.config import RunConfig
 @pytest.fixture
 def saved(tmp_path):
     config = RunConfig(model=ModelConfig("mlp", hidden=(16, 8), activation="sigmoid"))
-    params = init(seed_key(3), config.model)
-    return checkpoint.save_model(tmp_path / "model.npz", params, config), params, config
+    params = Model(config.model, MNIST_SPEC).init(seed_key(3))
+    return checkpoint.save_model(tmp_path / "model.npz", params, config, MNIST_SPEC), params, config
 
 
 def test_round_trip_gives_same_predictions(saved):
     path, params, config = saved
-    loaded, loaded_config = checkpoint.load_model(path)
-    assert loaded_config == config
+    loaded, loaded_config, spec = checkpoint.load_model(path)
+    assert loaded_config == config and spec == MNIST_SPEC
     x = np.random.default_rng(0).random((5, 784), np.float32)
-    np.testing.assert_array_equal(apply(loaded, x, config.model), apply(params, x, config.model))
-    from_bytes, _ = checkpoint.load_model(path.read_bytes())
+    model = Model(config.model, spec)
+    np.testing.assert_array_equal(model.apply(loaded, x), model.apply(params, x))
+    from_bytes, _, _ = checkpoint.load_model(path.read_bytes())
     jax.tree_util.tree_map(np.testing.assert_array_equal, from_bytes, loaded)
     with np.load(path, allow_pickle=False) as npz:  # plain arrays only: loadable without pickle
         assert "hidden_1/w" in npz.files and npz["hidden_1/w"].shape == (16, 8)
+
+
+def test_the_data_description_travels_with_the_model(tmp_path):
+    letters = DataSpec("letters", 16, 16, 1, tuple("ABCD"), "letter")
+    config = RunConfig(model=ModelConfig("mlp", hidden=(8,)))
+    params = Model(config.model, letters).init(seed_key(0))
+    assert params["hidden_0"]["w"].shape == (256, 8) and params["output"]["w"].shape == (8, 4)
+    path = checkpoint.save_model(tmp_path / "l.npz", params, config, letters)
+    loaded, loaded_config, spec = checkpoint.load_model(path)
+    assert (loaded_config, spec) == (config, letters)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, loaded, params)
+    with pytest.raises(ModelFileError, match=r"hidden_0/w is \(256, 8\) but the config needs \(784, 8\)"):
+        checkpoint.load_model(checkpoint.model_bytes(params, config, MNIST_SPEC))  # the wrong data for these weights
+
+
+def test_a_file_written_before_the_data_description_was_stored_is_an_mnist_model(saved):
+    path, params, config = saved
+    loaded, loaded_config, spec = checkpoint.load_model(_rewrite(path, lambda a: a.pop(checkpoint.DATA_KEY)))
+    assert (loaded_config, spec) == (config, MNIST_SPEC)
+    jax.tree_util.tree_map(np.testing.assert_array_equal, loaded, params)
+    with pytest.raises(ModelFileError, match="configuration is invalid"):
+        checkpoint.load_model(_rewrite(path, lambda a: a.__setitem__(checkpoint.DATA_KEY, np.array('{"name": "x"}'))))
 
 
 def _rewrite(path, change):
@@ -86,7 +110,7 @@ def test_failed_save_leaves_no_part_file(saved, tmp_path):
     folder = tmp_path / "a-folder"
     folder.mkdir()
     with pytest.raises(ModelFileError, match=f"Cannot save the model to {folder}"):
-        checkpoint.save_model(folder, params, config)  # the rename onto a folder fails
+        checkpoint.save_model(folder, params, config, MNIST_SPEC)  # the rename onto a folder fails
     assert list(folder.iterdir()) == [] and sorted(p.name for p in tmp_path.iterdir()) == ["a-folder", "model.npz"]
 
 
@@ -94,7 +118,7 @@ def test_a_file_in_the_way_of_the_folder_is_a_model_file_error(saved, tmp_path):
     _, params, config = saved
     (tmp_path / "a-file").write_text("")
     with pytest.raises(ModelFileError, match="Cannot save the model to .*a-file/m.npz"):
-        checkpoint.save_model(tmp_path / "a-file" / "m.npz", params, config)
+        checkpoint.save_model(tmp_path / "a-file" / "m.npz", params, config, MNIST_SPEC)
 
 
 @pytest.mark.parametrize("umask", [0o022, 0o077])
@@ -102,7 +126,7 @@ def test_saved_file_has_ordinary_permissions(saved, tmp_path, umask):
     _, params, config = saved
     previous = os.umask(umask)
     try:
-        path = checkpoint.save_model(tmp_path / "m.npz", params, config)
+        path = checkpoint.save_model(tmp_path / "m.npz", params, config, MNIST_SPEC)
     finally:
         os.umask(previous)
     assert path.stat().st_mode & 0o777 == 0o666 & ~umask

@@ -1,14 +1,16 @@
 """The command line: training end to end on tiny data, JSON output, and one-line errors."""
 
+import io
 import json
 import subprocess
 import sys
 
 import pytest
 
-from core.cli import build_parser
+from core.cli import LOG_LINE_SECONDS, ProgressLine, build_parser
 from core.commands.train import ignored_flag_notes, run_config_from_args
 from core.errors import ModelFileError
+from core.training.config import Optimizer, Schedule
 from tests.conftest import REPO
 
 
@@ -241,6 +243,20 @@ def test_flags_the_chosen_network_optimiser_or_schedule_ignores_get_a_note(flags
     assert ignored_flag_notes(build_parser().parse_args(["train", *flags])) == notes
 
 
+def test_optimiser_and_schedule_flags_take_and_show_their_plain_names(capsys):
+    parser = build_parser()
+    config = run_config_from_args(parser.parse_args(["train", "--optimizer", "momentum", "--decay", "0.9"]))
+    assert (config.train.optimizer, config.train.schedule) == (Optimizer.MOMENTUM, Schedule.EXPONENTIAL)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--help"])
+    shown = capsys.readouterr().out
+    assert "--optimizer {sgd,momentum,adam}" in shown and "--schedule {constant,exponential,cosine}" in shown
+    with pytest.raises(SystemExit):
+        parser.parse_args(["train", "--optimizer", "gd"])
+    refused = capsys.readouterr().err
+    assert "invalid choice: 'gd'" in refused and "sgd" in refused and "Optimizer" not in refused
+
+
 @pytest.mark.parametrize("flags, init", [
     (["--arch", "lenet5"], "he"), (["--activation", "relu"], "he"), (["--activation", "sigmoid"], "glorot"),
     (["--arch", "linear"], "glorot"), (["--activation", "relu", "--init", "normal"], "normal"),
@@ -248,3 +264,36 @@ def test_flags_the_chosen_network_optimiser_or_schedule_ignores_get_a_note(flags
 def test_the_cli_initialises_as_the_app_does_unless_told(flags, init):
     config = run_config_from_args(build_parser().parse_args(["train", *flags]))
     assert config.model.init == init
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_progress_rewrites_one_line_on_a_terminal():
+    out = Terminal()
+    with ProgressLine(out) as line:
+        line.show("epoch 1 of 2, longer")
+        line.show("epoch 2 of 2")
+    assert out.getvalue() == "\repoch 1 of 2, longer\r" + "epoch 2 of 2".ljust(20) + "\n"
+
+
+def test_progress_in_a_log_is_a_plain_line_every_few_seconds_and_the_last(monkeypatch):
+    from core.training import drive
+    clock = iter([0.0, 1.0, LOG_LINE_SECONDS + 0.5, LOG_LINE_SECONDS + 1.0])
+    monkeypatch.setattr(drive.time, "perf_counter", lambda: next(clock))
+    out = io.StringIO()
+    with ProgressLine(out) as line:
+        for step in range(4):
+            line.show(f"step {step}")
+    assert out.getvalue() == "step 0\nstep 2\nstep 3\n"
+
+
+def test_train_progress_in_a_log_is_newline_terminated_lines(tiny_env):
+    result = cli("train", "--arch", "linear", "--epochs", "2", "--val-size", "100", "--batch-size", "20",
+                 "--no-history", env=tiny_env)  # stderr is a pipe, not a terminal
+    assert result.returncode == 0, result.stderr
+    assert "\r" not in result.stderr and result.stderr.endswith("\n")
+    progress = [line for line in result.stderr.splitlines() if line.startswith("epoch")]
+    assert progress and progress[-1].startswith("epoch   2.00/2  step 110  loss")  # 1,100 images: 55 steps an epoch

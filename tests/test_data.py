@@ -7,8 +7,9 @@ import pytest
 from scipy.io import savemat
 
 from core.data import download
-from core.data.formats import MNIST, load_idx_dir, load_path
+from core.data.formats import Dataset, load_idx_dir, load_path
 from core.data.locate import load_mnist, locate_mnist
+from core.data.spec import MNIST_SPEC, DataSpec
 from core.data.splits import SplitConfig, check_split, class_counts, make_splits
 from core.errors import ConfigError, DataError, DataNotFoundError
 from tests.conftest import idx_bytes, synthetic_mnist, write_idx_dir
@@ -20,6 +21,7 @@ def test_idx_round_trip_gz_and_raw(tmp_path, tiny_mnist):
         np.testing.assert_array_equal(loaded.train_images, tiny_mnist.train_images)
         np.testing.assert_array_equal(loaded.test_labels, tiny_mnist.test_labels)
         assert not loaded.verified  # synthetic bytes are not the published MNIST
+        assert loaded.spec == MNIST_SPEC and make_splits(loaded, SplitConfig(val_size=100)).spec == MNIST_SPEC
 
 
 @pytest.mark.parametrize("corrupt, message", [
@@ -136,7 +138,7 @@ def test_splits_sizes_stratified_disjoint(tiny_mnist):
     s = make_splits(tiny_mnist, SplitConfig(val_size=200, seed=3))
     assert len(s.y_val) == 200 and len(s.y_train) == 1000 and len(s.y_test) == 300
     assert not set(s.train_index) & set(s.val_index)
-    np.testing.assert_array_equal(class_counts(s.y_val), np.full(10, 20))
+    np.testing.assert_array_equal(class_counts(s.y_val, 10), np.full(10, 20))
     assert s.x_train.dtype == np.float32 and s.x_train.shape == (1000, 784)
     assert s.x_train.min() == 0.0 and s.x_train.max() == 1.0
     np.testing.assert_array_equal(s.y_train, tiny_mnist.train_labels[s.train_index])
@@ -148,10 +150,10 @@ def test_splits_sizes_stratified_disjoint(tiny_mnist):
 
 def test_subsets(tiny_mnist):
     per_class = make_splits(tiny_mnist, SplitConfig(val_size=100, per_class=30))
-    np.testing.assert_array_equal(class_counts(per_class.y_train), np.full(10, 30))
+    np.testing.assert_array_equal(class_counts(per_class.y_train, 10), np.full(10, 30))
     total = make_splits(tiny_mnist, SplitConfig(val_size=100, train_size=555))
     assert len(total.y_train) == 555
-    assert np.ptp(class_counts(total.y_train)) <= 1
+    assert np.ptp(class_counts(total.y_train, 10)) <= 1
     assert not set(total.train_index) & set(total.val_index)
 
 
@@ -236,6 +238,32 @@ def test_npz_values_and_shapes_that_are_not_mnist_are_refused(tmp_path, arrays, 
         load_mnist(tmp_path)
 
 
+def test_an_arrays_file_of_other_images_brings_its_own_description(tmp_path):
+    rng = np.random.default_rng(0)
+    x_train, x_test = rng.integers(0, 256, (12, 16, 16, 3), np.uint8), rng.integers(0, 256, (4, 16, 16, 3), np.uint8)
+    y_train, y_test = np.arange(12, dtype=np.uint8) % 4, np.arange(4, dtype=np.uint8)
+    np.savez(tmp_path / "shapes.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+             class_names=np.array(["circle", "square", "cross", "bar"]), name=np.array("Shapes"))
+    shapes = load_path(tmp_path / "shapes.npz")
+    assert shapes.spec == DataSpec("Shapes", 16, 16, 3, ("circle", "square", "cross", "bar"))
+    np.testing.assert_array_equal(shapes.train_images, x_train)
+    splits = make_splits(shapes, SplitConfig(val_size=4))
+    assert splits.spec == shapes.spec and splits.x_train.shape == (8, 16 * 16 * 3)
+    np.savez(tmp_path / "unnamed.npz", x_train=x_train[..., 0], y_train=y_train, x_test=x_test[..., 0], y_test=y_test)
+    unnamed = load_path(tmp_path / "unnamed.npz")  # the file's name, and the labels as class names
+    assert unnamed.spec == DataSpec("unnamed", 16, 16, 1, ("0", "1", "2", "3"))
+    np.savez(tmp_path / "mnist.npz", x_train=np.zeros((20, 28, 28), np.uint8), y_train=np.arange(20) % 10,
+             x_test=np.zeros((5, 28, 28), np.uint8), y_test=np.zeros(5, np.uint8))
+    assert load_path(tmp_path / "mnist.npz").spec == MNIST_SPEC  # Keras' layout of 28×28 images: MNIST
+    np.savez(tmp_path / "mixed.npz", x_train=x_train, y_train=y_train, x_test=x_test[:, :8], y_test=y_test)
+    with pytest.raises(DataError, match="the same size in x_train and x_test"):
+        load_path(tmp_path / "mixed.npz")
+    np.savez(tmp_path / "few-names.npz", x_train=x_train, y_train=y_train, x_test=x_test, y_test=y_test,
+             class_names=np.array(["circle", "square"]))
+    with pytest.raises(DataError, match="label 3 is out of range 0..1"):
+        load_path(tmp_path / "few-names.npz")
+
+
 def test_whole_float_pixels_are_read_as_bytes(tmp_path):
     np.savez(tmp_path / "mnist.npz", x_train=np.full((20, 28, 28), 255.0), y_train=np.arange(20) % 10,
              x_test=np.zeros((5, 28, 28)), y_test=np.zeros(5, np.int64))
@@ -261,25 +289,40 @@ def test_a_split_is_checked_from_the_label_counts_as_make_splits_would(tiny_mnis
     labels = tiny_mnist.train_labels
     for config in (SplitConfig(val_size=100), SplitConfig(val_size=100, per_class=50),
                    SplitConfig(val_size=100, train_size=len(labels) - 100)):
-        assert check_split(labels, config) == len(make_splits(tiny_mnist, config).y_train)
+        assert check_split(labels, config, MNIST_SPEC) == len(make_splits(tiny_mnist, config).y_train)
     left = np.bincount(make_splits(tiny_mnist, SplitConfig(val_size=100)).y_train, minlength=10)
     with pytest.raises(ConfigError, match=f"between 1 and {left.min()}"):
-        check_split(labels, SplitConfig(val_size=100, per_class=int(left.min()) + 1))
+        check_split(labels, SplitConfig(val_size=100, per_class=int(left.min()) + 1), MNIST_SPEC)
     with pytest.raises(ConfigError, match=f"between 1 and {len(labels) - 100}"):
-        check_split(labels, SplitConfig(val_size=100, train_size=len(labels) - 99))
+        check_split(labels, SplitConfig(val_size=100, train_size=len(labels) - 99), MNIST_SPEC)
 
 
 def test_a_number_per_class_with_a_digit_missing_says_which():
     labels = np.repeat(np.array([0, 1, 2, 3, 4, 5, 6, 8, 9]), 30)  # no 7
     with pytest.raises(ConfigError, match="no training image is left of digit 7. Train on a total number instead."):
-        check_split(labels, SplitConfig(val_size=10, per_class=5))
+        check_split(labels, SplitConfig(val_size=10, per_class=5), MNIST_SPEC)
+
+
+def test_splits_of_other_data_follow_its_description():
+    letters = DataSpec("letters", 16, 16, 1, tuple("ABCDE"), "letter")
+    labels = np.repeat(np.array([0, 1, 3, 4]), 30)  # no C
+    with pytest.raises(ConfigError, match="no training image is left of letter C. Train on a total number instead."):
+        check_split(labels, SplitConfig(val_size=10, per_class=5), letters)
+    np.testing.assert_array_equal(class_counts(labels, letters.num_classes), [30, 30, 0, 30, 30])
+    images = np.zeros((len(labels), 16, 16), np.uint8)
+    dataset = Dataset(images, labels.astype(np.uint8), images[:5], np.arange(5, dtype=np.uint8), source="letters",
+                      spec=letters)
+    splits = make_splits(dataset, SplitConfig(val_size=20, train_size=40))
+    assert splits.spec == letters and splits.x_train.shape == (40, 256) and splits.x_val.shape == (20, 256)
+    np.testing.assert_array_equal(class_counts(splits.y_train, 5), [10, 10, 0, 10, 10])
+    assert make_splits(dataset, SplitConfig(val_size=0)).x_val.shape == (0, 256)  # no validation images
 
 
 def test_validation_and_subset_are_drawn_in_proportion_to_unequal_class_sizes():
     sizes = np.arange(1, 11) * 20  # digit d has 20·(d+1) training images
     labels = np.repeat(np.arange(10), sizes).astype(np.uint8)
-    mnist = MNIST(np.zeros((len(labels), 28, 28), np.uint8), labels, np.zeros((10, 28, 28), np.uint8),
-                       np.arange(10, dtype=np.uint8), source="unequal")
+    mnist = Dataset(np.zeros((len(labels), 28, 28), np.uint8), labels, np.zeros((10, 28, 28), np.uint8),
+                    np.arange(10, dtype=np.uint8), source="unequal")
     splits = make_splits(mnist, SplitConfig(val_size=110, train_size=220))
     np.testing.assert_array_equal(np.bincount(splits.y_val, minlength=10), sizes // 10)  # 10% of each digit
     np.testing.assert_array_equal(np.bincount(splits.y_train, minlength=10), (sizes - sizes // 10) * 220 // 990)

@@ -7,8 +7,9 @@ from conftest import REPO
 from streamlit.testing.v1 import AppTest
 
 from core.data.locate import load_mnist
+from core.data.spec import MNIST_SPEC
 from core.data.splits import SplitConfig, make_splits
-from core.models import ModelConfig, recommended_init
+from core.networks.base import ModelConfig
 from core.store.history import RunHistory
 from core.training.config import RunConfig, TrainConfig
 
@@ -155,7 +156,7 @@ def test_a_sweep_interrupted_by_a_rerun_is_settled(data_env):
     base = RunConfig(ModelConfig("linear"), SplitConfig(val_size=200, train_size=500),
                      TrainConfig("sgd", 0.1, batch_size=10, epochs=2, steps_per_chunk=5))
     variants = SweepConfig(base, learning_rates=(0.1, 0.2)).variants()
-    runs = [Run(f"v{i}", v) for i, v in enumerate(variants)]
+    runs = [Run(f"v{i}", v, MNIST_SPEC) for i, v in enumerate(variants)]
     for records in train_sweep(variants, make_splits(load_mnist(), base.data)):
         for run, progress in zip(runs, records):
             run.record(progress)
@@ -176,7 +177,8 @@ def test_a_sweep_stopped_while_compiling_says_nothing_was_trained(data_env):
     from core.training.runs import Run
     base = RunConfig(ModelConfig("linear"), SplitConfig(val_size=200, train_size=500), TrainConfig("sgd", 0.1))
     at = app("sweep")
-    at.session_state["sweep.runs"] = [Run(f"v{i}", v) for i, v in enumerate(SweepConfig(base, (0.1, 0.2)).variants())]
+    variants = SweepConfig(base, (0.1, 0.2)).variants()
+    at.session_state["sweep.runs"] = [Run(f"v{i}", v, MNIST_SPEC) for i, v in enumerate(variants)]
     at.run()
     assert not at.exception and not at.warning and not at.dataframe
     assert "nothing was trained" in at.info[0].value and at.session_state["sweep.runs"] == []
@@ -208,4 +210,6 @@ def test_a_relu_sweep_initialises_as_the_train_page_does(data_env):
     at = sweep_with(app("sweep").run(), activation="relu", hidden="16", epochs=1, train_size=300, val_size=100,
                     lrs="0.1")
     assert not at.exception and not at.error
-    assert [run.config.model.init for run in at.session_state["sweep.runs"]] == [recommended_init("mlp", "relu")]
+    relu = ModelConfig("mlp", activation="relu")
+    assert [run.config.model.init for run in at.session_state["sweep.runs"]] == [relu.network.recommended_init(relu)]
+    assert relu.network.recommended_init(relu) == "he"

@@ -4,8 +4,9 @@ import numpy as np
 import plotly.graph_objects as go
 import pytest
 
+from core.data.spec import MNIST_SPEC, DataSpec
 from core.data.splits import SplitConfig
-from core.models import ModelConfig
+from core.networks.base import ModelConfig
 from core.training.config import RunConfig, TrainConfig
 from core.training.runs import Run
 from dashboard import figures
@@ -13,7 +14,7 @@ from dashboard import figures
 
 def test_per_class_bars_start_at_zero_and_no_label_is_clipped():
     accuracy = np.array([0.95, 0.97, 0.8, 0.7, 0.75, 0.19, 0.9, 0.85, 0.6, 0.02])
-    bar = figures.per_class_accuracy(accuracy)
+    bar = figures.per_class_accuracy(accuracy, MNIST_SPEC)
     assert bar.layout.yaxis.range[0] == 0
     trace = bar.data[0]
     assert trace.cliponaxis is False
@@ -24,12 +25,12 @@ def test_per_class_bars_start_at_zero_and_no_label_is_clipped():
 def test_a_digit_without_test_images_is_labelled_so_not_drawn_as_zero_accuracy():
     accuracy = np.full(10, 0.9)
     accuracy[7] = np.nan
-    bar = figures.per_class_accuracy(accuracy).data[0]
+    bar = figures.per_class_accuracy(accuracy, MNIST_SPEC).data[0]
     assert bar.text[7] == "no images" and bar.y[7] == 0 and bar.text[6] == "90.0%"
 
 
 def test_training_curves_leave_room_for_the_tick_labels():
-    run = Run("run", RunConfig(ModelConfig(), SplitConfig(), TrainConfig()), history=[
+    run = Run("run", RunConfig(ModelConfig(), SplitConfig(), TrainConfig()), MNIST_SPEC, history=[
         dict(step=s, epoch=s / 10, train_loss=2.3 / (s + 1), train_accuracy=0.5, val_loss=None, val_accuracy=None,
              learning_rate=1e-3, elapsed=s, samples_per_second=1.0) for s in range(5)])
     curves = figures.training_curves([run])
@@ -38,7 +39,7 @@ def test_training_curves_leave_room_for_the_tick_labels():
 
 
 def _run_with_losses(name: str, losses) -> Run:
-    return Run(name, RunConfig(ModelConfig(), SplitConfig(), TrainConfig()), history=[
+    return Run(name, RunConfig(ModelConfig(), SplitConfig(), TrainConfig()), MNIST_SPEC, history=[
         dict(step=s + 1, epoch=s / 10, train_loss=loss, train_accuracy=0.5, val_loss=None, val_accuracy=None,
              learning_rate=1e-3, elapsed=s, samples_per_second=1.0) for s, loss in enumerate(losses)])
 
@@ -107,7 +108,7 @@ def test_saved_charts_are_drawn_in_real_colours_not_streamlits_placeholders():
 
     from dashboard.export import for_files
 
-    fig = figures.per_class_accuracy(np.full(10, 0.9))
+    fig = figures.per_class_accuracy(np.full(10, 0.9), MNIST_SPEC)
     assert pio.templates.default == "streamlit" and "#000001" in fig.to_json()
     saved = for_files(fig)
     assert "#000001" not in saved.to_json() and "#000001" in fig.to_json()  # a copy: the app's chart is untouched
@@ -119,7 +120,7 @@ def test_charts_save_as_png_and_svg_through_one_browser():
         pytest.skip("no Chrome/Chromium for kaleido")
     from dashboard.export import for_files, image
 
-    fig = for_files(figures.per_class_accuracy(np.full(10, 0.9)))
+    fig = for_files(figures.per_class_accuracy(np.full(10, 0.9), MNIST_SPEC))
     assert image(fig, "png")[:8] == b"\x89PNG\r\n\x1a\n"
     assert image(fig, "svg").lstrip().startswith(b"<svg")
 
@@ -136,7 +137,7 @@ def test_the_curves_legend_names_each_run_once_and_the_figure_grows_to_hold_it()
 def test_a_saved_chart_says_what_it_shows_in_a_band_of_its_own():
     from dashboard.export import FILE_TITLE_BAND, for_files
 
-    bars = figures.per_class_accuracy(np.full(10, 0.9))
+    bars = figures.per_class_accuracy(np.full(10, 0.9), MNIST_SPEC)
     saved = for_files(bars, "Per-class accuracy · LeNet-5 #3")
     assert saved.layout.title.text == "Per-class accuracy · LeNet-5 #3" and not bars.layout.title.text
     assert saved.layout.height == bars.layout.height + FILE_TITLE_BAND
@@ -148,9 +149,40 @@ def test_a_saved_chart_says_what_it_shows_in_a_band_of_its_own():
 def test_the_probability_chart_names_the_true_and_predicted_digits_even_at_zero_probability():
     probabilities = np.zeros(10)
     probabilities[3] = 1.0
-    ticks = figures.probability_bars(probabilities, true_digit=0, predicted_digit=3).layout.xaxis.ticktext
+    bars = figures.probability_bars(probabilities, true_class=0, predicted_class=3, spec=MNIST_SPEC)
+    ticks = bars.layout.xaxis.ticktext
     assert ticks[0] == "0<br>true" and ticks[3] == "3<br>predicted" and ticks[5] == "5"
-    assert figures.probability_bars(probabilities, 3, 3).layout.xaxis.ticktext[3] == "3<br>true"
+    assert figures.probability_bars(probabilities, 3, 3, MNIST_SPEC).layout.xaxis.ticktext[3] == "3<br>true"
+
+
+LETTERS = DataSpec("letters", 32, 32, 1, tuple("ABCDEFGHIJKLMNOPQRSTUVWXYZ"), "letter")
+
+
+def test_every_class_figure_is_labelled_with_the_data_s_class_names():
+    """A dataset of 26 letters: one tick per class, named by the class, and axis titles with its class noun."""
+    rng = np.random.default_rng(0)
+    confusion = figures.confusion_heatmap(rng.integers(0, 5, (26, 26)), LETTERS, percentages=False)
+    assert list(confusion.layout.xaxis.ticktext) == list(LETTERS.class_names) == list(confusion.layout.yaxis.ticktext)
+    assert list(confusion.layout.xaxis.tickvals) == list(range(26))
+    assert confusion.layout.xaxis.title.text == "predicted letter"
+    assert confusion.layout.yaxis.title.text == "true letter"
+    assert confusion.data[0].z.shape == (26, 26) and len(confusion.data[1].x) == 26 * 26
+    cell = confusion.data[1].customdata[2 * 26 + 1]  # row 2 (true C), column 1 (predicted B)
+    assert (cell[1], cell[2]) == ("C", "B") and "true %{customdata[1]}, predicted %{customdata[2]}" in \
+        confusion.data[1].hovertemplate
+    bars = figures.per_class_accuracy(np.full(26, 0.5), LETTERS)
+    assert list(bars.layout.xaxis.ticktext) == list(LETTERS.class_names) and len(bars.data[0].y) == 26
+    assert bars.layout.xaxis.title.text == "true letter"
+    probabilities = np.full(26, 1 / 26)
+    ticks = figures.probability_bars(probabilities, 25, 0, LETTERS).layout
+    assert ticks.xaxis.ticktext[25] == "Z<br>true" and ticks.xaxis.ticktext[0] == "A<br>predicted"
+    assert ticks.xaxis.title.text == "letter"
+    gallery = figures.digit_gallery(np.zeros((26 * 34 - 2, 3 * 34 - 2)), LETTERS)
+    assert list(gallery.layout.yaxis.ticktext) == list(LETTERS.class_names)
+    assert gallery.layout.yaxis.title.text == "letter"
+    outgoing = figures.outgoing_weight_bars(rng.normal(size=(3, 26)), ["unit 0", "unit 1", "unit 2"],
+                                            LETTERS.class_names, columns=3)
+    assert [list(trace.x) for trace in outgoing.data] == [list(LETTERS.class_names)] * 3
 
 
 def test_the_landscape_says_which_path_leaves_it_and_draws_the_trained_point_on_top():

@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from core.cli import main
+from core.data.spec import MNIST_SPEC
 from core.errors import ConfigError
 from core.lab.backprop import BUGS
 from core.lab.gradient_check import (
@@ -22,10 +23,11 @@ from core.lab.gradient_check import (
     sample_indices,
 )
 from core.lab.hand_training import HandTraining, train_by_hand
-from core.models import ModelConfig, init, seed_key
+from core.networks.base import Model, ModelConfig, seed_key
 from core.training.config import RunConfig
 
-CONFIGS = [ModelConfig("linear"), ModelConfig("mlp", (12,), "tanh"), ModelConfig("mlp", (12,), "sigmoid")]
+MODELS = [Model(config, MNIST_SPEC) for config in
+          (ModelConfig("linear"), ModelConfig("mlp", (12,), "tanh"), ModelConfig("mlp", (12,), "sigmoid"))]
 
 
 @pytest.fixture(scope="module")
@@ -34,43 +36,44 @@ def batch():
     return rng.random((40, 784)).astype(np.float32), rng.integers(0, 10, 40).astype(np.int32)
 
 
-def params_for(config, seed=0):
-    return init(seed_key(seed), config)
+def params_for(model, seed=0):
+    return model.init(seed_key(seed))
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.describe())
-def test_hand_gradient_matches_autodiff_in_float64(config, batch):
-    errors = hand_vs_autodiff(params_for(config), *batch, config)
-    assert set(errors) == ({"output/w", "output/b"} | ({"hidden_0/w", "hidden_0/b"} if config.arch == "mlp" else set()))
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.describe())
+def test_hand_gradient_matches_autodiff_in_float64(model, batch):
+    errors = hand_vs_autodiff(params_for(model), *batch, model)
+    hidden = {"hidden_0/w", "hidden_0/b"} if model.config.arch == "mlp" else set()
+    assert set(errors) == {"output/w", "output/b"} | hidden
     assert max(errors.values()) < 1e-10
 
 
-@pytest.mark.parametrize("config", CONFIGS, ids=lambda c: c.describe())
-def test_finite_differences_at_1e6_agree_in_float64(config, batch):
-    params = params_for(config)
-    check = gradient_check(params, *batch, config, weights=300, dtypes=("float64",), step_sizes=(1e-6,))
+@pytest.mark.parametrize("model", MODELS, ids=lambda m: m.describe())
+def test_finite_differences_at_1e6_agree_in_float64(model, batch):
+    params = params_for(model)
+    check = gradient_check(params, *batch, model, weights=300, dtypes=("float64",), step_sizes=(1e-6,))
     assert check.points[0].rel_error < 1e-7
     assert check.passed
 
 
 def test_incremental_differences_equal_full_forward_differences(batch):
-    config = CONFIGS[1]
-    params = params_for(config)
+    model = MODELS[1]
+    params = params_for(model)
     indices = sample_indices(params, 200, seed=1)
-    fast = finite_differences(params, *batch, config, indices, (1e-2, 1e-5), "float64")
-    full = finite_differences(params, *batch, config, indices, (1e-2, 1e-5), "float64", method="full")
+    fast = finite_differences(params, *batch, model, indices, (1e-2, 1e-5), "float64")
+    full = finite_differences(params, *batch, model, indices, (1e-2, 1e-5), "float64", method="full")
     assert np.abs(fast - full).max() < 1e-9
 
 
 def test_every_weight_of_softmax_regression_is_checked(batch):
-    config = CONFIGS[0]
-    check = gradient_check(params_for(config), *batch, config, dtypes=("float64",), step_sizes=(1e-5,))
+    model = MODELS[0]
+    check = gradient_check(params_for(model), *batch, model, dtypes=("float64",), step_sizes=(1e-5,))
     assert len(check.indices) == 7850 and check.passed
 
 
 def test_error_against_h_is_u_shaped_and_float32_is_worse(batch):
-    config = CONFIGS[1]
-    check = gradient_check(params_for(config), *batch, config, weights=200)
+    model = MODELS[1]
+    check = gradient_check(params_for(model), *batch, model, weights=200)
     best64, best32 = check.best("float64"), check.best("float32")
     assert 1e-7 <= best64.h <= 1e-3 and best64.h < best32.h
     assert best32.total_abs_error > 100 * best64.total_abs_error
@@ -80,8 +83,8 @@ def test_error_against_h_is_u_shaped_and_float32_is_worse(batch):
 
 
 def test_the_verdict_is_per_tensor(batch):
-    config = CONFIGS[1]
-    check = gradient_check(params_for(config), *batch, config, weights=300, dtypes=("float32",))
+    model = MODELS[1]
+    check = gradient_check(params_for(model), *batch, model, weights=300, dtypes=("float32",))
     assert check.passed and set(check.tensor_errors("float32")) == {"hidden_0/w", "hidden_0/b", "output/w", "output/b"}
     approx = check.approx["float32"].copy()
     approx[:, check.tensors == "hidden_0/b"] *= 1.05  # 5% off in b₁ alone: its 12 weights barely move the overall error
@@ -93,8 +96,8 @@ def test_the_verdict_is_per_tensor(batch):
 
 @pytest.mark.parametrize("bug", list(BUGS))
 def test_every_planted_bug_is_detected(bug, batch):
-    config = CONFIGS[2]
-    check = gradient_check(params_for(config), *batch, config, weights=300, bug=bug, dtypes=("float64",),
+    model = MODELS[2]
+    check = gradient_check(params_for(model), *batch, model, weights=300, bug=bug, dtypes=("float64",),
                            step_sizes=(1e-5,))
     assert not check.passed
     assert check.points[0].rel_error > 1e-4
@@ -102,13 +105,13 @@ def test_every_planted_bug_is_detected(bug, batch):
 
 def test_bug_for_the_wrong_architecture_is_a_clear_error(batch):
     with pytest.raises(ConfigError, match="hidden layer"):
-        gradient_check(params_for(CONFIGS[0]), *batch, CONFIGS[0], bug="derivative-on-weights")
+        gradient_check(params_for(MODELS[0]), *batch, MODELS[0], bug="derivative-on-weights")
     with pytest.raises(ConfigError, match="one tanh or sigmoid"):
-        hand_vs_autodiff({}, *batch, ModelConfig("mlp", (8, 8)))
+        hand_vs_autodiff({}, *batch, Model(ModelConfig("mlp", (8, 8)), MNIST_SPEC))
 
 
 def test_float64_stays_inside_the_check(batch):
-    gradient_check(params_for(CONFIGS[0]), *batch, CONFIGS[0], weights=50, step_sizes=(1e-3,))
+    gradient_check(params_for(MODELS[0]), *batch, MODELS[0], weights=50, step_sizes=(1e-3,))
     assert jnp.ones(1).dtype == jnp.float32
     assert not jax.config.jax_enable_x64
 
@@ -117,7 +120,7 @@ def test_training_engine_stays_float32_after_a_check(tiny_mnist, batch):
     from core.data.splits import SplitConfig, make_splits
     from core.training.config import RunConfig, TrainConfig
     from core.training.loop import train
-    gradient_check(params_for(CONFIGS[0]), *batch, CONFIGS[0], weights=50, step_sizes=(1e-3,))
+    gradient_check(params_for(MODELS[0]), *batch, MODELS[0], weights=50, step_sizes=(1e-3,))
     splits = make_splits(tiny_mnist, SplitConfig(val_size=100))
     last = list(train(RunConfig(ModelConfig("linear"), SplitConfig(val_size=100), TrainConfig(epochs=1)), splits))[-1]
     assert {leaf.dtype for leaf in jax.tree_util.tree_leaves(last.params)} == {jnp.dtype("float32")}
@@ -126,9 +129,9 @@ def test_training_engine_stays_float32_after_a_check(tiny_mnist, batch):
 def test_training_with_a_buggy_gradient_fails_and_the_right_one_learns(tiny_mnist):
     from core.data.splits import SplitConfig, make_splits
     splits = make_splits(tiny_mnist, SplitConfig(val_size=200))
-    config = ModelConfig("mlp", (16,), "tanh")
-    params = params_for(config)
-    args = (params, config, splits.x_train, splits.y_train, splits.x_val, splits.y_val)
+    model = Model(ModelConfig("mlp", (16,), "tanh"), MNIST_SPEC)
+    params = params_for(model)
+    args = (params, model, splits.x_train, splits.y_train, splits.x_val, splits.y_val)
     good = train_by_hand(*args, steps=100, learning_rate=0.5, eval_every=25)
     bad = train_by_hand(*args, bug="sign", steps=100, learning_rate=0.5, eval_every=25)
     assert list(good.steps) == [0, 25, 50, 75, 100]
@@ -144,8 +147,8 @@ def test_training_with_a_buggy_gradient_fails_and_the_right_one_learns(tiny_mnis
 
 def test_gradcheck_of_a_saved_model_notes_the_network_flags_it_ignores(tiny_data_dir, tmp_path, capsys):
     from core.store.checkpoint import save_model
-    config = ModelConfig("mlp", (6,), "sigmoid")
-    save_model(tmp_path / "m.npz", params_for(config), RunConfig(model=config))
+    model = Model(ModelConfig("mlp", (6,), "sigmoid"), MNIST_SPEC)
+    save_model(tmp_path / "m.npz", params_for(model), RunConfig(model=model.config), MNIST_SPEC)
     assert main(["gradcheck", "--data-dir", str(tiny_data_dir), "--model", str(tmp_path / "m.npz"), "--arch", "linear",
                  "--hidden", "5", "--weights", "50", "--batch-size", "10", "--json"]) == 0
     out, err = capsys.readouterr()
@@ -202,6 +205,6 @@ def test_max_relative_error_ignores_rounding_noise_where_the_gradient_is_zero_bu
 
 
 def test_a_passing_check_reports_small_relative_errors(batch):
-    config = ModelConfig("linear")
-    result = gradient_check(params_for(config), *batch, config, weights=200)
+    model = Model(ModelConfig("linear"), MNIST_SPEC)
+    result = gradient_check(params_for(model), *batch, model, weights=200)
     assert result.passed and result.best("float64").max_rel_error < 1e-4  # blank pixels no longer read as 100%

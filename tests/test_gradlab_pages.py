@@ -8,9 +8,10 @@ import pytest
 from conftest import REPO, synthetic_mnist, write_idx_dir
 from streamlit.testing.v1 import AppTest
 
-from core.data.formats import MNIST
+from core.data.formats import Dataset
+from core.data.spec import MNIST_SPEC
 from core.data.splits import SplitConfig
-from core.models import ModelConfig, init, seed_key
+from core.networks.base import Model, ModelConfig, seed_key
 from core.training.config import RunConfig, TrainConfig
 from core.training.runs import Run
 
@@ -34,7 +35,8 @@ def page(name: str, runs: tuple[Run, ...] = (), data_dir: str | None = None) -> 
 
 def mlp_run() -> Run:
     config = RunConfig(ModelConfig("mlp", (8,), "sigmoid"), SplitConfig(val_size=200), TrainConfig(epochs=1))
-    return Run("small mlp", config, params=init(seed_key(0), config.model), status="finished")
+    params = Model(config.model, MNIST_SPEC).init(seed_key(0))
+    return Run("small mlp", config, MNIST_SPEC, params=params, status="finished")
 
 
 def no_errors(at: AppTest) -> None:
@@ -176,7 +178,7 @@ def test_landscape_page_lets_weights_the_cost_ignores_be_explored_by_hand(tmp_pa
     digits = synthetic_mnist()
     train_images, test_images = digits.train_images.copy(), digits.test_images.copy()
     train_images[:, 0, 0] = test_images[:, 0, 0] = 0  # pixel 0 is blank in every image
-    digits = MNIST(train_images, digits.train_labels, test_images, digits.test_labels, source="synthetic")
+    digits = Dataset(train_images, digits.train_labels, test_images, digits.test_labels, source="synthetic")
     at = page("landscape", data_dir=str(write_idx_dir(tmp_path / "blank_pixel", digits)))
     at.selectbox(key="setting.landscape.arch").set_value("linear").run()
     for weight, column in (("first", 0), ("second", 1)):
@@ -223,7 +225,7 @@ def test_landscape_page_says_when_the_valley_is_longer_than_the_grid(tmp_path):
     digits = synthetic_mnist()
     train_images, test_images = digits.train_images.copy(), digits.test_images.copy()
     train_images[:, 0, 0] = test_images[:, 0, 0] = 0  # pixel 0 is blank in every image: its weights are flat
-    digits = MNIST(train_images, digits.train_labels, test_images, digits.test_labels, source="synthetic")
+    digits = Dataset(train_images, digits.train_labels, test_images, digits.test_labels, source="synthetic")
     at = page("landscape", data_dir=str(write_idx_dir(tmp_path / "blank_pixel", digits)))
     at.selectbox(key="setting.landscape.arch").set_value("linear").run()
     weight_input(at, "first", 0).set_value(0)  # the blank pixel's weight into unit 0

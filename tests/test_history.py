@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import io
 import json
 import multiprocessing
+import shutil
 import sqlite3
 import sys
 import types
@@ -15,10 +17,11 @@ import jax
 import numpy as np
 import pytest
 
+from core.data.spec import MNIST_SPEC, DataSpec
 from core.data.splits import SplitConfig, make_splits
 from core.errors import HistoryError
-from core.models import ModelConfig
-from core.store.checkpoint import model_bytes
+from core.networks.base import ModelConfig, seed_key
+from core.store.checkpoint import CONFIG_KEY, flatten
 from core.store.history import (
     HOME_ENV,
     SCHEMA_VERSION,
@@ -26,9 +29,10 @@ from core.store.history import (
     config_diff,
     default_path,
 )
-from core.training.config import RunConfig, TrainConfig
+from core.training.config import Optimizer, RunConfig, Schedule, TrainConfig
 from core.training.loop import train
 from core.training.runs import Run
+from core.training.status import RunStatus
 
 CONFIG = RunConfig(
     model=ModelConfig(arch="mlp", hidden=(16,), activation="tanh"),
@@ -44,7 +48,7 @@ def splits(tiny_mnist):
 
 @pytest.fixture(scope="module")
 def trained(splits) -> Run:
-    run = Run("tiny mlp", CONFIG)
+    run = Run("tiny mlp", CONFIG, splits.spec)
     for progress in train(CONFIG, splits):
         run.record(progress)
     run.finish(splits)
@@ -53,7 +57,7 @@ def trained(splits) -> Run:
 
 def copy_of(run: Run, **changes) -> Run:
     """Another run (new id) like `run`, with some fields changed."""
-    fresh = Run(run.name, run.config)
+    fresh = Run(run.name, run.config, run.spec)
     return dataclasses.replace(run, run_id=fresh.run_id, **changes)
 
 
@@ -111,7 +115,7 @@ def test_only_ended_runs_are_saved(tmp_path, trained):
     with pytest.raises(HistoryError, match="not over"):  # the last chunk said "finished", but not yet measured
         history.save(copy_of(trained, test_accuracy=None, val_accuracy=None))
     assert history.list() == []
-    history.save(copy_of(trained, status="diverged at step 3", test_accuracy=None))  # nothing left to measure
+    history.save(copy_of(trained, status=RunStatus.DIVERGED, diverged_at=3, test_accuracy=None))  # nothing to measure
     history.save(copy_of(trained, status="stopped", params=None, test_accuracy=None))  # stopped while compiling
     assert len(history.list()) == 2
 
@@ -123,7 +127,7 @@ def test_filters(tmp_path, trained):
         copy_of(trained, name="Good MLP", test_accuracy=0.97),
         copy_of(trained, name="stopped mlp", status="stopped", test_accuracy=0.80),
         copy_of(trained, name="softmax", config=linear, params=None, snapshots=[], test_accuracy=0.9126),
-        copy_of(trained, name="exploded", status="diverged at step 7", test_accuracy=None),
+        copy_of(trained, name="exploded", status=RunStatus.DIVERGED, diverged_at=7, test_accuracy=None),
     ]
     for run in runs:
         history.save(run)
@@ -135,7 +139,10 @@ def test_filters(tmp_path, trained):
     assert names(arch="linear") == ["softmax"]
     assert names(arch="lenet5") == []
     assert names(status="stopped") == ["stopped mlp"]
-    assert names(status="diverged") == ["exploded"]
+    assert names(status=RunStatus.DIVERGED) == ["exploded"]
+    assert [r.status for r in history.list(status=RunStatus.DIVERGED)] == ["diverged at step 7"]  # the text shown
+    exploded = history.load(runs[3].run_id)
+    assert (exploded.status, exploded.diverged_at, exploded.status_text) == (RunStatus.DIVERGED, 7, "diverged at step 7")
     assert names(name_contains="MLP") == ["Good MLP", "stopped mlp"]
     assert names(name_contains="%") == []  # no LIKE wildcards
     assert names(min_test_accuracy=0.9) == ["Good MLP", "softmax"]
@@ -179,7 +186,8 @@ def _save_many(path: str, prefix: str, count: int, barrier) -> None:
     barrier.wait()
     history = RunHistory(path)
     for i in range(count):
-        run = Run(f"{prefix}-{i}", config, params=params, status="finished", snapshots=[(1, params)], test_accuracy=0.1,
+        run = Run(f"{prefix}-{i}", config, MNIST_SPEC, params=params, status="finished", snapshots=[(1, params)],
+                  test_accuracy=0.1,
                   test_confusion=np.eye(10, dtype=np.int64))
         history.save(run)
 
@@ -259,6 +267,23 @@ def test_a_file_deleted_while_in_use_is_created_afresh(tmp_path, trained):
     assert [row.run_id for row in RunHistory(path).list()] == [trained.run_id]
 
 
+def test_a_run_on_other_data_keeps_its_data_description(tmp_path):
+    letters = DataSpec("letters", 16, 16, 1, tuple("ABCD"), "letter")
+    config = RunConfig(model=ModelConfig(arch="mlp", hidden=(8,), activation="tanh"))
+    run = Run("letters", config, letters, status="stopped", test_accuracy=0.25,
+              test_confusion=np.eye(4, dtype=np.int64))
+    run.params = run.model.init(seed_key(0))
+    run.snapshots = [(1, run.params)]
+    history = RunHistory(tmp_path / "runs.sqlite3")
+    history.save(run)
+    [row] = history.list()
+    assert row.architecture == "256-8-4 tanh"
+    loaded = history.load(run.run_id)
+    assert loaded.spec == letters and loaded.model.describe() == "256-8-4 tanh"
+    np.testing.assert_array_equal(loaded.test_confusion, np.eye(4))
+    assert_same_params(loaded.params, run.params) and loaded.snapshots[0][1]["output"]["w"].shape == (8, 4)
+
+
 # The schema as version 1 wrote it (no confusion matrix, no snapshots): a fixed record of an old file.
 SCHEMA_1 = """CREATE TABLE runs (
     run_id TEXT PRIMARY KEY, name TEXT NOT NULL, status TEXT NOT NULL, arch TEXT NOT NULL,
@@ -267,12 +292,20 @@ SCHEMA_1 = """CREATE TABLE runs (
     samples_per_second REAL NOT NULL, created TEXT NOT NULL, saved TEXT NOT NULL, params BLOB)"""
 
 
+def model_bytes_before_data_descriptions(params, config: RunConfig) -> bytes:
+    """A model file as Digit Lab wrote it before model files held the data description."""
+    buffer = io.BytesIO()
+    np.savez_compressed(buffer, **{k: np.asarray(v) for k, v in flatten(params).items()},
+                        **{CONFIG_KEY: np.array(config.to_json())})
+    return buffer.getvalue()
+
+
 def test_a_version_1_database_is_migrated(tmp_path, trained, splits):
     path = tmp_path / "runs.sqlite3"
     row = (trained.run_id, "old run", trained.status, "mlp", "784-16-10 tanh", trained.config.to_json(),
            json.dumps(trained.history), trained.val_accuracy, trained.test_accuracy, trained.epochs_completed,
            trained.compile_seconds, trained.train_seconds, trained.samples_per_second, trained.created,
-           trained.created, model_bytes(trained.params, trained.config))
+           trained.created, model_bytes_before_data_descriptions(trained.params, trained.config))
     sql(path, SCHEMA_1, (f"INSERT INTO runs VALUES ({', '.join('?' * len(row))})", row), "PRAGMA user_version = 1")
 
     history = RunHistory(path)
@@ -281,11 +314,37 @@ def test_a_version_1_database_is_migrated(tmp_path, trained, splits):
     assert row.name == "old run" and row.test_accuracy == trained.test_accuracy
     old = history.load(trained.run_id)
     assert old.snapshots == [] and history.load(trained.run_id).test_confusion is None
+    assert old.spec == MNIST_SPEC  # written before the data description was stored: MNIST
     assert_same_params(old.params, trained.params)
     confusion = old.evaluate(splits.x_test, splits.y_test).confusion
     old.test_confusion = confusion
     history.save(old)  # the new columns and table work on the migrated file
     np.testing.assert_array_equal(RunHistory(path).load(trained.run_id).test_confusion, confusion)
+
+
+FIXTURE = Path(__file__).resolve().parent / "fixtures" / "history-v1.sqlite3"  # written before statuses were types
+
+
+def test_a_history_written_before_the_status_and_optimiser_types_loads_and_is_written_as_before(tmp_path):
+    path = tmp_path / "runs.sqlite3"
+    shutil.copyfile(FIXTURE, path)  # a copy: opening a WAL database, even to read, writes files beside it
+    before = sql(path, "SELECT status, config FROM runs")
+    assert [status for status, _ in before] == ["stopped"]
+    history = RunHistory(path)
+
+    [row] = history.list(status=RunStatus.STOPPED)
+    assert row.name == "golden mlp" and row.status == "stopped"
+    assert history.list(status=RunStatus.FINISHED) == history.list(status=RunStatus.DIVERGED) == []
+    run = history.load(row.run_id)
+    assert (run.status, run.diverged_at, run.status_text) == (RunStatus.STOPPED, None, "stopped")
+    assert (run.config.train.optimizer, run.config.train.schedule) == (Optimizer.MOMENTUM, Schedule.CONSTANT)
+
+    history.save(dataclasses.replace(run, name="saved again"))  # the same run: its row is replaced
+    [(status, config)] = sql(path, "SELECT status, config FROM runs")
+    assert status == "stopped"
+    train_part = '"train": '  # the last part of the sorted JSON: the same text as before
+    assert config[config.index(train_part):] == before[0][1][before[0][1].index(train_part):]
+    assert history.load(row.run_id).status is RunStatus.STOPPED
 
 
 def test_config_diff_shows_only_what_differs():
@@ -298,13 +357,15 @@ def test_config_diff_shows_only_what_differs():
     ]
     assert config_diff({"a": a, "same": a}) == []
     linear = RunConfig(model=ModelConfig(arch="linear", hidden=(64,), init="normal", init_std=0.1))
-    assert config_diff({"mlp": a, "linear": linear}) == [  # widths and activation do not apply to softmax regression
+    assert config_diff({"mlp": a, "linear": linear}) == [  # widths, activation, dropout: not softmax regression's
         {"setting": "model.activation", "mlp": "tanh", "linear": None},
         {"setting": "model.arch", "mlp": "mlp", "linear": "linear"},
         {"setting": "model.hidden", "mlp": [300], "linear": None},
         {"setting": "model.init", "mlp": "glorot", "linear": "normal"},
         {"setting": "model.init_std", "mlp": None, "linear": 0.1},
     ]
+    dropped = RunConfig(model=dataclasses.replace(a.model, dropout=(0.5,)))
+    assert config_diff({"a": a, "dropped": dropped}) == [{"setting": "model.dropout", "a": None, "dropped": [0.5]}]
     other_widths = RunConfig(model=ModelConfig(arch="linear", hidden=(7,), init="normal", init_std=0.1))
     assert config_diff({"a": linear, "b": other_widths}) == []
 

@@ -6,7 +6,7 @@ import pytest
 from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError
 from core.experiments.overfitting import Study, gap_points, study_configs
-from core.models import ModelConfig
+from core.networks.base import ModelConfig
 from core.training.config import RunConfig, TrainConfig
 from core.training.loop import train
 from core.training.runs import Run
@@ -48,7 +48,7 @@ def test_gap_in_points():
 def test_final_training_accuracy_is_the_final_networks_measured_once(tiny_mnist):
     [config] = study_configs(BASE, [300], epochs=2, val_size=100)
     splits = make_splits(tiny_mnist, config.data)
-    run = Run("study", config)
+    run = Run("study", config, splits.spec)
     for progress in train(config, splits):
         run.record(progress)
     study = Study("linear", 2, [(300, run)])
@@ -56,4 +56,4 @@ def test_final_training_accuracy_is_the_final_networks_measured_once(tiny_mnist)
     assert accuracy == run.evaluate(splits.x_train, splits.y_train).accuracy
     study.train_accuracy[run.run_id] = 0.5  # measured once: not again
     assert study.final_train_accuracy(run, splits) == 0.5
-    assert study.final_train_accuracy(Run("untrained", config), splits) is None
+    assert study.final_train_accuracy(Run("untrained", config, splits.spec), splits) is None

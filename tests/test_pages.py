@@ -13,14 +13,16 @@ from conftest import REPO
 from streamlit.testing.v1 import AppTest
 
 from core.data.locate import load_mnist
+from core.data.spec import MNIST_SPEC
 from core.data.splits import SplitConfig, make_splits
-from core.models import ModelConfig, init, seed_key
+from core.networks.base import Model, ModelConfig, seed_key
 from core.store.checkpoint import model_bytes
 from core.store.history import HOME_ENV, RunHistory
 from core.summaries import select_examples
 from core.training.config import RunConfig, TrainConfig
 from core.training.evaluation import evaluate
 from core.training.runs import Run
+from core.training.status import RunStatus
 from dashboard import export
 from dashboard.widgets import RUN_PICKER_KEY
 
@@ -45,11 +47,13 @@ def app(page: str | None = None) -> AppTest:
     return at
 
 
-def made_run(arch: str, tiny_data_dir, *, hidden=(20,), seed=0, status="finished") -> Run:
+def made_run(arch: str, tiny_data_dir, *, hidden=(20,), seed=0, status=RunStatus.FINISHED,
+             diverged_at: int | None = None) -> Run:
     """A run with freshly initialised (untrained) parameters: it gets many test digits wrong."""
     config = RunConfig(ModelConfig(arch=arch, hidden=hidden), SPLIT, TrainConfig(epochs=1))
-    run = Run(f"{arch} run", config, params=init(seed_key(seed), config.model), status=status)
-    if status == "finished":
+    params = Model(config.model, MNIST_SPEC).init(seed_key(seed))
+    run = Run(f"{arch} run", config, MNIST_SPEC, params=params, status=status, diverged_at=diverged_at)
+    if status is RunStatus.FINISHED:
         run.finish(make_splits(load_mnist(tiny_data_dir), SPLIT))
     return run
 
@@ -215,7 +219,7 @@ def test_a_run_that_cannot_be_saved_says_so_after_training(data_env, monkeypatch
 
 def test_an_interrupted_run_is_kept_stopped_and_evaluated(data_env):
     """Stop (or a page switch) reruns the script mid-loop; the run left 'running' becomes 'stopped'."""
-    run = made_run("linear", data_env, status="running")
+    run = made_run("linear", data_env, status=RunStatus.RUNNING)
     run.history.append({"step": 5, "epoch": 0.3, "train_loss": 2.0, "train_accuracy": 0.2, "val_loss": None,
                         "val_accuracy": None, "learning_rate": 1e-3, "elapsed": 0.1, "samples_per_second": 100.0})
     at = with_runs(app("train"), run).run()
@@ -249,7 +253,7 @@ def test_weight_initialisation_follows_the_network_until_the_user_picks_one(data
 
 
 def test_diverged_run_suggests_a_lower_learning_rate(data_env):
-    run = made_run("linear", data_env, status="diverged at step 7")
+    run = made_run("linear", data_env, status=RunStatus.DIVERGED, diverged_at=7)
     at = with_runs(app("train"), run).run()
     assert "diverged at step 7" in at.error[0].value
     assert "try 0.0001" in at.error[0].value
@@ -276,46 +280,48 @@ def test_results_filters_select_exactly_the_chosen_mistakes(data_env):
     run = made_run("linear", data_env)
     mnist = load_mnist(data_env)
     splits = make_splits(mnist, SPLIT)
-    evaluation = evaluate(run.params, run.config.model, splits.x_test, splits.y_test)
+    evaluation = evaluate(run.params, run.model, splits.x_test, splits.y_test)
     true_digit, predicted = np.argwhere(evaluation.confusion - np.diag(np.diag(evaluation.confusion)))[0]
     expected = select_examples(evaluation, true_digit=true_digit, predicted_digit=predicted)
     at = with_runs(app("results"), run).run()
     assert not at.exception
     at.selectbox(key="filter.true").set_value(int(true_digit))
     at.selectbox(key="filter.predicted").set_value(int(predicted)).run()
-    assert any(f"**{len(expected):,}** misclassified digits match" in m.value for m in at.markdown)
+    assert any(f"**{len(expected):,}** misclassified images match" in m.value for m in at.markdown)
     captions = at.image[0].captions  # the grid of mistakes comes first
     assert len(captions) == min(len(expected), 40)
     assert captions == [f"{true_digit}→{predicted}\u00a0·\u00a0{evaluation.probabilities[i].max():.0%} #{i}"
                         for i in expected[:40]]
     assert {"confusion_chart", "per_class_chart", "probability_chart"} <= set(charts(at))
     at.selectbox(key="filter.predicted").set_value(int(true_digit)).run()  # a diagonal cell: correct digits
-    assert "counts the correctly classified digits" in at.info[0].value
+    assert "counts the correctly classified images" in at.info[0].value
 
 
 @pytest.mark.parametrize("arch, expected", [
-    ("linear", {"linear_weights": 10}),
-    ("mlp", {"hidden_units": 20, "feeder_units": 6}),
-    ("lenet5", {"conv1_filters": 6, "conv1_maps": 6, "conv2_maps": 16}),
+    ("linear", {"unit_images": 10}),
+    ("mlp", {"unit_images": 20, "feeder_units": 6}),
+    ("lenet5", {"unit_images": 6, "conv1_maps": 6, "conv2_maps": 16}),
 ])
 def test_weights_page_shows_one_heatmap_per_unit(data_env, arch, expected):
     at = with_runs(app("weights"), made_run(arch, data_env)).run()
     assert not at.exception and not at.error
     found = charts(at)
     assert {key: heatmaps(found[key]) for key in expected} == expected
+    assert ("feeder_units" in found) == (arch == "mlp")  # units feeding the outputs directly: one hidden layer
+    assert ("conv1_maps" in found) == (arch == "lenet5")  # feature maps: the networks that have them
 
 
 def test_weights_of_a_wide_mlp_are_paged(data_env):
     at = with_runs(app("weights"), made_run("mlp", data_env, hidden=(50,))).run()
-    assert heatmaps(charts(at)["hidden_units"]) == 36
+    assert heatmaps(charts(at)["unit_images"]) == 36
     at.number_input(key="unit_page").set_value(2).run()
-    assert heatmaps(charts(at)["hidden_units"]) == 14
+    assert heatmaps(charts(at)["unit_images"]) == 14
 
 
 def test_model_file_round_trip_and_tampered_file(data_env):
     run = made_run("mlp", data_env)
     at = app("train").run()
-    at.file_uploader(key="model_upload").set_value(("saved.npz", model_bytes(run.params, run.config),
+    at.file_uploader(key="model_upload").set_value(("saved.npz", model_bytes(run.params, run.config, run.spec),
                                                     "application/octet-stream")).run()
     assert not at.exception and not at.error
     (loaded,) = at.session_state["runs"].values()
@@ -363,15 +369,15 @@ def test_png_and_svg_downloads_or_how_to_enable_them(data_env, monkeypatch, chro
 
 def test_weights_can_be_viewed_after_each_saved_epoch(data_env):
     run = made_run("linear", data_env)
-    first = init(seed_key(1), run.config.model)
+    first = run.model.init(seed_key(1))
     run.history = [{"epoch": 1.0}, {"epoch": 2.0}]
     run.snapshots = [(1, first), (2, jax.tree_util.tree_map(np.array, run.params))]  # copies, as a reloaded run's
     at = with_runs(app("weights"), run).run()
     slider = at.select_slider(key=f"epoch.{run.name}")
     assert slider.options == ["epoch 1", "epoch 2"] and slider.value == "epoch 2"  # epoch 2 is the end of the run
-    final_limit = charts(at)["linear_weights"]["layout"]["coloraxis"]["cmax"]
+    final_limit = charts(at)["unit_images"]["layout"]["coloraxis"]["cmax"]
     slider.set_value("epoch 1").run()
-    first_limit = charts(at)["linear_weights"]["layout"]["coloraxis"]["cmax"]
+    first_limit = charts(at)["unit_images"]["layout"]["coloraxis"]["cmax"]
     assert first_limit == pytest.approx(float(np.abs(first["output"]["w"]).max()))
     assert first_limit != final_limit
     run.history.append({"epoch": 2.5})  # stopped half-way through epoch 3: its end is a point of its own
@@ -417,7 +423,7 @@ def test_every_finished_chart_has_the_save_chart_menu():
 
 def test_results_metric_shows_the_count_and_the_total_apart(data_env):
     at = with_runs(app("results"), made_run("mlp", data_env)).run()
-    metric = next(m for m in at.metric if m.label == "Misclassified test digits")
+    metric = next(m for m in at.metric if m.label == "Misclassified test images")
     assert "of" not in metric.value and metric.delta == "of 300"
 
 
@@ -462,7 +468,7 @@ def test_data_page_shows_data_with_digits_missing_or_rare(tmp_path, data_env):
 
 
 def test_weights_page_warns_about_a_diverged_run(data_env):
-    run = made_run("mlp", data_env, status="diverged at step 5")
+    run = made_run("mlp", data_env, status=RunStatus.DIVERGED, diverged_at=5)
     at = with_runs(app("weights"), run).run()
     assert not at.exception
     assert "diverged at step 5" in at.warning[0].value and "initial, untrained weights" in at.warning[0].value
@@ -512,18 +518,10 @@ def test_output_digit_choice_cannot_be_emptied(data_env):
     at = with_runs(app("weights"), made_run("mlp", data_env)).run()
     digits = at.button_group(key="feeder_digit")
     digits.set_value(3).run()
-    assert "output 3" in " ".join(c.value for c in at.caption)
+    assert "the output for digit 3" in " ".join(c.value for c in at.caption)
     at.button_group(key="feeder_digit").set_value(None).run()
     assert at.button_group(key="feeder_digit").value == 3
-    assert "output 3" in " ".join(c.value for c in at.caption)
-
-
-def test_live_views_redraw_at_most_every_interval_and_always_at_the_end(monkeypatch):
-    from dashboard import widgets
-    clock = iter([0.0, 0.1, widgets.REDRAW_SECONDS + 0.05, widgets.REDRAW_SECONDS + 0.06])
-    monkeypatch.setattr(widgets.time, "perf_counter", lambda: next(clock))
-    redraws = widgets.Redraws()
-    assert [redraws.due(), redraws.due(), redraws.due(), redraws.due(last=True)] == [True, False, True, True]
+    assert "the output for digit 3" in " ".join(c.value for c in at.caption)
 
 
 @pytest.mark.parametrize("page", ["results", "train"])

@@ -5,7 +5,7 @@ import pytest
 from core.data.locate import load_mnist
 from core.data.splits import SplitConfig, make_splits
 from core.lab.gradient_check import PASS_RELATIVE_ERROR, gradient_check
-from core.models import ModelConfig, init, seed_key
+from core.networks.base import Model, ModelConfig, seed_key
 from core.training.config import RunConfig, TrainConfig
 from core.training.loop import train
 from core.training.runs import Run
@@ -18,11 +18,11 @@ def mnist(real_mnist_dir):
 
 def train_and_test(mnist, config):
     splits = make_splits(mnist, config.data)
-    run = Run("real", config)
+    run = Run("real", config, splits.spec)
     for progress in train(config, splits):
         run.record(progress)
     run.finish(splits)
-    print(f"{config.model.describe()}: test accuracy {run.test_accuracy:.4f} in {run.train_seconds:.1f} s "
+    print(f"{run.model.describe()}: test accuracy {run.test_accuracy:.4f} in {run.train_seconds:.1f} s "
           f"(+{run.compile_seconds:.1f} s compile)")
     return run
 
@@ -45,8 +45,8 @@ def test_float32_gradient_check_catches_a_mistake_confined_to_the_hidden_layer(m
     --weights 1000`: over all checked weights together the error is below the float32 threshold (the correct output
     layer's larger gradients dilute it), but W₁'s and b₁'s own errors are not."""
     splits = make_splits(mnist, SplitConfig(val_size=0))
-    config = ModelConfig("mlp", (100,), "sigmoid")
-    check = gradient_check(init(seed_key(0), config), splits.x_train[:100], splits.y_train[:100], config,
+    model = Model(ModelConfig("mlp", (100,), "sigmoid"), splits.spec)
+    check = gradient_check(model.init(seed_key(0)), splits.x_train[:100], splits.y_train[:100], model,
                            weights=1000, bug="derivative-at-activation", dtypes=("float32",))
     assert check.best("float32").rel_error < PASS_RELATIVE_ERROR["float32"]
     assert not check.passed and check.worst_tensor()[0].startswith("hidden_0")

@@ -11,8 +11,9 @@ import pytest
 from conftest import REPO
 from streamlit.testing.v1 import AppTest
 
+from core.data.spec import MNIST_SPEC
 from core.data.splits import SplitConfig
-from core.models import ModelConfig
+from core.networks.base import ModelConfig
 from core.store.history import HOME_ENV, RunHistory, default_path
 from core.training.config import RunConfig, TrainConfig
 from core.training.runs import CURVE_FIELDS, Run
@@ -26,15 +27,15 @@ SELECTION = "runs_page.selection"
 def saved_run(name: str, config: RunConfig, accuracy: float) -> Run:
     """An ended run with plausible curves and (zero) parameters, no training needed."""
     history = [
-        {field: 0.0 for field in CURVE_FIELDS} | {"step": step, "epoch": step / 10, "train_loss": 1 / step,
+        dict.fromkeys(CURVE_FIELDS, 0.0) | {"step": step, "epoch": step / 10, "train_loss": 1 / step,
                                                   "train_accuracy": accuracy - 0.1 / step,
                                                   "val_loss": None if step % 10 else 1 / step,
                                                   "val_accuracy": None if step % 10 else accuracy}
         for step in range(1, 21)
     ]
     params = {"output": {"w": np.zeros((784, 10), np.float32), "b": np.zeros(10, np.float32)}}
-    return Run(name, config, params=params, status="finished", history=history, snapshots=[(1, params), (2, params)],
-               val_accuracy=accuracy, test_accuracy=accuracy)
+    return Run(name, config, MNIST_SPEC, params=params, status="finished", history=history,
+               snapshots=[(1, params), (2, params)], val_accuracy=accuracy, test_accuracy=accuracy)
 
 
 @pytest.fixture
@@ -177,18 +178,20 @@ def _keep_runs_script():
     import numpy as np
     import streamlit as st
 
+    from core.data.spec import MNIST_SPEC
     from core.data.splits import SplitConfig
-    from core.models import ModelConfig
+    from core.networks.base import ModelConfig
     from core.training.config import RunConfig
     from core.training.runs import Run
+    from core.training.status import RunStatus
     from dashboard import state
 
     config = RunConfig(model=ModelConfig(arch="linear"), data=SplitConfig(val_size=200))
     params = {"output": {"w": np.zeros((784, 10), np.float32), "b": np.zeros(10, np.float32)}}
-    run = Run("mine", config, params=params, status="running")
+    run = Run("mine", config, MNIST_SPEC, params=params, status="running")
     state.keep_run(run)
     st.session_state["saved while running"] = len(state.history().list())
-    run.status = "finished"
+    run.status = RunStatus.FINISHED
     state.keep_run(run)  # the last chunk said "finished" but nothing is measured yet
     st.session_state["saved before finish"] = len(state.history().list())
     run.finish(state.splits(state.data_dir(), config.data))
@@ -213,14 +216,15 @@ def test_keep_run_saves_ended_runs_once_with_their_confusion_matrix(home, tiny_d
 def _keep_measured_run_script():
     import numpy as np
 
-    from core.models import ModelConfig
+    from core.data.spec import MNIST_SPEC
+    from core.networks.base import ModelConfig
     from core.training.config import RunConfig
     from core.training.runs import Run
     from dashboard import state
 
     params = {"output": {"w": np.zeros((784, 10), np.float32), "b": np.zeros(10, np.float32)}}
-    state.keep_run(Run("mine", RunConfig(model=ModelConfig(arch="linear")), params=params, status="stopped",
-                       test_accuracy=0.5))
+    state.keep_run(Run("mine", RunConfig(model=ModelConfig(arch="linear")), MNIST_SPEC, params=params,
+                       status="stopped", test_accuracy=0.5))
 
 
 def test_keep_run_keeps_the_run_when_the_history_is_unusable(home, monkeypatch):

@@ -13,7 +13,7 @@ from core.cli import main
 from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError
 from core.experiments.sweep import SweepConfig, train_sweep, variant_name
-from core.models import ModelConfig
+from core.networks.base import ModelConfig
 from core.store.history import RunHistory
 from core.training.config import RunConfig, TrainConfig
 from core.training.loop import train
@@ -99,7 +99,7 @@ def test_variants_limits_and_checks(splits):
 
 def test_a_variant_promotes_to_a_normal_run(splits):
     variants = SweepConfig(BASE, learning_rates=(0.1, 0.3)).variants()
-    runs = [Run(variant_name(v), v) for v in variants]
+    runs = [Run(variant_name(v), v, splits.spec) for v in variants]
     for records in train_sweep(variants, splits):
         for run, p in zip(runs, records):
             run.record(p)
@@ -171,4 +171,4 @@ def test_only_the_last_few_sweep_programs_are_kept(splits, monkeypatch):
         base = dataclasses.replace(BASE, model=ModelConfig("mlp", (width,), "sigmoid"),
                                    train=dataclasses.replace(BASE.train, epochs=1))
         list(train_sweep(SweepConfig(base, learning_rates=(0.1, 0.2)).variants(), splits))
-        assert [key[0].hidden for key in core.experiments.sweep._SWEEP_PROGRAMS] == [(width,)]
+        assert [key[0].config.hidden for key in core.experiments.sweep._SWEEP_PROGRAMS] == [(width,)]

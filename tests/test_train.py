@@ -1,6 +1,7 @@
 """The chunked training engine: learning, determinism, divergence, no recompilation, evaluation."""
 
 import dataclasses
+import json
 import logging
 import time
 
@@ -10,11 +11,11 @@ import numpy as np
 import pytest
 
 import core.training.loop
-from core import models
+from core.data.spec import MNIST_SPEC, DataSpec
 from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError
-from core.models import ModelConfig, init, seed_key
-from core.training.config import RunConfig, TrainConfig
+from core.networks.base import Model, ModelConfig, seed_key
+from core.training.config import Optimizer, RunConfig, Schedule, TrainConfig
 from core.training.evaluation import _forward, evaluate, loss_and_accuracy
 from core.training.loop import chunks, train
 from core.training.optimizers import learning_rate_schedule, make_optimizer
@@ -22,10 +23,10 @@ from core.training.programs import (
     CHUNKS_PER_EPOCH,
     _compiled_chunk,
     cross_entropy,
-    program_model,
     steps_per_chunk,
 )
 from core.training.runs import Run
+from core.training.status import RunStatus, parse_status, status_text
 
 
 @pytest.fixture(scope="module")
@@ -77,13 +78,14 @@ def test_records_per_chunk_and_validation_each_epoch(splits):
 
 def test_chunk_size_pads_the_epoch_least():
     lenet = RunConfig(ModelConfig("lenet5"), train=TrainConfig(batch_size=64))
-    k = steps_per_chunk(lenet, 937)  # the full MNIST epoch: 937 is prime, so the last chunk is padded
-    assert 937 // CHUNKS_PER_EPOCH >= k and -(-937 // k) * k - 937 <= 3
+    k = steps_per_chunk(lenet.train, Model(lenet.model, MNIST_SPEC), 937)  # the full MNIST epoch: 937 is prime,
+    assert k <= 937 // CHUNKS_PER_EPOCH and -(-937 // k) * k - 937 <= 3  # so the last chunk is padded
     mlp = RunConfig(ModelConfig("mlp", (300,)), train=TrainConfig(batch_size=50))
-    assert 1200 % steps_per_chunk(mlp, 1200) == 0  # a divisor: no step is masked
-    assert steps_per_chunk(config(), 31) == 7  # as configured
-    asked = dataclasses.replace(mlp, train=TrainConfig(batch_size=50, eval_every=5))
-    assert steps_per_chunk(asked, 1200) <= 5  # validation runs between chunks: as often as asked
+    assert 1200 % steps_per_chunk(mlp.train, Model(mlp.model, MNIST_SPEC), 1200) == 0  # a divisor: no step is masked
+    assert steps_per_chunk(config().train, Model(config().model, MNIST_SPEC), 31) == 7  # as configured
+    asked = TrainConfig(batch_size=50, eval_every=5)
+    # validation runs between chunks: as often as asked
+    assert steps_per_chunk(asked, Model(mlp.model, MNIST_SPEC), 1200) <= 5
 
 
 def test_eval_every_adds_validation_points(splits):
@@ -103,34 +105,34 @@ def test_same_config_same_curves_bit_for_bit(splits):
 
 def test_divergence_stops_and_keeps_finite_params(splits):
     records, last = run_to_end(config(activation="relu", optimizer="sgd", learning_rate=1e8, epochs=5), splits)
-    assert last.diverged and last.status.startswith("diverged at step ")
-    assert int(last.status.rsplit(" ", 1)[1]) <= last.total_steps
+    assert last.diverged and last.status is RunStatus.DIVERGED and 1 <= last.diverged_at <= last.total_steps
     assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(last.params))
     assert last.val_accuracy is None
     assert len(records) == 1 and records[0].step < 7  # stopped in the first chunk, before its end
-    run = Run("boom", config())
+    run = Run("boom", config(), splits.spec)
     for record in records:
         run.record(record)
     run.finish(splits)
     assert run.diverged and run.test_accuracy is None  # never reported as an accuracy
+    assert run.summary()["status"] == f"diverged at step {last.diverged_at}"
 
 
 def test_a_non_finite_update_in_a_chunks_last_step_is_a_divergence(splits):
     """The loss of a step comes before its update: a finite loss whose update overflows (weight decay on a huge
     bias) must not hand on infinite parameters as the 'last finite' ones."""
     cfg = config("linear", optimizer="sgd", learning_rate=1.0, weight_decay=1e3, steps_per_chunk=1)
-    params = init(seed_key(0), cfg.model)
+    params = Model(cfg.model, splits.spec).init(seed_key(0))
     params["output"] = {"w": jnp.zeros_like(params["output"]["w"]), "b": jnp.zeros(10).at[0].set(5e36)}
     records = list(train(cfg, splits, initial_params=params))
     assert np.isfinite(records[0].train_loss)
-    assert records[-1].status == "diverged at step 1"
+    assert (records[-1].status, records[-1].diverged_at) == (RunStatus.DIVERGED, 1)
     assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(records[-1].params))
 
 
 def test_every_epoch_end_keeps_a_snapshot_with_or_without_validation(tiny_mnist):
     for val_size in (0, 200):
         cfg = dataclasses.replace(config(epochs=3), data=SplitConfig(val_size=val_size))
-        run = Run("snapshots", cfg)
+        run = Run("snapshots", cfg, tiny_mnist.spec)
         for progress in train(cfg, make_splits(tiny_mnist, cfg.data)):
             run.record(progress)
         assert [epoch for epoch, _ in run.snapshots] == [1, 2, 3]
@@ -155,12 +157,18 @@ def test_no_recompilation_after_first_chunk(splits, caplog):
 
 
 def test_what_a_compiled_program_depends_on():
+    def program(config: ModelConfig) -> Model:
+        return Model(config, MNIST_SPEC).for_programs()
+
     mlp = ModelConfig("mlp", (64,), "relu", init="he")
-    assert program_model(mlp) == program_model(dataclasses.replace(mlp, init="normal", init_std=0.3))
-    assert program_model(mlp) != program_model(dataclasses.replace(mlp, hidden=(65,)))
-    assert program_model(mlp).activation == "relu"
+    assert program(mlp) == program(dataclasses.replace(mlp, init="normal", init_std=0.3))
+    assert program(mlp) != program(dataclasses.replace(mlp, hidden=(65,)))
+    assert program(mlp).config.activation == "relu"
+    assert program(mlp) != program(dataclasses.replace(mlp, dropout=(0.2,)))  # dropout is in the program
     lenet = ModelConfig("lenet5", hidden=(7,), activation="sigmoid", init="he")
-    assert program_model(lenet) == program_model(ModelConfig("lenet5"))
+    assert program(lenet) == program(ModelConfig("lenet5"))
+    letters = DataSpec("letters", 16, 16, 1, tuple("ABCD"))
+    assert Model(mlp, letters).for_programs() != program(mlp)  # so is the data's shape
 
 
 def test_the_training_set_is_copied_to_the_device_once_per_splits(tiny_mnist, monkeypatch):
@@ -185,8 +193,9 @@ def test_the_compiled_program_follows_the_schedule_step_by_step(splits, schedule
     *_, last = train(cfg, splits)
     tc, n = cfg.train, len(splits.y_train)
     per_epoch = n // tc.batch_size
-    loss = jax.jit(jax.grad(lambda p, x, y: cross_entropy(models.apply(p, x, cfg.model), y).mean()))
-    params, t = models.init(models.seed_key(tc.seed), cfg.model), 0
+    model = Model(cfg.model, splits.spec)
+    loss = jax.jit(jax.grad(lambda p, x, y: cross_entropy(model.apply(p, x), y).mean()))
+    params, t = model.init(seed_key(tc.seed)), 0
     for chunk in chunks(tc, n, 7):
         for index in chunk.batch_index[chunk.active]:
             grads = loss(params, splits.x_train[index], splits.y_train[index])
@@ -222,7 +231,7 @@ def test_schedules_and_optimizers(splits):
 ])
 def test_momentum_and_nesterov_updates_are_the_textbook_ones(settings, second_update):
     """Two steps on a constant gradient g: the second update is -lr times the multiple of g given."""
-    optimizer = make_optimizer(TrainConfig(learning_rate=0.1, **settings), ModelConfig(), 10)
+    optimizer = make_optimizer(TrainConfig(learning_rate=0.1, **settings), Model(ModelConfig(), MNIST_SPEC), 10)
     grads = {"w": jnp.full(3, 0.5)}
     state = optimizer.init(grads)
     _, state = optimizer.update(grads, state)
@@ -231,7 +240,7 @@ def test_momentum_and_nesterov_updates_are_the_textbook_ones(settings, second_up
 
 
 def test_weight_decay_adds_its_multiple_of_the_weights_to_the_gradient():
-    optimizer = make_optimizer(TrainConfig("sgd", 0.1, weight_decay=0.01), ModelConfig(), 10)
+    optimizer = make_optimizer(TrainConfig("sgd", 0.1, weight_decay=0.01), Model(ModelConfig(), MNIST_SPEC), 10)
     params, grads = {"w": jnp.full(3, 2.0)}, {"w": jnp.full(3, 0.5)}
     update, _ = optimizer.update(grads, optimizer.init(params), params)
     np.testing.assert_allclose(update["w"], -0.1 * (0.5 + 0.01 * 2.0), rtol=1e-6)
@@ -239,7 +248,8 @@ def test_weight_decay_adds_its_multiple_of_the_weights_to_the_gradient():
 
 def test_evaluation(splits):
     _, last = run_to_end(config(), splits)
-    ev = evaluate(last.params, ModelConfig("mlp", hidden=(32,)), splits.x_test, splits.y_test)
+    model = Model(ModelConfig("mlp", hidden=(32,)), splits.spec)
+    ev = evaluate(last.params, model, splits.x_test, splits.y_test)
     assert ev.probabilities.shape == (300, 10)
     np.testing.assert_allclose(ev.probabilities.sum(1), 1, rtol=1e-5)
     assert ev.confusion.sum() == 300 and ev.confusion.shape == (10, 10)
@@ -247,14 +257,13 @@ def test_evaluation(splits):
     np.testing.assert_allclose(ev.per_class_accuracy, np.diag(ev.confusion) / ev.confusion.sum(1))
     assert set(ev.misclassified) == set(np.flatnonzero(ev.predictions != splits.y_test))
     no_sevens = splits.y_test != 7
-    partial = evaluate(last.params, ModelConfig("mlp", hidden=(32,)), splits.x_test[no_sevens],
-                             splits.y_test[no_sevens])
+    partial = evaluate(last.params, model, splits.x_test[no_sevens], splits.y_test[no_sevens])
     assert np.isnan(partial.per_class_accuracy[7]) and not np.isnan(np.delete(partial.per_class_accuracy, 7)).any()
 
 
 def test_a_finished_runs_test_evaluation_is_computed_once_per_parameters(splits):
     records, last = run_to_end(config(epochs=1), splits)
-    run = Run("once", config(epochs=1))
+    run = Run("once", config(epochs=1), splits.spec)
     for progress in records:
         run.record(progress)
     run.finish(splits)
@@ -266,7 +275,8 @@ def test_a_finished_runs_test_evaluation_is_computed_once_per_parameters(splits)
 
 
 @pytest.mark.parametrize("kwargs, message", [
-    ({"optimizer": "rmsprop"}, "Unknown optimiser"), ({"learning_rate": -1}, "learning rate"),
+    ({"optimizer": "rmsprop"}, "Unknown optimiser 'rmsprop'; choose one of sgd, momentum, adam"),
+    ({"schedule": "linear"}, "Unknown schedule"), ({"learning_rate": -1}, "learning rate"),
     ({"learning_rate": 1e39}, "learning rate"), ({"weight_decay": float("inf")}, "Weight decay"),
     ({"batch_size": 0}, "batch size"), ({"batch_size": 32.5}, "batch size"), ({"epochs": 0}, "at least one"),
     ({"epochs": 2.0}, "whole number of epochs"), ({"eval_every": -1}, "Step counts"), ({"momentum": 1.5}, "Momentum"),
@@ -276,6 +286,33 @@ def test_a_finished_runs_test_evaluation_is_computed_once_per_parameters(splits)
 def test_bad_train_configs(kwargs, message):
     with pytest.raises(ConfigError, match=message):
         TrainConfig(**kwargs)
+
+
+def test_optimizer_and_schedule_are_enums_written_as_today():
+    cfg = TrainConfig("momentum", schedule="cosine")  # their strings are taken, as JSON and the flags give them
+    assert cfg.optimizer is Optimizer.MOMENTUM and cfg.schedule is Schedule.COSINE
+    assert cfg == TrainConfig(Optimizer.MOMENTUM, schedule=Schedule.COSINE)
+    train_json = json.loads(RunConfig(train=cfg).to_json())["train"]
+    assert (train_json["optimizer"], train_json["schedule"]) == ("momentum", "cosine")
+    assert '"optimizer": "momentum"' in RunConfig(train=cfg).to_json()
+    assert type(RunConfig.from_json(RunConfig(train=cfg).to_json()).train.optimizer) is Optimizer
+
+
+@pytest.mark.parametrize("status, diverged_at, text", [
+    (RunStatus.COMPILING, None, "compiling"), (RunStatus.RUNNING, None, "running"),
+    (RunStatus.STOPPED, None, "stopped"), (RunStatus.FINISHED, None, "finished"),
+    (RunStatus.DIVERGED, 12, "diverged at step 12"), (RunStatus.LOADED, None, "loaded from file"),
+])
+def test_status_texts_are_todays_and_parse_back(status, diverged_at, text):
+    assert status_text(status, diverged_at) == text
+    assert parse_status(text) == (status, diverged_at)
+    assert text.startswith(status.value)  # the run history filters by the value
+
+
+@pytest.mark.parametrize("text", ["diverged", "diverged at step ", "diverged at step x", "done", "Finished"])
+def test_other_status_texts_are_refused(text):
+    with pytest.raises(ValueError):
+        parse_status(text)
 
 
 def test_batch_larger_than_training_set(splits):

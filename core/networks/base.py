@@ -217,10 +217,13 @@ def seed_key(seed: int) -> jax.Array:
     return jax.random.key(seed, impl="rbg")
 
 
+DROPOUT_KEY_IMPL = "threefry2x32"  # not "rbg": its bits change under vmap, so a sweep's variants would draw other masks
+
+
 def dropout_key(seed: int) -> jax.Array:
     """The key a run's dropout masks derive from (step s uses `fold_in(dropout_key(seed), s)`): apart from the
     weights' key, so turning dropout on draws the same initial weights."""
-    return jax.random.fold_in(seed_key(seed), 1)
+    return jax.random.key(seed, impl=DROPOUT_KEY_IMPL)
 
 
 def _init_std(shape: tuple[int, ...], config: ModelConfig) -> float:

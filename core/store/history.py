@@ -364,9 +364,11 @@ def config_diff(configs: dict[str, RunConfig]) -> list[dict]:
 
 
 def _used_settings(config: RunConfig) -> dict:
-    """The config's settings, flattened, without those its network, optimiser or schedule ignore."""
+    """The config's settings, flattened, without those its network, optimiser or schedule ignore (no dropout counts
+    as absent too: a network without it and one that has none to offer do not differ)."""
     model, tc = config.model, config.train
     used = {"arch", "init", *model.network.hyperparameters, *(("init_std",) * (model.init == "normal"))}
+    used -= {"dropout"} if not model.dropout else set()
     ignored = {*(("train.momentum", "train.nesterov") * (tc.optimizer is not Optimizer.MOMENTUM)),
                *(("train.decay",) * (tc.schedule is not Schedule.EXPONENTIAL))}
     settings = flatten(config.to_dict(), separator=".")

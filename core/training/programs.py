@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import optax
 
 from core.data.spec import DataSpec
-from core.networks.base import Model, Params, dropout_key, seed_key
+from core.networks.base import DROPOUT_KEY_IMPL, Model, Params, dropout_key, seed_key
 from core.training.config import Schedule, TrainConfig
 from core.training.optimizers import make_optimizer
 
@@ -51,7 +51,7 @@ def make_train_step(model: Model, optimizer: optax.GradientTransformation) -> Ca
         return cross_entropy(logits, y).mean(), logits
 
     def step(state: TrainState, x, y, step_number):
-        key = jax.random.fold_in(jax.random.wrap_key_data(state.dropout_key, impl="rbg"), step_number)
+        key = jax.random.fold_in(jax.random.wrap_key_data(state.dropout_key, impl=DROPOUT_KEY_IMPL), step_number)
         (loss, logits), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params, x, y, key)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         correct = (logits.argmax(-1) == y).sum()
