@@ -64,7 +64,7 @@ def app_url(real_mnist_dir):
                 break
             except OSError:
                 if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"streamlit did not start: {server.stdout.read().decode()[-2000:]}")
+                    raise RuntimeError(f"streamlit did not start: {server.stdout.read().decode()[-2000:]}") from None
                 time.sleep(0.5)
         yield url
     finally:
@@ -123,7 +123,8 @@ def test_train_softmax_regression_then_see_results_and_weights(app_url):
         matrix.scroll_into_view_if_needed()
         x, y, count = matrix.evaluate("""gd => {
             const xa = gd._fullLayout.xaxis, ya = gd._fullLayout.yaxis, box = gd.getBoundingClientRect();
-            return [box.left + xa._offset + xa.l2p(3), box.top + ya._offset + ya.l2p(5), parseInt(gd.data[0].text[5][3])];
+            return [box.left + xa._offset + xa.l2p(3), box.top + ya._offset + ya.l2p(5), """
+            """parseInt(gd.data[0].text[5][3])];
         }""")
         page.mouse.click(x, y)
         expect(page.get_by_text(f"{count} misclassified images match")).to_be_visible()

@@ -85,7 +85,8 @@ def test_tampered_and_foreign_files(saved, tmp_path):
     with pytest.raises(ModelFileError, match="no run configuration"):
         checkpoint.load_model(_rewrite(path, lambda a: a.pop(checkpoint.CONFIG_KEY)))
     with pytest.raises(ModelFileError, match="configuration is invalid"):
-        checkpoint.load_model(_rewrite(path, lambda a: a.__setitem__(checkpoint.CONFIG_KEY, np.array('{"model": {"arch": "vgg"}}'))))
+        checkpoint.load_model(_rewrite(
+            path, lambda a: a.__setitem__(checkpoint.CONFIG_KEY, np.array('{"model": {"arch": "vgg"}}'))))
     with pytest.raises(ModelFileError, match="not finite"):
         checkpoint.load_model(_rewrite(path, lambda a: a["output/w"].__setitem__((0, 0), np.nan)))
     pickled = tmp_path / "pickled.npz"

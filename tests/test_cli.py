@@ -50,7 +50,8 @@ def test_train_saves_to_the_run_history_unless_told_not_to(tiny_env, tmp_path):
     run_id = json.loads(result.stdout.strip().splitlines()[-1])["run_id"]
     history = RunHistory(tmp_path / "home" / DATABASE_NAME)
     saved = history.list()
-    assert [row.run_id for row in saved] == [run_id] and "saved 'Softmax regression' to the run history" in result.stderr
+    assert [row.run_id for row in saved] == [run_id]
+    assert "saved 'Softmax regression' to the run history" in result.stderr
     run = history.load(run_id)
     assert run.status == "finished" and run.config.model.arch == "linear" and run.params is not None
     assert history.load(run_id).test_confusion.sum() == 300  # every test image of the tiny set, once
@@ -82,7 +83,8 @@ def test_data_command(tiny_env, tiny_data_dir):
 @pytest.mark.parametrize("args, message", [
     (("train", "--arch", "vgg"), "invalid choice: 'vgg'"),
     (("train", "--lr", "abc"), "invalid float value"),
-    (("train", "--hidden", "3,x"), "argument --hidden: hidden widths must be whole numbers separated by commas, not '3,x'"),
+    (("train", "--hidden", "3,x"),
+     "argument --hidden: hidden widths must be whole numbers separated by commas, not '3,x'"),
     (("train", "--val-size", "100", "--momentum", "2"), "Momentum must be in [0, 1)"),
     (("train", "--val-size", "5000"), "Validation size must be between 0 and 1199"),
     (("train", "--val-size", "100", "--batch-size", "5000"), "larger than the training set"),
@@ -99,7 +101,8 @@ def test_errors_are_one_line_without_traceback(tiny_env, args, message):
 
 def test_corrupt_data_is_one_line(tiny_env, tmp_path):
     (tmp_path / "bad").mkdir()
-    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
+    for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte",
+                 "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"):
         (tmp_path / "bad" / name).write_bytes(b"\x00\x00\x08\x03garbage")
     result = cli("data", "--data-dir", str(tmp_path / "bad"), env=tiny_env)
     assert result.returncode == 2 and "Traceback" not in result.stderr
@@ -148,9 +151,11 @@ def test_compile_cache_setting(monkeypatch, tmp_path):
     (("sweep", "--lr", "0.1,0.1"), "Each learning rate once"),
     (("reproduce", "--train-size", "0"), "must be 1 or more, got 0"),
     (("reproduce", "--presets", ","), "Name at least one preset after --presets"),
-    (("gradcheck", "--batch-size", "100000"), "The batch size (100,000) is larger than the training set (1,200 images)"),
+    (("gradcheck", "--batch-size", "100000"),
+     "The batch size (100,000) is larger than the training set (1,200 images)"),
     (("train", "--save", ""), "--save needs a file name, such as model.npz."),
-    (("backprop-timing", "--hidden-widths", "8,100000"), "A hidden layer can have at most 16384 units"),  # before timing
+    (("backprop-timing", "--hidden-widths", "8,100000"),
+     "A hidden layer can have at most 16384 units"),  # before timing
     (("train", "--lr", "1e-50"), "a positive number a float32 can hold (1.2e-38 to 3.4e+38)"),  # 0 inside the program
 ])
 def test_cli_bad_seeds_and_lists_are_one_line_errors(tiny_env, args, message):

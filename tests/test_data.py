@@ -92,7 +92,8 @@ def test_bad_mat_and_npz(tmp_path, tiny_mnist):
     np.savez(tmp_path / "mnist.npz", x_train=tiny_mnist.train_images)
     with pytest.raises(DataError, match="'y_train' is missing|y_train"):
         load_path(tmp_path / "mnist.npz")
-    np.savez(tmp_path / "obj.npz", x_train=np.array([object()]), y_train=np.zeros(1), x_test=np.zeros(1), y_test=np.zeros(1))
+    np.savez(tmp_path / "obj.npz", x_train=np.array([object()]), y_train=np.zeros(1),
+             x_test=np.zeros(1), y_test=np.zeros(1))
     with pytest.raises(DataError, match="obj.npz"):
         load_path(tmp_path / "obj.npz")
 

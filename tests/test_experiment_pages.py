@@ -61,7 +61,8 @@ def test_reproduce_trains_a_preset_and_remembers_the_row(data_env):
     wall_times = table.set_index("preset")["wall time (s)"]
     assert wall_times["softmax-minibatch"] != "—" and wall_times["lenet5-sgd"] == "—"  # not run yet
     # the session's run is the table's: settling an interrupted run (a Stop) updates both
-    assert at.session_state["runs"]["softmax-minibatch"] is at.session_state["reproduce.results"]["softmax-minibatch"].runs[0]
+    results = at.session_state["reproduce.results"]
+    assert at.session_state["runs"]["softmax-minibatch"] is results["softmax-minibatch"].runs[0]
 
 
 def test_reproduce_without_a_preset_says_so(data_env):

@@ -19,7 +19,7 @@ def test_per_class_bars_start_at_zero_and_no_label_is_clipped():
     trace = bar.data[0]
     assert trace.cliponaxis is False
     assert [p for a, p in zip(accuracy, trace.textposition) if a < figures.LABEL_INSIDE_FROM] == ["outside", "outside"]
-    assert set(p for a, p in zip(accuracy, trace.textposition) if a >= figures.LABEL_INSIDE_FROM) == {"inside"}
+    assert {p for a, p in zip(accuracy, trace.textposition) if a >= figures.LABEL_INSIDE_FROM} == {"inside"}
 
 
 def test_a_digit_without_test_images_is_labelled_so_not_drawn_as_zero_accuracy():
@@ -95,7 +95,7 @@ def test_reproduction_chart_has_a_dot_per_run_and_hollow_dots_for_caveats():
             {"preset": "mlp-300-tanh-adam", "reported": 0.97, "caveat": "a quick check on at most 300 images",
              "runs": {"mlp-300-tanh-adam": 0.85}}]
     fig = figures.reproduction_dots(rows)
-    reported, full, caveated = fig.data
+    _reported, full, caveated = fig.data
     assert list(full.y) == [0.91, 0.92] and full.marker.symbol == "circle"  # both runs of a two-run preset
     assert list(caveated.y) == [0.85] and caveated.marker.symbol == "circle-open"
     assert "quick check on at most 300 images" in caveated.text[0]
@@ -129,7 +129,8 @@ def test_the_curves_legend_names_each_run_once_and_the_figure_grows_to_hold_it()
     runs = [_run_with_losses(f"sweep 784-64-10 sigmoid: lr {0.005 * 1.5 ** i:.3g} · seed {i % 2}", [2.3, 0.8, 0.4])
             for i in range(8)]
     one, eight = figures.training_curves(runs[:1]), figures.training_curves(runs)
-    assert [t.name for t in eight.data if t.showlegend is not False] == ["training", "validation", *(r.name for r in runs)]
+    legend = [t.name for t in eight.data if t.showlegend is not False]
+    assert legend == ["training", "validation", *(r.name for r in runs)]
     assert eight.layout.legend.yref == "container" and eight.layout.legend.y == 0  # in the bottom margin
     assert eight.layout.margin.b - one.layout.margin.b == eight.layout.height - one.layout.height >= 3 * 22
 

@@ -142,7 +142,8 @@ def test_filters(tmp_path, trained):
     assert names(status=RunStatus.DIVERGED) == ["exploded"]
     assert [r.status for r in history.list(status=RunStatus.DIVERGED)] == ["diverged at step 7"]  # the text shown
     exploded = history.load(runs[3].run_id)
-    assert (exploded.status, exploded.diverged_at, exploded.status_text) == (RunStatus.DIVERGED, 7, "diverged at step 7")
+    assert (exploded.status, exploded.diverged_at, exploded.status_text) == (
+        RunStatus.DIVERGED, 7, "diverged at step 7")
     assert names(name_contains="MLP") == ["Good MLP", "stopped mlp"]
     assert names(name_contains="%") == []  # no LIKE wildcards
     assert names(min_test_accuracy=0.9) == ["Good MLP", "softmax"]

@@ -29,7 +29,8 @@ from core.training.loop import train
 @pytest.fixture(scope="module")
 def trained(tiny_mnist):
     splits = make_splits(tiny_mnist, SplitConfig(val_size=100))
-    config = RunConfig(ModelConfig("linear"), SplitConfig(val_size=100), TrainConfig(optimizer="sgd", epochs=1, learning_rate=1e-2))
+    config = RunConfig(ModelConfig("linear"), SplitConfig(val_size=100),
+                       TrainConfig(optimizer="sgd", epochs=1, learning_rate=1e-2))
     params = list(train(config, splits))[-1].params
     return params, splits.x_train[:300], splits.y_train[:300], Model(config.model, splits.spec)
 

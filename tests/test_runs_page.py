@@ -48,7 +48,8 @@ def home(monkeypatch, tmp_path):
 def two_runs(home) -> list[Run]:
     linear = RunConfig(model=ModelConfig(arch="linear"), data=SplitConfig(val_size=200))  # fits the tiny MNIST
     runs = [
-        saved_run("slow sgd", RunConfig(linear.model, linear.data, TrainConfig(optimizer="sgd", learning_rate=0.01)), 0.90),
+        saved_run("slow sgd", RunConfig(linear.model, linear.data, TrainConfig(optimizer="sgd", learning_rate=0.01)),
+                  0.90),
         saved_run("fast adam", linear, 0.92),
     ]
     history = RunHistory(default_path())
@@ -106,7 +107,7 @@ def test_lists_filters_and_compares(two_runs):
 
 
 def test_rename_delete_and_reload(two_runs):
-    slow, fast = two_runs
+    slow, _fast = two_runs
     history = RunHistory(default_path())
     at = page()
     at.multiselect(key=SELECTION).set_value([slow.run_id]).run()

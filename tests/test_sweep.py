@@ -112,8 +112,8 @@ def test_a_variant_promotes_to_a_normal_run(splits):
 
 def test_sweep_cli(tiny_data_dir, capsys):
     code = main(["sweep", "--data-dir", str(tiny_data_dir), "--arch", "linear", "--optimizer", "momentum",
-                 "--lr", "0.01", "--lr", "0.1", "--momentum", "0.5,0.9", "--seeds", "0,1", "--epochs", "1", "--val-size",
-                 "200", "--json"])  # list flags may also be repeated
+                 "--lr", "0.01", "--lr", "0.1", "--momentum", "0.5,0.9", "--seeds", "0,1", "--epochs", "1",
+                 "--val-size", "200", "--json"])  # list flags may also be repeated
     assert code == 0
     out, err = capsys.readouterr()
     rows = [json.loads(line) for line in out.splitlines()]

@@ -199,7 +199,8 @@ def test_the_compiled_program_follows_the_schedule_step_by_step(splits, schedule
     for chunk in chunks(tc, n, 7):
         for index in chunk.batch_index[chunk.active]:
             grads = loss(params, splits.x_train[index], splits.y_train[index])
-            params = jax.tree_util.tree_map(lambda p, g: p - rate_at(t, per_epoch, 2 * per_epoch) * g, params, grads)
+            params = jax.tree_util.tree_map(lambda p, g, t=t: p - rate_at(t, per_epoch, 2 * per_epoch) * g,
+                                            params, grads)
             t += 1
     assert t == last.step
     for got, want in zip(jax.tree_util.tree_leaves(last.params), jax.tree_util.tree_leaves(params)):
@@ -218,7 +219,10 @@ def test_schedules_and_optimizers(splits):
     _, nesterov = run_to_end(config(optimizer="momentum", nesterov=True, learning_rate=0.1, epochs=1), splits)
     _, decayed = run_to_end(config(weight_decay=0.1, epochs=1), splits)
     _, plain = run_to_end(config(epochs=1), splits)
-    norm = lambda p: float(sum((leaf ** 2).sum() for leaf in jax.tree_util.tree_leaves(p)))
+
+    def norm(p):
+        return float(sum((leaf ** 2).sum() for leaf in jax.tree_util.tree_leaves(p)))
+
     assert norm(decayed.params) < norm(plain.params)
     assert nesterov.status == "finished"
 
@@ -262,7 +266,7 @@ def test_evaluation(splits):
 
 
 def test_a_finished_runs_test_evaluation_is_computed_once_per_parameters(splits):
-    records, last = run_to_end(config(epochs=1), splits)
+    records, _last = run_to_end(config(epochs=1), splits)
     run = Run("once", config(epochs=1), splits.spec)
     for progress in records:
         run.record(progress)
