@@ -82,7 +82,9 @@ def torch_dense_stack(model: Model) -> nn.Sequential:
     """Softmax regression or an MLP: an activation before each layer after the first."""
     layers = []
     for n_in, n_out in model.weight_shapes().values():
-        layers += [TORCH_ACTIVATIONS[model.config.activation]()] * bool(layers) + [nn.Linear(n_in, n_out)]
+        if layers:
+            layers.append(TORCH_ACTIVATIONS[model.config.activation]())
+        layers.append(nn.Linear(n_in, n_out))
     return nn.Sequential(*layers)
 
 
