@@ -26,6 +26,7 @@ GRID_TITLE_BAND = 24  # pixels above each row of an image grid, for the titles
 GRID_COLOURBAR_MARGIN = 70  # the right margin of an image grid, which holds its colour bar
 GRID_COLOURBAR_MAX_LENGTH = 400  # pixels: a tall grid's colour bar stays beside its first rows
 LABEL_INSIDE_FROM = 0.3  # per-class accuracy bars at least this tall hold their label inside
+LABELLED_BARS_MAX = 12  # with more classes the bars are too narrow for labels: their accuracy is in the hover
 CURVES_PLOT_HEIGHT = 360  # training curves: pixels for the plots and their titles, without the legend
 CURVES_AXIS_TITLE_BAND = 50  # pixels under the plots for the tick labels and axis titles
 CURVES_LEGEND_ROW = 22  # pixels per legend row
@@ -126,12 +127,14 @@ def per_class_accuracy(accuracy: np.ndarray, spec: DataSpec) -> go.Figure:
     # labels run up the bars, so they stay large however narrow the column: inside a bar tall enough to hold
     # one, above a short bar (never clipped by the axes)
     heights = np.nan_to_num(accuracy)  # (no bar where there are no images)
+    texts = ["no images" if np.isnan(a) else f"{a:.1%}" for a in accuracy]
     fig = go.Figure(go.Bar(
-        x=list(range(spec.num_classes)), y=heights, text=["no images" if np.isnan(a) else f"{a:.1%}" for a in accuracy],
+        x=list(range(spec.num_classes)), y=heights, text=texts if spec.num_classes <= LABELLED_BARS_MAX else None,
         textangle=-90, insidetextanchor="end", constraintext="none",
         textposition=["inside" if a >= LABEL_INSIDE_FROM else "outside" for a in heights],
-        cliponaxis=False, textfont_size=15, insidetextfont_color="white", outsidetextfont_color="#31333f"))
-    fig.update_xaxes(title_text=f"true {spec.class_noun}", **_class_axis(spec))
+        cliponaxis=False, textfont_size=15, insidetextfont_color="white", outsidetextfont_color="#31333f",
+        customdata=texts, hovertemplate="%{customdata}<extra></extra>"))
+    fig.update_xaxes(title_text=f"true {spec.class_noun}", tickangle=0, **_class_axis(spec))
     fig.update_yaxes(title_text="accuracy", tickformat=".0%", range=[0, 1.02])
     fig.update_layout(height=340, margin=dict(l=10, r=10, t=20, b=10))
     return fig
@@ -141,10 +144,12 @@ def probability_bars(probabilities: np.ndarray, true_class: int, predicted_class
     """Every class's probability for one image; the true class green, a wrong prediction red."""
     classes = list(range(spec.num_classes))
     colours = ["#2ca02c" if c == true_class else "#d62728" if c == predicted_class else "#9aa5b1" for c in classes]
-    fig = go.Figure(go.Bar(x=classes, y=probabilities, marker_color=colours,
-                           text=[f"{p:.1%}" for p in probabilities], textposition="outside"))
+    texts = [f"{p:.1%}" for p in probabilities]
+    fig = go.Figure(go.Bar(x=classes, y=probabilities, marker_color=colours, textposition="outside",
+                           text=texts if spec.num_classes <= LABELLED_BARS_MAX else None,
+                           customdata=texts, hovertemplate="%{customdata}<extra></extra>"))
     roles = {predicted_class: "predicted", true_class: "true"}  # the true class is named even at 0%, its bar unseen
-    fig.update_xaxes(title_text=spec.class_noun, tickvals=classes,
+    fig.update_xaxes(title_text=spec.class_noun, tickvals=classes, tickangle=0,
                      ticktext=[f"{name}<br>{roles[c]}" if c in roles else name
                                for c, name in enumerate(spec.class_names)])
     fig.update_yaxes(title_text="probability", range=[0, 1.1], tickformat=".0%")

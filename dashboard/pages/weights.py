@@ -46,7 +46,7 @@ def unit_images(run: Run, weights: WeightImages, when: str) -> None:
     page = (st.number_input(f"Page (of {pages}, {UNITS_PER_PAGE} units each)", 1, pages, 1, key="unit_page")
             if pages > 1 else 1)
     shown = range((page - 1) * UNITS_PER_PAGE, min(page * UNITS_PER_PAGE, units))
-    columns = GRID_COLUMNS if units > 10 else min(units, 5)
+    columns = units if units <= GRID_COLUMNS else min(GRID_COLUMNS, -(-units // 2))  # ten classes: two rows of 5
     export.chart(figures.image_grid(images[shown.start:shown.stop], weights.titles[shown.start:shown.stop],
                                     columns=columns),
                  run_name=run.name, what=f"{weights.layer} weights {shown.start}-{shown.stop - 1} {when}",
