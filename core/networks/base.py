@@ -56,7 +56,7 @@ class ModelConfig:
     """Which network, and its shape. Fields the network does not use are emptied, so a saved config says what
     the network has; each network checks its own (`Network.check`)."""
 
-    arch: str = "mlp"  # a registered network's name (core.networks.registry)
+    arch: str = "mlp"  # a registered network's name (core/networks/__init__.py)
     hidden: tuple[int, ...] = (300,)  # widths of the hidden layers
     activation: str = Activation.TANH  # the hidden layers' nonlinearity
     init: str = Init.GLOROT
@@ -158,7 +158,7 @@ class Network(abc.ABC):
         return False
 
 
-NETWORKS: dict[str, Network] = {}  # filled by core.networks.registry
+NETWORKS: dict[str, Network] = {}  # filled by core/networks/__init__.py
 
 
 def register(network: Network) -> None:
