@@ -67,7 +67,8 @@ def study_form(key: Callable[[str], str]) -> tuple[str, int, int, str] | None:
         st.caption(f"{SETUPS[setup].description} (The study trains for the epochs set below.)")
         left, middle, right = st.columns(3)
         sizes_text = left.text_input("Training-set sizes", key=key("sizes"),
-                                     help="Comma-separated numbers of training images (stratified), at most 55,000.")
+                                     help="Comma-separated numbers of training images (stratified), at most those "
+                                          "the validation set leaves.")
         epochs = right.number_input("Epochs", step=1, key=key("epochs"), help="The same for every size. More epochs: "
                                     "more overfitting on the small sets (the report trained 100).")
         val_size = middle.number_input("Validation images", step=500, key=key("val_size"),
