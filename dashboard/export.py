@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import atexit
 import re
+import threading
 import warnings
 from datetime import date
 from functools import lru_cache, partial
@@ -56,9 +57,13 @@ def _start_image_server() -> None:
     atexit.register(kaleido.stop_sync_server, silence_warnings=True)
 
 
+_IMAGE_SERVER_START = threading.Lock()  # sessions are threads: two first exports must not start two browsers
+
+
 def image(fig: go.Figure, fmt: str) -> bytes:
     """A chart as PNG (at twice the screen's resolution) or SVG."""
-    _start_image_server()
+    with _IMAGE_SERVER_START:
+        _start_image_server()
     with warnings.catch_warnings():  # plotly passes browser options that a running server no longer takes
         warnings.filterwarnings("ignore", message="The kopts argument is ignored")
         return pio.to_image(fig, format=fmt, scale=2 if fmt == "png" else 1)
