@@ -13,6 +13,7 @@ from core.networks.base import Model
 from core.playground.images import Ink, as_drawing, read_grey
 from core.playground.preprocess import prepare
 from core.store.checkpoint import load_model
+from core.training.evaluation import probabilities
 
 HELP = "classify image files (PNG, JPEG, ...) of handwritten digits with a saved model"
 
@@ -28,22 +29,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args) -> int:
     params, config, spec = load_model(args.model)
     model = Model(config.model, spec)
-    failed = False
+    prepared = []  # (path, image) for the files that could be read
     for path in args.images:
         try:
-            image = prepare(as_drawing(read_grey(path), Ink(args.ink)), spec).image
+            prepared.append((path, prepare(as_drawing(read_grey(path), Ink(args.ink)), spec).image))
         except DigitLabError as exc:
             print(f"error: {exc}", file=sys.stderr)
-            failed = True
-            continue
-        probabilities = np.asarray(model.forward(params, image.reshape(1, -1))["probabilities"][0], np.float64)
-        ranked = np.argsort(-probabilities, kind="stable")
-        best = int(ranked[0])
-        if args.json:
-            print_json({"image": path, "prediction": spec.class_names[best],
-                        "probabilities": dict(zip(spec.class_names, probabilities.round(6).tolist()))})
-        else:
-            runner_up = int(ranked[1])
-            print(f"{path}: {spec.class_names[best]} ({probabilities[best]:.1%}; next "
-                  f"{spec.class_names[runner_up]} {probabilities[runner_up]:.1%})")
-    return 2 if failed else 0
+    if prepared:  # one compiled pass for them all
+        every = probabilities(params, model, np.stack([image for _, image in prepared])).astype(np.float64)
+        for (path, _), probs in zip(prepared, every):
+            report(path, probs, spec.class_names, args.json)
+    return 2 if len(prepared) < len(args.images) else 0
+
+
+def report(path: str, probs: np.ndarray, names: tuple[str, ...], as_json: bool) -> None:
+    """One line, or one JSON object, for an image's class probabilities."""
+    best, runner_up = (int(c) for c in np.argsort(-probs, kind="stable")[:2])
+    if as_json:
+        print_json({"image": path, "prediction": names[best],
+                    "probabilities": dict(zip(names, probs.round(6).tolist()))})
+    else:
+        print(f"{path}: {names[best]} ({probs[best]:.1%}; next {names[runner_up]} {probs[runner_up]:.1%})")

@@ -17,6 +17,7 @@ import numpy as np
 import optax
 
 from core.networks.base import Model, Params
+from core.training.evaluation import probabilities
 
 BATCH = 500  # images per compiled call when a whole test set is attacked
 
@@ -53,7 +54,8 @@ def attack(model: Model, params: Params, images: np.ndarray, labels: np.ndarray,
 
 
 def predictions(model: Model, params: Params, images: np.ndarray) -> np.ndarray:
-    return np.asarray(model.apply(params, jnp.asarray(images, jnp.float32)).argmax(-1))
+    """The predicted class of each image, by the engine's compiled evaluation."""
+    return probabilities(params, model, images).argmax(-1)
 
 
 def smallest_flipping_eps(model: Model, params: Params, image: np.ndarray, label: int, *, steps: int = 1,

@@ -83,9 +83,9 @@ def corrupted(images: np.ndarray, corruption: Corruption, severity: float, seed:
 def robustness_curve(model: Model, params: Params, x: np.ndarray, y: np.ndarray, corruption: Corruption,
                      severities=SEVERITIES, progress: Callable[[float], None] | None = None) -> list[float]:
     """Test accuracy at each severity of `corruption`, for pixel vectors x (n, pixels) and labels y."""
-    images = x.reshape(len(x), model.spec.height, model.spec.width, model.spec.channels).mean(axis=-1)
     if model.spec.channels != 1:
         raise ValueError("The corruptions are for grey images.")
+    images = x.reshape(len(x), model.spec.height, model.spec.width)
     accuracies = []
     for i, severity in enumerate(severities):
         shaken = corrupted(images, corruption, severity).reshape(len(x), -1)

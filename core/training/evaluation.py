@@ -65,6 +65,12 @@ def _batched(model: Model, params: Params, x: np.ndarray, y: np.ndarray,
     return np.concatenate(probs, axis=-2), np.concatenate(losses, axis=-1)
 
 
+def probabilities(params: Params, model: Model, x: np.ndarray) -> np.ndarray:
+    """Every class's probability (n, classes) for unlabelled images x, by the same compiled batches."""
+    x = np.asarray(x, np.float32).reshape(-1, model.spec.num_pixels)
+    return _batched(model, params, x, np.zeros(len(x), np.int32))[0]
+
+
 def loss_and_accuracy(params: Params, model: Model, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """Mean cross-entropy and accuracy on (x, y)."""
     probs, losses = _batched(model, params, x, y)
