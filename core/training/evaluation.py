@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -49,7 +50,8 @@ def _forward(model: Model, stacked: bool) -> Callable:
 def _batched(model: Model, params: Params, x: np.ndarray, y: np.ndarray,
              stacked: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Probabilities (..., n, classes) and losses (..., n) over a whole set, in fixed batches (the last one padded)."""
-    forward = _forward(model.for_programs(), stacked)
+    evaluated = model.for_programs()  # without dropout, which evaluation never applies: one program for all rates
+    forward = _forward(Model(dataclasses.replace(evaluated.config, dropout=()), model.spec), stacked)
     n = len(y)
     batch = min(EVAL_BATCH, max(n, 1))
     probs, losses = [], []
