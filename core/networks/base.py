@@ -119,6 +119,7 @@ class Network(abc.ABC):
     hyperparameters: tuple[str, ...] = ()  # the ARCH_FIELDS it uses
     flat_update: bool = False  # the optimiser updates all tensors as one flat vector (optax.flatten)
     feature_maps: tuple[str, ...] = ()  # intermediates to show as images per channel (the Weights page)
+    readout: str = "output"  # the dense layer that turns the last representation into the logits (the Playground)
 
     # an optional hook, not an abstract method: a network without fields of its own has nothing to check
     def check(self, config: ModelConfig) -> None:  # noqa: B027

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import enum
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, UnidentifiedImageError
@@ -22,24 +23,42 @@ class Ink(enum.StrEnum):
     LIGHT = "light"  # light ink on a dark ground (MNIST's way, a drawing canvas)
 
 
-def read_grey(path: Path | str) -> np.ndarray:
-    """The image file as grey levels in [0, 1] (transparent parts count as the page's white); a DataError naming the
-    file when it is not an image."""
-    path = Path(path)
+MAX_PIXELS = 64_000_000  # a larger image (a 64-megapixel photo) is refused before it is decoded
+MAX_SIDE = 1024  # larger images are shrunk to this longer side first: plenty for one digit, and quick to prepare
+
+
+def read_grey(source: Path | str | BinaryIO, name: str | None = None) -> np.ndarray:
+    """An image file (a path, or an open binary file such as an upload, called `name` in messages) as grey levels
+    in [0, 1], its longer side at most MAX_SIDE (transparent parts count as the page's white); a DataError naming
+    the file when it is not an image, too large, or too small to hold a digit."""
+    name = name or str(source)
     try:
-        with Image.open(path) as image:
-            image.load()
+        with Image.open(source) as image:
+            if image.width * image.height > MAX_PIXELS:
+                raise DataError(f"{name}: {image.width:,}×{image.height:,} pixels is more than Digit Lab reads "
+                                f"({MAX_PIXELS // 1_000_000} megapixels); crop or shrink the image first.")
+            image.draft("L", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced scale when that is enough
+            image.thumbnail((MAX_SIDE, MAX_SIDE))
             if image.mode in ("RGBA", "LA", "P"):
                 white = Image.new("RGBA", image.size, "white")
                 image = Image.alpha_composite(white, image.convert("RGBA"))
             grey = np.asarray(image.convert("L"), np.float64) / 255
     except FileNotFoundError:
-        raise DataError(f"{path}: no such file.") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
-        raise DataError(f"{path}: not an image Digit Lab can read ({exc}).") from None
+        raise DataError(f"{name}: no such file.") from None
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
+        raise DataError(f"{name}: not an image Digit Lab can read ({exc}).") from None
     if min(grey.shape) < 8:
-        raise DataError(f"{path}: {grey.shape[1]}×{grey.shape[0]} pixels is too small to hold a digit.")
+        raise DataError(f"{name}: {grey.shape[1]}×{grey.shape[0]} pixels is too small to hold a digit.")
     return grey
+
+
+def canvas_grey(rgba: np.ndarray) -> np.ndarray:
+    """A drawing canvas's RGBA pixels (height, width, 4), light ink on a dark or transparent ground, as grey levels
+    in [0, 1] over black: what `preprocess.prepare` takes."""
+    rgba = np.asarray(rgba, np.float64) / 255
+    if rgba.ndim != 3 or rgba.shape[-1] != 4:
+        raise DataError(f"A canvas image is height × width × RGBA, not an array of shape {rgba.shape}.")
+    return rgba[..., :3].mean(axis=-1) * rgba[..., 3]
 
 
 def border_level(grey: np.ndarray) -> float:
