@@ -34,7 +34,7 @@ EXPORT_WIDTH = 700  # pixels: the width charts are saved at (plotly's default; t
 LEGEND_PX_PER_CHAR, LEGEND_PX_PER_ENTRY = 7, 60  # a legend entry's width: its name's, plus its line sample and gap
 
 
-def _square_axes(fig: go.Figure) -> go.Figure:
+def square_axes(fig: go.Figure) -> go.Figure:
     """Images: no ticks or tick labels, y pointing down, square pixels, each plot area shrunk to its image."""
     plain = dict(showticklabels=False, ticks="", showgrid=False, zeroline=False, showline=False, constrain="domain")
     fig.update_xaxes(**plain)
@@ -140,10 +140,14 @@ def per_class_accuracy(accuracy: np.ndarray, spec: DataSpec) -> go.Figure:
     return fig
 
 
-def probability_bars(probabilities: np.ndarray, true_class: int, predicted_class: int, spec: DataSpec) -> go.Figure:
-    """Every class's probability for one image; the true class green, a wrong prediction red."""
+def probability_bars(probabilities: np.ndarray, true_class: int | None, predicted_class: int,
+                     spec: DataSpec) -> go.Figure:
+    """Every class's probability for one image; the true class green, a wrong prediction red (blue when the true
+    class is not known: a drawing)."""
     classes = list(range(spec.num_classes))
-    colours = ["#2ca02c" if c == true_class else "#d62728" if c == predicted_class else "#9aa5b1" for c in classes]
+    predicted_colour = "#1f77b4" if true_class is None else "#d62728"
+    colours = ["#2ca02c" if c == true_class else predicted_colour if c == predicted_class else "#9aa5b1"
+               for c in classes]
     texts = [f"{p:.1%}" for p in probabilities]
     fig = go.Figure(go.Bar(x=classes, y=probabilities, marker_color=colours, textposition="outside",
                            text=texts if spec.num_classes <= LABELLED_BARS_MAX else None,
@@ -198,7 +202,7 @@ def image_grid(images: np.ndarray, titles: Sequence[str], *, columns: int, diver
     fig.update_annotations(font_size=11)
     fig.update_layout(width=width, height=round(plot_height) + margin["t"] + margin["b"], margin=margin,
                       plot_bgcolor="rgba(0,0,0,0)")
-    return _square_axes(fig)
+    return square_axes(fig)
 
 
 def outgoing_weight_bars(weights: np.ndarray, titles: Sequence[str], class_names: Sequence[str], *,

@@ -16,6 +16,11 @@ TRAIN_PAGE = "dashboard/pages/train.py"
 RESULTS_PAGE = "dashboard/pages/results.py"
 WEIGHTS_PAGE = "dashboard/pages/weights.py"
 RUNS_PAGE = "dashboard/pages/runs.py"
+PLAYGROUND_PAGE = "dashboard/pages/playground.py"
+DRAW, UPLOAD, TEST = "Draw", "Upload an image", "Test image"  # the Playground's inputs
+PLAYGROUND_SOURCE_KEY = "playground.source"
+PLAYGROUND_TEST_INDEX = "playground.test_index"  # a setting (state.kept): the Playground's test image
+GO_TO_PLAYGROUND_KEY = "playground.go"
 MISSING = "—"
 DATA_HINT = "Check the data folder on the Data page."
 
@@ -61,6 +66,20 @@ def _saved_run_count() -> int:
         return len(state.history().list())
     except DigitLabError:  # the Runs page says what is wrong with the history
         return 0
+
+
+def send_to_playground(index: int) -> None:
+    """Open test image `index` in the Playground: a callback, so the page switch happens on the next run
+    (`follow_to_playground`)."""
+    st.session_state[PLAYGROUND_SOURCE_KEY] = TEST
+    st.session_state[state.SETTINGS_PREFIX + PLAYGROUND_TEST_INDEX] = index
+    st.session_state[GO_TO_PLAYGROUND_KEY] = True
+
+
+def follow_to_playground() -> None:
+    """Switch to the Playground when `send_to_playground` asked for it."""
+    if st.session_state.pop(GO_TO_PLAYGROUND_KEY, False):
+        st.switch_page(PLAYGROUND_PAGE)
 
 
 def failed_training_warning(run: Run) -> None:

@@ -60,6 +60,13 @@ def tiny_data_dir(tmp_path_factory, tiny_mnist) -> Path:
     return write_idx_dir(tmp_path_factory.mktemp("tiny_mnist"), tiny_mnist)
 
 
+@pytest.fixture
+def data_env(monkeypatch, tiny_data_dir) -> Path:
+    """The tiny MNIST as the data the app and the CLI find (through $MNIST_DATA_DIR)."""
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tiny_data_dir))
+    return tiny_data_dir
+
+
 def real_mnist_path() -> Path | None:
     """The full MNIST: $MNIST_DATA_DIR, else ../shared/datasets/mnist beside the checkout; None if absent."""
     for candidate in (os.environ.get("MNIST_DATA_DIR"), REPO.parent / "shared" / "datasets" / "mnist"):

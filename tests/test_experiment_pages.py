@@ -16,11 +16,6 @@ from core.training.config import RunConfig, TrainConfig
 TIMEOUT = 240
 
 
-@pytest.fixture
-def data_env(monkeypatch, tiny_data_dir):
-    monkeypatch.setenv("MNIST_DATA_DIR", str(tiny_data_dir))
-
-
 def app(page: str) -> AppTest:
     at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=TIMEOUT)
     at.switch_page(f"dashboard/pages/{page}.py")

@@ -18,12 +18,6 @@ from core.training.runs import Run
 TIMEOUT = 180
 
 
-@pytest.fixture
-def data_env(monkeypatch, tiny_data_dir):
-    monkeypatch.setenv("MNIST_DATA_DIR", str(tiny_data_dir))
-    return tiny_data_dir
-
-
 def page(name: str, runs: tuple[Run, ...] = (), data_dir: str | None = None) -> AppTest:
     at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=TIMEOUT)
     at.switch_page(f"dashboard/pages/{name}.py")

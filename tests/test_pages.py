@@ -31,12 +31,6 @@ TIMEOUT = 120
 SPLIT = SplitConfig(val_size=200)
 
 
-@pytest.fixture
-def data_env(monkeypatch, tiny_data_dir):
-    monkeypatch.setenv("MNIST_DATA_DIR", str(tiny_data_dir))
-    return tiny_data_dir
-
-
 def app(page: str | None = None) -> AppTest:
     """The app at `page`; the Train page holding out 200 validation images of the tiny MNIST's 1,200."""
     at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=TIMEOUT)

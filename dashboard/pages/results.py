@@ -22,9 +22,11 @@ from dashboard.widgets import (
     DATA_HINT,
     diverged_note,
     failed_training_warning,
+    follow_to_playground,
     format_or_dash,
     one_of,
     pick_run,
+    send_to_playground,
     show_error,
 )
 
@@ -129,9 +131,19 @@ def mistakes(run: Run, evaluation: Evaluation) -> list[int]:
     if len(shown):
         sure = confidence(evaluation)
         st.image(test_images(run, shown), caption=[caption(run, evaluation, sure, i) for i in shown], width=84)
+        open_in_playground(shown, "playground.from_mistakes")
     else:
         st.info("No misclassified image matches these filters.")
     return [int(i) for i in shown]
+
+
+def open_in_playground(indices, key: str) -> None:
+    """One click on a test index opens that image in the Playground (its layers, saliency, attacks)."""
+    def send() -> None:
+        if st.session_state[key] is not None:
+            send_to_playground(int(st.session_state[key]))
+
+    st.pills("Open in the Playground", indices, format_func=lambda i: f"#{i}", key=key, on_change=send)
 
 
 def correct_sample(run: Run, evaluation: Evaluation) -> list[int]:
@@ -161,6 +173,7 @@ def probabilities(run: Run, evaluation: Evaluation, candidates: list[int]) -> No
 
 
 def main() -> None:
+    follow_to_playground()
     st.title("Results")
     run = pick_run()
     if run is None:
