@@ -79,3 +79,15 @@ def test_a_network_that_ignores_its_input_cannot_be_fooled(trained):
     assert attacks.smallest_flipping_eps(model, blind, x[0], int(y[0])) is None
     with pytest.raises(ValueError, match="ε"):
         attacks.attack(model, params, x, y, -0.1)
+
+
+def test_pgd_takes_steps_of_the_chosen_size(trained):
+    """One PGD step of scale s moves each pixel by s × ε / steps at most (before the ε-box clips it)."""
+    model, params, x, y = trained
+    assert attacks.step_size(0.1, 1) == 0.1 and attacks.step_size(0.1, 10, 2.0) == pytest.approx(0.02)
+    one_step = attacks.attack(model, params, x, y, 0.3, steps=1, step_scale=1.0)
+    small = attacks.attack(model, params, x, y, 0.3, steps=3, step_scale=0.5)
+    assert np.abs(small - x).max() <= 0.5 * 0.3 + 1e-6  # three steps of 0.05
+    assert np.abs(one_step - x).max() > 0.5 * 0.3
+    with pytest.raises(ValueError, match="step size"):
+        attacks.attack(model, params, x, y, 0.1, steps=3, step_scale=0)

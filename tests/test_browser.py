@@ -7,6 +7,7 @@ fails the test; elsewhere it skips, saying why.
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import re
@@ -340,6 +341,7 @@ def test_every_page_renders_with_a_trained_run(app_url):
             "Data": page.get_by_text("LeNet-5:"), "Train": page.get_by_text("Load a saved model file"),
             "Results": page.get_by_role("heading", name="Download this run"),
             "Weights": page.get_by_role("button", name="Save chart"),
+            "Playground": page.get_by_text("Nothing is drawn yet"),
             "Runs": page.get_by_text(re.compile(r"1 of 1 saved runs? match")),
             "Gradient check": page.get_by_role("button", name="Run the finite-difference check"),
             "Backprop timing": page.get_by_role("button", name="Time them"),
@@ -378,4 +380,125 @@ def test_every_page_renders_with_a_trained_run(app_url):
             _assert_no_error_on_page(playwright_api, page, name)
             page.wait_for_function("Array.from(document.images).every(image => image.complete)")
             page.screenshot(path=ARTIFACTS / f"page-{name.lower().replace(' ', '-')}.png")
+        browser.close()
+
+
+# Strokes in the canvas's own pixels (280×280), as a hand would draw these digits.
+DIGIT_STROKES = {
+    "1": [[(145, 45), (140, 140), (138, 235)]],
+    "7": [[(70, 60), (210, 60)], [(210, 60), (165, 150), (125, 235)]],
+    "0": [[(140, 45), (95, 70), (80, 140), (95, 210), (140, 235), (185, 210), (200, 140), (185, 70), (140, 45)]],
+}
+
+
+def _draw(page, strokes) -> None:
+    """Draw `strokes` on the Playground's canvas with the mouse, each in small moves as a hand does."""
+    canvas = page.locator("canvas.upper-canvas")
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    for stroke in strokes:
+        page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
+        page.mouse.down()
+        for (x0, y0), (x1, y1) in itertools.pairwise(stroke):
+            for t in range(1, 11):
+                page.mouse.move(box["x"] + x0 + (x1 - x0) * t / 10, box["y"] + y0 + (y1 - y0) * t / 10)
+        page.mouse.up()
+
+
+def _prediction(playwright_api, page) -> tuple[str, list[float]]:
+    """The predicted class in large type and the ten probabilities of the bars (the page's first chart)."""
+    playwright_api.expect(page.get_by_text(re.compile(r"sure; next"))).to_be_visible()
+    _wait_until_idle(page)
+    bars = page.locator(".js-plotly-plot").first.evaluate("gd => Array.from(gd._fullData[0].y)")
+    answer = page.get_by_test_id("stMarkdown").filter(has_text=re.compile(r"sure; next"))
+    return answer.inner_text().strip().splitlines()[0].strip(), bars
+
+
+def _draw_digits(playwright_api, page, name: str) -> dict[str, dict]:
+    """Draw each digit of DIGIT_STROKES (Clear between them), with a screenshot of each; what was predicted."""
+    expect = playwright_api.expect
+    predicted = {}
+    for digit, strokes in DIGIT_STROKES.items():
+        page.get_by_role("button", name="Clear").click()
+        expect(page.get_by_text("Nothing is drawn yet")).to_be_visible()
+        _wait_until_idle(page)
+        _draw(page, strokes)
+        answer, bars = _prediction(playwright_api, page)
+        assert len(bars) == 10 and abs(sum(bars) - 1) < 1e-4
+        predicted[digit] = {"predicted": answer, "probability": round(max(bars), 4)}
+        _assert_no_error_on_page(playwright_api, page, "Playground")
+        page.screenshot(path=ARTIFACTS / f"playground-{name}-drew-{digit}.png")
+    return predicted
+
+
+def test_draw_digits_in_the_playground_on_a_freshly_trained_default_run(app_url):
+    """The default run (784-300-10 ReLU MLP, Adam, 3 epochs), then three digits drawn with the mouse: each stroke
+    gives ten probability bars, Clear empties the canvas, and another digit gets another prediction."""
+    playwright_api = _playwright()
+    expect = playwright_api.expect
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.set_default_timeout(90_000)
+        page.goto(app_url)
+        expect(page.get_by_text("Images per digit")).to_be_visible()
+        page.get_by_role("link", name="Train", exact=True).first.click()
+        page.get_by_role("button", name="Train", exact=True).click()
+        expect(_test_metric(page)).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+        page.get_by_role("link", name="Playground", exact=True).first.click()
+        expect(page.get_by_text("Nothing is drawn yet")).to_be_visible()
+
+        _draw(page, DIGIT_STROKES["1"])
+        _, first_bars = _prediction(playwright_api, page)
+        _draw(page, [[(60, 230), (220, 230)]])  # a second stroke on the same digit: the prediction follows it
+        expect(page.get_by_text(re.compile(r"sure; next"))).to_be_visible()
+        _wait_until_idle(page)
+        assert page.locator(".js-plotly-plot").first.evaluate("gd => Array.from(gd._fullData[0].y)") != first_bars
+
+        predicted = _draw_digits(playwright_api, page, "default-run")
+        assert predicted["1"]["predicted"] == "1"  # an upright stroke: any trained MNIST network says 1
+        assert len({tuple(v.values()) for v in predicted.values()}) == 3
+        for view in ("Why: saliency", "Fool it: attacks", "Inside: the layers"):
+            page.get_by_text(view, exact=True).click()
+            _wait_until_idle(page)
+            _assert_no_error_on_page(playwright_api, page, "Playground")
+            page.screenshot(path=ARTIFACTS / f"playground-default-run-{view.split(':')[0].lower()}.png",
+                            full_page=True)
+        (ARTIFACTS / "playground-default-run.json").write_text(json.dumps(predicted, indent=1))
+        browser.close()
+
+
+def test_the_playground_classifies_drawings_with_a_run_reloaded_from_the_history(app_url, real_mnist_dir):
+    """Softmax regression trained here for one epoch and saved to the run history, reloaded on the Runs page:
+    the Playground draws its template contributions for a drawn digit."""
+    from core.data.locate import load_mnist
+    from core.data.splits import SplitConfig, make_splits
+    from core.training.config import TrainConfig
+    from core.training.loop import train
+
+    config = RunConfig(ModelConfig("linear"), SplitConfig(val_size=1000), TrainConfig(epochs=1, learning_rate=0.1,
+                                                                                       optimizer="sgd"))
+    splits = make_splits(load_mnist(real_mnist_dir), config.data)
+    *_, last = train(config, splits)
+    run = Run("from the history", config, MNIST_SPEC, params=last.params, status="finished")
+    run.finish(splits)
+    RunHistory(default_path()).save(run)
+    playwright_api = _playwright()
+    expect = playwright_api.expect
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.goto(f"{app_url}/runs")
+        expect(page.get_by_text("1 of 1 saved runs match")).to_be_visible()
+        page.get_by_test_id("stMultiSelect").filter(has_text="Select runs").locator("input").click()
+        page.get_by_role("option", name="from the history", exact=True).click()
+        page.keyboard.press("Escape")
+        _wait_until_idle(page)
+        page.get_by_role("button", name=re.compile("^Reload")).click()
+        expect(page.get_by_text("Loaded 'from the history' into this session")).to_be_visible()
+        page.get_by_role("link", name="Playground", exact=True).first.click()
+        expect(page.get_by_role("combobox", name="Run", exact=True)).to_have_value(re.compile("^from the history"))
+        predicted = _draw_digits(playwright_api, page, "history-run")
+        expect(page.get_by_text("Template matching: each pixel × its weight")).to_be_visible()
+        (ARTIFACTS / "playground-history-run.json").write_text(json.dumps(predicted, indent=1))
         browser.close()

@@ -66,8 +66,8 @@ def test_a_drawing_is_prepared_step_by_step_and_classified(mlp_run):
     assert not at.exception
     probabilities = bars(at)
     assert len(probabilities) == 10 and sum(probabilities) == pytest.approx(1, abs=1e-5)
-    steps = at.get("image")[0].proto.imgs
-    assert [image.caption for image in steps][-1] == "centre of mass centred: the input"
+    steps = [image.proto.imgs[0].caption for image in at.get("image")]
+    assert steps[-1] == "centre of mass centred: the input" and len(steps) == 4
     first = probabilities
     at = drawn(at, ONE)
     assert bars(at) != first  # another drawing, another prediction

@@ -61,6 +61,12 @@ def _shown(image: np.ndarray, run: Run) -> np.ndarray:
     return np.asarray(image).reshape(shape)
 
 
+def _pixelated(image: np.ndarray, side: int = 140) -> np.ndarray:
+    """A small image enlarged by repeating its pixels, so the browser shows them as squares rather than a blur."""
+    factor = max(1, -(-side // max(image.shape[:2])))
+    return np.repeat(np.repeat(image, factor, axis=0), factor, axis=1)
+
+
 def prepared_input(run: Run, drawing: np.ndarray, title: str) -> Input | None:
     """A grey drawing prepared as MNIST's digits were, each step shown; None (with a note) when nothing is drawn."""
     try:
@@ -69,9 +75,10 @@ def prepared_input(run: Run, drawing: np.ndarray, title: str) -> Input | None:
         st.info(str(exc))
         return None
     box = round(min(run.spec.height, run.spec.width) * 20 / 28)
-    st.image([steps.cropped, steps.scaled, steps.pasted, steps.image], width=96, clamp=True, caption=[
-        f"ink's box {steps.cropped.shape[1]}×{steps.cropped.shape[0]}", f"fitted into {box}×{box}",
-        f"pasted into {run.spec.width}×{run.spec.height}", "centre of mass centred: the input"])
+    captions = [f"ink's box {steps.cropped.shape[1]}×{steps.cropped.shape[0]}", f"fitted into {box}×{box}",
+                f"pasted into {run.spec.width}×{run.spec.height}", "centre of mass centred: the input"]
+    for column, image, caption in zip(st.columns(4), steps, captions):
+        column.image(_pixelated(image), clamp=True, caption=caption, width="stretch")
     return Input(steps.image.reshape(-1), None, title)
 
 
@@ -139,9 +146,8 @@ def prediction(run: Run, passed: inside.Pass, given: Input) -> None:
     names, ranked = run.spec.class_names, passed.ranked
     top, runner_up = int(ranked[0]), int(ranked[1])
     words, bars = st.columns([1, 3])
-    words.markdown(f"<div style='font-size:5rem;line-height:1;text-align:center'>{names[top]}</div>",
-                   unsafe_allow_html=True)
-    words.markdown(f"<div style='text-align:center'>{passed.probabilities[top]:.1%} sure; next "
+    words.markdown(f"<div style='font-size:5rem;line-height:1.1;text-align:center'>{names[top]}</div>"
+                   f"<div style='text-align:center'>{passed.probabilities[top]:.1%} sure; next "
                    f"{names[runner_up]} ({passed.probabilities[runner_up]:.1%})</div>", unsafe_allow_html=True)
     if given.label is not None:
         words.caption(f"True {run.spec.class_noun}: {names[given.label]} "
