@@ -99,7 +99,8 @@ def main() -> None:
     parser.add_argument("--data-dir")
     args = parser.parse_args()
     url = canvas_png()
-    image = prepare(canvas_grey(np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))))).image
+    drawing = canvas_grey(np.asarray(Image.open(io.BytesIO(base64.b64decode(url.split(",", 1)[1])))))
+    image = prepare(drawing).image.reshape(-1)
     x, y, source = test_images(args.data_dir)
     print(f"Test images: {source}.")
     print(f"| network | what | first call s | later calls ms (median of {args.repeats}) |\n|---|---|--:|--:|")

@@ -451,15 +451,18 @@ def test_draw_digits_in_the_playground_on_a_freshly_trained_default_run(app_url)
         _draw(page, DIGIT_STROKES["1"])
         _, first_bars = _prediction(playwright_api, page)
         _draw(page, [[(60, 230), (220, 230)]])  # a second stroke on the same digit: the prediction follows it
-        expect(page.get_by_text(re.compile(r"sure; next"))).to_be_visible()
-        _wait_until_idle(page)
-        assert page.locator(".js-plotly-plot").first.evaluate("gd => Array.from(gd._fullData[0].y)") != first_bars
+        page.wait_for_function("""old => {
+            const y = document.querySelector('.js-plotly-plot')?._fullData?.[0]?.y;
+            return y && Array.from(y).some((p, i) => Math.abs(p - old[i]) > 1e-7);
+        }""", arg=first_bars)
 
         predicted = _draw_digits(playwright_api, page, "default-run")
         assert predicted["1"]["predicted"] == "1"  # an upright stroke: any trained MNIST network says 1
         assert len({tuple(v.values()) for v in predicted.values()}) == 3
-        for view in ("Why: saliency", "Fool it: attacks", "Inside: the layers"):
+        for view, shown in (("Why: saliency", "Red pixels raise the score"), ("Fool it: attacks", "The smallest ε"),
+                            ("Inside: the layers", "that matter most here")):
             page.get_by_text(view, exact=True).click()
+            expect(page.get_by_text(shown).first).to_be_visible()
             _wait_until_idle(page)
             _assert_no_error_on_page(playwright_api, page, "Playground")
             page.screenshot(path=ARTIFACTS / f"playground-default-run-{view.split(':')[0].lower()}.png",
