@@ -94,7 +94,7 @@ def test_train_softmax_regression_then_see_results_and_weights(app_url):
         expect(page.get_by_role("heading", name="Train a network")).to_be_visible()
         page.get_by_text("Softmax regression", exact=True).click()
         expect(page.get_by_text("Hidden layer widths")).to_have_count(0)
-        epochs = page.get_by_label("Epochs")
+        epochs = page.get_by_label("Epochs (exact value)")
         epochs.fill("1")
         epochs.press("Enter")
         expect(epochs).to_have_value("1")
@@ -160,7 +160,7 @@ def test_train_softmax_regression_then_see_results_and_weights(app_url):
         page.get_by_role("link", name="Train", exact=True).first.click()
         page.get_by_text("MLP", exact=True).click()
         expect(page.get_by_text("Hidden layer widths")).to_be_visible()
-        epochs = page.get_by_label("Epochs")
+        epochs = page.get_by_label("Epochs (exact value)")
         epochs.fill("20")
         epochs.press("Enter")
         expect(epochs).to_have_value("20")
@@ -203,7 +203,7 @@ def _open_train_page(playwright_api, page, url: str, epochs: int) -> None:
     expect(page.get_by_role("heading", name="Train a network")).to_be_visible()
     page.get_by_text("Softmax regression", exact=True).click()
     expect(page.get_by_text("Hidden layer widths")).to_have_count(0)
-    field = page.get_by_label("Epochs")
+    field = page.get_by_label("Epochs (exact value)")
     field.fill(str(epochs))
     field.press("Enter")
     expect(field).to_have_value(str(epochs))
@@ -504,4 +504,34 @@ def test_the_playground_classifies_drawings_with_a_run_reloaded_from_the_history
         predicted = _draw_digits(playwright_api, page, "history-run")
         expect(page.get_by_text("Template matching: each pixel × its weight")).to_be_visible()
         (ARTIFACTS / "playground-history-run.json").write_text(json.dumps(predicted, indent=1))
+        browser.close()
+
+
+def test_a_slider_changes_the_setting_and_the_address_and_a_shared_address_restores_it(app_url):
+    playwright_api = _playwright()
+    expect = playwright_api.expect
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1800})
+        page.set_default_timeout(90_000)
+        page.goto(f"{app_url}/train")
+        expect(page.get_by_role("heading", name="Train a network")).to_be_visible()
+        box = page.get_by_label("Learning rate (exact value)")
+        expect(box).to_have_value("0.001")
+        thumb = page.get_by_test_id("stSlider").filter(has_text="Learning rate").get_by_role("slider")
+        thumb.focus()
+        page.keyboard.press("ArrowRight")  # 1e-3 → 2e-3, the next stop of the 1-2-5 scale
+        expect(box).to_have_value("0.002")
+        page.wait_for_url(re.compile(r"learning_rate=0\.002"))
+        box.fill("0.03")
+        box.press("Enter")
+        expect(thumb).to_have_attribute("aria-valuetext", "0.02")  # the stop nearest 0.03 on a log scale
+        page.wait_for_url(re.compile(r"learning_rate=0\.03"))
+        shared = page.url
+        page.screenshot(path=ARTIFACTS / "train-sliders.png")
+
+        other = browser.new_page(viewport={"width": 1400, "height": 1800})  # another visitor opens the address
+        other.goto(shared)
+        expect(other.get_by_label("Learning rate (exact value)")).to_have_value("0.03")
+        _assert_no_error_on_page(playwright_api, other, "Train")
         browser.close()

@@ -19,7 +19,7 @@ from core.training.drive import drive
 from core.training.loop import Progress, check_run, train
 from core.training.runs import Run
 from core.training.status import RunStatus
-from dashboard import export, figures, state
+from dashboard import export, figures, state, tuning
 from dashboard.widgets import (
     DATA_HINT,
     MISSING,
@@ -51,6 +51,33 @@ DEFAULTS = {
 }
 
 
+CHOICES = {"arch": list(NETWORKS), "activation": list(Activation), "init": list(Init), "optimizer": list(Optimizer),
+           "schedule": list(Schedule), "subset": list(SUBSET_CHOICES)}  # the settings that are one of a few
+LISTS = {"hidden": int, "dropout": float}  # the settings that are lists of numbers
+ADDRESS_READ_KEY = "train_address_read"  # the page's address has given its settings (once a session)
+ADDRESS_NOTES_KEY = "train_address_notes"  # what in the address could not be used, shown once
+
+
+def read_address(defaults: dict) -> None:
+    """The settings in the page's address (a shared setup), once a session, before the widgets are drawn; what is
+    not a setting or not a valid value is noted, and that setting keeps its default."""
+    if st.session_state.get(ADDRESS_READ_KEY):
+        return
+    st.session_state[ADDRESS_READ_KEY] = True
+    values, notes = tuning.settings_from_address(st.query_params.to_dict(), defaults, CHOICES, LISTS)
+    for name, value in values.items():
+        st.session_state[S + name] = value
+    if "init" in values:
+        st.session_state[INIT_CHOSEN_KEY] = True
+    if notes:
+        st.session_state[ADDRESS_NOTES_KEY] = notes
+
+
+def write_address(defaults: dict) -> None:
+    """The settings that differ from their defaults into the page's address: copying it shares the setup."""
+    st.query_params.from_dict(tuning.address_of({name: state.setting(name) for name in defaults}, defaults))
+
+
 def _request_training() -> None:
     st.session_state[TRAIN_REQUEST_KEY] = True
 
@@ -78,15 +105,16 @@ def settings_form() -> None:
         uses = NETWORKS[v("arch")].hyperparameters
         st.caption(NETWORKS[v("arch")].description)
         if "hidden" in uses:
-            st.text_input("Hidden layer widths", key=S + "hidden",
-                          help="Comma-separated, one number per hidden layer: 300 or 500,150.")
+            tuning.hidden_layers("Hidden layer widths", "hidden",
+                                 help="Comma-separated, one number per hidden layer: 300 or 500,150; or the sliders.")
         if "activation" in uses:
             st.selectbox("Activation", list(Activation), key=S + "activation", on_change=_follow_network_init)
         if "dropout" in uses:
-            st.text_input("Dropout rate", key=S + "dropout",
-                          help="The fraction of hidden units dropped at each training step (0 turns dropout off): one "
-                               "rate for every hidden dense layer, or one per layer separated by commas. Evaluation "
-                               "always uses the whole network.")
+            tuning.slider("Dropout rate", "dropout", tuning.DROPOUTS, text=True, write="{:g}".format,
+                          read=lambda text: number_list(text, float, "Dropout rates")[0],
+                          help="The fraction of hidden units dropped at each training step (0 turns dropout off): "
+                               "one rate for every hidden dense layer, or one per layer separated by commas. "
+                               "Evaluation always uses the whole network.")
         st.selectbox("Weight initialisation", list(Init), key=S + "init", format_func=INIT_NAMES.get,
                      on_change=_mark_init_chosen,
                      help="Biases start at zero. Glorot suits softmax regression and tanh/sigmoid, He suits ReLU "
@@ -99,28 +127,27 @@ def settings_form() -> None:
                         help="Held out of the training images (stratified); 0 turns validation off.")
         st.radio("Train on", list(SUBSET_CHOICES), key=S + "subset", format_func=SUBSET_CHOICES.get, horizontal=True)
         if v("subset") == "total":
-            st.number_input("Training images", step=1000, key=S + "train_size")
+            tuning.slider("Training images", "train_size", tuning.TRAIN_SIZES, step=1000)
         elif v("subset") == "per_class":
-            st.number_input("Training images per class", step=100, key=S + "per_class")
+            tuning.slider("Training images per class", "per_class", tuning.PER_CLASS, step=100)
         st.number_input("Random seed", step=1, key=S + "seed",
                         help="Same seed and settings give the same curves, bit for bit.")
     with optimiser:
         st.subheader("Training")
         st.selectbox("Optimiser", list(Optimizer), key=S + "optimizer", format_func=OPTIMIZER_LABELS.get)
-        st.number_input("Learning rate", step=1e-4, format="%g", key=S + "learning_rate",
-                        help="Much too high a rate makes the loss blow up: the run stops as diverged (NaN or "
-                             "infinity), or ends with huge weights, a huge loss and about chance accuracy (the "
-                             "results then say so). A rate a little too high trains badly, one too low slowly.")
+        tuning.slider("Learning rate", "learning_rate", tuning.LEARNING_RATES, step=1e-4, format="%g",
+                      help="Much too high a rate makes the loss blow up: the run stops as diverged (NaN or "
+                           "infinity), or ends with huge weights, a huge loss and about chance accuracy (the "
+                           "results then say so). A rate a little too high trains badly, one too low slowly.")
         if v("optimizer") == Optimizer.MOMENTUM:
-            st.number_input("Momentum", step=0.05, format="%g", key=S + "momentum")
+            tuning.slider("Momentum", "momentum", tuning.MOMENTA, step=0.05, format="%g")
             st.checkbox("Nesterov", key=S + "nesterov")
         st.selectbox("Learning-rate schedule", list(Schedule), key=S + "schedule", format_func=SCHEDULE_LABELS.get)
         if v("schedule") == Schedule.EXPONENTIAL:
-            st.number_input("Decay factor per epoch", step=0.01, format="%g", key=S + "decay")
-        st.number_input("L2 weight decay", step=1e-4, format="%g", key=S + "weight_decay")
-        left, right = st.columns(2)
-        left.number_input("Batch size", step=10, key=S + "batch_size")
-        right.number_input("Epochs", step=1, key=S + "epochs")
+            tuning.slider("Decay factor per epoch", "decay", tuning.DECAYS, step=0.01, format="%g")
+        tuning.slider("L2 weight decay", "weight_decay", tuning.WEIGHT_DECAYS, step=1e-4, format="%g")
+        tuning.slider("Batch size", "batch_size", tuning.BATCH_SIZES, step=10)
+        tuning.slider("Epochs", "epochs", tuning.EPOCHS, step=1)
         with st.expander("Advanced"):
             st.number_input("Validate every N updates (0: at each epoch end)", step=100,
                             key=S + "eval_every",
@@ -331,6 +358,9 @@ def checked_config(local: Dataset | None, data_error: DataError | None) -> tuple
 
 def settings_section(config_error: str | None) -> None:
     """The settings form, then why the settings, the last Train press or the last save went wrong."""
+    if ADDRESS_NOTES_KEY in st.session_state:
+        notes = "; ".join(st.session_state.pop(ADDRESS_NOTES_KEY))
+        st.warning(f"This page's address holds what cannot be used ({notes}): those settings keep their defaults.")
     settings_form()
     if config_error:
         st.error(config_error)
@@ -344,8 +374,9 @@ def main() -> None:
     st.title("Train a network")
     local, data_error = local_data()
     # on a small dataset the default validation set shrinks, as on the Data page
-    state.setting_keys(DEFAULTS if local is None else
-                       {**DEFAULTS, "val_size": default_split(len(local.train_labels)).val_size})
+    defaults = DEFAULTS if local is None else {**DEFAULTS, "val_size": default_split(len(local.train_labels)).val_size}
+    state.setting_keys(defaults)
+    read_address(defaults)
     requested = st.session_state.pop(TRAIN_REQUEST_KEY, False)
     config, config_error = checked_config(local, data_error)
     training = requested and config is not None
@@ -353,6 +384,7 @@ def main() -> None:
         st.markdown(f"**Training {training_summary(config, MNIST_SPEC if local is None else local.spec)}**")
     else:
         settings_section(config_error)
+    write_address(defaults)
     st.button("Train", type="primary", icon=":material/play_arrow:", on_click=_request_training,
               disabled=config is None or training)
     if training:
