@@ -283,6 +283,19 @@ def test_a_run_whose_tab_is_closed_mid_training_is_kept_in_the_run_history(app_u
     assert 0 < run.epochs_completed < 200 and run.params is not None
 
 
+def _reload_from_history(playwright_api, page, app_url: str, name: str) -> None:
+    """On the Runs page, select the one saved run, `name`, and reload it into the session."""
+    expect = playwright_api.expect
+    page.goto(f"{app_url}/runs")
+    expect(page.get_by_text("1 of 1 saved runs match")).to_be_visible()
+    page.get_by_test_id("stMultiSelect").filter(has_text="Select runs").locator("input").click()
+    page.get_by_role("option", name=name, exact=True).click()
+    page.keyboard.press("Escape")
+    _wait_until_idle(page)
+    page.get_by_role("button", name=re.compile("^Reload")).click()
+    expect(page.get_by_text(f"Loaded '{name}' into this session")).to_be_visible()
+
+
 def test_a_selected_run_renamed_on_the_runs_page_stays_selected_and_usable(app_url):
     """The selector shows runs by name: after a rename its choice still means the same run (it raised a TypeError
     at the next click), and the session's copy of the run follows the new name."""
@@ -295,14 +308,7 @@ def test_a_selected_run_renamed_on_the_runs_page_stays_selected_and_usable(app_u
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 2400})
-        page.goto(f"{app_url}/runs")
-        expect(page.get_by_text("1 of 1 saved runs match")).to_be_visible()
-        page.get_by_test_id("stMultiSelect").filter(has_text="Select runs").locator("input").click()
-        page.get_by_role("option", name="before", exact=True).click()
-        page.keyboard.press("Escape")
-        _wait_until_idle(page)
-        page.get_by_role("button", name=re.compile("^Reload")).click()
-        expect(page.get_by_text("Loaded 'before' into this session")).to_be_visible()
+        _reload_from_history(playwright_api, page, app_url, "before")
         new_name = page.get_by_label("New name")
         new_name.fill("after")
         new_name.press("Enter")  # renames: the field and its Rename button are one form
@@ -491,14 +497,7 @@ def test_the_playground_classifies_drawings_with_a_run_reloaded_from_the_history
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1800})
-        page.goto(f"{app_url}/runs")
-        expect(page.get_by_text("1 of 1 saved runs match")).to_be_visible()
-        page.get_by_test_id("stMultiSelect").filter(has_text="Select runs").locator("input").click()
-        page.get_by_role("option", name="from the history", exact=True).click()
-        page.keyboard.press("Escape")
-        _wait_until_idle(page)
-        page.get_by_role("button", name=re.compile("^Reload")).click()
-        expect(page.get_by_text("Loaded 'from the history' into this session")).to_be_visible()
+        _reload_from_history(playwright_api, page, app_url, "from the history")
         page.get_by_role("link", name="Playground", exact=True).first.click()
         expect(page.get_by_role("combobox", name="Run", exact=True)).to_have_value(re.compile("^from the history"))
         predicted = _draw_digits(playwright_api, page, "history-run")
