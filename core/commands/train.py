@@ -69,6 +69,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--epochs", type=int, default=TRAIN.epochs, help=f"default {TRAIN.epochs}")
     t.add_argument("--eval-every", type=int, default=TRAIN.eval_every, help="also validate every N steps")
     t.add_argument("--seed", type=seed, default=TRAIN.seed, help=f"0 to 2**32-1 (default {TRAIN.seed})")
+    t.add_argument("--devices", type=int, default=TRAIN.devices,
+                   help=f"split each batch (a sweep: its variants) across this many devices (default {TRAIN.devices}; "
+                        "`python -m core data` lists them)")
     d = parser.add_argument_group("data split")
     d.add_argument("--train-size", type=int, help="train on this many images (stratified)")
     d.add_argument("--per-class", type=int, help="train on this many images of each class")
@@ -91,7 +94,7 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
             momentum=TRAIN.momentum if args.momentum is None else args.momentum, nesterov=args.nesterov,
             schedule=schedule, decay=TRAIN.decay if args.decay is None else args.decay,
             weight_decay=args.weight_decay, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
-            eval_every=args.eval_every,
+            eval_every=args.eval_every, devices=args.devices,
         ),
     )
 

@@ -54,9 +54,12 @@ from core.training.programs import (
     TrainState,
     all_finite,
     compile_chunk,
+    device_mesh,
     dropout_key_data,
     make_train_step,
     program_settings,
+    replicated,
+    split_along_devices,
     steps_per_chunk,
 )
 
@@ -226,13 +229,29 @@ def _compiled_sweep_chunk(model: Model, tc: TrainConfig, n: int, k: int, state: 
         program = _SWEEP_PROGRAMS.get(key)
     if program is not None:
         return program
-    program = compile_chunk(_make_sweep_step(model, tc, n // tc.batch_size), state, model.spec, n, tc.batch_size, k)
+    program = compile_chunk(_make_sweep_step(model, tc, n // tc.batch_size), state, model.spec, n, tc.batch_size, k,
+                            tc.devices, split_variants=_split_variants(tc, group))
     with _SWEEP_PROGRAMS_LOCK:
         if key not in _SWEEP_PROGRAMS:
             while len(_SWEEP_PROGRAMS) >= MAX_SWEEP_PROGRAMS:  # forget the oldest
                 del _SWEEP_PROGRAMS[next(iter(_SWEEP_PROGRAMS))]
             _SWEEP_PROGRAMS[key] = program
         return _SWEEP_PROGRAMS[key]
+
+
+def _split_variants(tc: TrainConfig, group: int) -> bool:
+    """On several devices, a group of variants that divides evenly among them is split across them (each trains its
+    share on whole batches); otherwise each batch is."""
+    return tc.devices > 1 and group % tc.devices == 0
+
+
+def _placed(state: SweepState, tc: TrainConfig) -> SweepState:
+    """A group's state on the devices its compiled chunk expects."""
+    if tc.devices == 1:
+        return state
+    mesh = device_mesh(tc.devices)
+    group = len(state.learning_rate)
+    return jax.device_put(state, split_along_devices(mesh) if _split_variants(tc, group) else replicated(mesh))
 
 
 def train_sweep(variants: Sequence[RunConfig], splits: Splits, *,
@@ -252,8 +271,10 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *,
     steps_per_epoch = epoch_steps(tc, n)
     k = steps_per_chunk(tc, model, steps_per_epoch)
     groups = [list(range(len(variants)))] if vmapped else [[i] for i in range(len(variants))]
-    states = [_init_state([variants[i] for i in group], model, steps_per_epoch) for group in groups]
+    states = [_placed(_init_state([variants[i] for i in group], model, steps_per_epoch), tc) for group in groups]
     x_train, y_train = splits.train_on_device
+    if tc.devices > 1:
+        x_train, y_train = jax.device_put((x_train, y_train), replicated(device_mesh(tc.devices)))
     ended = [False] * len(variants)
 
     def validate() -> PerVariant:

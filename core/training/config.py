@@ -62,6 +62,7 @@ class TrainConfig:
     shuffle_seed: int | None = None  # the batch order's seed (a sweep's seed variants share one order)
     eval_every: int = 0  # also validate at the first chunk end after every N steps; 0 = at epoch ends only
     steps_per_chunk: int = 0  # 0 = chosen from the network's cost
+    devices: int = 1  # devices each batch is split across (data parallel: the same curves, to float rounding)
 
     def __post_init__(self):
         object.__setattr__(self, "optimizer", member_of(Optimizer, self.optimizer, "optimiser"))
@@ -80,6 +81,9 @@ class TrainConfig:
              "Step counts must be whole numbers, 0 or more."),
             (all(whole(seed, 0, MAX_SEED) for seed in (self.seed, self.batch_order_seed)),
              f"Seeds must be whole numbers from 0 to {MAX_SEED}."),
+            (whole(self.devices, 1), "The number of devices must be a whole number, at least 1."),
+            (not whole(self.devices, 1) or not whole(self.batch_size, 1) or self.batch_size % self.devices == 0,
+             f"The batch size ({self.batch_size}) must split evenly across the {self.devices} devices."),
         ]
         for ok, message in checks:
             if not ok:

@@ -17,6 +17,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import NamedTuple, TypeVar
 
+import jax
 import numpy as np
 
 from core.data.spec import DataSpec
@@ -30,7 +31,9 @@ from core.training.programs import (
     TrainState,
     all_finite,
     compiled_chunk,
+    device_mesh,
     dropout_key_data,
+    replicated,
     steps_per_chunk,
 )
 from core.training.status import RunStatus
@@ -113,10 +116,11 @@ def epoch_steps(tc: TrainConfig, n: int) -> int:
 
 def check_run(config: RunConfig, train_labels: np.ndarray, spec: DataSpec) -> None:
     """A ConfigError when the run cannot train on training images with these labels (its split cannot be made, its
-    batch is larger than the training set it leaves, or its network cannot take these images), from the label
-    counts and the data's description alone."""
+    batch is larger than the training set it leaves, its network cannot take these images, or it asks for more
+    devices than there are), from the label counts and the data's description alone."""
     epoch_steps(config.train, check_split(train_labels, config.data, spec))
     Model(config.model, spec).weight_shapes()
+    device_mesh(config.train.devices)
 
 
 def validation_due(tc: TrainConfig, step: int, steps_in_chunk: int, epoch_end: bool) -> bool:
@@ -239,6 +243,8 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
     params = initial_params if initial_params is not None else model.init(seed_key(tc.seed))
     state = TrainState(params, optimizer.init(params), dropout_key_data(tc.seed))
     x_train, y_train = splits.train_on_device
+    if tc.devices > 1:  # the compiled chunk takes them replicated on every device of its mesh
+        state, x_train, y_train = jax.device_put((state, x_train, y_train), replicated(device_mesh(tc.devices)))
 
     def validate() -> PerVariant:
         loss, accuracy = loss_and_accuracy(state.params, model, splits.x_val, splits.y_val)

@@ -12,8 +12,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import optax
+from jax.sharding import AxisType, Mesh, NamedSharding, PartitionSpec
 
 from core.data.spec import DataSpec
+from core.errors import ConfigError
 from core.networks.base import DROPOUT_KEY_IMPL, Model, Params, dropout_key, seed_key
 from core.training.config import Schedule, TrainConfig
 from core.training.optimizers import make_optimizer
@@ -124,12 +126,49 @@ def _compiled_chunk(model: Model, tc: TrainConfig, n_train: int, k: int) -> Call
     optimizer = make_optimizer(tc, model, n_train // tc.batch_size)
     params = jax.eval_shape(model.init, seed_key(0))
     state = TrainState(params, jax.eval_shape(optimizer.init, params), jax.eval_shape(dropout_key_data, 0))
-    return compile_chunk(make_train_step(model, optimizer), state, model.spec, n_train, tc.batch_size, k)
+    return compile_chunk(make_train_step(model, optimizer), state, model.spec, n_train, tc.batch_size, k,
+                         tc.devices)
 
 
-def compile_chunk(step: Callable, state, spec: DataSpec, n_train: int, batch_size: int, k: int) -> Callable:
+DEVICES_AXIS = "devices"  # the device mesh's one axis: a batch's examples, or a sweep's variants, split along it
+
+
+def device_mesh(devices: int) -> Mesh:
+    """The first `devices` devices as a one-axis mesh; a ConfigError when there are fewer."""
+    available = jax.devices()
+    if devices > len(available):
+        raise ConfigError(f"{devices} devices asked for, but this machine has {len(available)} "
+                          f"({describe_devices()}).")
+    return jax.make_mesh((devices,), (DEVICES_AXIS,), axis_types=(AxisType.Auto,), devices=available[:devices])
+
+
+def describe_devices() -> str:
+    """e.g. "1 CPU device" or "4 GPU devices (NVIDIA H200)"."""
+    available = jax.devices()
+    kinds = sorted({device.device_kind for device in available})
+    platform = available[0].platform.upper()
+    detail = "" if platform == "CPU" else f" ({', '.join(kinds)})"
+    return f"{len(available)} {platform} device{'s' * (len(available) != 1)}{detail}"
+
+
+def replicated(mesh: Mesh) -> NamedSharding:
+    """Every device holds all of it (parameters, optimiser state, the training set)."""
+    return NamedSharding(mesh, PartitionSpec())
+
+
+def split_along_devices(mesh: Mesh, axis: int = 0) -> NamedSharding:
+    """Arrays cut along `axis` into one part per device."""
+    return NamedSharding(mesh, PartitionSpec(*[None] * axis, DEVICES_AXIS))
+
+
+def compile_chunk(step: Callable, state, spec: DataSpec, n_train: int, batch_size: int, k: int,
+                  devices: int = 1, split_variants: bool = False) -> Callable:
     """`make_chunk_fn(step)` compiled ahead of time for a training set of n_train images described by `spec` and
-    chunks of k batches (masked when k does not divide the epoch), for training states shaped like `state`."""
+    chunks of k batches (masked when k does not divide the epoch), for training states shaped like `state`.
+
+    On several devices the training set is replicated and either each batch's examples are split across them, the
+    state replicated (XLA sums the gradients across devices, so every device applies the same update), or, with
+    `split_variants`, a sweep's stacked variants are: each device trains its share of them on the whole batch."""
     shapes = (
         jax.ShapeDtypeStruct((n_train, spec.num_pixels), jnp.float32),
         jax.ShapeDtypeStruct((n_train,), jnp.int32),
@@ -138,7 +177,15 @@ def compile_chunk(step: Callable, state, spec: DataSpec, n_train: int, batch_siz
         jax.ShapeDtypeStruct((k,), jnp.int32),
     )
     masked = (n_train // batch_size) % k != 0
-    chunk = jax.jit(make_chunk_fn(step, masked))
+    shardings = {}
+    if devices > 1:
+        mesh = device_mesh(devices)
+        everywhere, per_step = replicated(mesh), split_along_devices(mesh, axis=1)
+        states, batches, outputs = ((split_along_devices(mesh), everywhere, per_step) if split_variants else
+                                    (everywhere, per_step, everywhere))
+        shardings = dict(in_shardings=(states, everywhere, everywhere, batches, everywhere, everywhere),
+                         out_shardings=(states, outputs, outputs))
+    chunk = jax.jit(make_chunk_fn(step, masked), **shardings)
     return chunk.lower(state, *shapes).compile(compiler_options=compiler_options())
 
 

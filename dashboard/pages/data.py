@@ -16,6 +16,7 @@ from core.data.splits import class_counts, default_split
 from core.errors import DigitLabError
 from core.networks.base import NETWORKS
 from core.summaries import digit_gallery
+from core.training.programs import describe_devices
 from dashboard import export, figures, state
 from dashboard.widgets import MISSING, TRAIN_PAGE, train_page_split
 
@@ -138,6 +139,8 @@ def main() -> None:
     st.header("The networks")
     for network in NETWORKS.values():
         st.markdown(f"**{network.title}**: {network.description}")
+    st.caption(f"Training runs on {describe_devices()}: one unless the Train page's Advanced settings split each "
+               "batch across more.")
 
 
 main()

@@ -17,6 +17,7 @@ from core.summaries import eta_seconds
 from core.training.config import OPTIMIZER_LABELS, SCHEDULE_LABELS, Optimizer, RunConfig, Schedule, TrainConfig
 from core.training.drive import drive
 from core.training.loop import Progress, check_run, train
+from core.training.programs import describe_devices
 from core.training.runs import Run
 from core.training.status import RunStatus
 from dashboard import export, figures, state, tuning
@@ -48,6 +49,7 @@ DEFAULTS = {
     "optimizer": Optimizer.ADAM, "learning_rate": 1e-3, "momentum": 0.9, "nesterov": False,
     "schedule": Schedule.CONSTANT, "decay": 0.97, "weight_decay": 0.0, "batch_size": 50, "epochs": 3, "subset": "all",
     "train_size": 10000, "per_class": 1000, "val_size": 5000, "seed": 0, "eval_every": 0, "steps_per_chunk": 0,
+    "devices": 1,
 }
 
 
@@ -155,6 +157,9 @@ def settings_form() -> None:
                                  "automatic refresh interval is kept to N updates at most). Small N slows training.")
             st.number_input("Updates per chart refresh (0: automatic, about 4 a second)", step=10,
                             key=S + "steps_per_chunk")
+            st.number_input("Devices", min_value=1, step=1, key=S + "devices",
+                            help=f"Split each batch across this many devices (the curves stay the same, to float "
+                                 f"rounding); the batch size must divide evenly. Here: {describe_devices()}.")
 
 
 def chosen_config() -> RunConfig:
@@ -170,7 +175,8 @@ def chosen_config() -> RunConfig:
         optimizer=v("optimizer"), learning_rate=float(v("learning_rate")), momentum=float(v("momentum")),
         nesterov=bool(v("nesterov")), schedule=v("schedule"), decay=float(v("decay")),
         weight_decay=float(v("weight_decay")), batch_size=int(v("batch_size")), epochs=int(v("epochs")),
-        seed=int(v("seed")), eval_every=int(v("eval_every")), steps_per_chunk=int(v("steps_per_chunk")))
+        seed=int(v("seed")), eval_every=int(v("eval_every")), steps_per_chunk=int(v("steps_per_chunk")),
+        devices=int(v("devices")))
     return RunConfig(model=model, data=split, train=training)
 
 
