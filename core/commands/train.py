@@ -122,6 +122,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--save", metavar="PATH", help="write the trained model (.npz, no pickles) here")
     add_history_argument(parser)
     parser.add_argument("--json", action="store_true", help="end with one JSON line of results")
+    parser.add_argument("--stats", action="store_true",
+                        help="record each layer's statistics after every chunk (weight, gradient and update norms, "
+                             "dead or saturated units, activations); in the JSON line with --json")
 
 
 def _progress_line(run: Run) -> str:
@@ -164,7 +167,8 @@ def run(args) -> int:
     print(f"{result.name} on {len(splits.y_train)} images; compiling...", file=sys.stderr, flush=True)
     with StopRequest() as stop:  # held until the stopped run is evaluated, saved and in the history
         with ProgressLine() as line:
-            drive(train(config, splits), record=result.record, show=lambda _: line.show(_progress_line(result)),
+            drive(train(config, splits, statistics=args.stats), record=result.record,
+                  show=lambda _: line.show(_progress_line(result)),
                   stop_requested=lambda: stop.requested)
         result.finish(splits)
         save_failed = report_and_save(result, args)
@@ -208,5 +212,6 @@ def report_and_save(result: Run, args) -> bool:
             "epochs": summary["epochs"], "train_seconds": summary["train_seconds"],
             "compile_seconds": summary["compile_seconds"], "samples_per_second": summary["samples_per_second"],
             "status": result.status_text, "run_id": result.run_id, "config": config.to_dict(),
+            **({"statistics": [{"step": step, **stats} for step, stats in result.statistics]} if args.stats else {}),
         })
     return save_failed

@@ -33,9 +33,11 @@ from core.training.programs import (
     compiled_chunk,
     device_mesh,
     dropout_key_data,
+    program_settings,
     replicated,
     steps_per_chunk,
 )
+from core.training.statistics import PROBE_BATCHES, bin_edges, compiled_probe, measured
 from core.training.status import RunStatus
 
 T = TypeVar("T")
@@ -61,6 +63,7 @@ class Progress:
     status: RunStatus  # RUNNING, FINISHED or DIVERGED
     diverged_at: int | None  # the step whose loss or update was not finite, when DIVERGED
     params: Params = field(repr=False)
+    statistics: tuple = ()  # (step, layer statistics) measured since the previous record (`train(statistics=True)`)
 
     @property
     def done(self) -> bool:
@@ -202,7 +205,8 @@ class RunShape:
         return learning_rate_schedule(self.tc, self.steps_per_epoch)
 
 
-def progress_for(result: ChunkResult, variant: int, shape: RunShape, params: Params) -> Progress:
+def progress_for(result: ChunkResult, variant: int, shape: RunShape, params: Params,
+                 statistics: tuple = ()) -> Progress:
     """One variant's Progress after a chunk, with its `params` (the last checked finite). A variant that diverged
     in the chunk stays at the step the chunk began from, with the chunk's finite losses and no validation."""
     losses, correct = result.losses[:, variant], result.correct[:, variant]
@@ -229,11 +233,14 @@ def progress_for(result: ChunkResult, variant: int, shape: RunShape, params: Par
                 RunStatus.FINISHED if step == shape.total_steps else RunStatus.RUNNING),
         diverged_at=result.step_before + bad_step if bad_step else None,
         params=params,
+        statistics=statistics,
     )
 
 
-def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = None) -> Iterator[Progress]:
-    """Train, yielding a `Progress` after every chunk; the last record has status finished or diverged."""
+def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = None,
+          statistics: bool = False) -> Iterator[Progress]:
+    """Train, yielding a `Progress` after every chunk; the last record has status finished or diverged. With
+    `statistics`, each record also holds the layer statistics after its chunk (the first: at initialisation too)."""
     tc = config.train
     n = len(splits.y_train)
     steps_per_epoch = epoch_steps(tc, n)
@@ -257,15 +264,29 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
         if validated else None)
     shape = RunShape(tc, steps_per_epoch, compile_seconds)
 
+    batches = next(chunks(tc, n, k)).batch_index[:PROBE_BATCHES]  # the probe's batches before training
+    if statistics:
+        probe = compiled_probe(model.for_programs(), program_settings(tc), steps_per_epoch)
+        edges = bin_edges(model, params, splits.x_train[batches[0]])
+
+        def measure(step: int) -> tuple:
+            return step, measured(probe(state, x_train, y_train, batches, edges))
+
+        pending = [measure(0)]
+
     def advance(chunk: Chunk, step_numbers: np.ndarray) -> PerVariant:
-        nonlocal state
+        nonlocal state, batches
         state, losses, correct = program(state, x_train, y_train, chunk.batch_index, chunk.active, step_numbers)
+        batches = chunk.batch_index[:PROBE_BATCHES]
         return np.asarray(losses)[:, None], np.asarray(correct)[:, None]
 
     for result in run_chunks(tc, n, k, advance, lambda: np.asarray(all_finite(state.params))[None],
                              validate if validated else None):
         if result.diverged(0):  # the parameters from before the chunk: `params`, the last ones checked finite
-            yield progress_for(result, 0, shape, params)
+            yield progress_for(result, 0, shape, params, tuple(pending) if statistics else ())
             return
         params = state.params
-        yield progress_for(result, 0, shape, params)
+        if statistics:
+            pending.append(measure(result.step_after))
+        yield progress_for(result, 0, shape, params, tuple(pending) if statistics else ())
+        pending = []

@@ -60,7 +60,10 @@ class Run:
         self.compile_seconds = progress.compile_seconds
         self.train_seconds = progress.elapsed
         self.samples_per_second = progress.samples_per_second
-        self.history.append({name: getattr(progress, name) for name in CURVE_FIELDS})
+        row = {name: getattr(progress, name) for name in CURVE_FIELDS}
+        if progress.statistics:
+            row["statistics"] = [list(entry) for entry in progress.statistics]
+        self.history.append(row)
         if float(progress.epoch).is_integer() and not progress.diverged:  # an epoch's end (a divergence keeps
             # the parameters of its chunk's start, already kept if that was an epoch's end)
             self.snapshots.append((int(progress.epoch), progress.params))
@@ -121,12 +124,30 @@ class Run:
             "created": self.created,
         }
 
+    @property
+    def statistics(self) -> list[tuple[int, dict]]:
+        """The layer statistics recorded while it trained, (step, statistics) in order (empty when not recorded)."""
+        return [(step, stats) for row in self.history for step, stats in row.get("statistics", ())]
+
+    def statistics_csv(self) -> str:
+        """The layer statistics as CSV, one row per step, layer and quantity (histograms left out: see the JSON)."""
+        out = io.StringIO()
+        writer = csv.writer(out)
+        writer.writerow(("step", "kind", "layer", "quantity", "value"))
+        for step, stats in self.statistics:
+            for kind, layers in stats.items():
+                for layer, values in layers.items():
+                    writer.writerows((step, kind, layer, quantity, value) for quantity, value in values.items()
+                                     if not isinstance(value, list))
+        return out.getvalue()
+
     def curves_csv(self) -> str:
         """The per-chunk curves as CSV (empty cells where validation did not run)."""
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=CURVE_FIELDS)
+        writer = csv.DictWriter(out, fieldnames=CURVE_FIELDS, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows({k: ("" if v is None else v) for k, v in row.items()} for row in self.history)
+        writer.writerows({k: ("" if v is None else v) for k, v in row.items() if k in CURVE_FIELDS}
+                         for row in self.history)
         return out.getvalue()
 
     def to_json(self) -> str:
