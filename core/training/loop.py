@@ -37,7 +37,7 @@ from core.training.programs import (
     replicated,
     steps_per_chunk,
 )
-from core.training.statistics import PROBE_BATCHES, bin_edges, compiled_probe, measured
+from core.training.statistics import PROBE_BATCHES, bin_edges, compiled_probe, measured, with_edges
 from core.training.status import RunStatus
 
 T = TypeVar("T")
@@ -272,7 +272,8 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
         def measure(step: int) -> tuple:
             return step, measured(probe(state, x_train, y_train, batches, edges))
 
-        pending = [measure(0)]
+        initial_step, initial = measure(0)
+        pending = [(initial_step, with_edges(initial, edges))]
 
     def advance(chunk: Chunk, step_numbers: np.ndarray) -> PerVariant:
         nonlocal state, batches

@@ -123,6 +123,14 @@ def measured(stats) -> Stats:
                                   jax.device_get(stats))
 
 
+def with_edges(stats: Stats, edges: dict[str, np.ndarray]) -> Stats:
+    """`stats` with each histogram's bin edges added (the run's first record carries them for the whole run)."""
+    for kind, prefix in (("weights", "w/"), ("units", "a/")):
+        for layer, values in stats[kind].items():
+            values["edges"] = edges[prefix + layer].tolist()
+    return stats
+
+
 def stuck_name(model: Model) -> str:
     """What a unit that passes no gradient is called for this network: "dead" (ReLU) or "saturated"."""
     return "dead" if unit_activation(model) is Activation.RELU else "saturated"

@@ -19,8 +19,9 @@ from core.training.drive import drive
 from core.training.loop import Progress, check_run, train
 from core.training.programs import describe_devices
 from core.training.runs import Run
+from core.training.statistics import stuck_name
 from core.training.status import RunStatus
-from dashboard import export, figures, state, tuning
+from dashboard import dynamics_figures, export, figures, state, tuning
 from dashboard.widgets import (
     DATA_HINT,
     MISSING,
@@ -49,7 +50,27 @@ DEFAULTS = {
     "optimizer": Optimizer.ADAM, "learning_rate": 1e-3, "momentum": 0.9, "nesterov": False,
     "schedule": Schedule.CONSTANT, "decay": 0.97, "weight_decay": 0.0, "batch_size": 50, "epochs": 3, "subset": "all",
     "train_size": 10000, "per_class": 1000, "val_size": 5000, "seed": 0, "eval_every": 0, "steps_per_chunk": 0,
-    "devices": 1,
+    "devices": 1, "statistics": True,
+}
+# Setups that show how gradients flow, each with what to look for in its layer statistics.
+DYNAMICS_PRESETS = {
+    "Vanishing gradients": (
+        {"arch": "mlp", "hidden": "100,100,100,100,100,100", "activation": Activation.SIGMOID, "init": Init.NORMAL,
+         "init_std": 0.1, "optimizer": Optimizer.SGD, "learning_rate": 0.1, "epochs": 2, "statistics": True},
+        "Six sigmoid layers with small random weights (N(0, 0.1²)). Look at the gradient norms: each layer nearer the "
+        "input gets about a tenth of the one above it, so the first layers' update/weight ratio is orders of "
+        "magnitude under 1e-3 and they hardly learn; the loss stays near 2.3 for a long time."),
+    "Healthy gradients": (
+        {"arch": "mlp", "hidden": "100,100,100,100,100,100", "activation": Activation.RELU, "init": Init.HE,
+         "optimizer": Optimizer.SGD, "learning_rate": 0.1, "epochs": 2, "statistics": True},
+        "The same depth with ReLU and He's initialisation: the gradient norms stay within a small factor of each "
+        "other from the output to the input, every layer's update/weight ratio sits near 1e-3, and the loss falls "
+        "at once. Keep an eye on the fraction of dead units."),
+    "Exploding updates": (
+        {"arch": "mlp", "hidden": "300", "activation": Activation.RELU, "init": Init.HE, "optimizer": Optimizer.SGD,
+         "learning_rate": 2.0, "epochs": 1, "statistics": True},
+        "A learning rate far too high: the update/weight ratio is far above 1e-3 from the first chunk, the weight "
+        "norms grow and ReLU units die by the dozen, before the loss itself goes wrong."),
 }
 
 
@@ -157,6 +178,9 @@ def settings_form() -> None:
                                  "automatic refresh interval is kept to N updates at most). Small N slows training.")
             st.number_input("Updates per chart refresh (0: automatic, about 4 a second)", step=10,
                             key=S + "steps_per_chunk")
+            st.checkbox("Record layer statistics", key=S + "statistics",
+                        help="After each chunk: every layer's weight, gradient and update norms, dead or saturated "
+                             "units and activations, drawn live under the curves (a few percent of the time).")
             st.number_input("Devices", min_value=1, step=1, key=S + "devices",
                             help=f"Split each batch across this many devices (the curves stay the same, to float "
                                  f"rounding); the batch size must divide evenly. Here: {describe_devices()}.")
@@ -213,6 +237,7 @@ def run_training(config: RunConfig) -> None:
     status = st.empty()
     bar = st.empty()
     chart = st.empty()
+    statistics_chart = st.empty()
     status.info("Compiling the network for this batch size (a few seconds, once per run)…",
                 icon=":material/hourglass_top:")
     number = st.session_state[RUN_NUMBER_KEY] = st.session_state.get(RUN_NUMBER_KEY, 0) + 1
@@ -234,10 +259,13 @@ def run_training(config: RunConfig) -> None:
         bar.progress(min(progress.step / progress.total_steps, 1.0), text=progress_text(
             progress, config.train.epochs, time.perf_counter() - started))
         chart.plotly_chart(figures.training_curves([run]))
+        if run.statistics:
+            statistics_chart.plotly_chart(dynamics_figures.layer_statistics(run.statistics, stuck_name(run.model)))
 
     try:
         with state.saved_if_the_session_ends(lambda: [(run, data)]):
-            drive(itertools.takewhile(lambda _: run.status is not RunStatus.STOPPED, train(config, data)),
+            progress = train(config, data, statistics=bool(state.setting("statistics")))
+            drive(itertools.takewhile(lambda _: run.status is not RunStatus.STOPPED, progress),
                   record=record, show=show)
             if run.status is RunStatus.STOPPED:  # a rerun already settled this run: keep the model it stopped with
                 return
@@ -249,6 +277,42 @@ def run_training(config: RunConfig) -> None:
     if unsaved:  # the rerun wipes the warning keep_run showed
         st.session_state[UNSAVED_KEY] = unsaved
     st.rerun()
+
+
+def layer_statistics(run: Run) -> None:
+    """The run's layer statistics against steps, and one layer's histograms over time."""
+    st.subheader("Inside the training: layer statistics")
+    export.chart(dynamics_figures.layer_statistics(run.statistics, stuck_name(run.model)), run_name=run.name,
+                 what="layer statistics", key="statistics_chart")
+    what_col, layer_col = st.columns(2)
+    what = what_col.segmented_control("Histograms of", list(dynamics_figures.HISTOGRAM_KINDS), default="weights",
+                                      key="histogram_kind") or "weights"
+    kind = dynamics_figures.HISTOGRAM_KINDS[what][0]
+    layers = list(run.statistics[0][1][kind])
+    if not layers:
+        st.caption(f"{run.model.describe()} has no hidden layers, so no activations to show.")
+        return
+    layer = layer_col.selectbox("Layer", layers, index=len(layers) - 1 if kind == "units" else 0,
+                                key=f"histogram_layer.{kind}")
+    export.chart(dynamics_figures.histogram_over_time(run.statistics, what, layer), run_name=run.name,
+                 what=f"{layer} {what} histograms", key="histogram_chart")
+    st.download_button("Layer statistics (CSV)", run.statistics_csv(), on_click="ignore", mime="text/csv",
+                       file_name=export.file_name(run.name, "layer-statistics", "csv"), key="statistics_csv")
+
+
+def presets() -> None:
+    """Setups that show vanishing, healthy and exploding gradients, each with what to look for."""
+    with st.expander("Training dynamics presets: vanishing, healthy and exploding gradients"):
+        for name, (settings, caption) in DYNAMICS_PRESETS.items():
+            left, right = st.columns([1, 3])
+            left.button(name, key=f"preset.{name}", on_click=_apply_preset, args=(settings,))
+            right.caption(caption)
+
+
+def _apply_preset(settings: dict) -> None:
+    for name, value in settings.items():
+        st.session_state[S + name] = value
+    st.session_state[INIT_CHOSEN_KEY] = True
 
 
 def run_outcome(run: Run) -> None:
@@ -278,6 +342,8 @@ def run_outcome(run: Run) -> None:
                          icon=":material/analytics:")
         with links[1]:
             st.page_link(WEIGHTS_PAGE, label="Look at its weights", icon=":material/grid_view:")
+    if run.statistics:
+        layer_statistics(run)
 
 
 def _rename(old: str) -> None:
@@ -367,6 +433,7 @@ def settings_section(config_error: str | None) -> None:
     if ADDRESS_NOTES_KEY in st.session_state:
         notes = "; ".join(st.session_state.pop(ADDRESS_NOTES_KEY))
         st.warning(f"This page's address holds what cannot be used ({notes}): those settings keep their defaults.")
+    presets()
     settings_form()
     if config_error:
         st.error(config_error)
