@@ -24,6 +24,7 @@ def main() -> None:
             st.Page(PAGES_DIR / "train.py", title="Train", icon=":material/model_training:"),
             st.Page(PAGES_DIR / "results.py", title="Results", icon=":material/analytics:"),
             st.Page(PAGES_DIR / "weights.py", title="Weights", icon=":material/grid_view:"),
+            st.Page(PAGES_DIR / "embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
             st.Page(PAGES_DIR / "runs.py", title="Runs", icon=":material/history:"),
         ],
         "Gradient lab": [
