@@ -4,16 +4,19 @@ each digit's nearest training images by pixel distance (batched in JAX)."""
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from core.data.splits import to_features
 from core.errors import ConfigError
 
 GREY_LEVELS = 256
 QUERY_BATCH = 16  # digits whose neighbours one compiled call finds (fewer are padded: one program per pool)
+PROGRESS_BATCH = 20 * QUERY_BATCH  # digits classified between progress reports
 
 
 class PixelStatistics(NamedTuple):
@@ -62,6 +65,12 @@ class Neighbours(NamedTuple):
     distances: np.ndarray  # (queries, k) Euclidean pixel distances
 
 
+def neighbour_pool(images: np.ndarray) -> jax.Array:
+    """uint8 images (n, height, width[, channels]) as the device array (n, pixels) in [0, 1] that
+    `nearest_neighbours` searches, copied once."""
+    return jnp.asarray(to_features(images))
+
+
 def nearest_neighbours(queries: np.ndarray, pool: np.ndarray | jax.Array, k: int) -> Neighbours:
     """The k images of `pool` (n, pixels) nearest to each of `queries` (q, pixels) by Euclidean distance, in
     compiled batches of QUERY_BATCH queries against the whole pool. Pass the pool as a device array
@@ -83,3 +92,18 @@ def nearest_neighbours(queries: np.ndarray, pool: np.ndarray | jax.Array, k: int
     if not indices:
         return Neighbours(np.zeros((0, k), np.int64), np.zeros((0, k), np.float32))
     return Neighbours(np.concatenate(indices), np.concatenate(distances))
+
+
+def nearest_neighbour_accuracy(queries: np.ndarray, labels: np.ndarray, pool: jax.Array, pool_labels: np.ndarray,
+                               progress: Callable[[float], None] | None = None) -> float:
+    """The accuracy on (queries, labels) of the classifier that answers with the label of the nearest image in
+    `pool`; `progress(fraction done)` after each PROGRESS_BATCH queries."""
+    if not len(queries):
+        raise ConfigError("Give at least one digit to classify.")
+    right = 0
+    for start in range(0, len(queries), PROGRESS_BATCH):
+        found = nearest_neighbours(queries[start:start + PROGRESS_BATCH], pool, 1)
+        right += int((np.asarray(pool_labels)[found.indices[:, 0]] == labels[start:start + PROGRESS_BATCH]).sum())
+        if progress:
+            progress(min(start + PROGRESS_BATCH, len(queries)) / len(queries))
+    return right / len(queries)
