@@ -121,7 +121,7 @@ def selected_indices(events: list) -> list[int]:
     """The test indices selected in any panel (clicked, boxed or lassoed), each once, in order."""
     chosen = {}
     for event in events:
-        for point in event.selection.points if event else []:
+        for point in event["selection"]["points"] if event else []:
             chosen[int(point["customdata"][0])] = None
     return list(chosen)
 
