@@ -96,6 +96,13 @@ def test_tsne_starts_from_principal_components_of_wide_data():
     assert (labels[distances.argmin(axis=1)] == labels).all()
 
 
+def test_activations_that_are_not_finite_are_refused():
+    x = correlated(50, 4)
+    x[3, 1] = np.nan
+    with pytest.raises(ConfigError, match="infinite or NaN"):
+        project(x, Method.PCA)
+
+
 @pytest.mark.parametrize("perplexity, points, message", [
     (1, 100, "between 2 and 100"), (150, 1000, "between 2 and 100"), (30, 90, "more than 90 points")])
 def test_bad_perplexities_are_refused(perplexity, points, message):

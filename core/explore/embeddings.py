@@ -156,7 +156,11 @@ def tsne(x: np.ndarray, *, perplexity: float = 30.0, seed: int = 0,
 
 def project(x: np.ndarray, method: Method, *, perplexity: float = 30.0, seed: int = 0,
             progress: Callable[[float, str], None] | None = None) -> Projection:
-    """x (n, features) in two dimensions by `method`."""
+    """x (n, features) in two dimensions by `method`; a ConfigError for activations that are not all finite (a
+    diverged network's)."""
+    if not np.isfinite(x).all():
+        raise ConfigError("Some of these activations are infinite or NaN (the weights blew up): there is nothing to "
+                          "map. Pick another layer or run.")
     if Method(method) is Method.PCA:
         return pca(x)
     return tsne(x, perplexity=perplexity, seed=seed, progress=progress)
