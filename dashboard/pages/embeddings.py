@@ -109,12 +109,13 @@ def controls(run: Run, shapes: dict[str, tuple[int, ...]], n_test: int) -> tuple
 
 def panel_specs(run: Run, panels: Panels, layer: str) -> list[tuple[str, str, str]]:
     """(title, which parameters, layer) for each panel."""
+    name = "input pixels" if layer == INPUT else layer
     if panels is Panels.INPUT_VS_HIDDEN:
         return [("Input pixels", "trained", INPUT), (f"Last hidden layer: {last_hidden_layer(run.model)}", "trained",
                                                     last_hidden_layer(run.model))]
     if panels is Panels.INITIAL_VS_TRAINED:
-        return [(f"{layer} at initialisation", "initial", layer), (f"{layer} trained", "trained", layer)]
-    return [(layer, "trained", layer)]
+        return [(f"{name} at initialisation", "initial", layer), (f"{name} trained", "trained", layer)]
+    return [(name, "trained", layer)]
 
 
 def selected_indices(events: list) -> list[int]:
