@@ -86,6 +86,13 @@ def test_two_panels_side_by_side(data_env, panels, titles):
     assert "pool2 (4×4×16, flattened: 256 values)" in at.selectbox(key="embeddings.layer").options
 
 
+def test_softmax_regression_has_its_logits_beside_the_input(data_env):
+    at = with_runs(app("embeddings"), made_run("linear", data_env)).run()
+    at.selectbox(key="embeddings.panels").set_value("input | last hidden layer").run()
+    assert not at.exception and not at.error
+    assert list(charts(at)) == ["embedding.2.Input pixels", "embedding.2.No hidden layer: the logits"]
+
+
 def test_selected_digits_are_listed_as_a_gallery(data_env):
     run = made_run("mlp", data_env)
     at = with_runs(app("embeddings"), run).run()

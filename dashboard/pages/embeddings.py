@@ -111,8 +111,10 @@ def panel_specs(run: Run, panels: Panels, layer: str) -> list[tuple[str, str, st
     """(title, which parameters, layer) for each panel."""
     name = "input pixels" if layer == INPUT else layer
     if panels is Panels.INPUT_VS_HIDDEN:
-        return [("Input pixels", "trained", INPUT), (f"Last hidden layer: {last_hidden_layer(run.model)}", "trained",
-                                                    last_hidden_layer(run.model))]
+        hidden = last_hidden_layer(run.model)
+        if hidden == INPUT:  # softmax regression
+            return [("Input pixels", "trained", INPUT), ("No hidden layer: the logits", "trained", "logits")]
+        return [("Input pixels", "trained", INPUT), (f"Last hidden layer: {hidden}", "trained", hidden)]
     if panels is Panels.INITIAL_VS_TRAINED:
         return [(f"{name} at initialisation", "initial", layer), (f"{name} trained", "trained", layer)]
     return [(name, "trained", layer)]
