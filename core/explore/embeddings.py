@@ -18,6 +18,7 @@ from core.networks.base import Model, Params, seed_key
 from core.training.programs import compiler_options
 
 INPUT = "input"  # the layer name of the pixels themselves
+LOGITS = "logits"  # every network's last layer (`Model.apply` returns it)
 MAX_POINTS = 10_000  # test digits a map holds at most
 BATCH = 1000  # test digits per compiled forward pass (the last batch padded: one program per layer)
 TSNE_INPUT_DIMENSIONS = 50  # t-SNE starts from the first principal components of wider layers (the usual practice)

@@ -11,6 +11,7 @@ import streamlit as st
 from core.errors import DigitLabError
 from core.explore.embeddings import (
     INPUT,
+    LOGITS,
     MAX_POINTS,
     PERPLEXITY_RANGE,
     Method,
@@ -40,6 +41,13 @@ class Panels(enum.StrEnum):
     INITIAL_VS_TRAINED = "at initialisation | trained"
 
 
+class Weights(enum.StrEnum):
+    """Which parameters a panel maps: the run's trained ones, or those it started from."""
+
+    TRAINED = "trained"
+    INITIAL = "initial"
+
+
 def layer_label(name: str, shapes: dict[str, tuple[int, ...]]) -> str:
     """'fc1 (120 values)', 'pool2 (4×4×16, flattened: 256 values)'."""
     shape = shapes[name]
@@ -48,10 +56,10 @@ def layer_label(name: str, shapes: dict[str, tuple[int, ...]]) -> str:
             f"({'×'.join(map(str, shape)) + ', flattened: ' if len(shape) > 1 else ''}{values})")
 
 
-def projection(run: Run, params: Params, which: str, layer: str, method: Method, perplexity: float,
+def projection(run: Run, params: Params, which: Weights, layer: str, method: Method, perplexity: float,
                indices: np.ndarray) -> Projection:
     """The layer's map of the test digits at `indices`, computed once per run, its training so far, the parameters
-    (`which`: "trained" or "initial"), layer, method, perplexity and digits; a t-SNE shows its progress."""
+    (`which`), layer, method, perplexity and digits; a t-SNE shows its progress."""
     key = (run.run_id, len(run.history), which, layer, method, perplexity if method is Method.TSNE else None,
            len(indices))
     kept = st.session_state.setdefault(PROJECTIONS_KEY, {})
@@ -107,17 +115,18 @@ def controls(run: Run, shapes: dict[str, tuple[int, ...]], n_test: int) -> tuple
     return Panels(panels), layer, Method(method), perplexity, points
 
 
-def panel_specs(run: Run, panels: Panels, layer: str) -> list[tuple[str, str, str]]:
+def panel_specs(run: Run, panels: Panels, layer: str) -> list[tuple[str, Weights, str]]:
     """(title, which parameters, layer) for each panel."""
     name = "input pixels" if layer == INPUT else layer
     if panels is Panels.INPUT_VS_HIDDEN:
         hidden = last_hidden_layer(run.model)
+        title = f"Last hidden layer: {hidden}"
         if hidden == INPUT:  # softmax regression
-            return [("Input pixels", "trained", INPUT), ("No hidden layer: the logits", "trained", "logits")]
-        return [("Input pixels", "trained", INPUT), (f"Last hidden layer: {hidden}", "trained", hidden)]
+            title, hidden = "No hidden layer: the logits", LOGITS
+        return [("Input pixels", Weights.TRAINED, INPUT), (title, Weights.TRAINED, hidden)]
     if panels is Panels.INITIAL_VS_TRAINED:
-        return [(f"{name} at initialisation", "initial", layer), (f"{name} trained", "trained", layer)]
-    return [(name, "trained", layer)]
+        return [(f"{name} at initialisation", Weights.INITIAL, layer), (f"{name} trained", Weights.TRAINED, layer)]
+    return [(name, Weights.TRAINED, layer)]
 
 
 def selected_indices(events: list) -> list[int]:
@@ -168,9 +177,9 @@ def main() -> None:
     panels, layer, method, perplexity, points = controls(run, shapes, n_test)
     indices = random_subset(np.arange(n_test), points, seed=SAMPLE_SEED)
     specs = panel_specs(run, panels, layer)
-    params = {"trained": run.params}
+    params = {Weights.TRAINED: run.params}
     if panels is Panels.INITIAL_VS_TRAINED:
-        params["initial"] = initial_params(run.model, run.config.train.seed)
+        params[Weights.INITIAL] = initial_params(run.model, run.config.train.seed)
     try:
         results = [projection(run, params[which], which, shown, method, perplexity, indices)
                    for _, which, shown in specs]
