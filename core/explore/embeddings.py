@@ -6,7 +6,8 @@ from __future__ import annotations
 import enum
 import functools
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
 from typing import NamedTuple
 
 import jax
@@ -44,11 +45,10 @@ class Projection(NamedTuple):
 
 
 @functools.lru_cache(maxsize=64)
-def layer_shapes(model: Model) -> dict[str, tuple[int, ...]]:
+def layer_shapes(model: Model) -> Mapping[str, tuple[int, ...]]:
     """The layers a map can show, in order, with the shape of one digit's activations (a map flattens them): the
-    input pixels, each layer's output after its
-    nonlinearity (pre-activations left out; of a CNN, the pooled maps flattened, not the unpooled `feature_maps`
-    before them), and the logits. (A fresh dict each call is not made: do not change the one returned.)"""
+    input pixels, each layer's output after its nonlinearity (pre-activations left out; of a CNN, the pooled maps,
+    not the unpooled `feature_maps` before them), and the logits. Read-only: cached per model."""
     order = []
 
     def forward(params, x):
@@ -59,8 +59,8 @@ def layer_shapes(model: Model) -> dict[str, tuple[int, ...]]:
     params = jax.eval_shape(model.init, seed_key(0))
     shapes = jax.eval_shape(forward, params, jax.ShapeDtypeStruct((1, model.spec.num_pixels), jnp.float32))
     skipped = {"probabilities", *model.network.feature_maps}
-    return {INPUT: (model.spec.num_pixels,), **{name: tuple(shapes[name].shape[1:]) for name in order
-                                                if "/" not in name and name not in skipped}}
+    return MappingProxyType({INPUT: (model.spec.num_pixels,), **{
+        name: tuple(shapes[name].shape[1:]) for name in order if "/" not in name and name not in skipped}})
 
 
 def last_hidden_layer(model: Model) -> str:

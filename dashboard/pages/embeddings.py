@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import enum
 import math
+from collections.abc import Mapping
 
 import numpy as np
 import streamlit as st
@@ -48,7 +49,7 @@ class Weights(enum.StrEnum):
     INITIAL = "initial"
 
 
-def layer_label(name: str, shapes: dict[str, tuple[int, ...]]) -> str:
+def layer_label(name: str, shapes: Mapping[str, tuple[int, ...]]) -> str:
     """'fc1 (120 values)', 'pool2 (4×4×16, flattened: 256 values)'."""
     shape = shapes[name]
     values = f"{math.prod(shape):,} values"
@@ -89,7 +90,7 @@ def axis_titles(result: Projection, method: Method) -> tuple[str, str]:
                  for i, share in enumerate(result.explained))
 
 
-def controls(run: Run, shapes: dict[str, tuple[int, ...]], n_test: int) -> tuple[Panels, str, Method, float, int]:
+def controls(run: Run, shapes: Mapping[str, tuple[int, ...]], n_test: int) -> tuple[Panels, str, Method, float, int]:
     cols = st.columns([2, 2, 1, 1])
     panels = cols[0].selectbox("Panels", list(Panels), key="embeddings.panels",
                                help="One layer; the input pixels beside the last hidden layer; or one layer with the "
