@@ -25,6 +25,7 @@ def main() -> None:
             st.Page(PAGES_DIR / "results.py", title="Results", icon=":material/analytics:"),
             st.Page(PAGES_DIR / "weights.py", title="Weights", icon=":material/grid_view:"),
             st.Page(PAGES_DIR / "playground.py", title="Playground", icon=":material/draw:"),
+            st.Page(PAGES_DIR / "embeddings.py", title="Embeddings", icon=":material/scatter_plot:"),
             st.Page(PAGES_DIR / "runs.py", title="Runs", icon=":material/history:"),
         ],
         "Gradient lab": [

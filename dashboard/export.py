@@ -84,13 +84,13 @@ def for_files(fig: go.Figure, title: str | None = None) -> go.Figure:
     return saved
 
 
-def chart(fig: go.Figure, *, run_name: str, what: str, key: str, on_select=None):
+def chart(fig: go.Figure, *, run_name: str, what: str, key: str, on_select=None, selection_mode="points"):
     """Show a plotly figure with its toolbar (camera button saves a PNG named like the downloads) and a
     "Save chart" menu with offline HTML, PNG and SVG downloads. Returns the chart's selection state when
-    `on_select` is given."""
+    `on_select` is given (selecting by `selection_mode`: "points", "box", "lasso" or a tuple of them)."""
     stem = file_name(run_name, what, "x")[:-2]
     config = {"displaylogo": False, "toImageButtonOptions": {"filename": stem, "scale": 2}}
-    selection = {} if on_select is None else {"on_select": on_select, "selection_mode": "points"}
+    selection = {} if on_select is None else {"on_select": on_select, "selection_mode": selection_mode}
     event = st.plotly_chart(fig, key=key, config=config, **selection)
     saved = for_files(fig, f"{what[:1].upper()}{what[1:]} · {run_name}")
     with st.popover("Save chart", icon=":material/download:"):

@@ -176,11 +176,11 @@ def digit_gallery(tile: np.ndarray, spec: DataSpec) -> go.Figure:
 
 
 def image_grid(images: np.ndarray, titles: Sequence[str], *, columns: int, diverging: bool = True,
-               width: int = GRID_WIDTH) -> go.Figure:
+               width: int = GRID_WIDTH, colorscale: str = "Viridis") -> go.Figure:
     """Small heatmaps (n, h, w) in a grid, on one shared colour scale, sized so that at `width` pixels (the
     figure's width in exports; the app stretches it to the page) each image fills a square cell.
 
-    diverging: weights, on a zero-centred red/blue scale; otherwise activations or pixels, on a sequential one.
+    diverging: weights, on a zero-centred red/blue scale; otherwise activations or pixels, on `colorscale`.
     """
     rows = max(1, -(-len(images) // columns))
     margin, spacing = dict(l=10, r=GRID_COLOURBAR_MARGIN, t=GRID_TITLE_BAND, b=10), 0.02
@@ -196,7 +196,7 @@ def image_grid(images: np.ndarray, titles: Sequence[str], *, columns: int, diver
         limit = symmetric_limit(images)
         fig.update_layout(coloraxis=dict(colorscale=DIVERGING, cmin=-limit, cmax=limit, cmid=0))
     else:
-        fig.update_layout(coloraxis=dict(colorscale="Viridis"))
+        fig.update_layout(coloraxis=dict(colorscale=colorscale))
     fig.update_layout(coloraxis_colorbar=dict(thickness=14, xpad=8, y=1, yanchor="top",
                                               len=min(1.0, GRID_COLOURBAR_MAX_LENGTH / plot_height)))
     fig.update_annotations(font_size=11)
@@ -417,4 +417,44 @@ def reproduction_dots(rows: Sequence[dict]) -> go.Figure:
     low = max(0.0, min(measured) - 0.02) if measured else 0.0
     fig.update_yaxes(range=[low, 1.0], tickformat=".1%", title="test accuracy")
     fig.update_layout(height=380, margin=dict(t=30, b=40), legend=dict(orientation="h", y=1.1))
+    return fig
+
+
+# ---------------------------------------------------------------------------------------------- embeddings and data
+
+
+def embedding_scatter(points: np.ndarray, indices: np.ndarray, labels: np.ndarray, predictions: np.ndarray,
+                      spec: DataSpec, *, axis_titles: tuple[str, str]) -> go.Figure:
+    """Test digits as points (n, 2), one colour per true class; the misclassified ringed in black on top. Each
+    point's customdata starts with its test index (what a selection reads); its hover names the digit, its true
+    class and the prediction."""
+    names = np.asarray(spec.class_names, dtype=object)
+    customdata = np.stack([indices, names[labels], names[predictions]], axis=-1)
+    hover = (f"test #%{{customdata[0]}}: {spec.class_noun} %{{customdata[1]}}, predicted %{{customdata[2]}}"
+             "<extra></extra>")
+    fig = go.Figure()
+    for c, name in enumerate(spec.class_names):
+        mine = labels == c
+        fig.add_trace(go.Scattergl(x=points[mine, 0], y=points[mine, 1], mode="markers", name=name,
+                                   marker=dict(color=PALETTE[c % len(PALETTE)], size=4, opacity=0.75),
+                                   customdata=customdata[mine], hovertemplate=hover))
+    wrong = labels != predictions
+    fig.add_trace(go.Scattergl(x=points[wrong, 0], y=points[wrong, 1], mode="markers",
+                               name=f"misclassified ({wrong.sum():,})",
+                               marker=dict(symbol="circle-open", color="black", size=8, line_width=1),
+                               customdata=customdata[wrong], hovertemplate=hover))
+    fig.update_xaxes(title_text=axis_titles[0], zeroline=False, showticklabels=False)
+    fig.update_yaxes(title_text=axis_titles[1], zeroline=False, showticklabels=False)
+    fig.update_layout(height=520, margin=dict(l=10, r=10, t=10, b=10), dragmode="select",
+                      legend=dict(title=f"true {spec.class_noun}", itemsizing="constant"))
+    return fig
+
+
+def grey_level_histogram(counts: np.ndarray) -> go.Figure:
+    """How many pixels take each grey level (0 = background), on a log axis: most pixels are blank."""
+    fig = go.Figure(go.Bar(x=np.arange(len(counts)), y=counts, marker_color=PALETTE[0], marker_line_width=0,
+                           hovertemplate="grey level %{x}: %{y:,} pixels<extra></extra>"))
+    fig.update_xaxes(title_text="grey level (0 blank … 255 full ink)")
+    fig.update_yaxes(title_text="pixels (log scale)", type="log", exponentformat="power")
+    fig.update_layout(height=320, margin=dict(l=10, r=10, t=10, b=10), bargap=0)
     return fig

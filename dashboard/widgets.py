@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 import streamlit as st
 
 from core.data.splits import SplitConfig
 from core.errors import DigitLabError
 from core.summaries import learned_next_to_nothing
+from core.training.evaluation import Evaluation
 from core.training.runs import Run
 from dashboard import state
 
@@ -163,3 +165,17 @@ def format_or_dash(value: float | None, spec: str) -> str:
 def format_epochs(epochs: float) -> str:
     """Epochs as "2" when whole and "0.75" when a run stopped part-way through one."""
     return f"{epochs:.0f}" if round(epochs, 2) == round(epochs) else f"{epochs:.2f}"
+
+
+def test_images(run: Run, indices) -> list[np.ndarray]:
+    """The test images at `indices`, as height × width (× channels) arrays."""
+    x_test = state.splits(state.data_dir(), run.config.data).x_test
+    shape = run.spec.image_shape if run.spec.channels > 1 else run.spec.image_shape[:2]
+    return [x_test[i].reshape(shape) for i in indices]
+
+
+def caption(run: Run, evaluation: Evaluation, sure: np.ndarray, index: int) -> str:
+    """"6→0 · 93%" on the first line (non-breaking spaces keep it together), the test index "#965" on the second."""
+    names = run.spec.class_names
+    return (f"{names[evaluation.labels[index]]}→{names[evaluation.predictions[index]]}\u00a0·\u00a0{sure[index]:.0%} "
+            f"#{index}")

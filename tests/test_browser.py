@@ -87,7 +87,7 @@ def test_train_softmax_regression_then_see_results_and_weights(app_url):
         logo = page.get_by_test_id("stSidebarLogo")  # assets/logo.svg, drawn (not a broken image)
         expect(logo).to_be_visible()
         assert logo.evaluate("img => img.naturalWidth") > 0
-        expect(page.locator(".js-plotly-plot")).to_have_count(1)  # the gallery
+        expect(page.locator(".js-plotly-plot")).to_have_count(6)  # the gallery and the five statistics charts
         page.screenshot(path=ARTIFACTS / "1-data.png")
 
         page.get_by_role("link", name="Train", exact=True).first.click()

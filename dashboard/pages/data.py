@@ -18,6 +18,7 @@ from core.networks.base import NETWORKS
 from core.summaries import digit_gallery
 from core.training.programs import describe_devices
 from dashboard import export, figures, state
+from dashboard.data_statistics import statistics_section
 from dashboard.widgets import MISSING, TRAIN_PAGE, train_page_split
 
 UPLOAD_KEY = "data_upload"
@@ -136,6 +137,7 @@ def main() -> None:
     loaded = load_with_progress()
     if loaded is not None:
         overview(loaded)
+        statistics_section(loaded)
     st.header("The networks")
     for network in NETWORKS.values():
         st.markdown(f"**{network.title}**: {network.description}")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import numpy as np
 import streamlit as st
 
 from core.errors import DigitLabError
@@ -20,6 +19,7 @@ from core.training.runs import Run
 from dashboard import export, figures, state
 from dashboard.widgets import (
     DATA_HINT,
+    caption,
     diverged_note,
     failed_training_warning,
     follow_to_playground,
@@ -28,6 +28,7 @@ from dashboard.widgets import (
     pick_run,
     send_to_playground,
     show_error,
+    test_images,
 )
 
 TRUE_KEY, PREDICTED_KEY = "filter.true", "filter.predicted"
@@ -56,20 +57,6 @@ def class_choice(label: str, run: Run, key: str) -> None:
     names = run.spec.class_names
     st.selectbox(label, [ANY, *range(run.spec.num_classes)], key=key,
                  format_func=lambda c: c if c == ANY else names[c])
-
-
-def test_images(run: Run, indices) -> list[np.ndarray]:
-    """The test images at `indices`, as height × width (× channels) arrays."""
-    x_test = state.splits(state.data_dir(), run.config.data).x_test
-    shape = run.spec.image_shape if run.spec.channels > 1 else run.spec.image_shape[:2]
-    return [x_test[i].reshape(shape) for i in indices]
-
-
-def caption(run: Run, evaluation: Evaluation, sure: np.ndarray, index: int) -> str:
-    """"6→0 · 93%" on the first line (non-breaking spaces keep it together), the test index "#965" on the second."""
-    names = run.spec.class_names
-    return (f"{names[evaluation.labels[index]]}→{names[evaluation.predictions[index]]}\u00a0·\u00a0{sure[index]:.0%} "
-            f"#{index}")
 
 
 def summary(run: Run, evaluation: Evaluation) -> None:
