@@ -405,14 +405,16 @@ def test_a_first_use_download_shows_progress(monkeypatch, tiny_data_dir):
 
 
 def test_every_finished_chart_has_the_save_chart_menu():
-    # st.plotly_chart directly only for the live curves redrawn while training; every other chart goes through
-    # export.chart, which adds the "Save chart" menu (HTML, PNG, SVG)
+    # st.plotly_chart directly only for the live curves and layer statistics redrawn while training; every other
+    # chart goes through export.chart, which adds the "Save chart" menu (HTML, PNG, SVG)
+    live = ("chart.plotly_chart(figures.training_curves(",
+            "statistics_chart.plotly_chart(dynamics_figures.layer_statistics(")
     for path in sorted((REPO / "dashboard").rglob("*.py")):
         if path.name == "export.py":
             continue
         for number, line in enumerate(path.read_text().splitlines(), start=1):
             if "plotly_chart(" in line:
-                assert line.strip().startswith("chart.plotly_chart(figures.training_curves("), f"{path.name}:{number}"
+                assert line.strip().startswith(live), f"{path.name}:{number}"
 
 
 def test_results_metric_shows_the_count_and_the_total_apart(data_env):
