@@ -8,10 +8,10 @@ import sys
 import numpy as np
 
 from core.cli import print_json
+from core.data.images import Ink, as_drawing, read_grey
+from core.data.preprocess import prepare
 from core.errors import DigitLabError
 from core.networks.base import Model
-from core.playground.images import Ink, as_drawing, read_grey
-from core.playground.preprocess import prepare
 from core.store.checkpoint import load_model
 from core.training.evaluation import probabilities
 

@@ -1,5 +1,6 @@
-"""A user's image of a handwritten digit (a scan, a photo, a drawing saved as a file) as a grey drawing, ink bright
-on black, ready for `core.playground.preprocess.prepare`."""
+"""Image files read safely (a size limit checked before decoding), and a user's image of a handwritten digit (a
+scan, a photo, a drawing saved as a file) as a grey drawing, ink bright on black, ready for
+`core.data.preprocess.prepare`."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from PIL import Image, UnidentifiedImageError
 from core.errors import DataError
 
 BORDER = 0.05  # the outer 5% of each side: what the paper (or the canvas) looks like
+MAX_IMAGE_PIXELS = 40_000_000  # larger images are refused before decoding (a decompression bomb, or no digit)
 
 
 class Ink(enum.StrEnum):
@@ -22,21 +24,32 @@ class Ink(enum.StrEnum):
     LIGHT = "light"  # light ink on a dark ground (MNIST's way, a drawing canvas)
 
 
-def read_grey(path: Path | str) -> np.ndarray:
-    """The image file as grey levels in [0, 1] (transparent parts count as the page's white); a DataError naming the
-    file when it is not an image."""
+def read_pixels(path: Path | str, mode: str = "L") -> np.ndarray:
+    """The image file as uint8 pixels in PIL `mode` ("L" grey, "RGB" colour), transparent parts on white; a
+    DataError naming the file when it is not an image or holds more than MAX_IMAGE_PIXELS pixels (checked from its
+    header, before anything is decoded)."""
     path = Path(path)
     try:
         with Image.open(path) as image:
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise DataError(f"{path}: {width}×{height} pixels is more than the {MAX_IMAGE_PIXELS:,} Digit Lab "
+                                "decodes (a decompression bomb?).")
             image.load()
-            if image.mode in ("RGBA", "LA", "P"):
+            if image.mode in ("RGBA", "LA", "P", "PA"):
                 white = Image.new("RGBA", image.size, "white")
                 image = Image.alpha_composite(white, image.convert("RGBA"))
-            grey = np.asarray(image.convert("L"), np.float64) / 255
+            return np.asarray(image.convert(mode))
     except FileNotFoundError:
         raise DataError(f"{path}: no such file.") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"{path}: not an image Digit Lab can read ({exc}).") from None
+
+
+def read_grey(path: Path | str) -> np.ndarray:
+    """The image file as grey levels in [0, 1] (`read_pixels`); a DataError naming the file when it is not an image
+    or too small to hold a digit."""
+    grey = read_pixels(path) / 255
     if min(grey.shape) < 8:
         raise DataError(f"{path}: {grey.shape[1]}×{grey.shape[0]} pixels is too small to hold a digit.")
     return grey
