@@ -195,7 +195,7 @@ def _keep_runs_script():
     run.status = RunStatus.FINISHED
     state.keep_run(run)  # the last chunk said "finished" but nothing is measured yet
     st.session_state["saved before finish"] = len(state.history().list())
-    run.finish(state.splits(state.data_dir(), config.data))
+    run.finish(state.splits(state.data_source(), config.data))
     state.keep_run(run)
     state.keep_run(run)  # unchanged: not saved again
     state.rename_run("mine", "renamed")

@@ -173,7 +173,7 @@ def run_training(config: RunConfig) -> None:
     """Train in this script run, updating the live view after every chunk. The run is kept in the session from
     its first chunk on; Stop (or any rerun) interrupts this loop and `state.settle_interrupted_runs` finishes it."""
     try:
-        data = state.splits(state.data_dir(), config.data)
+        data = state.splits(state.data_source(), config.data)
     except DigitLabError as exc:
         _refuse(exc, DATA_HINT)
     stop_button("the model trained so far is kept and evaluated")
