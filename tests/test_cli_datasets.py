@@ -51,10 +51,15 @@ def test_train_on_a_kaggle_csv_and_bad_data_is_one_line(tmp_path, capsys):
     csv = write_csv(tmp_path / "train.csv", labels, np.clip(templates[labels] + rng.integers(-20, 20, (150, 64)), 0,
                                                               255))
     code, out, err = run(capsys, "train", "--csv", str(csv), "--arch", "linear", "--epochs", "10", "--batch-size", "10",
-                         "--lr", "0.01", "--no-history",
-                         "--json")
+                         "--lr", "0.01", "--no-history", "--save", str(tmp_path / "model.npz"), "--json")
     assert code == 0, err
     assert json.loads(out)["test_accuracy"] > 0.9
+    unlabelled = write_csv(tmp_path / "test.csv", None, templates[[2, 0, 1, 1]], labelled=False)
+    code, out, err = run(capsys, "predict", "--csv", str(unlabelled), "--model", str(tmp_path / "model.npz"))
+    assert code == 0, err
+    assert out.splitlines() == ["ImageId,Label", "1,2", "2,0", "3,1", "4,1"]  # Kaggle's submission layout
+    code, out, err = run(capsys, "predict", "--csv", str(csv), "--model", str(tmp_path / "model.npz"), "x.png")
+    assert code == 2 and "Give image files or --csv FILE (one of the two)" in err
     single = write_folder(tmp_path / "one", classes=CLASSES[:1])
     code, out, err = run(capsys, "data", "--images", str(single))
     assert code == 2 and err.count("\n") == 1 and "needs at least two class folders" in err

@@ -110,6 +110,7 @@ def test_too_little_to_train_on_is_one_message_naming_every_problem(tmp_path):
 def write_csv(path: Path, labels, images, labelled: bool = True) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     header = (["label"] if labelled else []) + [f"pixel{i}" for i in range(images.shape[1])]
+    labels = labels if labelled else [None] * len(images)
     rows = [",".join(map(str, ([label] if labelled else []) + list(row))) for label, row in zip(labels, images)]
     path.write_text("\n".join([",".join(header), *rows]) + "\n")
     return path
