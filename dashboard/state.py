@@ -24,7 +24,7 @@ from core.data.sources import DataSource, load_source, located
 from core.data.spec import DataSpec, describe_data
 from core.data.splits import SplitConfig, Splits, make_splits
 from core.data.user_data import Fit, ImageOptions
-from core.errors import DataError, DataNotFoundError, DigitLabError
+from core.errors import ConfigError, DataError, DataNotFoundError, DigitLabError
 from core.store.history import RunHistory, default_path, ended
 from core.training.evaluation import Evaluation
 from core.training.runs import Run
@@ -68,7 +68,17 @@ def data_source() -> DataSource:
     if not st.session_state.get(OWN_PATH_KEY):
         raise DataNotFoundError("Your own data is chosen on the Data page, but none is given yet: upload a zip or a "
                                 "CSV there, or name a folder.")
-    return DataSource(None, st.session_state[OWN_PATH_KEY], image_options())
+    try:
+        options = image_options()
+    except ConfigError as exc:  # the data cannot be made as asked: a data problem for every page
+        raise DataError(f"{exc} (set on the Data page)") from None
+    return DataSource(None, st.session_state[OWN_PATH_KEY], options)
+
+
+def expected_spec(local: Dataset | None) -> DataSpec:
+    """The chosen data's description: the data found here (`local_dataset`), else that of the registered dataset
+    still to be downloaded."""
+    return local.spec if local is not None else REGISTRY[data_source().dataset].spec
 
 
 def mnist_source() -> DataSource:

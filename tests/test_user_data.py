@@ -186,3 +186,10 @@ def test_a_zip_that_unpacks_past_its_budget_is_refused(tmp_path, monkeypatch):
     monkeypatch.setattr(user_data, "MAX_ZIP_BYTES", 1_000_000)
     with pytest.raises(DataError, match="bomb.zip: its a/0/zeros.png unpacks to more than 1,000,000 bytes"):
         load_user_data(archive)
+
+
+def test_a_zip_of_more_files_than_its_budget_is_refused(tmp_path, monkeypatch):
+    archive = zip_folder(write_folder(tmp_path / "animals", per_class=2), tmp_path / "many.zip")
+    monkeypatch.setattr(user_data, "MAX_ZIP_ENTRIES", 5)
+    with pytest.raises(DataError, match="many.zip: 6 files, more than the 5 Digit Lab unpacks"):
+        load_user_data(archive)

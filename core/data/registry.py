@@ -77,7 +77,7 @@ _EMNIST_CLASSES = {  # (classes, noun, description)
                  "letters that do not look like their capitals (112,800 training, 18,800 test images)."),
     "byclass": (_DIGITS + tuple(string.ascii_uppercase) + tuple(string.ascii_lowercase), "class",
                 "814,255 characters in 62 unbalanced classes: digits, capitals and lower case (697,932 training, "
-                "116,323 test images). The largest: about 550 MB of training images in memory."),
+                "116,323 test images). The largest: training on it takes about 3 GB of memory."),
 }
 
 

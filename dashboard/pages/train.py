@@ -8,7 +8,7 @@ import time
 import streamlit as st
 
 from core.data.formats import Dataset
-from core.data.spec import MNIST_SPEC, DataSpec
+from core.data.spec import DataSpec
 from core.data.splits import default_split
 from core.errors import DataError, DigitLabError
 from core.networks.base import NETWORKS, Activation, Init, Model, ModelConfig
@@ -350,7 +350,7 @@ def main() -> None:
     config, config_error = checked_config(local, data_error)
     training = requested and config is not None
     if training:  # the live view takes the settings' place, so it is in sight at once
-        st.markdown(f"**Training {training_summary(config, MNIST_SPEC if local is None else local.spec)}**")
+        st.markdown(f"**Training {training_summary(config, state.expected_spec(local))}**")
     else:
         settings_section(config_error)
     st.button("Train", type="primary", icon=":material/play_arrow:", on_click=_request_training,
