@@ -73,6 +73,10 @@ def test_own_images_uploaded_as_a_zip_train_lenet5_in_colour_and_other_data_is_s
     train(at, "lenet5")
     run = next(iter(at.session_state["runs"].values()))
     assert run.spec.channels == 3 and run.spec.class_names == CLASSES
+    for page in ("results", "weights"):  # colour images and three-channel filters drawn, classes named
+        at.switch_page(f"dashboard/pages/{page}.py").run()
+        assert not at.exception and not at.error, (page, at.exception, [e.value for e in at.error])
+        assert any("owl" in chart.proto.spec for chart in at.get("plotly_chart")) or page == "weights"
 
     at.switch_page("dashboard/pages/data.py").run()
     at.selectbox(key=state.DATASET_KEY).set_value(DatasetName.MNIST).run()
