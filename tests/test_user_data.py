@@ -74,6 +74,14 @@ def test_train_and_test_subfolders_are_kept_as_given(tmp_path):
     data = load_image_folder(tmp_path / "split")
     assert len(data.train_labels) == 18 and len(data.test_labels) == 9
     assert data.skipped == (f"{tmp_path / 'split' / 'test' / 'emu'}: a class the training images do not have",)
+    for path in (tmp_path / "split" / "train" / "owl").iterdir():
+        path.unlink()
+    data = load_image_folder(tmp_path / "split")
+    assert data.spec.class_names == CLASSES[:2] and len(data.test_labels) == 6
+    assert data.skipped == (f"{tmp_path / 'split' / 'train' / 'owl'}: a class folder with no images",
+                            f"{tmp_path / 'split' / 'test' / 'emu'}: a class the training images do not have",
+                            f"image folder {tmp_path / 'split'}: 3 test images of owl left out (no training image "
+                            "of it could be read)")
 
 
 def test_bad_files_are_reported_by_name_and_the_rest_still_loads(tmp_path, monkeypatch):

@@ -149,13 +149,17 @@ def _dataset(images: np.ndarray, labels: np.ndarray, spec: DataSpec, source: str
         raise _fail(f"{source}: a classifier needs images of at least two classes; "
                     f"{'only ' + spec.class_names[present[0]] if len(present) else 'none'} could be read.", problems)
     if len(present) < spec.num_classes:  # drop the classes left without images, renumbering the rest
-        spec = DataSpec(spec.name, spec.height, spec.width, spec.channels,
-                        tuple(spec.class_names[c] for c in present), spec.class_noun)
+        names = spec.class_names
+        spec = DataSpec(spec.name, spec.height, spec.width, spec.channels, tuple(names[c] for c in present),
+                        spec.class_noun)
         renumber = np.full(max(int(labels.max()), int(test[1].max()) if test else 0) + 1, 255, np.int64)
         renumber[present] = np.arange(len(present))
         labels = renumber[labels]
         if test is not None:
             keep = renumber[test[1]] != 255
+            for c in np.unique(test[1][~keep]):
+                problems.append(f"{source}: {np.sum(test[1] == c)} test images of {names[c]} left out "
+                                "(no training image of it could be read)")
             test = test[0][keep], renumber[test[1][keep]]
     if test is None:
         test_index = _held_out(labels, options.test_fraction, options.seed)
