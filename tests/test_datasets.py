@@ -211,7 +211,7 @@ def test_offline_names_the_dataset_its_variable_and_every_mirror(server, tmp_pat
 def test_a_gzip_bomb_is_refused_before_it_is_expanded(tmp_path, monkeypatch):
     monkeypatch.setattr(formats, "MAX_FILE_BYTES", 1 << 20)
     bomb = gzip.compress(b"\0" * (8 << 20))  # 8 MB of zeros in 8 KB
-    with pytest.raises(DataError, match="bomb.gz: decompresses to more than 1 MB"):
+    with pytest.raises(DataError, match="bomb.gz: decompresses to more than 1.0 MB"):
         formats.gunzip(bomb, "bomb.gz")
     assert formats.gunzip(gzip.compress(b"ab") + gzip.compress(b"cd"), "two members") == b"abcd"
 
@@ -229,3 +229,13 @@ def test_an_emnist_zip_member_larger_than_its_budget_is_refused(tmp_path, monkey
     with pytest.raises(DataError, match="gzip.zip: its gzip/emnist-digits-train-images-idx3-ubyte.gz unpacks to "
                                         "more than 10,000 bytes"):
         load_dataset(name, tmp_path)
+
+
+def test_an_arrays_file_whose_header_promises_too_much_is_refused_before_reading(tmp_path, monkeypatch):
+    path = tmp_path / "big.npz"
+    np.savez_compressed(path, x_train=np.zeros((2000, 28, 28), np.uint8), y_train=np.zeros(2000, np.uint8),
+                        x_test=np.zeros((10, 28, 28), np.uint8), y_test=np.zeros(10, np.uint8))
+    monkeypatch.setattr(formats, "MAX_FILE_BYTES", 1_000_000)
+    with pytest.raises(DataError, match="big.npz: its array 'x_train' would take 1.5 MB, more than the "
+                                        "1,000,000 bytes Digit Lab reads"):
+        formats.load_path(path)

@@ -63,8 +63,8 @@ def _read_file(path: Path, error: type[DigitLabError] = DataError) -> bytes:
 
 
 def size_text(n: int) -> str:
-    """A byte count for messages: '1,024 MB', or '10,000 bytes' below a megabyte."""
-    return f"{n / 2**20:,.0f} MB" if n >= 2**20 else f"{n:,} bytes"
+    """A byte count for messages: '1,024.0 MB', or '10,000 bytes' below a megabyte."""
+    return f"{n / 2**20:,.1f} MB" if n >= 2**20 else f"{n:,} bytes"
 
 
 def gunzip(raw: bytes, name: str, limit: int | None = None) -> bytes:
@@ -280,6 +280,29 @@ def load_mat(path: Path) -> Dataset:
     return Dataset(*parts["train"], *parts["test"], source=f"MATLAB file {path}")
 
 
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _check_npz_sizes(buffer: io.BytesIO, name: str, invalid: str, error: type[DigitLabError]) -> None:
+    """Every member of an .npz checked from its header before anything is read: an array, and within
+    MAX_FILE_BYTES (numpy allocates what a header promises before reading it)."""
+    with zipfile.ZipFile(buffer) as archive:
+        for member in archive.infolist():
+            key = member.filename.removesuffix(".npy")
+            if not member.filename.endswith(".npy"):
+                raise error(f"{invalid}: '{key}' is not a NumPy array.")
+            with archive.open(member) as stream:
+                reader = _NPY_HEADER_READERS.get(np.lib.format.read_magic(stream))
+                if reader is None:
+                    raise error(f"{invalid}: its array '{key}' is in a .npy version Digit Lab does not read.")
+                shape, _, dtype = reader(stream)
+            size = math.prod(shape) * dtype.itemsize
+            if size > MAX_FILE_BYTES:
+                raise error(f"{name}: its array '{key}' would take {size_text(size)}, more than the "
+                            f"{size_text(MAX_FILE_BYTES)} Digit Lab reads.")
+    buffer.seek(0)
+
+
 def read_npz(source: Path | str | bytes | BinaryIO, name: str,
              error: type[DigitLabError] = DataError) -> dict[str, np.ndarray]:
     """Every array of an .npz file (a path, its bytes or a binary file), never unpickling; `error`, naming
@@ -293,6 +316,7 @@ def read_npz(source: Path | str | bytes | BinaryIO, name: str,
     buffer.seek(0)
     arrays, key = {}, None
     try:
+        _check_npz_sizes(buffer, name, invalid, error)
         with np.load(buffer, allow_pickle=False) as npz:
             for key in npz.files:
                 arrays[key] = npz[key]
