@@ -11,6 +11,7 @@ import importlib
 import json
 import signal
 import sys
+from pathlib import Path
 from typing import TextIO
 
 from core.data.formats import Dataset
@@ -90,16 +91,17 @@ def add_data_arguments(parser: argparse.ArgumentParser, *, any_data: bool = True
                      help="held out as the test set when the folder has no train/ and test/ (default 0.2)")
 
 
-def load_data(args, progress=None) -> Dataset:
+def load_data(args) -> Dataset:
     """The data the command's flags name (`add_data_arguments`), with a warning line naming whatever was skipped."""
-    own = getattr(args, "images", None) or getattr(args, "csv", None)
-    if own:
+    if args.csv and Path(args.csv).suffix.lower() != ".csv":
+        raise ConfigError(f"--csv takes a .csv file, not {args.csv}.")
+    if args.images or args.csv:
         options = ImageOptions(*args.image_size, colour=args.colour, fit=args.fit, test_fraction=args.test_fraction,
-                               seed=getattr(args, "seed", 0) or 0)
-        source = DataSource(None, own, options)
+                               seed=getattr(args, "seed", 0))  # (the training seed, where the command has one)
+        source = DataSource(None, args.images or args.csv, options)
     else:
-        source = DataSource(getattr(args, "dataset", DatasetName.MNIST), args.data_dir)
-    data = load_source(source, progress=progress or terminal_progress)
+        source = DataSource(args.dataset, args.data_dir)
+    data = load_source(source, progress=terminal_progress)
     if data.skipped:
         print(f"warning: skipped {len(data.skipped)} (the rest is loaded): {problems_text(data.skipped)}",
               file=sys.stderr)
