@@ -23,7 +23,7 @@ from core.data.registry import REGISTRY, DatasetName
 from core.data.sources import DataSource, load_source, located
 from core.data.spec import DataSpec, describe_data
 from core.data.splits import SplitConfig, Splits, make_splits
-from core.data.user_data import Fit, ImageOptions
+from core.data.user_data import ImageOptions
 from core.errors import ConfigError, DataError, DataNotFoundError, DigitLabError
 from core.store.history import RunHistory, default_path, ended
 from core.training.evaluation import Evaluation
@@ -56,8 +56,8 @@ def data_choice() -> str:
 
 def image_options() -> ImageOptions:
     """How the user's images are converted, as set on the Data page (a ConfigError when inconsistent)."""
-    chosen = {name: st.session_state[key] for name, key in IMAGE_OPTION_KEYS.items() if key in st.session_state}
-    return ImageOptions(**{**chosen, "fit": Fit(chosen.get("fit", ImageOptions().fit))})
+    return ImageOptions(**{name: st.session_state[key] for name, key in IMAGE_OPTION_KEYS.items()
+                            if key in st.session_state})
 
 
 def data_source() -> DataSource:
