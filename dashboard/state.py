@@ -107,8 +107,12 @@ def splits(source: DataSource, config: SplitConfig) -> Splits:
 
 
 def splits_for(spec: DataSpec, config: SplitConfig) -> Splits:
-    """The session's data split as `config` says, for a run or model of data `spec`; a DataError when the data chosen
-    is other data."""
+    """The split `config` of the data a run (or model) of data `spec` trained on: the registered dataset `spec`
+    describes (presets and reproduction train on MNIST whatever the choice), else the data chosen on the Data page;
+    a DataError when that is other data."""
+    registered = next((name for name, info in REGISTRY.items() if info.spec == spec), None)
+    if registered is not None and data_choice() != registered:
+        return splits(DataSource(registered), config)
     data = splits(data_source(), config)
     if data.spec != spec:
         raise DataError(f"This run was trained on {describe_data(spec)}, but the data chosen on the Data page is "

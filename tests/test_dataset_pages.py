@@ -50,6 +50,11 @@ def test_a_registered_dataset_is_described_counted_and_trained_on(tmp_path, monk
     at.switch_page("dashboard/pages/results.py").run()
     assert not at.exception and not at.error
     assert any("Ankle boot" in chart.proto.spec for chart in at.get("plotly_chart"))  # classes named on every chart
+    at.switch_page("dashboard/pages/data.py").run()
+    at.selectbox(key=state.DATASET_KEY).set_value(DatasetName.MNIST).run()
+    at.switch_page("dashboard/pages/results.py").run()  # a registered dataset's run is found whatever the choice
+    assert not at.exception and not at.error, [e.value for e in at.error]
+    assert any("Ankle boot" in chart.proto.spec for chart in at.get("plotly_chart"))
 
 
 def test_own_images_uploaded_as_a_zip_train_lenet5_in_colour_and_other_data_is_said(tmp_path, data_dir_env):
