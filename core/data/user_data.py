@@ -22,7 +22,7 @@ from core.data.formats import Dataset, read_zip_member
 from core.data.images import Ink, as_drawing, read_grey, read_pixels
 from core.data.preprocess import prepare
 from core.data.spec import DataSpec
-from core.data.splits import MAX_SEED, _proportional_counts, _stratified_take
+from core.data.splits import MAX_SEED, proportional_counts, stratified_take
 from core.errors import ConfigError, DataError
 from core.parsing import whole
 
@@ -136,7 +136,7 @@ def _read_classes(folder: Path, classes: list[str], spec: DataSpec, fit: Fit, pr
 def _held_out(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
     """A seeded, stratified test set: `fraction` of each class's images (indices into labels)."""
     sizes = np.bincount(labels)
-    return _stratified_take(labels, np.arange(len(labels)), _proportional_counts(sizes, round(fraction * len(labels))),
+    return stratified_take(labels, np.arange(len(labels)), proportional_counts(sizes, round(fraction * len(labels))),
                             np.random.default_rng(seed))
 
 
