@@ -101,7 +101,9 @@ def load_data(args) -> Dataset:
         source = DataSource(None, args.images or args.csv, options)
     else:
         source = DataSource(args.dataset, args.data_dir)
-    data = load_source(source, progress=terminal_progress)
+    with ProgressLine() as line:
+        data = load_source(source, progress=terminal_progress,
+                           reading=lambda done, total: line.show(f"reading images: {done:,} of {total:,}"))
     if data.skipped:
         print(f"warning: skipped {len(data.skipped)} (the rest is loaded): {problems_text(data.skipped)}",
               file=sys.stderr)

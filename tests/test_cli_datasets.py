@@ -42,6 +42,7 @@ def test_train_on_a_folder_of_colour_images_with_lenet5(tmp_path, capsys):
     assert summary["test_accuracy"] > 0.6  # three easy shapes
     assert f"warning: skipped 1 (the rest is loaded): {folder / 'cat' / 'readme.txt'}: not a PNG" in err
     assert "on 58 images" in err  # 72 for training, a fifth of them (14) held out for validation
+    assert "reading images: 90 of 90" in err  # (the progress line, written to a log once at the end)
 
 
 def test_train_on_a_kaggle_csv_and_bad_data_is_one_line(tmp_path, capsys):

@@ -11,7 +11,7 @@ from core.data.download import ProgressCallback
 from core.data.formats import Dataset, load_path
 from core.data.locate import locate
 from core.data.registry import REGISTRY, DatasetName
-from core.data.user_data import ImageOptions, load_user_data
+from core.data.user_data import ImageOptions, ReadProgress, load_user_data
 from core.errors import ConfigError
 
 
@@ -47,10 +47,11 @@ def located(source: DataSource, *, allow_download: bool = True, progress: Progre
                                            progress=progress)))
 
 
-def load_source(source: DataSource, *, allow_download: bool = True,
-                progress: ProgressCallback | None = None) -> Dataset:
-    """The data the source names, found (`located`) and loaded."""
+def load_source(source: DataSource, *, allow_download: bool = True, progress: ProgressCallback | None = None,
+                reading: ReadProgress | None = None) -> Dataset:
+    """The data the source names, found (`located`: `progress` hears of a download) and loaded (`reading` of the
+    user's image files read)."""
     source = located(source, allow_download=allow_download, progress=progress)
     if source.dataset is None:
-        return load_user_data(source.path, source.images)
+        return load_user_data(source.path, source.images, reading)
     return load_path(source.path, REGISTRY[source.dataset])

@@ -11,6 +11,7 @@ import math
 import stat
 import tempfile
 import zipfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -32,6 +33,9 @@ MAX_SIDE = 256  # converted images are at most this many pixels a side
 MAX_ZIP_ENTRIES = 200_000
 MAX_ZIP_BYTES = 2 << 30  # what a zip may unpack to, all entries together
 MAX_LISTED = 8  # problems named in a message; the rest are counted
+
+ReadProgress = Callable[[int, int], None]
+"""Called as (image files read, image files in all)."""
 
 
 class Fit(enum.StrEnum):
@@ -103,34 +107,45 @@ def _convert(path: Path, spec: DataSpec, fit: Fit) -> np.ndarray:
     return pixels
 
 
-def _read_classes(folder: Path, classes: list[str], spec: DataSpec, fit: Fit, problems: list[str],
-                  outside: str) -> tuple[list[np.ndarray], list[int]]:
-    """Every image under folder/CLASS/ (any depth) with its class index; what cannot be read goes to `problems`."""
-    images, labels = [], []
+def _listed(folder: Path, classes: list[str], problems: list[str], outside: str) -> dict[Path, list[Path]]:
+    """The image files under each folder/CLASS/ (any depth); what is not one goes to `problems`."""
+    listed = {}
     for entry in sorted(folder.iterdir()):
         if not _visible(entry):
             continue
         if not entry.is_dir():
             problems.append(f"{entry}: not in a class folder")
-            continue
-        if entry.name not in classes:
+        elif entry.name not in classes:
             problems.append(f"{entry}: {outside}")
-            continue
+        else:
+            listed[entry] = []
+            for path in sorted(p for p in entry.rglob("*") if p.is_file() and _visible(p)):
+                if path.suffix.lower() in IMAGE_SUFFIXES:
+                    listed[entry].append(path)
+                else:
+                    problems.append(f"{path}: not a PNG, JPEG or BMP image")
+    return listed
+
+
+def _read(listed: dict[Path, list[Path]], classes: list[str], spec: DataSpec, fit: Fit, problems: list[str],
+          count: Callable[[], None]) -> tuple[np.ndarray, np.ndarray]:
+    """The listed images converted, with their class indices; what cannot be read goes to `problems`. `count()` is
+    called after each file."""
+    images, labels = [], []
+    for folder, paths in listed.items():
         found = 0
-        for path in sorted(p for p in entry.rglob("*") if p.is_file() and _visible(p)):
-            if path.suffix.lower() not in IMAGE_SUFFIXES:
-                problems.append(f"{path}: not a PNG, JPEG or BMP image")
-                continue
+        for path in paths:
             try:
                 images.append(_convert(path, spec, fit))
+                labels.append(classes.index(folder.name))
+                found += 1
             except DataError as exc:
                 problems.append(str(exc).rstrip("."))
-                continue
-            labels.append(classes.index(entry.name))
-            found += 1
+            count()
         if not found:
-            problems.append(f"{entry}: a class folder with no images")
-    return images, labels
+            problems.append(f"{folder}: a class folder with no images")
+    empty = np.zeros((0, *spec.image_shape[:2], *((3,) if spec.channels == 3 else ())), np.uint8)
+    return np.stack(images) if images else empty, np.asarray(labels, np.int64)
 
 
 def _held_out(labels: np.ndarray, fraction: float, seed: int) -> np.ndarray:
@@ -174,9 +189,10 @@ def _dataset(images: np.ndarray, labels: np.ndarray, spec: DataSpec, source: str
 
 
 def load_image_folder(folder: Path | str, options: ImageOptions = ImageOptions(), *, name: str | None = None,
-                      problems: list[str] | None = None) -> Dataset:
+                      problems: list[str] | None = None, progress: ReadProgress | None = None) -> Dataset:
     """A folder of class subfolders (class names from the folder names), or of `train/` and `test/` holding such
-    folders, as a Dataset of the chosen size; named `name` (default: the folder's name)."""
+    folders, as a Dataset of the chosen size; named `name` (default: the folder's name). `progress(done, total)`
+    hears of each image file read."""
     folder = Path(folder).expanduser()
     problems = [] if problems is None else problems
     if not folder.is_dir():
@@ -192,13 +208,17 @@ def load_image_folder(folder: Path | str, options: ImageOptions = ImageOptions()
         raise _fail(f"{source}: a classifier needs at least two class folders ({'train/' if has_split else ''}"
                     f"CLASS/IMAGE files, one folder per class); found {found}.", problems)
     spec = DataSpec(name or root.name, options.height, options.width, 3 if options.colour else 1, tuple(classes))
-    read = {}
-    for part, where in (("train", train_folder), ("test", parts.get("test"))):
-        if where is not None:
-            images, labels = _read_classes(where, classes, spec, options.fit, problems,
-                                           "a class the training images do not have")
-            shape = (0, *spec.image_shape[:2], *((3,) if options.colour else ()))
-            read[part] = np.stack(images) if images else np.zeros(shape, np.uint8), np.asarray(labels, np.int64)
+    listed = {part: _listed(where, classes, problems, "a class the training images do not have")
+              for part, where in (("train", train_folder), ("test", parts.get("test"))) if where is not None}
+    total, done = sum(len(paths) for files in listed.values() for paths in files.values()), 0
+
+    def count() -> None:
+        nonlocal done
+        done += 1
+        if progress is not None:
+            progress(done, total)
+
+    read = {part: _read(files, classes, spec, options.fit, problems, count) for part, files in listed.items()}
     return _dataset(*read["train"], spec, source, options, problems, read["test"] if has_split else None)
 
 
@@ -302,13 +322,15 @@ def unpack_zip(archive_path: Path, into: Path) -> list[str]:
     return problems
 
 
-def load_user_data(path: Path | str, options: ImageOptions = ImageOptions()) -> Dataset:
-    """The user's data at `path`: a folder of images, a Kaggle CSV, or a zip holding either."""
+def load_user_data(path: Path | str, options: ImageOptions = ImageOptions(),
+                   progress: ReadProgress | None = None) -> Dataset:
+    """The user's data at `path`: a folder of images, a Kaggle CSV, or a zip holding either (`progress` as
+    `load_image_folder`'s)."""
     path = Path(path).expanduser()
     if path.suffix.lower() == ".csv":
         return load_csv(path, options)
     if path.suffix.lower() != ".zip":
-        return load_image_folder(path, options)
+        return load_image_folder(path, options, progress=progress)
     if not path.is_file():
         raise DataError(f"{path}: no such file.")
     with tempfile.TemporaryDirectory(prefix="digit-lab-zip-") as unpacked:
@@ -322,7 +344,7 @@ def load_user_data(path: Path | str, options: ImageOptions = ImageOptions()) -> 
             if len(csvs) == 1 and not images:
                 dataset = load_csv(csvs[0], options, name=path.stem, problems=problems)
             else:
-                dataset = load_image_folder(unpacked, options, name=path.stem, problems=problems)
+                dataset = load_image_folder(unpacked, options, name=path.stem, problems=problems, progress=progress)
         except DataError as exc:
             raise DataError(as_in_zip(str(exc))) from None
     return Dataset(dataset.train_images, dataset.train_labels, dataset.test_images, dataset.test_labels,
