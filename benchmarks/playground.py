@@ -25,13 +25,13 @@ import numpy as np
 from PIL import Image, ImageDraw
 
 from core.data.formats import load_path
+from core.data.images import canvas_grey
 from core.data.locate import locate_mnist
+from core.data.preprocess import prepare
 from core.data.spec import MNIST_SPEC
 from core.errors import DataNotFoundError
 from core.networks.base import Model, ModelConfig, seed_key
 from core.playground import attacks, inside, saliency
-from core.playground.images import canvas_grey
-from core.playground.preprocess import prepare
 
 NETWORKS = {
     "softmax regression": ModelConfig("linear"),

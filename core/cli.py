@@ -11,9 +11,14 @@ import importlib
 import json
 import signal
 import sys
+from pathlib import Path
 from typing import TextIO
 
+from core.data.formats import Dataset
+from core.data.registry import DatasetName
+from core.data.sources import DataSource, load_source
 from core.data.splits import MAX_SEED
+from core.data.user_data import Fit, ImageOptions, problems_text
 from core.errors import ConfigError, DigitLabError, HistoryError
 from core.parsing import number_list
 from core.store.history import RunHistory
@@ -62,10 +67,47 @@ def positive_int(text: str) -> int:
     return value
 
 
-def add_data_arguments(parser: argparse.ArgumentParser) -> None:
-    """The --data-dir flag every data-using command takes."""
-    parser.add_argument("--data-dir", help="directory (or file) holding MNIST; default $MNIST_DATA_DIR, "
-                                           "then the cache, then a download")
+def add_data_arguments(parser: argparse.ArgumentParser, *, any_data: bool = True) -> None:
+    """The --data-dir flag every data-using command takes; with `any_data`, the choice of dataset and of the user's
+    own images or CSV too (`load_data`)."""
+    parser.add_argument("--data-dir", help="directory (or file) holding the dataset; default its variable "
+                                           "($MNIST_DATA_DIR for MNIST), then the cache, then a download")
+    if not any_data:
+        return
+    parser.add_argument("--dataset", choices=list(DatasetName), default=DatasetName.MNIST,
+                        help="a registered dataset (default mnist)")
+    own = parser.add_argument_group("your own data (instead of --dataset)")
+    given = own.add_mutually_exclusive_group()
+    given.add_argument("--images", metavar="DIR", help="a folder (or zip) of class subfolders of PNG, JPEG or BMP "
+                                                       "files, optionally under train/ and test/")
+    given.add_argument("--csv", metavar="FILE", help="a CSV in Kaggle's Digit Recognizer layout (label,pixel0,...)")
+    defaults = ImageOptions()
+    own.add_argument("--image-size", type=positive_int, nargs=2, metavar=("HEIGHT", "WIDTH"),
+                     default=(defaults.height, defaults.width), help="size the images are converted to (default 28 28)")
+    own.add_argument("--colour", action="store_true", help="keep colour (three channels) instead of grey")
+    own.add_argument("--fit", choices=list(Fit), default=defaults.fit,
+                     help="resize the whole image, or MNIST-style normalisation for handwriting (default resize)")
+    own.add_argument("--test-fraction", type=float, default=defaults.test_fraction,
+                     help="held out as the test set when the folder has no train/ and test/ (default 0.2)")
+
+
+def load_data(args) -> Dataset:
+    """The data the command's flags name (`add_data_arguments`), with a warning line naming whatever was skipped."""
+    if args.csv and Path(args.csv).suffix.lower() != ".csv":
+        raise ConfigError(f"--csv takes a .csv file, not {args.csv}.")
+    if args.images or args.csv:
+        options = ImageOptions(*args.image_size, colour=args.colour, fit=args.fit, test_fraction=args.test_fraction,
+                               seed=getattr(args, "seed", 0))  # (the training seed, where the command has one)
+        source = DataSource(None, args.images or args.csv, options)
+    else:
+        source = DataSource(args.dataset, args.data_dir)
+    with ProgressLine() as line:
+        data = load_source(source, progress=terminal_progress,
+                           reading=lambda done, total: line.show(f"reading images: {done:,} of {total:,}"))
+    if data.skipped:
+        print(f"warning: skipped {len(data.skipped)} (the rest is loaded): {problems_text(data.skipped)}",
+              file=sys.stderr)
+    return data
 
 
 def add_history_argument(parser: argparse.ArgumentParser) -> None:

@@ -127,7 +127,7 @@ def _load_uploaded_model() -> None:
     try:
         params, config, spec = load_model(upload.getvalue())
         run = Run(state.unique_name(Path(upload.name).stem), config, spec, params=params, status=RunStatus.LOADED)
-        run.finish(state.splits(state.data_dir(), config.data))
+        run.finish(state.splits_for(spec, config.data))
     except DigitLabError as exc:
         st.session_state[UPLOAD_MESSAGE_KEY] = ("error", f"{upload.name} was not loaded: {exc}")
         return

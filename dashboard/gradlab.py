@@ -49,7 +49,8 @@ def _supported_runs() -> dict:
 
 def default_splits() -> Splits:
     """The standard split, with the validation set shrunk to a fifth of the training images on a small dataset."""
-    return state.splits(state.data_dir(), default_split(len(state.dataset(state.data_dir()).train_labels)))
+    source = state.data_source()
+    return state.splits(source, default_split(len(state.dataset(source).train_labels)))
 
 
 def pick_network(key: str) -> LabNetwork:
@@ -68,7 +69,7 @@ def pick_network(key: str) -> LabNetwork:
                                 format_func=lambda n: run_label(runs[n]))
             run = runs[name]
             return LabNetwork(name, run.run_id, run.model, run.params,
-                           state.splits(state.data_dir(), run.config.data), True)
+                           state.splits_for(run.spec, run.config.data), True)
         left, middle, right, last = st.columns(4)
         covered = hand_networks()
         arch = left.selectbox("Architecture", covered, key=state.kept(f"{key}.arch", covered[-1], covered.__contains__),

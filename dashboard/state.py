@@ -18,10 +18,13 @@ from streamlit.runtime.scriptrunner_utils.exceptions import (
     StopException,  # not public API: Streamlit is pinned
 )
 
-from core.data.formats import Dataset, load_path
-from core.data.locate import DATA_DIR_ENV, locate_mnist
+from core.data.formats import Dataset
+from core.data.registry import REGISTRY, DatasetName
+from core.data.sources import DataSource, load_source, located
+from core.data.spec import DataSpec, describe_data
 from core.data.splits import SplitConfig, Splits, make_splits
-from core.errors import DataNotFoundError, DigitLabError
+from core.data.user_data import ImageOptions
+from core.errors import ConfigError, DataError, DataNotFoundError, DigitLabError
 from core.store.history import RunHistory, default_path, ended
 from core.training.evaluation import Evaluation
 from core.training.runs import Run
@@ -29,7 +32,12 @@ from core.training.runs import Run
 RUNS_KEY = "runs"
 SETTINGS_PREFIX = "setting."  # widget keys that keep their values across pages
 SELECTED_RUN_KEY = "selected_run"  # the run the Results and Weights pages show (the run pickers' shared choice)
-DATA_DIR_KEY = SETTINGS_PREFIX + "data_dir"
+DATA_DIR_KEY = SETTINGS_PREFIX + "data_dir"  # where to look for the chosen registered dataset
+DATASET_KEY = SETTINGS_PREFIX + "dataset"  # a DatasetName, or OWN_DATA
+OWN_DATA = "own"
+OWN_PATH_KEY = SETTINGS_PREFIX + "own_data"  # the user's folder, zip or CSV
+IMAGE_OPTION_KEYS = {name: SETTINGS_PREFIX + "own." + name for name in ("height", "width", "colour", "fit",
+                                                                         "test_fraction")}
 HISTORY_PATH_KEY = "history_path"  # this session's choice of run history database (None: the default)
 CHART_RUNS_KEY = SETTINGS_PREFIX + "chart_runs"  # the Train page's runs on its chart (kept across pages)
 CHART_SEEN_KEY = "chart_runs_seen"  # the runs that chart's choice has met: one not among them is new, and goes on
@@ -37,40 +45,92 @@ SAVED_KEY = "saved_runs"  # run_id -> what was last saved of it, so an unchanged
 
 
 def data_dir() -> str | None:
-    """The data directory chosen in this session (None: $MNIST_DATA_DIR, the cache, then a download)."""
+    """The data directory chosen in this session (None: the dataset's variable, the cache, then a download)."""
     return st.session_state.get(DATA_DIR_KEY) or None
 
 
-def dataset(directory: str | None, progress: Callable[[str, int, int], None] | None = None) -> Dataset:
-    """MNIST, loaded once per process per location and shared read-only by every session.
+def data_choice() -> str:
+    """The Data page's choice: a DatasetName value, or OWN_DATA."""
+    return st.session_state.get(DATASET_KEY) or DatasetName.MNIST
+
+
+def image_options() -> ImageOptions:
+    """How the user's images are converted, as set on the Data page (a ConfigError when inconsistent)."""
+    return ImageOptions(**{name: st.session_state[key] for name, key in IMAGE_OPTION_KEYS.items()
+                            if key in st.session_state})
+
+
+def data_source() -> DataSource:
+    """The data this session trains on, as chosen on the Data page; a DataError when its own data is chosen but not
+    given yet."""
+    if data_choice() != OWN_DATA:
+        return DataSource(DatasetName(data_choice()), data_dir())
+    if not st.session_state.get(OWN_PATH_KEY):
+        raise DataNotFoundError("Your own data is chosen on the Data page, but none is given yet: upload a zip or a "
+                                "CSV there, or name a folder.")
+    try:
+        options = image_options()
+    except ConfigError as exc:  # the data cannot be made as asked: a data problem for every page
+        raise DataError(f"{exc} (set on the Data page)") from None
+    return DataSource(None, st.session_state[OWN_PATH_KEY], options)
+
+
+def expected_spec(local: Dataset | None) -> DataSpec:
+    """The chosen data's description: the data found here (`local_dataset`), else that of the registered dataset
+    still to be downloaded."""
+    return local.spec if local is not None else REGISTRY[data_source().dataset].spec
+
+
+def mnist_source() -> DataSource:
+    """MNIST, for the course's presets and reproduction (in the data directory when MNIST is the choice)."""
+    return DataSource(DatasetName.MNIST, data_dir() if data_choice() == DatasetName.MNIST else None)
+
+
+def dataset(source: DataSource, progress: Callable[[str, int, int], None] | None = None) -> Dataset:
+    """The source's data, loaded once per process per location and shared read-only by every session.
 
     `progress(name, done, total)` hears about a first-use download, which runs here, outside the cache: a cached
     function must not draw into elements made outside it (Streamlit replays them on the next cache hit).
     """
-    return _load(str(locate_mnist(directory, progress=progress)))
+    return _load(located(source, progress=progress))
 
 
-@st.cache_resource(max_entries=4, show_spinner="Loading MNIST...")
-def _load(path: str) -> Dataset:
-    return load_path(path)
+@st.cache_resource(max_entries=4, show_spinner="Loading the data...")
+def _load(source: DataSource) -> Dataset:
+    return load_source(source, allow_download=False)
 
 
 @st.cache_resource(max_entries=8, show_spinner="Preparing the data split...")
-def splits(directory: str | None, config: SplitConfig) -> Splits:
-    """The train / validation / test arrays for one split config, shared read-only."""
-    return make_splits(dataset(directory), config)
+def splits(source: DataSource, config: SplitConfig) -> Splits:
+    """The train / validation / test arrays of one source for one split config, shared read-only."""
+    return make_splits(dataset(source), config)
+
+
+def splits_for(spec: DataSpec, config: SplitConfig) -> Splits:
+    """The split `config` of the data a run (or model) of data `spec` trained on: the registered dataset `spec`
+    describes (presets and reproduction train on MNIST whatever the choice), else the data chosen on the Data page;
+    a DataError when that is other data."""
+    registered = next((name for name, info in REGISTRY.items() if info.spec == spec), None)
+    if registered is not None and data_choice() != registered:
+        return splits(DataSource(registered), config)
+    data = splits(data_source(), config)
+    if data.spec != spec:
+        raise DataError(f"This run was trained on {describe_data(spec)}, but the data chosen on the Data page is "
+                        f"{describe_data(data.spec)}: choose its data there to look at it.")
+    return data
 
 
 def local_dataset() -> Dataset | None:
     """The data found here, to check settings against before training, or None when there is none yet (it would be
-    downloaded); a DataError when the folder asked for holds no MNIST."""
+    downloaded); a DataError when the folder asked for holds no data or the user's own data cannot be read."""
+    source = data_source()
     try:
-        path = locate_mnist(data_dir(), allow_download=False)
+        found = located(source, allow_download=False)
     except DataNotFoundError:
-        if data_dir() or os.environ.get(DATA_DIR_ENV):
+        if source.path or os.environ.get(REGISTRY[source.dataset].env):
             raise
         return None
-    return _load(str(path))
+    return _load(found)
 
 
 def runs() -> dict[str, Run]:
@@ -214,7 +274,7 @@ def settle(interrupted: Iterable[Run]) -> list[Run]:
     the parameters of their last chunk and get their validation and test accuracy. Returns the runs settled."""
     settled = [run for run in interrupted if not ended(run)]
     for run in settled:
-        run.finish(splits(data_dir(), run.config.data))
+        run.finish(splits_for(run.spec, run.config.data))
     return settled
 
 
@@ -262,4 +322,4 @@ def keep_settings() -> None:
 
 def test_evaluation(run: Run) -> Evaluation:
     """The run's evaluation on the test set (computed once per parameters, by `Run.finish` or here)."""
-    return run.test_evaluation(splits(data_dir(), run.config.data))
+    return run.test_evaluation(splits_for(run.spec, run.config.data))

@@ -169,7 +169,7 @@ def format_epochs(epochs: float) -> str:
 
 def test_images(run: Run, indices) -> list[np.ndarray]:
     """The test images at `indices`, as height × width (× channels) arrays."""
-    x_test = state.splits(state.data_dir(), run.config.data).x_test
+    x_test = state.splits_for(run.spec, run.config.data).x_test
     shape = run.spec.image_shape if run.spec.channels > 1 else run.spec.image_shape[:2]
     return [x_test[i].reshape(shape) for i in indices]
 

@@ -8,11 +8,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from core.data.images import MAX_SIDE, canvas_grey, read_grey
 from core.data.spec import MNIST_SPEC
 from core.errors import DataError
 from core.networks.base import Model, ModelConfig, seed_key
 from core.playground import inside
-from core.playground.images import MAX_SIDE, canvas_grey, read_grey
 
 IMAGE = np.random.default_rng(0).random(MNIST_SPEC.num_pixels).astype(np.float32)
 
@@ -74,6 +74,6 @@ def test_an_upload_is_read_from_its_open_file_and_a_large_photo_is_shrunk():
 
 
 def test_an_image_beyond_the_pixel_budget_is_refused_before_decoding(monkeypatch):
-    monkeypatch.setattr("core.playground.images.MAX_PIXELS", 1000)
-    with pytest.raises(DataError, match="huge.png: 100×100 pixels is more than"):
+    monkeypatch.setattr("core.data.images.MAX_IMAGE_PIXELS", 1000)
+    with pytest.raises(DataError, match="huge.png: 100×100 pixels is more than the 1,000"):
         read_grey(png((100, 100)), "huge.png")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from datetime import date
 from pathlib import Path
@@ -386,14 +387,14 @@ def test_a_first_use_download_shows_progress(monkeypatch, tiny_data_dir):
 
     calls = []
 
-    def fake_download(directory, progress=None):
+    def fake_download(source, progress=None):
         if not calls:  # first use: the cache is empty, so the files are downloaded once
             for done in (0, 5, 10):
                 progress("train-images-idx3-ubyte.gz", done, 10)
                 calls.append(done)
-        return tiny_data_dir
+        return dataclasses.replace(source, path=str(tiny_data_dir))
 
-    monkeypatch.setattr(state, "locate_mnist", fake_download)
+    monkeypatch.setattr(state, "located", fake_download)
     at = app()
     at.session_state["setting.data_dir"] = "downloading-for-this-test"
     at.run()

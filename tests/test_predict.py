@@ -11,10 +11,10 @@ from PIL import Image
 
 from core.cli import main
 from core.data.formats import load_path
+from core.data.images import Ink, as_drawing, read_grey
 from core.data.splits import SplitConfig, make_splits
 from core.errors import DataError
 from core.networks.base import ModelConfig
-from core.playground.images import Ink, as_drawing, read_grey
 from core.store.checkpoint import save_model
 from core.training.config import RunConfig, TrainConfig
 from core.training.loop import train

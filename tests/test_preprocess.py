@@ -7,9 +7,9 @@ import pytest
 from scipy import ndimage
 
 from core.data.formats import load_path
+from core.data.preprocess import prepare
 from core.data.spec import DataSpec
 from core.errors import DataError
-from core.playground.preprocess import prepare
 
 
 def stroke(canvas: np.ndarray, rows: slice, cols: slice) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import sqlite3
 from contextlib import closing
 from pathlib import Path
@@ -195,7 +196,7 @@ def _keep_runs_script():
     run.status = RunStatus.FINISHED
     state.keep_run(run)  # the last chunk said "finished" but nothing is measured yet
     st.session_state["saved before finish"] = len(state.history().list())
-    run.finish(state.splits(state.data_dir(), config.data))
+    run.finish(state.splits(state.data_source(), config.data))
     state.keep_run(run)
     state.keep_run(run)  # unchanged: not saved again
     state.rename_run("mine", "renamed")
@@ -271,3 +272,20 @@ def test_runs_of_one_name_are_told_apart_in_the_table_as_in_the_selector(home):
     assert sorted(names) == sorted(f"Softmax regression [{run.run_id[:6]}]" for run in runs)
     selector = at.multiselect(key=SELECTION)
     assert sorted(selector.options) == sorted(names)
+
+
+def test_runs_record_their_dataset_filter_by_it_and_comparing_across_datasets_says_so(two_runs):
+    other = dataclasses.replace(MNIST_SPEC, name="Fashion-MNIST", class_names=tuple("abcdefghij"), class_noun="class")
+    fashion = saved_run("on clothes", two_runs[1].config, 0.80)
+    fashion.spec = other
+    RunHistory(default_path()).save(fashion)
+    assert [r.dataset for r in RunHistory(default_path()).list(dataset="Fashion-MNIST")] == ["Fashion-MNIST"]
+    at = page()
+    assert sorted(at.dataframe[0].value["dataset"]) == ["Fashion-MNIST", "MNIST", "MNIST"]
+    at.selectbox[0].set_value("MNIST").run()
+    assert sorted(at.dataframe[0].value["name"]) == ["fast adam", "slow sgd"]
+    at.selectbox[0].set_value(None).run()
+    at.multiselect(key=SELECTION).set_value([two_runs[0].run_id]).run()
+    assert not at.warning
+    at.multiselect(key=SELECTION).set_value([two_runs[0].run_id, fashion.run_id]).run()
+    assert not at.exception and "trained on different datasets (Fashion-MNIST, MNIST)" in at.warning[0].value

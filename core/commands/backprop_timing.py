@@ -23,7 +23,7 @@ HELP = "time hand backprop, jax.grad, a naive loop and finite differences on a o
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    add_data_arguments(parser)
+    add_data_arguments(parser, any_data=False)  # MNIST's (the course's setups)
     parser.add_argument("--batch-sizes", type=number_list_type(int, "batch sizes"), default=(10, 100, 1000),
                         help=f"batch sizes to time, each at hidden width {FIXED_HIDDEN}; at most the number of "
                              "training images (default 10,100,1000)")

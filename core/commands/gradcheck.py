@@ -34,7 +34,7 @@ def _weights(text: str) -> int | None:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EXIT_STATUS
-    add_data_arguments(parser)
+    add_data_arguments(parser, any_data=False)  # MNIST's (the course's setups)
     parser.add_argument("--arch", choices=hand_networks(), help=f"default {DEFAULT_ARCH}")
     parser.add_argument("--hidden", type=int, help=f"hidden width of the MLP (default {DEFAULT_HIDDEN})")
     parser.add_argument("--activation", choices=HAND_ACTIVATIONS, help=f"default {DEFAULT_ACTIVATION}")

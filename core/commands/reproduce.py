@@ -35,7 +35,7 @@ HELP = "train every preset and print reported vs measured test accuracy"
 
 
 def add_arguments(parser) -> None:
-    add_data_arguments(parser)
+    add_data_arguments(parser, any_data=False)  # MNIST's (the course's setups)
     parser.add_argument("--presets", help=f"comma-separated names (default all: {', '.join(PRESETS)})")
     parser.add_argument("--train-size", type=positive_int,
                         help="train each preset on at most this many images (quick check)")

@@ -6,8 +6,7 @@ import argparse
 
 import numpy as np
 
-from core.cli import ProgressLine, add_data_arguments, print_json, terminal_progress
-from core.data.locate import load_mnist
+from core.cli import ProgressLine, add_data_arguments, load_data, print_json
 from core.data.spec import describe_data
 from core.data.splits import to_features
 from core.errors import ConfigError
@@ -29,7 +28,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def model_and_test_set(args) -> tuple[Model, Params, np.ndarray, np.ndarray]:
     """The saved model and the test set of the data it was trained on (a ConfigError for other data)."""
     params, config, spec = load_model(args.model)
-    data = load_mnist(args.data_dir, progress=terminal_progress)
+    data = load_data(args)
     if data.spec != spec:
         raise ConfigError(f"{args.model} was trained on {describe_data(spec)}; the data found is "
                           f"{describe_data(data.spec)}.")

@@ -10,18 +10,18 @@ from core.cli import (
     StopRequest,
     add_history_argument,
     joined,
+    load_data,
     number_list_type,
     print_json,
     save_to_history,
-    terminal_progress,
 )
 from core.commands.train import (
     TRAIN,
     add_run_arguments,
+    fitted_to,
     ignored_flag_notes,
     run_config_from_args,
 )
-from core.data.locate import load_mnist
 from core.data.splits import make_splits
 from core.experiments.sweep import MAX_VARIANTS, SweepConfig, run_name, train_sweep
 from core.networks.base import Model
@@ -53,11 +53,13 @@ def run(args) -> int:
     rates, momenta, seeds = joined(args.lr) or (TRAIN.learning_rate,), joined(args.momentum), joined(args.seeds)
     first_momentum = momenta[0] if momenta else None
     base = run_config_from_args(argparse.Namespace(**{**vars(args), "lr": rates[0], "momentum": first_momentum}))
-    variants = SweepConfig(base, rates, momenta, seeds).variants()
+    SweepConfig(base, rates, momenta, seeds)  # its settings checked before the data is loaded
     for note in ignored_flag_notes(args):
         print(note, file=sys.stderr)
-    mnist = load_mnist(args.data_dir, progress=terminal_progress)
-    splits = make_splits(mnist, base.data)
+    data = load_data(args)
+    base = fitted_to(base, args, data)
+    variants = SweepConfig(base, rates, momenta, seeds).variants()
+    splits = make_splits(data, base.data)
     runs = [Run(name=run_name(v, splits.spec), config=v, spec=splits.spec) for v in variants]
     vmapped = {"auto": None, "vmapped": True, "sequential": False}[args.mode]
     print(f"{len(variants)} variants of {Model(base.model, splits.spec).describe()} "

@@ -14,14 +14,14 @@ from core.cli import (
     add_data_arguments,
     add_history_argument,
     joined,
+    load_data,
     number_list_type,
     print_json,
     save_to_history,
     seed,
-    terminal_progress,
 )
-from core.data.locate import load_mnist
-from core.data.splits import SplitConfig, make_splits
+from core.data.formats import Dataset
+from core.data.splits import SplitConfig, default_split, make_splits
 from core.errors import ConfigError, ModelFileError
 from core.networks.base import NETWORKS, Activation, Init, Model, ModelConfig
 from core.store.checkpoint import save_model
@@ -75,8 +75,9 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     d = parser.add_argument_group("data split")
     d.add_argument("--train-size", type=int, help="train on this many images (stratified)")
     d.add_argument("--per-class", type=int, help="train on this many images of each class")
-    d.add_argument("--val-size", type=int, default=SPLIT.val_size,
-                   help=f"validation images held out of the training set (default {SPLIT.val_size})")
+    d.add_argument("--val-size", type=int,
+                   help=f"validation images held out of the training set (default {SPLIT.val_size}, or a fifth of "
+                        "a smaller training set)")
 
 
 def run_config_from_args(args: argparse.Namespace) -> RunConfig:
@@ -88,7 +89,8 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
                         dropout=joined(args.dropout) or ())
     return RunConfig(
         model=dataclasses.replace(model, init=args.init or model.network.recommended_init(model)),
-        data=SplitConfig(args.val_size, args.train_size, args.per_class, args.seed),
+        data=SplitConfig(SPLIT.val_size if args.val_size is None else args.val_size, args.train_size, args.per_class,
+                         args.seed),
         train=TrainConfig(
             optimizer=args.optimizer, learning_rate=args.lr,
             momentum=TRAIN.momentum if args.momentum is None else args.momentum, nesterov=args.nesterov,
@@ -97,6 +99,15 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
             eval_every=args.eval_every, devices=args.devices,
         ),
     )
+
+
+def fitted_to(config: RunConfig, args: argparse.Namespace, data: Dataset) -> RunConfig:
+    """The run's settings with the default validation size shrunk on a small dataset (`default_split`), unless
+    --val-size was given."""
+    if args.val_size is not None:
+        return config
+    val_size = default_split(len(data.train_labels)).val_size
+    return dataclasses.replace(config, data=dataclasses.replace(config.data, val_size=val_size))
 
 
 def ignored_flag_notes(args: argparse.Namespace) -> list[str]:
@@ -161,8 +172,9 @@ def run(args) -> int:
         print(note, file=sys.stderr)
     if args.save is not None:
         check_writable(args.save)
-    mnist = load_mnist(args.data_dir, progress=terminal_progress)
-    splits = make_splits(mnist, config.data)
+    data = load_data(args)
+    config = fitted_to(config, args, data)
+    splits = make_splits(data, config.data)
     result = Run(name=Model(config.model, splits.spec).describe(), config=config, spec=splits.spec)
     print(f"{result.name} on {len(splits.y_train)} images; compiling...", file=sys.stderr, flush=True)
     with StopRequest() as stop:  # held until the stopped run is evaluated, saved and in the history

@@ -1,4 +1,5 @@
-"""Download the four MNIST .gz files with pooch, verifying each and falling back across mirrors.
+"""Download a dataset's files with pooch, verifying each and falling back across mirrors (MNIST's four .gz files
+are stated here; the other datasets' in `core.data.registry`).
 """
 
 from __future__ import annotations
@@ -158,6 +159,30 @@ def _fetch(
     raise DataNotFoundError(f"Could not download {fname} from any mirror ({'; '.join(failures)}).")
 
 
+def download_files(
+    dest_dir: Path | str,
+    files: Mapping[str, str],
+    mirrors: Sequence[str],
+    *,
+    progress: ProgressCallback | None = None,
+    timeout: float = 30,
+) -> Path:
+    """Download `files` (file name -> "algo:hex") into ``dest_dir`` and return it.
+
+    Files already present with the right checksum are kept; others are fetched from ``mirrors`` (base URLs ending
+    in "/") in order and verified. Raises DataNotFoundError if every mirror fails for a file, and DataError if
+    ``dest_dir`` cannot be created. No partial or bad file is left behind.
+    """
+    dest = Path(dest_dir).expanduser()
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise DataError(f"Cannot create the download folder {dest}: {exc.strerror}") from None
+    for fname, known_hash in files.items():
+        _fetch(fname, known_hash, dest, mirrors, progress, timeout)
+    return dest
+
+
 def download_mnist(
     dest_dir: Path | str,
     *,
@@ -166,20 +191,9 @@ def download_mnist(
     progress: ProgressCallback | None = None,
     timeout: float = 30,
 ) -> Path:
-    """Download the four MNIST NAME.gz files into ``dest_dir`` and return it.
-
-    Files already present with the right checksum are kept; others are fetched from ``mirrors``
-    (base URLs ending in "/") in order and verified against ``hashes`` (NAME -> "algo:hex",
-    default: the published md5 of each .gz). Raises DataNotFoundError if every mirror fails for a
-    file, and DataError if ``dest_dir`` cannot be created. No partial or bad file is left behind.
-    """
-    dest = Path(dest_dir).expanduser()
+    """Download the four MNIST NAME.gz files into ``dest_dir`` (`download_files`), verified against ``hashes``
+    (NAME -> "algo:hex", default: the published md5 of each .gz)."""
     if hashes is None:
         hashes = {name: f"md5:{digest}" for name, digest in GZ_MD5.items()}
-    try:
-        dest.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise DataError(f"Cannot create the MNIST download folder {dest}: {exc.strerror}") from None
-    for name in MNIST_FILES:
-        _fetch(f"{name}.gz", hashes[name], dest, mirrors, progress, timeout)
-    return dest
+    return download_files(dest_dir, {f"{name}.gz": hashes[name] for name in MNIST_FILES}, mirrors,
+                          progress=progress, timeout=timeout)

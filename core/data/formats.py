@@ -4,9 +4,9 @@ every file validated and reported by name when it is not what it claims.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
+import math
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -15,14 +15,14 @@ from typing import BinaryIO
 
 import numpy as np
 
-from core.data import download
+from core.data.registry import REGISTRY, DatasetInfo, DatasetName, Layout
 from core.data.spec import MNIST_SPEC, DataSpec
 from core.errors import DataError, DigitLabError
 
-IDX_IMAGES_MAGIC = 2051
+IDX_UBYTE, IDX_INT32 = 0x08, 0x0C  # the IDX type codes Digit Lab reads: uint8 pixels and labels, int32 (QMNIST)
+IDX_DTYPES = {IDX_UBYTE: np.dtype(np.uint8), IDX_INT32: np.dtype(">i4")}
 
-
-IDX_LABELS_MAGIC = 2049
+MAX_FILE_BYTES = 1 << 30  # a dataset file may decompress to this much (EMNIST byclass' images: 547 MB)
 
 
 KERAS_ARRAYS = ("x_train", "y_train", "x_test", "y_test")  # the arrays of Keras' mnist.npz
@@ -38,8 +38,9 @@ class Dataset:
     test_images: np.ndarray
     test_labels: np.ndarray
     source: str  # human-readable: where the files came from
-    verified: bool = False  # decompressed bytes matched the published SHA-256
+    verified: bool = False  # every file matched its published checksum
     spec: DataSpec = MNIST_SPEC
+    skipped: tuple[str, ...] = ()  # what could not be read, each naming its file and why (the rest was loaded)
 
     def __post_init__(self):
         shapes = {self.spec.image_shape} | ({self.spec.image_shape[:2]} if self.spec.channels == 1 else set())
@@ -61,35 +62,68 @@ def _read_file(path: Path, error: type[DigitLabError] = DataError) -> bytes:
         raise error(f"{path}: cannot be read ({exc.strerror or exc}).") from None
 
 
+def size_text(n: int) -> str:
+    """A byte count for messages: '1,024.0 MB', or '10,000 bytes' below a megabyte."""
+    return f"{n / 2**20:,.1f} MB" if n >= 2**20 else f"{n:,} bytes"
+
+
+def gunzip(raw: bytes, name: str, limit: int | None = None) -> bytes:
+    """Gzipped bytes decompressed, never past `limit` bytes (default MAX_FILE_BYTES): a decompression bomb is
+    refused, not expanded."""
+    limit = MAX_FILE_BYTES if limit is None else limit
+    parts, total = [], 0
+    try:
+        while raw:
+            stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            parts.append(stream.decompress(raw, limit - total + 1))
+            total += len(parts[-1])
+            if total > limit:
+                raise DataError(f"{name}: decompresses to more than {size_text(limit)}, more than any dataset "
+                                "file Digit Lab reads.")
+            if not stream.eof:
+                raise DataError(f"{name}: corrupt or truncated gzip data (it ends before its stream does).")
+            raw = stream.unused_data  # a further gzip member, if any
+    except zlib.error as exc:
+        raise DataError(f"{name}: corrupt or truncated gzip data ({exc}).") from None
+    return b"".join(parts)
+
+
 def _read_bytes(path: Path) -> bytes:
     """The file's content, decompressed when it is gzipped (detected by its magic bytes)."""
     raw = _read_file(path)
-    if raw[:2] != b"\x1f\x8b":
-        return raw
-    try:
-        return gzip.decompress(raw)
-    except (EOFError, OSError, zlib.error) as exc:
-        raise DataError(f"{path}: corrupt or truncated gzip data ({exc}).") from None
+    return gunzip(raw, str(path)) if raw[:2] == b"\x1f\x8b" else raw
 
 
-def parse_idx(data: bytes, name: str, *, expect_images: bool) -> np.ndarray:
-    """Parse IDX bytes into a uint8 array, checking magic number, dimensions and length."""
-    magic, ndim = (IDX_IMAGES_MAGIC, 3) if expect_images else (IDX_LABELS_MAGIC, 1)
+def parse_idx(data: bytes, name: str, *, ndim: int, dtype: int = IDX_UBYTE,
+              image_size: tuple[int, int] | None = None) -> np.ndarray:
+    """Parse IDX bytes of `ndim` dimensions and element type `dtype`, checking magic number, dimensions (images of
+    `image_size`) and length (the header's promise is checked against the bytes before anything is allocated)."""
+    magic = dtype << 8 | ndim
     header = 4 + 4 * ndim
     if len(data) < header:
         raise DataError(f"{name}: file is too short to hold an IDX header ({len(data)} bytes).")
     found = int.from_bytes(data[:4], "big")
     if found != magic:
-        kind = "images" if expect_images else "labels"
+        kind = {1: "labels", 2: "labels (rows of int32)", 3: "images"}.get(ndim, f"{ndim}-dimensional")
         raise DataError(f"{name}: bad magic number {found} (expected {magic} for an IDX {kind} file).")
     dims = tuple(int.from_bytes(data[4 + 4 * i: 8 + 4 * i], "big") for i in range(ndim))
-    if expect_images and dims[1:] != (MNIST_SPEC.height, MNIST_SPEC.width):
-        raise DataError(f"{name}: images are {dims[1]}x{dims[2]}, expected {MNIST_SPEC.height}x{MNIST_SPEC.width}.")
-    expected = int(np.prod(dims))
+    if image_size is not None and dims[1:] != image_size:
+        raise DataError(f"{name}: images are {dims[1]}x{dims[2]}, expected {image_size[0]}x{image_size[1]}.")
+    expected = math.prod(dims) * IDX_DTYPES[dtype].itemsize
     body = len(data) - header
     if body != expected:
         raise DataError(f"{name}: header promises {expected} bytes of data but the file holds {body} (truncated?).")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+    return np.frombuffer(data, dtype=IDX_DTYPES[dtype], offset=header).reshape(dims)
+
+
+def _class_labels(raw: np.ndarray, name: str, info: DatasetInfo) -> np.ndarray:
+    """Stored labels as class indices 0..classes-1 (uint8): QMNIST's first column, EMNIST letters' 1..26 shifted."""
+    labels = raw[:, 0] if raw.ndim == 2 else raw
+    low, high = info.label_offset, info.label_offset + info.spec.num_classes - 1
+    outside = labels[(labels < low) | (labels > high)]
+    if outside.size:
+        raise DataError(f"{name}: label {int(outside[0])} is out of range {low}..{high}.")
+    return (labels.astype(np.int64) - info.label_offset).astype(np.uint8)
 
 
 def _as_uint8(array: np.ndarray, name: str) -> np.ndarray:
@@ -128,21 +162,96 @@ def _find_idx_file(directory: Path, stem: str) -> Path | None:
     return None
 
 
-def load_idx_dir(directory: Path) -> Dataset:
-    """Load the four IDX files (gzipped or raw) from `directory`."""
-    arrays, verified = {}, True
-    for stem in download.MNIST_FILES:
-        path = _find_idx_file(directory, stem)
+def _md5_matches(data: bytes, known_hash: str | None) -> bool:
+    return known_hash is not None and hashlib.md5(data).hexdigest() == known_hash.removeprefix("md5:")
+
+
+def read_zip_member(archive: zipfile.ZipFile, member: str, name: str, limit: int | None = None) -> bytes:
+    """One file of a zip archive, read to at most `limit` bytes (default MAX_FILE_BYTES) whatever the archive
+    declares: a bomb is refused."""
+    limit = MAX_FILE_BYTES if limit is None else limit
+    try:
+        with archive.open(member) as stream:
+            data = stream.read(limit + 1)
+    except KeyError:
+        raise DataError(f"{name}: holds no {member}.") from None
+    except (zipfile.BadZipFile, zlib.error, OSError, EOFError, NotImplementedError) as exc:
+        raise DataError(f"{name}: its {member} is corrupt or cannot be unpacked ({exc}).") from None
+    if len(data) > limit:
+        raise DataError(f"{name}: its {member} unpacks to more than {size_text(limit)}.")
+    return data
+
+
+class _Files:
+    """A registered dataset's four files in a folder (or, for EMNIST, in its zip or unpacked beside it): each file's
+    decompressed bytes, and whether each matched its published checksum."""
+
+    def __init__(self, directory: Path, info: DatasetInfo, zip_path: Path | None = None):
+        self.directory, self.info, self.verified, self.archive = directory, info, True, None
+        zips = [directory / name for name in info.downloads if info.layout is Layout.EMNIST]
+        self.zip_path = zip_path or next((path for path in zips if path.is_file()), None)
+
+    def _open_zip(self) -> zipfile.ZipFile:
+        if self.archive is None:
+            raw = _read_file(self.zip_path)
+            self.verified &= _md5_matches(raw, next(iter(self.info.downloads.values())))
+            try:
+                self.archive = zipfile.ZipFile(io.BytesIO(raw))
+            except zipfile.BadZipFile:
+                raise DataError(f"{self.zip_path}: not a zip archive (corrupt or truncated download?).") from None
+        return self.archive
+
+    def find(self, stem: str) -> Path | None:
+        if self.zip_path is not None:
+            return self.zip_path
+        return _find_idx_file(self.directory, stem) or _find_idx_file(self.directory, Path(stem).name)
+
+    def read(self, stem: str) -> tuple[bytes, str]:
+        """The file's decompressed bytes and its name for messages."""
+        if self.zip_path is not None:
+            name = f"{self.zip_path} ({stem}.gz)"
+            return gunzip(read_zip_member(self._open_zip(), f"{stem}.gz", str(self.zip_path)), name), name
+        path = self.find(stem)
         if path is None:
-            raise DataError(f"{directory}: missing {stem}(.gz).")
-        data = _read_bytes(path)
-        verified &= hashlib.sha256(data).hexdigest() == download.RAW_SHA256[stem]
-        arrays[stem] = parse_idx(data, str(path), expect_images="images" in stem)
-    train = arrays["train-images-idx3-ubyte"], arrays["train-labels-idx1-ubyte"]
-    test = arrays["t10k-images-idx3-ubyte"], arrays["t10k-labels-idx1-ubyte"]
-    _check_pair(*train, f"{directory} (train)")
-    _check_pair(*test, f"{directory} (t10k)")
-    return Dataset(*train, *test, source=f"IDX files in {directory}", verified=verified)
+            raise DataError(f"{self.directory}: missing {stem}(.gz).")
+        raw = _read_file(path)
+        data = gunzip(raw, str(path)) if raw[:2] == b"\x1f\x8b" else raw
+        known = (self.info.raw_sha256 or {}).get(stem)
+        self.verified &= (hashlib.sha256(data).hexdigest() == known if known
+                          else _md5_matches(raw, self.info.downloads.get(path.name)))
+        return data, str(path)
+
+
+def load_idx_dir(directory: Path, info: DatasetInfo = REGISTRY[DatasetName.MNIST], *,
+                 zip_path: Path | None = None) -> Dataset:
+    """Load a registered dataset's four IDX files (gzipped or raw; EMNIST's in its zip, or `zip_path`) from
+    `directory`."""
+    files = _Files(directory, info, zip_path)
+    parts = []
+    for images_stem, labels_stem in (info.files[:2], info.files[2:]):
+        data, name = files.read(images_stem)
+        images = parse_idx(data, name, ndim=3, image_size=(info.spec.height, info.spec.width))
+        if info.layout is Layout.EMNIST:  # stored column by column
+            images = np.ascontiguousarray(images.transpose(0, 2, 1))
+        data, name = files.read(labels_stem)
+        qmnist = info.layout is Layout.QMNIST
+        raw = parse_idx(data, name, ndim=2 if qmnist else 1, dtype=IDX_INT32 if qmnist else IDX_UBYTE)
+        if len(images) != len(raw):
+            raise DataError(f"{directory} ({Path(images_stem).name}): {len(images)} images but {len(raw)} labels.")
+        parts.append((images, _class_labels(raw, name, info)))
+    (train_images, train_labels), (test_images, test_labels) = parts
+    if info.test_limit is not None:
+        test_images, test_labels = test_images[:info.test_limit], test_labels[:info.test_limit]
+    return Dataset(train_images, train_labels, test_images, test_labels,
+                   source=f"IDX files in {files.zip_path or directory}", verified=files.verified, spec=info.spec)
+
+
+def missing_files(directory: Path, info: DatasetInfo) -> list[str]:
+    """The registered dataset's files missing from `directory` (none: it is there)."""
+    if not directory.is_dir():
+        return list(info.files)
+    files = _Files(directory, info)
+    return [stem for stem in info.files if files.find(stem) is None]
 
 
 def load_mat(path: Path) -> Dataset:
@@ -171,6 +280,29 @@ def load_mat(path: Path) -> Dataset:
     return Dataset(*parts["train"], *parts["test"], source=f"MATLAB file {path}")
 
 
+_NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.lib.format.read_array_header_2_0}
+
+
+def _check_npz_sizes(buffer: io.BytesIO, name: str, invalid: str, error: type[DigitLabError]) -> None:
+    """Every member of an .npz checked from its header before anything is read: an array, and within
+    MAX_FILE_BYTES (numpy allocates what a header promises before reading it)."""
+    with zipfile.ZipFile(buffer) as archive:
+        for member in archive.infolist():
+            key = member.filename.removesuffix(".npy")
+            if not member.filename.endswith(".npy"):
+                raise error(f"{invalid}: '{key}' is not a NumPy array.")
+            with archive.open(member) as stream:
+                reader = _NPY_HEADER_READERS.get(np.lib.format.read_magic(stream))
+                if reader is None:
+                    raise error(f"{invalid}: its array '{key}' is in a .npy version Digit Lab does not read.")
+                shape, _, dtype = reader(stream)
+            size = math.prod(shape) * dtype.itemsize
+            if size > MAX_FILE_BYTES:
+                raise error(f"{name}: its array '{key}' would take {size_text(size)}, more than the "
+                            f"{size_text(MAX_FILE_BYTES)} Digit Lab reads.")
+    buffer.seek(0)
+
+
 def read_npz(source: Path | str | bytes | BinaryIO, name: str,
              error: type[DigitLabError] = DataError) -> dict[str, np.ndarray]:
     """Every array of an .npz file (a path, its bytes or a binary file), never unpickling; `error`, naming
@@ -184,6 +316,7 @@ def read_npz(source: Path | str | bytes | BinaryIO, name: str,
     buffer.seek(0)
     arrays, key = {}, None
     try:
+        _check_npz_sizes(buffer, name, invalid, error)
         with np.load(buffer, allow_pickle=False) as npz:
             for key in npz.files:
                 arrays[key] = npz[key]
@@ -221,12 +354,17 @@ def load_npz(path: Path) -> Dataset:
     return Dataset(images["x_train"], images["y_train"], images["x_test"], images["y_test"], source=source, spec=spec)
 
 
-def load_path(path: Path | str) -> Dataset:
-    """Load MNIST from a directory of IDX files (or one holding mnist_all.mat / mnist.npz), or from such a file."""
+def load_path(path: Path | str, info: DatasetInfo = REGISTRY[DatasetName.MNIST]) -> Dataset:
+    """Load a registered dataset (MNIST unless `info` says otherwise) from a directory of its IDX files, or from a
+    file: an arrays `.npz` in Keras' layout (any dataset), MNIST's `mnist_all.mat`, EMNIST's zip."""
     path = Path(path).expanduser()
     if path.is_file():
-        return load_npz(path) if path.suffix == ".npz" else load_mat(path)
+        if path.suffix == ".npz":
+            return load_npz(path)
+        if info.layout is Layout.EMNIST:
+            return load_idx_dir(path.parent, info, zip_path=path)
+        return load_mat(path)
     for name, loader in (("mnist.npz", load_npz), ("mnist_all.mat", load_mat)):
-        if (path / name).is_file() and _find_idx_file(path, download.MNIST_FILES[0]) is None:
+        if info.name is DatasetName.MNIST and (path / name).is_file() and _find_idx_file(path, info.files[0]) is None:
             return loader(path / name)
-    return load_idx_dir(path)
+    return load_idx_dir(path, info)

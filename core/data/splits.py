@@ -63,13 +63,13 @@ class Splits:
         object.__setattr__(self, "train_on_device", (jax.device_put(self.x_train), jax.device_put(self.y_train)))
 
 
-def _stratified_take(labels: np.ndarray, pool: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def stratified_take(labels: np.ndarray, pool: np.ndarray, counts: np.ndarray, rng: np.random.Generator) -> np.ndarray:
     """Take counts[c] random indices of class c from `pool` (indices into labels)."""
     taken = [rng.permutation(pool[labels[pool] == c])[: counts[c]] for c in range(len(counts))]
     return np.sort(np.concatenate(taken))
 
 
-def _proportional_counts(class_sizes: np.ndarray, total: int) -> np.ndarray:
+def proportional_counts(class_sizes: np.ndarray, total: int) -> np.ndarray:
     """Split `total` over classes in proportion to their sizes (largest remainders), summing exactly."""
     exact = class_sizes * total / class_sizes.sum()
     counts = np.floor(exact).astype(int)
@@ -84,7 +84,7 @@ def check_split(labels: np.ndarray, config: SplitConfig, spec: DataSpec) -> int:
     if not 0 <= config.val_size < n:
         raise ConfigError(f"Validation size must be between 0 and {n - 1}, got {config.val_size}.")
     class_sizes = np.bincount(labels, minlength=spec.num_classes)
-    left = class_sizes - _proportional_counts(class_sizes, config.val_size)
+    left = class_sizes - proportional_counts(class_sizes, config.val_size)
     if config.per_class is not None and not 1 <= config.per_class <= left.min():
         if left.min() < 1:
             missing = ", ".join(spec.class_names[c] for c in np.flatnonzero(left < 1))
@@ -112,13 +112,13 @@ def make_splits(dataset: Dataset, config: SplitConfig = SplitConfig()) -> Splits
     rng = np.random.default_rng(config.seed)
     everything = np.arange(len(labels))
     class_sizes = np.bincount(labels, minlength=num_classes)
-    val_index = _stratified_take(labels, everything, _proportional_counts(class_sizes, config.val_size), rng)
+    val_index = stratified_take(labels, everything, proportional_counts(class_sizes, config.val_size), rng)
     remaining = np.setdiff1d(everything, val_index, assume_unique=True)
     if config.per_class is not None:
-        train_index = _stratified_take(labels, remaining, np.full(num_classes, config.per_class), rng)
+        train_index = stratified_take(labels, remaining, np.full(num_classes, config.per_class), rng)
     elif config.train_size is not None:
         left = np.bincount(labels[remaining], minlength=num_classes)
-        train_index = _stratified_take(labels, remaining, _proportional_counts(left, config.train_size), rng)
+        train_index = stratified_take(labels, remaining, proportional_counts(left, config.train_size), rng)
     else:
         train_index = remaining
     return Splits(

@@ -115,9 +115,11 @@ class SavedRun:
     train_seconds: float
     created: str
     saved: str
+    dataset: str  # the name of the data it trained on
 
 
-SUMMARY_COLUMNS = ", ".join(f.name for f in dataclasses.fields(SavedRun))
+DATASET_COLUMN = f"coalesce(json_extract(data, '$.name'), '{MNIST_SPEC.name}')"  # NULL: MNIST (older versions)
+SUMMARY_COLUMNS = ", ".join(DATASET_COLUMN if f.name == "dataset" else f.name for f in dataclasses.fields(SavedRun))
 
 
 RUN_COLUMNS = ("run_id", "name", "status", "arch", "architecture", "config", "curves", "val_accuracy",
@@ -282,9 +284,13 @@ class RunHistory:
             conn.executemany("INSERT INTO snapshots (run_id, epoch, params) VALUES (?, ?, ?)", snapshots)
 
     def list(self, *, arch: str | None = None, status: RunStatus | None = None, name_contains: str = "",
-             min_test_accuracy: float | None = None) -> list[SavedRun]:
-        """Saved runs, newest first; `status` is one of SAVED_STATUSES, `min_test_accuracy` a fraction."""
+             min_test_accuracy: float | None = None, dataset: str | None = None) -> list[SavedRun]:
+        """Saved runs, newest first; `status` is one of SAVED_STATUSES, `min_test_accuracy` a fraction, `dataset` the
+        name of the data."""
         clauses, args = [], []
+        if dataset:
+            clauses.append(f"{DATASET_COLUMN} = ?")
+            args.append(dataset)
         if arch:
             clauses.append("arch = ?")
             args.append(arch)

@@ -66,7 +66,7 @@ def projection(run: Run, params: Params, which: Weights, layer: str, method: Met
     kept = st.session_state.setdefault(PROJECTIONS_KEY, {})
     if key in kept:
         return kept[key]
-    x = state.splits(state.data_dir(), run.config.data).x_test[indices]
+    x = state.splits_for(run.spec, run.config.data).x_test[indices]
     with st.spinner(f"Computing the {layer} activations of {len(indices):,} test digits…"):
         values = activations(params, run.model, layer, x)
     if method is Method.PCA:

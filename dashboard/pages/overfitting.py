@@ -25,12 +25,12 @@ SETUPS = {name: PRESETS[name] for name in ("mlp-64-sigmoid-sgd", "mlp-300-tanh-a
 
 
 def _final_train_accuracy(study: Study, run: Run) -> float | None:
-    return study.final_train_accuracy(run, state.splits(state.data_dir(), run.config.data))
+    return study.final_train_accuracy(run, state.splits_for(run.spec, run.config.data))
 
 
 def _study(setup: str, epochs: int, val_size: int, sizes: list[int]) -> None:
     configs = study_configs(SETUPS[setup].configs[0], sizes, epochs=epochs, val_size=val_size)
-    all_splits = [state.splits(state.data_dir(), config.data) for config in configs]  # all checked before training
+    all_splits = [state.splits(state.data_source(), config.data) for config in configs]  # all checked before training
     sizes = [config.data.train_size for config in configs]
     study = Study(setup, epochs)
     stop_button("the sizes trained so far are kept")

@@ -10,11 +10,11 @@ import numpy as np
 import streamlit as st
 from streamlit_drawable_canvas import st_canvas
 
+from core.data.images import Ink, as_drawing, canvas_grey, read_grey
+from core.data.preprocess import prepare
 from core.errors import DataError, DigitLabError
 from core.networks.base import pixel_images
 from core.playground import attacks, inside, robustness, saliency
-from core.playground.images import Ink, as_drawing, canvas_grey, read_grey
-from core.playground.preprocess import prepare
 from core.summaries import confidence
 from core.training.runs import Run
 from dashboard import export, figures, state
@@ -118,7 +118,7 @@ def uploaded(run: Run) -> Input | None:
 
 def test_image(run: Run) -> Input | None:
     try:
-        splits = state.splits(state.data_dir(), run.config.data)
+        splits = state.splits_for(run.spec, run.config.data)
     except DigitLabError as exc:
         show_error(exc, DATA_HINT)
         return None
@@ -314,7 +314,7 @@ def accuracy_against_eps(run: Run, steps: int, scale: float) -> None:
     missing = [r for r in chosen if (r.run_id, setting) not in stored]
     if missing and st.button(f"Attack the test set ({kind}; {len(missing)} run(s))", key="playground.eps_go"):
         try:
-            splits = state.splits(state.data_dir(), run.config.data)
+            splits = state.splits_for(run.spec, run.config.data)
         except DigitLabError as exc:
             show_error(exc, DATA_HINT)
             return
@@ -337,7 +337,7 @@ def accuracy_against_eps(run: Run, steps: int, scale: float) -> None:
 def stress(run: Run) -> None:
     """Robustness curves under corruptions, and the accuracy/coverage trade-off."""
     try:
-        splits = state.splits(state.data_dir(), run.config.data)
+        splits = state.splits_for(run.spec, run.config.data)
         evaluation = state.test_evaluation(run)
     except DigitLabError as exc:
         show_error(exc, DATA_HINT)

@@ -94,7 +94,7 @@ def _run(names: list[str], train_size: int | None) -> None:
                           f"{last['epoch']:.1f} of {runs[-1].config.train.epochs}")
 
     for done, name in enumerate(names):
-        drive(train_preset(PRESETS[name], lambda c: state.splits(state.data_dir(), c), train_size=train_size),
+        drive(train_preset(PRESETS[name], lambda c: state.splits(state.mnist_source(), c), train_size=train_size),
               record=functools.partial(record, name, time.perf_counter()), show=functools.partial(show, done, name))
     bar.progress(1.0, text="Done.")
 

@@ -122,15 +122,18 @@ def final_metrics(run: Run) -> dict[str, str]:
     }
 
 
-def filters() -> dict:
-    arch_col, status_col, name_col, accuracy_col = st.columns(4)
+def filters(everything: list[SavedRun]) -> dict:
+    dataset_col, arch_col, status_col, name_col, accuracy_col = st.columns(5)
+    dataset = dataset_col.selectbox("Dataset", [None, *sorted({r.dataset for r in everything})],
+                                    format_func=lambda name: "All" if name is None else name)
     arch = arch_col.selectbox("Architecture", [None, *NETWORKS],
                               format_func=lambda name: "All" if name is None else NETWORKS[name].title)
     status = status_col.selectbox("Status", [None, *SAVED_STATUSES],
                                   format_func=lambda s: "All" if s is None else s.value)
     name = name_col.text_input("Name contains")
     accuracy = accuracy_col.number_input("Minimum test accuracy (%)", 0.0, 100.0, 0.0, step=0.5)
-    return dict(arch=arch, status=status, name_contains=name, min_test_accuracy=accuracy / 100 if accuracy else None)
+    return dict(arch=arch, status=status, name_contains=name, min_test_accuracy=accuracy / 100 if accuracy else None,
+                dataset=dataset)
 
 
 def table(saved: list[SavedRun], labels: dict[str, str]) -> None:
@@ -139,6 +142,7 @@ def table(saved: list[SavedRun], labels: dict[str, str]) -> None:
     loaded = [not r.epochs and not r.train_seconds for r in saved]
     st.dataframe(pd.DataFrame({
         "name": [labels[r.run_id] for r in saved],
+        "dataset": [r.dataset for r in saved],
         "architecture": [r.architecture for r in saved],
         "status": [r.status for r in saved],
         "test accuracy (%)": [_percent(r.test_accuracy) for r in saved],
@@ -187,6 +191,10 @@ def compare(store: RunHistory, selected: list[SavedRun], labels: dict[str, str])
         loaded = [store.load(r.run_id, snapshots=False) for r in selected]
     for run in loaded:  # these are copies for display: label them distinctly
         run.name = labels[run.run_id]
+    datasets = sorted({run.spec.name for run in loaded})
+    if len(datasets) > 1:
+        st.warning(f"These runs trained on different datasets ({', '.join(datasets)}): their accuracies measure "
+                   "different tasks and do not compare.")
     st.subheader("Learning curves")
     export.chart(figures.training_curves(loaded), run_name="saved runs", what="curves", key="runs_page.curves")
     st.subheader("Final metrics")
@@ -225,7 +233,7 @@ def saved_runs(store: RunHistory) -> None:
     if not everything:
         st.info("No saved runs yet. Train a network: every run that finishes or is stopped is saved here.")
         return
-    saved = store.list(**filters())
+    saved = store.list(**filters(everything))
     st.caption(f"{len(saved)} of {len(everything)} saved runs match.")
     if not saved:
         st.info("No saved run matches these filters.")

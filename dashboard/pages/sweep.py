@@ -35,7 +35,7 @@ RUNS_KEY = "sweep.runs"  # this session's last sweep: one Run per variant
 
 def _sweep(sweep: SweepConfig) -> None:
     variants = sweep.variants()
-    splits = state.splits(state.data_dir(), sweep.base.data)
+    splits = state.splits(state.data_source(), sweep.base.data)
     runs = [Run(name=run_name(v, splits.spec), config=v, spec=splits.spec) for v in variants]
     # in the session before compiling: a Stop is taken at the next Streamlit call, and keeps what is trained by then
     previous = st.session_state.get(RUNS_KEY, [])

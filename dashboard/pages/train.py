@@ -8,7 +8,7 @@ import time
 import streamlit as st
 
 from core.data.formats import Dataset
-from core.data.spec import MNIST_SPEC, DataSpec
+from core.data.spec import DataSpec
 from core.data.splits import default_split
 from core.errors import DataError, DigitLabError
 from core.networks.base import NETWORKS, Activation, Init, Model, ModelConfig
@@ -230,7 +230,7 @@ def run_training(config: RunConfig) -> None:
     """Train in this script run, updating the live view after every chunk. The run is kept in the session from
     its first chunk on; Stop (or any rerun) interrupts this loop and `state.settle_interrupted_runs` finishes it."""
     try:
-        data = state.splits(state.data_dir(), config.data)
+        data = state.splits(state.data_source(), config.data)
     except DigitLabError as exc:
         _refuse(exc, DATA_HINT)
     stop_button("the model trained so far is kept and evaluated")
@@ -454,7 +454,7 @@ def main() -> None:
     config, config_error = checked_config(local, data_error)
     training = requested and config is not None
     if training:  # the live view takes the settings' place, so it is in sight at once
-        st.markdown(f"**Training {training_summary(config, MNIST_SPEC if local is None else local.spec)}**")
+        st.markdown(f"**Training {training_summary(config, state.expected_spec(local))}**")
     else:
         settings_section(config_error)
     write_address(defaults)

@@ -74,7 +74,7 @@ def feature_maps(run: Run, params: Params, when: str) -> None:
     """The network's feature maps (after ReLU) for one test image."""
     st.subheader("Feature maps for one test image")
     try:
-        x_test = state.splits(state.data_dir(), run.config.data).x_test
+        x_test = state.splits_for(run.spec, run.config.data).x_test
     except DigitLabError as exc:  # the feature maps need a test image from the data folder
         show_error(exc, DATA_HINT)
         return

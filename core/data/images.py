@@ -1,5 +1,6 @@
-"""A user's image of a handwritten digit (a scan, a photo, a drawing saved as a file) as a grey drawing, ink bright
-on black, ready for `core.playground.preprocess.prepare`."""
+"""Image files read safely (a size limit checked before decoding), and a user's image of a handwritten digit (a
+scan, a photo, a drawing saved as a file) as a grey drawing, ink bright on black, ready for
+`core.data.preprocess.prepare`."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from PIL import Image, UnidentifiedImageError
 from core.errors import DataError
 
 BORDER = 0.05  # the outer 5% of each side: what the paper (or the canvas) looks like
+MAX_IMAGE_PIXELS = 40_000_000  # larger images are refused before decoding (a decompression bomb, or no digit)
 
 
 class Ink(enum.StrEnum):
@@ -23,30 +25,38 @@ class Ink(enum.StrEnum):
     LIGHT = "light"  # light ink on a dark ground (MNIST's way, a drawing canvas)
 
 
-MAX_PIXELS = 64_000_000  # a larger image (a 64-megapixel photo) is refused before it is decoded
 MAX_SIDE = 1024  # larger images are shrunk to this longer side first: plenty for one digit, and quick to prepare
 
 
-def read_grey(source: Path | str | BinaryIO, name: str | None = None) -> np.ndarray:
-    """An image file (a path, or an open binary file such as an upload, called `name` in messages) as grey levels
-    in [0, 1], its longer side at most MAX_SIDE (transparent parts count as the page's white); a DataError naming
-    the file when it is not an image, too large, or too small to hold a digit."""
+def read_pixels(source: Path | str | BinaryIO, mode: str = "L", name: str | None = None) -> np.ndarray:
+    """An image file (a path, or an open binary file such as an upload, called `name` in messages) as uint8 pixels
+    in PIL `mode` ("L" grey, "RGB" colour), its longer side at most MAX_SIDE, transparent parts on white; a
+    DataError naming the file when it is not an image or holds more than MAX_IMAGE_PIXELS pixels (checked from its
+    header, before anything is decoded)."""
     name = name or str(source)
     try:
         with Image.open(source) as image:
-            if image.width * image.height > MAX_PIXELS:
-                raise DataError(f"{name}: {image.width:,}×{image.height:,} pixels is more than Digit Lab reads "
-                                f"({MAX_PIXELS // 1_000_000} megapixels); crop or shrink the image first.")
-            image.draft("L", (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced scale when that is enough
+            width, height = image.size
+            if width * height > MAX_IMAGE_PIXELS:
+                raise DataError(f"{name}: {width}×{height} pixels is more than the {MAX_IMAGE_PIXELS:,} Digit Lab "
+                                "decodes (a decompression bomb?).")
+            image.draft(mode, (MAX_SIDE, MAX_SIDE))  # JPEG: decode at a reduced scale when that is enough
             image.thumbnail((MAX_SIDE, MAX_SIDE))
-            if image.mode in ("RGBA", "LA", "P"):
+            if image.mode in ("RGBA", "LA", "P", "PA"):
                 white = Image.new("RGBA", image.size, "white")
                 image = Image.alpha_composite(white, image.convert("RGBA"))
-            grey = np.asarray(image.convert("L"), np.float64) / 255
+            return np.asarray(image.convert(mode))
     except FileNotFoundError:
         raise DataError(f"{name}: no such file.") from None
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as exc:
         raise DataError(f"{name}: not an image Digit Lab can read ({exc}).") from None
+
+
+def read_grey(source: Path | str | BinaryIO, name: str | None = None) -> np.ndarray:
+    """The image file as grey levels in [0, 1] (`read_pixels`); a DataError naming the file when it is not an image
+    or too small to hold a digit."""
+    name = name or str(source)
+    grey = read_pixels(source, name=name) / 255
     if min(grey.shape) < 8:
         raise DataError(f"{name}: {grey.shape[1]}×{grey.shape[0]} pixels is too small to hold a digit.")
     return grey
