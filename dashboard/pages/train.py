@@ -58,19 +58,21 @@ DYNAMICS_PRESETS = {
         {"arch": "mlp", "hidden": "100,100,100,100,100,100", "activation": Activation.SIGMOID, "init": Init.NORMAL,
          "init_std": 0.1, "optimizer": Optimizer.SGD, "learning_rate": 0.1, "epochs": 2, "statistics": True},
         "Six sigmoid layers with small random weights (N(0, 0.1²)). Look at the gradient norms: each layer nearer the "
-        "input gets about a tenth of the one above it, so the first layers' update/weight ratio is orders of "
-        "magnitude under 1e-3 and they hardly learn; the loss stays near 2.3 for a long time."),
+        "input gets about a quarter of the one above it (on MNIST, 0.3 at the last hidden layer, 0.0004 at the "
+        "first), so the first layers' update/weight ratio is around 1e-6, a thousandth of the rule of thumb, and "
+        "they hardly learn: after two epochs the network still guesses (about 11% right)."),
     "Healthy gradients": (
         {"arch": "mlp", "hidden": "100,100,100,100,100,100", "activation": Activation.RELU, "init": Init.HE,
          "optimizer": Optimizer.SGD, "learning_rate": 0.1, "epochs": 2, "statistics": True},
-        "The same depth with ReLU and He's initialisation: the gradient norms stay within a small factor of each "
-        "other from the output to the input, every layer's update/weight ratio sits near 1e-3, and the loss falls "
-        "at once. Keep an eye on the fraction of dead units."),
+        "The same depth with ReLU and He's initialisation: the gradient norms stay within a factor of about three "
+        "of each other from the output to the input, every layer's update/weight ratio settles near 1e-3, and the "
+        "network learns at once (about 96% after two epochs). A few units die; watch their fraction."),
     "Exploding updates": (
         {"arch": "mlp", "hidden": "300", "activation": Activation.RELU, "init": Init.HE, "optimizer": Optimizer.SGD,
          "learning_rate": 2.0, "epochs": 1, "statistics": True},
-        "A learning rate far too high: the update/weight ratio is far above 1e-3 from the first chunk, the weight "
-        "norms grow and ReLU units die by the dozen, before the loss itself goes wrong."),
+        "A learning rate far too high: the first updates are a tenth to half the size of the weights (the rule of "
+        "thumb is a thousandth) and within a few chunks nearly every ReLU unit is dead (96% on MNIST by step 110). "
+        "The loss only says that the network stopped improving (about 38% right)."),
 }
 
 
