@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import streamlit as st
 
 from core.data.formats import Dataset
 
@@ -58,6 +59,15 @@ def tiny_mnist() -> Dataset:
 def tiny_data_dir(tmp_path_factory, tiny_mnist) -> Path:
     """A directory of gzipped IDX files holding the tiny synthetic MNIST."""
     return write_idx_dir(tmp_path_factory.mktemp("tiny_mnist"), tiny_mnist)
+
+
+@pytest.fixture(autouse=True)
+def fresh_app_caches():
+    """Each test starts with the app's shared caches empty (`st.cache_resource`, `st.cache_data`): several test files
+    share a worker process, and a dataset cached by one under the same key would leak into the next."""
+    yield
+    st.cache_resource.clear()
+    st.cache_data.clear()
 
 
 @pytest.fixture

@@ -98,7 +98,7 @@ def test_train_softmax_regression_then_see_results_and_weights(app_url):
         epochs.fill("1")
         epochs.press("Enter")
         expect(epochs).to_have_value("1")
-        page.wait_for_timeout(500)
+        _wait_until_idle(page)  # the typed value has reached the app (its slider follows it)
 
         started = time.monotonic()
         page.get_by_role("button", name="Train", exact=True).click()
@@ -164,7 +164,7 @@ def test_train_softmax_regression_then_see_results_and_weights(app_url):
         epochs.fill("20")
         epochs.press("Enter")
         expect(epochs).to_have_value("20")
-        page.wait_for_timeout(500)
+        _wait_until_idle(page)  # the typed value has reached the app (its slider follows it)
         page.get_by_role("button", name="Train", exact=True).click()
         expect(page.get_by_text(re.compile(r"Epoch [0-9.]+ of 20")).first).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
         page.get_by_role("button", name="Stop", exact=True).last.click()
@@ -207,7 +207,7 @@ def _open_train_page(playwright_api, page, url: str, epochs: int) -> None:
     field.fill(str(epochs))
     field.press("Enter")
     expect(field).to_have_value(str(epochs))
-    page.wait_for_timeout(500)
+    _wait_until_idle(page)  # the typed value has reached the app (its slider follows it)
 
 
 def _test_metric(page):
@@ -415,6 +415,7 @@ def _prediction(playwright_api, page) -> tuple[str, list[float]]:
     """The predicted class in large type and the ten probabilities of the bars (the page's first chart)."""
     playwright_api.expect(page.get_by_text(re.compile(r"sure; next"))).to_be_visible()
     _wait_until_idle(page)
+    page.wait_for_function("document.querySelector('.js-plotly-plot')?._fullData?.[0]?.y?.length === 10")
     bars = page.locator(".js-plotly-plot").first.evaluate("gd => Array.from(gd._fullData[0].y)")
     answer = page.get_by_test_id("stMarkdown").filter(has_text=re.compile(r"sure; next"))
     return answer.inner_text().strip().splitlines()[0].strip(), bars

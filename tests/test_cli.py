@@ -207,9 +207,9 @@ def test_ctrl_c_while_compiling_stops_after_the_first_chunk_and_keeps_it(tiny_da
 
     real_train = train_command.train
 
-    def ctrl_c_while_compiling(config, splits):
+    def ctrl_c_while_compiling(config, splits, **options):
         signal.raise_signal(signal.SIGINT)
-        yield from real_train(config, splits)
+        yield from real_train(config, splits, **options)
 
     def ctrl_c_again_while_saving(*args, **kwargs):
         signal.raise_signal(signal.SIGINT)
