@@ -27,7 +27,7 @@ from core.networks.base import NETWORKS, Activation, Init, Model, ModelConfig
 from core.store.checkpoint import save_model
 from core.training.config import Optimizer, RunConfig, Schedule, TrainConfig
 from core.training.drive import drive
-from core.training.loop import train
+from core.training.loop import check_run, train
 from core.training.runs import Run
 from core.training.status import RunStatus
 
@@ -156,6 +156,7 @@ def run(args) -> int:
     if args.save is not None:
         check_writable(args.save)
     mnist = load_mnist(args.data_dir, progress=terminal_progress)
+    check_run(config, mnist.train_labels, mnist.spec)  # from the labels alone, before a split is made or compiled
     splits = make_splits(mnist, config.data)
     result = Run(name=Model(config.model, splits.spec).describe(), config=config, spec=splits.spec)
     print(f"{result.name} on {len(splits.y_train)} images; compiling...", file=sys.stderr, flush=True)
@@ -166,7 +167,7 @@ def run(args) -> int:
         result.finish(splits)
         save_failed = report_and_save(result, args)
     if result.status is RunStatus.STOPPED:
-        return 130
+        return stop.exit_status
     return 2 if save_failed else 1 if result.diverged else 0
 
 

@@ -23,6 +23,7 @@ from core.data.spec import DataSpec
 from core.data.splits import Splits, check_split
 from core.errors import ConfigError
 from core.networks.base import Model, Params, seed_key
+from core.training.budget import check_budget
 from core.training.config import RunConfig, TrainConfig
 from core.training.evaluation import EVAL_BATCH, loss_and_accuracy
 from core.training.optimizers import learning_rate_schedule, make_optimizer
@@ -115,8 +116,7 @@ def check_run(config: RunConfig, train_labels: np.ndarray, spec: DataSpec) -> No
     """A ConfigError when the run cannot train on training images with these labels (its split cannot be made, its
     batch is larger than the training set it leaves, or its network cannot take these images), from the label
     counts and the data's description alone."""
-    epoch_steps(config.train, check_split(train_labels, config.data, spec))
-    Model(config.model, spec).weight_shapes()
+    check_budget(config, spec, epoch_steps(config.train, check_split(train_labels, config.data, spec)))
 
 
 def validation_due(tc: TrainConfig, step: int, steps_in_chunk: int, epoch_end: bool) -> bool:
@@ -233,6 +233,7 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
     tc = config.train
     n = len(splits.y_train)
     steps_per_epoch = epoch_steps(tc, n)
+    check_budget(config, splits.spec, steps_per_epoch)
     model = Model(config.model, splits.spec)
     k = steps_per_chunk(tc, model, steps_per_epoch)
     optimizer = make_optimizer(tc, model, steps_per_epoch)
