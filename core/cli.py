@@ -75,6 +75,15 @@ def add_history_argument(parser: argparse.ArgumentParser) -> None:
                         help="do not save the runs to the run history ($DIGIT_LAB_HOME, else the user data folder)")
 
 
+def open_history() -> RunHistory | None:
+    """The run history, or None after a warning when it cannot be used (the run still trains)."""
+    try:
+        return RunHistory()
+    except HistoryError as exc:
+        print(f"warning: the run history cannot be used: {exc}", file=sys.stderr)
+        return None
+
+
 def save_to_history(finished: list[Run]) -> None:
     """Save finished runs (with their test confusion matrices) to the run history; a history that cannot be
     written costs a warning, never the results."""

@@ -6,8 +6,11 @@ never loses one: a run is kept in `st.session_state` from its first chunk on.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
+import shutil
+import tempfile
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -21,8 +24,8 @@ from streamlit.runtime.scriptrunner_utils.exceptions import (
 from core.data.formats import Dataset, load_path
 from core.data.locate import DATA_DIR_ENV, locate_mnist
 from core.data.splits import SplitConfig, Splits, make_splits
-from core.errors import DataNotFoundError, DigitLabError
-from core.store.history import RunHistory, default_path, ended
+from core.errors import DataNotFoundError, DigitLabError, HistoryError
+from core.store.history import RunHistory, default_path, ended, numbered_name
 from core.training.evaluation import Evaluation
 from core.training.runs import Run
 
@@ -34,6 +37,34 @@ HISTORY_PATH_KEY = "history_path"  # this session's choice of run history databa
 CHART_RUNS_KEY = SETTINGS_PREFIX + "chart_runs"  # the Train page's runs on its chart (kept across pages)
 CHART_SEEN_KEY = "chart_runs_seen"  # the runs that chart's choice has met: one not among them is new, and goes on
 SAVED_KEY = "saved_runs"  # run_id -> what was last saved of it, so an unchanged run is not saved again
+
+
+UPLOADS_ROOT = Path(tempfile.gettempdir()) / "digit-lab-uploads"  # one folder per app process, named by its pid
+
+
+def uploads_dir() -> Path:
+    """Where this app process keeps the data files uploaded to it (removed when it exits)."""
+    return UPLOADS_ROOT / str(os.getpid())
+
+
+@st.cache_resource
+def clean_uploads() -> None:
+    """Once per app process: remove the uploads left by app processes that have ended (killed ones included) or by
+    earlier versions, and have this process's removed when it exits."""
+    for folder in UPLOADS_ROOT.glob("*"):
+        if not (folder.name.isdecimal() and _process_alive(int(folder.name))):
+            shutil.rmtree(folder, ignore_errors=True)
+    atexit.register(shutil.rmtree, uploads_dir(), ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def data_dir() -> str | None:
@@ -85,6 +116,14 @@ def unique_name(name: str) -> str:
         i += 1
         candidate = f"{name} ({i})"
     return candidate
+
+
+def new_run_name(prefix: str) -> str:
+    """`prefix #N`, unique in this session and in the run history (numbered after the runs saved there by anyone)."""
+    taken = set(runs())
+    with suppress(DigitLabError):  # a history that cannot be read is reported where it is used
+        taken.update(history().names_starting(prefix))
+    return numbered_name(prefix, taken)
 
 
 @contextmanager
@@ -171,6 +210,9 @@ def reload_run(run_id: str) -> str:
         if run.run_id == run_id:
             return name
     run = history().load(run_id)
+    if run.status.in_progress:
+        raise HistoryError(f"Run '{run.name}' is still training in another session or process; reload it when it "
+                           "has ended.")
     run.name = unique_name(run.name)
     st.session_state.setdefault(SAVED_KEY, {})[run.run_id] = _saved_version(run)
     keep_run(run)

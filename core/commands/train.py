@@ -15,6 +15,7 @@ from core.cli import (
     add_history_argument,
     joined,
     number_list_type,
+    open_history,
     print_json,
     save_to_history,
     seed,
@@ -25,6 +26,7 @@ from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError, ModelFileError
 from core.networks.base import NETWORKS, Activation, Init, Model, ModelConfig
 from core.store.checkpoint import save_model
+from core.store.history import Checkpoints, numbered_name
 from core.training.config import Optimizer, RunConfig, Schedule, TrainConfig
 from core.training.drive import drive
 from core.training.loop import check_run, train
@@ -158,11 +160,20 @@ def run(args) -> int:
     mnist = load_mnist(args.data_dir, progress=terminal_progress)
     check_run(config, mnist.train_labels, mnist.spec)  # from the labels alone, before a split is made or compiled
     splits = make_splits(mnist, config.data)
-    result = Run(name=Model(config.model, splits.spec).describe(), config=config, spec=splits.spec)
+    history = None if args.no_history else open_history()
+    description = Model(config.model, splits.spec).describe()
+    name = description if history is None else numbered_name(description, history.names_starting(description))
+    result = Run(name=name, config=config, spec=splits.spec)
     print(f"{result.name} on {len(splits.y_train)} images; compiling...", file=sys.stderr, flush=True)
+    checkpoints = Checkpoints(history, result)
+
+    def record(progress) -> None:
+        result.record(progress)
+        checkpoints()  # in the history as it trains: a killed process leaves it there, interrupted
+
     with StopRequest() as stop:  # held until the stopped run is evaluated, saved and in the history
         with ProgressLine() as line:
-            drive(train(config, splits), record=result.record, show=lambda _: line.show(_progress_line(result)),
+            drive(train(config, splits), record=record, show=lambda _: line.show(_progress_line(result)),
                   stop_requested=lambda: stop.requested)
         result.finish(splits)
         save_failed = report_and_save(result, args)

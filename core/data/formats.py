@@ -4,9 +4,9 @@ every file validated and reported by name when it is not what it claims.
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import io
+import math
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -26,6 +26,18 @@ IDX_LABELS_MAGIC = 2049
 
 
 KERAS_ARRAYS = ("x_train", "y_train", "x_test", "y_test")  # the arrays of Keras' mnist.npz
+
+
+MAX_DATA_BYTES = 2**30  # what one file a user gives may hold once decompressed: MNIST's largest holds 47 MB
+
+
+MAT_ITEM_BYTES = {"int8": 1, "uint8": 1, "logical": 1, "char": 2, "int16": 2, "uint16": 2, "int32": 4, "uint32": 4,
+                  "single": 4}  # a .mat variable's bytes per element by class (others, double included: 8)
+
+
+def _too_large(name: str, declared: int) -> str:
+    return (f"{name} declares {declared / 1e6:,.0f} MB of data, more than the {MAX_DATA_BYTES / 1e6:,.0f} MB Digit Lab "
+            "reads from one file.")
 
 
 @dataclass(frozen=True)
@@ -54,22 +66,32 @@ class Dataset:
 
 
 def _read_file(path: Path, error: type[DigitLabError] = DataError) -> bytes:
-    """The file's content; `error` naming the file and the reason when it cannot be read."""
+    """The file's content; `error` naming the file and the reason when it cannot be read or is too large."""
     try:
+        if path.stat().st_size > MAX_DATA_BYTES:
+            raise error(_too_large(str(path), path.stat().st_size))
         return path.read_bytes()
     except OSError as exc:
         raise error(f"{path}: cannot be read ({exc.strerror or exc}).") from None
 
 
 def _read_bytes(path: Path) -> bytes:
-    """The file's content, decompressed when it is gzipped (detected by its magic bytes)."""
+    """The file's content, decompressed when it is gzipped (detected by its magic bytes), never to more than
+    MAX_DATA_BYTES: a small file that would inflate to gigabytes is refused as it inflates."""
     raw = _read_file(path)
     if raw[:2] != b"\x1f\x8b":
         return raw
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        return gzip.decompress(raw)
-    except (EOFError, OSError, zlib.error) as exc:
+        data = inflate.decompress(raw, MAX_DATA_BYTES + 1)
+    except zlib.error as exc:
         raise DataError(f"{path}: corrupt or truncated gzip data ({exc}).") from None
+    if len(data) > MAX_DATA_BYTES:
+        raise DataError(f"{path}: inflates to more than the {MAX_DATA_BYTES / 1e6:,.0f} MB Digit Lab reads from one "
+                        "file.")
+    if not inflate.eof:
+        raise DataError(f"{path}: corrupt or truncated gzip data (it ends before its compressed stream does).")
+    return data
 
 
 def parse_idx(data: bytes, name: str, *, expect_images: bool) -> np.ndarray:
@@ -147,11 +169,16 @@ def load_idx_dir(directory: Path) -> Dataset:
 
 def load_mat(path: Path) -> Dataset:
     """Load the course-handout `mnist_all.mat` (keys train0..train9, test0..test9; rows of 28×28 = 784 uint8)."""
-    from scipy.io import loadmat
+    from scipy.io import loadmat, whosmat
 
     data = _read_file(path)
     try:
+        declared = sum(math.prod(shape) * MAT_ITEM_BYTES.get(kind, 8) for _, shape, kind in whosmat(io.BytesIO(data)))
+        if declared > MAX_DATA_BYTES:
+            raise DataError(_too_large(str(path), declared))
         mat = loadmat(io.BytesIO(data))
+    except DataError:
+        raise
     except Exception as exc:  # scipy raises several unrelated types for a bad file
         raise DataError(f"{path} is not a valid MATLAB .mat file ({exc}).") from None
     parts = {}
@@ -184,6 +211,7 @@ def read_npz(source: Path | str | bytes | BinaryIO, name: str,
     buffer.seek(0)
     arrays, key = {}, None
     try:
+        _check_npz_sizes(buffer, name, error)
         with np.load(buffer, allow_pickle=False) as npz:
             for key in npz.files:
                 arrays[key] = npz[key]
@@ -193,6 +221,33 @@ def read_npz(source: Path | str | bytes | BinaryIO, name: str,
         what = "the archive" if key is None else f"its array '{key}'"
         raise error(f"{invalid}: {what} is corrupt or holds Python objects, which Digit Lab never unpickles.") from None
     return arrays
+
+
+def _check_npz_sizes(buffer: io.BytesIO, name: str, error: type[DigitLabError]) -> None:
+    """Before any array is allocated: the archive's entries hold at most MAX_DATA_BYTES once inflated, and each
+    array's header declares no more data than its entry holds (numpy would allocate what the header says)."""
+    with zipfile.ZipFile(buffer) as archive:
+        entries = archive.infolist()
+        declared = sum(entry.file_size for entry in entries)
+        if declared > MAX_DATA_BYTES:
+            raise error(_too_large(name, declared))
+        for entry in entries:
+            if not entry.filename.endswith(".npy"):
+                continue
+            with archive.open(entry) as member:  # reads (inflates) only the header
+                version = np.lib.format.read_magic(member)
+                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
+                if read_header is None:
+                    raise ValueError(f"an .npy version {version} header")
+                shape, _, dtype = read_header(member)
+                header = member.tell()
+            if dtype.hasobject:
+                raise ValueError("an array of Python objects")
+            if math.prod(shape) * dtype.itemsize > entry.file_size - header:
+                raise error(f"{name} is not a valid .npz file: its array '{entry.filename[:-4]}' declares "
+                            f"{math.prod(shape) * dtype.itemsize:,} bytes but holds {entry.file_size - header:,}.")
+    buffer.seek(0)
 
 
 def load_npz(path: Path) -> Dataset:

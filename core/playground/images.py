@@ -14,6 +14,9 @@ from core.errors import DataError
 BORDER = 0.05  # the outer 5% of each side: what the paper (or the canvas) looks like
 
 
+MAX_PIXELS = 50_000_000  # a 50-megapixel photo; a larger image is refused before its pixels are decoded
+
+
 class Ink(enum.StrEnum):
     """Which way round the image is: told from its border, or said by the user."""
 
@@ -27,7 +30,10 @@ def read_grey(path: Path | str) -> np.ndarray:
     file when it is not an image."""
     path = Path(path)
     try:
-        with Image.open(path) as image:
+        with Image.open(path) as image:  # reads the header alone
+            if image.width * image.height > MAX_PIXELS:
+                raise DataError(f"{path}: {image.width}×{image.height} pixels is more than the "
+                                f"{MAX_PIXELS / 1e6:.0f} megapixels Digit Lab reads; scale it down.")
             image.load()
             if image.mode in ("RGBA", "LA", "P"):
                 white = Image.new("RGBA", image.size, "white")
@@ -35,7 +41,7 @@ def read_grey(path: Path | str) -> np.ndarray:
             grey = np.asarray(image.convert("L"), np.float64) / 255
     except FileNotFoundError:
         raise DataError(f"{path}: no such file.") from None
-    except (UnidentifiedImageError, OSError, ValueError) as exc:
+    except (UnidentifiedImageError, Image.DecompressionBombError, OSError, ValueError) as exc:
         raise DataError(f"{path}: not an image Digit Lab can read ({exc}).") from None
     if min(grey.shape) < 8:
         raise DataError(f"{path}: {grey.shape[1]}×{grey.shape[0]} pixels is too small to hold a digit.")

@@ -1,20 +1,26 @@
-"""Persistent run history: every ended run, with its curves, metrics, confusion matrix and parameters, in SQLite.
+"""Persistent run history: every run, with its curves, metrics, confusion matrix and parameters, in SQLite.
 
 One database file in the user's data directory ($DIGIT_LAB_HOME, else the OS user data dir for "digit-lab").
 Parameters are stored as the engine's safe model format (`core.store.checkpoint.model_bytes`) in BLOB columns.
-Every operation opens its own connection and runs one short transaction (WAL mode, a busy timeout), so
-several app sessions and processes can write at once without losing anything. A file that is not a
-Digit Lab history, is corrupt, or comes from a newer schema is reported as a `HistoryError` and never written.
+A run in training is written as it trains (`Checkpoints`: its curves, last parameters and epoch snapshots, marked
+"running" by the process that writes it); if that process dies, the run reads back as "interrupted at step N", with
+the parameters of its last checkpoint. Every operation opens its own connection and runs one short transaction (WAL
+mode, a busy timeout), so several app sessions and processes can write at once without losing anything. A file that
+is not a Digit Lab history, is corrupt, or comes from a newer schema is reported as a `HistoryError` and never
+written.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
+import math
 import os
+import socket
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -25,10 +31,11 @@ import platformdirs
 
 from core.data.spec import MNIST_SPEC, DataSpec
 from core.errors import DigitLabError, HistoryError
+from core.networks.base import Params
 from core.store.checkpoint import flatten, load_model, model_bytes
 from core.training.config import Optimizer, RunConfig, Schedule
 from core.training.runs import Run
-from core.training.status import RunStatus, parse_status
+from core.training.status import AT_STEP, RunStatus, parse_status, status_text
 
 HOME_ENV = "DIGIT_LAB_HOME"
 
@@ -42,7 +49,14 @@ BUSY_TIMEOUT_SECONDS = 30.0
 SQLITE_HEADER = b"SQLite format 3\x00"
 
 
-SAVED_STATUSES = (RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.DIVERGED, RunStatus.LOADED)  # those of ended runs
+SAVED_STATUSES = (RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.DIVERGED, RunStatus.LOADED, RunStatus.RUNNING,
+                  RunStatus.INTERRUPTED)
+
+
+CHECKPOINT_SECONDS = 30.0  # a run in training is written at every epoch's end and at least this often
+
+
+log = logging.getLogger(__name__)
 
 
 # MIGRATIONS[v] takes a database from schema version v to v + 1; a new file runs them all.
@@ -80,6 +94,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 2 -> 3: the description of the data a run trained on (NULL: MNIST, all that earlier versions trained on)
         "ALTER TABLE runs ADD COLUMN data TEXT",
     ),
+    (  # 3 -> 4: the process writing a run that is still training ("host:pid:start"; NULL once it has ended)
+        "ALTER TABLE runs ADD COLUMN writer TEXT",
+    ),
 )
 
 
@@ -93,11 +110,47 @@ def default_path() -> Path:
     return folder / DATABASE_NAME
 
 
+def numbered_name(prefix: str, taken: Iterable[str]) -> str:
+    """`prefix #N`, N one more than the highest number after `prefix #` among the `taken` names (1 when none is)."""
+    start = f"{prefix} #"
+    numbers = [int(name[len(start):]) for name in taken if name.startswith(start) and name[len(start):].isdecimal()]
+    return f"{start}{max(numbers, default=0) + 1}"
+
+
 def ended(run: Run) -> bool:
-    """Whether a run is over and measured (`Run.finish` has run), so that it belongs in the history."""
+    """Whether a run is over and measured (`Run.finish` has run, or its process died while it trained), so that it
+    belongs in the history as it is."""
     if run.status.in_progress:
         return False
-    return run.params is None or run.diverged or run.test_accuracy is not None
+    return run.params is None or run.status in AT_STEP or run.test_accuracy is not None
+
+
+def _process_start(pid: int) -> str:
+    """When process `pid` started, in clock ticks since boot (Linux; "" elsewhere): a pid and its start name one
+    process, even after the pid is reused."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
+    except (OSError, IndexError):
+        return ""
+
+
+def this_writer() -> str:
+    """This process, as a run's writer: host, pid and start time."""
+    return f"{socket.gethostname()}:{os.getpid()}:{_process_start(os.getpid())}"
+
+
+def writer_alive(writer: str) -> bool:
+    """Whether the process that `this_writer` named is still running (a process on another host is taken to be)."""
+    host, pid, start = writer.rsplit(":", 2)
+    if host != socket.gethostname():
+        return True
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, ValueError):
+        return True
+    return _process_start(int(pid)) == start
 
 
 @dataclass(frozen=True)
@@ -122,7 +175,7 @@ SUMMARY_COLUMNS = ", ".join(f.name for f in dataclasses.fields(SavedRun))
 
 RUN_COLUMNS = ("run_id", "name", "status", "arch", "architecture", "config", "curves", "val_accuracy",
                "test_accuracy", "epochs", "compile_seconds", "train_seconds", "samples_per_second", "created",
-               "saved", "params", "confusion", "data")
+               "saved", "params", "confusion", "data", "writer")
 
 
 class _Busy(HistoryError):
@@ -258,12 +311,25 @@ class RunHistory:
     # ------------------------------------------------------------------------------------------ operations
 
     def save(self, run: Run) -> None:
-        """Insert or replace (by run_id) an ended run, with its test-set confusion matrix and its parameters."""
+        """Insert or replace (by run_id) an ended run, with its test-set confusion matrix, its parameters and all its
+        epoch snapshots."""
         if not ended(run):
             raise HistoryError(f"Run '{run.name}' ({run.status_text}) is not over and measured yet; only ended runs "
                                "are saved.")
-        row = {
-            "run_id": run.run_id, "name": run.name, "status": run.status_text, "arch": run.config.model.arch,
+        self._write_run(self._row(run, run.status_text, None), run, run.snapshots, replace_snapshots=True)
+
+    def save_progress(self, run: Run, new_snapshots: list[tuple[int, Params]]) -> None:
+        """Write a run that is training, marked running by this process: its curves and parameters so far, and the
+        epoch snapshots not written before (`new_snapshots`)."""
+        if run.params is None:
+            raise HistoryError(f"Run '{run.name}' has trained nothing yet.")
+        row = self._row(run, status_text(RunStatus.RUNNING), this_writer())
+        row.update(val_accuracy=None, test_accuracy=None, confusion=None)
+        self._write_run(row, run, new_snapshots, replace_snapshots=False)
+
+    def _row(self, run: Run, status: str, writer: str | None) -> dict:
+        return {
+            "run_id": run.run_id, "name": run.name, "status": status, "arch": run.config.model.arch,
             "architecture": run.model.describe(), "data": json.dumps(run.spec.to_dict()),
             "config": run.config.to_json(), "curves": json.dumps(run.history),
             "val_accuracy": run.val_accuracy, "test_accuracy": run.test_accuracy, "epochs": run.epochs_completed,
@@ -272,14 +338,30 @@ class RunHistory:
             "saved": datetime.now(UTC).isoformat(timespec="seconds"),
             "params": None if run.params is None else model_bytes(run.params, run.config, run.spec),
             "confusion": None if run.test_confusion is None else json.dumps(np.asarray(run.test_confusion).tolist()),
+            "writer": writer,
         }
-        snapshots = [(run.run_id, epoch, model_bytes(params, run.config, run.spec)) for epoch, params in run.snapshots]
+
+    def _write_run(self, row: dict, run: Run, snapshots: list[tuple[int, Params]], *,
+                   replace_snapshots: bool) -> None:
+        run_id = run.run_id
+        blobs = [(run_id, epoch, model_bytes(params, run.config, run.spec)) for epoch, params in snapshots]
         updates = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "run_id")
         with self._write() as conn:
             conn.execute(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "
                          f"ON CONFLICT (run_id) DO UPDATE SET {updates}", [row[c] for c in RUN_COLUMNS])
-            conn.execute("DELETE FROM snapshots WHERE run_id = ?", (run.run_id,))
-            conn.executemany("INSERT INTO snapshots (run_id, epoch, params) VALUES (?, ?, ?)", snapshots)
+            if replace_snapshots:
+                conn.execute("DELETE FROM snapshots WHERE run_id = ?", (run_id,))
+            conn.executemany("INSERT OR REPLACE INTO snapshots (run_id, epoch, params) VALUES (?, ?, ?)", blobs)
+
+    def _settle_interrupted(self) -> None:
+        """Mark "interrupted at step N" the runs whose writing process has died (killed, crashed, a reboot)."""
+        with self._read() as conn:
+            running = conn.execute("SELECT run_id, writer, curves FROM runs WHERE writer IS NOT NULL").fetchall()
+        dead = [(status_text(RunStatus.INTERRUPTED, _last_step(curves)), run_id, writer)
+                for run_id, writer, curves in running if not writer_alive(writer)]
+        if dead:
+            with self._write() as conn:  # unless its writer wrote it again meanwhile
+                conn.executemany("UPDATE runs SET status = ?, writer = NULL WHERE run_id = ? AND writer = ?", dead)
 
     def list(self, *, arch: str | None = None, status: RunStatus | None = None, name_contains: str = "",
              min_test_accuracy: float | None = None) -> list[SavedRun]:
@@ -298,6 +380,7 @@ class RunHistory:
             clauses.append("test_accuracy >= ?")
             args.append(min_test_accuracy - 1e-9)  # a typed 91.26% / 100 is 0.9126000000000001: keep 0.9126
         where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+        self._settle_interrupted()
         with self._read() as conn:
             rows = conn.execute(f"SELECT {SUMMARY_COLUMNS} FROM runs {where} ORDER BY created DESC, saved DESC",
                                 args).fetchall()
@@ -305,6 +388,7 @@ class RunHistory:
 
     def load(self, run_id: str, *, snapshots: bool = True) -> Run:
         """A saved run with its curves and parameters (and its per-epoch snapshots unless told not to)."""
+        self._settle_interrupted()
         with self._read() as conn:
             row = conn.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
             blobs = conn.execute("SELECT epoch, params FROM snapshots WHERE run_id = ? ORDER BY epoch",
@@ -317,16 +401,23 @@ class RunHistory:
             spec = MNIST_SPEC if saved["data"] is None else DataSpec.from_dict(json.loads(saved["data"]))
             params = None if saved["params"] is None else load_model(saved["params"])[0]
             epochs = [(epoch, load_model(blob)[0]) for epoch, blob in blobs]
-            status, diverged_at = parse_status(saved["status"])
+            status, step = parse_status(saved["status"])
         except (DigitLabError, ValueError) as exc:
             raise HistoryError(f"Saved run '{saved['name']}' in {self.path} cannot be loaded: {exc}") from None
         return Run(
-            name=saved["name"], config=config, spec=spec, params=params, status=status, diverged_at=diverged_at,
+            name=saved["name"], config=config, spec=spec, params=params, status=status,
+            diverged_at=step if status is RunStatus.DIVERGED else None,
             history=json.loads(saved["curves"]), snapshots=epochs, compile_seconds=saved["compile_seconds"],
             train_seconds=saved["train_seconds"], samples_per_second=saved["samples_per_second"],
             val_accuracy=saved["val_accuracy"], test_accuracy=saved["test_accuracy"], created=saved["created"],
             run_id=saved["run_id"], test_confusion=_confusion_matrix(saved["confusion"]),
         )
+
+    def names_starting(self, prefix: str) -> list[str]:
+        """The names of saved runs that start with `prefix`."""
+        with self._read() as conn:
+            rows = conn.execute("SELECT name FROM runs WHERE substr(name, 1, length(?)) = ?", (prefix, prefix))
+            return [row[0] for row in rows]
 
     def rename(self, run_id: str, name: str) -> None:
         name = name.strip()
@@ -341,6 +432,42 @@ class RunHistory:
         with self._write() as conn:
             conn.execute("DELETE FROM snapshots WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+
+
+class Checkpoints:
+    """Writes a run to the history while it trains: after its first chunk, at every epoch's end and at least every
+    `every` seconds; call it after each record. A history that cannot be written stops the checkpoints, never the
+    training: `error` says why (None: all written); `seconds` is the time spent writing."""
+
+    def __init__(self, history: RunHistory | None, run: Run, every: float = CHECKPOINT_SECONDS) -> None:
+        self.history, self.run, self.every = history, run, every
+        self.error: HistoryError | None = None
+        self.seconds = 0.0
+        self._written_snapshots = 0
+        self._last = -math.inf
+
+    def __call__(self) -> None:
+        if self.history is None or self.error is not None or self.run.params is None:
+            return
+        new = self.run.snapshots[self._written_snapshots:]
+        if not new and time.monotonic() - self._last < self.every:
+            return
+        started = time.perf_counter()
+        try:
+            self.history.save_progress(self.run, new)
+        except HistoryError as exc:
+            log.warning("Checkpoints of run %s stopped: %s", self.run.name, exc)
+            self.error = exc
+            return
+        finally:
+            self.seconds += time.perf_counter() - started
+        self._written_snapshots += len(new)
+        self._last = time.monotonic()
+
+
+def _last_step(curves: str) -> int:
+    history = json.loads(curves)
+    return history[-1]["step"] if history else 0
 
 
 def _confusion_matrix(stored: str | None) -> np.ndarray | None:

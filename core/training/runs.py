@@ -93,7 +93,11 @@ class Run:
     @property
     def status_text(self) -> str:
         """The status as shown and stored: "finished", "diverged at step 12"..."""
-        return status_text(self.status, self.diverged_at)
+        return status_text(self.status, self.diverged_at if self.diverged else self.steps_done)
+
+    @property
+    def steps_done(self) -> int:
+        return self.history[-1]["step"] if self.history else 0
 
     @property
     def epochs_completed(self) -> float:
