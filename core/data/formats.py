@@ -76,21 +76,27 @@ def _read_file(path: Path, error: type[DigitLabError] = DataError) -> bytes:
 
 
 def _read_bytes(path: Path) -> bytes:
-    """The file's content, decompressed when it is gzipped (detected by its magic bytes), never to more than
-    MAX_DATA_BYTES: a small file that would inflate to gigabytes is refused as it inflates."""
+    """The IDX file's content, inflated when it is gzipped (detected by its magic bytes): never to more than its
+    header declares (and MAX_DATA_BYTES), so a small file that would inflate to gigabytes is refused as it inflates."""
     raw = _read_file(path)
     if raw[:2] != b"\x1f\x8b":
         return raw
     inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
     try:
-        data = inflate.decompress(raw, MAX_DATA_BYTES + 1)
+        head = inflate.decompress(raw, 4)
+        header = 4 + 4 * (head[3] if len(head) == 4 else 0)
+        head += inflate.decompress(inflate.unconsumed_tail, header - len(head))
+        dims = [int.from_bytes(head[i:i + 4], "big") for i in range(4, len(head) - 3, 4)]
+        expected = min(header + math.prod(dims), MAX_DATA_BYTES)
+        data = head + inflate.decompress(inflate.unconsumed_tail, expected - len(head))
+        beyond = b"" if inflate.eof else inflate.decompress(inflate.unconsumed_tail, 1)
     except zlib.error as exc:
         raise DataError(f"{path}: corrupt or truncated gzip data ({exc}).") from None
-    if len(data) > MAX_DATA_BYTES:
-        raise DataError(f"{path}: inflates to more than the {MAX_DATA_BYTES / 1e6:,.0f} MB Digit Lab reads from one "
-                        "file.")
+    if beyond:
+        raise DataError(f"{path}: holds more data than its header declares (or than the "
+                        f"{MAX_DATA_BYTES / 1e6:,.0f} MB Digit Lab reads from one file).")
     if not inflate.eof:
-        raise DataError(f"{path}: corrupt or truncated gzip data (it ends before its compressed stream does).")
+        raise DataError(f"{path}: corrupt or truncated gzip data (its compressed stream ends early).")
     return data
 
 
