@@ -8,11 +8,13 @@ import json
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import textwrap
 import time
 import zipfile
+from contextlib import closing
 from pathlib import Path
 
 import numpy as np
@@ -24,13 +26,13 @@ from core.data.formats import MAX_DATA_BYTES, read_npz
 from core.data.locate import load_mnist
 from core.data.spec import MNIST_SPEC
 from core.data.splits import SplitConfig, make_splits
-from core.errors import ConfigError, DataError
+from core.errors import ConfigError, DataError, HistoryError
 from core.networks.base import ModelConfig
 from core.store.history import HOME_ENV, Checkpoints, RunHistory, default_path, numbered_name
 from core.training import budget
 from core.training.config import RunConfig, TrainConfig
 from core.training.loop import check_run, train
-from core.training.runs import Run
+from core.training.runs import CURVE_FIELDS, Run
 from core.training.status import RunStatus, parse_status
 
 TINY = ["--arch", "mlp", "--hidden", "64", "--val-size", "100", "--batch-size", "10"]
@@ -365,3 +367,38 @@ def test_uploads_of_ended_app_processes_are_removed(monkeypatch, tmp_path):
     state.clean_uploads()
     assert [p.name for p in tmp_path.iterdir()] == [str(os.getpid())] and state.uploads_dir() == tmp_path / str(
         os.getpid())
+
+
+def test_a_database_corrupt_in_its_interior_is_reported_in_a_few_short_lines(tmp_path, tiny_mnist, monkeypatch):
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))  # where the list of problems is written
+    path = tmp_path / "runs.sqlite3"
+    history = RunHistory(path)
+    params = {"output": {"w": np.zeros((784, 10), np.float32), "b": np.zeros(10, np.float32)}}
+    for i in range(30):
+        curves = [dict.fromkeys(CURVE_FIELDS, 0.0) | {"step": step} for step in range(1, 21)]
+        history.save(Run(f"run {i}", RunConfig(ModelConfig("linear")), MNIST_SPEC, params=params, status="finished",
+                         history=curves, snapshots=[(1, params), (2, params)], test_accuracy=0.5))
+    with closing(sqlite3.connect(path)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the main file
+    data = bytearray(path.read_bytes())
+    page = int.from_bytes(data[16:18], "big")
+    for start in range(2 * page, len(data) - page, page):  # scribble inside every page, headers kept
+        data[start + 100:start + 400] = np.random.default_rng(start).bytes(300)
+    path.write_bytes(bytes(data))
+    with pytest.raises(HistoryError, match="is corrupt") as caught:
+        RunHistory(path).list()
+    message = str(caught.value)
+    assert "\n" not in message and len(message) < 500, message
+    log_file = Path(message.split("listed in ")[1].split(")")[0])
+    assert log_file.is_relative_to(tmp_path / "state") and len(log_file.read_text().splitlines()) > 3
+
+
+def test_one_setting_moves_every_cache(monkeypatch, tmp_path):
+    from core.data.download import default_cache_dir
+    from core.training import compile_cache
+
+    monkeypatch.delenv(compile_cache.CACHE_ENV)
+    monkeypatch.setenv("DIGIT_LAB_CACHE_DIR", str(tmp_path))
+    assert default_cache_dir() == tmp_path and compile_cache.default_dir() == tmp_path / "xla"
+    monkeypatch.setenv(compile_cache.CACHE_ENV, str(tmp_path / "programs"))  # the compile cache's own setting wins
+    assert compile_cache.default_dir() == tmp_path / "programs"

@@ -248,10 +248,25 @@ class RunHistory:
                                  f"{SCHEMA_VERSION}); upgrade Digit Lab to use it")
         if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
             raise self._unusable("is an SQLite database that Digit Lab did not create")
-        problems = [row[0] for row in conn.execute("PRAGMA quick_check")]
+        problems = [line for row in conn.execute("PRAGMA quick_check") for line in row[0].splitlines()
+                    if not line.startswith("*** in database")]
         if problems != ["ok"]:
-            raise self._unusable(f"is corrupt ({'; '.join(problems[:3])})")
+            more = f"; {len(problems)} problems in all, listed in {self._log_problems(problems)}" \
+                if len(problems) > 1 else ""
+            raise self._unusable(f"is corrupt ({problems[0][:120]}{more})")
         return version
+
+    def _log_problems(self, problems: list[str]) -> Path | str:
+        """Write SQLite's list of what is corrupt to the user log folder; returns the file (or where it was shown)."""
+        log_file = Path(platformdirs.user_log_dir("digit-lab", appauthor=False)) / "run-history-check.log"
+        try:
+            log_file.parent.mkdir(parents=True, exist_ok=True)
+            log_file.write_text(f"{datetime.now(UTC).isoformat(timespec='seconds')} {self.path}\n"
+                                + "\n".join(problems) + "\n")
+        except OSError:
+            log.warning("The run history %s is corrupt:\n%s", self.path, "\n".join(problems))
+            return "the log"
+        return log_file
 
     def _migrate(self) -> None:
         """Bring the schema up to date in one transaction (another process may have done it meanwhile)."""

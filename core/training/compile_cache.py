@@ -14,6 +14,8 @@ from pathlib import Path
 import jax
 import platformdirs
 
+from core.data import download
+
 CACHE_ENV = "DIGIT_LAB_COMPILE_CACHE"  # a folder, or "off"
 
 
@@ -21,11 +23,14 @@ MAX_BYTES = 512 * 2**20  # the least recently used programs are dropped beyond t
 
 
 def default_dir() -> Path | None:
-    """$DIGIT_LAB_COMPILE_CACHE if set ("off": no cache), else a folder in the OS user cache directory."""
+    """$DIGIT_LAB_COMPILE_CACHE if set ("off": no cache), else `xla` in $DIGIT_LAB_CACHE_DIR (the setting that moves
+    every cache), else in the OS user cache directory."""
     override = os.environ.get(CACHE_ENV)
     if override:
         return None if override.strip().lower() == "off" else Path(override).expanduser()
-    return Path(platformdirs.user_cache_dir("digit-lab", appauthor=False)) / "xla"
+    caches = os.environ.get(download.CACHE_ENV)
+    return (Path(caches).expanduser() if caches else Path(platformdirs.user_cache_dir("digit-lab",
+                                                                                      appauthor=False))) / "xla"
 
 
 def enable(directory: Path | None = None) -> Path | None:
