@@ -309,11 +309,14 @@ class RunHistory:
             yield conn
 
     @contextmanager
-    def _write(self) -> Iterator[sqlite3.Connection]:
+    def _write(self, *, synced: bool = True) -> Iterator[sqlite3.Connection]:
         """One short write transaction, taken with the write lock up front so it never deadlocks (the file
-        created afresh if it was deleted)."""
+        created afresh if it was deleted). Not `synced`: the commit does not wait for the disk (a checkpoint of a
+        run in training: it survives the process dying, a power cut may lose it, and the next one comes soon)."""
         self._recreate_if_deleted()
         with self._connect() as conn:
+            if not synced:
+                conn.execute("PRAGMA synchronous = NORMAL")
             conn.execute("BEGIN IMMEDIATE")
             try:
                 yield conn
@@ -358,10 +361,11 @@ class RunHistory:
 
     def _write_run(self, row: dict, run: Run, snapshots: list[tuple[int, Params]], *,
                    replace_snapshots: bool) -> None:
-        run_id = run.run_id
-        blobs = [(run_id, epoch, model_bytes(params, run.config, run.spec)) for epoch, params in snapshots]
+        run_id = run.run_id  # (an epoch's end: its snapshot is the run's parameters, already in the row)
+        blobs = [(run_id, epoch, row["params"] if params is run.params else model_bytes(params, run.config, run.spec))
+                 for epoch, params in snapshots]
         updates = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "run_id")
-        with self._write() as conn:
+        with self._write(synced=replace_snapshots) as conn:
             conn.execute(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "
                          f"ON CONFLICT (run_id) DO UPDATE SET {updates}", [row[c] for c in RUN_COLUMNS])
             if replace_snapshots:
