@@ -11,6 +11,8 @@ import dataclasses
 import os
 import shutil
 import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -126,22 +128,50 @@ def new_run_name(prefix: str) -> str:
     return numbered_name(prefix, taken)
 
 
+SHUTDOWN_WAIT_SECONDS = 60.0  # how long a stopping app waits for its sessions' trainings to be evaluated and saved
+
+
+_TRAINING: set[threading.Event] = set()  # one per training loop running in this process, set once it has ended
+
+
+@st.cache_resource
+def save_trainings_at_exit() -> None:
+    """Once per app process. Told to stop (SIGTERM, Ctrl-C), Streamlit ends every session, so each training loop
+    stops at its next chunk and saves its runs (`saved_if_the_session_ends`); its script thread is a daemon, which
+    the process would not wait for: wait for them (at most SHUTDOWN_WAIT_SECONDS) before it exits."""
+    atexit.register(_wait_for_trainings)
+
+
+def _wait_for_trainings() -> None:
+    deadline = time.monotonic() + SHUTDOWN_WAIT_SECONDS
+    for ended_event in list(_TRAINING):
+        ended_event.wait(max(0.0, deadline - time.monotonic()))
+
+
 @contextmanager
 def saved_if_the_session_ends(trained: Callable[[], Iterable[tuple[Run, Splits]]]) -> Iterator[None]:
-    """Around a training loop: if the session ends inside it (its tab closed or reloaded), no rerun will come to
-    settle its runs, so finish the `trained()` (run, its data) pairs and save them to the run history on the way
-    out. Nothing of Streamlit's may be used then, session state included: the history's path is read beforehand."""
+    """Around a training loop: if the session ends inside it (its tab closed or reloaded, the app told to stop), no
+    rerun will come to settle its runs, so finish the `trained()` (run, its data) pairs and save them to the run
+    history on the way out. Nothing of Streamlit's may be used then, session state included: the history's path is
+    read beforehand."""
     history_file = history_path()
+    ended_event = threading.Event()
+    _TRAINING.add(ended_event)
     try:
         yield
     except StopException:
         for run, data in trained():
             if run.params is None:
+                with suppress(DigitLabError):  # written as it started, it trained nothing: no trace left
+                    RunHistory(history_file).delete(run.run_id)
                 continue
             run.finish(data)
             with suppress(DigitLabError):  # no page is left to say so on
                 RunHistory(history_file).save(run)
         raise
+    finally:
+        _TRAINING.discard(ended_event)
+        ended_event.set()
 
 
 def keep_copy(run: Run, name: str) -> Run:
@@ -262,9 +292,12 @@ def settle(interrupted: Iterable[Run]) -> list[Run]:
 
 def settle_interrupted_runs() -> None:
     """Settle this session's interrupted runs and save them to the run history; a run stopped before its first
-    update is dropped (nothing was trained)."""
-    for name in [name for name, run in runs().items() if run.params is None and not run.history]:
+    update is dropped, from the history too (nothing was trained)."""
+    for name, run in [(name, run) for name, run in runs().items() if run.params is None and not run.history]:
         remove_run(name)
+        if run.status.in_progress:  # written to the history as it started (`Checkpoints.start`)
+            with suppress(DigitLabError):
+                history().delete(run.run_id)
     interrupted = [run for run in runs().values() if not ended(run)]
     if interrupted:
         with st.spinner("Measuring the accuracy of the stopped run..."):

@@ -50,12 +50,13 @@ def history_of(env: dict) -> RunHistory:
 
 
 def wait_for_running_run(env: dict, process: subprocess.Popen, seconds: float = 240) -> None:
-    """Until the process's run is in the history, marked running (written after its first chunk)."""
+    """Until the process's run is in the history, marked running, with some training done (it is written as it
+    starts, then after its first chunk)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()
         if (Path(env[HOME_ENV]) / "runs.sqlite3").exists() and any(
-                r.status == "running" for r in history_of(env).list()):
+                r.status == "running" and r.epochs > 0 for r in history_of(env).list()):
             return
         time.sleep(0.5)
     process.kill()
@@ -98,7 +99,10 @@ def test_a_killed_cli_run_is_in_the_history_interrupted_with_its_parameters(env,
     time.sleep(1)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=60)
-    assert_interrupted_with_usable_parameters(env, tiny_data_dir)
+    run = assert_interrupted_with_usable_parameters(env, tiny_data_dir)
+    listing = subprocess.run([sys.executable, "-m", "core", "runs"], cwd=REPO, env=env, capture_output=True,
+                             text=True, timeout=300)
+    assert listing.returncode == 0 and f"{run.name:<32} {run.status_text:<28} test       —" in listing.stdout
 
 
 APP_TRAINING = textwrap.dedent("""

@@ -171,10 +171,15 @@ def run(args) -> int:
         result.record(progress)
         checkpoints()  # in the history as it trains: a killed process leaves it there, interrupted
 
+    checkpoints.start()
     with StopRequest() as stop:  # held until the stopped run is evaluated, saved and in the history
         with ProgressLine() as line:
-            drive(train(config, splits), record=record, show=lambda _: line.show(_progress_line(result)),
-                  stop_requested=lambda: stop.requested)
+            try:
+                drive(train(config, splits), record=record, show=lambda _: line.show(_progress_line(result)),
+                      stop_requested=lambda: stop.requested)
+            except BaseException:
+                checkpoints.discard()  # refused before it trained anything: no trace in the history
+                raise
         result.finish(splits)
         save_failed = report_and_save(result, args)
     if result.status is RunStatus.STOPPED:

@@ -240,19 +240,20 @@ def _check_npz_sizes(buffer: io.BytesIO, name: str, error: type[DigitLabError]) 
         for entry in entries:
             if not entry.filename.endswith(".npy"):
                 continue
-            with archive.open(entry) as member:  # reads (inflates) only the header
-                version = np.lib.format.read_magic(member)
-                read_header = {(1, 0): np.lib.format.read_array_header_1_0,
-                               (2, 0): np.lib.format.read_array_header_2_0}.get(version)
-                if read_header is None:
-                    raise ValueError(f"an .npy version {version} header")
-                shape, _, dtype = read_header(member)
-                header = member.tell()
-            if dtype.hasobject:
-                raise ValueError("an array of Python objects")
+            invalid = f"{name} is not a valid .npz file: its array '{entry.filename[:-4]}'"
+            try:
+                with archive.open(entry) as member:  # reads (inflates) only the header
+                    read_header = {(1, 0): np.lib.format.read_array_header_1_0,
+                                   (2, 0): np.lib.format.read_array_header_2_0}[np.lib.format.read_magic(member)]
+                    shape, _, dtype = read_header(member)
+                    header = member.tell()
+            except (KeyError, ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error):
+                dtype = None
+            if dtype is None or dtype.hasobject:
+                raise error(f"{invalid} is corrupt or holds Python objects, which Digit Lab never unpickles.")
             if math.prod(shape) * dtype.itemsize > entry.file_size - header:
-                raise error(f"{name} is not a valid .npz file: its array '{entry.filename[:-4]}' declares "
-                            f"{math.prod(shape) * dtype.itemsize:,} bytes but holds {entry.file_size - header:,}.")
+                raise error(f"{invalid} declares {math.prod(shape) * dtype.itemsize:,} bytes but holds "
+                            f"{entry.file_size - header:,}.")
     buffer.seek(0)
 
 

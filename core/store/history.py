@@ -12,6 +12,7 @@ written.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import logging
@@ -337,10 +338,8 @@ class RunHistory:
         self._write_run(self._row(run, run.status_text, None), run, run.snapshots, replace_snapshots=True)
 
     def save_progress(self, run: Run, new_snapshots: list[tuple[int, Params]]) -> None:
-        """Write a run that is training, marked running by this process: its curves and parameters so far, and the
-        epoch snapshots not written before (`new_snapshots`)."""
-        if run.params is None:
-            raise HistoryError(f"Run '{run.name}' has trained nothing yet.")
+        """Write a run that is training, marked running by this process: its curves and parameters so far (none
+        before its first chunk), and the epoch snapshots not written before (`new_snapshots`)."""
         row = self._row(run, status_text(RunStatus.RUNNING), this_writer())
         row.update(val_accuracy=None, test_accuracy=None, confusion=None)
         self._write_run(row, run, new_snapshots, replace_snapshots=False)
@@ -454,9 +453,11 @@ class RunHistory:
 
 
 class Checkpoints:
-    """Writes a run to the history while it trains: after its first chunk, at every epoch's end and at least every
-    `every` seconds; call it after each record. A history that cannot be written stops the checkpoints, never the
-    training: `error` says why (None: all written); `seconds` is the time spent writing."""
+    """Writes a run to the history while it trains: as it starts (its name taken, so the next run's number follows
+    it), after its first chunk, at every epoch's end and at least every `every` seconds; call `start()`, then the
+    object after each record, and `discard()` if the run ends having trained nothing. A history that cannot be
+    written stops the checkpoints, never the training: `error` says why (None: all written); `seconds` is the time
+    spent writing."""
 
     def __init__(self, history: RunHistory | None, run: Run, every: float = CHECKPOINT_SECONDS) -> None:
         self.history, self.run, self.every = history, run, every
@@ -464,12 +465,25 @@ class Checkpoints:
         self.seconds = 0.0
         self._written_snapshots = 0
         self._last = -math.inf
+        self._first_chunk_written = False
+
+    def start(self) -> None:
+        self._write([])
+
+    def discard(self) -> None:
+        """Take the run out of the history again if it trained nothing (stopped or refused while compiling)."""
+        if self.history is not None and not self.run.history:
+            with contextlib.suppress(HistoryError):
+                self.history.delete(self.run.run_id)
 
     def __call__(self) -> None:
-        if self.history is None or self.error is not None or self.run.params is None:
-            return
         new = self.run.snapshots[self._written_snapshots:]
-        if not new and time.monotonic() - self._last < self.every:
+        if new or not self._first_chunk_written or time.monotonic() - self._last >= self.every:
+            self._write(new)
+            self._first_chunk_written = self.error is None
+
+    def _write(self, new: list[tuple[int, Params]]) -> None:
+        if self.history is None or self.error is not None:
             return
         started = time.perf_counter()
         try:

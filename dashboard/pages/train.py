@@ -192,6 +192,7 @@ def run_training(config: RunConfig) -> None:
         checkpoints = Checkpoints(state.history(), run)
     except DigitLabError:  # the history cannot be used: the run is kept in this session only, as the Runs page says
         checkpoints = Checkpoints(None, run)
+    checkpoints.start()  # its name is taken in the history: a run started elsewhere now is numbered after it
 
     def record(progress: Progress) -> None:
         nonlocal started
