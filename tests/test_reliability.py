@@ -30,6 +30,7 @@ from core.errors import ConfigError, DataError, HistoryError
 from core.networks.base import ModelConfig
 from core.store.history import HOME_ENV, Checkpoints, RunHistory, default_path, numbered_name
 from core.training import budget
+from core.training.budget import check_budget
 from core.training.config import RunConfig, TrainConfig
 from core.training.loop import check_run, train
 from core.training.runs import CURVE_FIELDS, Run
@@ -175,7 +176,7 @@ def test_a_history_that_cannot_be_written_costs_the_checkpoints_not_the_training
     assert run.status is RunStatus.FINISHED and "cannot be used" in str(checkpoints.error)
 
 
-def test_settings_that_would_exhaust_the_machine_are_refused_before_compiling(env, monkeypatch):
+def test_settings_that_would_exhaust_the_machine_are_refused_before_compiling(env, monkeypatch, tiny_mnist):
     monkeypatch.setenv(budget.SHARE_ENV, "0.01")
     huge = RunConfig(ModelConfig("mlp", (16384,) * 3))
     assert budget.training_bytes(huge, MNIST_SPEC) > 16e9  # 550M parameters, Adam's two moments, two copies
@@ -186,6 +187,16 @@ def test_settings_that_would_exhaust_the_machine_are_refused_before_compiling(en
     check_run(RunConfig(), labels, MNIST_SPEC)
     with pytest.raises(ConfigError, match="would not finish"):
         check_run(RunConfig(train=TrainConfig(epochs=1_000_000_000)), labels, MNIST_SPEC)
+    # a sweep holds all its variants at once: 16 of a network that fits alone may not
+    from core.experiments.sweep import train_sweep
+
+    one = RunConfig(ModelConfig("mlp", (2048,)), SplitConfig(val_size=100), TrainConfig(batch_size=10))
+    share = 2 * budget.training_bytes(one, MNIST_SPEC) / budget.available_bytes()
+    monkeypatch.setenv(budget.SHARE_ENV, f"{share:.6f}")
+    splits = make_splits(tiny_mnist, one.data)
+    check_budget(one, MNIST_SPEC, 100)
+    with pytest.raises(ConfigError, match=r"784-2048-10 tanh \(16 variants\) with batch 10 needs about"):
+        next(train_sweep([one] * 16, splits))
     monkeypatch.setenv(budget.SHARE_ENV, "2")
     with pytest.raises(ConfigError, match="DIGIT_LAB_MEMORY_SHARE must be a fraction"):
         check_run(RunConfig(), labels, MNIST_SPEC)

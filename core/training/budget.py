@@ -88,18 +88,21 @@ def _gb(n: float) -> str:
     return f"{n / 1e9:.1f} GB" if n >= 1e8 else f"{n / 1e6:.0f} MB"
 
 
-def check_budget(config: RunConfig, spec: DataSpec, steps_per_epoch: int) -> None:
-    """A ConfigError, before anything is compiled, when the run would not fit the memory budget (saying what it needs
-    and what is available) or could not finish (too many epochs or steps)."""
+def check_budget(config: RunConfig, spec: DataSpec, steps_per_epoch: int, variants: int = 1) -> None:
+    """A ConfigError, before anything is compiled, when the run (or a sweep of `variants` of it, all held at once)
+    would not fit the memory budget (saying what it needs and what is available) or could not finish (too many
+    epochs or steps)."""
     tc = config.train
     if tc.epochs > MAX_EPOCHS:
         raise ConfigError(f"{tc.epochs:,} epochs would not finish; train for at most {MAX_EPOCHS:,}.")
     if tc.epochs * steps_per_epoch > MAX_STEPS:
         raise ConfigError(f"{tc.epochs:,} epochs of {steps_per_epoch:,} steps would not finish; at most "
                           f"{MAX_STEPS:,} steps in all.")
-    needed, budget = training_bytes(config, spec), memory_budget()
+    needed, budget = variants * training_bytes(config, spec), memory_budget()
     if needed > budget:
+        sweep = f" ({variants} variants)" if variants > 1 else ""
         raise ConfigError(
-            f"{Model(config.model, spec).describe()} with batch {tc.batch_size} needs about {_gb(needed)} of memory to "
-            f"train; this run may use {_gb(budget)} ({memory_share():.0%} of the {_gb(available_bytes())} available; "
-            f"${SHARE_ENV} sets the share). Use fewer or narrower layers, or a smaller batch.")
+            f"{Model(config.model, spec).describe()}{sweep} with batch {tc.batch_size} needs about {_gb(needed)} of "
+            f"memory to train; this run may use {_gb(budget)} ({memory_share():.0%} of the "
+            f"{_gb(available_bytes())} available; ${SHARE_ENV} sets the share). Use fewer or narrower layers, or a "
+            "smaller batch.")
