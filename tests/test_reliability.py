@@ -417,3 +417,30 @@ def test_one_setting_moves_every_cache(monkeypatch, tmp_path):
     assert default_cache_dir() == tmp_path and compile_cache.default_dir() == tmp_path / "xla"
     monkeypatch.setenv(compile_cache.CACHE_ENV, str(tmp_path / "programs"))  # the compile cache's own setting wins
     assert compile_cache.default_dir() == tmp_path / "programs"
+
+
+def test_an_interrupted_run_reloads_into_results_and_weights(monkeypatch, tmp_path, tiny_data_dir, tiny_mnist):
+    monkeypatch.setenv(HOME_ENV, str(tmp_path))
+    monkeypatch.setenv("MNIST_DATA_DIR", str(tiny_data_dir))
+    config = RunConfig(ModelConfig("linear"), SplitConfig(val_size=200), TrainConfig(epochs=2, batch_size=10))
+    run = Run("cut short", config, MNIST_SPEC)
+    checkpoints = Checkpoints(RunHistory(default_path()), run)
+    checkpoints.start()
+    for progress in train(config, make_splits(tiny_mnist, config.data)):
+        run.record(progress)
+        checkpoints()
+        if run.snapshots:
+            break  # the process "dies" after its first epoch
+    with RunHistory(default_path())._write() as conn:
+        conn.execute("UPDATE runs SET writer = ?", (f"{socket.gethostname()}:999999999:0",))
+    at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=120)
+    at.switch_page("dashboard/pages/runs.py").run()
+    assert not at.exception, at.exception
+    assert at.dataframe[0].value["status"].tolist() == [f"interrupted at step {run.steps_done}"]
+    at.multiselect(key="runs_page.selection").set_value([run.run_id]).run()
+    next(b for b in at.button if b.label.startswith("Reload")).click().run()
+    for page in ("results", "weights"):
+        at.switch_page(f"dashboard/pages/{page}.py").run()
+        assert not at.exception and not at.error, (page, at.exception)
+    at.switch_page("dashboard/pages/results.py").run()
+    assert at.selectbox(key="run_picker").value == "cut short"
