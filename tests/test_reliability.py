@@ -444,3 +444,30 @@ def test_an_interrupted_run_reloads_into_results_and_weights(monkeypatch, tmp_pa
         assert not at.exception and not at.error, (page, at.exception)
     at.switch_page("dashboard/pages/results.py").run()
     assert at.selectbox(key="run_picker").value == "cut short"
+
+
+COMPILE_ONE_PROGRAM = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+    from core.training import compile_cache
+    compile_cache.enable(Path(sys.argv[1]))
+    import jax, jax.numpy as jnp
+    print(float(jax.jit(lambda x: jnp.sin(x) * 2 + 1)(jnp.float32(1.0))))
+""")
+
+
+def test_a_damaged_compile_cache_entry_is_replaced_after_one_warning(tmp_path):
+    def compile_once() -> str:
+        result = subprocess.run([sys.executable, "-c", COMPILE_ONE_PROGRAM, str(tmp_path)], cwd=REPO,
+                                env={**os.environ, "PYTHONPATH": str(REPO)}, capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 0 and result.stdout.strip() == "2.6829419136047363", result.stderr
+        return result.stderr
+
+    assert "Error reading" not in compile_once()
+    entries = {entry: entry.read_bytes() for entry in tmp_path.glob("*-cache")}
+    for entry, whole in entries.items():
+        entry.write_bytes(whole[:100])  # as a process killed while writing it leaves it
+    assert "Error reading persistent compilation cache entry" in compile_once()
+    assert {entry: entry.read_bytes() for entry in entries} == entries  # compiled again and written in its place
+    assert "Error reading" not in compile_once()
