@@ -1,6 +1,6 @@
 """What writing a run to the history as it trains costs: the app's default run (784-300-10 ReLU, Adam, batch 50,
 3 epochs) trained with and without checkpoints, alternately, in one process; prints each variant's best training
-time and the seconds spent writing.
+time and the training thread's seconds spent on checkpoints.
 
     MNIST_DATA_DIR=/path/to/mnist python benchmarks/checkpoint_cost.py --repeats 3
 """
@@ -24,7 +24,8 @@ CONFIG = RunConfig(ModelConfig("mlp", (300,), "relu", "he"), SplitConfig(), Trai
 
 
 def timed(splits, history: RunHistory | None) -> tuple[float, float, int]:
-    """Seconds from the first progress record to the last (compilation excluded), seconds writing, writes."""
+    """Seconds from the first progress record to the last checkpoint written (compilation excluded), the training
+    thread's seconds on checkpoints (preparing them: a thread of their own commits them), and the writes."""
     run = Run("benchmark", CONFIG, splits.spec)
     checkpoints = Checkpoints(history, run)
     checkpoints.start()  # before compiling: not in the timed training, but counted in the writes
@@ -35,6 +36,7 @@ def timed(splits, history: RunHistory | None) -> tuple[float, float, int]:
         checkpoints()
         writes += checkpoints.seconds != before
         first = first or time.perf_counter() - progress.elapsed
+    checkpoints.wait()  # as the app and the CLI do before saving the ended run
     return time.perf_counter() - first, checkpoints.seconds, writes
 
 

@@ -140,10 +140,13 @@ def test_checkpoints_come_at_epoch_ends_and_every_few_seconds_and_settle_as_inte
     history = RunHistory(tmp_path / "runs.sqlite3")
     run = Run("r", config, splits.spec)
     checkpoints = Checkpoints(history, run, every=3600)
+    checkpoints.start()
+    assert [(row.name, row.status, row.epochs) for row in history.list()] == [("r", "running", 0)]
     written = []
     for progress in train(config, splits):
         run.record(progress)
         checkpoints()
+        checkpoints.wait()
         (saved,) = history.list()
         written.append((run.steps_done, saved.status))
     steps = [step for step, _ in written]
@@ -173,6 +176,7 @@ def test_a_history_that_cannot_be_written_costs_the_checkpoints_not_the_training
     for progress in train(config, splits):
         run.record(progress)
         checkpoints()
+    checkpoints.wait()
     assert run.status is RunStatus.FINISHED and "cannot be used" in str(checkpoints.error)
 
 
@@ -431,6 +435,7 @@ def test_an_interrupted_run_reloads_into_results_and_weights(monkeypatch, tmp_pa
         checkpoints()
         if run.snapshots:
             break  # the process "dies" after its first epoch
+    checkpoints.wait()
     with RunHistory(default_path())._write() as conn:
         conn.execute("UPDATE runs SET writer = ?", (f"{socket.gethostname()}:999999999:0",))
     at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=120)

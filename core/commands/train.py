@@ -180,6 +180,7 @@ def run(args) -> int:
             except BaseException:
                 checkpoints.discard()  # refused before it trained anything: no trace in the history
                 raise
+            checkpoints.wait()
         result.finish(splits)
         save_failed = report_and_save(result, args)
     if result.status is RunStatus.STOPPED:

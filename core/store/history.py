@@ -12,8 +12,10 @@ written.
 
 from __future__ import annotations
 
+import concurrent.futures
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import math
@@ -21,7 +23,7 @@ import os
 import socket
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -335,14 +337,20 @@ class RunHistory:
         if not ended(run):
             raise HistoryError(f"Run '{run.name}' ({run.status_text}) is not over and measured yet; only ended runs "
                                "are saved.")
-        self._write_run(self._row(run, run.status_text, None), run, run.snapshots, replace_snapshots=True)
+        row = self._row(run, run.status_text, None)
+        self._write_rows(row, self._snapshot_blobs(row, run, run.snapshots), ended=True)
 
     def save_progress(self, run: Run, new_snapshots: list[tuple[int, Params]]) -> None:
         """Write a run that is training, marked running by this process: its curves and parameters so far (none
         before its first chunk), and the epoch snapshots not written before (`new_snapshots`)."""
+        self.progress_writer(run, new_snapshots)()
+
+    def progress_writer(self, run: Run, new_snapshots: list[tuple[int, Params]]) -> Callable[[], None]:
+        """What `save_progress` writes, prepared now (the row, the parameters' bytes); calling the result writes it,
+        from any thread. A run saved as ended in the meantime is left as it was saved."""
         row = self._row(run, status_text(RunStatus.RUNNING), this_writer())
         row.update(val_accuracy=None, test_accuracy=None, confusion=None)
-        self._write_run(row, run, new_snapshots, replace_snapshots=False)
+        return functools.partial(self._write_rows, row, self._snapshot_blobs(row, run, new_snapshots), ended=False)
 
     def _row(self, run: Run, status: str, writer: str | None) -> dict:
         return {
@@ -358,17 +366,23 @@ class RunHistory:
             "writer": writer,
         }
 
-    def _write_run(self, row: dict, run: Run, snapshots: list[tuple[int, Params]], *,
-                   replace_snapshots: bool) -> None:
-        run_id = run.run_id  # (an epoch's end: its snapshot is the run's parameters, already in the row)
-        blobs = [(run_id, epoch, row["params"] if params is run.params else model_bytes(params, run.config, run.spec))
-                 for epoch, params in snapshots]
+    @staticmethod
+    def _snapshot_blobs(row: dict, run: Run, snapshots: list[tuple[int, Params]]) -> list[tuple[str, int, bytes]]:
+        """(an epoch's end: its snapshot is the run's parameters, already in the row)"""
+        return [(run.run_id, epoch,
+                 row["params"] if params is run.params else model_bytes(params, run.config, run.spec))
+                for epoch, params in snapshots]
+
+    def _write_rows(self, row: dict, blobs: list[tuple[str, int, bytes]], *, ended: bool) -> None:
+        """An ended run replaces its row and all its snapshots (its commit synced to the disk); a run in training
+        adds its new snapshots and updates its row unless that was saved as ended (its writer cleared)."""
         updates = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "run_id")
-        with self._write(synced=replace_snapshots) as conn:
+        still_running = "" if ended else " WHERE runs.writer IS NOT NULL"
+        with self._write(synced=ended) as conn:
             conn.execute(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "
-                         f"ON CONFLICT (run_id) DO UPDATE SET {updates}", [row[c] for c in RUN_COLUMNS])
-            if replace_snapshots:
-                conn.execute("DELETE FROM snapshots WHERE run_id = ?", (run_id,))
+                         f"ON CONFLICT (run_id) DO UPDATE SET {updates}{still_running}", [row[c] for c in RUN_COLUMNS])
+            if ended:
+                conn.execute("DELETE FROM snapshots WHERE run_id = ?", (row["run_id"],))
             conn.executemany("INSERT OR REPLACE INTO snapshots (run_id, epoch, params) VALUES (?, ?, ?)", blobs)
 
     def _settle_interrupted(self) -> None:
@@ -454,10 +468,13 @@ class RunHistory:
 
 class Checkpoints:
     """Writes a run to the history while it trains: as it starts (its name taken, so the next run's number follows
-    it), after its first chunk, at every epoch's end and at least every `every` seconds; call `start()`, then the
-    object after each record, and `discard()` if the run ends having trained nothing. A history that cannot be
-    written stops the checkpoints, never the training: `error` says why (None: all written); `seconds` is the time
-    spent writing."""
+    it), after its first chunk, at every epoch's end and at least every `every` seconds. Call `start()` before
+    training, the object after each record, then `wait()` before saving the ended run (or `discard()` if it trained
+    nothing). The training thread only prepares each checkpoint (its curves as JSON, its parameters' bytes); a
+    thread of its own commits it, so the training does not wait for the disk; a checkpoint due while the last is
+    still being written goes with the next record, or, at an epoch's end, waits for it. A history that cannot be
+    written stops the checkpoints, never the training: `error` says why (None: all written); `seconds` is the
+    training thread's time spent on them."""
 
     def __init__(self, history: RunHistory | None, run: Run, every: float = CHECKPOINT_SECONDS) -> None:
         self.history, self.run, self.every = history, run, every
@@ -466,36 +483,56 @@ class Checkpoints:
         self._written_snapshots = 0
         self._last = -math.inf
         self._first_chunk_written = False
+        self._committer: concurrent.futures.ThreadPoolExecutor | None = None
+        self._pending: concurrent.futures.Future | None = None
 
     def start(self) -> None:
-        self._write([])
+        """Write the run, before it trains (at once, in this thread)."""
+        if self.history is not None:
+            self._settle(self.history.save_progress, self.run, [])
+
+    def __call__(self) -> None:
+        new = self.run.snapshots[self._written_snapshots:]
+        if self._pending is not None and (new or self._pending.done()):  # an epoch's end waits for the last one
+            started = time.perf_counter()
+            self._settle(self._pending.result)
+            self.seconds += time.perf_counter() - started
+        if self.history is None or self.error is not None or self._pending is not None:
+            return
+        if not (new or not self._first_chunk_written or time.monotonic() - self._last >= self.every):
+            return
+        started = time.perf_counter()
+        write = self.history.progress_writer(self.run, new)
+        self._committer = self._committer or concurrent.futures.ThreadPoolExecutor(1, "checkpoints")
+        self._pending = self._committer.submit(write)
+        self.seconds += time.perf_counter() - started
+        self._written_snapshots += len(new)
+        self._last = time.monotonic()
+        self._first_chunk_written = True
+
+    def wait(self) -> None:
+        """Until the last checkpoint is written (before the ended run is saved over it)."""
+        if self._pending is not None:
+            self._settle(self._pending.result)
+        if self._committer is not None:
+            self._committer.shutdown()
+            self._committer = None
 
     def discard(self) -> None:
         """Take the run out of the history again if it trained nothing (stopped or refused while compiling)."""
+        self.wait()
         if self.history is not None and not self.run.history:
             with contextlib.suppress(HistoryError):
                 self.history.delete(self.run.run_id)
 
-    def __call__(self) -> None:
-        new = self.run.snapshots[self._written_snapshots:]
-        if new or not self._first_chunk_written or time.monotonic() - self._last >= self.every:
-            self._write(new)
-            self._first_chunk_written = self.error is None
-
-    def _write(self, new: list[tuple[int, Params]]) -> None:
-        if self.history is None or self.error is not None:
-            return
-        started = time.perf_counter()
+    def _settle(self, write: Callable, *args) -> None:
+        """Run `write` (a write, or a pending write's result), keeping the HistoryError it raises as `error`."""
+        self._pending = None
         try:
-            self.history.save_progress(self.run, new)
+            write(*args)
         except HistoryError as exc:
             log.warning("Checkpoints of run %s stopped: %s", self.run.name, exc)
             self.error = exc
-            return
-        finally:
-            self.seconds += time.perf_counter() - started
-        self._written_snapshots += len(new)
-        self._last = time.monotonic()
 
 
 def _last_step(curves: str) -> int:

@@ -213,6 +213,7 @@ def run_training(config: RunConfig) -> None:
                   record=record, show=show)
             if run.status is RunStatus.STOPPED:  # a rerun already settled this run: keep the model it stopped with
                 return
+            checkpoints.wait()  # (a checkpoint still being written cannot overwrite the ended run saved after it)
             with st.spinner("Measuring validation and test accuracy…"):
                 run.finish(data)
             unsaved = state.keep_run(run)
