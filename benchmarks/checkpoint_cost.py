@@ -29,15 +29,13 @@ def timed(splits, history: RunHistory | None) -> tuple[float, float, int]:
     run = Run("benchmark", CONFIG, splits.spec)
     checkpoints = Checkpoints(history, run)
     checkpoints.start()  # before compiling: not in the timed training, but counted in the writes
-    writes, first = int(history is not None), None
+    first = None
     for progress in train(CONFIG, splits):
         run.record(progress)
-        before = checkpoints.seconds
         checkpoints()
-        writes += checkpoints.seconds != before
         first = first or time.perf_counter() - progress.elapsed
     checkpoints.wait()  # as the app and the CLI do before saving the ended run
-    return time.perf_counter() - first, checkpoints.seconds, writes
+    return time.perf_counter() - first, checkpoints.seconds, checkpoints.writes
 
 
 def main() -> None:

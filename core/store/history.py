@@ -473,13 +473,14 @@ class Checkpoints:
     nothing). The training thread only prepares each checkpoint (its curves as JSON, its parameters' bytes); a
     thread of its own commits it, so the training does not wait for the disk; a checkpoint due while the last is
     still being written goes with the next record, or, at an epoch's end, waits for it. A history that cannot be
-    written stops the checkpoints, never the training: `error` says why (None: all written); `seconds` is the
-    training thread's time spent on them."""
+    written stops the checkpoints, never the training: `error` says why (None: all written); `writes` counts them
+    and `seconds` is the training thread's time spent on them."""
 
     def __init__(self, history: RunHistory | None, run: Run, every: float = CHECKPOINT_SECONDS) -> None:
         self.history, self.run, self.every = history, run, every
         self.error: HistoryError | None = None
         self.seconds = 0.0
+        self.writes = 0
         self._written_snapshots = 0
         self._last = -math.inf
         self._first_chunk_written = False
@@ -490,6 +491,7 @@ class Checkpoints:
         """Write the run, before it trains (at once, in this thread)."""
         if self.history is not None:
             self._settle(self.history.save_progress, self.run, [])
+            self.writes += 1
 
     def __call__(self) -> None:
         new = self.run.snapshots[self._written_snapshots:]
@@ -506,6 +508,7 @@ class Checkpoints:
         self._committer = self._committer or concurrent.futures.ThreadPoolExecutor(1, "checkpoints")
         self._pending = self._committer.submit(write)
         self.seconds += time.perf_counter() - started
+        self.writes += 1
         self._written_snapshots += len(new)
         self._last = time.monotonic()
         self._first_chunk_written = True
