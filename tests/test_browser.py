@@ -312,10 +312,10 @@ def test_an_app_told_to_stop_mid_training_stops_evaluates_and_saves_the_run(app_
         playwright_api.expect(page.get_by_text(re.compile(r"Epoch [0-9.]+ of 200")).first).to_be_visible(
             timeout=TRAIN_TIMEOUT_MS)
         server.send_signal(signum)
-        server.wait(timeout=90)
+        output = server.communicate(timeout=90)[0].decode()
         browser.close()
     [row] = RunHistory(default_path()).list()
-    assert row.status == "stopped" and 0.85 < row.test_accuracy <= 1, row
+    assert row.status == "stopped" and 0.85 < row.test_accuracy <= 1, (row, output[-3000:])
     assert 0 < RunHistory(default_path()).load(row.run_id).epochs_completed < 200
 
 

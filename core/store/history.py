@@ -506,7 +506,10 @@ class Checkpoints:
         started = time.perf_counter()
         write = self.history.progress_writer(self.run, new)
         self._committer = self._committer or concurrent.futures.ThreadPoolExecutor(1, "checkpoints")
-        self._pending = self._committer.submit(write)
+        try:
+            self._pending = self._committer.submit(write)
+        except RuntimeError:  # the interpreter is shutting down (an app told to stop): no new threads, write here
+            self._settle(write)
         self.seconds += time.perf_counter() - started
         self.writes += 1
         self._written_snapshots += len(new)

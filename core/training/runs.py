@@ -93,7 +93,9 @@ class Run:
     @property
     def status_text(self) -> str:
         """The status as shown and stored: "finished", "diverged at step 12"..."""
-        return status_text(self.status, self.diverged_at if self.diverged else self.steps_done)
+        if self.status is RunStatus.INTERRUPTED:
+            return status_text(self.status, self.steps_done)
+        return status_text(self.status, self.diverged_at)
 
     @property
     def steps_done(self) -> int:
