@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import json
+import re
 import signal
 import sys
 from pathlib import Path
@@ -26,7 +27,8 @@ from core.training import compile_cache
 from core.training.drive import Pace
 from core.training.runs import Run
 
-COMMANDS = ("train", "data", "gradcheck", "backprop-timing", "reproduce", "sweep", "predict", "robustness", "attack")
+COMMANDS = ("train", "data", "runs", "gradcheck", "backprop-timing", "reproduce", "sweep", "predict", "robustness",
+            "attack")
 
 
 def seed(text: str) -> int:
@@ -116,6 +118,15 @@ def add_history_argument(parser: argparse.ArgumentParser) -> None:
                         help="do not save the runs to the run history ($DIGIT_LAB_HOME, else the user data folder)")
 
 
+def open_history() -> RunHistory | None:
+    """The run history, or None after a warning when it cannot be used (the run still trains)."""
+    try:
+        return RunHistory()
+    except HistoryError as exc:
+        print(f"warning: the run history cannot be used: {exc}", file=sys.stderr)
+        return None
+
+
 def save_to_history(finished: list[Run]) -> None:
     """Save finished runs (with their test confusion matrices) to the run history; a history that cannot be
     written costs a warning, never the results."""
@@ -192,29 +203,50 @@ def print_json(obj: dict) -> None:
     print(json.dumps(obj, sort_keys=True), flush=True)
 
 
-class StopRequest:
-    """Ctrl-C while training, as a request the loop reads between chunks (`with StopRequest() as stop: ...
-    if stop.requested: break`): an interrupt raised inside XLA's compiler can crash the process, and one raised
-    while the stopped run is evaluated and saved would lose it. Presses after the first are ignored."""
+STOP_SIGNALS = {signal.SIGINT: "Ctrl-C", signal.SIGTERM: "SIGTERM", signal.SIGHUP: "SIGHUP"}
 
-    requested = False
+
+class StopRequest:
+    """Ctrl-C, SIGTERM (kill, timeout, docker, systemd) or SIGHUP (a closed terminal) while training, as a request
+    the loop reads between chunks (`with StopRequest() as stop: ... if stop.requested: break`): an interrupt raised
+    inside XLA's compiler can crash the process, and one raised while the stopped run is evaluated and saved would
+    lose it. Signals after the first are ignored; `exit_status` is the shell's 128 + the first signal's number."""
+
+    signal: signal.Signals | None = None
+
+    @property
+    def requested(self) -> bool:
+        return self.signal is not None
+
+    @property
+    def exit_status(self) -> int:
+        return 128 + (self.signal or signal.SIGINT)
 
     def __enter__(self) -> StopRequest:
-        self._previous = signal.signal(signal.SIGINT, self._request)
+        self._previous = {signum: signal.signal(signum, self._request) for signum in STOP_SIGNALS}
         return self
 
     def __exit__(self, *exc_info) -> None:
-        signal.signal(signal.SIGINT, self._previous)
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
 
     def _request(self, signum, frame) -> None:
         if not self.requested:
-            print("\nstopping after this chunk of steps; what is trained so far is kept...", file=sys.stderr,
-                  flush=True)
-        self.requested = True
+            self.signal = signal.Signals(signum)
+            print(f"\n{STOP_SIGNALS[self.signal]}: stopping after this chunk of steps; what is trained so far is "
+                  "kept...", file=sys.stderr, flush=True)
+
+
+NEGATIVE_NUMBER = re.compile(r"^-((\d+\.?\d*|\.\d+)(e[-+]?\d+)?|inf|infinity|nan)$", re.IGNORECASE)
 
 
 class _OneLineErrors(argparse.ArgumentParser):
-    """Bad flags: one line on stderr and exit 2, instead of argparse's usage dump."""
+    """Bad flags: one line on stderr and exit 2, instead of argparse's usage dump. Every negative number (-1e-3,
+    -inf) is a value, not a flag, so that `--lr -inf` is refused as a learning rate, not as a missing one."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self._negative_number_matcher = NEGATIVE_NUMBER  # argparse's own takes only -12 and -1.5 (Python pinned)
 
     def error(self, message):
         self.exit(2, f"error: {message} (see '{self.prog} --help')\n")

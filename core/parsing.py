@@ -26,12 +26,14 @@ def member_of(kind: type[enum.StrEnum], value, what: str):
 
 def number_list(text: str, kind: type, what: str) -> tuple:
     """'0.01, 0.03' → (0.01, 0.03): numbers of `kind` (int or float) separated by commas or semicolons.
-    A ConfigError naming `what` when a part is not such a number or there is none."""
+    A ConfigError naming `what` when a part is not such a number, is empty ('1,,2'), or there is none."""
+    parts = [part.strip() for part in text.replace(";", ",").split(",")]
+    if not any(parts):
+        raise ConfigError(f"{what}: give at least one.")
     try:
-        values = tuple(kind(part) for part in text.replace(";", ",").split(",") if part.strip())
+        if "" in parts:
+            raise ValueError
+        return tuple(kind(part) for part in parts)
     except ValueError:
         numbers = "whole numbers" if kind is int else "numbers"
         raise ConfigError(f"{what} must be {numbers} separated by commas, not '{text}'.") from None
-    if not values:
-        raise ConfigError(f"{what}: give at least one.")
-    return values

@@ -16,6 +16,8 @@ def main() -> None:
     st.set_page_config(page_title="Digit Lab", page_icon=str(ASSETS_DIR / "icon.svg"), layout="wide")
     st.logo(str(ASSETS_DIR / "logo.svg"), icon_image=str(ASSETS_DIR / "icon.svg"), size="large")
     compile_cache.enable()  # before any page compiles: programs compiled by an earlier app start load from disk
+    state.clean_uploads()
+    state.save_trainings_at_exit()
     state.keep_settings()
     state.settle_interrupted_runs()
     pages = {

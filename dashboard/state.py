@@ -6,8 +6,13 @@ never loses one: a run is kept in `st.session_state` from its first chunk on.
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import os
+import shutil
+import tempfile
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
@@ -24,8 +29,8 @@ from core.data.sources import DataSource, load_source, located
 from core.data.spec import DataSpec, describe_data
 from core.data.splits import SplitConfig, Splits, make_splits
 from core.data.user_data import ImageOptions
-from core.errors import ConfigError, DataError, DataNotFoundError, DigitLabError
-from core.store.history import RunHistory, default_path, ended
+from core.errors import ConfigError, DataError, DataNotFoundError, DigitLabError, HistoryError
+from core.store.history import RunHistory, default_path, ended, numbered_name
 from core.training.evaluation import Evaluation
 from core.training.runs import Run
 
@@ -42,6 +47,34 @@ HISTORY_PATH_KEY = "history_path"  # this session's choice of run history databa
 CHART_RUNS_KEY = SETTINGS_PREFIX + "chart_runs"  # the Train page's runs on its chart (kept across pages)
 CHART_SEEN_KEY = "chart_runs_seen"  # the runs that chart's choice has met: one not among them is new, and goes on
 SAVED_KEY = "saved_runs"  # run_id -> what was last saved of it, so an unchanged run is not saved again
+
+
+UPLOADS_ROOT = Path(tempfile.gettempdir()) / "digit-lab-uploads"  # one folder per app process, named by its pid
+
+
+def uploads_dir() -> Path:
+    """Where this app process keeps the data files uploaded to it (removed when it exits)."""
+    return UPLOADS_ROOT / str(os.getpid())
+
+
+@st.cache_resource
+def clean_uploads() -> None:
+    """Once per app process: remove the uploads left by app processes that have ended (killed ones included) or by
+    earlier versions, and have this process's removed when it exits."""
+    for folder in UPLOADS_ROOT.glob("*"):
+        if not (folder.name.isdecimal() and _process_alive(int(folder.name))):
+            shutil.rmtree(folder, ignore_errors=True)
+    atexit.register(shutil.rmtree, uploads_dir(), ignore_errors=True)
+
+
+def _process_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def data_dir() -> str | None:
@@ -147,22 +180,58 @@ def unique_name(name: str) -> str:
     return candidate
 
 
+def new_run_name(prefix: str) -> str:
+    """`prefix #N`, unique in this session and in the run history (numbered after the runs saved there by anyone)."""
+    taken = set(runs())
+    with suppress(DigitLabError):  # a history that cannot be read is reported where it is used
+        taken.update(history().names_starting(prefix))
+    return numbered_name(prefix, taken)
+
+
+SHUTDOWN_WAIT_SECONDS = 60.0  # how long a stopping app waits for its sessions' trainings to be evaluated and saved
+
+
+_TRAINING: set[threading.Event] = set()  # one per training loop running in this process, set once it has ended
+
+
+@st.cache_resource
+def save_trainings_at_exit() -> None:
+    """Once per app process. Told to stop (SIGTERM, Ctrl-C), Streamlit ends every session, so each training loop
+    stops at its next chunk and saves its runs (`saved_if_the_session_ends`); its script thread is a daemon, which
+    the process would not wait for: wait for them (at most SHUTDOWN_WAIT_SECONDS) before it exits."""
+    atexit.register(_wait_for_trainings)
+
+
+def _wait_for_trainings() -> None:
+    deadline = time.monotonic() + SHUTDOWN_WAIT_SECONDS
+    for ended_event in list(_TRAINING):
+        ended_event.wait(max(0.0, deadline - time.monotonic()))
+
+
 @contextmanager
 def saved_if_the_session_ends(trained: Callable[[], Iterable[tuple[Run, Splits]]]) -> Iterator[None]:
-    """Around a training loop: if the session ends inside it (its tab closed or reloaded), no rerun will come to
-    settle its runs, so finish the `trained()` (run, its data) pairs and save them to the run history on the way
-    out. Nothing of Streamlit's may be used then, session state included: the history's path is read beforehand."""
+    """Around a training loop: if the session ends inside it (its tab closed or reloaded, the app told to stop), no
+    rerun will come to settle its runs, so finish the `trained()` (run, its data) pairs and save them to the run
+    history on the way out. Nothing of Streamlit's may be used then, session state included: the history's path is
+    read beforehand."""
     history_file = history_path()
+    ended_event = threading.Event()
+    _TRAINING.add(ended_event)
     try:
         yield
     except StopException:
         for run, data in trained():
             if run.params is None:
+                with suppress(DigitLabError):  # written as it started, it trained nothing: no trace left
+                    RunHistory(history_file).delete(run.run_id)
                 continue
             run.finish(data)
             with suppress(DigitLabError):  # no page is left to say so on
                 RunHistory(history_file).save(run)
         raise
+    finally:
+        _TRAINING.discard(ended_event)
+        ended_event.set()
 
 
 def keep_copy(run: Run, name: str) -> Run:
@@ -231,6 +300,9 @@ def reload_run(run_id: str) -> str:
         if run.run_id == run_id:
             return name
     run = history().load(run_id)
+    if run.status.in_progress:
+        raise HistoryError(f"Run '{run.name}' is still training in another session or process; reload it when it "
+                           "has ended.")
     run.name = unique_name(run.name)
     st.session_state.setdefault(SAVED_KEY, {})[run.run_id] = _saved_version(run)
     keep_run(run)
@@ -280,9 +352,12 @@ def settle(interrupted: Iterable[Run]) -> list[Run]:
 
 def settle_interrupted_runs() -> None:
     """Settle this session's interrupted runs and save them to the run history; a run stopped before its first
-    update is dropped (nothing was trained)."""
-    for name in [name for name, run in runs().items() if run.params is None and not run.history]:
+    update is dropped, from the history too (nothing was trained)."""
+    for name, run in [(name, run) for name, run in runs().items() if run.params is None and not run.history]:
         remove_run(name)
+        if run.status.in_progress:  # written to the history as it started (`Checkpoints.start`)
+            with suppress(DigitLabError):
+                history().delete(run.run_id)
     interrupted = [run for run in runs().values() if not ended(run)]
     if interrupted:
         with st.spinner("Measuring the accuracy of the stopped run..."):

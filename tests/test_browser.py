@@ -12,6 +12,7 @@ import json
 import os
 import re
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -49,7 +50,13 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def app_url(real_mnist_dir):
+def app_url(app_server):
+    return app_server[0]
+
+
+@pytest.fixture
+def app_server(real_mnist_dir):
+    """The app's address and its server process."""
     port = _free_port()
     env = {**os.environ, "MNIST_DATA_DIR": str(real_mnist_dir)}
     server = subprocess.Popen(
@@ -67,7 +74,7 @@ def app_url(real_mnist_dir):
                 if server.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError(f"streamlit did not start: {server.stdout.read().decode()[-2000:]}") from None
                 time.sleep(0.5)
-        yield url
+        yield url, server
     finally:
         server.terminate()
         server.wait(timeout=20)
@@ -174,7 +181,7 @@ def test_train_softmax_regression_then_see_results_and_weights(app_url):
         # The run picker shows the stopped run: the Stop click's rerun carries the picker's value from before the
         # run began (the softmax run), which must not select that one again.
         expect(page.get_by_role("combobox", name="Run", exact=True)).to_have_value(
-            re.compile(r"^784-300-10 relu #2 \(784-300-10 relu, stopped"), timeout=10_000)
+            re.compile(r"^784-300-10 relu #1 \(784-300-10 relu, stopped"), timeout=10_000)
         browser.close()
     (ARTIFACTS / "browser-timings.json").write_text(json.dumps(timings, indent=1))
     print(f"\nbrowser timings: {timings}")
@@ -247,16 +254,17 @@ def test_two_sessions_train_at_once(app_url):
         expect(page_b.get_by_role("button", name="Stop", exact=True)).to_be_visible()
         assert _test_metric(page_a).count() == 0, "session A finished before session B started: not concurrent"
 
-        for label, (page, epochs) in sessions.items():
+        for (label, (page, epochs)), number in zip(sessions.items(), (1, 2)):
             expect(_test_metric(page)).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
             _wait_until_idle(page)
             assert 85 < float(_metric_value(page, "Test accuracy").rstrip("%")) <= 100
             assert float(_metric_value(page, "Epochs")) == epochs
-            # Each session has exactly its own run: the first of its session, with its own epochs.
-            expect(page.get_by_role("heading", name=re.compile(r"Latest run: .* #1$"))).to_be_visible()
+            # Each session has exactly its own run, with its own epochs, numbered in the history they share: the
+            # run started second is #2, not a second #1.
+            expect(page.get_by_role("heading", name=re.compile(rf"Latest run: .* #{number}$"))).to_be_visible()
             runs_table = page.locator('[data-testid="stDataFrame"] table[role="grid"]')  # its accessible copy
             expect(runs_table).to_have_attribute("aria-rowcount", "2", timeout=10_000)  # the header and one run
-            expect(runs_table).to_contain_text("#1")
+            expect(runs_table).to_contain_text(f"#{number}")
             page.screenshot(path=ARTIFACTS / f"{6 if label == 'a' else 7}-session-{label}.png")
         browser.close()
 
@@ -274,10 +282,7 @@ def test_a_run_whose_tab_is_closed_mid_training_is_kept_in_the_run_history(app_u
             timeout=TRAIN_TIMEOUT_MS)
         page.close()
         browser.close()
-    deadline = time.monotonic() + 60
-    while not (saved := RunHistory(default_path()).list()) and time.monotonic() < deadline:
-        time.sleep(0.5)
-    [row] = saved
+    [row] = _wait_for_an_ended_run()
     assert row.status == "stopped" and 0.85 < row.test_accuracy <= 1
     run = RunHistory(default_path()).load(row.run_id)
     assert 0 < run.epochs_completed < 200 and run.params is not None
@@ -294,6 +299,38 @@ def _reload_from_history(playwright_api, page, app_url: str, name: str) -> None:
     _wait_until_idle(page)
     page.get_by_role("button", name=re.compile("^Reload")).click()
     expect(page.get_by_text(f"Loaded '{name}' into this session")).to_be_visible()
+
+
+def _wait_for_an_ended_run(seconds: float = 60) -> list:
+    """The history's runs, once one of them has ended (a run is in it, "running", from its start)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        saved = RunHistory(default_path()).list()
+        if any(row.status != "running" for row in saved):
+            return saved
+        time.sleep(0.5)
+    pytest.fail(f"no run ended in {seconds:.0f} s: {RunHistory(default_path()).list()}")
+
+
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
+def test_an_app_told_to_stop_mid_training_stops_evaluates_and_saves_the_run(app_server, signum):
+    """SIGTERM (docker, systemd) or Ctrl-C: the app ends its sessions, whose training stops at its next chunk, is
+    evaluated and saved before the process exits."""
+    url, server = app_server
+    playwright_api = _playwright()
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 2400})
+        _open_train_page(playwright_api, page, url, 200)
+        page.get_by_role("button", name="Train", exact=True).click()
+        playwright_api.expect(page.get_by_text(re.compile(r"Epoch [0-9.]+ of 200")).first).to_be_visible(
+            timeout=TRAIN_TIMEOUT_MS)
+        server.send_signal(signum)
+        output = server.communicate(timeout=90)[0].decode()
+        browser.close()
+    [row] = RunHistory(default_path()).list()
+    assert row.status == "stopped" and 0.85 < row.test_accuracy <= 1, (row, output[-3000:])
+    assert 0 < RunHistory(default_path()).load(row.run_id).epochs_completed < 200
 
 
 def test_a_selected_run_renamed_on_the_runs_page_stays_selected_and_usable(app_url):

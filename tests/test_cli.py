@@ -51,7 +51,7 @@ def test_train_saves_to_the_run_history_unless_told_not_to(tiny_env, tmp_path):
     history = RunHistory(tmp_path / "home" / DATABASE_NAME)
     saved = history.list()
     assert [row.run_id for row in saved] == [run_id]
-    assert "saved 'Softmax regression' to the run history" in result.stderr
+    assert "saved 'Softmax regression #1' to the run history" in result.stderr
     run = history.load(run_id)
     assert run.status == "finished" and run.config.model.arch == "linear" and run.params is not None
     assert history.load(run_id).test_confusion.sum() == 300  # every test image of the tiny set, once

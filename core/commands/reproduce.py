@@ -64,7 +64,7 @@ def run(args) -> int:
             runs = trained(preset, splits_for, args.train_size, stop)
             report(preset, runs, time.perf_counter() - started, args)
             if stop.requested:
-                return 130
+                return stop.exit_status
     return 0
 
 

@@ -82,7 +82,7 @@ def run(args) -> int:
         for run_ in runs:
             run_.finish(splits)
         report(runs, args)
-    return 130 if any(run_.status is RunStatus.STOPPED for run_ in runs) else 0
+    return stop.exit_status if any(run_.status is RunStatus.STOPPED for run_ in runs) else 0
 
 
 def report(runs: list[Run], args) -> None:

@@ -16,6 +16,7 @@ from core.cli import (
     joined,
     load_data,
     number_list_type,
+    open_history,
     print_json,
     save_to_history,
     seed,
@@ -25,9 +26,10 @@ from core.data.splits import SplitConfig, default_split, make_splits
 from core.errors import ConfigError, ModelFileError
 from core.networks.base import NETWORKS, Activation, Init, Model, ModelConfig
 from core.store.checkpoint import save_model
+from core.store.history import Checkpoints, numbered_name
 from core.training.config import Optimizer, RunConfig, Schedule, TrainConfig
 from core.training.drive import drive
-from core.training.loop import train
+from core.training.loop import check_run, train
 from core.training.runs import Run
 from core.training.status import RunStatus
 
@@ -174,18 +176,33 @@ def run(args) -> int:
         check_writable(args.save)
     data = load_data(args)
     config = fitted_to(config, args, data)
+    check_run(config, data.train_labels, data.spec)  # from the labels alone, before a split is made or compiled
     splits = make_splits(data, config.data)
-    result = Run(name=Model(config.model, splits.spec).describe(), config=config, spec=splits.spec)
+    history = None if args.no_history else open_history()
+    description = Model(config.model, splits.spec).describe()
+    name = description if history is None else numbered_name(description, history.names_starting(description))
+    result = Run(name=name, config=config, spec=splits.spec)
     print(f"{result.name} on {len(splits.y_train)} images; compiling...", file=sys.stderr, flush=True)
+    checkpoints = Checkpoints(history, result)
+
+    def record(progress) -> None:
+        result.record(progress)
+        checkpoints()  # in the history as it trains: a killed process leaves it there, interrupted
+
+    checkpoints.start()
     with StopRequest() as stop:  # held until the stopped run is evaluated, saved and in the history
         with ProgressLine() as line:
-            drive(train(config, splits, statistics=args.stats), record=result.record,
-                  show=lambda _: line.show(_progress_line(result)),
-                  stop_requested=lambda: stop.requested)
+            try:
+                drive(train(config, splits, statistics=args.stats), record=record,
+                      show=lambda _: line.show(_progress_line(result)), stop_requested=lambda: stop.requested)
+            except BaseException:
+                checkpoints.discard()  # refused before it trained anything: no trace in the history
+                raise
+            checkpoints.wait()
         result.finish(splits)
         save_failed = report_and_save(result, args)
     if result.status is RunStatus.STOPPED:
-        return 130
+        return stop.exit_status
     return 2 if save_failed else 1 if result.diverged else 0
 
 

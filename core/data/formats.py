@@ -22,10 +22,19 @@ from core.errors import DataError, DigitLabError
 IDX_UBYTE, IDX_INT32 = 0x08, 0x0C  # the IDX type codes Digit Lab reads: uint8 pixels and labels, int32 (QMNIST)
 IDX_DTYPES = {IDX_UBYTE: np.dtype(np.uint8), IDX_INT32: np.dtype(">i4")}
 
-MAX_FILE_BYTES = 1 << 30  # a dataset file may decompress to this much (EMNIST byclass' images: 547 MB)
+MAX_FILE_BYTES = 1 << 30  # a file a user gives may hold this much once decompressed (EMNIST byclass' images: 547 MB)
 
 
 KERAS_ARRAYS = ("x_train", "y_train", "x_test", "y_test")  # the arrays of Keras' mnist.npz
+
+
+MAT_ITEM_BYTES = {"int8": 1, "uint8": 1, "logical": 1, "char": 2, "int16": 2, "uint16": 2, "int32": 4, "uint32": 4,
+                  "single": 4}  # a .mat variable's bytes per element by class (others, double included: 8)
+
+
+def _too_large(name: str, declared: int) -> str:
+    return (f"{name} declares {size_text(declared)} of data, more than the {size_text(MAX_FILE_BYTES)} Digit Lab reads "
+            "from one file.")
 
 
 @dataclass(frozen=True)
@@ -55,8 +64,10 @@ class Dataset:
 
 
 def _read_file(path: Path, error: type[DigitLabError] = DataError) -> bytes:
-    """The file's content; `error` naming the file and the reason when it cannot be read."""
+    """The file's content; `error` naming the file and the reason when it cannot be read or is too large."""
     try:
+        if path.stat().st_size > MAX_FILE_BYTES:
+            raise error(_too_large(str(path), path.stat().st_size))
         return path.read_bytes()
     except OSError as exc:
         raise error(f"{path}: cannot be read ({exc.strerror or exc}).") from None
@@ -89,7 +100,8 @@ def gunzip(raw: bytes, name: str, limit: int | None = None) -> bytes:
 
 
 def _read_bytes(path: Path) -> bytes:
-    """The file's content, decompressed when it is gzipped (detected by its magic bytes)."""
+    """The IDX file's content, inflated when it is gzipped (detected by its magic bytes): never to more than its
+    header declares (and MAX_FILE_BYTES), so a small file that would inflate to gigabytes is refused as it inflates."""
     raw = _read_file(path)
     return gunzip(raw, str(path)) if raw[:2] == b"\x1f\x8b" else raw
 
@@ -256,11 +268,16 @@ def missing_files(directory: Path, info: DatasetInfo) -> list[str]:
 
 def load_mat(path: Path) -> Dataset:
     """Load the course-handout `mnist_all.mat` (keys train0..train9, test0..test9; rows of 28×28 = 784 uint8)."""
-    from scipy.io import loadmat
+    from scipy.io import loadmat, whosmat
 
     data = _read_file(path)
     try:
+        declared = sum(math.prod(shape) * MAT_ITEM_BYTES.get(kind, 8) for _, shape, kind in whosmat(io.BytesIO(data)))
+        if declared > MAX_FILE_BYTES:
+            raise DataError(_too_large(str(path), declared))
         mat = loadmat(io.BytesIO(data))
+    except DataError:
+        raise
     except Exception as exc:  # scipy raises several unrelated types for a bad file
         raise DataError(f"{path} is not a valid MATLAB .mat file ({exc}).") from None
     parts = {}
@@ -284,22 +301,34 @@ _NPY_HEADER_READERS = {(1, 0): np.lib.format.read_array_header_1_0, (2, 0): np.l
 
 
 def _check_npz_sizes(buffer: io.BytesIO, name: str, invalid: str, error: type[DigitLabError]) -> None:
-    """Every member of an .npz checked from its header before anything is read: an array, and within
-    MAX_FILE_BYTES (numpy allocates what a header promises before reading it)."""
+    """Every member of an .npz checked from its header before any array is allocated (numpy allocates what a header
+    promises before reading it): the entries hold at most MAX_FILE_BYTES once inflated, each is a plain NumPy array,
+    and each array's header declares no more data than its entry holds."""
     with zipfile.ZipFile(buffer) as archive:
-        for member in archive.infolist():
-            key = member.filename.removesuffix(".npy")
-            if not member.filename.endswith(".npy"):
+        entries = archive.infolist()
+        declared = sum(entry.file_size for entry in entries)
+        if declared > MAX_FILE_BYTES:
+            raise error(_too_large(name, declared))
+        for entry in entries:
+            key = entry.filename.removesuffix(".npy")
+            if not entry.filename.endswith(".npy"):
                 raise error(f"{invalid}: '{key}' is not a NumPy array.")
-            with archive.open(member) as stream:
-                reader = _NPY_HEADER_READERS.get(np.lib.format.read_magic(stream))
-                if reader is None:
-                    raise error(f"{invalid}: its array '{key}' is in a .npy version Digit Lab does not read.")
-                shape, _, dtype = reader(stream)
+            try:
+                with archive.open(entry) as member:  # reads (inflates) only the header
+                    reader = _NPY_HEADER_READERS.get(np.lib.format.read_magic(member))
+                    if reader is None:
+                        raise error(f"{invalid}: its array '{key}' is in a .npy version Digit Lab does not read.")
+                    shape, _, dtype = reader(member)
+                    header = member.tell()
+            except (ValueError, EOFError, OSError, zipfile.BadZipFile, zlib.error):
+                dtype = None
+            if dtype is None or dtype.hasobject:
+                raise error(f"{invalid}: its array '{key}' is corrupt or holds Python objects, which Digit Lab never "
+                            "unpickles.")
             size = math.prod(shape) * dtype.itemsize
-            if size > MAX_FILE_BYTES:
-                raise error(f"{name}: its array '{key}' would take {size_text(size)}, more than the "
-                            f"{size_text(MAX_FILE_BYTES)} Digit Lab reads.")
+            if size > entry.file_size - header:
+                raise error(f"{invalid}: its array '{key}' declares {size:,} bytes but holds "
+                            f"{entry.file_size - header:,}.")
     buffer.seek(0)
 
 

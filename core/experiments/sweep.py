@@ -37,6 +37,7 @@ from core.data.spec import DataSpec
 from core.data.splits import Splits
 from core.errors import ConfigError
 from core.networks.base import Model, Params, seed_key
+from core.training.budget import check_budget
 from core.training.config import Optimizer, RunConfig, TrainConfig
 from core.training.evaluation import EVAL_BATCH, variants_loss_and_accuracy
 from core.training.loop import (
@@ -269,6 +270,7 @@ def train_sweep(variants: Sequence[RunConfig], splits: Splits, *,
         vmapped = model.network.sweep_vmap_pays(model.config, model.spec)
     n = len(splits.y_train)
     steps_per_epoch = epoch_steps(tc, n)
+    check_budget(first, splits.spec, steps_per_epoch, len(variants))
     k = steps_per_chunk(tc, model, steps_per_epoch)
     groups = [list(range(len(variants)))] if vmapped else [[i] for i in range(len(variants))]
     states = [_placed(_init_state([variants[i] for i in group], model, steps_per_epoch), tc) for group in groups]

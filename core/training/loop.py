@@ -24,6 +24,7 @@ from core.data.spec import DataSpec
 from core.data.splits import Splits, check_split
 from core.errors import ConfigError
 from core.networks.base import Model, Params, seed_key
+from core.training.budget import check_budget
 from core.training.config import RunConfig, TrainConfig
 from core.training.evaluation import EVAL_BATCH, loss_and_accuracy
 from core.training.optimizers import learning_rate_schedule, make_optimizer
@@ -119,10 +120,9 @@ def epoch_steps(tc: TrainConfig, n: int) -> int:
 
 def check_run(config: RunConfig, train_labels: np.ndarray, spec: DataSpec) -> None:
     """A ConfigError when the run cannot train on training images with these labels (its split cannot be made, its
-    batch is larger than the training set it leaves, its network cannot take these images, or it asks for more
-    devices than there are), from the label counts and the data's description alone."""
-    epoch_steps(config.train, check_split(train_labels, config.data, spec))
-    Model(config.model, spec).weight_shapes()
+    batch is larger than the training set it leaves, its network cannot take these images or would not fit the memory
+    budget, or it asks for more devices than there are), from the label counts and the data's description alone."""
+    check_budget(config, spec, epoch_steps(config.train, check_split(train_labels, config.data, spec)))
     device_mesh(config.train.devices)
 
 
@@ -244,6 +244,7 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
     tc = config.train
     n = len(splits.y_train)
     steps_per_epoch = epoch_steps(tc, n)
+    check_budget(config, splits.spec, steps_per_epoch)
     model = Model(config.model, splits.spec)
     k = steps_per_chunk(tc, model, steps_per_epoch)
     optimizer = make_optimizer(tc, model, steps_per_epoch)

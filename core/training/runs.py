@@ -96,7 +96,13 @@ class Run:
     @property
     def status_text(self) -> str:
         """The status as shown and stored: "finished", "diverged at step 12"..."""
+        if self.status is RunStatus.INTERRUPTED:
+            return status_text(self.status, self.steps_done)
         return status_text(self.status, self.diverged_at)
+
+    @property
+    def steps_done(self) -> int:
+        return self.history[-1]["step"] if self.history else 0
 
     @property
     def epochs_completed(self) -> float:

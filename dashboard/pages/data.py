@@ -26,21 +26,22 @@ from dashboard.widgets import MISSING, TRAIN_PAGE, train_page_split
 
 UPLOAD_KEY = "data_upload"
 OWN_UPLOAD_KEY = "own_data_upload"
-UPLOADS_DIR = Path(tempfile.gettempdir()) / "digit-lab-uploads"
 GALLERY_PER_DIGIT = 10
 
 
 def _stored(files) -> Path:
-    """The uploaded files written to a folder named by their content, under one uploads folder: the same files share
-    one folder (and one cached load), and uploading them again adds no copy."""
+    """The uploaded files written to a folder named by their content, under this app process's uploads folder
+    (removed when the process ends): the same files share one folder (and one cached load), and uploading them again
+    adds no copy."""
     contents = {Path(upload.name).name: upload.getvalue() for upload in files}
     digest = hashlib.sha256()
     for name in sorted(contents):
         digest.update(name.encode() + b"\0" + hashlib.sha256(contents[name]).digest())
-    folder = UPLOADS_DIR / digest.hexdigest()[:16]
+    uploads = state.uploads_dir()
+    folder = uploads / digest.hexdigest()[:16]
     if not folder.is_dir():
-        UPLOADS_DIR.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(dir=UPLOADS_DIR, prefix=".partial-"))
+        uploads.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(dir=uploads, prefix=".partial-"))
         for name, data in contents.items():
             (staging / name).write_bytes(data)
         try:

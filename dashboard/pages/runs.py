@@ -31,8 +31,16 @@ def _report(kind: str, text: str) -> None:
 
 
 def _use_database() -> None:
-    typed = st.session_state[PATH_INPUT_KEY].strip()  # a relative path is taken from the folder the app runs in
-    st.session_state[state.HISTORY_PATH_KEY] = str(Path(typed).expanduser().resolve()) if typed else None
+    """Use the typed file, in the history's folder, for this session (a bare name is taken there); a path elsewhere
+    is refused: the server never creates or opens files where a visitor points it."""
+    typed = st.session_state[PATH_INPUT_KEY].strip()
+    folder = default_path().parent.resolve()
+    chosen = (folder / typed).resolve() if typed else None
+    if chosen is not None and chosen.parent != folder:
+        _report("error", f"A run history file must be in the history's folder {folder}; type a file name, such "
+                         f"as class-2.sqlite3 (set DIGIT_LAB_HOME when starting the app to use another folder).")
+        return
+    st.session_state[state.HISTORY_PATH_KEY] = None if chosen is None else str(chosen)
     st.session_state[SELECTION_KEY] = []
 
 
@@ -41,8 +49,8 @@ def storage_setting(path: Path, *, expanded: bool = False) -> None:
     with st.expander("Where the run history is stored", expanded=expanded):
         st.write(f"Database file: `{path}`")
         st.caption(f"The default is `{default_path()}` (set the environment variable DIGIT_LAB_HOME to move it).")
-        st.text_input("Use another database file for this session (empty: the default)", key=PATH_INPUT_KEY,
-                      placeholder=str(default_path()))
+        st.text_input("Use another database file in that folder for this session (empty: the default)",
+                      key=PATH_INPUT_KEY, placeholder=default_path().name)
         st.button("Use this file", on_click=_use_database)
 
 
@@ -253,8 +261,9 @@ def saved_runs(store: RunHistory) -> None:
 
 def main() -> None:
     st.title("Runs")
-    st.caption("Saved run history. Every finished, stopped or diverged run is saved here automatically, with its "
-               "curves, metrics, confusion matrix and parameters; the history survives restarts of the app.")
+    st.caption("Saved run history. Every run is saved here automatically as it trains, with its curves, metrics, "
+               "confusion matrix and parameters; the history survives restarts of the app, and a run whose process "
+               "died (killed, crashed, a reboot) is kept as \"interrupted at step N\" with its last parameters.")
     try:
         store = state.history()
     except HistoryError as exc:

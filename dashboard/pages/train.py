@@ -13,6 +13,7 @@ from core.data.splits import default_split
 from core.errors import DataError, DigitLabError
 from core.networks.base import NETWORKS, Activation, Init, Model, ModelConfig
 from core.parsing import number_list
+from core.store.history import Checkpoints
 from core.summaries import eta_seconds
 from core.training.config import OPTIMIZER_LABELS, SCHEDULE_LABELS, Optimizer, RunConfig, Schedule, TrainConfig
 from core.training.drive import drive
@@ -41,7 +42,6 @@ TRAIN_ERROR_KEY = "train_error"  # why the last Train press could not start, sho
 UNSAVED_KEY = "train_unsaved"  # why the run just finished could not be saved to the history, shown after the rerun
 INIT_CHOSEN_KEY = S + "init_chosen"  # True once the user picks an initialisation: it stops following the network
 RENAMED_KEY = "train_renamed"  # what the last Rename did, shown once
-RUN_NUMBER_KEY = "run_number"  # how many runs this session has started: the next one's number
 SUBSET_CHOICES = {"all": "All remaining images", "total": "A total number", "per_class": "A number per class"}
 INIT_NAMES = {Init.NORMAL: "Gaussian (chosen std)", Init.GLOROT: "Glorot", Init.HE: "He"}
 # Defaults: a 784-300-10 ReLU MLP with Adam reaches about 97.4% test accuracy in 3 epochs (about 10 s here).
@@ -242,17 +242,22 @@ def run_training(config: RunConfig) -> None:
     statistics_chart = st.empty()
     status.info("Compiling the network for this batch size (a few seconds, once per run)…",
                 icon=":material/hourglass_top:")
-    number = st.session_state[RUN_NUMBER_KEY] = st.session_state.get(RUN_NUMBER_KEY, 0) + 1
-    run = Run(state.unique_name(f"{Model(config.model, data.spec).describe()} #{number}"), config, data.spec)
+    run = Run(state.new_run_name(Model(config.model, data.spec).describe()), config, data.spec)
     st.session_state[state.SELECTED_RUN_KEY] = run.name  # the pages show it as soon as it exists
     # In the session before it trains: a Stop is taken at the first Streamlit call after a click (session state
     # included), so a run stored only after its first chunk could be lost with that chunk trained.
     state.keep_run(run)  # (dropped on the next rerun if it trains nothing: state.settle_interrupted_runs)
     started = None
+    try:
+        checkpoints = Checkpoints(state.history(), run)
+    except DigitLabError:  # the history cannot be used: the run is kept in this session only, as the Runs page says
+        checkpoints = Checkpoints(None, run)
+    checkpoints.start()  # its name is taken in the history: a run started elsewhere now is numbered after it
 
     def record(progress: Progress) -> None:
         nonlocal started
         run.record(progress)
+        checkpoints()  # in the run history as it trains: an app that dies leaves it there, interrupted
         if started is None:  # training began this first chunk's compute time ago
             started = time.perf_counter() - progress.elapsed
 
@@ -271,9 +276,12 @@ def run_training(config: RunConfig) -> None:
                   record=record, show=show)
             if run.status is RunStatus.STOPPED:  # a rerun already settled this run: keep the model it stopped with
                 return
+            checkpoints.wait()  # (a checkpoint still being written cannot overwrite the ended run saved after it)
             with st.spinner("Measuring validation and test accuracy…"):
                 run.finish(data)
             unsaved = state.keep_run(run)
+            if checkpoints.error is not None and not unsaved:
+                unsaved = f"Run '{run.name}' was not written to the run history while it trained: {checkpoints.error}"
     except DigitLabError as exc:
         _refuse(exc)
     if unsaved:  # the rerun wipes the warning keep_run showed
