@@ -15,6 +15,7 @@ from test_browser import (  # the app fixture and the browser helpers
     _playwright,
     _test_metric,
     _wait_until_idle,
+    app_server,  # noqa: F401 - a fixture (app_url's)
     app_url,  # noqa: F401 - a fixture
 )
 

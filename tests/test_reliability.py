@@ -275,8 +275,8 @@ def test_hostile_files_are_refused_without_allocating_what_they_declare(tmp_path
     lines = result.stdout.splitlines()
     assert len(lines) == 3 and all(line.startswith("refused:") for line in lines), lines
     assert "declares 100,000,000,000 bytes but holds 1,000" in lines[0]
-    assert "more than the 1,074 MB Digit Lab reads from one file" in lines[1]
-    assert "holds more data than its header declares" in lines[2]
+    assert "more than the 1,024.0 MB Digit Lab reads" in lines[1]
+    assert "more than its header declares" in lines[2]
 
 
 def test_a_model_file_with_a_lying_header_is_one_clear_error(tmp_path):
@@ -301,11 +301,11 @@ def _object_array_npz(tmp_path: Path) -> Path:
 def test_an_image_of_too_many_pixels_is_refused_before_decoding(tmp_path):
     from PIL import Image
 
-    from core.playground.images import MAX_PIXELS, read_grey
+    from core.data.images import MAX_IMAGE_PIXELS, read_grey
 
-    side = int(MAX_PIXELS**0.5) + 1
+    side = int(MAX_IMAGE_PIXELS**0.5) + 1
     Image.new("1", (side, side)).save(tmp_path / "huge.png")
-    with pytest.raises(DataError, match=f"{side}×{side} pixels is more than the 50 megapixels"):
+    with pytest.raises(DataError, match=f"{side}×{side} pixels is more than the {MAX_IMAGE_PIXELS:,} Digit Lab"):
         read_grey(tmp_path / "huge.png")
 
 
@@ -407,7 +407,8 @@ def test_a_database_corrupt_in_its_interior_is_reported_in_a_few_short_lines(tmp
     with pytest.raises(HistoryError, match="is corrupt") as caught:
         RunHistory(path).list()
     message = str(caught.value)
-    assert "\n" not in message and len(message) < 500, message
+    paths = len(str(tmp_path)) * 2  # the message names the database and the log file, both in tmp_path
+    assert "\n" not in message and len(message) - paths < 400, message
     log_file = Path(message.split("listed in ")[1].split(")")[0])
     assert log_file.is_relative_to(tmp_path / "state") and len(log_file.read_text().splitlines()) > 3
 

@@ -78,19 +78,28 @@ def size_text(n: int) -> str:
     return f"{n / 2**20:,.1f} MB" if n >= 2**20 else f"{n:,} bytes"
 
 
+GUNZIP_STEP = 1 << 24  # bytes inflated at a time: memory grows with the data, never with what a header claims
+
+
 def gunzip(raw: bytes, name: str, limit: int | None = None) -> bytes:
-    """Gzipped bytes decompressed, never past `limit` bytes (default MAX_FILE_BYTES): a decompression bomb is
-    refused, not expanded."""
+    """Gzipped bytes decompressed a step at a time, never past `limit` bytes (default MAX_FILE_BYTES): a
+    decompression bomb is refused as it inflates, not expanded."""
     limit = MAX_FILE_BYTES if limit is None else limit
     parts, total = [], 0
     try:
         while raw:
             stream = zlib.decompressobj(16 + zlib.MAX_WBITS)
-            parts.append(stream.decompress(raw, limit - total + 1))
-            total += len(parts[-1])
-            if total > limit:
-                raise DataError(f"{name}: decompresses to more than {size_text(limit)}, more than any dataset "
-                                "file Digit Lab reads.")
+            pending = raw
+            while not stream.eof:
+                part = stream.decompress(pending, GUNZIP_STEP)
+                total += len(part)
+                if total > limit:
+                    allowed = "its header declares" if limit < MAX_FILE_BYTES else "Digit Lab reads from one file"
+                    raise DataError(f"{name}: decompresses to more than {size_text(limit)}, more than {allowed}.")
+                parts.append(part)
+                pending = stream.unconsumed_tail
+                if not pending and len(part) < GUNZIP_STEP:
+                    break
             if not stream.eof:
                 raise DataError(f"{name}: corrupt or truncated gzip data (it ends before its stream does).")
             raw = stream.unused_data  # a further gzip member, if any
@@ -99,11 +108,25 @@ def gunzip(raw: bytes, name: str, limit: int | None = None) -> bytes:
     return b"".join(parts)
 
 
-def _read_bytes(path: Path) -> bytes:
-    """The IDX file's content, inflated when it is gzipped (detected by its magic bytes): never to more than its
-    header declares (and MAX_FILE_BYTES), so a small file that would inflate to gigabytes is refused as it inflates."""
-    raw = _read_file(path)
-    return gunzip(raw, str(path)) if raw[:2] == b"\x1f\x8b" else raw
+def inflate_idx(raw: bytes, name: str) -> bytes:
+    """An IDX file's bytes, inflated when they are gzipped (detected by their magic bytes): never to more than its
+    header declares (and MAX_FILE_BYTES), so a small file that would inflate to gigabytes is refused as it
+    inflates."""
+    if raw[:2] != b"\x1f\x8b":
+        return raw
+    head = _gunzip_head(raw)
+    header = 4 + 4 * (head[3] if len(head) >= 4 else 0)
+    dims = [int.from_bytes(head[i:i + 4], "big") for i in range(4, min(header, len(head)) - 3, 4)]
+    itemsize = IDX_DTYPES[head[2]].itemsize if len(head) >= 3 and head[2] in IDX_DTYPES else 8
+    return gunzip(raw, name, min(header + math.prod(dims) * itemsize, MAX_FILE_BYTES))
+
+
+def _gunzip_head(raw: bytes, size: int = 4 + 4 * 4) -> bytes:
+    """The first bytes of gzipped data (an IDX header: at most four dimensions), b"" when they cannot be read."""
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(raw, size)
+    except zlib.error:
+        return b""
 
 
 def parse_idx(data: bytes, name: str, *, ndim: int, dtype: int = IDX_UBYTE,
@@ -222,12 +245,12 @@ class _Files:
         """The file's decompressed bytes and its name for messages."""
         if self.zip_path is not None:
             name = f"{self.zip_path} ({stem}.gz)"
-            return gunzip(read_zip_member(self._open_zip(), f"{stem}.gz", str(self.zip_path)), name), name
+            return inflate_idx(read_zip_member(self._open_zip(), f"{stem}.gz", str(self.zip_path)), name), name
         path = self.find(stem)
         if path is None:
             raise DataError(f"{self.directory}: missing {stem}(.gz).")
         raw = _read_file(path)
-        data = gunzip(raw, str(path)) if raw[:2] == b"\x1f\x8b" else raw
+        data = inflate_idx(raw, str(path))
         known = (self.info.raw_sha256 or {}).get(stem)
         self.verified &= (hashlib.sha256(data).hexdigest() == known if known
                           else _md5_matches(raw, self.info.downloads.get(path.name)))
@@ -306,9 +329,6 @@ def _check_npz_sizes(buffer: io.BytesIO, name: str, invalid: str, error: type[Di
     and each array's header declares no more data than its entry holds."""
     with zipfile.ZipFile(buffer) as archive:
         entries = archive.infolist()
-        declared = sum(entry.file_size for entry in entries)
-        if declared > MAX_FILE_BYTES:
-            raise error(_too_large(name, declared))
         for entry in entries:
             key = entry.filename.removesuffix(".npy")
             if not entry.filename.endswith(".npy"):
@@ -329,6 +349,12 @@ def _check_npz_sizes(buffer: io.BytesIO, name: str, invalid: str, error: type[Di
             if size > entry.file_size - header:
                 raise error(f"{invalid}: its array '{key}' declares {size:,} bytes but holds "
                             f"{entry.file_size - header:,}.")
+            if size > MAX_FILE_BYTES:
+                raise error(f"{name}: its array '{key}' would take {size_text(size)}, more than the "
+                            f"{size_text(MAX_FILE_BYTES)} Digit Lab reads.")
+        declared = sum(entry.file_size for entry in entries)
+        if declared > MAX_FILE_BYTES:
+            raise error(_too_large(name, declared))
     buffer.seek(0)
 
 
