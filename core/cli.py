@@ -21,7 +21,8 @@ from core.training import compile_cache
 from core.training.drive import Pace
 from core.training.runs import Run
 
-COMMANDS = ("train", "data", "gradcheck", "backprop-timing", "reproduce", "sweep", "predict", "robustness", "attack")
+COMMANDS = ("train", "data", "gradcheck", "backprop-timing", "reproduce", "sweep", "predict", "robustness", "attack",
+            "search")
 
 
 def seed(text: str) -> int:

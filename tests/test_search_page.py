@@ -1,0 +1,57 @@
+"""AppTest of the Search page: a 2-trial search on the tiny synthetic MNIST, its live table and Optuna's plots."""
+
+from __future__ import annotations
+
+from conftest import REPO
+from streamlit.testing.v1 import AppTest
+
+from core.experiments.search import RUN_ID_ATTR, open_storage, open_study, storage_url
+from core.store.history import RunHistory
+
+TIMEOUT = 300
+
+
+def search_page() -> AppTest:
+    at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=TIMEOUT)
+    at.switch_page("dashboard/pages/search.py")
+    return at.run()
+
+
+def test_a_two_trial_search_draws_the_study_and_promotes_a_trial(data_env):
+    at = search_page()
+    assert not at.exception and not at.error
+    assert at.title[0].value == "Search"
+    widgets = {w.key: w for kind in ("number_input", "text_input", "multiselect", "slider", "selectbox", "radio")
+               for w in getattr(at, kind)}
+    for name, value in {"study": "page-study", "train_size": 400, "val_size": 200, "epochs": 1, "width_low": 8,
+                        "width_high": 16, "depth": (1, 1), "batch_sizes": [32], "amount": 2, "pruner": "none"}.items():
+        widgets[f"setting.search.{name}"].set_value(value)
+    next(b for b in at.button if b.label == "Run the search").click().run()
+    assert not at.exception and not at.error, [e.value for e in at.error]
+
+    history = RunHistory()
+    study, _ = open_study(open_storage(storage_url(history)), "page-study")
+    assert [t.state.name for t in study.trials] == ["COMPLETE", "COMPLETE"]
+    saved = {run.run_id: run for run in history.list()}
+    assert {t.user_attrs[RUN_ID_ATTR] for t in study.trials} <= set(saved)
+    assert all(run.name.startswith("page-study #") for run in saved.values())
+
+    table = at.dataframe[0].value
+    assert list(table["trial"]) == [0, 1] and set(table["state"]) == {"complete"}
+    titles = [h.value for h in at.subheader]
+    for title in ("Optimisation history", "Parallel coordinates", "Hyperparameter importances"):
+        assert title in titles
+    assert len(at.get("plotly_chart")) == 4  # history, intermediate values, parallel coordinates, importances
+
+    next(b for b in at.button if b.label == "Promote to run").click().run()
+    assert not at.exception and not at.error
+    best = study.best_trial
+    promoted = next(iter(at.session_state["runs"].values()))
+    assert promoted.run_id == best.user_attrs[RUN_ID_ATTR] and promoted.params is not None
+
+
+def test_a_bad_storage_url_is_one_error_line(data_env):
+    at = search_page()
+    next(w for w in at.text_input if w.key == "setting.search.storage").set_value("nosuchdb://x").run()
+    assert not at.exception
+    assert "Cannot open the study storage nosuchdb://x" in at.error[0].value
