@@ -14,6 +14,7 @@ import dataclasses
 import enum
 import json
 import math
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,6 +41,7 @@ PRUNER_STARTUP_TRIALS = 2  # the median pruner lets this many trials finish befo
 DROPOUT_STEP = 0.01  # dropout rates are drawn in steps of this
 GRID_POINTS = 3  # values per range in a grid search (log-spaced for log ranges)
 SQLITE_BUSY_SECONDS = 30.0  # how long a worker waits for another one's write to the shared SQLite file
+CREATE_ATTEMPTS = 5  # tries at opening a storage while another worker creates its tables
 
 
 class Sampler(enum.StrEnum):
@@ -293,12 +295,24 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
         path = sqlalchemy.make_url(url).database
         if path and path != ":memory:":
             RunHistory(path)
-    try:
-        return optuna.storages.RDBStorage(
-            url, engine_kwargs={"connect_args": {"timeout": SQLITE_BUSY_SECONDS}} if sqlite else None)
-    except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, RuntimeError) as exc:
-        raise StudyError(f"Cannot open the study storage {_without_password(url)}: "
-                         f"{str(exc).splitlines()[0]}") from None
+    for attempt in range(CREATE_ATTEMPTS):
+        try:
+            return optuna.storages.RDBStorage(
+                url, engine_kwargs={"connect_args": {"timeout": SQLITE_BUSY_SECONDS}} if sqlite else None)
+        except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.ProgrammingError, sqlalchemy.exc.OperationalError) as exc:
+            # workers started together on a new database race to create Optuna's tables: the loser's CREATE
+            # fails ("already exists", a duplicate type on PostgreSQL); a moment later the tables are there
+            racing = isinstance(exc, sqlalchemy.exc.IntegrityError) or "already exists" in str(exc)
+            if not racing or attempt == CREATE_ATTEMPTS - 1:
+                raise _storage_error(url, exc) from None
+            time.sleep(0.5 * (attempt + 1))
+        except (sqlalchemy.exc.SQLAlchemyError, ImportError, ValueError, RuntimeError) as exc:
+            raise _storage_error(url, exc) from None
+    raise AssertionError("unreachable")
+
+
+def _storage_error(url: str, exc: Exception) -> StudyError:
+    return StudyError(f"Cannot open the study storage {_without_password(url)}: {str(exc).splitlines()[0]}")
 
 
 def _without_password(url: str) -> str:
