@@ -232,3 +232,24 @@ def test_bad_search_flags_are_one_line(data_env, flags, message):
                             capture_output=True, text=True, env={**os.environ, "PYTHONPATH": str(REPO)})
     assert result.returncode == 2 and message in result.stderr and "Traceback" not in result.stderr, (
         result.stderr, time.perf_counter() - started)
+
+
+class PageStop(BaseException):
+    """Like Streamlit's StopException (a Stop, a page switch): a BaseException that Optuna does not catch."""
+
+
+def test_a_stop_inside_a_trial_keeps_the_finished_trials_and_leaves_none_running(data_env):
+    study, setup, history = new_study("page-stop", pruner=Pruner.NONE)
+    search(study, setup, tiny_splits(), history, Budget(trials=1))
+
+    def stop_in_second_trial(number, run):
+        if number == 1 and len(run.history) == 2:
+            raise PageStop
+
+    with pytest.raises(PageStop):
+        search(study, setup, tiny_splits(), history, Budget(trials=5), on_chunk=stop_in_second_trial)
+    finished, stopped = study.trials
+    assert finished.state is optuna.trial.TrialState.COMPLETE
+    assert stopped.state is optuna.trial.TrialState.FAIL and stopped.user_attrs[STATUS_ATTR] == "stopped"
+    run = history.load(stopped.user_attrs[RUN_ID_ATTR])
+    assert run.status == "stopped" and len(run.history) == 2 and run.test_accuracy is not None

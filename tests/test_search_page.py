@@ -55,3 +55,27 @@ def test_a_bad_storage_url_is_one_error_line(data_env):
     next(w for w in at.text_input if w.key == "setting.search.storage").set_value("nosuchdb://x").run()
     assert not at.exception
     assert "Cannot open the study storage nosuchdb://x" in at.error[0].value
+
+
+def test_the_page_shows_a_study_that_a_worker_fills(data_env):
+    from core.data.locate import load_mnist
+    from core.data.splits import SplitConfig, make_splits
+    from core.experiments.search import Budget, SearchSetup, SearchSpace, search
+
+    setup = SearchSetup(SearchSpace(width=(8, 8), depth=(1, 1), batch_sizes=(32,)), SplitConfig(200, 400), epochs=1)
+    history = RunHistory()
+    storage = open_storage(storage_url(history))
+    study, _ = open_study(storage, "from-a-worker", setup)
+    open_study(storage, "another", setup)
+    search(study, setup, make_splits(load_mnist(), setup.data), history, Budget(trials=1))
+    at = search_page()
+    picker = next(w for w in at.selectbox if w.label == "Study")
+    assert picker.options == ["from-a-worker", "another"] and picker.value == "another"
+    assert "No trial of this study has completed yet" in at.info[0].value
+    picker.set_value("from-a-worker").run()
+    assert not at.exception and not at.error
+    assert list(at.dataframe[0].value["trial"]) == [0]
+    search(study, setup, make_splits(load_mnist(), setup.data), history, Budget(trials=1))  # the worker goes on
+    next(b for b in at.button if b.label == "Refresh").click().run()
+    assert list(at.dataframe[0].value["trial"]) == [0, 1]
+    assert len(at.get("plotly_chart")) == 4
