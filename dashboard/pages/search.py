@@ -144,7 +144,7 @@ def run_search(live: DeltaGenerator, values: dict, url: str) -> None:
         total = f"{budget.trials} trials" if budget.trials else f"{budget.minutes:g} minutes"
         overall = st.progress(0.0, text=f"Search: {total}, compiling the first trial...")
         trial_bar = st.progress(0.0, text="")
-        table = st.empty()
+        table, history = st.empty(), st.empty()
         pace = Pace(REDRAW_SECONDS)
 
         def on_chunk(number: int, run: Run) -> None:
@@ -160,6 +160,9 @@ def run_search(live: DeltaGenerator, values: dict, url: str) -> None:
             fraction = len(done) / budget.trials if budget.trials else 0.0
             overall.progress(min(1.0, fraction), text=f"Search: {len(done)} trials ended of {total}")
             show_table(table, done)
+            if any(t.state is TrialState.COMPLETE for t in done):  # the study's, other workers' trials included
+                history.plotly_chart(ov.plot_optimization_history(study, target_name="validation accuracy"),
+                                     key=f"search.live{len(done)}")
 
         search(study, setup, splits, state.history(), budget, on_chunk=on_chunk, on_trial=on_trial)
     st.rerun()
