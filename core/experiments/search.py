@@ -283,7 +283,8 @@ class Budget:
 
 
 def storage_url(history: RunHistory) -> str:
-    """The default study storage: the run history's own SQLite file."""
+    """The default study storage: the run history's own SQLite file (opened as the history first, so that the
+    history's checks find its own schema there before Optuna adds its tables)."""
     return f"sqlite:///{Path(history.path).absolute()}"
 
 
@@ -291,10 +292,6 @@ def open_storage(url: str) -> optuna.storages.RDBStorage:
     """Optuna's RDB storage at an SQLAlchemy URL (`sqlite:///path`, `postgresql+psycopg://user@host/db`...).
     A StudyError says why it cannot be opened."""
     sqlite = url.startswith("sqlite")
-    if sqlite:  # a history file shared with the run history: it must be one, or new, before Optuna adds its tables
-        path = sqlalchemy.make_url(url).database
-        if path and path != ":memory:":
-            RunHistory(path)
     for attempt in range(CREATE_ATTEMPTS):
         try:
             return optuna.storages.RDBStorage(

@@ -161,11 +161,16 @@ def run_search(live: DeltaGenerator, values: dict, url: str) -> None:
             overall.progress(min(1.0, fraction), text=f"Search: {len(done)} trials ended of {total}")
             show_table(table, done)
             if any(t.state is TrialState.COMPLETE for t in done):  # the study's, other workers' trials included
-                history.plotly_chart(ov.plot_optimization_history(study, target_name="validation accuracy"),
+                history.plotly_chart(untitled(ov.plot_optimization_history(study, target_name="validation accuracy")),
                                      key=f"search.live{len(done)}")
 
         search(study, setup, splits, state.history(), budget, on_chunk=on_chunk, on_trial=on_trial)
     st.rerun()
+
+
+def untitled(fig):
+    """An Optuna figure without its own title: the page's heading says what it shows (and a saved file gets it)."""
+    return fig.update_layout(title=None)
 
 
 def charts(study: optuna.Study) -> None:
@@ -178,20 +183,22 @@ def charts(study: optuna.Study) -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("Optimisation history")
-        export.chart(ov.plot_optimization_history(study, target_name="validation accuracy"), run_name=name,
+        export.chart(untitled(ov.plot_optimization_history(study, target_name="validation accuracy")), run_name=name,
                      what="optimisation history", key="search.history")
     with right:
         st.subheader("Validation accuracy at each evaluation point")
-        export.chart(ov.plot_intermediate_values(study), run_name=name, what="intermediate values",
+        intermediate = ov.plot_intermediate_values(study).update_layout(
+            xaxis_title="evaluation point", yaxis_title="validation accuracy")
+        export.chart(untitled(intermediate), run_name=name, what="intermediate values",
                      key="search.intermediate")
     st.subheader("Parallel coordinates")
-    export.chart(ov.plot_parallel_coordinate(study, target_name="validation accuracy"), run_name=name,
+    export.chart(untitled(ov.plot_parallel_coordinate(study, target_name="validation accuracy")), run_name=name,
                  what="parallel coordinates", key="search.parallel")
     st.subheader("Hyperparameter importances")
     if len(complete) < 2:
         st.info("Importances need at least two completed trials.")
     else:
-        export.chart(ov.plot_param_importances(study, target_name="validation accuracy"), run_name=name,
+        export.chart(untitled(ov.plot_param_importances(study, target_name="validation accuracy")), run_name=name,
                      what="hyperparameter importances", key="search.importances")
 
 
