@@ -253,3 +253,9 @@ def test_a_stop_inside_a_trial_keeps_the_finished_trials_and_leaves_none_running
     assert stopped.state is optuna.trial.TrialState.FAIL and stopped.user_attrs[STATUS_ATTR] == "stopped"
     run = history.load(stopped.user_attrs[RUN_ID_ATTR])
     assert run.status == "stopped" and len(run.history) == 2 and run.test_accuracy is not None
+
+
+def test_a_budget_in_minutes_starts_no_trial_after_them(data_env):
+    study, setup, history = new_study("minutes", pruner=Pruner.NONE)
+    search(study, setup, tiny_splits(), history, Budget(minutes=0.001))  # over before the first trial has ended
+    assert len(study.trials) == 1 and study.trials[0].state is optuna.trial.TrialState.COMPLETE
