@@ -79,3 +79,14 @@ def test_the_page_shows_a_study_that_a_worker_fills(data_env):
     next(b for b in at.button if b.label == "Refresh").click().run()
     assert list(at.dataframe[0].value["trial"]) == [0, 1]
     assert len(at.get("plotly_chart")) == 4
+
+
+def test_following_a_study_redraws_it(data_env):
+    from core.experiments.search import SearchSetup
+
+    open_study(open_storage(storage_url(RunHistory())), "followed", SearchSetup())
+    at = search_page()
+    follow = next(w for w in at.toggle if w.label == "Follow")
+    follow.set_value(True).run()
+    assert not at.exception and not at.error and at.toggle[0].value
+    assert "No trial of this study has completed yet" in at.info[0].value

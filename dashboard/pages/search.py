@@ -37,6 +37,8 @@ from dashboard import export, state
 from dashboard.widgets import MISSING, show_error, stop_button
 
 VIEWED_KEY = "search.viewed"  # the study shown below the form
+FOLLOW_KEY = "search.follow"  # whether the study shown is redrawn every FOLLOW_SECONDS
+FOLLOW_SECONDS = 5
 BATCH_SIZES = (16, 32, 50, 64, 100, 128, 256, 512)
 SAMPLER_LABELS = {Sampler.TPE: "TPE (learns from the trials so far)", Sampler.RANDOM: "Random",
                   Sampler.GRID: "Grid (3 values per range)"}
@@ -223,18 +225,28 @@ def promote(study: optuna.Study) -> None:
         st.success(f"Kept as run '{name}': see it on the Results, Weights and Playground pages.")
 
 
-def study_view(url: str) -> None:
-    """A study of the storage, chosen by name, as it stands (workers may be adding to it: Refresh)."""
+def study_view(url: str, following: bool) -> None:
+    """A study of the storage, chosen by name, as it stands (workers may be adding to it: Refresh, or Follow, which
+    redraws this part of the page every FOLLOW_SECONDS while `following`). A fragment: it shows its own errors."""
+    try:
+        show_study(url, following)
+    except DigitLabError as exc:
+        show_error(exc)
+
+
+def show_study(url: str, following: bool) -> None:
     names = study_names(storage(url))
     if not names:
         st.info("No study in this storage yet: run a search above, or start workers with `python -m core search`.")
         return
     st.header("Study")
-    pick, refresh = st.columns([4, 1], vertical_alignment="bottom")
+    pick, refresh, follow = st.columns([4, 1, 1], vertical_alignment="bottom")
     viewed = st.session_state.get(VIEWED_KEY)
     chosen = pick.selectbox("Study", names, index=names.index(viewed) if viewed in names else len(names) - 1)
     st.session_state[VIEWED_KEY] = chosen
     refresh.button("Refresh", icon=":material/refresh:", help="Show the trials that workers have added since.")
+    if follow.toggle("Follow", key=FOLLOW_KEY, help=f"Refresh every {FOLLOW_SECONDS} s.") != following:
+        st.rerun()  # the whole page, to start or stop the timed redraws
     study, setup = open_study(storage(url), chosen)
     states = pd.Series([t.state.name.lower() for t in study.trials]).value_counts()
     st.caption(f"{len(study.trials)} trials ({', '.join(f'{n} {s}' for s, n in states.items())}); each trains "
@@ -271,7 +283,8 @@ def main() -> None:
             except DigitLabError as exc:
                 with live:
                     show_error(exc)
-        study_view(url)
+        following = st.session_state.get(FOLLOW_KEY, False)
+        st.fragment(study_view, run_every=FOLLOW_SECONDS if following else None)(url, following)
     except DigitLabError as exc:
         show_error(exc)
 
