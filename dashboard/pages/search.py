@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import time
+
 import optuna
 import optuna.visualization as ov
 import pandas as pd
@@ -147,11 +149,11 @@ def run_search(live: DeltaGenerator, values: dict, url: str) -> None:
         overall = st.progress(0.0, text=f"Search: {total}, compiling the first trial...")
         trial_bar = st.progress(0.0, text="")
         table, history = st.empty(), st.empty()
-        pace = Pace(REDRAW_SECONDS)
+        pace, started = Pace(REDRAW_SECONDS), time.perf_counter()
 
         def on_chunk(number: int, run: Run) -> None:
             last = run.history[-1]
-            if pace.due(last=last["step"] == 0):
+            if pace.due(last=len(run.history) == 1):  # each trial's first chunk shown at once
                 val = next((r["val_accuracy"] for r in reversed(run.history) if r["val_accuracy"] is not None), None)
                 trial_bar.progress(min(1.0, last["epoch"] / setup.epochs), text=f"Trial {number}: {run.name}, "
                                    f"epoch {last['epoch']:.2f} of {setup.epochs}" +
@@ -159,7 +161,8 @@ def run_search(live: DeltaGenerator, values: dict, url: str) -> None:
 
         def on_trial(trial: FrozenTrial) -> None:
             done.append(trial)
-            fraction = len(done) / budget.trials if budget.trials else 0.0
+            fraction = (len(done) / budget.trials if budget.trials else
+                        (time.perf_counter() - started) / budget.seconds)
             overall.progress(min(1.0, fraction), text=f"Search: {len(done)} trials ended of {total}")
             show_table(table, done)
             if any(t.state is TrialState.COMPLETE for t in done):  # the study's, other workers' trials included
