@@ -15,6 +15,7 @@ from core.cli import (
     number_list_type,
     positive_int,
     print_json,
+    seed,
     terminal_progress,
 )
 from core.data.locate import load_mnist
@@ -79,7 +80,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     budget.add_argument("--minutes", type=float, help="start no trial after this many minutes")
     parser.add_argument("--sampler", choices=list(Sampler), default=Sampler.TPE, help="default tpe")
     parser.add_argument("--pruner", choices=list(Pruner), default=Pruner.MEDIAN, help="default median")
-    parser.add_argument("--sampler-seed", type=int, help="the sampler's seed (default: a fresh one per worker)")
+    parser.add_argument("--sampler-seed", type=seed, help="the sampler's seed (default: a fresh one per worker)")
     parser.add_argument("--json", action="store_true", help="one JSON line per ended trial")
     add_data_arguments(parser)
     s = parser.add_argument_group("search space (a new study's; a study that exists keeps its own)")
