@@ -23,14 +23,10 @@ from conftest import REPO
 from core.data.locate import load_mnist
 from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError
-from core.experiments.search import (
+from core.search.space import Budget, Pruner, Sampler, SearchSetup, SearchSpace
+from core.search.study import (
     RUN_ID_ATTR,
     STATUS_ATTR,
-    Budget,
-    Pruner,
-    Sampler,
-    SearchSetup,
-    SearchSpace,
     make_pruner,
     make_sampler,
     open_storage,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from conftest import REPO
 from streamlit.testing.v1 import AppTest
 
-from core.experiments.search import RUN_ID_ATTR, open_storage, open_study, storage_url
+from core.search.study import RUN_ID_ATTR, open_storage, open_study, storage_url
 from core.store.history import RunHistory
 
 TIMEOUT = 300
@@ -60,8 +60,8 @@ def test_a_bad_storage_url_is_one_error_line(data_env):
 def test_the_page_shows_a_study_that_a_worker_fills(data_env):
     from core.data.locate import load_mnist
     from core.data.splits import SplitConfig, make_splits
-    from core.experiments.search import Budget, SearchSetup, SearchSpace, search
-
+    from core.search.space import Budget, SearchSetup, SearchSpace
+    from core.search.study import search
     setup = SearchSetup(SearchSpace(width=(8, 8), depth=(1, 1), batch_sizes=(32,)), SplitConfig(200, 400), epochs=1)
     history = RunHistory()
     storage = open_storage(storage_url(history))
@@ -82,8 +82,7 @@ def test_the_page_shows_a_study_that_a_worker_fills(data_env):
 
 
 def test_following_a_study_redraws_it(data_env):
-    from core.experiments.search import SearchSetup
-
+    from core.search.space import SearchSetup
     open_study(open_storage(storage_url(RunHistory())), "followed", SearchSetup())
     at = search_page()
     follow = next(w for w in at.toggle if w.label == "Follow")

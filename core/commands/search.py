@@ -7,8 +7,6 @@ import argparse
 import signal
 import sys
 
-import optuna
-
 from core.cli import (
     ProgressLine,
     add_data_arguments,
@@ -21,22 +19,8 @@ from core.cli import (
 from core.data.locate import load_mnist
 from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError
-from core.experiments.search import (
-    RUN_NAME_ATTR,
-    STATUS_ATTR,
-    Budget,
-    Pruner,
-    Sampler,
-    SearchSetup,
-    SearchSpace,
-    make_pruner,
-    make_sampler,
-    open_storage,
-    open_study,
-    search,
-    storage_url,
-)
 from core.networks.base import Activation
+from core.search.space import Budget, Pruner, Sampler, SearchSetup, SearchSpace
 from core.store.history import RunHistory
 from core.training.config import Optimizer
 from core.training.runs import Run
@@ -142,6 +126,20 @@ class StopAfterTrial:
 
 
 def run(args) -> int:
+    # Optuna and SQLAlchemy load here, not with the parser: every other command starts without them
+    import optuna
+
+    from core.search.study import (
+        RUN_NAME_ATTR,
+        STATUS_ATTR,
+        make_pruner,
+        make_sampler,
+        open_storage,
+        open_study,
+        search,
+        storage_url,
+    )
+
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the trials are reported here, one line each
     setup = setup_from_args(args)
     budget = Budget(trials=args.trials if args.trials or args.minutes else 20, minutes=args.minutes)

@@ -14,15 +14,12 @@ from streamlit.delta_generator import DeltaGenerator
 
 from core.data.splits import SplitConfig
 from core.errors import DigitLabError
-from core.experiments.search import (
+from core.networks.base import Activation
+from core.search.space import Budget, Pruner, Sampler, SearchSetup, SearchSpace
+from core.search.study import (
     RUN_ID_ATTR,
     RUN_NAME_ATTR,
     STATUS_ATTR,
-    Budget,
-    Pruner,
-    Sampler,
-    SearchSetup,
-    SearchSpace,
     make_pruner,
     make_sampler,
     open_storage,
@@ -31,7 +28,6 @@ from core.experiments.search import (
     storage_url,
     study_names,
 )
-from core.networks.base import Activation
 from core.training.config import OPTIMIZER_LABELS, Optimizer
 from core.training.drive import REDRAW_SECONDS, Pace
 from core.training.runs import Run
