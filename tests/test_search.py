@@ -87,9 +87,9 @@ def new_study(name: str, sampler: Sampler = Sampler.TPE, pruner: Pruner = Pruner
     return study, setup, history
 
 
-@pytest.mark.parametrize("sampler", list(Sampler))
-def test_a_tiny_search_saves_every_trial_run_to_the_history(data_env, sampler):
-    study, setup, history = new_study(f"tiny-{sampler}", sampler)
+@pytest.mark.parametrize(("sampler", "pruner"), zip(Sampler, (Pruner.MEDIAN, Pruner.HALVING, Pruner.NONE)))
+def test_a_tiny_search_saves_every_trial_run_to_the_history(data_env, sampler, pruner):
+    study, setup, history = new_study(f"tiny-{sampler}", sampler, pruner)
     chunks, ended = [], []
     search(study, setup, tiny_splits(), history, Budget(trials=3),
            on_chunk=lambda number, run: chunks.append(number), on_trial=ended.append)
