@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 
 import optuna
@@ -31,7 +32,7 @@ from core.search.study import (
 from core.training.config import OPTIMIZER_LABELS, Optimizer
 from core.training.drive import REDRAW_SECONDS, Pace
 from core.training.runs import Run
-from dashboard import export, state
+from dashboard import export, figures, state
 from dashboard.widgets import MISSING, show_error, stop_button
 
 VIEWED_KEY = "search.viewed"  # the study shown below the form
@@ -144,8 +145,8 @@ def run_search(live: DeltaGenerator, values: dict, url: str) -> None:
         total = f"{budget.trials} trials" if budget.trials else f"{budget.minutes:g} minutes"
         overall = st.progress(0.0, text=f"Search: {total}, compiling the first trial...")
         trial_bar = st.progress(0.0, text="")
-        table, history = st.empty(), st.empty()
-        pace, started = Pace(REDRAW_SECONDS), time.perf_counter()
+        chart, table, history = st.empty(), st.empty(), st.empty()
+        pace, started, draws = Pace(REDRAW_SECONDS), time.perf_counter(), itertools.count()
 
         def on_chunk(number: int, run: Run) -> None:
             last = run.history[-1]
@@ -154,6 +155,7 @@ def run_search(live: DeltaGenerator, values: dict, url: str) -> None:
                 trial_bar.progress(min(1.0, last["epoch"] / setup.epochs), text=f"Trial {number}: {run.name}, "
                                    f"epoch {last['epoch']:.2f} of {setup.epochs}" +
                                    (f", validation accuracy {val:.2%}" if val is not None else ""))
+                chart.plotly_chart(figures.training_curves([run]), key=f"search.curves{next(draws)}")
 
         def on_trial(trial: FrozenTrial) -> None:
             done.append(trial)
@@ -162,8 +164,9 @@ def run_search(live: DeltaGenerator, values: dict, url: str) -> None:
             overall.progress(min(1.0, fraction), text=f"Search: {len(done)} trials ended of {total}")
             show_table(table, done)
             if any(t.state is TrialState.COMPLETE for t in done):  # the study's, other workers' trials included
-                history.plotly_chart(untitled(ov.plot_optimization_history(study, target_name="validation accuracy")),
-                                     key=f"search.live{len(done)}")
+                with history.container():
+                    export.chart(untitled(ov.plot_optimization_history(study, target_name="validation accuracy")),
+                                 run_name=study.study_name, what="optimisation history", key=f"search.live{len(done)}")
 
         search(study, setup, splits, state.history(), budget, on_chunk=on_chunk, on_trial=on_trial)
     st.rerun()
