@@ -28,7 +28,7 @@ from core.training.drive import Pace
 from core.training.runs import Run
 
 COMMANDS = ("train", "data", "runs", "gradcheck", "backprop-timing", "reproduce", "sweep", "predict", "robustness",
-            "attack")
+            "attack", "search")
 
 
 def seed(text: str) -> int:

@@ -23,3 +23,7 @@ class ModelFileError(DigitLabError):
 
 class HistoryError(DigitLabError):
     """The run history database is unreadable, corrupt, from a newer Digit Lab, or cannot be written."""
+
+
+class StudyError(DigitLabError):
+    """A hyperparameter study or its storage cannot be opened or used."""

@@ -39,6 +39,7 @@ def main() -> None:
             st.Page(PAGES_DIR / "reproduce.py", title="Reproduction", icon=":material/fact_check:"),
             st.Page(PAGES_DIR / "overfitting.py", title="Overfitting", icon=":material/stacked_line_chart:"),
             st.Page(PAGES_DIR / "sweep.py", title="Sweep", icon=":material/tune:"),
+            st.Page(PAGES_DIR / "search.py", title="Search", icon=":material/travel_explore:"),
         ],
     }
     st.navigation(pages).run()

@@ -1,0 +1,1 @@
+"""Hyperparameter search: `space` (the settings, plain data) and `study` (running them with Optuna)."""
