@@ -10,13 +10,12 @@ import sys
 from core.cli import (
     ProgressLine,
     add_data_arguments,
+    load_data,
     number_list_type,
     positive_int,
     print_json,
     seed,
-    terminal_progress,
 )
-from core.data.locate import load_mnist
 from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError
 from core.networks.base import Activation
@@ -153,8 +152,7 @@ def run(args) -> int:
             print(f"note: the study '{study.study_name}' exists; its own space and data are used, not the flags'",
                   file=sys.stderr)
         study.sampler = make_sampler(args.sampler, setup_used.space, args.sampler_seed)
-    mnist = load_mnist(args.data_dir, progress=terminal_progress)
-    splits = make_splits(mnist, setup_used.data)
+    splits = make_splits(load_data(args), setup_used.data)
     if max(setup_used.space.batch_sizes) > len(splits.y_train):
         raise ConfigError(f"A batch size of the space ({max(setup_used.space.batch_sizes)}) is larger than the "
                           f"training set ({len(splits.y_train)} images).")

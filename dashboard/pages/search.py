@@ -137,7 +137,7 @@ def run_search(live: DeltaGenerator, values: dict, url: str) -> None:
     if setup != asked:
         study.sampler = make_sampler(values["sampler"], setup.space)
         live.info(f"The study '{study.study_name}' exists: its trials go on with its own space and data.")
-    splits = state.splits(state.data_dir(), setup.data)
+    splits = state.splits(state.data_source(), setup.data)
     st.session_state[VIEWED_KEY] = study.study_name  # shown after the search, or after a Stop
     done: list[FrozenTrial] = []
     with live:
