@@ -15,6 +15,7 @@ from collections.abc import Callable
 from datetime import date
 
 import jax
+from timing import first_and_later
 
 from core.data.locate import load_mnist
 from core.data.splits import to_features
@@ -23,16 +24,9 @@ from core.explore.statistics import nearest_neighbour_accuracy, nearest_neighbou
 from core.networks.base import Model, ModelConfig, seed_key
 
 
-def timed(work: Callable, repeats: int) -> tuple[float, float]:
-    """Seconds of the first call (compiling included) and the best of `repeats` later calls."""
-    started = time.perf_counter()
-    work()
-    first = time.perf_counter() - started
-    later = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        later.append(time.perf_counter() - started)
+def timed(work: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Seconds of the first call (compiling included) and the best of `repeats` later ones."""
+    first, later = first_and_later(work, repeats)
     return first, min(later)
 
 

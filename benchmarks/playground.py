@@ -17,12 +17,12 @@ import argparse
 import base64
 import io
 import statistics
-import time
 from collections.abc import Callable
 from functools import partial
 
 import numpy as np
 from PIL import Image, ImageDraw
+from timing import first_and_later
 
 from core.data.formats import load_path
 from core.data.images import canvas_grey
@@ -63,15 +63,8 @@ def predict(model: Model, params, url: str) -> np.ndarray:
 
 
 def timed(work: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Seconds of the first call and the median of `repeats` later ones."""
-    started = time.perf_counter()
-    work()
-    first = time.perf_counter() - started
-    later = []
-    for _ in range(repeats):
-        started = time.perf_counter()
-        work()
-        later.append(time.perf_counter() - started)
+    """Seconds of the first call (compiling included) and the median of `repeats` later ones."""
+    first, later = first_and_later(work, repeats)
     return first, statistics.median(later)
 
 
