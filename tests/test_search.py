@@ -173,9 +173,12 @@ def postgres_url():
     folder = Path(tempfile.mkdtemp(prefix="digit-lab-pg-"))
     as_user = []
     if os.geteuid() == 0:  # the server refuses to run as root: run it as the postgres (else nobody) user
-        user = "postgres" if shutil.which("runuser") and _user_exists("postgres") else "nobody"
+        runuser = shutil.which("runuser", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")  # (root's tools)
+        if runuser is None:
+            pytest.fail("PostgreSQL will not run as root, and runuser (util-linux) is missing to run it as postgres")
+        user = "postgres" if _user_exists("postgres") else "nobody"
         shutil.chown(folder, user)
-        as_user = ["runuser", "-u", user, "--"]
+        as_user = [runuser, "-u", user, "--"]
     data, port = folder / "data", free_port()
     subprocess.run([*as_user, bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
                    check=True, capture_output=True)
