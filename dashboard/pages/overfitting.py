@@ -30,7 +30,7 @@ def _final_train_accuracy(study: Study, run: Run) -> float | None:
 
 def _study(setup: str, epochs: int, val_size: int, sizes: list[int]) -> None:
     configs = study_configs(SETUPS[setup].configs[0], sizes, epochs=epochs, val_size=val_size)
-    all_splits = [state.splits(state.data_source(), config.data) for config in configs]  # all checked before training
+    all_splits = [state.splits(state.mnist_source(), config.data) for config in configs]  # all checked before training
     sizes = [config.data.train_size for config in configs]
     study = Study(setup, epochs)
     stop_button("the sizes trained so far are kept")
@@ -128,7 +128,8 @@ def main() -> None:
     st.title("Overfitting")
     st.write("Train the same network on training sets of different sizes. With few images it fits them perfectly "
              "yet does worse on images it has not seen: the gap between training and validation accuracy is "
-             "overfitting, and it shrinks as the training set grows.")
+             "overfitting, and it shrinks as the training set grows. Like the reproduction table, the study is the "
+             "course's and trains on MNIST, whatever dataset the Data page chose.")
     key = state.setting_keys({"setup": "mlp-300-tanh-adam", "sizes": "500, 2000, 10000, 50000", "epochs": 20,
                               "val_size": 5000}, "overfitting")
     live = st.container()  # above the form, where a training's Stop, progress and curves are in sight at once
