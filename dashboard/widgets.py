@@ -167,11 +167,15 @@ def format_epochs(epochs: float) -> str:
     return f"{epochs:.0f}" if round(epochs, 2) == round(epochs) else f"{epochs:.2f}"
 
 
+def as_picture(pixels: np.ndarray, spec) -> np.ndarray:
+    """A pixel vector as an image st.image shows: height × width, or height × width × channels in colour."""
+    return np.asarray(pixels).reshape(spec.image_shape if spec.channels > 1 else spec.image_shape[:2])
+
+
 def test_images(run: Run, indices) -> list[np.ndarray]:
     """The test images at `indices`, as height × width (× channels) arrays."""
     x_test = state.splits_for(run.spec, run.config.data).x_test
-    shape = run.spec.image_shape if run.spec.channels > 1 else run.spec.image_shape[:2]
-    return [x_test[i].reshape(shape) for i in indices]
+    return [as_picture(x_test[i], run.spec) for i in indices]
 
 
 def caption(run: Run, evaluation: Evaluation, sure: np.ndarray, index: int) -> str:

@@ -265,7 +265,7 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
         if validated else None)
     shape = RunShape(tc, steps_per_epoch, compile_seconds)
 
-    batches = next(chunks(tc, n, k)).batch_index[:PROBE_BATCHES]  # the probe's batches before training
+    batches = next(chunks(tc, n, k)).batch_index[:PROBE_BATCHES] if statistics else None  # the probe's, before training
     if statistics:
         probe = compiled_probe(model.for_programs(), program_settings(tc), steps_per_epoch)
         edges = bin_edges(model, params, splits.x_train[batches[0]])

@@ -26,6 +26,7 @@ from dashboard.widgets import (
     PLAYGROUND_TEST_INDEX,
     TEST,
     UPLOAD,
+    as_picture,
     one_of,
     pick_run,
     show_error,
@@ -53,12 +54,6 @@ class Input(NamedTuple):
 
 def _clear_canvas() -> None:
     st.session_state[CANVAS_VERSION_KEY] = st.session_state.get(CANVAS_VERSION_KEY, 0) + 1
-
-
-def _shown(image: np.ndarray, run: Run) -> np.ndarray:
-    """A pixel vector as an image st.image can show."""
-    shape = run.spec.image_shape if run.spec.channels > 1 else run.spec.image_shape[:2]
-    return np.asarray(image).reshape(shape)
 
 
 def _pixelated(image: np.ndarray, side: int = 140) -> np.ndarray:
@@ -126,7 +121,7 @@ def test_image(run: Run) -> Input | None:
     index = st.number_input(f"Test image index (0–{count - 1:,}; the Results page sends its mistakes here)", 0,
                             count - 1, key=state.kept(PLAYGROUND_TEST_INDEX, 0, lambda i: 0 <= i < count))
     label = int(splits.y_test[index])
-    st.image(_shown(splits.x_test[index], run), width=96,
+    st.image(as_picture(splits.x_test[index], run.spec), width=96,
              caption=f"test image #{index}, a {run.spec.class_names[label]}")
     return Input(splits.x_test[index], label, f"test {index}")
 
@@ -237,7 +232,7 @@ def why(run: Run, passed: inside.Pass, given: Input) -> None:
         st.caption(f"Computed in {1000 * (time.perf_counter() - started):.0f} ms.")
     with plot:
         name = spec.class_names[target]
-        export.chart(pf.attribution(_shown(given.image, run).reshape(spec.height, spec.width, -1).mean(-1),
+        export.chart(pf.attribution(as_picture(given.image, run.spec).reshape(spec.height, spec.width, -1).mean(-1),
                                     attributions, f"{method} for {name}"),
                      run_name=run.name, what=f"{method} {name} {given.title}", key="playground.attribution")
         st.caption(f"Red pixels raise the score of {name}, blue ones lower it; white: no effect.")
@@ -273,7 +268,7 @@ def fool(run: Run, passed: inside.Pass, given: Input) -> None:
                     f"({after.probabilities[answer]:.1%}), {verdict}.")
         grey = spec.channels == 1
         if grey:
-            export.chart(pf.attack_images(_shown(given.image, run), _shown(perturbed, run),
+            export.chart(pf.attack_images(as_picture(given.image, run.spec), as_picture(perturbed, run.spec),
                                           ["input", f"perturbation (±{eps:g})", f"perturbed: {names[answer]}"]),
                          run_name=run.name, what=f"attack {given.title}", key="playground.attack_images")
         export.chart(figures.probability_bars(after.probabilities, given.label, answer, spec), run_name=run.name,
@@ -362,7 +357,7 @@ def stress(run: Run) -> None:
                 f"them; it declines {len(refused):,}. The least sure of those it declines:")
     shown = refused[np.argsort(confidence(evaluation)[refused], kind="stable")][:REFUSED_SHOWN]
     names = run.spec.class_names
-    st.image([_shown(splits.x_test[i], run) for i in shown], width=64, caption=[
+    st.image([as_picture(splits.x_test[i], run.spec) for i in shown], width=64, caption=[
         f"{names[evaluation.labels[i]]}→{names[evaluation.predictions[i]]} {confidence(evaluation)[i]:.0%}"
         for i in shown])
 
