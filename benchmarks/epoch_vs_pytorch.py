@@ -30,7 +30,7 @@ from core.data.splits import SplitConfig, Splits, make_splits
 from core.errors import DigitLabError
 from core.networks.base import Model, ModelConfig, Params, seed_key
 from core.training.config import Optimizer, RunConfig, TrainConfig
-from core.training.loop import epoch_order, train
+from core.training.loop import StartPoint, epoch_order, train
 from core.training.status import RunStatus
 
 SPLIT = SplitConfig(val_size=0)  # all 60,000 training images
@@ -55,7 +55,7 @@ class EpochResult:
 
 def digit_lab_epoch(config: RunConfig, splits: Splits, params: Params) -> tuple[EpochResult, int]:
     """One epoch with core.train.train; also returns how many steps its last chunk (the loss tail) holds."""
-    records = list(train(config, splits, initial_params=params))
+    records = list(train(config, splits, start=StartPoint(params)))
     last = records[-1]
     if last.status is not RunStatus.FINISHED:
         raise SystemExit(f"{config.model.arch}: Digit Lab's run ended with status '{last.status}'.")

@@ -17,7 +17,7 @@ from core.errors import ConfigError
 from core.networks.base import Model, ModelConfig, seed_key
 from core.training.config import Optimizer, RunConfig, Schedule, TrainConfig
 from core.training.evaluation import _forward, evaluate, loss_and_accuracy
-from core.training.loop import chunks, train
+from core.training.loop import StartPoint, chunks, train
 from core.training.optimizers import learning_rate_schedule, make_optimizer
 from core.training.programs import (
     CHUNKS_PER_EPOCH,
@@ -123,7 +123,7 @@ def test_a_non_finite_update_in_a_chunks_last_step_is_a_divergence(splits):
     cfg = config("linear", optimizer="sgd", learning_rate=1.0, weight_decay=1e3, steps_per_chunk=1)
     params = Model(cfg.model, splits.spec).init(seed_key(0))
     params["output"] = {"w": jnp.zeros_like(params["output"]["w"]), "b": jnp.zeros(10).at[0].set(5e36)}
-    records = list(train(cfg, splits, initial_params=params))
+    records = list(train(cfg, splits, start=StartPoint(params)))
     assert np.isfinite(records[0].train_loss)
     assert (records[-1].status, records[-1].diverged_at) == (RunStatus.DIVERGED, 1)
     assert all(np.isfinite(leaf).all() for leaf in jax.tree_util.tree_leaves(records[-1].params))

@@ -22,15 +22,16 @@ from core.cli import (
     seed,
 )
 from core.data.formats import Dataset
-from core.data.splits import SplitConfig, default_split, make_splits
+from core.data.spec import describe_data
+from core.data.splits import SplitConfig, Splits, default_split, make_splits
 from core.errors import ConfigError, ModelFileError
 from core.networks.base import NETWORKS, Activation, Init, Model, ModelConfig
-from core.store.checkpoint import save_model
-from core.store.history import Checkpoints, numbered_name
+from core.store.checkpoint import load_checkpoint, save_model
+from core.store.history import Checkpoints, RunHistory, numbered_name
 from core.training.config import Optimizer, RunConfig, Schedule, TrainConfig
 from core.training.drive import drive
-from core.training.loop import check_run, train
-from core.training.runs import Run
+from core.training.loop import StartPoint, check_run, epoch_steps, train
+from core.training.runs import Continuation, Run, continuation_note, continued
 from core.training.status import RunStatus
 
 HELP = "train a network and report its validation and test accuracy"
@@ -56,8 +57,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     t = parser.add_argument_group("training")
     t.add_argument("--optimizer", choices=[o.value for o in Optimizer], default=TRAIN.optimizer,
                    help=f"default {TRAIN.optimizer}")
-    t.add_argument("--lr", type=float, default=TRAIN.learning_rate,
-                   help=f"learning rate (default {TRAIN.learning_rate:g})")
+    t.add_argument("--lr", type=float, help=f"learning rate (default {TRAIN.learning_rate:g})")
     t.add_argument("--momentum", type=float, default=None,
                    help=f"with --optimizer momentum (default {TRAIN.momentum})")
     t.add_argument("--nesterov", action="store_true", help="Nesterov momentum, with --optimizer momentum")
@@ -68,7 +68,7 @@ def add_run_arguments(parser: argparse.ArgumentParser) -> None:
     t.add_argument("--weight-decay", type=float, default=TRAIN.weight_decay,
                    help=f"L2 coefficient (default {TRAIN.weight_decay:g})")
     t.add_argument("--batch-size", type=int, default=TRAIN.batch_size, help=f"default {TRAIN.batch_size}")
-    t.add_argument("--epochs", type=int, default=TRAIN.epochs, help=f"default {TRAIN.epochs}")
+    t.add_argument("--epochs", type=int, help=f"default {TRAIN.epochs}; with --resume, the epochs to add")
     t.add_argument("--eval-every", type=int, default=TRAIN.eval_every, help="also validate every N steps")
     t.add_argument("--seed", type=seed, default=TRAIN.seed, help=f"0 to 2**32-1 (default {TRAIN.seed})")
     t.add_argument("--devices", type=int, default=TRAIN.devices,
@@ -94,10 +94,11 @@ def run_config_from_args(args: argparse.Namespace) -> RunConfig:
         data=SplitConfig(SPLIT.val_size if args.val_size is None else args.val_size, args.train_size, args.per_class,
                          args.seed),
         train=TrainConfig(
-            optimizer=args.optimizer, learning_rate=args.lr,
+            optimizer=args.optimizer, learning_rate=TRAIN.learning_rate if args.lr is None else args.lr,
             momentum=TRAIN.momentum if args.momentum is None else args.momentum, nesterov=args.nesterov,
             schedule=schedule, decay=TRAIN.decay if args.decay is None else args.decay,
-            weight_decay=args.weight_decay, batch_size=args.batch_size, epochs=args.epochs, seed=args.seed,
+            weight_decay=args.weight_decay, batch_size=args.batch_size,
+            epochs=TRAIN.epochs if args.epochs is None else args.epochs, seed=args.seed,
             eval_every=args.eval_every, devices=args.devices,
         ),
     )
@@ -132,7 +133,12 @@ def ignored_flag_notes(args: argparse.Namespace) -> list[str]:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_run_arguments(parser)
-    parser.add_argument("--save", metavar="PATH", help="write the trained model (.npz, no pickles) here")
+    parser.add_argument("--resume", metavar="FILE|RUN",
+                        help="continue a model file saved with --save, or a run of the history (its id or name), for "
+                             "--epochs more epochs with its optimiser state, optionally with a new --lr, --schedule or "
+                             "--decay; its other settings are its own")
+    parser.add_argument("--save", metavar="PATH",
+                        help="write the trained model (.npz, no pickles) here, with its optimiser state and step")
     add_history_argument(parser)
     parser.add_argument("--json", action="store_true", help="end with one JSON line of results")
     parser.add_argument("--stats", action="store_true",
@@ -168,20 +174,81 @@ def check_writable(path: str) -> None:
                           f"({exc.strerror or exc}).") from None
 
 
-def run(args) -> int:
+KEPT_WHEN_RESUMING = ("arch", "hidden", "activation", "dropout", "init", "init_std", "optimizer", "momentum",
+                      "nesterov", "weight_decay", "batch_size", "eval_every", "seed", "devices", "train_size",
+                      "per_class", "val_size")  # a continued run's own settings: refused with --resume
+
+
+def check_resume_flags(args: argparse.Namespace) -> None:
+    """A ConfigError naming the flags given with --resume that would change what the continued run keeps."""
+    defaults = argparse.ArgumentParser()
+    add_run_arguments(defaults)
+    given = [f"--{name.replace('_', '-')}" for name in KEPT_WHEN_RESUMING
+             if getattr(args, name) != defaults.get_default(name)]
+    if "--optimizer" in given:
+        raise ConfigError("--optimizer cannot change when continuing a run: the optimiser state it continues with "
+                          "belongs to its own optimiser. Train a new run to use another one.")
+    if given:
+        raise ConfigError(f"{', '.join(given)} cannot be given with --resume: a continued run keeps its network, "
+                          "data split and training settings; only --epochs, --lr, --schedule and --decay change.")
+    if args.epochs is None:
+        raise ConfigError("--resume needs --epochs N: the number of epochs to add.")
+
+
+def resumed_run(source: str, history: RunHistory | None) -> tuple[Run, int | None]:
+    """The run named by --resume, and the step it reached when that is not in its curves: a model file (its step,
+    None in a file saved without it) or a run of the history (by id, or by a name no other run has)."""
+    if Path(source).is_file():
+        saved = load_checkpoint(source)
+        return Run(Path(source).stem, saved.config, saved.spec, params=saved.params, opt_state=saved.opt_state,
+                   status=RunStatus.LOADED), saved.step or 0
+    if history is None:
+        raise ConfigError(f"{source} is not a model file, and --no-history leaves no run history to find it in.")
+    matches = [row for row in history.list() if source in (row.run_id, row.name)]
+    if len(matches) != 1:
+        raise ConfigError(f"{source} is neither a model file nor a run of the history (its id or name)." if not matches
+                          else f"{len(matches)} runs of the history are named '{source}'; give its id "
+                          f"({', '.join(row.run_id for row in matches)}).")
+    run = history.load(matches[0].run_id)
+    if run.status.in_progress:
+        raise ConfigError(f"'{run.name}' is still training in another process; continue it when it has ended.")
+    return run, None
+
+
+def run_and_splits(args, history: RunHistory | None) -> tuple[Run, Splits, StartPoint | None]:
+    """The run to train, its data and, with --resume, where it starts (and why it starts afresh, printed)."""
+    if args.resume is not None:
+        check_resume_flags(args)
+        base, step = resumed_run(args.resume, history)
+        data = load_data(args)
+        if data.spec != base.spec:
+            raise ConfigError(f"'{base.name}' was trained on {describe_data(base.spec)}; the data here is "
+                              f"{describe_data(data.spec)}: name its data with --dataset, --data-dir, --images or "
+                              "--csv.")
+        check_run(base.config, data.train_labels, data.spec)
+        splits = make_splits(data, base.config.data)
+        more = Continuation(args.epochs, args.lr, args.schedule, args.decay)
+        run, start = continued(base, more, epoch_steps(base.config.train, len(splits.y_train)), step)
+        print(continuation_note(run.config, start), file=sys.stderr)
+        return run, splits, start
     config = run_config_from_args(args)
     for note in ignored_flag_notes(args):
         print(note, file=sys.stderr)
-    if args.save is not None:
-        check_writable(args.save)
     data = load_data(args)
     config = fitted_to(config, args, data)
     check_run(config, data.train_labels, data.spec)  # from the labels alone, before a split is made or compiled
     splits = make_splits(data, config.data)
-    history = None if args.no_history else open_history()
     description = Model(config.model, splits.spec).describe()
     name = description if history is None else numbered_name(description, history.names_starting(description))
-    result = Run(name=name, config=config, spec=splits.spec)
+    return Run(name=name, config=config, spec=splits.spec), splits, None
+
+
+def run(args) -> int:
+    if args.save is not None:
+        check_writable(args.save)
+    history = None if args.no_history else open_history()
+    result, splits, start = run_and_splits(args, history)
+    config = result.config
     print(f"{result.name} on {len(splits.y_train)} images; compiling...", file=sys.stderr, flush=True)
     checkpoints = Checkpoints(history, result)
 
@@ -193,7 +260,7 @@ def run(args) -> int:
     with StopRequest() as stop:  # held until the stopped run is evaluated, saved and in the history
         with ProgressLine() as line:
             try:
-                drive(train(config, splits, statistics=args.stats), record=record,
+                drive(train(config, splits, start=start, statistics=args.stats), record=record,
                       show=lambda _: line.show(_progress_line(result)), stop_requested=lambda: stop.requested)
             except BaseException:
                 checkpoints.discard()  # refused before it trained anything: no trace in the history
@@ -228,7 +295,9 @@ def report_and_save(result: Run, args) -> bool:
             kept = (f" (the parameters after {steps:,} updates, the last before the divergence)" if steps else
                     " (the initial parameters: it diverged within its first chunk of updates)")
         try:
-            print(f"saved to {save_model(args.save, result.params, config, result.spec)}{kept}", file=sys.stderr)
+            path = save_model(args.save, result.params, config, result.spec, opt_state=result.opt_state,
+                              step=result.steps_done)
+            print(f"saved to {path}{kept}", file=sys.stderr)
         except ModelFileError as exc:  # checked before training, but the disk may have filled or the folder gone since
             save_failed = True
             print(f"error: {exc}", file=sys.stderr)

@@ -35,7 +35,7 @@ import platformdirs
 from core.data.spec import MNIST_SPEC, DataSpec
 from core.errors import DigitLabError, HistoryError
 from core.networks.base import Params
-from core.store.checkpoint import flatten, load_model, model_bytes
+from core.store.checkpoint import flatten, load_checkpoint, load_model, model_bytes
 from core.training.config import Optimizer, RunConfig, Schedule
 from core.training.runs import Run
 from core.training.status import AT_STEP, RunStatus, parse_status, status_text
@@ -363,7 +363,8 @@ class RunHistory:
             "compile_seconds": run.compile_seconds, "train_seconds": run.train_seconds,
             "samples_per_second": run.samples_per_second, "created": run.created,
             "saved": datetime.now(UTC).isoformat(timespec="seconds"),
-            "params": None if run.params is None else model_bytes(run.params, run.config, run.spec),
+            "params": None if run.params is None else model_bytes(run.params, run.config, run.spec,
+                                                                  opt_state=run.opt_state, step=run.steps_done),
             "confusion": None if run.test_confusion is None else json.dumps(np.asarray(run.test_confusion).tolist()),
             "writer": writer,
         }
@@ -437,13 +438,14 @@ class RunHistory:
         try:
             config = RunConfig.from_json(saved["config"])
             spec = MNIST_SPEC if saved["data"] is None else DataSpec.from_dict(json.loads(saved["data"]))
-            params = None if saved["params"] is None else load_model(saved["params"])[0]
+            stored = None if saved["params"] is None else load_checkpoint(saved["params"])
             epochs = [(epoch, load_model(blob)[0]) for epoch, blob in blobs]
             status, step = parse_status(saved["status"])
         except (DigitLabError, ValueError) as exc:
             raise HistoryError(f"Saved run '{saved['name']}' in {self.path} cannot be loaded: {exc}") from None
         return Run(
-            name=saved["name"], config=config, spec=spec, params=params, status=status,
+            name=saved["name"], config=config, spec=spec, status=status, params=stored and stored.params,
+            opt_state=stored and stored.opt_state,
             diverged_at=step if status is RunStatus.DIVERGED else None,
             history=json.loads(saved["curves"]), snapshots=epochs, compile_seconds=saved["compile_seconds"],
             train_seconds=saved["train_seconds"], samples_per_second=saved["samples_per_second"],

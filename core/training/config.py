@@ -56,6 +56,7 @@ class TrainConfig:
     schedule: Schedule = Schedule.CONSTANT  # its string is taken too
     decay: float = 0.97  # learning-rate factor per epoch for Schedule.EXPONENTIAL
     weight_decay: float = 0.0  # L2 penalty coefficient
+    schedule_start: int = 0  # the step the schedule starts from: a run continued with a new one restarts it there
     batch_size: int = 50
     epochs: int = 3
     seed: int = 0  # initial weights, and the batch order unless shuffle_seed is set
@@ -77,7 +78,7 @@ class TrainConfig:
              "Weight decay must be zero or a positive number a float32 can hold."),
             (whole(self.batch_size, 1), "The batch size must be a whole number, at least 1."),
             (whole(self.epochs, 1), "Train for a whole number of epochs, at least one."),
-            (whole(self.eval_every, 0) and whole(self.steps_per_chunk, 0),
+            (whole(self.eval_every, 0) and whole(self.steps_per_chunk, 0) and whole(self.schedule_start, 0),
              "Step counts must be whole numbers, 0 or more."),
             (all(whole(seed, 0, MAX_SEED) for seed in (self.seed, self.batch_order_seed)),
              f"Seeds must be whole numbers from 0 to {MAX_SEED}."),

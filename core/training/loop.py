@@ -19,6 +19,7 @@ from typing import NamedTuple, TypeVar
 
 import jax
 import numpy as np
+import optax
 
 from core.data.spec import DataSpec
 from core.data.splits import Splits, check_split
@@ -27,7 +28,7 @@ from core.networks.base import Model, Params, seed_key
 from core.training.budget import check_budget
 from core.training.config import RunConfig, TrainConfig
 from core.training.evaluation import EVAL_BATCH, loss_and_accuracy
-from core.training.optimizers import learning_rate_schedule, make_optimizer
+from core.training.optimizers import fresh_state_at, learning_rate_schedule, make_optimizer
 from core.training.programs import (
     TrainState,
     all_finite,
@@ -64,6 +65,7 @@ class Progress:
     status: RunStatus  # RUNNING, FINISHED or DIVERGED
     diverged_at: int | None  # the step whose loss or update was not finite, when DIVERGED
     params: Params = field(repr=False)
+    opt_state: optax.OptState = field(repr=False, default=None)  # the optimiser's state that goes with `params`
     statistics: tuple = ()  # (step, layer statistics) measured since the previous record (`train(statistics=True)`)
 
     @property
@@ -97,16 +99,21 @@ class Chunk(NamedTuple):
     epoch_end: bool
 
 
-def chunks(tc: TrainConfig, n: int, k: int) -> Iterator[Chunk]:
-    """Every epoch's shuffled batches, K steps at a time; the last chunk of an epoch is padded and masked."""
+def chunks(tc: TrainConfig, n: int, k: int, start: int = 0) -> Iterator[Chunk]:
+    """Every epoch's shuffled batches, K steps at a time, from step `start` on (a continued run: it must be where a
+    chunk begins); the last chunk of an epoch is padded and masked."""
     steps_per_epoch = n // tc.batch_size
     chunks_per_epoch = -(-steps_per_epoch // k)
-    for epoch in range(tc.epochs):
+    first_epoch, offset = divmod(start, steps_per_epoch)
+    if offset % k:
+        raise ConfigError(f"Cannot continue from step {start:,}: it is not where a chunk of {k} steps begins, so the "
+                          "batches would not line up with those of an uninterrupted run.")
+    for epoch in range(first_epoch, tc.epochs):
         shuffled = epoch_order(tc.batch_order_seed, epoch, n)
         order = shuffled[: steps_per_epoch * tc.batch_size].reshape(steps_per_epoch, -1)
         padded = np.zeros((chunks_per_epoch * k, tc.batch_size), np.int32)
         padded[:steps_per_epoch] = order
-        for c in range(chunks_per_epoch):
+        for c in range(offset // k if epoch == first_epoch else 0, chunks_per_epoch):
             active = np.arange(c * k, (c + 1) * k) < steps_per_epoch
             yield Chunk(padded[c * k:(c + 1) * k], active, c == chunks_per_epoch - 1)
 
@@ -162,13 +169,14 @@ def compile_timed(compile_chunk: Callable[[], T],
 
 def run_chunks(tc: TrainConfig, n: int, k: int, advance: Callable[[Chunk, np.ndarray], PerVariant],
                finite: Callable[[], np.ndarray],
-               validate: Callable[[], PerVariant] | None) -> Iterator[ChunkResult]:
-    """Train chunk by chunk: `advance(chunk, step_numbers)` runs one chunk for every variant and returns its per-step
-    (losses, correct counts), each (K, V); `finite()` tells which variants' parameters are finite (V,);
-    `validate()` gives per-variant (losses, accuracies) (None: no validation images). Validation runs when due
-    and some variant is still finite."""
-    elapsed, stepping, step = 0.0, 0.0, 0
-    for chunk in chunks(tc, n, k):
+               validate: Callable[[], PerVariant] | None, start: int = 0,
+               elapsed: float = 0.0) -> Iterator[ChunkResult]:
+    """Train chunk by chunk from step `start` (with `elapsed` training seconds behind it): `advance(chunk,
+    step_numbers)` runs one chunk for every variant and returns its per-step (losses, correct counts), each (K, V);
+    `finite()` tells which variants' parameters are finite (V,); `validate()` gives per-variant (losses,
+    accuracies) (None: no validation images). Validation runs when due and some variant is still finite."""
+    stepping, step = 0.0, start
+    for chunk in chunks(tc, n, k, start):
         started = time.perf_counter()
         losses, correct = advance(chunk, np.arange(step, step + k, dtype=np.int32))
         losses, correct = losses[chunk.active], correct[chunk.active]
@@ -194,6 +202,7 @@ class RunShape:
     tc: TrainConfig
     steps_per_epoch: int
     compile_seconds: float
+    first_step: int = 0  # where training began (a continued run: where it went on)
 
     @property
     def total_steps(self) -> int:
@@ -206,9 +215,10 @@ class RunShape:
 
 
 def progress_for(result: ChunkResult, variant: int, shape: RunShape, params: Params,
-                 statistics: tuple = ()) -> Progress:
-    """One variant's Progress after a chunk, with its `params` (the last checked finite). A variant that diverged
-    in the chunk stays at the step the chunk began from, with the chunk's finite losses and no validation."""
+                 statistics: tuple = (), opt_state: optax.OptState = None) -> Progress:
+    """One variant's Progress after a chunk, with its `params` (the last checked finite) and their `opt_state`. A
+    variant that diverged in the chunk stays at the step the chunk began from, with the chunk's finite losses and no
+    validation."""
     losses, correct = result.losses[:, variant], result.correct[:, variant]
     bad_step = int(result.first_bad_steps[variant])
     if bad_step:
@@ -228,19 +238,33 @@ def progress_for(result: ChunkResult, variant: int, shape: RunShape, params: Par
         learning_rate=float(shape.schedule(max(step - 1, 0))),
         elapsed=result.elapsed,
         compile_seconds=shape.compile_seconds,
-        samples_per_second=step * shape.tc.batch_size / result.stepping if result.stepping else 0.0,
+        samples_per_second=((step - shape.first_step) * shape.tc.batch_size / result.stepping if result.stepping
+                            else 0.0),
         status=(RunStatus.DIVERGED if bad_step else
                 RunStatus.FINISHED if step == shape.total_steps else RunStatus.RUNNING),
         diverged_at=result.step_before + bad_step if bad_step else None,
         params=params,
+        opt_state=opt_state,
         statistics=statistics,
     )
 
 
-def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = None,
+@dataclass(frozen=True)
+class StartPoint:
+    """Where training starts when not from the seed's initial weights: parameters, the optimiser's state that goes
+    with them (None: a fresh optimiser) and the step and training seconds reached. Batches and dropout masks are
+    drawn from (seed, epoch) and (seed, step), so a run continued from here trains exactly as it would have."""
+
+    params: Params
+    opt_state: optax.OptState | None = None
+    step: int = 0
+    elapsed: float = 0.0
+
+
+def train(config: RunConfig, splits: Splits, *, start: StartPoint | None = None,
           statistics: bool = False) -> Iterator[Progress]:
     """Train, yielding a `Progress` after every chunk; the last record has status finished or diverged. With
-    `statistics`, each record also holds the layer statistics after its chunk (the first: at initialisation too)."""
+    `statistics`, each record also holds the layer statistics after its chunk (the first: at its start too)."""
     tc = config.train
     n = len(splits.y_train)
     steps_per_epoch = epoch_steps(tc, n)
@@ -248,8 +272,14 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
     model = Model(config.model, splits.spec)
     k = steps_per_chunk(tc, model, steps_per_epoch)
     optimizer = make_optimizer(tc, model, steps_per_epoch)
-    params = initial_params if initial_params is not None else model.init(seed_key(tc.seed))
-    state = TrainState(params, optimizer.init(params), dropout_key_data(tc.seed))
+    start = start or StartPoint(model.init(seed_key(tc.seed)))
+    if start.step >= steps_per_epoch * tc.epochs:
+        raise ConfigError(f"The run has trained {start.step:,} steps already; it ends at step "
+                          f"{steps_per_epoch * tc.epochs:,}: train for more epochs.")
+    params = start.params
+    opt_state = (start.opt_state if start.opt_state is not None else
+                 fresh_state_at(optimizer.init(params), start.step))
+    state = TrainState(params, opt_state, dropout_key_data(tc.seed))
     x_train, y_train = splits.train_on_device
     if tc.devices > 1:  # the compiled chunk takes them replicated on every device of its mesh
         state, x_train, y_train = jax.device_put((state, x_train, y_train), replicated(device_mesh(tc.devices)))
@@ -263,9 +293,9 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
         lambda: compiled_chunk(model, tc, n, k),
         (lambda: loss_and_accuracy(params, model, splits.x_val[:EVAL_BATCH], splits.y_val[:EVAL_BATCH]))
         if validated else None)
-    shape = RunShape(tc, steps_per_epoch, compile_seconds)
+    shape = RunShape(tc, steps_per_epoch, compile_seconds, start.step)
 
-    batches = next(chunks(tc, n, k)).batch_index[:PROBE_BATCHES] if statistics else None  # the probe's, before training
+    batches = next(chunks(tc, n, k, start.step)).batch_index[:PROBE_BATCHES] if statistics else None  # the probe's
     if statistics:
         probe = compiled_probe(model.for_programs(), program_settings(tc), steps_per_epoch)
         edges = bin_edges(model, params, splits.x_train[batches[0]])
@@ -273,7 +303,7 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
         def measure(step: int) -> tuple:
             return step, measured(probe(state, x_train, y_train, batches, edges))
 
-        initial_step, initial = measure(0)
+        initial_step, initial = measure(start.step)
         pending = [(initial_step, with_edges(initial, edges))]
 
     def advance(chunk: Chunk, step_numbers: np.ndarray) -> PerVariant:
@@ -283,12 +313,12 @@ def train(config: RunConfig, splits: Splits, *, initial_params: Params | None = 
         return np.asarray(losses)[:, None], np.asarray(correct)[:, None]
 
     for result in run_chunks(tc, n, k, advance, lambda: np.asarray(all_finite(state.params))[None],
-                             validate if validated else None):
+                             validate if validated else None, start.step, start.elapsed):
         if result.diverged(0):  # the parameters from before the chunk: `params`, the last ones checked finite
-            yield progress_for(result, 0, shape, params, tuple(pending) if statistics else ())
+            yield progress_for(result, 0, shape, params, tuple(pending) if statistics else (), opt_state)
             return
-        params = state.params
+        params, opt_state = state.params, state.opt_state
         if statistics:
             pending.append(measure(result.step_after))
-        yield progress_for(result, 0, shape, params, tuple(pending) if statistics else ())
+        yield progress_for(result, 0, shape, params, tuple(pending) if statistics else (), opt_state)
         pending = []

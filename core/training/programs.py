@@ -102,9 +102,11 @@ def steps_per_chunk(tc: TrainConfig, model: Model, steps_per_epoch: int) -> int:
 
 def program_settings(tc: TrainConfig) -> TrainConfig:
     """The settings a compiled chunk depends on: `tc` with the rest (seed, validation, epochs bar a cosine
-    schedule's) reset, so runs that differ only in those share one compiled program."""
+    schedule's, a constant schedule's start) reset, so runs that differ only in those share one compiled program."""
     epochs = tc.epochs if tc.schedule is Schedule.COSINE else 1
-    return dataclasses.replace(tc, seed=0, shuffle_seed=None, eval_every=0, epochs=epochs)
+    schedule_start = 0 if tc.schedule is Schedule.CONSTANT else tc.schedule_start
+    return dataclasses.replace(tc, seed=0, shuffle_seed=None, eval_every=0, epochs=epochs,
+                               schedule_start=schedule_start)
 
 
 def compiler_options() -> dict:

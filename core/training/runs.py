@@ -7,6 +7,7 @@ that stops early (Stop button, Ctrl-C, divergence) still holds everything traine
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import uuid
@@ -14,14 +15,16 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 import numpy as np
+import optax
 
 from core.data.spec import DataSpec, describe_data
 from core.data.splits import Splits
 from core.errors import ConfigError
 from core.networks.base import Model, Params
-from core.training.config import RunConfig
+from core.parsing import whole
+from core.training.config import OPTIMIZER_LABELS, SCHEDULE_LABELS, RunConfig, Schedule
 from core.training.evaluation import Evaluation, evaluate
-from core.training.loop import Progress
+from core.training.loop import Progress, StartPoint
 from core.training.status import RunStatus, status_text
 
 CURVE_FIELDS = ("step", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
@@ -36,6 +39,7 @@ class Run:
     config: RunConfig
     spec: DataSpec  # the data it trains on
     params: Params | None = None
+    opt_state: optax.OptState | None = None  # the optimiser's state that goes with `params` (None: not kept)
     status: RunStatus = RunStatus.COMPILING  # its value is taken too: Run(..., status="finished")
     diverged_at: int | None = None  # the step whose loss or update was not finite, when DIVERGED
     history: list[dict] = field(default_factory=list)
@@ -55,7 +59,7 @@ class Run:
 
     def record(self, progress: Progress) -> None:
         """Fold one progress record into the run."""
-        self.params = progress.params
+        self.params, self.opt_state = progress.params, progress.opt_state
         self.status, self.diverged_at = progress.status, progress.diverged_at
         self.compile_seconds = progress.compile_seconds
         self.train_seconds = progress.elapsed
@@ -160,6 +164,71 @@ class Run:
         """Config, final metrics and curves as one JSON document."""
         return json.dumps({"config": self.config.to_dict(), "metrics": self.summary(), "curves": self.history},
                           indent=1)
+
+
+CONTINUABLE = (RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.INTERRUPTED,
+               RunStatus.LOADED)  # the runs that can train further (a loaded model: from its file's step)
+
+
+CONTINUED_SUFFIX = " (continued)"
+
+
+@dataclass(frozen=True)
+class Continuation:
+    """How to train a run further: whole epochs to add (the epoch in progress counts as the first), and optionally a
+    new learning rate, schedule or decay factor (None: the run's own)."""
+
+    epochs: int
+    learning_rate: float | None = None
+    schedule: Schedule | None = None
+    decay: float | None = None
+
+
+def continuation_config(config: RunConfig, step: int, steps_per_epoch: int, more: Continuation) -> RunConfig:
+    """The settings of a run continued from `step`: it ends `more.epochs` epochs after the start of the epoch in
+    progress. A new learning rate, schedule or decay factor, or a cosine schedule (which reached zero at the run's
+    end), restarts the schedule at `step`: the cosine then runs over the added steps; otherwise it carries on."""
+    tc = config.train
+    changed = dataclasses.replace(tc, **{name: value for name, value in dataclasses.asdict(more).items()
+                                         if name != "epochs" and value is not None})
+    restart = changed.schedule is Schedule.COSINE or (changed.learning_rate, changed.schedule, changed.decay) != (
+        tc.learning_rate, tc.schedule, tc.decay)
+    return dataclasses.replace(config, train=dataclasses.replace(
+        changed, epochs=step // steps_per_epoch + more.epochs, schedule_start=step if restart else tc.schedule_start))
+
+
+def continued(run: Run, more: Continuation, steps_per_epoch: int, step: int | None = None) -> tuple[Run, StartPoint]:
+    """A new run, "NAME (continued)", that carries on from where `run` ended (its curves, epoch snapshots and
+    training time so far included), and where its training starts; a ConfigError when `run` cannot continue.
+    `step`: the step a loaded model's file holds (a run trained here has it in its curves)."""
+    if run.status not in CONTINUABLE or run.params is None:
+        raise ConfigError(f"'{run.name}' is {run.status_text}: only a finished, stopped or interrupted run (or a "
+                          "loaded model) can be trained further.")
+    if not whole(more.epochs, 1):
+        raise ConfigError("Add a whole number of epochs, at least one, to continue a run.")
+    step = run.steps_done if step is None else step
+    name = run.name if run.name.endswith(CONTINUED_SUFFIX) else run.name + CONTINUED_SUFFIX
+    config = continuation_config(run.config, step, steps_per_epoch, more)
+    copy = Run(name, config, run.spec, params=run.params, opt_state=run.opt_state, history=list(run.history),
+               snapshots=list(run.snapshots), compile_seconds=run.compile_seconds, train_seconds=run.train_seconds,
+               samples_per_second=run.samples_per_second)
+    return copy, StartPoint(run.params, run.opt_state, step, run.train_seconds)
+
+
+def continuation_note(config: RunConfig, start: StartPoint) -> str:
+    """What continuing from `start` with `config` does, in a sentence or two: with the optimiser state kept or a
+    fresh optimiser, and from which step a new schedule runs."""
+    tc, step = config.train, start.step
+    optimizer = OPTIMIZER_LABELS[tc.optimizer]
+    kept = (f"with its optimiser state ({optimizer})" if start.opt_state is not None else
+            f"with a fresh {optimizer} optimiser: its optimiser state was not kept (it was saved before Digit Lab "
+            "kept it, or by a sweep), so the optimiser starts again and the curves may jump there")
+    text = f"Continues from update {step:,} {kept}, to the end of epoch {tc.epochs}."
+    if tc.schedule_start == step and step:
+        text += (f" The learning rate starts again at {tc.learning_rate:g} there "
+                 f"({SCHEDULE_LABELS[tc.schedule].lower()}"
+                 f"{' over the added epochs' if tc.schedule is Schedule.COSINE else ''}).")
+    return text
 
 
 def ranked_by_validation(runs: list[Run]) -> list[Run]:
