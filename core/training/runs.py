@@ -173,6 +173,11 @@ CONTINUABLE = (RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.INTERRUPTED,
 CONTINUED_SUFFIX = " (continued)"
 
 
+def continued_name(name: str) -> str:
+    """The name of a run continued from the run `name` ("NAME (continued)", once)."""
+    return name if name.endswith(CONTINUED_SUFFIX) else name + CONTINUED_SUFFIX
+
+
 @dataclass(frozen=True)
 class Continuation:
     """How to train a run further: whole epochs to add (the epoch in progress counts as the first), and optionally a
@@ -207,11 +212,10 @@ def continued(run: Run, more: Continuation, steps_per_epoch: int, step: int | No
     if not whole(more.epochs, 1):
         raise ConfigError("Add a whole number of epochs, at least one, to continue a run.")
     step = run.steps_done if step is None else step
-    name = run.name if run.name.endswith(CONTINUED_SUFFIX) else run.name + CONTINUED_SUFFIX
     config = continuation_config(run.config, step, steps_per_epoch, more)
-    copy = Run(name, config, run.spec, params=run.params, opt_state=run.opt_state, history=list(run.history),
-               snapshots=list(run.snapshots), compile_seconds=run.compile_seconds, train_seconds=run.train_seconds,
-               samples_per_second=run.samples_per_second)
+    copy = Run(continued_name(run.name), config, run.spec, params=run.params, opt_state=run.opt_state,
+               history=list(run.history), snapshots=list(run.snapshots), compile_seconds=run.compile_seconds,
+               train_seconds=run.train_seconds, samples_per_second=run.samples_per_second)
     return copy, StartPoint(run.params, run.opt_state, step, run.train_seconds)
 
 

@@ -16,9 +16,10 @@ from core.store.history import (
     config_diff,
     default_path,
 )
-from core.training.runs import Run
-from dashboard import export, figures, state
-from dashboard.widgets import MISSING, format_epochs, format_or_dash, show_error
+from core.training.runs import CONTINUABLE, Continuation, Run
+from core.training.status import RunStatus, parse_status
+from dashboard import continuing, export, figures, state
+from dashboard.widgets import MISSING, TRAIN_PAGE, format_epochs, format_or_dash, show_error
 
 SELECTION_KEY = "runs_page.selection"
 CONFIRM_DELETE_KEY = "runs_page.confirm_delete"
@@ -63,6 +64,27 @@ def _reload(ids: list[str]) -> None:
     st.session_state[state.SELECTED_RUN_KEY] = names[-1]
     _report("success", f"Loaded {', '.join(repr(n) for n in names)} into this session: "
                        f"the Results and Weights pages now show {'them' if len(names) > 1 else 'it'}.")
+
+
+def _continue(run_id: str, more: Continuation) -> None:
+    """Reload the saved run into this session and ask the Train page to continue it."""
+    try:
+        name = state.reload_run(run_id)
+    except HistoryError as exc:
+        _report("error", str(exc))
+        return
+    continuing.request(name, more)
+
+
+def continue_section(store: RunHistory, saved: SavedRun) -> None:
+    """The form that trains a finished, stopped or interrupted saved run further, on the Train page."""
+    if parse_status(saved.status)[0] not in CONTINUABLE:
+        return
+    run = store.load(saved.run_id, snapshots=False)
+    with st.expander(f"Continue training '{saved.name}'", icon=":material/fast_forward:"):
+        st.caption("It is loaded into this session and trains on the Train page, from its last parameters"
+                   + (" (its last checkpoint: its process died)." if run.status is RunStatus.INTERRUPTED else "."))
+        continuing.form(run, "runs_continue", lambda more: _continue(saved.run_id, more))
 
 
 def _rename(store: RunHistory, run_id: str, name_key: str) -> None:
@@ -256,10 +278,14 @@ def saved_runs(store: RunHistory) -> None:
     if selected:
         chosen = [r for r in saved if r.run_id in selected]
         actions(store, chosen)
+        if len(chosen) == 1:
+            continue_section(store, chosen[0])
         compare(store, chosen, labels)
 
 
 def main() -> None:
+    if continuing.REQUEST_KEY in st.session_state:  # a saved run to continue: the Train page trains it
+        st.switch_page(TRAIN_PAGE)
     st.title("Runs")
     st.caption("Saved run history. Every run is saved here automatically as it trains, with its curves, metrics, "
                "confusion matrix and parameters; the history survives restarts of the app, and a run whose process "

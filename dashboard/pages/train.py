@@ -9,7 +9,7 @@ import streamlit as st
 
 from core.data.formats import Dataset
 from core.data.spec import DataSpec
-from core.data.splits import default_split
+from core.data.splits import Splits, default_split
 from core.errors import DataError, DigitLabError
 from core.networks.base import NETWORKS, Activation, Init, Model, ModelConfig
 from core.parsing import number_list
@@ -17,12 +17,12 @@ from core.store.history import Checkpoints
 from core.summaries import eta_seconds
 from core.training.config import OPTIMIZER_LABELS, SCHEDULE_LABELS, Optimizer, RunConfig, Schedule, TrainConfig
 from core.training.drive import drive
-from core.training.loop import Progress, check_run, train
+from core.training.loop import Progress, StartPoint, check_run, epoch_steps, train
 from core.training.programs import describe_devices
-from core.training.runs import Run
+from core.training.runs import Continuation, Run, continuation_note, continued
 from core.training.statistics import stuck_name
 from core.training.status import RunStatus
-from dashboard import dynamics_figures, export, figures, state, tuning
+from dashboard import continuing, dynamics_figures, export, figures, state, tuning
 from dashboard.widgets import (
     DATA_HINT,
     MISSING,
@@ -42,6 +42,7 @@ TRAIN_ERROR_KEY = "train_error"  # why the last Train press could not start, sho
 UNSAVED_KEY = "train_unsaved"  # why the run just finished could not be saved to the history, shown after the rerun
 INIT_CHOSEN_KEY = S + "init_chosen"  # True once the user picks an initialisation: it stops following the network
 RENAMED_KEY = "train_renamed"  # what the last Rename did, shown once
+CONTINUED_KEY = "train_continued"  # how the run just continued went on (optimiser state kept or fresh), shown once
 SUBSET_CHOICES = {"all": "All remaining images", "total": "A total number", "per_class": "A number per class"}
 INIT_NAMES = {Init.NORMAL: "Gaussian (chosen std)", Init.GLOROT: "Glorot", Init.HE: "He"}
 # Defaults: a 784-300-10 ReLU MLP with Adam reaches about 97.4% test accuracy in 3 epochs (about 10 s here).
@@ -214,9 +215,9 @@ def training_summary(config: RunConfig, spec: DataSpec) -> str:
             f"batch {tc.batch_size} · {tc.epochs} epoch{'s' * (tc.epochs != 1)}")
 
 
-def progress_text(p: Progress, epochs: int, wall_seconds: float) -> str:
-    """The live progress line; its ETA goes by the wall-clock pace so far, live drawing included."""
-    eta = eta_seconds(p.step, p.total_steps, wall_seconds)
+def progress_text(p: Progress, epochs: int, wall_seconds: float, first_step: int = 0) -> str:
+    """The live progress line; its ETA goes by the wall-clock pace since `first_step`, live drawing included."""
+    eta = eta_seconds(p.step - first_step, p.total_steps - first_step, wall_seconds)
     parts = [f"Epoch {p.epoch:.2f} of {epochs}", f"update {p.step:,} of {p.total_steps:,}",
              f"{p.samples_per_second:,.0f} samples/s", "ETA " + ("…" if eta is None else f"{eta:.0f} s")]
     return " · ".join(parts)
@@ -228,26 +229,44 @@ def _refuse(exc: DigitLabError, hint: str = "Change the settings and press Train
     st.rerun()
 
 
-def run_training(config: RunConfig) -> None:
-    """Train in this script run, updating the live view after every chunk. The run is kept in the session from
-    its first chunk on; Stop (or any rerun) interrupts this loop and `state.settle_interrupted_runs` finishes it."""
+def new_run(config: RunConfig) -> tuple[Run, Splits]:
+    """A new run of these settings, and its data."""
     try:
         data = state.splits(state.data_source(), config.data)
     except DigitLabError as exc:
         _refuse(exc, DATA_HINT)
+    return Run(state.new_run_name(Model(config.model, data.spec).describe()), config, data.spec), data
+
+
+def continued_run(base: Run, more: Continuation) -> tuple[Run, Splits, StartPoint]:
+    """The run that trains `base` further, its data (the data `base` trained on) and where it starts."""
+    try:
+        data = state.splits_for(base.spec, base.config.data)
+        run, start = continued(base, more, epoch_steps(base.config.train, len(data.y_train)))
+    except DigitLabError as exc:
+        _refuse(exc, "")
+    run.name = state.unique_name(run.name)
+    return run, data, start
+
+
+def run_training(run: Run, data: Splits, start: StartPoint | None = None) -> None:
+    """Train in this script run, updating the live view after every chunk. The run is kept in the session from
+    its first chunk on; Stop (or any rerun) interrupts this loop and `state.settle_interrupted_runs` finishes it."""
+    config = run.config
     stop_button("the model trained so far is kept and evaluated")
+    if start is not None:
+        st.info(continuation_note(config, start), icon=":material/fast_forward:")
     status = st.empty()
     bar = st.empty()
     chart = st.empty()
     statistics_chart = st.empty()
     status.info("Compiling the network for this batch size (a few seconds, once per run)…",
                 icon=":material/hourglass_top:")
-    run = Run(state.new_run_name(Model(config.model, data.spec).describe()), config, data.spec)
     st.session_state[state.SELECTED_RUN_KEY] = run.name  # the pages show it as soon as it exists
     # In the session before it trains: a Stop is taken at the first Streamlit call after a click (session state
     # included), so a run stored only after its first chunk could be lost with that chunk trained.
     state.keep_run(run)  # (dropped on the next rerun if it trains nothing: state.settle_interrupted_runs)
-    started = None
+    started, first = None, start or StartPoint(None)
     try:
         checkpoints = Checkpoints(state.history(), run)
     except DigitLabError:  # the history cannot be used: the run is kept in this session only, as the Runs page says
@@ -259,19 +278,19 @@ def run_training(config: RunConfig) -> None:
         run.record(progress)
         checkpoints()  # in the run history as it trains: an app that dies leaves it there, interrupted
         if started is None:  # training began this first chunk's compute time ago
-            started = time.perf_counter() - progress.elapsed
+            started = time.perf_counter() - (progress.elapsed - first.elapsed)
 
     def show(progress: Progress) -> None:
         status.empty()
         bar.progress(min(progress.step / progress.total_steps, 1.0), text=progress_text(
-            progress, config.train.epochs, time.perf_counter() - started))
+            progress, config.train.epochs, time.perf_counter() - started, first.step))
         chart.plotly_chart(figures.training_curves([run]))
         if run.statistics:
             statistics_chart.plotly_chart(dynamics_figures.layer_statistics(run.statistics, stuck_name(run.model)))
 
     try:
         with state.saved_if_the_session_ends(lambda: [(run, data)]):
-            progress = train(config, data, statistics=bool(state.setting("statistics")))
+            progress = train(config, data, start=start, statistics=bool(state.setting("statistics")))
             drive(itertools.takewhile(lambda _: run.status is not RunStatus.STOPPED, progress),
                   record=record, show=show)
             if run.status is RunStatus.STOPPED:  # a rerun already settled this run: keep the model it stopped with
@@ -286,6 +305,8 @@ def run_training(config: RunConfig) -> None:
         _refuse(exc)
     if unsaved:  # the rerun wipes the warning keep_run showed
         st.session_state[UNSAVED_KEY] = unsaved
+    if start is not None:
+        st.session_state[CONTINUED_KEY] = f"'{run.name}': {continuation_note(config, start)}"
     st.rerun()
 
 
@@ -328,6 +349,8 @@ def _apply_preset(settings: dict) -> None:
 def run_outcome(run: Run) -> None:
     """How the latest run ended, its final accuracies and links to look inside it."""
     st.subheader(f"Latest run: {run.name}")
+    if CONTINUED_KEY in st.session_state:
+        st.info(st.session_state.pop(CONTINUED_KEY), icon=":material/fast_forward:")
     if run.diverged:
         lower = run.config.train.learning_rate / 10
         st.error(f"This run **{run.status_text}**: the loss became NaN or infinite, so its accuracy is not reported. "
@@ -410,6 +433,9 @@ def runs_section() -> None:
             kind, message = st.session_state.pop(RENAMED_KEY)
             getattr(st, kind)(message)
         export.run_downloads(runs[name], key="run_downloads")
+        if continuing.can_continue(runs[name]):
+            with st.expander(f"Continue training '{name}'", icon=":material/fast_forward:"):
+                continuing.form(runs[name], "train_continue", lambda more: continuing.request(name, more))
     else:
         st.caption("No runs yet: press Train above, or load a saved model file.")
     export.model_uploader()
@@ -461,17 +487,23 @@ def main() -> None:
     state.setting_keys(defaults)
     read_address(defaults)
     requested = st.session_state.pop(TRAIN_REQUEST_KEY, False)
+    continue_request = st.session_state.pop(continuing.REQUEST_KEY, None)
     config, config_error = checked_config(local, data_error)
-    training = requested and config is not None
-    if training:  # the live view takes the settings' place, so it is in sight at once
+    base = continue_request and state.runs().get(continue_request[0])
+    training = base is not None or (requested and config is not None)
+    if base is not None:
+        st.markdown(f"**Continuing '{base.name}': {training_summary(base.config, base.spec)} so far**")
+    elif training:  # the live view takes the settings' place, so it is in sight at once
         st.markdown(f"**Training {training_summary(config, state.expected_spec(local))}**")
     else:
         settings_section(config_error)
     write_address(defaults)
     st.button("Train", type="primary", icon=":material/play_arrow:", on_click=_request_training,
               disabled=config is None or training)
-    if training:
-        run_training(config)
+    if base is not None:
+        run_training(*continued_run(base, continue_request[1]))
+    elif training:
+        run_training(*new_run(config))
     else:
         if state.runs():
             run_outcome(list(state.runs().values())[-1])
