@@ -22,7 +22,7 @@ from core.networks.base import ModelConfig
 from core.store.checkpoint import OPTIMIZER_PREFIX, load_checkpoint, load_model, model_bytes, save_model
 from core.store.history import DATABASE_NAME, Checkpoints, RunHistory
 from core.training.config import RunConfig, Schedule, TrainConfig
-from core.training.loop import epoch_steps, train
+from core.training.loop import chunks, epoch_steps, train
 from core.training.runs import Continuation, Run, continuation_note, continued
 from core.training.status import RunStatus
 from tests.conftest import REPO, write_idx_dir
@@ -146,6 +146,11 @@ def test_what_cannot_continue_is_refused_in_one_clear_line(splits):
     assert diverged.diverged
     with pytest.raises(ConfigError, match="diverged at step .*only a finished, stopped or interrupted run"):
         continued(diverged, Continuation(1), 31)
+    tc = config("adam").train
+    assert [c.batch_index.tolist() for c in chunks(tc, 1000, 7, start=14)] == [
+        c.batch_index.tolist() for c in list(chunks(tc, 1000, 7))[2:]]  # the same batches from there on
+    with pytest.raises(ConfigError, match="not where a chunk of 7 steps begins"):
+        next(chunks(tc, 1000, 7, start=3))
     finished = trained(Run("ok", config("adam", epochs=1), splits.spec), splits)
     with pytest.raises(ConfigError, match="at least one"):
         continued(finished, Continuation(0), 31)

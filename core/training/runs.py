@@ -225,8 +225,9 @@ def continuation_note(config: RunConfig, start: StartPoint) -> str:
     tc, step = config.train, start.step
     optimizer = OPTIMIZER_LABELS[tc.optimizer]
     kept = (f"with its optimiser state ({optimizer})" if start.opt_state is not None else
-            f"with a fresh {optimizer} optimiser: its optimiser state was not kept (it was saved before Digit Lab "
-            "kept it, or by a sweep), so the optimiser starts again and the curves may jump there")
+            f"with a fresh {optimizer} optimiser: its optimiser state was not kept with it (saved by an older "
+            "version or a sweep, or loaded from a model file), so the optimiser starts again and the curves may "
+            "jump there")
     text = f"Continues from update {step:,} {kept}, to the end of epoch {tc.epochs}."
     if tc.schedule_start == step and step:
         text += (f" The learning rate starts again at {tc.learning_rate:g} there "
