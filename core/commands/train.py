@@ -203,7 +203,7 @@ def resumed_run(source: str, history: RunHistory | None) -> tuple[Run, int | Non
         return Run(Path(source).stem, saved.config, saved.spec, params=saved.params, opt_state=saved.opt_state,
                    status=RunStatus.LOADED), saved.step or 0
     if history is None:
-        raise ConfigError(f"{source} is not a model file, and --no-history leaves no run history to find it in.")
+        raise ConfigError(f"{source} is not a model file, and there is no run history to find it in.")
     matches = [row for row in history.list() if source in (row.run_id, row.name)]
     if len(matches) != 1:
         raise ConfigError(f"{source} is neither a model file nor a run of the history (its id or name)." if not matches

@@ -65,7 +65,7 @@ class Progress:
     status: RunStatus  # RUNNING, FINISHED or DIVERGED
     diverged_at: int | None  # the step whose loss or update was not finite, when DIVERGED
     params: Params = field(repr=False)
-    opt_state: optax.OptState = field(repr=False, default=None)  # the optimiser's state that goes with `params`
+    opt_state: optax.OptState | None = field(repr=False, default=None)  # the optimiser's state that goes with `params`
     statistics: tuple = ()  # (step, layer statistics) measured since the previous record (`train(statistics=True)`)
 
     @property
@@ -215,7 +215,7 @@ class RunShape:
 
 
 def progress_for(result: ChunkResult, variant: int, shape: RunShape, params: Params,
-                 statistics: tuple = (), opt_state: optax.OptState = None) -> Progress:
+                 statistics: tuple = (), opt_state: optax.OptState | None = None) -> Progress:
     """One variant's Progress after a chunk, with its `params` (the last checked finite) and their `opt_state`. A
     variant that diverged in the chunk stays at the step the chunk began from, with the chunk's finite losses and no
     validation."""
