@@ -113,10 +113,13 @@ def run_downloads(run: Run, key: str) -> None:
     columns[1].download_button("Config and metrics (JSON)", run.to_json(),
                                file_name=file_name(run.name, "run", "json"), mime="application/json",
                                on_click="ignore", key=f"{key}.json")
-    columns[2].download_button("Trained model (.npz)", lambda: model_bytes(run.params, run.config, run.spec),
+    columns[2].download_button("Trained model (.npz)", lambda: model_bytes(
+                                   run.params, run.config, run.spec, opt_state=run.opt_state,
+                                   step=run.steps_done if run.history else None),
                                file_name=file_name(run.name, "model", "npz"), mime="application/octet-stream",
                                on_click="ignore", key=f"{key}.npz", disabled=run.params is None,
-                               help="Plain arrays plus the run's config; load it back below or with the CLI.")
+                               help="Plain arrays plus the run's config and optimiser state; load it back below, or "
+                                    "with the CLI (`train --resume FILE` continues it).")
 
 
 def _load_uploaded_model() -> None:

@@ -13,6 +13,7 @@ from core.data.locate import load_mnist
 from core.data.spec import MNIST_SPEC
 from core.data.splits import SplitConfig, make_splits
 from core.networks.base import ModelConfig
+from core.store.checkpoint import model_bytes
 from core.store.history import HOME_ENV, Checkpoints, RunHistory, default_path
 from core.training.config import RunConfig, Schedule, TrainConfig
 from core.training.loop import train
@@ -120,7 +121,26 @@ def test_a_saved_interrupted_run_continues_from_the_runs_page(home, data_env, op
     assert statuses == {"cut short": f"interrupted at step {cut.steps_done}", "cut short (continued)": "finished"}
 
 
-def test_a_run_that_cannot_continue_is_not_offered_it(home):
+def test_a_model_file_loaded_in_the_app_trains_further_from_its_parameters(home, data_env):
+    config = RunConfig(ModelConfig("mlp", hidden=(32,)), SplitConfig(val_size=200), TrainConfig(epochs=1))
+    run = Run("file", config, MNIST_SPEC)
+    for progress in train(config, make_splits(load_mnist(data_env), config.data)):
+        run.record(progress)
+    at = app("train").run()
+    at.file_uploader(key="model_upload").set_value(("saved.npz", model_bytes(run.params, run.config, run.spec),
+                                                    "application/octet-stream")).run()
+    (loaded,) = at.session_state["runs"].values()
+    assert loaded.status is RunStatus.LOADED
+    button(at, "Continue training").click().run()
+    assert not at.exception and not at.error, (at.exception, at.error)
+    again = at.session_state["runs"]["saved (continued)"]
+    assert again.status is RunStatus.FINISHED and again.steps_done == STEPS_PER_EPOCH  # a file: from update 0
+    assert again.history[0]["train_loss"] < run.history[0]["train_loss"]  # it began from the file's trained weights
+    assert again.test_accuracy > 0.5
+    assert "Continues from update 0 with a fresh Adam optimiser" in at.info[0].value
+
+
+
     config = RunConfig(ModelConfig("linear"), SplitConfig(val_size=200), TrainConfig(epochs=1))
     diverged = Run("boom", config, MNIST_SPEC, params={}, status=RunStatus.DIVERGED, diverged_at=3,
                    history=[dict.fromkeys(CURVE_FIELDS, 0.0) | {"step": 3, "val_loss": None, "val_accuracy": None}])
