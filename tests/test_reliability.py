@@ -3,6 +3,7 @@ on this machine alone, and checked server paths."""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -218,6 +219,64 @@ def test_settings_that_would_exhaust_the_machine_are_refused_before_compiling(en
                                 env=cli_env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 2 and message in result.stderr, (flags, result.stderr)
         assert "compiling" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def cgroup_files(root: Path, files: dict[str, str]) -> Path:
+    """Write `files` (path under `root` -> content) as the kernel lays them out; returns `root`."""
+    for name, content in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(content)
+    return root
+
+
+GIB = 2**30
+MEMINFO_16_GIB = f"MemTotal:       32000000 kB\nMemFree:         1000000 kB\nMemAvailable:   {16 * GIB // 1024} kB\n"
+
+
+def test_the_memory_available_is_the_cgroup_limit_when_it_is_less_than_the_machines(tmp_path):
+    meminfo = cgroup_files(tmp_path, {"meminfo": MEMINFO_16_GIB}) / "meminfo"
+    v2 = cgroup_files(tmp_path / "v2", {  # a container (its own cgroup at the root) inside a limited slice
+        "memory.max": f"{4 * GIB}\n", "memory.current": f"{3 * GIB}\n",
+        "memory.stat": f"anon {2 * GIB}\nfile {GIB}\nactive_file {GIB // 2}\ninactive_file {GIB // 2}\n",
+        "app.slice/memory.max": "max\n", "app.slice/memory.current": f"{GIB}\n",
+        "app.slice/lab/memory.max": f"{3 * GIB}\n", "app.slice/lab/memory.current": f"{GIB}\n"})
+    own = cgroup_files(tmp_path, {"v2-own": "0::/\n", "v2-nested": "0::/app.slice/lab\n"})
+    # 4 GiB less 3 GiB used, of which 0.5 GiB is inactive page cache
+    assert budget.cgroup_available_bytes(v2, own / "v2-own") == int(1.5 * GIB)
+    assert budget.available_bytes(meminfo, v2, own / "v2-own") == int(1.5 * GIB)
+    # nested: its own limit (3 GiB, 1 used) and the root's; a parent without a limit ("max") does not count
+    assert budget.cgroup_available_bytes(v2, own / "v2-nested") == int(1.5 * GIB)
+    (v2 / "memory.max").write_text("max\n")
+    assert budget.cgroup_available_bytes(v2, own / "v2-nested") == 2 * GIB
+    (v2 / "app.slice/lab/memory.max").write_text("max\n")
+    assert budget.cgroup_available_bytes(v2, own / "v2-nested") is None
+    assert budget.available_bytes(meminfo, v2, own / "v2-nested") == 16 * GIB
+
+    v1 = cgroup_files(tmp_path / "v1", {  # docker on cgroup v1: its cgroup at the mount, its path elsewhere
+        "memory/memory.limit_in_bytes": f"{2 * GIB}\n", "memory/memory.usage_in_bytes": f"{GIB}\n",
+        "memory/memory.stat": f"cache {GIB // 2}\ntotal_inactive_file {GIB // 4}\n",
+        "cpu/cpu.shares": "1024\n"})
+    own = cgroup_files(tmp_path, {"v1-own": "5:cpu,cpuacct:/docker/1f2e\n4:memory:/docker/1f2e\n0::/\n"}) / "v1-own"
+    assert budget.available_bytes(meminfo, v1, own) == int(1.25 * GIB)
+    (v1 / "memory/memory.limit_in_bytes").write_text("9223372036854771712\n")  # v1's "no limit"
+    assert budget.available_bytes(meminfo, v1, own) == 16 * GIB
+    # no cgroup files (another OS, or /sys not mounted), or none readable: the machine's MemAvailable
+    assert budget.cgroup_available_bytes(tmp_path / "none", tmp_path / "none" / "cgroup") is None
+    assert budget.available_bytes(meminfo, tmp_path / "none", tmp_path / "none" / "cgroup") == 16 * GIB
+
+
+def test_a_network_that_fits_the_machine_but_not_its_container_is_refused(tmp_path, monkeypatch):
+    meminfo = cgroup_files(tmp_path, {"meminfo": MEMINFO_16_GIB}) / "meminfo"
+    container = cgroup_files(tmp_path / "cgroup", {"memory.max": f"{GIB}\n", "memory.current": f"{GIB // 2}\n"})
+    own = cgroup_files(tmp_path, {"own": "0::/\n"}) / "own"
+    wide = RunConfig(ModelConfig("mlp", (4096, 4096)))
+    assert 0.3e9 < budget.training_bytes(wide, MNIST_SPEC) < 2e9  # within half of 16 GiB, not of the 0.5 GiB left
+    available = budget.available_bytes
+    monkeypatch.setattr(budget, "available_bytes", functools.partial(available, meminfo, tmp_path / "none", own))
+    check_budget(wide, MNIST_SPEC, 1100)
+    monkeypatch.setattr(budget, "available_bytes", functools.partial(available, meminfo, container, own))
+    with pytest.raises(ConfigError, match=r"needs about .* this run may use 0.3 GB \(50% of the 0.5 GB available;"):
+        check_budget(wide, MNIST_SPEC, 1100)
 
 
 HOSTILE = textwrap.dedent("""
