@@ -5,7 +5,6 @@ parameters.
 
 from __future__ import annotations
 
-from core.errors import HistoryError
 from core.store.history import CHECKPOINT_SECONDS, Checkpoints, RunHistory
 from core.training.runs import Run
 
@@ -31,12 +30,8 @@ class GroupCheckpoints:
             checkpoints.wait()
 
     @property
-    def error(self) -> HistoryError | None:
-        """Why the checkpoints stopped (the first run's whose did), or None: all written."""
-        return next((checkpoints.error for checkpoints in self._each.values() if checkpoints.error), None)
-
-    @property
     def writes(self) -> int:
+        """The checkpoints written, all runs together."""
         return sum(checkpoints.writes for checkpoints in self._each.values())
 
     @property
