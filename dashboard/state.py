@@ -6,10 +6,12 @@ never loses one: a run is kept in `st.session_state` from its first chunk on.
 
 from __future__ import annotations
 
+import asyncio
 import atexit
 import dataclasses
 import os
 import shutil
+import signal
 import tempfile
 import threading
 import time
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from streamlit import runtime
 from streamlit.runtime.scriptrunner_utils.exceptions import (
     StopException,  # not public API: Streamlit is pinned
 )
@@ -196,10 +199,28 @@ _TRAINING: set[threading.Event] = set()  # one per training loop running in this
 
 @st.cache_resource
 def save_trainings_at_exit() -> None:
-    """Once per app process. Told to stop (SIGTERM, Ctrl-C), Streamlit ends every session, so each training loop
-    stops at its next chunk and saves its runs (`saved_if_the_session_ends`); its script thread is a daemon, which
-    the process would not wait for: wait for them (at most SHUTDOWN_WAIT_SECONDS) before it exits."""
+    """Once per app process. Told to stop (SIGTERM, Ctrl-C, and SIGHUP: `_hang_up_as_terminated`), Streamlit ends
+    every session, so each training loop stops at its next chunk and saves its runs (`saved_if_the_session_ends`);
+    its script thread is a daemon, which the process would not wait for: wait for them (at most
+    SHUTDOWN_WAIT_SECONDS) before it exits."""
     atexit.register(_wait_for_trainings)
+    _hang_up_as_terminated()
+
+
+def _hang_up_as_terminated() -> None:
+    """Have SIGHUP (its terminal closed, `kill -HUP`) stop the app as SIGTERM does, rather than end the process at
+    once with its trainings, unless SIGHUP is ignored (`nohup`). Only the main thread may set a signal's handler: the
+    server's event loop, which runs there, sets it. (Nothing to do where no server runs: AppTest.)"""
+    if not runtime.exists() or signal.getsignal(signal.SIGHUP) is not signal.SIG_DFL:
+        return
+    loop = runtime.get_instance()._get_async_objs().eventloop  # not public API: Streamlit is pinned
+    if isinstance(loop, asyncio.AbstractEventLoop):
+        loop.call_soon_threadsafe(signal.signal, signal.SIGHUP, _terminate)
+
+
+def _terminate(signum: int, frame) -> None:
+    """SIGHUP's handler: what SIGTERM does (Streamlit's handler stops the server and ends every session)."""
+    signal.raise_signal(signal.SIGTERM)
 
 
 def _wait_for_trainings() -> None:
@@ -269,6 +290,15 @@ def _open_history(path: str, history_class_id: int) -> RunHistory:
 def history() -> RunHistory:
     """The run history; raises HistoryError (with what to do) if its file is corrupt or from a newer version."""
     return _open_history(str(history_path()), id(RunHistory))
+
+
+def writable_history() -> RunHistory | None:
+    """The run history to write runs in training to (`GroupCheckpoints`), or None when it cannot be used: the runs
+    are then kept in this session alone, and the Runs page says why."""
+    try:
+        return history()
+    except DigitLabError:
+        return None
 
 
 def _saved_version(run: Run) -> tuple:

@@ -3,6 +3,7 @@ on this machine alone, and checked server paths."""
 
 from __future__ import annotations
 
+import functools
 import gzip
 import json
 import os
@@ -50,18 +51,19 @@ def history_of(env: dict) -> RunHistory:
     return RunHistory(Path(env[HOME_ENV]) / "runs.sqlite3")
 
 
-def wait_for_running_run(env: dict, process: subprocess.Popen, seconds: float = 240) -> None:
-    """Until the process's run is in the history, marked running, with some training done (it is written as it
-    starts, then after its first chunk)."""
+def wait_for_running_run(env: dict, process: subprocess.Popen, seconds: float = 240, *, runs: int = 1,
+                         epochs: float = 0.0) -> None:
+    """Until the process's `runs` runs are in the history, marked running, each with more than `epochs` trained (a
+    run is written as it starts, then after its first chunk and at each epoch's end)."""
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         assert process.poll() is None, process.communicate()
-        if (Path(env[HOME_ENV]) / "runs.sqlite3").exists() and any(
-                r.status == "running" and r.epochs > 0 for r in history_of(env).list()):
+        if (Path(env[HOME_ENV]) / "runs.sqlite3").exists() and sum(
+                r.status == "running" and r.epochs > epochs for r in history_of(env).list()) == runs:
             return
         time.sleep(0.5)
     process.kill()
-    pytest.fail("the run never appeared in the history")
+    pytest.fail(f"the {runs} runs never appeared in the history")
 
 
 def long_cli_run(env: dict) -> subprocess.Popen:
@@ -69,17 +71,22 @@ def long_cli_run(env: dict) -> subprocess.Popen:
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def assert_interrupted_with_usable_parameters(env: dict, tiny_data_dir) -> Run:
-    (saved,) = history_of(env).list()
-    status, step = parse_status(saved.status)
-    assert status is RunStatus.INTERRUPTED and step > 0 and saved.test_accuracy is None
-    assert saved.status == f"interrupted at step {step}"
-    assert history_of(env).list(status=RunStatus.INTERRUPTED) == [saved]  # the Runs page's filter finds it
-    run = history_of(env).load(saved.run_id)
-    assert run.status is RunStatus.INTERRUPTED and run.steps_done == step and run.params is not None
-    splits = make_splits(load_mnist(tiny_data_dir), run.config.data)
-    assert run.evaluate(splits.x_test, splits.y_test).accuracy > 0.5  # trained parameters, not the initial ones
-    return run
+def assert_interrupted_with_usable_parameters(env: dict, data_dir, runs: int = 1) -> list[Run]:
+    """The history's `runs` runs, each interrupted at its last checkpoint's step, with trained parameters."""
+    listed = history_of(env).list()
+    assert len(listed) == runs, listed
+    assert history_of(env).list(status=RunStatus.INTERRUPTED) == listed  # the Runs page's filter finds them
+    loaded = []
+    for saved in listed:
+        status, step = parse_status(saved.status)
+        assert status is RunStatus.INTERRUPTED and step > 0 and saved.test_accuracy is None
+        assert saved.status == f"interrupted at step {step}"
+        run = history_of(env).load(saved.run_id)
+        assert run.status is RunStatus.INTERRUPTED and run.steps_done == step and run.params is not None
+        splits = make_splits(load_mnist(data_dir), run.config.data)
+        assert run.evaluate(splits.x_test, splits.y_test).accuracy > 0.5  # trained parameters, not the initial ones
+        loaded.append(run)
+    return loaded
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGHUP])
@@ -100,7 +107,7 @@ def test_a_killed_cli_run_is_in_the_history_interrupted_with_its_parameters(env,
     time.sleep(1)
     process.send_signal(signal.SIGKILL)
     process.communicate(timeout=60)
-    run = assert_interrupted_with_usable_parameters(env, tiny_data_dir)
+    [run] = assert_interrupted_with_usable_parameters(env, tiny_data_dir)
     listing = subprocess.run([sys.executable, "-m", "core", "runs"], cwd=REPO, env=env, capture_output=True,
                              text=True, timeout=300)
     assert listing.returncode == 0 and f"{run.name:<32} {run.status_text:<28} test       —" in listing.stdout
@@ -130,8 +137,69 @@ def test_an_app_process_that_dies_while_training_leaves_its_run_interrupted(env,
     time.sleep(1)
     process.send_signal(signum)
     process.communicate(timeout=60)
-    run = assert_interrupted_with_usable_parameters(env, tiny_data_dir)
+    [run] = assert_interrupted_with_usable_parameters(env, tiny_data_dir)
     assert run.name == "784-64-10 relu #1"
+
+
+def test_a_killed_cli_sweep_leaves_every_variant_interrupted_with_its_parameters(env, tiny_data_dir):
+    process = subprocess.Popen([sys.executable, "-m", "core", "sweep", *TINY, "--epochs", "100000", "--lr",
+                                "0.001,0.002", "--seeds", "0,1"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, text=True)
+    wait_for_running_run(env, process, runs=4, epochs=1)  # each variant written at its epoch ends
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    runs = assert_interrupted_with_usable_parameters(env, tiny_data_dir, runs=4)
+    assert {(run.config.train.learning_rate, run.config.train.seed) for run in runs} == {
+        (0.001, 0), (0.001, 1), (0.002, 0), (0.002, 1)}
+    assert all(run.name.startswith("sweep 784-64-10 tanh: lr 0.00") for run in runs)
+
+
+def test_a_killed_cli_reproduction_leaves_its_run_interrupted_with_its_parameters(env, real_mnist_dir):
+    env = {**env, "MNIST_DATA_DIR": str(real_mnist_dir)}
+    process = subprocess.Popen([sys.executable, "-m", "core", "reproduce", "--presets", "best-softmax"], cwd=REPO,
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_running_run(env, process, epochs=1)  # 30 epochs on 55,000 images: far from its end
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    [run] = assert_interrupted_with_usable_parameters(env, real_mnist_dir)
+    assert run.name == "best-softmax" and run.epochs_completed < 30
+
+
+APP_EXPERIMENTS = {  # a page of the app training for ever in an AppTest: (page, its settings, the runs it trains)
+    "sweep": ({"setting.sweep.optimizer": "adam", "setting.sweep.epochs": 100000,
+               "setting.sweep.train_size": 0, "setting.sweep.val_size": 100, "setting.sweep.lrs": "0.001, 0.002",
+               "setting.sweep.seeds": "0"}, 2),
+    "overfitting": ({"setting.overfitting.sizes": "1000, 1100", "setting.overfitting.epochs": 100000,
+                     "setting.overfitting.val_size": 100}, 1),
+}
+
+
+APP_EXPERIMENT = textwrap.dedent("""
+    import json
+    import sys
+    from streamlit.testing.v1 import AppTest
+
+    at = AppTest.from_file("Home.py", default_timeout=3600)
+    at.switch_page(f"dashboard/pages/{sys.argv[1]}.py")
+    for key, value in json.loads(sys.argv[2]).items():
+        at.session_state[key] = value
+    at.run()
+    at.button[0].click().run()
+""")
+
+
+@pytest.mark.parametrize("page", list(APP_EXPERIMENTS))
+def test_an_app_killed_while_a_sweep_or_study_trains_leaves_its_runs_interrupted(env, tiny_data_dir, page):
+    """The Sweep and Overfitting pages write their runs to the history as they train, as the Train page does."""
+    settings, runs = APP_EXPERIMENTS[page]
+    process = subprocess.Popen([sys.executable, "-c", APP_EXPERIMENT, page, json.dumps(settings)], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_running_run(env, process, runs=runs, epochs=1)
+    process.send_signal(signal.SIGKILL)
+    process.communicate(timeout=60)
+    trained = assert_interrupted_with_usable_parameters(env, tiny_data_dir, runs=runs)
+    if page == "overfitting":  # the first size, in training; the second not begun
+        assert trained[0].name == "mlp-300-tanh-adam on 1,000 images"
 
 
 def test_checkpoints_come_at_epoch_ends_and_every_few_seconds_and_settle_as_interrupted(tiny_mnist, tmp_path):
@@ -218,6 +286,64 @@ def test_settings_that_would_exhaust_the_machine_are_refused_before_compiling(en
                                 env=cli_env, capture_output=True, text=True, timeout=300)
         assert result.returncode == 2 and message in result.stderr, (flags, result.stderr)
         assert "compiling" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def cgroup_files(root: Path, files: dict[str, str]) -> Path:
+    """Write `files` (path under `root` -> content) as the kernel lays them out; returns `root`."""
+    for name, content in files.items():
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        (root / name).write_text(content)
+    return root
+
+
+GIB = 2**30
+MEMINFO_16_GIB = f"MemTotal:       32000000 kB\nMemFree:         1000000 kB\nMemAvailable:   {16 * GIB // 1024} kB\n"
+
+
+def test_the_memory_available_is_the_cgroup_limit_when_it_is_less_than_the_machines(tmp_path):
+    meminfo = cgroup_files(tmp_path, {"meminfo": MEMINFO_16_GIB}) / "meminfo"
+    v2 = cgroup_files(tmp_path / "v2", {  # a container (its own cgroup at the root) inside a limited slice
+        "memory.max": f"{4 * GIB}\n", "memory.current": f"{3 * GIB}\n",
+        "memory.stat": f"anon {2 * GIB}\nfile {GIB}\nactive_file {GIB // 2}\ninactive_file {GIB // 2}\n",
+        "app.slice/memory.max": "max\n", "app.slice/memory.current": f"{GIB}\n",
+        "app.slice/lab/memory.max": f"{3 * GIB}\n", "app.slice/lab/memory.current": f"{GIB}\n"})
+    own = cgroup_files(tmp_path, {"v2-own": "0::/\n", "v2-nested": "0::/app.slice/lab\n"})
+    # 4 GiB less 3 GiB used, of which 0.5 GiB is inactive page cache
+    assert budget.cgroup_available_bytes(v2, own / "v2-own") == int(1.5 * GIB)
+    assert budget.available_bytes(meminfo, v2, own / "v2-own") == int(1.5 * GIB)
+    # nested: its own limit (3 GiB, 1 used) and the root's; a parent without a limit ("max") does not count
+    assert budget.cgroup_available_bytes(v2, own / "v2-nested") == int(1.5 * GIB)
+    (v2 / "memory.max").write_text("max\n")
+    assert budget.cgroup_available_bytes(v2, own / "v2-nested") == 2 * GIB
+    (v2 / "app.slice/lab/memory.max").write_text("max\n")
+    assert budget.cgroup_available_bytes(v2, own / "v2-nested") is None
+    assert budget.available_bytes(meminfo, v2, own / "v2-nested") == 16 * GIB
+
+    v1 = cgroup_files(tmp_path / "v1", {  # docker on cgroup v1: its cgroup at the mount, its path elsewhere
+        "memory/memory.limit_in_bytes": f"{2 * GIB}\n", "memory/memory.usage_in_bytes": f"{GIB}\n",
+        "memory/memory.stat": f"cache {GIB // 2}\ntotal_inactive_file {GIB // 4}\n",
+        "cpu/cpu.shares": "1024\n"})
+    own = cgroup_files(tmp_path, {"v1-own": "5:cpu,cpuacct:/docker/1f2e\n4:memory:/docker/1f2e\n0::/\n"}) / "v1-own"
+    assert budget.available_bytes(meminfo, v1, own) == int(1.25 * GIB)
+    (v1 / "memory/memory.limit_in_bytes").write_text("9223372036854771712\n")  # v1's "no limit"
+    assert budget.available_bytes(meminfo, v1, own) == 16 * GIB
+    # no cgroup files (another OS, or /sys not mounted), or none readable: the machine's MemAvailable
+    assert budget.cgroup_available_bytes(tmp_path / "none", tmp_path / "none" / "cgroup") is None
+    assert budget.available_bytes(meminfo, tmp_path / "none", tmp_path / "none" / "cgroup") == 16 * GIB
+
+
+def test_a_network_that_fits_the_machine_but_not_its_container_is_refused(tmp_path, monkeypatch):
+    meminfo = cgroup_files(tmp_path, {"meminfo": MEMINFO_16_GIB}) / "meminfo"
+    container = cgroup_files(tmp_path / "cgroup", {"memory.max": f"{GIB}\n", "memory.current": f"{GIB // 2}\n"})
+    own = cgroup_files(tmp_path, {"own": "0::/\n"}) / "own"
+    wide = RunConfig(ModelConfig("mlp", (4096, 4096)))
+    assert 0.3e9 < budget.training_bytes(wide, MNIST_SPEC) < 2e9  # within half of 16 GiB, not of the 0.5 GiB left
+    available = budget.available_bytes
+    monkeypatch.setattr(budget, "available_bytes", functools.partial(available, meminfo, tmp_path / "none", own))
+    check_budget(wide, MNIST_SPEC, 1100)
+    monkeypatch.setattr(budget, "available_bytes", functools.partial(available, meminfo, container, own))
+    with pytest.raises(ConfigError, match=r"needs about .* this run may use 0.3 GB \(50% of the 0.5 GB available;"):
+        check_budget(wide, MNIST_SPEC, 1100)
 
 
 HOSTILE = textwrap.dedent("""

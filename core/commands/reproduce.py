@@ -11,6 +11,7 @@ from core.cli import (
     StopRequest,
     add_data_arguments,
     add_history_argument,
+    open_history,
     positive_int,
     print_json,
     save_to_history,
@@ -27,6 +28,8 @@ from core.experiments.reproduce import (
     table_row,
     train_preset,
 )
+from core.store.groups import GroupCheckpoints
+from core.store.history import RunHistory, ended
 from core.training.drive import drive
 from core.training.runs import Run
 from core.training.status import RunStatus
@@ -56,12 +59,13 @@ def run(args) -> int:
             cache[config] = make_splits(mnist, config)
         return cache[config]
 
+    history = None if args.no_history else open_history()
     if not args.json:
         print(TABLE_HEADER, flush=True)
     with StopRequest() as stop:  # held until the stopped preset's runs are evaluated and in the history
         for preset in presets:
             started = time.perf_counter()
-            runs = trained(preset, splits_for, args.train_size, stop)
+            runs = trained(preset, splits_for, args.train_size, stop, history)
             report(preset, runs, time.perf_counter() - started, args)
             if stop.requested:
                 return stop.exit_status
@@ -69,27 +73,43 @@ def run(args) -> int:
 
 
 def trained(preset: Preset, splits_for: Callable[[SplitConfig], Splits], train_size: int | None,
-            stop: StopRequest) -> list[Run]:
+            stop: StopRequest, history: RunHistory | None) -> list[Run]:
     """The preset's runs, trained with a progress line until they end or a stop is requested (then the run in
-    training is evaluated as it is)."""
+    training is evaluated as it is), and written to the `history` (None: not) as they train and as each ends."""
     runs: list[Run] = []
+    checkpoints = GroupCheckpoints(history)
+    line = ProgressLine()
+    saved: set[str] = set()  # run ids
 
     def record(so_far: list[Run]) -> None:
         runs[:] = so_far
+        if not ended(runs[-1]):
+            checkpoints(runs[-1])  # in the history as it trains: a killed process leaves it there, interrupted
+        else:  # saved as it ends, not when the preset's last run does
+            save(runs[-1])
+
+    def save(run: Run) -> None:
+        if history is not None and run.run_id not in saved:
+            checkpoints.wait()
+            line.end()
+            save_to_history([run])
+            saved.add(run.run_id)
 
     def progress_text(run: Run) -> str:
         return f"{run.name}: epoch {run.history[-1]['epoch']:.2f} of {run.config.train.epochs}"
 
-    with ProgressLine() as line:
+    with line:
         drive(train_preset(preset, splits_for, train_size=train_size), record=record,
               show=lambda so_far: line.show(progress_text(so_far[-1])), stop_requested=lambda: stop.requested)
-    if stop.requested and runs[-1].status is RunStatus.RUNNING:  # a run that ended is evaluated already
+        checkpoints.wait()
+    if stop.requested and runs[-1].status is RunStatus.RUNNING:  # a run that ended is evaluated and saved already
         runs[-1].finish(splits_for(runs[-1].config.data))
+        save(runs[-1])
     return runs
 
 
 def report(preset: Preset, runs: list[Run], seconds: float, args) -> None:
-    """The preset's row (a table line, or a JSON line), then its runs recorded in the history."""
+    """The preset's row (a table line, or a JSON line)."""
     row = table_row(preset, runs, seconds)
     if args.json:
         print_json({**{key: row[key] for key in TABLE_KEYS}, "runs": row["runs"], "status": row["status"]})
@@ -97,5 +117,3 @@ def report(preset: Preset, runs: list[Run], seconds: float, args) -> None:
         print(format_row(row), flush=True)
     if runs[-1].diverged:
         print(f"{row['preset']}: {row['status']}", file=sys.stderr)
-    if not args.no_history:
-        save_to_history(runs)

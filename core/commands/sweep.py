@@ -12,6 +12,7 @@ from core.cli import (
     joined,
     load_data,
     number_list_type,
+    open_history,
     print_json,
     save_to_history,
 )
@@ -25,6 +26,7 @@ from core.commands.train import (
 from core.data.splits import make_splits
 from core.experiments.sweep import MAX_VARIANTS, SweepConfig, run_name, train_sweep
 from core.networks.base import Model
+from core.store.groups import GroupCheckpoints
 from core.training.config import Optimizer
 from core.training.drive import drive
 from core.training.runs import Run, ranked_by_validation
@@ -62,6 +64,7 @@ def run(args) -> int:
     splits = make_splits(data, base.data)
     runs = [Run(name=run_name(v, splits.spec), config=v, spec=splits.spec) for v in variants]
     vmapped = {"auto": None, "vmapped": True, "sequential": False}[args.mode]
+    checkpoints = GroupCheckpoints(None if args.no_history else open_history())
     print(f"{len(variants)} variants of {Model(base.model, splits.spec).describe()} "
           f"on {len(splits.y_train)} images; compiling...",
           file=sys.stderr, flush=True)
@@ -70,6 +73,7 @@ def run(args) -> int:
         for run_, progress in zip(runs, records):
             if progress is not None:
                 run_.record(progress)
+                checkpoints(run_)  # in the history as it trains: a killed process leaves it there, interrupted
 
     def progress_text() -> str:  # of the furthest variant (the first may have diverged)
         last = max((run_.history[-1] for run_ in runs if run_.history), key=lambda h: h["step"])
@@ -79,6 +83,7 @@ def run(args) -> int:
         with ProgressLine() as line:
             drive(train_sweep(variants, splits, vmapped=vmapped), record=record,
                   show=lambda _: line.show(progress_text()), stop_requested=lambda: stop.requested)
+            checkpoints.wait()
         for run_ in runs:
             run_.finish(splits)
         report(runs, args)

@@ -139,7 +139,13 @@ def _process_start(pid: int) -> str:
 
 def this_writer() -> str:
     """This process, as a run's writer: host, pid and start time."""
-    return f"{socket.gethostname()}:{os.getpid()}:{_process_start(os.getpid())}"
+    return _writer(os.getpid())
+
+
+@functools.cache
+def _writer(pid: int) -> str:
+    """(read once per process: every checkpoint of every run names it)"""
+    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}"
 
 
 def writer_alive(writer: str) -> bool:

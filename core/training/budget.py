@@ -35,15 +35,90 @@ OPTIMIZER_SLOTS = {Optimizer.SGD: 0, Optimizer.MOMENTUM: 1, Optimizer.ADAM: 2}  
 FLOAT_BYTES = 4
 
 
-def available_bytes() -> int:
-    """The memory the OS could give now without swapping (MemAvailable; else the physical memory)."""
+MEMINFO = Path("/proc/meminfo")
+
+
+CGROUP_ROOT = Path("/sys/fs/cgroup")  # where the cgroup hierarchies are mounted (v2 at the root, v1 memory below it)
+
+
+OWN_CGROUPS = Path("/proc/self/cgroup")  # this process's cgroup in each hierarchy
+
+
+# The memory controller's files in cgroup v2 and v1: (its folder under CGROUP_ROOT, the limit, the usage, the
+# memory.stat key of the inactive page cache, which the kernel reclaims before it runs out)
+CGROUP_MEMORY_FILES = (("", "memory.max", "memory.current", "inactive_file"),
+                       ("memory", "memory.limit_in_bytes", "memory.usage_in_bytes", "total_inactive_file"))
+
+
+def available_bytes(meminfo: Path = MEMINFO, cgroup_root: Path = CGROUP_ROOT,
+                    own_cgroups: Path = OWN_CGROUPS) -> int:
+    """The memory this process could get now without swapping: the machine's (MemAvailable; else its physical
+    memory), or less where a cgroup limits it (a container's memory limit; `cgroup_available_bytes`)."""
+    machine = meminfo_available_bytes(meminfo)
+    if machine is None:
+        machine = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    limited = cgroup_available_bytes(cgroup_root, own_cgroups)
+    return machine if limited is None else min(machine, limited)
+
+
+def meminfo_available_bytes(meminfo: Path = MEMINFO) -> int | None:
+    """MemAvailable of /proc/meminfo, in bytes (None where it cannot be read)."""
     try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
+        for line in meminfo.read_text().splitlines():
             if line.startswith("MemAvailable:"):
                 return int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
         pass
-    return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return None
+
+
+def cgroup_available_bytes(cgroup_root: Path = CGROUP_ROOT, own_cgroups: Path = OWN_CGROUPS) -> int | None:
+    """What the memory limits of this process's cgroup and of its parents leave, cgroup v2 or v1: the least of each
+    limit less its usage (the inactive page cache, which the kernel reclaims first, not counted; v1's "no limit" is a
+    number near 2**63); None where no limit is set or none can be read. A container sees its own cgroup at the
+    hierarchy's mount, whatever path `own_cgroups` names."""
+    paths = _own_cgroup_paths(own_cgroups)
+    left = []
+    for hierarchy, limit_file, usage_file, inactive_key in CGROUP_MEMORY_FILES:
+        mount = cgroup_root / hierarchy
+        own = mount / paths.get(hierarchy, "/").lstrip("/")
+        for folder in (own, *own.parents[:len(own.relative_to(mount).parts)]):  # up to the mount
+            try:
+                limit = (folder / limit_file).read_text().strip()
+                if limit != "max":  # (cgroup v2's "no limit here")
+                    usage = int((folder / usage_file).read_text()) - _memory_stat(folder, inactive_key)
+                    left.append(max(0, int(limit) - usage))
+            except (OSError, ValueError):  # no such cgroup here, or no memory controller
+                pass
+    return min(left, default=None)
+
+
+def _own_cgroup_paths(own_cgroups: Path) -> dict[str, str]:
+    """This process's cgroup path in the hierarchies CGROUP_MEMORY_FILES names: "" for v2's unified one, "memory"
+    for v1's memory controller (from lines such as `0::/user.slice` and `4:memory:/docker/1f2e`)."""
+    paths = {}
+    try:
+        lines = own_cgroups.read_text().splitlines()
+    except OSError:
+        return paths
+    for _, controllers, path in (line.split(":", 2) for line in lines if line.count(":") >= 2):
+        if controllers == "":
+            paths[""] = path
+        elif "memory" in controllers.split(","):
+            paths["memory"] = path
+    return paths
+
+
+def _memory_stat(folder: Path, key: str) -> int:
+    """One count of a cgroup's memory.stat (0 when it is not there)."""
+    try:
+        for line in (folder / "memory.stat").read_text().splitlines():
+            name, _, value = line.partition(" ")
+            if name == key:
+                return int(value)
+    except (OSError, ValueError):
+        pass
+    return 0
 
 
 def memory_share() -> float:

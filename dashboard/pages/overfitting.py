@@ -14,6 +14,8 @@ from core.errors import DigitLabError
 from core.experiments.overfitting import Study, gap_points, study_configs
 from core.experiments.presets import PRESETS
 from core.parsing import number_list
+from core.store.groups import GroupCheckpoints
+from core.store.history import ended
 from core.training.drive import drive
 from core.training.loop import Progress, train
 from core.training.runs import Run
@@ -37,9 +39,11 @@ def _study(setup: str, epochs: int, val_size: int, sizes: list[int]) -> None:
     bar = st.progress(0.0, text="Compiling...")
     chart = st.empty()
     draws = itertools.count()  # each live chart its own key
+    checkpoints = GroupCheckpoints(state.writable_history())
 
     def record(run: Run, progress: Progress) -> None:
         run.record(progress)
+        checkpoints(run)  # in the run history as it trains: an app that dies leaves it there, interrupted
         st.session_state[RESULT_KEY] = study  # from the first chunk on, so a Stop keeps what is done
 
     def show(i: int, size: int, progress: Progress) -> None:
@@ -48,11 +52,13 @@ def _study(setup: str, epochs: int, val_size: int, sizes: list[int]) -> None:
         bar.progress((i + progress.step / progress.total_steps) / len(sizes),
                      text=f"{size:,} images ({i + 1}/{len(sizes)}): epoch {progress.epoch:.1f} of {epochs}")
 
-    with state.saved_if_the_session_ends(lambda: [(run, data) for (_, run), data in zip(study.runs, all_splits)]):
+    with state.saved_if_the_session_ends(lambda: [(run, data) for (_, run), data in zip(study.runs, all_splits)
+                                                  if not ended(run)]):
         for i, (size, config, splits) in enumerate(zip(sizes, configs, all_splits)):
             run = Run(name=f"{setup} on {size:,} images", config=config, spec=splits.spec)
             study.runs.append((size, run))
             drive(train(config, splits), record=functools.partial(record, run), show=functools.partial(show, i, size))
+            checkpoints.wait()  # (before the ended run is saved over its checkpoints)
             with st.spinner(f"Measuring the {size:,}-image network's accuracy..."):
                 run.finish(splits)
                 _final_train_accuracy(study, run)

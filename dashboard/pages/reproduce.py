@@ -11,6 +11,7 @@ import pandas as pd
 import streamlit as st
 from streamlit.delta_generator import DeltaGenerator
 
+from core.data.splits import SplitConfig, Splits
 from core.errors import DigitLabError
 from core.experiments.presets import PRESETS
 from core.experiments.reproduce import (
@@ -19,6 +20,8 @@ from core.experiments.reproduce import (
     table_row,
     train_preset,
 )
+from core.store.groups import GroupCheckpoints
+from core.store.history import ended
 from core.training.drive import drive
 from core.training.runs import Run
 from core.training.status import RunStatus
@@ -75,8 +78,20 @@ def _run(names: list[str], train_size: int | None) -> None:
     bar = st.progress(0.0, text="Compiling...")
     chart = st.empty()
     draws = itertools.count()  # each live chart its own key
+    checkpoints = GroupCheckpoints(state.writable_history())
+    training: list[Run] = []  # the runs of the preset in training
+    data: dict[SplitConfig, Splits] = {}  # each run's, to evaluate it if the session ends while it trains
+
+    def splits_for(config: SplitConfig) -> Splits:
+        data[config] = state.splits(state.mnist_source(), config)
+        return data[config]
 
     def record(name: str, started: float, runs: list[Run]) -> None:
+        training[:] = runs
+        if ended(runs[-1]):
+            checkpoints.wait()  # (before the ended run is saved over its checkpoints)
+        else:
+            checkpoints(runs[-1])  # in the run history as it trains: an app that dies leaves it there, interrupted
         # from the first chunk on: a Stop keeps the runs so far (state.settle_interrupted_runs)
         as_reported = all(on_subset(config, train_size) == config for config in PRESETS[name].configs)
         results[name] = PresetResult(name, runs, time.perf_counter() - started, None if as_reported else train_size)
@@ -93,9 +108,10 @@ def _run(names: list[str], train_size: int | None) -> None:
                      text=f"{name} ({done + 1}/{len(names)}): {runs[-1].name}, epoch "
                           f"{last['epoch']:.1f} of {runs[-1].config.train.epochs}")
 
-    for done, name in enumerate(names):
-        drive(train_preset(PRESETS[name], lambda c: state.splits(state.mnist_source(), c), train_size=train_size),
-              record=functools.partial(record, name, time.perf_counter()), show=functools.partial(show, done, name))
+    with state.saved_if_the_session_ends(lambda: [(run, data[run.config.data]) for run in training if not ended(run)]):
+        for done, name in enumerate(names):
+            drive(train_preset(PRESETS[name], splits_for, train_size=train_size),
+                  record=functools.partial(record, name, time.perf_counter()), show=functools.partial(show, done, name))
     bar.progress(1.0, text="Done.")
 
 

@@ -22,6 +22,7 @@ from core.experiments.sweep import (
 from core.networks.base import NETWORKS, Activation, ModelConfig
 from core.networks.mlp import VMAP_MAX_WIDTH
 from core.parsing import number_list
+from core.store.groups import GroupCheckpoints
 from core.summaries import enormous, learned_next_to_nothing
 from core.training.config import OPTIMIZER_LABELS, Optimizer, RunConfig, TrainConfig
 from core.training.drive import drive
@@ -44,11 +45,13 @@ def _sweep(sweep: SweepConfig) -> None:
     bar = st.progress(0.0, text=f"Compiling one program for {len(variants)} variants...")
     chart = st.empty()
     draws = itertools.count()  # each live chart its own key
+    checkpoints = GroupCheckpoints(state.writable_history())
 
     def record(records: list[Progress | None]) -> None:
         for run, progress in zip(runs, records):
             if progress is not None:
                 run.record(progress)
+                checkpoints(run)  # in the run history as it trains: an app that dies leaves it there, interrupted
 
     def show(records: list[Progress | None]) -> None:
         latest = max((r for r in records if r is not None), key=lambda p: p.step)
@@ -62,6 +65,7 @@ def _sweep(sweep: SweepConfig) -> None:
         except DigitLabError:  # refused before anything trained (the error says why): the last sweep stays
             st.session_state[RUNS_KEY] = previous
             raise
+        checkpoints.wait()  # (before the ended runs are saved over their checkpoints)
         with st.spinner("Measuring every variant's validation and test accuracy..."):
             for run in runs:
                 run.finish(splits)
