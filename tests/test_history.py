@@ -25,7 +25,9 @@ from core.store.checkpoint import CONFIG_KEY, flatten
 from core.store.history import (
     HOME_ENV,
     SCHEMA_VERSION,
+    Checkpoints,
     RunHistory,
+    Viewer,
     config_diff,
     default_path,
 )
@@ -170,6 +172,91 @@ def test_rename_and_delete(tmp_path, trained):
     with pytest.raises(HistoryError, match="No saved run"):
         history.load(drop.run_id)
     assert sql(history.path, ("SELECT count(*) FROM snapshots WHERE run_id = ?", (drop.run_id,))) == [(0,)]
+
+
+ADA, BOB, TEACHER = Viewer("ada@school.org"), Viewer("bob@school.org"), Viewer("teacher@school.org", teacher=True)
+
+
+def assert_missing_to(history: RunHistory, run_id: str) -> None:
+    """Loading, renaming and deleting run `run_id` all fail with a missing run's error."""
+    missing = f"No saved run has the id {run_id}; it may have been deleted by another session."
+    with pytest.raises(HistoryError) as loading:
+        history.load(run_id)
+    with pytest.raises(HistoryError) as renaming:
+        history.rename(run_id, "mine")
+    with pytest.raises(HistoryError) as deleting:
+        history.delete(run_id)
+    assert str(loading.value) == str(renaming.value) == str(deleting.value) == missing
+
+
+def test_each_student_sees_and_changes_only_their_own_runs(tmp_path, trained):
+    path = tmp_path / "runs.sqlite3"
+    ada, bob = RunHistory(path, viewer=ADA), RunHistory(path, viewer=BOB)
+    assert ada.viewer == ADA
+    adas, bobs, local = copy_of(trained, name="ada's"), copy_of(trained, name="bob's"), copy_of(trained, name="local")
+    ada.save(adas)
+    bob.save(bobs)
+    RunHistory(path).save(local)  # saved without signing in: no owner
+
+    assert [(r.name, r.owner) for r in ada.list()] == [("ada's", ADA.name)]
+    assert [(r.name, r.owner) for r in bob.list()] == [("bob's", BOB.name)]
+    assert sorted((r.name, r.owner) for r in RunHistory(path).list()) == [
+        ("ada's", ADA.name), ("bob's", BOB.name), ("local", None)]
+    assert ada.names_starting("") == ["ada's"]
+    assert ada.load(adas.run_id).name == "ada's"
+    for run_id in (bobs.run_id, local.run_id, "gone"):  # another's run reads exactly as a missing one
+        assert_missing_to(ada, run_id)
+    with pytest.raises(HistoryError, match=f"No saved run has the id {bobs.run_id}; it may"):  # saving over it
+        ada.save(dataclasses.replace(bobs, name="taken over"))
+    assert [(r.name, r.owner) for r in bob.list()] == [("bob's", BOB.name)]
+    assert bob.load(bobs.run_id).name == "bob's"
+
+    ada.rename(adas.run_id, "renamed")
+    ada.save(dataclasses.replace(adas, name="saved again"))
+    assert [(r.name, r.owner) for r in ada.list()] == [("saved again", ADA.name)]
+    ada.delete(adas.run_id)
+    assert ada.list() == [] and len(RunHistory(path).list()) == 2
+
+
+def test_a_teacher_sees_everyones_runs_and_changes_only_their_own(tmp_path, trained):
+    path = tmp_path / "runs.sqlite3"
+    adas, teachers = copy_of(trained, name="ada's"), copy_of(trained, name="teacher's")
+    RunHistory(path, viewer=ADA).save(adas)
+    teacher = RunHistory(path, viewer=TEACHER)
+    teacher.save(teachers)
+    assert sorted((r.name, r.owner) for r in teacher.list()) == [("ada's", ADA.name), ("teacher's", TEACHER.name)]
+    assert teacher.load(adas.run_id).name == "ada's"
+    for attempt in (lambda: teacher.rename(adas.run_id, "x"), lambda: teacher.delete(adas.run_id),
+                    lambda: teacher.save(dataclasses.replace(adas, name="x"))):
+        with pytest.raises(HistoryError, match=f"'ada's' is not yours \\({ADA.name}\\)"):
+            attempt()
+    assert [r.name for r in RunHistory(path, viewer=ADA).list()] == ["ada's"]
+    teacher.rename(teachers.run_id, "mine")
+    teacher.delete(teachers.run_id)
+    assert [r.name for r in teacher.list()] == ["ada's"]
+    RunHistory(path).rename(adas.run_id, "renamed locally")  # without a viewer everything is open, as before
+    assert [(r.name, r.owner) for r in RunHistory(path, viewer=ADA).list()] == [("renamed locally", ADA.name)]
+
+
+def test_checkpoints_record_the_owner_of_a_run_in_training(tmp_path, splits):
+    path = tmp_path / "runs.sqlite3"
+    ada = RunHistory(path, viewer=ADA)
+    run = Run("training", CONFIG, splits.spec)
+    checkpoints = Checkpoints(ada, run)
+    checkpoints.start()
+    for progress in train(CONFIG, splits):
+        run.record(progress)
+        checkpoints()
+    checkpoints.wait()
+    assert checkpoints.error is None
+    assert [(r.name, r.status, r.owner) for r in ada.list()] == [("training", "running", ADA.name)]
+    assert RunHistory(path, viewer=BOB).list() == []
+    bobs_checkpoints = Checkpoints(RunHistory(path, viewer=BOB), dataclasses.replace(run, name="hijack"))
+    bobs_checkpoints.start()  # a run id of another's: refused, as a missing run
+    assert "No saved run" in str(bobs_checkpoints.error)
+    run.finish(splits)
+    ada.save(run)
+    assert [(r.name, r.status, r.owner) for r in ada.list()] == [("training", "finished", ADA.name)]
 
 
 def sql(path: Path | str, *statements: str | tuple) -> list:

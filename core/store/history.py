@@ -100,6 +100,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (  # 3 -> 4: the process writing a run that is still training ("host:pid:start"; NULL once it has ended)
         "ALTER TABLE runs ADD COLUMN writer TEXT",
     ),
+    (  # 4 -> 5: who saved a run (the signed-in user's e-mail; NULL: saved without signing in)
+        "ALTER TABLE runs ADD COLUMN owner TEXT",
+        "CREATE INDEX runs_by_owner ON runs (owner, created)",
+    ),
 )
 
 
@@ -157,6 +161,14 @@ def writer_alive(writer: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Viewer:
+    """Who uses the history: a signed-in user sees and changes their own runs; a teacher sees everyone's too."""
+
+    name: str  # the signed-in user's identity (their e-mail)
+    teacher: bool = False
+
+
+@dataclass(frozen=True)
 class SavedRun:
     """One row of the history listing (no curves, no parameters)."""
 
@@ -172,6 +184,7 @@ class SavedRun:
     created: str
     saved: str
     dataset: str  # the name of the data it trained on
+    owner: str | None  # who saved it (None: saved without signing in)
 
 
 DATASET_COLUMN = f"coalesce(json_extract(data, '$.name'), '{MNIST_SPEC.name}')"  # NULL: MNIST (older versions)
@@ -180,7 +193,7 @@ SUMMARY_COLUMNS = ", ".join(DATASET_COLUMN if f.name == "dataset" else f.name fo
 
 RUN_COLUMNS = ("run_id", "name", "status", "arch", "architecture", "config", "curves", "val_accuracy",
                "test_accuracy", "epochs", "compile_seconds", "train_seconds", "samples_per_second", "created",
-               "saved", "params", "confusion", "data", "writer")
+               "saved", "params", "confusion", "data", "writer", "owner")
 
 
 class _Busy(HistoryError):
@@ -189,10 +202,15 @@ class _Busy(HistoryError):
 
 class RunHistory:
     """The run history in one SQLite file; opening it checks the file and migrates an older schema. A file deleted
-    while the object is in use (an app keeps one for hours) is created afresh by the next operation."""
+    while the object is in use (an app keeps one for hours) is created afresh by the next operation.
 
-    def __init__(self, path: Path | str | None = None):
-        self.path = Path(path).expanduser() if path else default_path()
+    With a `viewer`, the runs it saves are theirs, and it lists, loads, renames and deletes only their own runs (a
+    teacher lists and loads everyone's); any other run is reported exactly as a missing one. Without one, every run
+    is open to it and the runs it saves have no owner."""
+
+    def __init__(self, path_or_url: Path | str | None = None, *, viewer: Viewer | None = None):
+        self.path = Path(path_or_url).expanduser() if path_or_url else default_path()
+        self.viewer = viewer
         self._prepare()
 
     def _prepare(self) -> None:
@@ -331,6 +349,34 @@ class RunHistory:
                 raise
             conn.execute("COMMIT")
 
+    # ------------------------------------------------------------------------------------------ ownership
+
+    def _may_see(self, owner: str | None) -> bool:
+        return self.viewer is None or self.viewer.teacher or owner == self.viewer.name
+
+    def _may_change(self, owner: str | None) -> bool:
+        return self.viewer is None or owner == self.viewer.name
+
+    def _visible(self) -> tuple[list[str], list]:
+        """The SQL conditions (and their arguments) that keep to the runs the viewer may see."""
+        if self.viewer is None or self.viewer.teacher:
+            return [], []
+        return ["owner = ?"], [self.viewer.name]
+
+    def _check_may_change(self, conn: sqlite3.Connection, run_id: str) -> bool:
+        """Whether run `run_id` is saved; a HistoryError if it is one the viewer may not change (for a run they
+        cannot see, the very error of a missing run)."""
+        row = conn.execute("SELECT name, owner FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+        if row is None:
+            return False
+        name, owner = row
+        if self._may_change(owner):
+            return True
+        if self._may_see(owner):
+            raise HistoryError(f"Run '{name}' is not yours ({owner or 'saved without signing in'}): you may open it, "
+                               "but rename, delete or save over only your own runs.")
+        raise _missing(run_id)
+
     # ------------------------------------------------------------------------------------------ operations
 
     def save(self, run: Run) -> None:
@@ -365,7 +411,7 @@ class RunHistory:
             "saved": datetime.now(UTC).isoformat(timespec="seconds"),
             "params": None if run.params is None else model_bytes(run.params, run.config, run.spec),
             "confusion": None if run.test_confusion is None else json.dumps(np.asarray(run.test_confusion).tolist()),
-            "writer": writer,
+            "writer": writer, "owner": None if self.viewer is None else self.viewer.name,
         }
 
     @staticmethod
@@ -377,10 +423,12 @@ class RunHistory:
 
     def _write_rows(self, row: dict, blobs: list[tuple[str, int, bytes]], *, ended: bool) -> None:
         """An ended run replaces its row and all its snapshots (its commit synced to the disk); a run in training
-        adds its new snapshots and updates its row unless that was saved as ended (its writer cleared)."""
-        updates = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "run_id")
+        adds its new snapshots and updates its row unless that was saved as ended (its writer cleared). A run keeps
+        the owner it was first saved by."""
+        updates = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c not in ("run_id", "owner"))
         still_running = "" if ended else " WHERE runs.writer IS NOT NULL"
         with self._write(synced=ended) as conn:
+            self._check_may_change(conn, row["run_id"])
             conn.execute(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "
                          f"ON CONFLICT (run_id) DO UPDATE SET {updates}{still_running}", [row[c] for c in RUN_COLUMNS])
             if ended:
@@ -401,7 +449,7 @@ class RunHistory:
              min_test_accuracy: float | None = None, dataset: str | None = None) -> list[SavedRun]:
         """Saved runs, newest first; `status` is one of SAVED_STATUSES, `min_test_accuracy` a fraction, `dataset` the
         name of the data."""
-        clauses, args = [], []
+        clauses, args = self._visible()
         if dataset:
             clauses.append(f"{DATASET_COLUMN} = ?")
             args.append(dataset)
@@ -429,10 +477,10 @@ class RunHistory:
         self._settle_interrupted()
         with self._read() as conn:
             row = conn.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
+            if row is None or not self._may_see(row[RUN_COLUMNS.index("owner")]):
+                raise _missing(run_id)
             blobs = conn.execute("SELECT epoch, params FROM snapshots WHERE run_id = ? ORDER BY epoch",
                                  (run_id,)).fetchall() if snapshots else []
-        if row is None:
-            raise HistoryError(f"No saved run has the id {run_id}; it may have been deleted by another session.")
         saved = dict(zip(RUN_COLUMNS, row))
         try:
             config = RunConfig.from_json(saved["config"])
@@ -452,22 +500,27 @@ class RunHistory:
         )
 
     def names_starting(self, prefix: str) -> list[str]:
-        """The names of saved runs that start with `prefix`."""
+        """The names of the saved runs the viewer may see that start with `prefix`."""
+        clauses, args = self._visible()
+        where = " AND ".join(["substr(name, 1, length(?)) = ?", *clauses])
         with self._read() as conn:
-            rows = conn.execute("SELECT name FROM runs WHERE substr(name, 1, length(?)) = ?", (prefix, prefix))
-            return [row[0] for row in rows]
+            return [row[0] for row in conn.execute(f"SELECT name FROM runs WHERE {where}", [prefix, prefix, *args])]
 
     def rename(self, run_id: str, name: str) -> None:
         name = name.strip()
         if not name:
             raise HistoryError("A run's name cannot be empty.")
         with self._write() as conn:
-            if not conn.execute("UPDATE runs SET name = ? WHERE run_id = ?", (name, run_id)).rowcount:
-                raise HistoryError(f"No saved run has the id {run_id}; it may have been deleted by another session.")
+            if not self._check_may_change(conn, run_id):
+                raise _missing(run_id)
+            conn.execute("UPDATE runs SET name = ? WHERE run_id = ?", (name, run_id))
 
     def delete(self, run_id: str) -> None:
-        """Remove a run and its snapshots (a run already gone is not an error)."""
+        """Remove a run and its snapshots (a run already gone is not an error without a viewer; with one, it is, as
+        a run that is not theirs is)."""
         with self._write() as conn:
+            if not self._check_may_change(conn, run_id) and self.viewer is not None:
+                raise _missing(run_id)
             conn.execute("DELETE FROM snapshots WHERE run_id = ?", (run_id,))
             conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
 
@@ -545,6 +598,10 @@ class Checkpoints:
         except HistoryError as exc:
             log.warning("Checkpoints of run %s stopped: %s", self.run.name, exc)
             self.error = exc
+
+
+def _missing(run_id: str) -> HistoryError:
+    return HistoryError(f"No saved run has the id {run_id}; it may have been deleted by another session.")
 
 
 def _last_step(curves: str) -> int:
