@@ -6,6 +6,7 @@ import dataclasses
 import io
 import json
 import multiprocessing
+import re
 import shutil
 import sqlite3
 import sys
@@ -15,6 +16,7 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import optuna
 import pytest
 import sqlalchemy as sa
 
@@ -22,7 +24,8 @@ from core.data.spec import MNIST_SPEC, DataSpec
 from core.data.splits import SplitConfig, make_splits
 from core.errors import HistoryError
 from core.networks.base import ModelConfig, seed_key
-from core.store.checkpoint import CONFIG_KEY, flatten
+from core.store import migrations
+from core.store.checkpoint import CONFIG_KEY, flatten, model_bytes
 from core.store.history import (
     HOME_ENV,
     SCHEMA_VERSION,
@@ -32,7 +35,8 @@ from core.store.history import (
     config_diff,
     default_path,
 )
-from core.store.schema import HEAD, VERSION_TABLE
+from core.store.schema import HEAD, OPTUNA_TABLES, REVISIONS, VERSION_TABLE, runs
+from core.store.schema import snapshots as snapshot_table
 from core.training.config import Optimizer, RunConfig, Schedule, TrainConfig
 from core.training.loop import train
 from core.training.runs import Run
@@ -431,6 +435,95 @@ def test_a_version_1_database_is_migrated(tmp_path, trained, splits):
     old.test_confusion = confusion
     history.save(old)  # the new columns and table work on the migrated file
     np.testing.assert_array_equal(RunHistory(path).load(trained.run_id).test_confusion, confusion)
+    assert sql(path, f"SELECT version_num FROM {VERSION_TABLE}") == [(HEAD,)]
+
+
+# The numbered migrations that took a file from user_version 1 to 2, 3 and 4 before Alembic, as released: a fixed
+# record to write old files with.
+SCHEMA_2_TO_4 = (
+    "ALTER TABLE runs ADD COLUMN confusion TEXT",
+    "CREATE TABLE snapshots (run_id TEXT NOT NULL, epoch INTEGER NOT NULL, params BLOB NOT NULL, "
+    "PRIMARY KEY (run_id, epoch))",
+    "CREATE INDEX runs_by_created ON runs (created)",
+    "ALTER TABLE runs ADD COLUMN data TEXT",
+    "ALTER TABLE runs ADD COLUMN writer TEXT",
+)
+
+
+def columns(location: str, table: str) -> list[str]:
+    engine = sa.create_engine(location if "://" in location else f"sqlite:///{location}", poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        return [column["name"] for column in sa.inspect(conn).get_columns(table)]
+
+
+def test_a_version_4_database_is_upgraded_in_place_keeping_its_runs(tmp_path, trained):
+    path = tmp_path / "runs.sqlite3"
+    params = model_bytes(trained.params, trained.config, trained.spec)
+    row = (trained.run_id, "version 4 run", "interrupted at step 7", "mlp", "784-16-10 tanh", trained.config.to_json(),
+           json.dumps(trained.history), None, None, 1.0, 0.5, 2.0, 1000.0, trained.created, trained.created, params,
+           None, json.dumps(trained.spec.to_dict()), None)
+    sql(path, SCHEMA_1, *SCHEMA_2_TO_4, (f"INSERT INTO runs VALUES ({', '.join('?' * len(row))})", row),
+        ("INSERT INTO snapshots VALUES (?, 1, ?)", (trained.run_id, params)), "PRAGMA user_version = 4")
+
+    history = RunHistory(path)
+    assert sql(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert sql(path, f"SELECT version_num FROM {VERSION_TABLE}") == [(HEAD,)]
+    assert columns(str(path), "runs") == list(runs.columns.keys())  # as the queries expect
+    [saved] = history.list()
+    assert (saved.name, saved.status, saved.owner, saved.dataset) == ("version 4 run", "interrupted at step 7", None,
+                                                                       MNIST_SPEC.name)
+    old = history.load(trained.run_id)
+    assert old.status is RunStatus.INTERRUPTED and [epoch for epoch, _ in old.snapshots] == [1]
+    assert_same_params(old.params, trained.params)
+    assert [r.name for r in RunHistory(path, viewer=TEACHER).list()] == ["version 4 run"]
+
+
+def test_a_new_history_has_the_tables_its_queries_use_at_the_newest_revision(location):
+    RunHistory(location)
+    assert migrations.revisions() == list(REVISIONS)  # (the revisions Alembic finds, in order)
+    assert columns(location, "runs") == list(runs.columns.keys())
+    assert columns(location, "snapshots") == list(snapshot_table.columns.keys())
+    assert query(location, f"SELECT version_num FROM {VERSION_TABLE}") == [(HEAD,)]
+
+
+def test_optunas_tables_share_the_database_untouched(location):
+    url = location if "://" in location else f"sqlite:///{location}"
+    optuna.storages.RDBStorage(url)  # Optuna first: a database holding only its tables is a new history
+    optunas_revision = query(location, "SELECT version_num FROM alembic_version")
+    RunHistory(location).save(Run("run", RunConfig(model=ModelConfig(arch="linear")), MNIST_SPEC, status="stopped"))
+    study = optuna.create_study(storage=url, study_name="shared")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    assert query(location, "SELECT version_num FROM alembic_version") == optunas_revision
+    assert [r.name for r in RunHistory(location).list()] == ["run"]
+    assert len(optuna.load_study(study_name="shared", storage=url).trials) == 2
+    from optuna.storages._rdb.models import BaseModel  # (Optuna's table definitions)
+
+    assert {*BaseModel.metadata.tables, "alembic_version"} == OPTUNA_TABLES
+
+
+def database_state(location: str) -> list:
+    """Every table of the database and what it holds (to check that a refused database is left as it was)."""
+    engine = sa.create_engine(location if "://" in location else f"sqlite:///{location}", poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        tables = sorted(sa.inspect(conn).get_table_names())
+        return [(table, sorted(map(repr, conn.exec_driver_sql(f"SELECT * FROM {table}").all()))) for table in tables]
+
+
+@pytest.mark.parametrize("change", ["newer revision", "another program's table"])
+def test_a_newer_or_foreign_database_is_reported_in_one_line_and_left_alone(location, trained, change):
+    if change == "newer revision":
+        RunHistory(location).save(trained)
+        query(location, f"UPDATE {VERSION_TABLE} SET version_num = '9f3c1e2a7b6d'")
+        expected = "was written by a newer Digit Lab (schema 9f3c1e2a7b6d; this version reads up to"
+    else:
+        query(location, "CREATE TABLE contacts (name TEXT)")
+        expected = "database that Digit Lab did not create"
+    before = database_state(location)
+    with pytest.raises(HistoryError, match=re.escape(expected)) as caught:
+        RunHistory(location)
+    message = str(caught.value)
+    assert "\n" not in message and len(message) < 400 and "untouched" in message
+    assert database_state(location) == before
 
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "history-v1.sqlite3"  # written before statuses were types
