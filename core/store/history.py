@@ -178,7 +178,10 @@ class RunHistory:
         self.url, self.path = _database(location)
         self.location = str(self.path) if self.path else self.url.render_as_string(hide_password=True)
         self.viewer = viewer
-        self._engine = self._create_engine()
+        try:
+            self._engine = self._create_engine()
+        except (sa.exc.NoSuchModuleError, ImportError) as exc:  # a driver that is not installed
+            raise HistoryError(f"The run history {self.location} cannot be used: {exc}.") from None
         self._prepare()
 
     def _create_engine(self) -> sa.Engine:
@@ -311,8 +314,6 @@ class RunHistory:
             if "not a database" in detail:
                 raise self._unusable("is not a database (it is not an SQLite file)") from None
             raise self._unusable(f"is corrupt ({detail})") from None
-        except (sa.exc.NoSuchModuleError, ImportError) as exc:
-            raise HistoryError(f"The run history {self.location} cannot be used: {exc}.") from None
 
     @contextmanager
     def _read(self) -> Iterator[sa.Connection]:
