@@ -33,7 +33,7 @@ from core.data.spec import DataSpec, describe_data
 from core.data.splits import SplitConfig, Splits, make_splits
 from core.data.user_data import ImageOptions
 from core.errors import ConfigError, DataError, DataNotFoundError, DigitLabError, HistoryError
-from core.store.history import RunHistory, default_path, ended, numbered_name
+from core.store.history import RunHistory, default_location, ended, numbered_name
 from core.training.evaluation import Evaluation
 from core.training.runs import Run
 
@@ -275,9 +275,10 @@ def keep_run(run: Run) -> str | None:
     return save_to_history(run) if ended(run) else None
 
 
-def history_path() -> Path:
-    """The run history database this session uses: its own choice, else $DIGIT_LAB_HOME or the user data dir."""
-    return Path(st.session_state.get(HISTORY_PATH_KEY) or default_path())
+def history_path() -> str:
+    """The run history this session uses (a file or a database URL): its own choice, else $DIGIT_LAB_DATABASE_URL,
+    else the file in $DIGIT_LAB_HOME or the user data dir."""
+    return st.session_state.get(HISTORY_PATH_KEY) or default_location()
 
 
 @st.cache_resource(show_spinner="Opening the run history...")

@@ -7,13 +7,13 @@ from __future__ import annotations
 import dataclasses
 import io
 import json
-import socket
 import subprocess
 import sys
 
 import jax
 import numpy as np
 import pytest
+from conftest import REPO, as_if_its_writer_died, write_idx_dir
 
 from core.cli import main
 from core.data.splits import SplitConfig, make_splits
@@ -25,7 +25,6 @@ from core.training.config import RunConfig, Schedule, TrainConfig
 from core.training.loop import chunks, epoch_steps, train
 from core.training.runs import Continuation, Run, continuation_note, continued
 from core.training.status import RunStatus
-from tests.conftest import REPO, write_idx_dir
 
 CURVES = ("step", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate")  # not timings
 
@@ -75,8 +74,7 @@ def from_history(run: Run, tmp_path) -> Run:
     checkpoints.start()
     checkpoints()
     checkpoints.wait()
-    with history._write() as conn:
-        conn.execute("UPDATE runs SET writer = ?", (f"{socket.gethostname()}:999999999:0",))
+    as_if_its_writer_died(history)
     loaded = history.load(run.run_id)
     assert loaded.status is RunStatus.INTERRUPTED and loaded.steps_done == run.steps_done
     return loaded

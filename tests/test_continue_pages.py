@@ -3,10 +3,8 @@ page for a saved run (an interrupted one included), with the curves going on and
 
 from __future__ import annotations
 
-import socket
-
 import pytest
-from conftest import REPO
+from conftest import REPO, as_if_its_writer_died
 from streamlit.testing.v1 import AppTest
 
 from core.data.locate import load_mnist
@@ -88,8 +86,7 @@ def interrupted_run(tiny_data_dir, optimizer_state: bool) -> Run:
         if run.snapshots:
             break
     checkpoints.wait()
-    with RunHistory(default_path())._write() as conn:
-        conn.execute("UPDATE runs SET writer = ?", (f"{socket.gethostname()}:999999999:0",))
+    as_if_its_writer_died(RunHistory(default_path()))
     return run
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import REPO, idx_bytes
+from conftest import REPO, as_if_its_writer_died, idx_bytes
 from streamlit.testing.v1 import AppTest
 
 from core.data.formats import MAX_FILE_BYTES, read_npz
@@ -224,8 +224,7 @@ def test_checkpoints_come_at_epoch_ends_and_every_few_seconds_and_settle_as_inte
     assert all(status == "running" for _, status in written)  # this process is alive: it is training
     assert history.load(run.run_id).steps_done in steps
     # the same rows, as written by a process that has died
-    with history._write() as conn:
-        conn.execute("UPDATE runs SET writer = ?", (f"{socket.gethostname()}:999999999:0",))
+    as_if_its_writer_died(history)
     (saved,) = history.list()
     assert saved.status == f"interrupted at step {run.steps_done}"
     run.finish(splits)
@@ -563,8 +562,7 @@ def test_an_interrupted_run_reloads_into_results_and_weights(monkeypatch, tmp_pa
         if run.snapshots:
             break  # the process "dies" after its first epoch
     checkpoints.wait()
-    with RunHistory(default_path())._write() as conn:
-        conn.execute("UPDATE runs SET writer = ?", (f"{socket.gethostname()}:999999999:0",))
+    as_if_its_writer_died(RunHistory(default_path()))
     at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=120)
     at.switch_page("dashboard/pages/runs.py").run()
     assert not at.exception, at.exception
