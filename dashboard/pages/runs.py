@@ -264,7 +264,8 @@ def saved_runs(store: RunHistory) -> None:
     # here or in another tab) would no longer match its run.
     st.session_state[SELECTION_KEY] = [i for i in st.session_state.get(SELECTION_KEY, []) if i in labels]
     selected = st.multiselect("Select runs to compare, rename, delete or reload", list(labels),
-                              format_func=labels.get, key=SELECTION_KEY)
+                              format_func=lambda run_id: labels.get(run_id, run_id),  # a crafted id: no crash
+                              key=SELECTION_KEY)
     if selected:
         chosen = [r for r in saved if r.run_id in selected]
         actions(store, chosen)
