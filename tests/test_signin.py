@@ -5,6 +5,7 @@ The real sign-in, against an OpenID Connect provider, is tested in a browser (te
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -13,6 +14,7 @@ import pytest
 from conftest import REPO
 from streamlit.testing.v1 import AppTest
 from test_runs_page import saved_run
+from test_user_data import write_csv
 
 from core.data.splits import SplitConfig
 from core.networks.base import ModelConfig
@@ -160,6 +162,27 @@ def test_with_sign_in_a_crafted_server_path_is_ignored(owned_runs, tmp_path, sig
     assert other_history.exists() is not sign_in
     if sign_in:
         assert at.dataframe[0].value["name"].tolist() == ["alice's run"]  # the deployment's history
+
+
+@pytest.mark.parametrize("uploaded", [True, False])
+def test_with_sign_in_own_data_is_taken_from_an_upload_only(data_env, tmp_path, uploaded):
+    """The own-data path an upload sets (inside this process's uploads folder) is used; the same file named anywhere
+    else is not: with sign-in, the own-folder box is gone and such a value is ignored."""
+    folder = state.uploads_dir() / "test-upload" if uploaded else tmp_path
+    csv = write_csv(folder / "digits.csv", np.arange(60) % 3, np.full((60, 64), 7))
+    at = app(ALICE)
+    at.session_state[state.DATASET_KEY] = state.OWN_DATA
+    at.session_state[state.OWN_PATH_KEY] = str(csv)
+    try:
+        at.run()
+    finally:
+        shutil.rmtree(state.uploads_dir() / "test-upload", ignore_errors=True)
+    assert not at.exception, at.exception
+    assert "Or the folder, zip or CSV on this machine" not in labels(at.text_input)
+    if uploaded:
+        assert "Loaded" in texts(at.success) and "digits.csv" in texts(at.success)
+    else:
+        assert not at.success and "Upload a zip or CSV to train on your own data." in texts(at.info)
 
 
 def test_with_sign_in_the_search_page_uses_the_deployments_storage(data_env):
