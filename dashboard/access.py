@@ -8,6 +8,7 @@ named in the secrets too: `[digit_lab] teachers = ["ada@school.example"]`.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from importlib.util import find_spec
 
 import streamlit as st
 
@@ -38,7 +39,7 @@ def identity() -> str:
 def teachers() -> set[str]:
     """The teachers named in the deployment's secrets, lower case."""
     named = st.secrets.get(SETTINGS_SECTION, {}).get(TEACHERS_KEY, [])
-    return {str(name).strip().casefold() for name in named}
+    return {str(name).strip().casefold() for name in ([named] if isinstance(named, str) else named)}
 
 
 def viewer() -> Viewer | None:
@@ -63,6 +64,10 @@ def sign_in_page() -> None:
     st.title("Digit Lab")
     st.markdown("Sign in to train networks and look inside them. Your runs are kept under your name: only you "
                 "(and your teachers) see them.")
+    if find_spec("authlib") is None:  # looked for, not imported
+        st.error("Sign-in is configured, but Authlib, which it needs, is not installed on the server: "
+                 "`pip install -r requirements-serve.txt`, then restart the app.")
+        return
     for provider in providers():
         if st.button("Sign in" if provider is None else f"Sign in with {provider}", type="primary",
                      icon=":material/login:", key=f"sign_in.{provider}"):
