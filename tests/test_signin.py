@@ -112,6 +112,8 @@ def test_a_student_lists_only_their_own_runs_and_never_sees_owners(owned_runs):
     assert table["name"].tolist() == ["alice's run"] and "owner" not in table.columns
     assert "Owner" not in labels(at.selectbox)
     assert "1 of 1 saved runs match" in texts(at.caption)
+    at = app(BOB, "runs").run()  # another session of the same process: nothing cached of Alice's reaches it
+    assert at.dataframe[0].value["name"].tolist() == ["bob's run"]
 
 
 def test_a_teacher_sees_everyones_runs_filters_by_owner_and_compares_across_students(owned_runs):
