@@ -30,7 +30,7 @@ from core.data.spec import DataSpec, describe_data
 from core.data.splits import SplitConfig, Splits, make_splits
 from core.data.user_data import ImageOptions
 from core.errors import ConfigError, DataError, DataNotFoundError, DigitLabError, HistoryError
-from core.store.history import RunHistory, Viewer, default_path, ended, numbered_name
+from core.store.history import RunHistory, Viewer, default_location, ended, numbered_name
 from core.training.evaluation import Evaluation
 from core.training.runs import Run
 from dashboard import access
@@ -269,11 +269,11 @@ def keep_run(run: Run) -> str | None:
     return save_to_history(run) if ended(run) else None
 
 
-def history_path() -> Path:
-    """The run history database this session uses: its own choice (never with sign-in on: the deployment's), else
-    $DIGIT_LAB_HOME or the user data dir."""
+def history_path() -> str:
+    """The run history this session uses (a file or a database URL): its own choice (never with sign-in on: the
+    deployment's), else $DIGIT_LAB_DATABASE_URL, else the file in $DIGIT_LAB_HOME or the user data dir."""
     chosen = None if access.sign_in_configured() else st.session_state.get(HISTORY_PATH_KEY)
-    return Path(chosen or default_path())
+    return chosen or default_location()
 
 
 @st.cache_resource(show_spinner="Opening the run history...")
@@ -287,7 +287,7 @@ def _open_history(path: str, viewer: Viewer | None, history_class_id: int) -> Ru
 def history() -> RunHistory:
     """The run history as this session's user sees it (with sign-in, their own runs; a teacher's, everyone's); raises
     HistoryError (with what to do) if its file is corrupt or from a newer version."""
-    return _open_history(str(history_path()), access.viewer(), id(RunHistory))
+    return _open_history(history_path(), access.viewer(), id(RunHistory))
 
 
 def _saved_version(run: Run) -> tuple:

@@ -536,6 +536,24 @@ class RunHistory:
             conn.execute(sa.delete(runs).where(runs.c.run_id == run_id))
 
 
+def shown_location(location: str) -> str:
+    """A history's location as shown to people: a file's path, or a URL without its password."""
+    try:
+        url, path = _database(location)
+    except HistoryError:
+        return location if "://" not in location else location.split("://", 1)[0] + "://..."
+    return str(path) if path else url.render_as_string(hide_password=True)
+
+
+def same_server(location: str, other: str) -> bool:
+    """Whether `location` is a PostgreSQL database on the same server (host and port) as the history at `other`."""
+    try:
+        (url, path), (other_url, other_path) = _database(location), _database(other)
+    except HistoryError:
+        return False
+    return path is None and other_path is None and (url.host, url.port) == (other_url.host, other_url.port)
+
+
 def _database(location: str) -> tuple[sa.URL, Path | None]:
     """The SQLAlchemy URL of a history's location (a URL, or a SQLite file's path) and, for SQLite, its file."""
     if "://" not in location:
