@@ -138,6 +138,17 @@ def test_a_teacher_sees_everyones_runs_filters_by_owner_and_compares_across_stud
     assert [b for b in at.button if b.label.startswith("Delete")]  # their own run
 
 
+def test_a_run_without_an_owner_is_seen_by_teachers_alone(owned_runs):
+    config = RunConfig(model=ModelConfig(arch="linear"), data=SplitConfig(val_size=200))
+    RunHistory(default_path()).save(saved_run("from the command line", config, 0.9))  # saved without signing in
+    at = app(TEACHER, "runs").run()
+    next(s for s in at.selectbox if s.label == "Owner").set_value("").run()
+    assert at.dataframe[0].value["name"].tolist() == ["from the command line"]
+    assert "(no sign-in)" in next(s for s in at.selectbox if s.label == "Owner").options
+    at = app(ALICE, "runs").run()
+    assert at.dataframe[0].value["name"].tolist() == ["alice's run"]
+
+
 def test_a_crafted_selection_of_anothers_run_deletes_nothing(owned_runs):
     """Bob's session is made to hold Alice's run id where the Runs page's delete path reads it (the selection and
     the pending confirmation): the page offers nothing to delete and her run stays."""
