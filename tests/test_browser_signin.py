@@ -126,6 +126,11 @@ def _selector(page):
     return page.get_by_test_id("stMultiSelect").filter(has_text="Select runs").locator("input")
 
 
+def _runs_table(page):
+    """The Runs page's table of saved runs (its accessible copy, which holds the cells as text)."""
+    return page.locator('[data-testid="stDataFrame"] table[role="grid"]').first
+
+
 def _run_options(page) -> list[str]:
     """The runs the Runs page's selector offers (its drop-down opened, then closed)."""
     _selector(page).click()
@@ -176,6 +181,9 @@ def test_two_students_and_a_teacher_sign_in_and_see_what_they_should(signin_app)
         expect(page.get_by_text("2 of 2 saved runs match")).to_be_visible()
         expect(page.get_by_text("Where the run history is stored")).to_have_count(0)
         expect(page.get_by_label("Owner")).to_have_count(0)
+        expect(_runs_table(page)).to_contain_text("alice's seeded run")
+        expect(_runs_table(page)).not_to_contain_text("owner")
+        expect(_runs_table(page)).not_to_contain_text(ALICE)
         assert _run_options(page) == sorted(["alice's seeded run", trained])
         _assert_no_error_on_page(playwright_api, page, "Runs")
         page.screenshot(path=ARTIFACTS / "signin-2-alice-runs.png")
@@ -212,6 +220,8 @@ def test_two_students_and_a_teacher_sign_in_and_see_what_they_should(signin_app)
         _sign_in(expect, page, signin_app, BOB)
         _open_runs_page(expect, page)
         expect(page.get_by_text("1 of 1 saved runs match")).to_be_visible()
+        expect(_runs_table(page)).to_contain_text("bob's seeded run")
+        expect(_runs_table(page)).not_to_contain_text("alice")
         assert _run_options(page) == ["bob's seeded run"]
         _selector(page).click()
         page.keyboard.type("alice")  # searching the selector for Alice's run finds nothing to select
@@ -235,6 +245,8 @@ def test_two_students_and_a_teacher_sign_in_and_see_what_they_should(signin_app)
         expect(page.get_by_text("(teacher: everyone's runs)")).to_be_visible()
         _open_runs_page(expect, page)
         expect(page.get_by_text("3 of 3 saved runs match")).to_be_visible()
+        for text in ("owner", ALICE, BOB, trained):
+            expect(_runs_table(page)).to_contain_text(text)
         assert _run_options(page) == sorted(["alice's seeded run", "bob's seeded run", trained])
         page.get_by_label("Owner").click()
         page.get_by_role("option", name=BOB).click()
