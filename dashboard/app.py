@@ -6,7 +6,7 @@ import pandas  # noqa: F401 - imported before any session runs: plotly looks pan
 import streamlit as st  # the import lock, so a first import in one session's thread breaks a chart in another
 
 from core.training import compile_cache
-from dashboard import state
+from dashboard import access, state
 
 PAGES_DIR = Path(__file__).parent / "pages"
 ASSETS_DIR = Path(__file__).parent.parent / "assets"
@@ -15,6 +15,11 @@ ASSETS_DIR = Path(__file__).parent.parent / "assets"
 def main() -> None:
     st.set_page_config(page_title="Digit Lab", page_icon=str(ASSETS_DIR / "icon.svg"), layout="wide")
     st.logo(str(ASSETS_DIR / "logo.svg"), icon_image=str(ASSETS_DIR / "icon.svg"), size="large")
+    if access.sign_in_configured():
+        if not access.signed_in():  # a deployment with sign-in: nothing but the sign-in page until then
+            st.navigation([st.Page(access.sign_in_page, title="Sign in", icon=":material/login:")]).run()
+            return
+        access.signed_in_sidebar(access.viewer())
     compile_cache.enable()  # before any page compiles: programs compiled by an earlier app start load from disk
     state.clean_uploads()
     state.save_trainings_at_exit()

@@ -33,9 +33,10 @@ from core.data.spec import DataSpec, describe_data
 from core.data.splits import SplitConfig, Splits, make_splits
 from core.data.user_data import ImageOptions
 from core.errors import ConfigError, DataError, DataNotFoundError, DigitLabError, HistoryError
-from core.store.history import RunHistory, default_location, ended, numbered_name
+from core.store.history import RunHistory, Viewer, default_location, ended, numbered_name
 from core.training.evaluation import Evaluation
 from core.training.runs import Run
+from dashboard import access
 
 RUNS_KEY = "runs"
 SETTINGS_PREFIX = "setting."  # widget keys that keep their values across pages
@@ -80,9 +81,23 @@ def _process_alive(pid: int) -> bool:
     return True
 
 
+def _chosen_path(key: str) -> str | None:
+    """A path on the server that this session chose. With sign-in on, visitors choose none (the deployment's
+    settings decide): only a path into this process's uploads folder, where an upload put it, is taken."""
+    path = st.session_state.get(key) or None
+    if path is None or not access.sign_in_configured():
+        return path
+    return path if Path(os.path.abspath(path)).is_relative_to(uploads_dir()) else None
+
+
 def data_dir() -> str | None:
     """The data directory chosen in this session (None: the dataset's variable, the cache, then a download)."""
-    return st.session_state.get(DATA_DIR_KEY) or None
+    return _chosen_path(DATA_DIR_KEY)
+
+
+def own_data_path() -> str | None:
+    """The user's own data (a folder, zip or CSV) chosen in this session, if any."""
+    return _chosen_path(OWN_PATH_KEY)
 
 
 def data_choice() -> str:
@@ -101,14 +116,14 @@ def data_source() -> DataSource:
     given yet."""
     if data_choice() != OWN_DATA:
         return DataSource(DatasetName(data_choice()), data_dir())
-    if not st.session_state.get(OWN_PATH_KEY):
+    if own_data_path() is None:
         raise DataNotFoundError("Your own data is chosen on the Data page, but none is given yet: upload a zip or a "
                                 "CSV there, or name a folder.")
     try:
         options = image_options()
     except ConfigError as exc:  # the data cannot be made as asked: a data problem for every page
         raise DataError(f"{exc} (set on the Data page)") from None
-    return DataSource(None, st.session_state[OWN_PATH_KEY], options)
+    return DataSource(None, own_data_path(), options)
 
 
 def expected_spec(local: Dataset | None) -> DataSpec:
@@ -235,7 +250,7 @@ def saved_if_the_session_ends(trained: Callable[[], Iterable[tuple[Run, Splits]]
     rerun will come to settle its runs, so finish the `trained()` (run, its data) pairs and save them to the run
     history on the way out. Nothing of Streamlit's may be used then, session state included: the history's path is
     read beforehand."""
-    history_file = history_path()
+    history_file, viewer = history_path(), access.viewer()
     ended_event = threading.Event()
     _TRAINING.add(ended_event)
     try:
@@ -244,11 +259,11 @@ def saved_if_the_session_ends(trained: Callable[[], Iterable[tuple[Run, Splits]]
         for run, data in trained():
             if run.params is None:
                 with suppress(DigitLabError):  # written as it started, it trained nothing: no trace left
-                    RunHistory(history_file).delete(run.run_id)
+                    RunHistory(history_file, viewer=viewer).delete(run.run_id)
                 continue
             run.finish(data)
             with suppress(DigitLabError):  # no page is left to say so on
-                RunHistory(history_file).save(run)
+                RunHistory(history_file, viewer=viewer).save(run)
         raise
     finally:
         _TRAINING.discard(ended_event)
@@ -276,21 +291,24 @@ def keep_run(run: Run) -> str | None:
 
 
 def history_path() -> str:
-    """The run history this session uses (a file or a database URL): its own choice, else $DIGIT_LAB_DATABASE_URL,
-    else the file in $DIGIT_LAB_HOME or the user data dir."""
-    return st.session_state.get(HISTORY_PATH_KEY) or default_location()
+    """The run history this session uses (a file or a database URL): its own choice (never with sign-in on: the
+    deployment's), else $DIGIT_LAB_DATABASE_URL, else the file in $DIGIT_LAB_HOME or the user data dir."""
+    chosen = None if access.sign_in_configured() else st.session_state.get(HISTORY_PATH_KEY)
+    return chosen or default_location()
 
 
 @st.cache_resource(show_spinner="Opening the run history...")
-def _open_history(path: str, history_class_id: int) -> RunHistory:
-    """One history object per file and per load of core.history: when Streamlit reloads edited modules, the new
-    RunHistory class gets a new object, whose errors are the reloaded HistoryError that the pages catch."""
-    return RunHistory(path)
+def _open_history(path: str, viewer: Viewer | None, history_class_id: int) -> RunHistory:
+    """One history object per file, per viewer (with sign-in, each user's own runs) and per load of core.history:
+    when Streamlit reloads edited modules, the new RunHistory class gets a new object, whose errors are the reloaded
+    HistoryError that the pages catch."""
+    return RunHistory(path, viewer=viewer)
 
 
 def history() -> RunHistory:
-    """The run history; raises HistoryError (with what to do) if its file is corrupt or from a newer version."""
-    return _open_history(str(history_path()), id(RunHistory))
+    """The run history as this session's user sees it (with sign-in, their own runs; a teacher's, everyone's); raises
+    HistoryError (with what to do) if its file is corrupt or from a newer version."""
+    return _open_history(history_path(), access.viewer(), id(RunHistory))
 
 
 def writable_history() -> RunHistory | None:

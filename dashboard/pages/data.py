@@ -20,7 +20,7 @@ from core.errors import DigitLabError
 from core.networks.base import NETWORKS
 from core.summaries import digit_gallery
 from core.training.programs import describe_devices
-from dashboard import export, figures, state
+from dashboard import access, export, figures, state
 from dashboard.data_statistics import statistics_section
 from dashboard.widgets import MISSING, TRAIN_PAGE, train_page_split
 
@@ -110,12 +110,13 @@ def own_data() -> Dataset | None:
     st.markdown("A **folder of class subfolders** (`digits/0/*.png`, `digits/1/*.png`…: the folder names are the "
                 "classes), PNG, JPEG or BMP of any size, grey or colour; with `train/` and `test/` subfolders if you "
                 "have a split, otherwise a seeded, stratified test set is held out. Or a **CSV** in Kaggle's Digit "
-                "Recognizer layout (`label,pixel0,…,pixel783`). Upload either as a zip (or the CSV itself), or name "
-                "it on this machine.")
+                "Recognizer layout (`label,pixel0,…,pixel783`). Upload either as a zip (or the CSV itself)"
+                + ("." if access.sign_in_configured() else ", or name it on this machine."))
     st.file_uploader("A zip of your folder, or your CSV", type=["zip", "csv"], key=OWN_UPLOAD_KEY,
                      on_change=_save_own_upload)
-    st.text_input("Or the folder, zip or CSV on this machine", key=state.OWN_PATH_KEY,
-                  placeholder="/path/to/digits")
+    if not access.sign_in_configured():  # with sign-in, visitors name no paths on the server
+        st.text_input("Or the folder, zip or CSV on this machine", key=state.OWN_PATH_KEY,
+                      placeholder="/path/to/digits")
     defaults, keys = ImageOptions(), state.IMAGE_OPTION_KEYS
     for name in keys:
         state.kept("own." + name, getattr(defaults, name))
@@ -130,8 +131,9 @@ def own_data() -> Dataset | None:
                    "centre of mass at the centre, as MNIST's digits were (grey only).")
     held.slider("Test fraction", 0.05, 0.5, step=0.05, key=keys["test_fraction"],
                 help="Held out as the test set when the data brings no train/ and test/ folders (a CSV never does).")
-    if not st.session_state.get(state.OWN_PATH_KEY):
-        st.info("Upload a zip or CSV, or name a folder, to train on your own data.")
+    if state.own_data_path() is None:
+        st.info(f"Upload a zip or CSV{'' if access.sign_in_configured() else ', or name a folder,'} to train on your "
+                "own data.")
         return None
     try:
         with st.spinner("Reading your images..."):
@@ -212,10 +214,11 @@ def main() -> None:
         loaded = own_data()
     else:
         info = REGISTRY[DatasetName(choice)]
-        with st.expander("Data directory", expanded=state.data_dir() is not None):
-            st.text_input(f"Folder (or file) holding {info.title}", key=state.DATA_DIR_KEY,
-                          placeholder=f"${info.env} or the cache",
-                          help=f"Leave empty to use ${info.env}, then your cache folder, then a download.")
+        if not access.sign_in_configured():  # with sign-in, the deployment's data directory is used
+            with st.expander("Data directory", expanded=state.data_dir() is not None):
+                st.text_input(f"Folder (or file) holding {info.title}", key=state.DATA_DIR_KEY,
+                              placeholder=f"${info.env} or the cache",
+                              help=f"Leave empty to use ${info.env}, then your cache folder, then a download.")
         loaded = load_with_progress(info)
     if loaded is not None:
         overview(loaded)

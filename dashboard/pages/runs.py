@@ -19,7 +19,7 @@ from core.store.history import (
 )
 from core.training.runs import CONTINUABLE, Continuation, Run
 from core.training.status import RunStatus, parse_status
-from dashboard import continuing, export, figures, state
+from dashboard import access, continuing, export, figures, state
 from dashboard.widgets import MISSING, TRAIN_PAGE, format_epochs, format_or_dash, show_error
 
 SELECTION_KEY = "runs_page.selection"
@@ -167,6 +167,12 @@ def final_metrics(run: Run) -> dict[str, str]:
     }
 
 
+def owner_filter(everything: list[SavedRun]) -> str | None:
+    """A teacher's choice of student (None: everyone's runs)."""
+    return st.selectbox("Owner", [None, *sorted({r.owner or "" for r in everything})],
+                        format_func=lambda owner: "Everyone" if owner is None else owner or "(no sign-in)")
+
+
 def filters(everything: list[SavedRun]) -> dict:
     dataset_col, arch_col, status_col, name_col, accuracy_col = st.columns(5)
     dataset = dataset_col.selectbox("Dataset", [None, *sorted({r.dataset for r in everything})],
@@ -181,12 +187,13 @@ def filters(everything: list[SavedRun]) -> dict:
                 dataset=dataset)
 
 
-def table(saved: list[SavedRun], labels: dict[str, str]) -> None:
-    """The saved runs, each named by its label in the selector below (runs of one name told apart by id). A model
-    loaded from a file has no epochs or training time on record: a dash, not 0."""
+def table(saved: list[SavedRun], labels: dict[str, str], *, owners: bool) -> None:
+    """The saved runs, each named by its label in the selector below (runs of one name told apart by id), with their
+    owners for a teacher. A model loaded from a file has no epochs or training time on record: a dash, not 0."""
     loaded = [not r.epochs and not r.train_seconds for r in saved]
     st.dataframe(pd.DataFrame({
         "name": [labels[r.run_id] for r in saved],
+        **({"owner": [_cell(r.owner) for r in saved]} if owners else {}),
         "dataset": [r.dataset for r in saved],
         "architecture": [r.architecture for r in saved],
         "status": [r.status for r in saved],
@@ -215,6 +222,9 @@ def actions(store: RunHistory, selected: list[SavedRun]) -> None:
     reload_col, rename_col, delete_col = st.columns(3)
     reload_col.button(f"Reload into this session ({len(ids)})", on_click=_reload, args=(ids,),
                       help="Puts the selected runs back among this session's runs for the Results and Weights pages.")
+    if store.viewer is not None and any(r.owner != store.viewer.name for r in selected):  # a teacher's choice
+        rename_col.caption("Only its owner can rename or delete a run.")
+        return
     if len(selected) == 1:
         name_key = f"runs_page.rename.{ids[0]}"
         with rename_col.form(f"runs_page.rename_form.{ids[0]}", border=False):  # Enter in the field renames too
@@ -278,18 +288,21 @@ def saved_runs(store: RunHistory) -> None:
     if not everything:
         st.info("No saved runs yet. Train a network: every run that finishes or is stopped is saved here.")
         return
-    saved = store.list(**filters(everything))
+    teacher = store.viewer is not None and store.viewer.teacher
+    owner = owner_filter(everything) if teacher else None
+    saved = [r for r in store.list(**filters(everything)) if owner is None or (r.owner or "") == owner]
     st.caption(f"{len(saved)} of {len(everything)} saved runs match.")
     if not saved:
         st.info("No saved run matches these filters.")
         return
     labels = _labels(saved)
-    table(saved, labels)
+    table(saved, labels, owners=teacher)
     # Set afresh on every run: the widget keeps its choice as labels, and a label that changed (a rename,
     # here or in another tab) would no longer match its run.
     st.session_state[SELECTION_KEY] = [i for i in st.session_state.get(SELECTION_KEY, []) if i in labels]
     selected = st.multiselect("Select runs to compare, rename, delete or reload", list(labels),
-                              format_func=labels.get, key=SELECTION_KEY)
+                              format_func=lambda run_id: labels.get(run_id, run_id),  # a crafted id: no crash
+                              key=SELECTION_KEY)
     if selected:
         chosen = [r for r in saved if r.run_id in selected]
         actions(store, chosen)
@@ -305,13 +318,16 @@ def main() -> None:
     st.caption("Saved run history. Every run is saved here automatically as it trains, with its curves, metrics, "
                "confusion matrix and parameters; the history survives restarts of the app, and a run whose process "
                "died (killed, crashed, a reboot) is kept as \"interrupted at step N\" with its last parameters.")
+    paths_shown = not access.sign_in_configured()  # with sign-in, the history is the deployment's setting
     try:
         store = state.history()
     except HistoryError as exc:
         show_error(exc, "The other pages still work; runs you train now are kept in this session only.")
-        storage_setting(state.history_path(), expanded=True)
+        if paths_shown:
+            storage_setting(state.history_path(), expanded=True)
         return
-    storage_setting(state.history_path())
+    if paths_shown:
+        storage_setting(state.history_path())
     last_message()
     try:
         saved_runs(store)

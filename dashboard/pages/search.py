@@ -32,7 +32,7 @@ from core.search.study import (
 from core.training.config import OPTIMIZER_LABELS, Optimizer
 from core.training.drive import REDRAW_SECONDS, Pace
 from core.training.runs import Run
-from dashboard import export, figures, state
+from dashboard import access, export, figures, state
 from dashboard.widgets import MISSING, show_error, stop_button
 
 VIEWED_KEY = "search.viewed"  # the study shown below the form
@@ -53,7 +53,10 @@ def storage(url: str) -> optuna.storages.RDBStorage:
 
 
 def storage_setting(key) -> str:
-    """The storage URL box; the run history's own file when it is left empty."""
+    """The storage URL box; the run history's own file when it is left empty (always, with sign-in on: visitors name
+    no databases on the server)."""
+    if access.sign_in_configured():
+        return storage_url(state.history())
     url = st.text_input("Study storage (SQLAlchemy URL)", key=key("storage"),
                         placeholder=storage_url(state.history()),
                         help="Empty: the run history's own SQLite file. Workers started with `python -m core search "
