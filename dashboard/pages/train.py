@@ -273,7 +273,7 @@ def run_training(config: RunConfig) -> None:
         with state.saved_if_the_session_ends(lambda: [(run, data)]):
             progress = train(config, data, statistics=bool(state.setting("statistics")))
             drive(itertools.takewhile(lambda _: run.status is not RunStatus.STOPPED, progress),
-                  record=record, show=show)
+                  record=record, show=show, every=state.redraw_seconds)
             if run.status is RunStatus.STOPPED:  # a rerun already settled this run: keep the model it stopped with
                 return
             checkpoints.wait()  # (a checkpoint still being written cannot overwrite the ended run saved after it)
