@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+import glob
 import gzip
 import os
+import secrets
+import shutil
+import socket
+import subprocess
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
+import sqlalchemy as sa
 import streamlit as st
 
 from core.data.formats import Dataset
@@ -103,3 +110,72 @@ def no_compile_cache(monkeypatch):
 def private_run_history(monkeypatch, tmp_path_factory):
     """Every test saves its runs to a run history of its own, never to the user's (ended runs are saved)."""
     monkeypatch.setenv("DIGIT_LAB_HOME", str(tmp_path_factory.mktemp("digit_lab_home")))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def postgres_bin() -> Path | None:
+    """The folder of PostgreSQL's server programs (initdb, pg_ctl): on PATH, else Debian's."""
+    found = shutil.which("initdb")
+    candidates = [found] if found else sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    return Path(candidates[-1]).resolve().parent if candidates else None
+
+
+@pytest.fixture(scope="session")
+def postgres_server():
+    """A PostgreSQL server of its own in a temporary folder, on a free port (its URL, without a database); stopped
+    and removed after the tests."""
+    bin_dir = postgres_bin()
+    if bin_dir is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL's initdb and pg_ctl are missing in CI (.ci/run installs the postgresql package)")
+        pytest.skip("PostgreSQL's initdb and pg_ctl are not installed")
+    folder = Path(tempfile.mkdtemp(prefix="digit-lab-pg-"))
+    as_user = []
+    if os.geteuid() == 0:  # the server refuses to run as root: run it as the postgres (else nobody) user
+        runuser = shutil.which("runuser", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")  # (root's tools)
+        if runuser is None:
+            pytest.fail("PostgreSQL will not run as root, and runuser (util-linux) is missing to run it as postgres")
+        user = "postgres" if _user_exists("postgres") else "nobody"
+        shutil.chown(folder, user)
+        as_user = [runuser, "-u", user, "--"]
+    data, port = folder / "data", free_port()
+    subprocess.run([*as_user, bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
+                   check=True, capture_output=True)
+    subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-l", folder / "log", "-w", "-o",
+                    f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
+    try:
+        yield sa.URL.create("postgresql+psycopg", username="postgres", host="127.0.0.1", port=port)
+    finally:
+        subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"], capture_output=True)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+@pytest.fixture
+def postgres_url(postgres_server):
+    """A new, empty database on the tests' PostgreSQL server, as a SQLAlchemy URL; dropped after the test."""
+    name = f"test_{secrets.token_hex(6)}"
+    server = sa.create_engine(postgres_server.set(database="postgres"), isolation_level="AUTOCOMMIT",
+                              poolclass=sa.pool.NullPool)
+    with server.connect() as conn:
+        conn.exec_driver_sql(f"CREATE DATABASE {name}")
+    try:
+        yield postgres_server.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with server.connect() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE {name} WITH (FORCE)")
+        server.dispose()
+
+
+def _user_exists(name: str) -> bool:
+    import pwd
+
+    try:
+        pwd.getpwnam(name)
+    except KeyError:
+        return False
+    return True

@@ -6,6 +6,7 @@ import dataclasses
 import io
 import json
 import multiprocessing
+import re
 import shutil
 import sqlite3
 import sys
@@ -15,20 +16,27 @@ from pathlib import Path
 
 import jax
 import numpy as np
+import optuna
 import pytest
+import sqlalchemy as sa
 
 from core.data.spec import MNIST_SPEC, DataSpec
 from core.data.splits import SplitConfig, make_splits
 from core.errors import HistoryError
 from core.networks.base import ModelConfig, seed_key
-from core.store.checkpoint import CONFIG_KEY, flatten
+from core.store import migrations
+from core.store.checkpoint import CONFIG_KEY, flatten, model_bytes
 from core.store.history import (
     HOME_ENV,
     SCHEMA_VERSION,
+    Checkpoints,
     RunHistory,
+    Viewer,
     config_diff,
     default_path,
 )
+from core.store.schema import HEAD, OPTUNA_TABLES, REVISIONS, VERSION_TABLE, runs
+from core.store.schema import snapshots as snapshot_table
 from core.training.config import Optimizer, RunConfig, Schedule, TrainConfig
 from core.training.loop import train
 from core.training.runs import Run
@@ -55,6 +63,22 @@ def trained(splits) -> Run:
     return run
 
 
+@pytest.fixture(params=["sqlite", "postgresql"])
+def location(request, tmp_path) -> str:
+    """Where a test's history is: a new SQLite file, or a new database on the tests' PostgreSQL server."""
+    if request.param == "sqlite":
+        return str(tmp_path / "runs.sqlite3")
+    return request.getfixturevalue("postgres_url")
+
+
+def query(location: str, statement: str) -> list:
+    """Run one SQL statement on a history's database directly (as another program would) and commit; its rows."""
+    engine = sa.create_engine(location if "://" in location else f"sqlite:///{location}", poolclass=sa.pool.NullPool)
+    with engine.begin() as conn:
+        result = conn.exec_driver_sql(statement)
+        return result.all() if result.returns_rows else []
+
+
 def copy_of(run: Run, **changes) -> Run:
     """Another run (new id) like `run`, with some fields changed."""
     fresh = Run(run.name, run.config, run.spec)
@@ -71,8 +95,8 @@ def assert_same_params(a, b) -> None:
         np.testing.assert_array_equal(x, y)
 
 
-def test_round_trip_survives_reopening(tmp_path, trained, splits):
-    path = tmp_path / "runs.sqlite3"
+def test_round_trip_survives_reopening(location, trained, splits):
+    path = location
     evaluation = trained.evaluate(splits.x_test, splits.y_test)
     RunHistory(path).save(trained)
 
@@ -97,8 +121,8 @@ def test_round_trip_survives_reopening(tmp_path, trained, splits):
     assert history.load(trained.run_id, snapshots=False).snapshots == []
 
 
-def test_saving_again_updates_instead_of_duplicating(tmp_path, trained):
-    history = RunHistory(tmp_path / "runs.sqlite3")
+def test_saving_again_updates_instead_of_duplicating(location, trained):
+    history = RunHistory(location)
     history.save(trained)
     renamed = dataclasses.replace(trained, name="renamed", snapshots=trained.snapshots[:1])
     history.save(renamed)
@@ -108,8 +132,8 @@ def test_saving_again_updates_instead_of_duplicating(tmp_path, trained):
     np.testing.assert_array_equal(history.load(trained.run_id).test_confusion, trained.test_confusion)
 
 
-def test_only_ended_runs_are_saved(tmp_path, trained):
-    history = RunHistory(tmp_path / "runs.sqlite3")
+def test_only_ended_runs_are_saved(location, trained):
+    history = RunHistory(location)
     with pytest.raises(HistoryError, match="not over"):
         history.save(copy_of(trained, status="running"))
     with pytest.raises(HistoryError, match="not over"):  # the last chunk said "finished", but not yet measured
@@ -120,8 +144,8 @@ def test_only_ended_runs_are_saved(tmp_path, trained):
     assert len(history.list()) == 2
 
 
-def test_filters(tmp_path, trained):
-    history = RunHistory(tmp_path / "runs.sqlite3")
+def test_filters(location, trained):
+    history = RunHistory(location)
     linear = RunConfig(model=ModelConfig(arch="linear"))
     runs = [
         copy_of(trained, name="Good MLP", test_accuracy=0.97),
@@ -154,8 +178,8 @@ def test_filters(tmp_path, trained):
     assert softmax.params is None and softmax.config == linear
 
 
-def test_rename_and_delete(tmp_path, trained):
-    history = RunHistory(tmp_path / "runs.sqlite3")
+def test_rename_and_delete(location, trained):
+    history = RunHistory(location)
     keep, drop = copy_of(trained, name="keep"), copy_of(trained, name="drop")
     history.save(keep)
     history.save(drop)
@@ -169,7 +193,92 @@ def test_rename_and_delete(tmp_path, trained):
     assert [r.name for r in history.list()] == ["kept"]
     with pytest.raises(HistoryError, match="No saved run"):
         history.load(drop.run_id)
-    assert sql(history.path, ("SELECT count(*) FROM snapshots WHERE run_id = ?", (drop.run_id,))) == [(0,)]
+    assert query(location, f"SELECT count(*) FROM snapshots WHERE run_id = '{drop.run_id}'") == [(0,)]
+
+
+ADA, BOB, TEACHER = Viewer("ada@school.org"), Viewer("bob@school.org"), Viewer("teacher@school.org", teacher=True)
+
+
+def assert_missing_to(history: RunHistory, run_id: str) -> None:
+    """Loading, renaming and deleting run `run_id` all fail with a missing run's error."""
+    missing = f"No saved run has the id {run_id}; it may have been deleted by another session."
+    with pytest.raises(HistoryError) as loading:
+        history.load(run_id)
+    with pytest.raises(HistoryError) as renaming:
+        history.rename(run_id, "mine")
+    with pytest.raises(HistoryError) as deleting:
+        history.delete(run_id)
+    assert str(loading.value) == str(renaming.value) == str(deleting.value) == missing
+
+
+def test_each_student_sees_and_changes_only_their_own_runs(location, trained):
+    path = location
+    ada, bob = RunHistory(path, viewer=ADA), RunHistory(path, viewer=BOB)
+    assert ada.viewer == ADA
+    adas, bobs, local = copy_of(trained, name="ada's"), copy_of(trained, name="bob's"), copy_of(trained, name="local")
+    ada.save(adas)
+    bob.save(bobs)
+    RunHistory(path).save(local)  # saved without signing in: no owner
+
+    assert [(r.name, r.owner) for r in ada.list()] == [("ada's", ADA.name)]
+    assert [(r.name, r.owner) for r in bob.list()] == [("bob's", BOB.name)]
+    assert sorted((r.name, r.owner) for r in RunHistory(path).list()) == [
+        ("ada's", ADA.name), ("bob's", BOB.name), ("local", None)]
+    assert ada.names_starting("") == ["ada's"]
+    assert ada.load(adas.run_id).name == "ada's"
+    for run_id in (bobs.run_id, local.run_id, "gone"):  # another's run reads exactly as a missing one
+        assert_missing_to(ada, run_id)
+    with pytest.raises(HistoryError, match=f"No saved run has the id {bobs.run_id}; it may"):  # saving over it
+        ada.save(dataclasses.replace(bobs, name="taken over"))
+    assert [(r.name, r.owner) for r in bob.list()] == [("bob's", BOB.name)]
+    assert bob.load(bobs.run_id).name == "bob's"
+
+    ada.rename(adas.run_id, "renamed")
+    ada.save(dataclasses.replace(adas, name="saved again"))
+    assert [(r.name, r.owner) for r in ada.list()] == [("saved again", ADA.name)]
+    ada.delete(adas.run_id)
+    assert ada.list() == [] and len(RunHistory(path).list()) == 2
+
+
+def test_a_teacher_sees_everyones_runs_and_changes_only_their_own(location, trained):
+    path = location
+    adas, teachers = copy_of(trained, name="ada's"), copy_of(trained, name="teacher's")
+    RunHistory(path, viewer=ADA).save(adas)
+    teacher = RunHistory(path, viewer=TEACHER)
+    teacher.save(teachers)
+    assert sorted((r.name, r.owner) for r in teacher.list()) == [("ada's", ADA.name), ("teacher's", TEACHER.name)]
+    assert teacher.load(adas.run_id).name == "ada's"
+    for attempt in (lambda: teacher.rename(adas.run_id, "x"), lambda: teacher.delete(adas.run_id),
+                    lambda: teacher.save(dataclasses.replace(adas, name="x"))):
+        with pytest.raises(HistoryError, match=f"'ada's' is not yours \\({ADA.name}\\)"):
+            attempt()
+    assert [r.name for r in RunHistory(path, viewer=ADA).list()] == ["ada's"]
+    teacher.rename(teachers.run_id, "mine")
+    teacher.delete(teachers.run_id)
+    assert [r.name for r in teacher.list()] == ["ada's"]
+    RunHistory(path).rename(adas.run_id, "renamed locally")  # without a viewer everything is open, as before
+    assert [(r.name, r.owner) for r in RunHistory(path, viewer=ADA).list()] == [("renamed locally", ADA.name)]
+
+
+def test_checkpoints_record_the_owner_of_a_run_in_training(location, splits):
+    path = location
+    ada = RunHistory(path, viewer=ADA)
+    run = Run("training", CONFIG, splits.spec)
+    checkpoints = Checkpoints(ada, run)
+    checkpoints.start()
+    for progress in train(CONFIG, splits):
+        run.record(progress)
+        checkpoints()
+    checkpoints.wait()
+    assert checkpoints.error is None
+    assert [(r.name, r.status, r.owner) for r in ada.list()] == [("training", "running", ADA.name)]
+    assert RunHistory(path, viewer=BOB).list() == []
+    bobs_checkpoints = Checkpoints(RunHistory(path, viewer=BOB), dataclasses.replace(run, name="hijack"))
+    bobs_checkpoints.start()  # a run id of another's: refused, as a missing run
+    assert "No saved run" in str(bobs_checkpoints.error)
+    run.finish(splits)
+    ada.save(run)
+    assert [(r.name, r.status, r.owner) for r in ada.list()] == [("training", "finished", ADA.name)]
 
 
 def sql(path: Path | str, *statements: str | tuple) -> list:
@@ -193,25 +302,30 @@ def _save_many(path: str, prefix: str, count: int, barrier) -> None:
         history.save(run)
 
 
-def test_two_processes_writing_at_once_lose_nothing(tmp_path, monkeypatch):
-    path = str(tmp_path / "shared" / "runs.sqlite3")  # neither process finds a database: both race to create it
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_four_processes_writing_at_once_lose_nothing(engine, request, tmp_path, monkeypatch):
+    # neither process finds a history: all race to create it (a new file, or a database without tables)
+    location = str(tmp_path / "shared" / "runs.sqlite3") if engine == "sqlite" else request.getfixturevalue(
+        "postgres_url")
     # spawned workers re-run the parent's __main__ file; an AppTest earlier in the session leaves its page script there
     monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))
     context = multiprocessing.get_context("spawn")
-    barrier = context.Barrier(2)
-    count = 25
-    workers = [context.Process(target=_save_many, args=(path, prefix, count, barrier)) for prefix in ("a", "b")]
+    prefixes, count = "abcd", 50
+    barrier = context.Barrier(len(prefixes))
+    workers = [context.Process(target=_save_many, args=(location, prefix, count, barrier)) for prefix in prefixes]
     for worker in workers:
         worker.start()
     for worker in workers:
-        worker.join(timeout=120)
-    assert [w.exitcode for w in workers] == [0, 0]
-    history = RunHistory(path)
-    names = {r.name for r in history.list()}
-    assert names == {f"{p}-{i}" for p in "ab" for i in range(count)}
-    assert sql(path, "SELECT count(*) FROM snapshots") == [(2 * count,)]
-    assert sql(path, "PRAGMA journal_mode") == [("wal",)]
-    assert sql(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+        worker.join(timeout=300)
+    assert [w.exitcode for w in workers] == [0] * len(prefixes)
+    names = [r.name for r in RunHistory(location).list()]
+    assert len(names) == len(prefixes) * count == 200
+    assert set(names) == {f"{p}-{i}" for p in prefixes for i in range(count)}
+    assert query(location, "SELECT count(*) FROM snapshots") == [(len(prefixes) * count,)]
+    assert query(location, f"SELECT version_num FROM {VERSION_TABLE}") == [(HEAD,)]
+    if engine == "sqlite":
+        assert sql(location, "PRAGMA journal_mode") == [("wal",)]
+        assert sql(location, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
 
 
 def _refused(path: Path, match: str) -> HistoryError:
@@ -268,14 +382,14 @@ def test_a_file_deleted_while_in_use_is_created_afresh(tmp_path, trained):
     assert [row.run_id for row in RunHistory(path).list()] == [trained.run_id]
 
 
-def test_a_run_on_other_data_keeps_its_data_description(tmp_path):
+def test_a_run_on_other_data_keeps_its_data_description(location):
     letters = DataSpec("letters", 16, 16, 1, tuple("ABCD"), "letter")
     config = RunConfig(model=ModelConfig(arch="mlp", hidden=(8,), activation="tanh"))
     run = Run("letters", config, letters, status="stopped", test_accuracy=0.25,
               test_confusion=np.eye(4, dtype=np.int64))
     run.params = run.model.init(seed_key(0))
     run.snapshots = [(1, run.params)]
-    history = RunHistory(tmp_path / "runs.sqlite3")
+    history = RunHistory(location)
     history.save(run)
     [row] = history.list()
     assert row.architecture == "256-8-4 tanh"
@@ -321,6 +435,95 @@ def test_a_version_1_database_is_migrated(tmp_path, trained, splits):
     old.test_confusion = confusion
     history.save(old)  # the new columns and table work on the migrated file
     np.testing.assert_array_equal(RunHistory(path).load(trained.run_id).test_confusion, confusion)
+    assert sql(path, f"SELECT version_num FROM {VERSION_TABLE}") == [(HEAD,)]
+
+
+# The numbered migrations that took a file from user_version 1 to 2, 3 and 4 before Alembic, as released: a fixed
+# record to write old files with.
+SCHEMA_2_TO_4 = (
+    "ALTER TABLE runs ADD COLUMN confusion TEXT",
+    "CREATE TABLE snapshots (run_id TEXT NOT NULL, epoch INTEGER NOT NULL, params BLOB NOT NULL, "
+    "PRIMARY KEY (run_id, epoch))",
+    "CREATE INDEX runs_by_created ON runs (created)",
+    "ALTER TABLE runs ADD COLUMN data TEXT",
+    "ALTER TABLE runs ADD COLUMN writer TEXT",
+)
+
+
+def columns(location: str, table: str) -> list[str]:
+    engine = sa.create_engine(location if "://" in location else f"sqlite:///{location}", poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        return [column["name"] for column in sa.inspect(conn).get_columns(table)]
+
+
+def test_a_version_4_database_is_upgraded_in_place_keeping_its_runs(tmp_path, trained):
+    path = tmp_path / "runs.sqlite3"
+    params = model_bytes(trained.params, trained.config, trained.spec)
+    row = (trained.run_id, "version 4 run", "interrupted at step 7", "mlp", "784-16-10 tanh", trained.config.to_json(),
+           json.dumps(trained.history), None, None, 1.0, 0.5, 2.0, 1000.0, trained.created, trained.created, params,
+           None, json.dumps(trained.spec.to_dict()), None)
+    sql(path, SCHEMA_1, *SCHEMA_2_TO_4, (f"INSERT INTO runs VALUES ({', '.join('?' * len(row))})", row),
+        ("INSERT INTO snapshots VALUES (?, 1, ?)", (trained.run_id, params)), "PRAGMA user_version = 4")
+
+    history = RunHistory(path)
+    assert sql(path, "PRAGMA user_version") == [(SCHEMA_VERSION,)]
+    assert sql(path, f"SELECT version_num FROM {VERSION_TABLE}") == [(HEAD,)]
+    assert columns(str(path), "runs") == list(runs.columns.keys())  # as the queries expect
+    [saved] = history.list()
+    assert (saved.name, saved.status, saved.owner, saved.dataset) == ("version 4 run", "interrupted at step 7", None,
+                                                                       MNIST_SPEC.name)
+    old = history.load(trained.run_id)
+    assert old.status is RunStatus.INTERRUPTED and [epoch for epoch, _ in old.snapshots] == [1]
+    assert_same_params(old.params, trained.params)
+    assert [r.name for r in RunHistory(path, viewer=TEACHER).list()] == ["version 4 run"]
+
+
+def test_a_new_history_has_the_tables_its_queries_use_at_the_newest_revision(location):
+    RunHistory(location)
+    assert migrations.revisions() == list(REVISIONS)  # (the revisions Alembic finds, in order)
+    assert columns(location, "runs") == list(runs.columns.keys())
+    assert columns(location, "snapshots") == list(snapshot_table.columns.keys())
+    assert query(location, f"SELECT version_num FROM {VERSION_TABLE}") == [(HEAD,)]
+
+
+def test_optunas_tables_share_the_database_untouched(location):
+    url = location if "://" in location else f"sqlite:///{location}"
+    optuna.storages.RDBStorage(url)  # Optuna first: a database holding only its tables is a new history
+    optunas_revision = query(location, "SELECT version_num FROM alembic_version")
+    RunHistory(location).save(Run("run", RunConfig(model=ModelConfig(arch="linear")), MNIST_SPEC, status="stopped"))
+    study = optuna.create_study(storage=url, study_name="shared")
+    study.optimize(lambda trial: trial.suggest_float("x", 0, 1), n_trials=2)
+    assert query(location, "SELECT version_num FROM alembic_version") == optunas_revision
+    assert [r.name for r in RunHistory(location).list()] == ["run"]
+    assert len(optuna.load_study(study_name="shared", storage=url).trials) == 2
+    from optuna.storages._rdb.models import BaseModel  # (Optuna's table definitions)
+
+    assert {*BaseModel.metadata.tables, "alembic_version"} == OPTUNA_TABLES
+
+
+def database_state(location: str) -> list:
+    """Every table of the database and what it holds (to check that a refused database is left as it was)."""
+    engine = sa.create_engine(location if "://" in location else f"sqlite:///{location}", poolclass=sa.pool.NullPool)
+    with engine.connect() as conn:
+        tables = sorted(sa.inspect(conn).get_table_names())
+        return [(table, sorted(map(repr, conn.exec_driver_sql(f"SELECT * FROM {table}").all()))) for table in tables]
+
+
+@pytest.mark.parametrize("change", ["newer revision", "another program's table"])
+def test_a_newer_or_foreign_database_is_reported_in_one_line_and_left_alone(location, trained, change):
+    if change == "newer revision":
+        RunHistory(location).save(trained)
+        query(location, f"UPDATE {VERSION_TABLE} SET version_num = '9f3c1e2a7b6d'")
+        expected = "was written by a newer Digit Lab (schema 9f3c1e2a7b6d; this version reads up to"
+    else:
+        query(location, "CREATE TABLE contacts (name TEXT)")
+        expected = "database that Digit Lab did not create"
+    before = database_state(location)
+    with pytest.raises(HistoryError, match=re.escape(expected)) as caught:
+        RunHistory(location)
+    message = str(caught.value)
+    assert "\n" not in message and len(message) < 400 and "untouched" in message
+    assert database_state(location) == before
 
 
 FIXTURE = Path(__file__).resolve().parent / "fixtures" / "history-v1.sqlite3"  # written before statuses were types

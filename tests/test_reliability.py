@@ -157,7 +157,7 @@ def test_checkpoints_come_at_epoch_ends_and_every_few_seconds_and_settle_as_inte
     assert history.load(run.run_id).steps_done in steps
     # the same rows, as written by a process that has died
     with history._write() as conn:
-        conn.execute("UPDATE runs SET writer = ?", (f"{socket.gethostname()}:999999999:0",))
+        conn.exec_driver_sql("UPDATE runs SET writer = ?", (f"{socket.gethostname()}:999999999:0",))
     (saved,) = history.list()
     assert saved.status == f"interrupted at step {run.steps_done}"
     run.finish(splits)
@@ -438,7 +438,7 @@ def test_an_interrupted_run_reloads_into_results_and_weights(monkeypatch, tmp_pa
             break  # the process "dies" after its first epoch
     checkpoints.wait()
     with RunHistory(default_path())._write() as conn:
-        conn.execute("UPDATE runs SET writer = ?", (f"{socket.gethostname()}:999999999:0",))
+        conn.exec_driver_sql("UPDATE runs SET writer = ?", (f"{socket.gethostname()}:999999999:0",))
     at = AppTest.from_file(str(REPO / "Home.py"), default_timeout=120)
     at.switch_page("dashboard/pages/runs.py").run()
     assert not at.exception, at.exception

@@ -4,17 +4,12 @@ sharing one study on SQLite and on a real PostgreSQL server started here."""
 from __future__ import annotations
 
 import dataclasses
-import glob
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import optuna
 import pytest
@@ -147,58 +142,6 @@ def check_two_workers(storage: str, study_name: str) -> None:
 
 def test_two_workers_share_a_study_in_the_history_file(data_env):
     check_two_workers(storage_url(RunHistory()), "workers")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def postgres_bin() -> Path | None:
-    """The folder of PostgreSQL's server programs (initdb, pg_ctl): on PATH, else Debian's."""
-    found = shutil.which("initdb")
-    candidates = [found] if found else sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(candidates[-1]).resolve().parent if candidates else None
-
-
-@pytest.fixture
-def postgres_url():
-    """A PostgreSQL server of its own in a temporary folder, on a free port; stopped and removed afterwards."""
-    bin_dir = postgres_bin()
-    if bin_dir is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL's initdb and pg_ctl are missing in CI (.ci/run installs the postgresql package)")
-        pytest.skip("PostgreSQL's initdb and pg_ctl are not installed")
-    folder = Path(tempfile.mkdtemp(prefix="digit-lab-pg-"))
-    as_user = []
-    if os.geteuid() == 0:  # the server refuses to run as root: run it as the postgres (else nobody) user
-        runuser = shutil.which("runuser", path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")  # (root's tools)
-        if runuser is None:
-            pytest.fail("PostgreSQL will not run as root, and runuser (util-linux) is missing to run it as postgres")
-        user = "postgres" if _user_exists("postgres") else "nobody"
-        shutil.chown(folder, user)
-        as_user = [runuser, "-u", user, "--"]
-    data, port = folder / "data", free_port()
-    subprocess.run([*as_user, bin_dir / "initdb", "-D", data, "-U", "postgres", "--auth=trust", "-E", "UTF8"],
-                   check=True, capture_output=True)
-    subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-l", folder / "log", "-w", "-o",
-                    f"-p {port} -k {folder} -c listen_addresses=127.0.0.1", "start"], check=True, capture_output=True)
-    try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:{port}/postgres"
-    finally:
-        subprocess.run([*as_user, bin_dir / "pg_ctl", "-D", data, "-m", "fast", "-w", "stop"], capture_output=True)
-        shutil.rmtree(folder, ignore_errors=True)
-
-
-def _user_exists(name: str) -> bool:
-    import pwd
-
-    try:
-        pwd.getpwnam(name)
-    except KeyError:
-        return False
-    return True
 
 
 def test_two_workers_share_a_study_on_postgresql(data_env, postgres_url):

@@ -1,13 +1,17 @@
-"""Persistent run history: every run, with its curves, metrics, confusion matrix and parameters, in SQLite.
+"""Persistent run history: every run, with its curves, metrics, confusion matrix and parameters, in a database.
 
-One database file in the user's data directory ($DIGIT_LAB_HOME, else the OS user data dir for "digit-lab").
-Parameters are stored as the engine's safe model format (`core.store.checkpoint.model_bytes`) in BLOB columns.
-A run in training is written as it trains (`Checkpoints`: its curves, last parameters and epoch snapshots, marked
-"running" by the process that writes it); if that process dies, the run reads back as "interrupted at step N", with
-the parameters of its last checkpoint. Every operation opens its own connection and runs one short transaction (WAL
-mode, a busy timeout), so several app sessions and processes can write at once without losing anything. A file that
-is not a Digit Lab history, is corrupt, or comes from a newer schema is reported as a `HistoryError` and never
-written.
+By default one SQLite file in the user's data directory ($DIGIT_LAB_HOME, else the OS user data dir for
+"digit-lab"); any other SQLite file or a PostgreSQL database is named by a SQLAlchemy URL ($DIGIT_LAB_DATABASE_URL),
+so that app processes on one server or several share one history. It is reached through SQLAlchemy Core, and Alembic
+keeps its schema (`core.store.migrations`, under a version table of its own: Optuna's studies may share the
+database, with theirs), upgrading an older history in place, a file from before Alembic included. Parameters are
+stored as the engine's safe model format (`core.store.checkpoint.model_bytes`) in binary columns, in the database,
+so every server sees them. A run in training is written as it trains (`Checkpoints`: its curves, last parameters and
+epoch snapshots, marked "running" by the process that writes it); if that process dies, the run reads back as
+"interrupted at step N", with the parameters of its last checkpoint. Every operation runs one short transaction (on
+SQLite: on a connection of its own, WAL mode, a busy timeout), so several app sessions and processes can write at
+once without losing anything. A database that is not a Digit Lab history, is corrupt, or comes from a newer schema
+is reported as a `HistoryError` and never written.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ import logging
 import math
 import os
 import socket
-import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
@@ -31,16 +34,23 @@ from pathlib import Path
 
 import numpy as np
 import platformdirs
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 
 from core.data.spec import MNIST_SPEC, DataSpec
 from core.errors import DigitLabError, HistoryError
 from core.networks.base import Params
 from core.store.checkpoint import flatten, load_model, model_bytes
+from core.store.schema import HEAD, OPTUNA_TABLES, REVISIONS, SCHEMA_VERSION, VERSION_TABLE, runs
+from core.store.schema import snapshots as snapshot_table
 from core.training.config import Optimizer, RunConfig, Schedule
 from core.training.runs import Run
 from core.training.status import AT_STEP, RunStatus, parse_status, status_text
 
 HOME_ENV = "DIGIT_LAB_HOME"
+
+
+DATABASE_URL_ENV = "DIGIT_LAB_DATABASE_URL"  # the history's location: a SQLAlchemy URL (or a file path)
 
 
 DATABASE_NAME = "runs.sqlite3"
@@ -59,58 +69,25 @@ SAVED_STATUSES = (RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.DIVERGED, Run
 CHECKPOINT_SECONDS = 30.0  # a run in training is written at every epoch's end and at least this often
 
 
+MIGRATION_LOCK = 0x_D161_7AB  # the PostgreSQL advisory lock a process holds while it upgrades the schema
+
+
+WRITE, SYNCED = "digit_lab_write", "digit_lab_synced"  # a transaction's execution options (see `_sqlite_begin`)
+
+
 log = logging.getLogger(__name__)
 
 
-# MIGRATIONS[v] takes a database from schema version v to v + 1; a new file runs them all.
-MIGRATIONS: tuple[tuple[str, ...], ...] = (
-    (  # 0 -> 1: one row per run
-        """CREATE TABLE runs (
-            run_id TEXT PRIMARY KEY,
-            name TEXT NOT NULL,
-            status TEXT NOT NULL,
-            arch TEXT NOT NULL,
-            architecture TEXT NOT NULL,
-            config TEXT NOT NULL,
-            curves TEXT NOT NULL,
-            val_accuracy REAL,
-            test_accuracy REAL,
-            epochs REAL NOT NULL,
-            compile_seconds REAL NOT NULL,
-            train_seconds REAL NOT NULL,
-            samples_per_second REAL NOT NULL,
-            created TEXT NOT NULL,
-            saved TEXT NOT NULL,
-            params BLOB
-        )""",
-    ),
-    (  # 1 -> 2: the test-set confusion matrix and the per-epoch parameter snapshots
-        "ALTER TABLE runs ADD COLUMN confusion TEXT",
-        """CREATE TABLE snapshots (
-            run_id TEXT NOT NULL,
-            epoch INTEGER NOT NULL,
-            params BLOB NOT NULL,
-            PRIMARY KEY (run_id, epoch)
-        )""",
-        "CREATE INDEX runs_by_created ON runs (created)",
-    ),
-    (  # 2 -> 3: the description of the data a run trained on (NULL: MNIST, all that earlier versions trained on)
-        "ALTER TABLE runs ADD COLUMN data TEXT",
-    ),
-    (  # 3 -> 4: the process writing a run that is still training ("host:pid:start"; NULL once it has ended)
-        "ALTER TABLE runs ADD COLUMN writer TEXT",
-    ),
-)
-
-
-SCHEMA_VERSION = len(MIGRATIONS)
-
-
 def default_path() -> Path:
-    """The history database: in $DIGIT_LAB_HOME if set, else in the OS user data directory."""
+    """The default history database: in $DIGIT_LAB_HOME if set, else in the OS user data directory."""
     home = os.environ.get(HOME_ENV)
     folder = Path(home).expanduser() if home else Path(platformdirs.user_data_dir("digit-lab", appauthor=False))
     return folder / DATABASE_NAME
+
+
+def default_location() -> str:
+    """The history's location: $DIGIT_LAB_DATABASE_URL if set, else the SQLite file `default_path()`."""
+    return os.environ.get(DATABASE_URL_ENV, "").strip() or str(default_path())
 
 
 def numbered_name(prefix: str, taken: Iterable[str]) -> str:
@@ -157,6 +134,14 @@ def writer_alive(writer: str) -> bool:
 
 
 @dataclass(frozen=True)
+class Viewer:
+    """Who uses the history: a signed-in user sees and changes their own runs; a teacher sees everyone's too."""
+
+    name: str  # the signed-in user's identity (their e-mail)
+    teacher: bool = False
+
+
+@dataclass(frozen=True)
 class SavedRun:
     """One row of the history listing (no curves, no parameters)."""
 
@@ -172,15 +157,10 @@ class SavedRun:
     created: str
     saved: str
     dataset: str  # the name of the data it trained on
+    owner: str | None  # who saved it (None: saved without signing in)
 
 
-DATASET_COLUMN = f"coalesce(json_extract(data, '$.name'), '{MNIST_SPEC.name}')"  # NULL: MNIST (older versions)
-SUMMARY_COLUMNS = ", ".join(DATASET_COLUMN if f.name == "dataset" else f.name for f in dataclasses.fields(SavedRun))
-
-
-RUN_COLUMNS = ("run_id", "name", "status", "arch", "architecture", "config", "curves", "val_accuracy",
-               "test_accuracy", "epochs", "compile_seconds", "train_seconds", "samples_per_second", "created",
-               "saved", "params", "confusion", "data", "writer")
+RUN_COLUMNS = tuple(runs.columns.keys())
 
 
 class _Busy(HistoryError):
@@ -188,49 +168,70 @@ class _Busy(HistoryError):
 
 
 class RunHistory:
-    """The run history in one SQLite file; opening it checks the file and migrates an older schema. A file deleted
-    while the object is in use (an app keeps one for hours) is created afresh by the next operation."""
+    """The run history in one database (a file path or a SQLAlchemy URL: `sqlite:///...`,
+    `postgresql+psycopg://user@host/db`); opening it checks the database and upgrades an older schema. A SQLite file
+    deleted while the object is in use (an app keeps one for hours) is created afresh by the next operation.
 
-    def __init__(self, path: Path | str | None = None):
-        self.path = Path(path).expanduser() if path else default_path()
+    With a `viewer`, the runs it saves are theirs, and it lists, loads, renames and deletes only their own runs (a
+    teacher lists and loads everyone's); any other run is reported exactly as a missing one. Without one, every run
+    is open to it and the runs it saves have no owner."""
+
+    def __init__(self, path_or_url: Path | str | None = None, *, viewer: Viewer | None = None):
+        location = str(path_or_url).strip() if path_or_url else default_location()
+        self.url, self.path = _database(location)
+        self.location = str(self.path) if self.path else self.url.render_as_string(hide_password=True)
+        self.viewer = viewer
+        self._engine = self._create_engine()
         self._prepare()
 
+    def _create_engine(self) -> sa.Engine:
+        """PostgreSQL: a pool of connections. SQLite: a connection of its own for each operation (as a file deleted
+        under the history must not be kept open), its transactions begun by `_sqlite_begin`."""
+        if self.path is None:
+            return sa.create_engine(self.url, pool_pre_ping=True)
+        engine = sa.create_engine(self.url, poolclass=sa.pool.NullPool, connect_args={"timeout": BUSY_TIMEOUT_SECONDS})
+        sa.event.listen(engine, "connect", _sqlite_connected)
+        sa.event.listen(engine, "begin", _sqlite_begin)
+        return engine
+
     def _prepare(self) -> None:
-        """Check the file and bring its schema up to date, creating the file and its folder if missing."""
-        self._check_header()
-        try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        except OSError as exc:
-            raise HistoryError(f"Cannot create the run history folder {self.path.parent} ({exc.strerror or exc}); "
-                               f"set {HOME_ENV} to a writable folder.") from None
+        """Check the database and bring its schema up to date, creating a SQLite file and its folder if missing."""
+        if self.path is not None:
+            self._check_header()
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise HistoryError(f"Cannot create the run history folder {self.path.parent} ({exc.strerror or exc}); "
+                                   f"set {HOME_ENV} to a writable folder.") from None
         deadline = time.monotonic() + BUSY_TIMEOUT_SECONDS
         while True:
             try:
-                version = self._open()
+                revision = self._open()
                 break
             except _Busy:  # SQLite answers "locked" at once, without waiting, while another process creates
                 if time.monotonic() > deadline:  # the file or switches it to WAL: try again shortly
                     raise
                 time.sleep(0.05)
-        if version < SCHEMA_VERSION:
+        if revision != HEAD:
             self._migrate()
 
-    def _open(self) -> int:
-        """Check the file's schema and switch it to WAL; returns its schema version."""
-        with self._connect() as conn:
-            conn.execute("BEGIN")  # one consistent snapshot, even while another process migrates
-            version = self._check_schema(conn)
-            conn.execute("COMMIT")
-            conn.execute("PRAGMA journal_mode=WAL")
-        return version
+    def _open(self) -> str | None:
+        """Check the database's schema (and switch a SQLite file to WAL); returns its revision."""
+        with self._connect() as conn:  # one consistent snapshot, even while another process migrates
+            revision, _ = self._check_schema(conn)
+        if self.path is not None:
+            with self._connect(isolation_level="AUTOCOMMIT") as conn:
+                conn.exec_driver_sql("PRAGMA journal_mode=WAL")
+        return revision
 
     # ------------------------------------------------------------------------------------------ opening
 
     def _unusable(self, reason: str) -> HistoryError:
+        kind = "database" if self.path is None else "file"
         return HistoryError(
-            f"The run history {self.path} {reason}. Digit Lab left the file untouched. Move or rename it, or "
-            f"use another file (on the Runs page, or {HOME_ENV} for another folder), to start a new history; your "
-            "runs in this session are kept."
+            f"The run history {self.location} {reason}. Digit Lab left the {kind} untouched. Move or rename it, or "
+            f"use another {kind} (on the Runs page, or {DATABASE_URL_ENV}), to start a new history; your runs in "
+            "this session are kept."
         )
 
     def _check_header(self) -> None:
@@ -245,21 +246,31 @@ class RunHistory:
         if header and header != SQLITE_HEADER:
             raise self._unusable("is not a database (it is not an SQLite file)")
 
-    def _check_schema(self, conn: sqlite3.Connection) -> int:
-        """The file's schema version, after read-only checks: ours, not newer, and not corrupt."""
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        if version > SCHEMA_VERSION:
-            raise self._unusable(f"was written by a newer Digit Lab (schema {version}; this version reads up to "
+    def _check_schema(self, conn: sa.Connection) -> tuple[str | None, bool]:
+        """The database's schema revision (None: no history in it yet) and whether Alembic's version table records
+        it (a SQLite file from before Alembic has its `user_version` instead), after read-only checks: ours, not
+        newer, and not corrupt."""
+        tables = set(sa.inspect(conn).get_table_names())
+        version = conn.exec_driver_sql("PRAGMA user_version").scalar() if self.path is not None else 0
+        recorded = VERSION_TABLE in tables
+        if recorded:
+            revision = conn.execute(sa.select(sa.column("version_num")).select_from(sa.table(VERSION_TABLE))).scalar()
+        else:
+            revision = REVISIONS[version - 1] if 0 < version <= SCHEMA_VERSION else None
+        if version > SCHEMA_VERSION or (recorded and revision not in REVISIONS):
+            found = version if version > SCHEMA_VERSION else revision
+            raise self._unusable(f"was written by a newer Digit Lab (schema {found}; this version reads up to "
                                  f"{SCHEMA_VERSION}); upgrade Digit Lab to use it")
-        if version == 0 and conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-            raise self._unusable("is an SQLite database that Digit Lab did not create")
-        problems = [line for row in conn.execute("PRAGMA quick_check") for line in row[0].splitlines()
-                    if not line.startswith("*** in database")]
-        if problems != ["ok"]:
-            more = f"; {len(problems)} problems in all, listed in {self._log_problems(problems)}" \
-                if len(problems) > 1 else ""
-            raise self._unusable(f"is corrupt ({problems[0][:120]}{more})")
-        return version
+        if revision is None and tables - OPTUNA_TABLES:
+            raise self._unusable(f"is {'an SQLite' if self.path else 'a'} database that Digit Lab did not create")
+        if self.path is not None:
+            problems = [line for check in conn.exec_driver_sql("PRAGMA quick_check").scalars()
+                        for line in check.splitlines() if not line.startswith("*** in database")]
+            if problems != ["ok"]:
+                more = f"; {len(problems)} problems in all, listed in {self._log_problems(problems)}" \
+                    if len(problems) > 1 else ""
+                raise self._unusable(f"is corrupt ({problems[0][:120]}{more})")
+        return revision, recorded
 
     def _log_problems(self, problems: list[str]) -> Path | str:
         """Write SQLite's list of what is corrupt to the user log folder; returns the file (or where it was shown)."""
@@ -274,62 +285,103 @@ class RunHistory:
         return log_file
 
     def _migrate(self) -> None:
-        """Bring the schema up to date in one transaction (another process may have done it meanwhile)."""
-        with self._write() as conn:
-            version = self._check_schema(conn)
-            for statements in MIGRATIONS[version:]:
-                for statement in statements:
-                    conn.execute(statement)
-            conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+        """Bring the schema to the newest revision in one transaction, holding the lock that keeps other processes
+        from doing the same meanwhile (one may have done it already: checked again under the lock)."""
+        from core.store import migrations  # Alembic: imported only when a database needs it
+
+        with self._connect(**{WRITE: True}) as conn:
+            if self.path is None:
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(MIGRATION_LOCK)))
+            revision, recorded = self._check_schema(conn)
+            if revision == HEAD:
+                return
+            migrations.upgrade(conn, None if recorded else revision)
+            if self.path is not None:  # so that a Digit Lab from before Alembic refuses it as newer
+                conn.exec_driver_sql(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     def _recreate_if_deleted(self) -> None:
-        """Start a new, empty history if the file was deleted since this object opened it. (Only a missing file:
-        in WAL mode a live history's main file may well be empty, its writes still in the -wal file.)"""
-        if not self.path.exists():
+        """Start a new, empty history if the SQLite file was deleted since this object opened it. (Only a missing
+        file: in WAL mode a live history's main file may well be empty, its writes still in the -wal file.)"""
+        if self.path is not None and not self.path.exists():
             self._prepare()
 
     @contextmanager
-    def _connect(self) -> Iterator[sqlite3.Connection]:
-        """A connection in autocommit mode; SQLite errors become HistoryErrors that name the file."""
-        conn = None
+    def _connect(self, **options) -> Iterator[sa.Connection]:
+        """A connection with these execution options, in one transaction (committed unless an error leaves it);
+        database errors become HistoryErrors that name the history."""
         try:
-            conn = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT_SECONDS, isolation_level=None)
-            yield conn
-        except sqlite3.OperationalError as exc:
-            if "locked" in str(exc) or "busy" in str(exc):
-                raise _Busy(f"The run history {self.path} stayed busy for {BUSY_TIMEOUT_SECONDS:.0f} s "
-                                   "(another session is writing); try again.") from None
-            raise HistoryError(f"The run history {self.path} cannot be used: {exc}.") from None
-        except sqlite3.DatabaseError as exc:
-            raise self._unusable(f"is corrupt ({exc})") from None
-        finally:
-            if conn is not None:
-                conn.close()
+            with self._engine.connect() as conn:
+                conn.execution_options(**options)
+                with conn.begin():
+                    yield conn
+        except sa.exc.OperationalError as exc:
+            detail = _first_line(exc.orig or exc)
+            if self.path is not None and ("locked" in detail or "busy" in detail):
+                raise _Busy(f"The run history {self.location} stayed busy for {BUSY_TIMEOUT_SECONDS:.0f} s "
+                            "(another session is writing); try again.") from None
+            raise HistoryError(f"The run history {self.location} cannot be used: {detail}.") from None
+        except sa.exc.DatabaseError as exc:
+            if self.path is not None:
+                raise self._unusable(f"is corrupt ({_first_line(exc.orig or exc)})") from None
+            raise HistoryError(f"The run history {self.location} cannot be used: {_first_line(exc.orig or exc)}.") \
+                from None
+        except (sa.exc.NoSuchModuleError, ImportError) as exc:
+            raise HistoryError(f"The run history {self.location} cannot be used: {exc}.") from None
 
     @contextmanager
-    def _read(self) -> Iterator[sqlite3.Connection]:
-        """A connection for the operations' reads (the file created afresh if it was deleted)."""
+    def _read(self) -> Iterator[sa.Connection]:
+        """A transaction for the operations' reads (the file created afresh if it was deleted)."""
         self._recreate_if_deleted()
         with self._connect() as conn:
             yield conn
 
     @contextmanager
-    def _write(self, *, synced: bool = True) -> Iterator[sqlite3.Connection]:
-        """One short write transaction, taken with the write lock up front so it never deadlocks (the file
+    def _write(self, *, synced: bool = True) -> Iterator[sa.Connection]:
+        """One short write transaction, on SQLite taken with the write lock up front so it never deadlocks (the file
         created afresh if it was deleted). Not `synced`: the commit does not wait for the disk (a checkpoint of a
         run in training: it survives the process dying, a power cut may lose it, and the next one comes soon)."""
         self._recreate_if_deleted()
-        with self._connect() as conn:
-            if not synced:
-                conn.execute("PRAGMA synchronous = NORMAL")
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                yield conn
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
+        with self._connect(**{WRITE: True, SYNCED: synced}) as conn:
+            if self.path is None and not synced:
+                conn.exec_driver_sql("SET LOCAL synchronous_commit = off")
+            yield conn
+
+    def _insert(self, table: sa.Table):
+        """An INSERT that can be an upsert (ON CONFLICT), in the database's dialect."""
+        return (sqlite.insert if self.path is not None else postgresql.insert)(table)
+
+    def _dataset(self) -> sa.ColumnElement:
+        """The name of the data a run trained on (NULL: MNIST, all that early versions trained on)."""
+        name = sa.func.json_extract(runs.c.data, "$.name") if self.path is not None \
+            else sa.cast(runs.c.data, postgresql.JSONB)["name"].astext
+        return sa.func.coalesce(name, MNIST_SPEC.name)
+
+    # ------------------------------------------------------------------------------------------ ownership
+
+    def _may_see(self, owner: str | None) -> bool:
+        return self.viewer is None or self.viewer.teacher or owner == self.viewer.name
+
+    def _may_change(self, owner: str | None) -> bool:
+        return self.viewer is None or owner == self.viewer.name
+
+    def _visible(self) -> list[sa.ColumnElement]:
+        """The conditions that keep to the runs the viewer may see."""
+        return [] if self.viewer is None or self.viewer.teacher else [runs.c.owner == self.viewer.name]
+
+    def _check_may_change(self, conn: sa.Connection, run_id: str) -> bool:
+        """Whether run `run_id` is saved (its row locked until the transaction ends); a HistoryError if it is one
+        the viewer may not change (for a run they cannot see, the very error of a missing run)."""
+        row = conn.execute(sa.select(runs.c.name, runs.c.owner).where(runs.c.run_id == run_id).with_for_update()
+                           ).first()
+        if row is None:
+            return False
+        name, owner = row
+        if self._may_change(owner):
+            return True
+        if self._may_see(owner):
+            raise HistoryError(f"Run '{name}' is not yours ({owner or 'saved without signing in'}): you may open it, "
+                               "but rename, delete or save over only your own runs.")
+        raise _missing(run_id)
 
     # ------------------------------------------------------------------------------------------ operations
 
@@ -365,83 +417,91 @@ class RunHistory:
             "saved": datetime.now(UTC).isoformat(timespec="seconds"),
             "params": None if run.params is None else model_bytes(run.params, run.config, run.spec),
             "confusion": None if run.test_confusion is None else json.dumps(np.asarray(run.test_confusion).tolist()),
-            "writer": writer,
+            "writer": writer, "owner": None if self.viewer is None else self.viewer.name,
         }
 
     @staticmethod
-    def _snapshot_blobs(row: dict, run: Run, snapshots: list[tuple[int, Params]]) -> list[tuple[str, int, bytes]]:
+    def _snapshot_blobs(row: dict, run: Run, snapshots: list[tuple[int, Params]]) -> list[dict]:
         """(an epoch's end: its snapshot is the run's parameters, already in the row)"""
-        return [(run.run_id, epoch,
-                 row["params"] if params is run.params else model_bytes(params, run.config, run.spec))
+        return [{"run_id": run.run_id, "epoch": epoch,
+                 "params": row["params"] if params is run.params else model_bytes(params, run.config, run.spec)}
                 for epoch, params in snapshots]
 
-    def _write_rows(self, row: dict, blobs: list[tuple[str, int, bytes]], *, ended: bool) -> None:
+    def _write_rows(self, row: dict, blobs: list[dict], *, ended: bool) -> None:
         """An ended run replaces its row and all its snapshots (its commit synced to the disk); a run in training
-        adds its new snapshots and updates its row unless that was saved as ended (its writer cleared)."""
-        updates = ", ".join(f"{c} = excluded.{c}" for c in RUN_COLUMNS if c != "run_id")
-        still_running = "" if ended else " WHERE runs.writer IS NOT NULL"
+        adds its new snapshots and updates its row unless that was saved as ended (its writer cleared). A run keeps
+        the owner it was first saved by (a viewer's row written meanwhile by another is left alone, as checked)."""
+        insert = self._insert(runs).values(row)
+        keep = [] if ended else [runs.c.writer.is_not(None)]
+        keep += [] if self.viewer is None else [runs.c.owner == self.viewer.name]
+        upsert = insert.on_conflict_do_update(
+            index_elements=[runs.c.run_id], where=sa.and_(*keep) if keep else None,
+            set_={c: insert.excluded[c] for c in RUN_COLUMNS if c not in ("run_id", "owner")})
+        snapshot = self._insert(snapshot_table)
+        snapshot = snapshot.on_conflict_do_update(index_elements=list(snapshot_table.primary_key),
+                                                  set_={"params": snapshot.excluded.params})
         with self._write(synced=ended) as conn:
-            conn.execute(f"INSERT INTO runs ({', '.join(RUN_COLUMNS)}) VALUES ({', '.join('?' * len(RUN_COLUMNS))}) "
-                         f"ON CONFLICT (run_id) DO UPDATE SET {updates}{still_running}", [row[c] for c in RUN_COLUMNS])
+            self._check_may_change(conn, row["run_id"])
+            conn.execute(upsert)
             if ended:
-                conn.execute("DELETE FROM snapshots WHERE run_id = ?", (row["run_id"],))
-            conn.executemany("INSERT OR REPLACE INTO snapshots (run_id, epoch, params) VALUES (?, ?, ?)", blobs)
+                conn.execute(sa.delete(snapshot_table).where(snapshot_table.c.run_id == row["run_id"]))
+            if blobs:
+                conn.execute(snapshot, blobs)
 
     def _settle_interrupted(self) -> None:
         """Mark "interrupted at step N" the runs whose writing process has died (killed, crashed, a reboot)."""
         with self._read() as conn:
-            running = conn.execute("SELECT run_id, writer, curves FROM runs WHERE writer IS NOT NULL").fetchall()
-        dead = [(status_text(RunStatus.INTERRUPTED, _last_step(curves)), run_id, writer)
+            running = conn.execute(sa.select(runs.c.run_id, runs.c.writer, runs.c.curves)
+                                   .where(runs.c.writer.is_not(None))).all()
+        dead = [{"new_status": status_text(RunStatus.INTERRUPTED, _last_step(curves)), "id": run_id, "by": writer}
                 for run_id, writer, curves in running if not writer_alive(writer)]
         if dead:
             with self._write() as conn:  # unless its writer wrote it again meanwhile
-                conn.executemany("UPDATE runs SET status = ?, writer = NULL WHERE run_id = ? AND writer = ?", dead)
+                conn.execute(sa.update(runs).where(runs.c.run_id == sa.bindparam("id"),
+                                                   runs.c.writer == sa.bindparam("by"))
+                             .values(status=sa.bindparam("new_status"), writer=None), dead)
 
     def list(self, *, arch: str | None = None, status: RunStatus | None = None, name_contains: str = "",
              min_test_accuracy: float | None = None, dataset: str | None = None) -> list[SavedRun]:
         """Saved runs, newest first; `status` is one of SAVED_STATUSES, `min_test_accuracy` a fraction, `dataset` the
         name of the data."""
-        clauses, args = [], []
+        conditions = self._visible()
         if dataset:
-            clauses.append(f"{DATASET_COLUMN} = ?")
-            args.append(dataset)
+            conditions.append(self._dataset() == dataset)
         if arch:
-            clauses.append("arch = ?")
-            args.append(arch)
+            conditions.append(runs.c.arch == arch)
         if status:  # a stored status text starts with its status's value
-            clauses.append("substr(status, 1, length(?)) = ?")
-            args += [status, status]
+            conditions.append(sa.func.substr(runs.c.status, 1, len(str(status))) == str(status))
         if name_contains.strip():
-            clauses.append("instr(lower(name), lower(?)) > 0")
-            args.append(name_contains.strip())
-        if min_test_accuracy is not None:
-            clauses.append("test_accuracy >= ?")
-            args.append(min_test_accuracy - 1e-9)  # a typed 91.26% / 100 is 0.9126000000000001: keep 0.9126
-        where = f"WHERE {' AND '.join(clauses)}" if clauses else ""
+            conditions.append(runs.c.name.icontains(name_contains.strip(), autoescape=True))
+        if min_test_accuracy is not None:  # a typed 91.26% / 100 is 0.9126000000000001: keep 0.9126
+            conditions.append(runs.c.test_accuracy >= min_test_accuracy - 1e-9)
+        columns = [self._dataset() if f.name == "dataset" else runs.c[f.name] for f in dataclasses.fields(SavedRun)]
         self._settle_interrupted()
         with self._read() as conn:
-            rows = conn.execute(f"SELECT {SUMMARY_COLUMNS} FROM runs {where} ORDER BY created DESC, saved DESC",
-                                args).fetchall()
+            rows = conn.execute(sa.select(*columns).where(*conditions)
+                                .order_by(runs.c.created.desc(), runs.c.saved.desc())).all()
         return [SavedRun(*row) for row in rows]
 
     def load(self, run_id: str, *, snapshots: bool = True) -> Run:
         """A saved run with its curves and parameters (and its per-epoch snapshots unless told not to)."""
         self._settle_interrupted()
         with self._read() as conn:
-            row = conn.execute(f"SELECT {', '.join(RUN_COLUMNS)} FROM runs WHERE run_id = ?", (run_id,)).fetchone()
-            blobs = conn.execute("SELECT epoch, params FROM snapshots WHERE run_id = ? ORDER BY epoch",
-                                 (run_id,)).fetchall() if snapshots else []
-        if row is None:
-            raise HistoryError(f"No saved run has the id {run_id}; it may have been deleted by another session.")
-        saved = dict(zip(RUN_COLUMNS, row))
+            row = conn.execute(sa.select(runs).where(runs.c.run_id == run_id)).first()
+            if row is None or not self._may_see(row.owner):
+                raise _missing(run_id)
+            blobs = conn.execute(sa.select(snapshot_table.c.epoch, snapshot_table.c.params)
+                                 .where(snapshot_table.c.run_id == run_id).order_by(snapshot_table.c.epoch)
+                                 ).all() if snapshots else []
+        saved = row._asdict()
         try:
             config = RunConfig.from_json(saved["config"])
             spec = MNIST_SPEC if saved["data"] is None else DataSpec.from_dict(json.loads(saved["data"]))
-            params = None if saved["params"] is None else load_model(saved["params"])[0]
-            epochs = [(epoch, load_model(blob)[0]) for epoch, blob in blobs]
+            params = None if saved["params"] is None else load_model(bytes(saved["params"]))[0]
+            epochs = [(epoch, load_model(bytes(blob))[0]) for epoch, blob in blobs]
             status, step = parse_status(saved["status"])
         except (DigitLabError, ValueError) as exc:
-            raise HistoryError(f"Saved run '{saved['name']}' in {self.path} cannot be loaded: {exc}") from None
+            raise HistoryError(f"Saved run '{saved['name']}' in {self.location} cannot be loaded: {exc}") from None
         return Run(
             name=saved["name"], config=config, spec=spec, params=params, status=status,
             diverged_at=step if status is RunStatus.DIVERGED else None,
@@ -452,24 +512,67 @@ class RunHistory:
         )
 
     def names_starting(self, prefix: str) -> list[str]:
-        """The names of saved runs that start with `prefix`."""
+        """The names of the saved runs the viewer may see that start with `prefix`."""
         with self._read() as conn:
-            rows = conn.execute("SELECT name FROM runs WHERE substr(name, 1, length(?)) = ?", (prefix, prefix))
-            return [row[0] for row in rows]
+            return list(conn.execute(sa.select(runs.c.name).where(
+                sa.func.substr(runs.c.name, 1, len(prefix)) == prefix, *self._visible())).scalars())
 
     def rename(self, run_id: str, name: str) -> None:
         name = name.strip()
         if not name:
             raise HistoryError("A run's name cannot be empty.")
         with self._write() as conn:
-            if not conn.execute("UPDATE runs SET name = ? WHERE run_id = ?", (name, run_id)).rowcount:
-                raise HistoryError(f"No saved run has the id {run_id}; it may have been deleted by another session.")
+            if not self._check_may_change(conn, run_id):
+                raise _missing(run_id)
+            conn.execute(sa.update(runs).where(runs.c.run_id == run_id).values(name=name))
 
     def delete(self, run_id: str) -> None:
-        """Remove a run and its snapshots (a run already gone is not an error)."""
+        """Remove a run and its snapshots (a run already gone is not an error without a viewer; with one, it is, as
+        a run that is not theirs is)."""
         with self._write() as conn:
-            conn.execute("DELETE FROM snapshots WHERE run_id = ?", (run_id,))
-            conn.execute("DELETE FROM runs WHERE run_id = ?", (run_id,))
+            if not self._check_may_change(conn, run_id) and self.viewer is not None:
+                raise _missing(run_id)
+            conn.execute(sa.delete(snapshot_table).where(snapshot_table.c.run_id == run_id))
+            conn.execute(sa.delete(runs).where(runs.c.run_id == run_id))
+
+
+def _database(location: str) -> tuple[sa.URL, Path | None]:
+    """The SQLAlchemy URL of a history's location (a URL, or a SQLite file's path) and, for SQLite, its file."""
+    if "://" not in location:
+        path = Path(location).expanduser()
+        return sa.URL.create("sqlite", database=str(path)), path
+    try:
+        url = sa.make_url(location)
+    except sa.exc.ArgumentError:
+        raise HistoryError(f"'{location}' is not a database URL (sqlite:///FILE or "
+                           "postgresql+psycopg://USER@HOST/DATABASE).") from None
+    if url.get_backend_name() == "sqlite" and url.database not in (None, "", ":memory:"):
+        return url, Path(url.database).expanduser()
+    if url.get_backend_name() == "postgresql":
+        return (url.set(drivername="postgresql+psycopg") if url.drivername == "postgresql" else url), None
+    raise HistoryError(f"The run history must be a SQLite file or a PostgreSQL database "
+                       f"(postgresql+psycopg://USER@HOST/DATABASE), not {url.render_as_string(hide_password=True)}.")
+
+
+def _sqlite_connected(dbapi_connection, _record) -> None:
+    """Leave transactions to SQLAlchemy's begin (`_sqlite_begin`), not to Python's sqlite3, which begins none
+    before a read or a schema change."""
+    dbapi_connection.isolation_level = None
+
+
+def _sqlite_begin(conn: sa.Connection) -> None:
+    """Begin a SQLite transaction: a write takes the write lock up front (so two never deadlock), and one that
+    need not wait for the disk lowers the connection's synchronous level first."""
+    options = conn.get_execution_options()
+    if options.get("isolation_level") == "AUTOCOMMIT":  # (a statement that must run outside a transaction)
+        return
+    if not options.get(SYNCED, True):
+        conn.exec_driver_sql("PRAGMA synchronous = NORMAL")
+    conn.exec_driver_sql("BEGIN IMMEDIATE" if options.get(WRITE) else "BEGIN")
+
+
+def _first_line(error: BaseException) -> str:
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 class Checkpoints:
@@ -545,6 +648,10 @@ class Checkpoints:
         except HistoryError as exc:
             log.warning("Checkpoints of run %s stopped: %s", self.run.name, exc)
             self.error = exc
+
+
+def _missing(run_id: str) -> HistoryError:
+    return HistoryError(f"No saved run has the id {run_id}; it may have been deleted by another session.")
 
 
 def _last_step(curves: str) -> int:
