@@ -30,7 +30,7 @@ from core.data.spec import DataSpec, describe_data
 from core.data.splits import SplitConfig, Splits, make_splits
 from core.data.user_data import ImageOptions
 from core.errors import ConfigError, DataError, DataNotFoundError, DigitLabError, HistoryError
-from core.store.history import RunHistory, default_path, ended, numbered_name
+from core.store.history import RunHistory, default_location, ended, numbered_name
 from core.training.drive import REDRAW_SECONDS
 from core.training.evaluation import Evaluation
 from core.training.runs import Run
@@ -223,7 +223,7 @@ def saved_if_the_session_ends(trained: Callable[[], Iterable[tuple[Run, Splits]]
     rerun will come to settle its runs, so finish the `trained()` (run, its data) pairs and save them to the run
     history on the way out. Nothing of Streamlit's may be used then, session state included: the history's path is
     read beforehand."""
-    history_file = history_path()
+    history_file = history_location()
     ended_event = threading.Event()
     _TRAINING.add(ended_event)
     try:
@@ -263,9 +263,10 @@ def keep_run(run: Run) -> str | None:
     return save_to_history(run) if ended(run) else None
 
 
-def history_path() -> Path:
-    """The run history database this session uses: its own choice, else $DIGIT_LAB_HOME or the user data dir."""
-    return Path(st.session_state.get(HISTORY_PATH_KEY) or default_path())
+def history_location() -> str:
+    """The run history this session uses: its own choice of file, else $DIGIT_LAB_DATABASE_URL, else the file in
+    $DIGIT_LAB_HOME or the user data dir (a path or a SQLAlchemy URL, which may hold a password: not for display)."""
+    return st.session_state.get(HISTORY_PATH_KEY) or default_location()
 
 
 @st.cache_resource(show_spinner="Opening the run history...")
@@ -277,7 +278,7 @@ def _open_history(path: str, history_class_id: int) -> RunHistory:
 
 def history() -> RunHistory:
     """The run history; raises HistoryError (with what to do) if its file is corrupt or from a newer version."""
-    return _open_history(str(history_path()), id(RunHistory))
+    return _open_history(history_location(), id(RunHistory))
 
 
 def _saved_version(run: Run) -> tuple:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pandas as pd
 import streamlit as st
 
@@ -44,10 +42,11 @@ def _use_database() -> None:
     st.session_state[SELECTION_KEY] = []
 
 
-def storage_setting(path: Path, *, expanded: bool = False) -> None:
+def storage_setting(location: str, *, expanded: bool = False) -> None:
     """Where the history lives, and a way to use another file for this session."""
     with st.expander("Where the run history is stored", expanded=expanded):
-        st.write(f"Database file: `{path}`")
+        st.write(f"Database file: `{location}`" if "://" not in location else
+                 "Database: the one $DIGIT_LAB_DATABASE_URL names (its address is not shown: it may hold a password)")
         st.caption(f"The default is `{default_path()}` (set the environment variable DIGIT_LAB_HOME to move it).")
         st.text_input("Use another database file in that folder for this session (empty: the default)",
                       key=PATH_INPUT_KEY, placeholder=default_path().name)
@@ -268,9 +267,9 @@ def main() -> None:
         store = state.history()
     except HistoryError as exc:
         show_error(exc, "The other pages still work; runs you train now are kept in this session only.")
-        storage_setting(state.history_path(), expanded=True)
+        storage_setting(state.history_location(), expanded=True)
         return
-    storage_setting(state.history_path())
+    storage_setting(state.history_location())
     last_message()
     try:
         saved_runs(store)
