@@ -21,7 +21,7 @@ from test_browser import (  # the app server and the browser helpers
     serving,
 )
 
-from core.store.history import RunHistory, default_path
+from core.store.history import DATABASE_URL_ENV, RunHistory, default_path
 
 SESSIONS = 8
 EPOCHS = 30  # on the tiny MNIST, long enough that every run is still training when the last one starts
@@ -104,3 +104,40 @@ def test_eight_sessions_train_at_once_and_each_keeps_its_own_run(tiny_app_url):
         assert row.architecture == row.name.removesuffix(" #1"), row  # its own network
     (ARTIFACTS / "load-timings.json").write_text(json.dumps(timings, indent=1))
     print(f"\nload timings: {timings}")
+
+
+def test_two_app_processes_on_one_postgresql_history_both_save(tiny_data_dir, postgres_url):
+    """Two app servers ($DIGIT_LAB_DATABASE_URL naming one PostgreSQL database), a session training in each: both
+    runs are saved there, numbered across the two processes, and each app's Runs page lists both."""
+    playwright_api = _playwright()
+    expect = playwright_api.expect
+    env = {DATABASE_URL_ENV: postgres_url}
+    history = RunHistory(postgres_url)
+    with (serving(tiny_data_dir, env) as (first_url, _), serving(tiny_data_dir, env) as (second_url, _),
+          playwright_api.sync_playwright() as p):
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        pages = []
+        for url in (first_url, second_url):
+            page = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()
+            page.set_default_timeout(90_000)
+            page.goto(f"{url}/train?epochs=2")
+            expect(page.get_by_role("heading", name="Train a network")).to_be_visible()
+            _wait_until_idle(page)
+            pages.append(page)
+        for number, page in enumerate(pages, 1):
+            page.get_by_role("button", name="Train", exact=True).click()
+            deadline = time.monotonic() + 60  # in the history from its start: the next run is numbered after it
+            while len(history.list()) < number and time.monotonic() < deadline:
+                time.sleep(0.1)
+        for number, page in enumerate(pages, 1):
+            expect(_test_metric(page)).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+            _wait_until_idle(page)
+            latest = page.get_by_role("heading", name=f"Latest run: 784-300-10 relu #{number}", exact=True)
+            expect(latest).to_be_visible()
+        for page in pages:
+            page.get_by_role("link", name="Runs", exact=True).first.click()
+            expect(page.get_by_text("2 of 2 saved runs match")).to_be_visible()
+        browser.close()
+    saved = history.list()
+    assert sorted(row.name for row in saved) == ["784-300-10 relu #1", "784-300-10 relu #2"]
+    assert all(row.status == "finished" and row.test_accuracy is not None for row in saved), saved
