@@ -24,7 +24,7 @@ from test_browser import (  # the app server and the browser helpers
 from core.store.history import DATABASE_URL_ENV, RunHistory, default_path
 
 SESSIONS = 8
-EPOCHS = 30  # on the tiny MNIST, long enough that every run is still training when the last one starts
+EPOCHS = 15  # on the tiny MNIST, long enough that every run is still training when the last one starts
 FIRST_WIDTH = 20  # session i trains a 784-(FIRST_WIDTH + i)-10 MLP: its run's name says whose it is
 
 
@@ -60,13 +60,14 @@ def test_eight_sessions_train_at_once_and_each_keeps_its_own_run(tiny_app_url):
         expect(first.get_by_text("LeNet-5:")).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
         first.context.close()
         sessions = {}
-        for width in names:  # each session's setup from its address, as a shared link gives it
+        for width in names:  # each session's setup from its address, as a shared link gives it (all loading at once)
             page = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()
             page.set_default_timeout(90_000)
             page.goto(f"{tiny_app_url}/train?hidden={width}&epochs={EPOCHS}")
+            sessions[width] = page
+        for width, page in sessions.items():
             expect(page.get_by_role("textbox", name="Hidden layer widths")).to_have_value(str(width))
             _wait_until_idle(page)
-            sessions[width] = page
         for page in sessions.values():
             page.get_by_role("button", name="Train", exact=True).click()
         assert _all_running_at_once(set(names.values())), "a run ended before the last one started"
