@@ -65,3 +65,14 @@ def test_a_stop_request_ends_after_the_record_and_shows_it(clock):
 def test_no_records_show_nothing(clock):
     shown = []
     assert not drive([], record=shown.append, show=shown.append) and shown == []
+
+
+def test_the_apps_live_charts_redraw_n_times_less_often_while_n_trainings_share_the_process(monkeypatch):
+    import threading
+
+    from dashboard import state
+
+    monkeypatch.setattr(state, "_TRAINING", set())  # (one is registered per training loop running in the app)
+    assert state.redraw_seconds() == drive_module.REDRAW_SECONDS
+    monkeypatch.setattr(state, "_TRAINING", {threading.Event() for _ in range(8)})
+    assert state.redraw_seconds() == 8 * drive_module.REDRAW_SECONDS
