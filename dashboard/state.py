@@ -181,8 +181,13 @@ def unique_name(name: str) -> str:
     return candidate
 
 
+RUN_NAMING = threading.Lock()  # held from naming a run until it is written to the history (`Checkpoints.start`)
+
+
 def new_run_name(prefix: str) -> str:
-    """`prefix #N`, unique in this session and in the run history (numbered after the runs saved there by anyone)."""
+    """`prefix #N`, unique in this session and in the run history (numbered after the runs saved there by anyone).
+    Sessions of this app process starting runs at once hold RUN_NAMING until theirs is in the history, so each gets
+    its own number."""
     taken = set(runs())
     with suppress(DigitLabError):  # a history that cannot be read is reported where it is used
         taken.update(history().names_starting(prefix))

@@ -142,3 +142,26 @@ def test_two_app_processes_on_one_postgresql_history_both_save(tiny_data_dir, po
     saved = history.list()
     assert sorted(row.name for row in saved) == ["784-300-10 relu #1", "784-300-10 relu #2"]
     assert all(row.status == "finished" and row.test_accuracy is not None for row in saved), saved
+
+
+def test_sessions_starting_the_same_run_at_once_get_numbers_of_their_own(tiny_app_url):
+    """Four sessions press Train on the same settings at the same moment: each run is numbered after the others (they
+    were all "#1": each session read the history before any had written its run there)."""
+    playwright_api = _playwright()
+    expect = playwright_api.expect
+    with playwright_api.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        pages = [browser.new_context(viewport={"width": 1400, "height": 1800}).new_page() for _ in range(4)]
+        for page in pages:
+            page.set_default_timeout(90_000)
+            page.goto(f"{tiny_app_url}/train?hidden=50&epochs=3")
+        for page in pages:
+            expect(page.get_by_role("textbox", name="Hidden layer widths")).to_have_value("50")
+            _wait_until_idle(page)
+        for page in pages:
+            page.get_by_role("button", name="Train", exact=True).click()
+        for page in pages:
+            expect(_test_metric(page)).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
+        browser.close()
+    names = sorted(row.name for row in RunHistory(default_path()).list())
+    assert names == [f"784-50-10 relu #{number}" for number in range(1, 5)]

@@ -242,17 +242,18 @@ def run_training(config: RunConfig) -> None:
     statistics_chart = st.empty()
     status.info("Compiling the network for this batch size (a few seconds, once per run)…",
                 icon=":material/hourglass_top:")
-    run = Run(state.new_run_name(Model(config.model, data.spec).describe()), config, data.spec)
-    st.session_state[state.SELECTED_RUN_KEY] = run.name  # the pages show it as soon as it exists
-    # In the session before it trains: a Stop is taken at the first Streamlit call after a click (session state
-    # included), so a run stored only after its first chunk could be lost with that chunk trained.
-    state.keep_run(run)  # (dropped on the next rerun if it trains nothing: state.settle_interrupted_runs)
+    with state.RUN_NAMING:  # another session starting a run now numbers it after this one
+        run = Run(state.new_run_name(Model(config.model, data.spec).describe()), config, data.spec)
+        st.session_state[state.SELECTED_RUN_KEY] = run.name  # the pages show it as soon as it exists
+        # In the session before it trains: a Stop is taken at the first Streamlit call after a click (session state
+        # included), so a run stored only after its first chunk could be lost with that chunk trained.
+        state.keep_run(run)  # (dropped on the next rerun if it trains nothing: state.settle_interrupted_runs)
+        try:
+            checkpoints = Checkpoints(state.history(), run)
+        except DigitLabError:  # the history cannot be used: the run is kept in this session only, as Runs says
+            checkpoints = Checkpoints(None, run)
+        checkpoints.start()  # its name is taken in the history: a run started elsewhere now is numbered after it
     started = None
-    try:
-        checkpoints = Checkpoints(state.history(), run)
-    except DigitLabError:  # the history cannot be used: the run is kept in this session only, as the Runs page says
-        checkpoints = Checkpoints(None, run)
-    checkpoints.start()  # its name is taken in the history: a run started elsewhere now is numbered after it
 
     def record(progress: Progress) -> None:
         nonlocal started
