@@ -115,7 +115,8 @@ def load_data(args) -> Dataset:
 def add_history_argument(parser: argparse.ArgumentParser) -> None:
     """The --no-history flag of commands whose runs go to the run history the app's Runs page lists."""
     parser.add_argument("--no-history", action="store_true",
-                        help="do not save the runs to the run history ($DIGIT_LAB_HOME, else the user data folder)")
+                        help="do not save the runs to the run history ($DIGIT_LAB_DATABASE_URL, else $DIGIT_LAB_HOME "
+                        "or the user data folder)")
 
 
 def open_history() -> RunHistory | None:
@@ -138,7 +139,7 @@ def save_to_history(finished: list[Run]) -> None:
         print(f"warning: not saved to the run history: {exc}", file=sys.stderr)
         return
     names = ", ".join(f"'{run.name}'" for run in finished) if len(finished) <= 3 else f"{len(finished)} runs"
-    print(f"saved {names} to the run history {history.path}", file=sys.stderr)
+    print(f"saved {names} to the run history {history.location}", file=sys.stderr)
 
 
 LOG_LINE_SECONDS = 5.0  # progress written to a log, not a terminal: a line at most this often

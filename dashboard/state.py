@@ -228,7 +228,7 @@ def saved_if_the_session_ends(trained: Callable[[], Iterable[tuple[Run, Splits]]
     rerun will come to settle its runs, so finish the `trained()` (run, its data) pairs and save them to the run
     history on the way out. Nothing of Streamlit's may be used then, session state included: the history's path is
     read beforehand."""
-    history_file = history_location()
+    history_file = history_path()
     ended_event = threading.Event()
     _TRAINING.add(ended_event)
     try:
@@ -268,9 +268,9 @@ def keep_run(run: Run) -> str | None:
     return save_to_history(run) if ended(run) else None
 
 
-def history_location() -> str:
-    """The run history this session uses: its own choice of file, else $DIGIT_LAB_DATABASE_URL, else the file in
-    $DIGIT_LAB_HOME or the user data dir (a path or a SQLAlchemy URL, which may hold a password: not for display)."""
+def history_path() -> str:
+    """The run history this session uses (a file or a database URL): its own choice, else $DIGIT_LAB_DATABASE_URL,
+    else the file in $DIGIT_LAB_HOME or the user data dir."""
     return st.session_state.get(HISTORY_PATH_KEY) or default_location()
 
 
@@ -283,7 +283,7 @@ def _open_history(path: str, history_class_id: int) -> RunHistory:
 
 def history() -> RunHistory:
     """The run history; raises HistoryError (with what to do) if its file is corrupt or from a newer version."""
-    return _open_history(history_location(), id(RunHistory))
+    return _open_history(str(history_path()), id(RunHistory))
 
 
 def _saved_version(run: Run) -> tuple:

@@ -6,9 +6,11 @@ import dataclasses
 import io
 import json
 import multiprocessing
+import os
 import re
 import shutil
 import sqlite3
+import subprocess
 import sys
 import types
 from contextlib import closing
@@ -19,6 +21,7 @@ import numpy as np
 import optuna
 import pytest
 import sqlalchemy as sa
+from conftest import REPO
 
 from core.data.spec import MNIST_SPEC, DataSpec
 from core.data.splits import SplitConfig, make_splits
@@ -27,13 +30,17 @@ from core.networks.base import ModelConfig, seed_key
 from core.store import migrations
 from core.store.checkpoint import CONFIG_KEY, flatten, model_bytes
 from core.store.history import (
+    DATABASE_URL_ENV,
     HOME_ENV,
     SCHEMA_VERSION,
     Checkpoints,
     RunHistory,
     Viewer,
     config_diff,
+    default_location,
     default_path,
+    same_server,
+    shown_location,
 )
 from core.store.schema import HEAD, OPTUNA_TABLES, REVISIONS, VERSION_TABLE, runs
 from core.store.schema import snapshots as snapshot_table
@@ -279,6 +286,15 @@ def test_checkpoints_record_the_owner_of_a_run_in_training(location, splits):
     run.finish(splits)
     ada.save(run)
     assert [(r.name, r.status, r.owner) for r in ada.list()] == [("training", "finished", ADA.name)]
+
+
+def test_the_command_line_lists_the_history_its_environment_names(location, trained):
+    RunHistory(location, viewer=ADA).save(trained)
+    result = subprocess.run([sys.executable, "-m", "core", "runs", "--json"], cwd=REPO, capture_output=True, text=True,
+                            env={**os.environ, DATABASE_URL_ENV: location, "PYTHONPATH": str(REPO)}, timeout=300)
+    assert result.returncode == 0, result.stderr
+    [row] = [json.loads(line) for line in result.stdout.splitlines()]
+    assert (row["run_id"], row["name"], row["owner"]) == (trained.run_id, "tiny mlp", ADA.name)
 
 
 def sql(path: Path | str, *statements: str | tuple) -> list:
@@ -592,5 +608,12 @@ def test_config_diff_leaves_out_training_settings_the_optimiser_or_schedule_igno
 def test_default_path_follows_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv(HOME_ENV, str(tmp_path / "home"))
     assert default_path() == tmp_path / "home" / "runs.sqlite3"
+    assert default_location() == str(tmp_path / "home" / "runs.sqlite3")
+    monkeypatch.setenv(DATABASE_URL_ENV, " postgresql+psycopg://u:secret@db.example.org/runs ")
+    assert default_location() == "postgresql+psycopg://u:secret@db.example.org/runs"
+    assert shown_location(default_location()) == "postgresql+psycopg://u:***@db.example.org/runs"
+    assert same_server("postgresql://v@db.example.org/other", default_location())
+    assert not same_server("postgresql://v@elsewhere.example.org/other", default_location())
+    assert not same_server(str(tmp_path / "runs.sqlite3"), str(tmp_path / "other.sqlite3"))
     monkeypatch.delenv(HOME_ENV)
     assert "digit-lab" in str(default_path())

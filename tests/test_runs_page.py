@@ -15,7 +15,7 @@ from streamlit.testing.v1 import AppTest
 from core.data.spec import MNIST_SPEC
 from core.data.splits import SplitConfig
 from core.networks.base import ModelConfig
-from core.store.history import HOME_ENV, RunHistory, default_path
+from core.store.history import DATABASE_URL_ENV, HOME_ENV, RunHistory, default_path
 from core.training.config import RunConfig, TrainConfig
 from core.training.runs import CURVE_FIELDS, Run
 from dashboard import state
@@ -289,3 +289,26 @@ def test_runs_record_their_dataset_filter_by_it_and_comparing_across_datasets_sa
     assert not at.warning
     at.multiselect(key=SELECTION).set_value([two_runs[0].run_id, fashion.run_id]).run()
     assert not at.exception and "trained on different datasets (Fashion-MNIST, MNIST)" in at.warning[0].value
+
+
+def test_a_history_on_postgresql_is_listed_and_another_database_on_its_server_can_be_chosen(home, monkeypatch,
+                                                                                           postgres_url):
+    linear = RunConfig(model=ModelConfig(arch="linear"))
+    RunHistory(postgres_url).save(saved_run("on the server", linear, 0.9))
+    monkeypatch.setenv(DATABASE_URL_ENV, postgres_url)
+    at = page()
+    assert at.dataframe[0].value["name"].tolist() == ["on the server"]
+    assert postgres_url in texts(at.markdown)
+
+    other = RunHistory(f"{postgres_url.rsplit('/', 1)[0]}/postgres")  # another database on that server
+    other.save(saved_run("in another database", linear, 0.8))
+    box = next(t for t in at.text_input if t.label.startswith("Use another database"))
+    box.set_value(f"postgresql+psycopg://postgres@elsewhere.example:{other.url.port}/postgres").run()
+    next(b for b in at.button if b.label == "Use this file").click().run()
+    assert "must be a database on the PostgreSQL server" in texts(at.error)
+    assert at.dataframe[0].value["name"].tolist() == ["on the server"]  # no connection to another host was tried
+    box.set_value(other.url.render_as_string(hide_password=False)).run()
+    next(b for b in at.button if b.label == "Use this file").click().run()
+    assert not at.exception and not at.error
+    assert at.dataframe[0].value["name"].tolist() == ["in another database"]
+    assert state.HISTORY_PATH_KEY in at.session_state and not (home / "runs.sqlite3").exists()

@@ -124,7 +124,8 @@ def worker(study: str, storage: str, trials: int, *extra: str) -> subprocess.Pop
 
 
 def check_two_workers(storage: str, study_name: str) -> None:
-    """Two worker processes, 3 trials each, on one study: 6 trials, each run once, all in the history."""
+    """Two worker processes, 3 trials each, on one study: 6 trials, each run once, all in the run history in the
+    study's database."""
     workers = [worker(study_name, storage, 3), worker(study_name, storage, 3)]
     outputs = [w.communicate(timeout=600) for w in workers]
     for w, (_, err) in zip(workers, outputs):
@@ -137,7 +138,8 @@ def check_two_workers(storage: str, study_name: str) -> None:
     assert len(study.trials) == 6 and all(t.state.is_finished() for t in study.trials)
     run_ids = [t.user_attrs[RUN_ID_ATTR] for t in study.trials]
     assert len(set(run_ids)) == 6
-    assert set(run_ids) <= {run.run_id for run in RunHistory().list()}
+    saved = [run.run_id for run in RunHistory(storage).list(name_contains=study_name)]  # the study's database
+    assert sorted(saved) == sorted(run_ids)  # every trial's run, once
 
 
 def test_two_workers_share_a_study_in_the_history_file(data_env):

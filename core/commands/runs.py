@@ -20,7 +20,7 @@ def run(args) -> int:
         for row in saved:
             print_json(dataclasses.asdict(row))
         return 0
-    print(f"{len(saved)} run{'s' * (len(saved) != 1)} in {history.path}")
+    print(f"{len(saved)} run{'s' * (len(saved) != 1)} in {history.location}")
     for row in saved:
         accuracy = "—" if row.test_accuracy is None else f"{row.test_accuracy:.2%}"
         print(f"{row.created.replace('T', ' ')[:16]}  {row.name:<32} {row.status:<28} test {accuracy:>7}  "

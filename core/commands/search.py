@@ -56,8 +56,9 @@ def choice_list(kind: type):
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--study", required=True, help="the study's name; workers with the same name and storage "
                         "share its trials")
-    parser.add_argument("--storage", help="SQLAlchemy URL of the study's database (default: the run history's "
-                        "SQLite file; e.g. postgresql+psycopg://user:password@host/db)")
+    parser.add_argument("--storage", help="SQLAlchemy URL of the study's database, where the trials' runs are saved "
+                        "too, as its run history (default: the run history's database; e.g. "
+                        "postgresql+psycopg://user:password@host/db)")
     budget = parser.add_mutually_exclusive_group()
     budget.add_argument("--trials", type=positive_int, help="trials this worker runs (default 20)")
     budget.add_argument("--minutes", type=float, help="start no trial after this many minutes")
@@ -142,8 +143,12 @@ def run(args) -> int:
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the trials are reported here, one line each
     setup = setup_from_args(args)
     budget = Budget(trials=args.trials if args.trials or args.minutes else 20, minutes=args.minutes)
-    history = RunHistory()
-    storage = open_storage(args.storage or storage_url(history))
+    if args.storage:  # one database for the study and its trials' runs, so that any worker's trial can be promoted
+        storage = open_storage(args.storage)
+        history = RunHistory(args.storage)
+    else:
+        history = RunHistory()
+        storage = open_storage(storage_url(history))
     study, setup_used = open_study(storage, args.study, setup, make_sampler(args.sampler, setup.space,
                                                                             args.sampler_seed),
                                    make_pruner(args.pruner))
@@ -186,5 +191,5 @@ def run(args) -> int:
         print(f"best so far: trial {best.number}, val acc {best.value:.4f}, {best.params}", file=sys.stderr)
     except ValueError:  # no trial completed yet
         print("no trial of the study has completed yet", file=sys.stderr)
-    print(f"runs saved to the run history {history.path}", file=sys.stderr)
+    print(f"runs saved to the run history {history.location}", file=sys.stderr)
     return 130 if stop.requested else 0

@@ -13,7 +13,6 @@ import contextlib
 import math
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import optuna
 import sqlalchemy.exc
@@ -58,9 +57,10 @@ def make_pruner(kind: Pruner) -> optuna.pruners.BasePruner:
 
 
 def storage_url(history: RunHistory) -> str:
-    """The default study storage: the run history's own SQLite file (opened as the history first, so that the
-    history's checks find its own schema there before Optuna adds its tables)."""
-    return f"sqlite:///{Path(history.path).absolute()}"
+    """The default study storage: the run history's own database, so that every trial's run is where its study is."""
+    if history.path is None:
+        return history.url.render_as_string(hide_password=False)
+    return f"sqlite:///{history.path.absolute()}"
 
 
 def open_storage(url: str) -> optuna.storages.RDBStorage:

@@ -59,9 +59,6 @@ DATABASE_NAME = "runs.sqlite3"
 BUSY_TIMEOUT_SECONDS = 30.0
 
 
-SQLITE_HEADER = b"SQLite format 3\x00"
-
-
 SAVED_STATUSES = (RunStatus.FINISHED, RunStatus.STOPPED, RunStatus.DIVERGED, RunStatus.LOADED, RunStatus.RUNNING,
                   RunStatus.INTERRUPTED)
 
@@ -197,7 +194,6 @@ class RunHistory:
     def _prepare(self) -> None:
         """Check the database and bring its schema up to date, creating a SQLite file and its folder if missing."""
         if self.path is not None:
-            self._check_header()
             try:
                 self.path.parent.mkdir(parents=True, exist_ok=True)
             except OSError as exc:
@@ -233,18 +229,6 @@ class RunHistory:
             f"use another {kind} (on the Runs page, or {DATABASE_URL_ENV}), to start a new history; your runs in "
             "this session are kept."
         )
-
-    def _check_header(self) -> None:
-        """Refuse, before SQLite touches it, a file that is not an SQLite database at all."""
-        try:
-            with open(self.path, "rb") as f:
-                header = f.read(len(SQLITE_HEADER))
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise HistoryError(f"Cannot read the run history {self.path} ({exc.strerror or exc}).") from None
-        if header and header != SQLITE_HEADER:
-            raise self._unusable("is not a database (it is not an SQLite file)")
 
     def _check_schema(self, conn: sa.Connection) -> tuple[str | None, bool]:
         """The database's schema revision (None: no history in it yet) and whether Alembic's version table records
@@ -320,11 +304,13 @@ class RunHistory:
                 raise _Busy(f"The run history {self.location} stayed busy for {BUSY_TIMEOUT_SECONDS:.0f} s "
                             "(another session is writing); try again.") from None
             raise HistoryError(f"The run history {self.location} cannot be used: {detail}.") from None
-        except sa.exc.DatabaseError as exc:
-            if self.path is not None:
-                raise self._unusable(f"is corrupt ({_first_line(exc.orig or exc)})") from None
-            raise HistoryError(f"The run history {self.location} cannot be used: {_first_line(exc.orig or exc)}.") \
-                from None
+        except sa.exc.DatabaseError as exc:  # (SQLite reads a file's header itself: opening and closing the file here
+            detail = _first_line(exc.orig or exc)  # would drop the locks this process's connections hold on it)
+            if self.path is None:
+                raise HistoryError(f"The run history {self.location} cannot be used: {detail}.") from None
+            if "not a database" in detail:
+                raise self._unusable("is not a database (it is not an SQLite file)") from None
+            raise self._unusable(f"is corrupt ({detail})") from None
         except (sa.exc.NoSuchModuleError, ImportError) as exc:
             raise HistoryError(f"The run history {self.location} cannot be used: {exc}.") from None
 
@@ -534,6 +520,24 @@ class RunHistory:
                 raise _missing(run_id)
             conn.execute(sa.delete(snapshot_table).where(snapshot_table.c.run_id == run_id))
             conn.execute(sa.delete(runs).where(runs.c.run_id == run_id))
+
+
+def shown_location(location: str) -> str:
+    """A history's location as shown to people: a file's path, or a URL without its password."""
+    try:
+        url, path = _database(location)
+    except HistoryError:
+        return location if "://" not in location else location.split("://", 1)[0] + "://..."
+    return str(path) if path else url.render_as_string(hide_password=True)
+
+
+def same_server(location: str, other: str) -> bool:
+    """Whether `location` is a PostgreSQL database on the same server (host and port) as the history at `other`."""
+    try:
+        (url, path), (other_url, other_path) = _database(location), _database(other)
+    except HistoryError:
+        return False
+    return path is None and other_path is None and (url.host, url.port) == (other_url.host, other_url.port)
 
 
 def _database(location: str) -> tuple[sa.URL, Path | None]:

@@ -12,7 +12,10 @@ from core.store.history import (
     RunHistory,
     SavedRun,
     config_diff,
+    default_location,
     default_path,
+    same_server,
+    shown_location,
 )
 from core.training.runs import Run
 from dashboard import export, figures, state
@@ -29,9 +32,20 @@ def _report(kind: str, text: str) -> None:
 
 
 def _use_database() -> None:
-    """Use the typed file, in the history's folder, for this session (a bare name is taken there); a path elsewhere
-    is refused: the server never creates or opens files where a visitor points it."""
+    """Use the typed file, in the history's folder, for this session (a bare name is taken there), or the typed
+    PostgreSQL URL of a database on the server of the app's own history; a path elsewhere, or another server, is
+    refused: the server never creates or opens files, nor connects to hosts, where a visitor points it."""
     typed = st.session_state[PATH_INPUT_KEY].strip()
+    if "://" in typed and not typed.startswith("sqlite:"):
+        if not same_server(typed, default_location()):
+            _report("error", "A run history given as a URL must be a database on the PostgreSQL server of the app's "
+                             f"own history ({shown_location(default_location())}); type its URL, such as "
+                             "postgresql+psycopg://user:password@host/class_2, or a file name.")
+            return
+        st.session_state[state.HISTORY_PATH_KEY] = typed
+        st.session_state[SELECTION_KEY] = []
+        return
+    typed = typed.removeprefix("sqlite:///")
     folder = default_path().parent.resolve()
     chosen = (folder / typed).resolve() if typed else None
     if chosen is not None and chosen.parent != folder:
@@ -43,12 +57,14 @@ def _use_database() -> None:
 
 
 def storage_setting(location: str, *, expanded: bool = False) -> None:
-    """Where the history lives, and a way to use another file for this session."""
+    """Where the history lives, and a way to use another database for this session."""
     with st.expander("Where the run history is stored", expanded=expanded):
-        st.write(f"Database file: `{location}`" if "://" not in location else
-                 "Database: the one $DIGIT_LAB_DATABASE_URL names (its address is not shown: it may hold a password)")
-        st.caption(f"The default is `{default_path()}` (set the environment variable DIGIT_LAB_HOME to move it).")
-        st.text_input("Use another database file in that folder for this session (empty: the default)",
+        st.write(f"Database: `{shown_location(location)}`")
+        st.caption(f"The default is `{shown_location(default_location())}` (set the environment variable "
+                   "DIGIT_LAB_DATABASE_URL to a PostgreSQL URL to share one history between app servers, or "
+                   "DIGIT_LAB_HOME to move the file).")
+        st.text_input("Use another database for this session: a file in the history's folder, or a database on its "
+                      "PostgreSQL server as a URL (empty: the default)",
                       key=PATH_INPUT_KEY, placeholder=default_path().name)
         st.button("Use this file", on_click=_use_database)
 
@@ -267,9 +283,9 @@ def main() -> None:
         store = state.history()
     except HistoryError as exc:
         show_error(exc, "The other pages still work; runs you train now are kept in this session only.")
-        storage_setting(state.history_location(), expanded=True)
+        storage_setting(state.history_path(), expanded=True)
         return
-    storage_setting(state.history_location())
+    storage_setting(state.history_path())
     last_message()
     try:
         saved_runs(store)
