@@ -34,6 +34,7 @@ from core.data.splits import SplitConfig, Splits, make_splits
 from core.data.user_data import ImageOptions
 from core.errors import ConfigError, DataError, DataNotFoundError, DigitLabError, HistoryError
 from core.store.history import RunHistory, Viewer, default_location, ended, numbered_name
+from core.training.drive import REDRAW_SECONDS
 from core.training.evaluation import Evaluation
 from core.training.runs import Run
 from dashboard import access
@@ -198,8 +199,13 @@ def unique_name(name: str) -> str:
     return candidate
 
 
+RUN_NAMING = threading.Lock()  # held from naming a run until it is written to the history (`Checkpoints.start`)
+
+
 def new_run_name(prefix: str) -> str:
-    """`prefix #N`, unique in this session and in the run history (numbered after the runs saved there by anyone)."""
+    """`prefix #N`, unique in this session and in the run history (numbered after the runs saved there by anyone).
+    Sessions of this app process starting runs at once hold RUN_NAMING until theirs is in the history, so each gets
+    its own number."""
     taken = set(runs())
     with suppress(DigitLabError):  # a history that cannot be read is reported where it is used
         taken.update(history().names_starting(prefix))
@@ -210,6 +216,14 @@ SHUTDOWN_WAIT_SECONDS = 60.0  # how long a stopping app waits for its sessions' 
 
 
 _TRAINING: set[threading.Event] = set()  # one per training loop running in this process, set once it has ended
+
+
+def redraw_seconds() -> float:
+    """How often a training's live charts redraw: every REDRAW_SECONDS while it trains alone in this app process,
+    N times less often while N trainings share it. A redraw holds Python's lock for a tenth to a quarter of a second
+    (building the plotly figures), which every session's pages need too: so eight sessions training at once redraw
+    no more than one would, and a ninth still gets its pages."""
+    return REDRAW_SECONDS * max(1, len(_TRAINING))
 
 
 @st.cache_resource

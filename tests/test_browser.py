@@ -18,6 +18,8 @@ import subprocess
 import sys
 import time
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -57,12 +59,20 @@ def app_url(app_server):
 @pytest.fixture
 def app_server(real_mnist_dir):
     """The app's address and its server process."""
+    with serving(real_mnist_dir) as served:
+        yield served
+
+
+@contextmanager
+def serving(mnist_dir: Path, env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`streamlit run Home.py` on the MNIST in `mnist_dir` (with `env` added to this process's environment): its
+    address and its process, stopped on the way out."""
     port = _free_port()
-    env = {**os.environ, "MNIST_DATA_DIR": str(real_mnist_dir)}
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.headless", "true", "--server.port", str(port),
          "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
-        cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        cwd=REPO, env={**os.environ, "MNIST_DATA_DIR": str(mnist_dir), **(env or {})}, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60

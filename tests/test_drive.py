@@ -31,6 +31,17 @@ def test_pace_is_due_at_most_every_interval_and_always_when_last(clock):
     assert due == [True, False, True, False, True]
 
 
+def test_a_pace_given_a_function_reads_its_interval_afresh_each_time(clock):
+    interval = [1.0]
+    pace = Pace(lambda: interval[0])
+    assert pace.due()
+    interval[0] = 3.0  # e.g. more trainings now share the process
+    clock.now = 2.0
+    assert not pace.due()
+    clock.now = 3.0
+    assert pace.due()
+
+
 def test_every_record_is_recorded_and_shown_at_most_every_interval_and_at_the_end(clock):
     recorded, shown = [], []
     stopped = drive(ticking(range(10), clock, 0.3), record=recorded.append, show=shown.append, every=1.0)
@@ -54,3 +65,14 @@ def test_a_stop_request_ends_after_the_record_and_shows_it(clock):
 def test_no_records_show_nothing(clock):
     shown = []
     assert not drive([], record=shown.append, show=shown.append) and shown == []
+
+
+def test_the_apps_live_charts_redraw_n_times_less_often_while_n_trainings_share_the_process(monkeypatch):
+    import threading
+
+    from dashboard import state
+
+    monkeypatch.setattr(state, "_TRAINING", set())  # (one is registered per training loop running in the app)
+    assert state.redraw_seconds() == drive_module.REDRAW_SECONDS
+    monkeypatch.setattr(state, "_TRAINING", {threading.Event() for _ in range(8)})
+    assert state.redraw_seconds() == 8 * drive_module.REDRAW_SECONDS

@@ -15,23 +15,26 @@ REDRAW_SECONDS = 0.4  # live views redraw at most this often: a chart costs more
 
 
 class Pace:
-    """`due()` is true at most every `every` seconds (the first time included), and always when told `last`."""
+    """`due()` is true at most every `every` seconds (the first time included), and always when told `last`;
+    `every` is a number of seconds, or a function giving it afresh at each `due()`."""
 
-    def __init__(self, every: float) -> None:
-        self.every = every
+    def __init__(self, every: float | Callable[[], float]) -> None:
+        self.every = every if callable(every) else lambda: every
         self.last = -math.inf
 
     def due(self, last: bool = False) -> bool:
         now = time.perf_counter()
-        if last or now - self.last >= self.every:
+        if last or now - self.last >= self.every():
             self.last = now
             return True
         return False
 
 
 def drive(records: Iterable[T], *, record: Callable[[T], None], show: Callable[[T], None],
-          stop_requested: Callable[[], bool] = lambda: False, every: float = REDRAW_SECONDS) -> bool:
-    """Hand each record to `record`, then to `show` at most every `every` seconds and always for the last one;
+          stop_requested: Callable[[], bool] = lambda: False,
+          every: float | Callable[[], float] = REDRAW_SECONDS) -> bool:
+    """Hand each record to `record`, then to `show` at most every `every` seconds (see `Pace`) and always for the
+    last one;
     `stop_requested()` is read after each record and ends the loop there. Returns whether it stopped so."""
     pace = Pace(every)
     item, shown, stopped = None, True, False

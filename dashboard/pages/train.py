@@ -230,12 +230,12 @@ def _refuse(exc: DigitLabError, hint: str = "Change the settings and press Train
 
 
 def new_run(config: RunConfig) -> tuple[Run, Splits]:
-    """A new run of these settings, and its data."""
+    """A new run of these settings (named by its network until `run_training` numbers it), and its data."""
     try:
         data = state.splits(state.data_source(), config.data)
     except DigitLabError as exc:
         _refuse(exc, DATA_HINT)
-    return Run(state.new_run_name(Model(config.model, data.spec).describe()), config, data.spec), data
+    return Run(Model(config.model, data.spec).describe(), config, data.spec), data  # numbered as it starts
 
 
 def continued_run(base: Run, more: Continuation) -> tuple[Run, Splits, StartPoint]:
@@ -245,13 +245,13 @@ def continued_run(base: Run, more: Continuation) -> tuple[Run, Splits, StartPoin
         run, start = continued(base, more, epoch_steps(base.config.train, len(data.y_train)))
     except DigitLabError as exc:
         _refuse(exc, "")
-    run.name = state.unique_name(run.name)
     return run, data, start
 
 
 def run_training(run: Run, data: Splits, start: StartPoint | None = None) -> None:
-    """Train in this script run, updating the live view after every chunk. The run is kept in the session from
-    its first chunk on; Stop (or any rerun) interrupts this loop and `state.settle_interrupted_runs` finishes it."""
+    """Train in this script run, updating the live view after every chunk. The run is named (a new one numbered, a
+    continued one made unique) and kept in the session from its first chunk on; Stop (or any rerun) interrupts this
+    loop and `state.settle_interrupted_runs` finishes it."""
     config = run.config
     stop_button("the model trained so far is kept and evaluated")
     if start is not None:
@@ -262,16 +262,18 @@ def run_training(run: Run, data: Splits, start: StartPoint | None = None) -> Non
     statistics_chart = st.empty()
     status.info("Compiling the network for this batch size (a few seconds, once per run)…",
                 icon=":material/hourglass_top:")
-    st.session_state[state.SELECTED_RUN_KEY] = run.name  # the pages show it as soon as it exists
-    # In the session before it trains: a Stop is taken at the first Streamlit call after a click (session state
-    # included), so a run stored only after its first chunk could be lost with that chunk trained.
-    state.keep_run(run)  # (dropped on the next rerun if it trains nothing: state.settle_interrupted_runs)
+    with state.RUN_NAMING:  # another session starting a run now numbers it after this one
+        run.name = state.new_run_name(run.name) if start is None else state.unique_name(run.name)
+        st.session_state[state.SELECTED_RUN_KEY] = run.name  # the pages show it as soon as it exists
+        # In the session before it trains: a Stop is taken at the first Streamlit call after a click (session state
+        # included), so a run stored only after its first chunk could be lost with that chunk trained.
+        state.keep_run(run)  # (dropped on the next rerun if it trains nothing: state.settle_interrupted_runs)
+        try:
+            checkpoints = Checkpoints(state.history(), run)
+        except DigitLabError:  # the history cannot be used: the run is kept in this session only, as Runs says
+            checkpoints = Checkpoints(None, run)
+        checkpoints.start()  # its name is taken in the history: a run started elsewhere now is numbered after it
     started, first = None, start or StartPoint(None)
-    try:
-        checkpoints = Checkpoints(state.history(), run)
-    except DigitLabError:  # the history cannot be used: the run is kept in this session only, as the Runs page says
-        checkpoints = Checkpoints(None, run)
-    checkpoints.start()  # its name is taken in the history: a run started elsewhere now is numbered after it
 
     def record(progress: Progress) -> None:
         nonlocal started
@@ -292,7 +294,7 @@ def run_training(run: Run, data: Splits, start: StartPoint | None = None) -> Non
         with state.saved_if_the_session_ends(lambda: [(run, data)]):
             progress = train(config, data, start=start, statistics=bool(state.setting("statistics")))
             drive(itertools.takewhile(lambda _: run.status is not RunStatus.STOPPED, progress),
-                  record=record, show=show)
+                  record=record, show=show, every=state.redraw_seconds)
             if run.status is RunStatus.STOPPED:  # a rerun already settled this run: keep the model it stopped with
                 return
             checkpoints.wait()  # (a checkpoint still being written cannot overwrite the ended run saved after it)
