@@ -18,10 +18,9 @@ import tempfile
 import time
 
 from app_session import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     TIMEOUT_MS,
     data_page_rendered,
+    launch_browser,
     memory,
     playwright,
     start_server,
@@ -56,6 +55,8 @@ def first_page(sync_api, browser, env: dict[str, str]) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--niced-browsers", action="store_true",
+                        help="run the browsers at the lowest CPU priority, as if on the visitors' own machines")
     parser.add_argument("--json", action="store_true", help="one JSON line per start instead of the table")
     args = parser.parse_args()
     if not os.environ.get("MNIST_DATA_DIR"):
@@ -63,7 +64,7 @@ def main() -> None:
     sync_api = playwright()
     rows = []
     with tempfile.TemporaryDirectory() as scratch, sync_api.sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        browser = launch_browser(p, scratch, niced=args.niced_browsers)
         for repeat in range(args.repeats):
             row = {"compile_cache": "empty" if repeat == 0 else "warm",
                    **first_page(sync_api, browser, {"DIGIT_LAB_HOME": scratch,

