@@ -64,13 +64,15 @@ def app_server(real_mnist_dir):
 
 
 @contextmanager
-def serving(mnist_dir: Path, env: dict[str, str] | None = None) -> Iterator[tuple[str, subprocess.Popen]]:
-    """`streamlit run Home.py` on the MNIST in `mnist_dir` (with `env` added to this process's environment): its
-    address and its process, stopped on the way out."""
-    port = _free_port()
+def serving(mnist_dir: Path, env: dict[str, str] | None = None, *, port: int | None = None,
+            options: tuple[str, ...] = ()) -> Iterator[tuple[str, subprocess.Popen]]:
+    """`streamlit run Home.py` on the MNIST in `mnist_dir` (with `env` added to this process's environment, on `port`
+    or a free one, with Streamlit's command-line `options` added): its address and its process, stopped on the way
+    out."""
+    port = port or _free_port()
     server = subprocess.Popen(
         [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false"],
+         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", *options],
         cwd=REPO, env={**os.environ, "MNIST_DATA_DIR": str(mnist_dir), **(env or {})}, stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"

@@ -5,18 +5,12 @@ Alice's run, through the page and by a crafted widget value sent on the app's we
 
 from __future__ import annotations
 
-import os
 import re
 import secrets
-import subprocess
-import sys
 import threading
-import time
-import urllib.request
 
 import numpy as np
 import pytest
-from conftest import REPO
 from test_browser import (  # the browser helpers
     ARTIFACTS,
     CHROMIUM,
@@ -28,6 +22,7 @@ from test_browser import (  # the browser helpers
     _require,
     _test_metric,
     _wait_until_idle,
+    serving,
 )
 from test_runs_page import saved_run
 
@@ -81,24 +76,8 @@ teachers = ["{TEACHER}"]
         run = saved_run(f"{owner.split('@')[0]}'s seeded run", config, accuracy)
         run.test_confusion = np.diag(np.full(10, 100))
         RunHistory(default_path(), viewer=Viewer(owner)).save(run)
-    server = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", "Home.py", "--server.headless", "true", "--server.port", str(port),
-         "--server.address", "127.0.0.1", "--browser.gatherUsageStats", "false", "--secrets.files", str(secrets_file)],
-        cwd=REPO, env=os.environ, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{url}/_stcore/health", timeout=2)
-                break
-            except OSError:
-                if server.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(f"streamlit did not start: {server.stdout.read().decode()[-2000:]}") from None
-                time.sleep(0.5)
-        yield url
-    finally:
-        server.terminate()
-        server.wait(timeout=20)
+    with serving(data_env, port=port, options=("--secrets.files", str(secrets_file))) as (address, _):
+        yield address
 
 
 def _saved() -> dict[str, str | None]:
