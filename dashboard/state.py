@@ -33,7 +33,7 @@ from core.data.spec import DataSpec, describe_data
 from core.data.splits import SplitConfig, Splits, make_splits
 from core.data.user_data import ImageOptions
 from core.errors import ConfigError, DataError, DataNotFoundError, DigitLabError, HistoryError
-from core.store.history import RunHistory, Viewer, default_location, ended, numbered_name
+from core.store.history import RunHistory, Viewer, default_location, ended, numbered_name, process_alive
 from core.training.drive import REDRAW_SECONDS
 from core.training.evaluation import Evaluation
 from core.training.runs import Run
@@ -67,19 +67,9 @@ def clean_uploads() -> None:
     """Once per app process: remove the uploads left by app processes that have ended (killed ones included) or by
     earlier versions, and have this process's removed when it exits."""
     for folder in UPLOADS_ROOT.glob("*"):
-        if not (folder.name.isdecimal() and _process_alive(int(folder.name))):
+        if not (folder.name.isdecimal() and process_alive(int(folder.name))):
             shutil.rmtree(folder, ignore_errors=True)
     atexit.register(shutil.rmtree, uploads_dir(), ignore_errors=True)
-
-
-def _process_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _chosen_path(key: str) -> str | None:

@@ -204,6 +204,14 @@ def _playwright():
     return playwright_api
 
 
+def _start_a_long_training(playwright_api, page, url: str) -> None:
+    """Open the app and start softmax regression for 200 epochs; return once it is training."""
+    _open_train_page(playwright_api, page, url, 200)
+    page.get_by_role("button", name="Train", exact=True).click()
+    playwright_api.expect(page.get_by_text(re.compile(r"Epoch [0-9.]+ of 200")).first).to_be_visible(
+        timeout=TRAIN_TIMEOUT_MS)
+
+
 def _open_train_page(playwright_api, page, url: str, epochs: int) -> None:
     """Open the app, go to Train and set up softmax regression for `epochs` epochs (not started)."""
     expect = playwright_api.expect
@@ -289,10 +297,7 @@ def test_a_run_whose_tab_is_closed_mid_training_is_kept_in_the_run_history(app_u
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 2400})
-        _open_train_page(playwright_api, page, app_url, 200)
-        page.get_by_role("button", name="Train", exact=True).click()
-        playwright_api.expect(page.get_by_text(re.compile(r"Epoch [0-9.]+ of 200")).first).to_be_visible(
-            timeout=TRAIN_TIMEOUT_MS)
+        _start_a_long_training(playwright_api, page, app_url)
         page.close()
         browser.close()
     [row] = _wait_for_an_ended_run()
@@ -334,10 +339,7 @@ def test_an_app_told_to_stop_mid_training_stops_evaluates_and_saves_the_run(app_
     with playwright_api.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 2400})
-        _open_train_page(playwright_api, page, url, 200)
-        page.get_by_role("button", name="Train", exact=True).click()
-        playwright_api.expect(page.get_by_text(re.compile(r"Epoch [0-9.]+ of 200")).first).to_be_visible(
-            timeout=TRAIN_TIMEOUT_MS)
+        _start_a_long_training(playwright_api, page, url)
         server.send_signal(signum)
         output = server.communicate(timeout=90)[0].decode()
         browser.close()

@@ -125,15 +125,20 @@ def _writer(pid: int) -> str:
 def writer_alive(writer: str) -> bool:
     """Whether the process that `this_writer` named is still running (a process on another host is taken to be)."""
     host, pid, start = writer.rsplit(":", 2)
-    if host != socket.gethostname():
+    if host != socket.gethostname() or not pid.isdecimal():
         return True
+    return process_alive(int(pid)) and _process_start(int(pid)) == start
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process `pid` runs on this host (one this process may not signal counts as running)."""
     try:
-        os.kill(int(pid), 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
-    except (PermissionError, ValueError):
+    except PermissionError:
         return True
-    return _process_start(int(pid)) == start
+    return True
 
 
 @dataclass(frozen=True)
