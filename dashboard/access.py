@@ -13,7 +13,7 @@ from importlib.util import find_spec
 import streamlit as st
 
 from core.errors import HistoryError
-from core.store.history import Viewer
+from core.store.location import Viewer
 
 AUTH_SECTION = "auth"
 SETTINGS_SECTION = "digit_lab"
@@ -72,6 +72,13 @@ def sign_in_page() -> None:
         if st.button("Sign in" if provider is None else f"Sign in with {provider}", type="primary",
                      icon=":material/login:", key=f"sign_in.{provider}"):
             st.login(provider)
+
+
+def sign_in_pages(url_paths: list[str]) -> list[st.Page]:
+    """The sign-in page, at the app's address and at each of its pages' (`url_paths`): a link to a page shows the
+    sign-in page rather than "Page not found"."""
+    return [st.Page(sign_in_page, title="Sign in", icon=":material/login:", default=True),
+            *(st.Page(sign_in_page, title="Sign in", url_path=path, visibility="hidden") for path in url_paths)]
 
 
 def signed_in_sidebar(who: Viewer) -> None:

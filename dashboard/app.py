@@ -12,20 +12,9 @@ PAGES_DIR = Path(__file__).parent / "pages"
 ASSETS_DIR = Path(__file__).parent.parent / "assets"
 
 
-def main() -> None:
-    st.set_page_config(page_title="Digit Lab", page_icon=str(ASSETS_DIR / "icon.svg"), layout="wide")
-    st.logo(str(ASSETS_DIR / "logo.svg"), icon_image=str(ASSETS_DIR / "icon.svg"), size="large")
-    if access.sign_in_configured():
-        if not access.signed_in():  # a deployment with sign-in: nothing but the sign-in page until then
-            st.navigation([st.Page(access.sign_in_page, title="Sign in", icon=":material/login:")]).run()
-            return
-        access.signed_in_sidebar(access.viewer())
-    compile_cache.enable()  # before any page compiles: programs compiled by an earlier app start load from disk
-    state.clean_uploads()
-    state.save_trainings_at_exit()
-    state.keep_settings()
-    state.settle_interrupted_runs()
-    pages = {
+def pages() -> dict[str, list[st.Page]]:
+    """The app's pages, by section."""
+    return {
         "Digit Lab": [
             st.Page(PAGES_DIR / "data.py", title="Data", icon=":material/dataset:", default=True),
             st.Page(PAGES_DIR / "train.py", title="Train", icon=":material/model_training:"),
@@ -47,4 +36,21 @@ def main() -> None:
             st.Page(PAGES_DIR / "search.py", title="Search", icon=":material/travel_explore:"),
         ],
     }
-    st.navigation(pages).run()
+
+
+def main() -> None:
+    st.set_page_config(page_title="Digit Lab", page_icon=str(ASSETS_DIR / "icon.svg"), layout="wide")
+    st.logo(str(ASSETS_DIR / "logo.svg"), icon_image=str(ASSETS_DIR / "icon.svg"), size="large")
+    app_pages = pages()
+    if access.sign_in_configured():
+        if not access.signed_in():  # a deployment with sign-in: nothing but the sign-in page until then
+            paths = [page.url_path for section in app_pages.values() for page in section if page.url_path]
+            st.navigation(access.sign_in_pages(paths), position="hidden").run()
+            return
+        access.signed_in_sidebar(access.viewer())
+    compile_cache.enable()  # before any page compiles: programs compiled by an earlier app start load from disk
+    state.clean_uploads()
+    state.save_trainings_at_exit()
+    state.keep_settings()
+    state.settle_interrupted_runs()
+    st.navigation(app_pages).run()

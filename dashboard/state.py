@@ -18,7 +18,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager, suppress
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import streamlit as st
 from streamlit import runtime
@@ -33,11 +33,15 @@ from core.data.spec import DataSpec, describe_data
 from core.data.splits import SplitConfig, Splits, make_splits
 from core.data.user_data import ImageOptions
 from core.errors import ConfigError, DataError, DataNotFoundError, DigitLabError, HistoryError
-from core.store.history import RunHistory, Viewer, default_location, ended, numbered_name, process_alive
+from core.store.location import Viewer, default_location
+from core.store.processes import process_alive
 from core.training.drive import REDRAW_SECONDS
 from core.training.evaluation import Evaluation
-from core.training.runs import Run
+from core.training.runs import Run, ended, numbered_name
 from dashboard import access
+
+if TYPE_CHECKING:
+    from core.store.history import RunHistory
 
 RUNS_KEY = "runs"
 SETTINGS_PREFIX = "setting."  # widget keys that keep their values across pages
@@ -269,11 +273,11 @@ def saved_if_the_session_ends(trained: Callable[[], Iterable[tuple[Run, Splits]]
         for run, data in trained():
             if run.params is None:
                 with suppress(DigitLabError):  # written as it started, it trained nothing: no trace left
-                    RunHistory(history_file, viewer=viewer).delete(run.run_id)
+                    _history_class()(history_file, viewer=viewer).delete(run.run_id)
                 continue
             run.finish(data)
             with suppress(DigitLabError):  # no page is left to say so on
-                RunHistory(history_file, viewer=viewer).save(run)
+                _history_class()(history_file, viewer=viewer).save(run)
         raise
     finally:
         _TRAINING.discard(ended_event)
@@ -307,18 +311,26 @@ def history_path() -> str:
     return chosen or default_location()
 
 
+def _history_class() -> type[RunHistory]:
+    """The run history's class, imported when a page first uses the history rather than with the app: SQLAlchemy
+    comes with it, which would delay the first page by about 0.2 s."""
+    from core.store.history import RunHistory
+
+    return RunHistory
+
+
 @st.cache_resource(show_spinner="Opening the run history...")
 def _open_history(path: str, viewer: Viewer | None, history_class_id: int) -> RunHistory:
     """One history object per file, per viewer (with sign-in, each user's own runs) and per load of core.history:
     when Streamlit reloads edited modules, the new RunHistory class gets a new object, whose errors are the reloaded
     HistoryError that the pages catch."""
-    return RunHistory(path, viewer=viewer)
+    return _history_class()(path, viewer=viewer)
 
 
 def history() -> RunHistory:
     """The run history as this session's user sees it (with sign-in, their own runs; a teacher's, everyone's); raises
     HistoryError (with what to do) if its file is corrupt or from a newer version."""
-    return _open_history(history_path(), access.viewer(), id(RunHistory))
+    return _open_history(history_path(), access.viewer(), id(_history_class()))
 
 
 def writable_history() -> RunHistory | None:

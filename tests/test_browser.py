@@ -27,7 +27,8 @@ from conftest import REPO
 
 from core.data.spec import MNIST_SPEC
 from core.networks.base import Model, ModelConfig, seed_key
-from core.store.history import RunHistory, default_path
+from core.store.history import RunHistory
+from core.store.location import default_path
 from core.training.config import RunConfig
 from core.training.runs import Run
 

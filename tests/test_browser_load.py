@@ -21,7 +21,8 @@ from test_browser import (  # the app server and the browser helpers
     serving,
 )
 
-from core.store.history import DATABASE_URL_ENV, RunHistory, default_path
+from core.store.history import RunHistory
+from core.store.location import DATABASE_URL_ENV, default_path
 
 SESSIONS = 8
 EPOCHS = 15  # on the tiny MNIST, long enough that every run is still training when the last one starts

@@ -28,7 +28,8 @@ from test_runs_page import saved_run
 
 from core.data.splits import SplitConfig
 from core.networks.base import ModelConfig
-from core.store.history import RunHistory, Viewer, default_path
+from core.store.history import RunHistory
+from core.store.location import Viewer, default_path
 from core.training.config import RunConfig
 from dashboard.pages.runs import SELECTION_KEY
 
@@ -136,6 +137,7 @@ def test_two_students_and_a_teacher_sign_in_and_see_what_they_should(signin_app)
         page.set_default_timeout(90_000)
         page.goto(f"{signin_app}/runs")
         expect(page.get_by_role("button", name="Sign in")).to_be_visible()
+        expect(page.get_by_text("Page not found")).to_have_count(0)
         expect(page.get_by_role("link", name="Runs", exact=True)).to_have_count(0)
         expect(page.get_by_text("Saved run history")).to_have_count(0)
         page.screenshot(path=ARTIFACTS / "signin-1-page.png")

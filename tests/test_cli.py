@@ -42,7 +42,8 @@ def test_train_json_and_save(tiny_env, tmp_path):
 
 
 def test_train_saves_to_the_run_history_unless_told_not_to(tiny_env, tmp_path):
-    from core.store.history import DATABASE_NAME, RunHistory
+    from core.store.history import RunHistory
+    from core.store.location import DATABASE_NAME
     env = {**tiny_env, "DIGIT_LAB_HOME": str(tmp_path / "home")}
     args = ("train", "--arch", "linear", "--epochs", "1", "--val-size", "100", "--batch-size", "20", "--json")
     result = cli(*args, env=env)
@@ -61,7 +62,7 @@ def test_train_saves_to_the_run_history_unless_told_not_to(tiny_env, tmp_path):
 
 
 def test_an_unwritable_run_history_costs_a_warning_not_the_run(tiny_env, tmp_path):
-    from core.store.history import DATABASE_NAME
+    from core.store.location import DATABASE_NAME
     home = tmp_path / "home"
     home.mkdir()
     (home / DATABASE_NAME).write_bytes(b"this is not a database" * 10)

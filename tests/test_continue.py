@@ -20,7 +20,8 @@ from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError, ModelFileError
 from core.networks.base import ModelConfig
 from core.store.checkpoint import OPTIMIZER_PREFIX, load_checkpoint, load_model, model_bytes, save_model
-from core.store.history import DATABASE_NAME, Checkpoints, RunHistory
+from core.store.history import Checkpoints, RunHistory
+from core.store.location import DATABASE_NAME
 from core.training.config import RunConfig, Schedule, TrainConfig
 from core.training.loop import chunks, epoch_steps, train
 from core.training.runs import Continuation, Run, continuation_note, continued

@@ -12,7 +12,8 @@ from core.data.spec import MNIST_SPEC
 from core.data.splits import SplitConfig, make_splits
 from core.networks.base import ModelConfig
 from core.store.checkpoint import model_bytes
-from core.store.history import HOME_ENV, Checkpoints, RunHistory, default_path
+from core.store.history import Checkpoints, RunHistory
+from core.store.location import HOME_ENV, default_path
 from core.training.config import RunConfig, Schedule, TrainConfig
 from core.training.loop import train
 from core.training.runs import CURVE_FIELDS, Run

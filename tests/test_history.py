@@ -29,19 +29,8 @@ from core.errors import HistoryError
 from core.networks.base import ModelConfig, seed_key
 from core.store import migrations
 from core.store.checkpoint import CONFIG_KEY, flatten, model_bytes
-from core.store.history import (
-    DATABASE_URL_ENV,
-    HOME_ENV,
-    SCHEMA_VERSION,
-    Checkpoints,
-    RunHistory,
-    Viewer,
-    config_diff,
-    default_location,
-    default_path,
-    same_server,
-    shown_location,
-)
+from core.store.history import SCHEMA_VERSION, Checkpoints, RunHistory, config_diff, same_server, shown_location
+from core.store.location import DATABASE_URL_ENV, HOME_ENV, Viewer, default_location, default_path
 from core.store.schema import HEAD, OPTUNA_TABLES, REVISIONS, VERSION_TABLE, runs
 from core.store.schema import snapshots as snapshot_table
 from core.training.config import Optimizer, RunConfig, Schedule, TrainConfig

@@ -18,7 +18,8 @@ from core.data.spec import MNIST_SPEC
 from core.data.splits import SplitConfig, make_splits
 from core.networks.base import Model, ModelConfig, seed_key
 from core.store.checkpoint import model_bytes
-from core.store.history import HOME_ENV, RunHistory
+from core.store.history import RunHistory
+from core.store.location import HOME_ENV
 from core.summaries import select_examples
 from core.training.config import RunConfig, TrainConfig
 from core.training.evaluation import evaluate

@@ -29,12 +29,13 @@ from core.data.spec import MNIST_SPEC
 from core.data.splits import SplitConfig, make_splits
 from core.errors import ConfigError, DataError, HistoryError
 from core.networks.base import ModelConfig
-from core.store.history import HOME_ENV, Checkpoints, RunHistory, default_path, numbered_name
+from core.store.history import Checkpoints, RunHistory
+from core.store.location import HOME_ENV, default_path
 from core.training import budget
 from core.training.budget import check_budget
 from core.training.config import RunConfig, TrainConfig
 from core.training.loop import check_run, train
-from core.training.runs import CURVE_FIELDS, Run
+from core.training.runs import CURVE_FIELDS, Run, numbered_name
 from core.training.status import RunStatus, parse_status
 
 TINY = ["--arch", "mlp", "--hidden", "64", "--val-size", "100", "--batch-size", "10"]

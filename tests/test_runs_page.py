@@ -15,7 +15,9 @@ from streamlit.testing.v1 import AppTest
 from core.data.spec import MNIST_SPEC
 from core.data.splits import SplitConfig
 from core.networks.base import ModelConfig
-from core.store.history import DATABASE_URL_ENV, HOME_ENV, RunHistory, default_path
+from core.store import history as history_module
+from core.store.history import RunHistory
+from core.store.location import DATABASE_URL_ENV, HOME_ENV, default_path
 from core.training.config import RunConfig, TrainConfig
 from core.training.runs import CURVE_FIELDS, Run
 from dashboard import state
@@ -255,7 +257,7 @@ def test_reloaded_modules_get_a_fresh_history_object(home, monkeypatch):
     raise the old HistoryError, which the pages' `except HistoryError` no longer catches."""
     at = AppTest.from_function(_open_history_script, default_timeout=60).run()
     reloaded = type("RunHistory", (RunHistory,), {})
-    monkeypatch.setattr(state, "RunHistory", reloaded)
+    monkeypatch.setattr(history_module, "RunHistory", reloaded)
     at.run()
     assert not at.exception, at.exception
     first, second = at.session_state["histories"]

@@ -29,9 +29,9 @@ from core.experiments.reproduce import (
     train_preset,
 )
 from core.store.groups import GroupCheckpoints
-from core.store.history import RunHistory, ended
+from core.store.history import RunHistory
 from core.training.drive import drive
-from core.training.runs import Run
+from core.training.runs import Run, ended
 from core.training.status import RunStatus
 
 HELP = "train every preset and print reported vs measured test accuracy"

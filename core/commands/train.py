@@ -27,11 +27,11 @@ from core.data.splits import SplitConfig, Splits, default_split, make_splits
 from core.errors import ConfigError, ModelFileError
 from core.networks.base import NETWORKS, Activation, Init, Model, ModelConfig
 from core.store.checkpoint import load_checkpoint, save_model
-from core.store.history import Checkpoints, RunHistory, numbered_name
+from core.store.history import Checkpoints, RunHistory
 from core.training.config import Optimizer, RunConfig, Schedule, TrainConfig
 from core.training.drive import drive
 from core.training.loop import StartPoint, check_run, epoch_steps, train
-from core.training.runs import Continuation, Run, continuation_note, continued
+from core.training.runs import Continuation, Run, continuation_note, continued, numbered_name
 from core.training.status import RunStatus
 
 HELP = "train a network and report its validation and test accuracy"

@@ -23,10 +23,8 @@ import functools
 import json
 import logging
 import math
-import os
-import socket
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -41,20 +39,13 @@ from core.data.spec import MNIST_SPEC, DataSpec
 from core.errors import DigitLabError, HistoryError
 from core.networks.base import Params
 from core.store.checkpoint import flatten, load_checkpoint, load_model, model_bytes
+from core.store.location import DATABASE_URL_ENV, HOME_ENV, Viewer, default_location
+from core.store.processes import this_writer, writer_alive
 from core.store.schema import HEAD, OPTUNA_TABLES, REVISIONS, SCHEMA_VERSION, VERSION_TABLE, runs
 from core.store.schema import snapshots as snapshot_table
 from core.training.config import Optimizer, RunConfig, Schedule
-from core.training.runs import Run
-from core.training.status import AT_STEP, RunStatus, parse_status, status_text
-
-HOME_ENV = "DIGIT_LAB_HOME"
-
-
-DATABASE_URL_ENV = "DIGIT_LAB_DATABASE_URL"  # the history's location: a SQLAlchemy URL (or a file path)
-
-
-DATABASE_NAME = "runs.sqlite3"
-
+from core.training.runs import Run, ended
+from core.training.status import RunStatus, parse_status, status_text
 
 BUSY_TIMEOUT_SECONDS = 30.0
 
@@ -73,80 +64,6 @@ WRITE, SYNCED = "digit_lab_write", "digit_lab_synced"  # a transaction's executi
 
 
 log = logging.getLogger(__name__)
-
-
-def default_path() -> Path:
-    """The default history database: in $DIGIT_LAB_HOME if set, else in the OS user data directory."""
-    home = os.environ.get(HOME_ENV)
-    folder = Path(home).expanduser() if home else Path(platformdirs.user_data_dir("digit-lab", appauthor=False))
-    return folder / DATABASE_NAME
-
-
-def default_location() -> str:
-    """The history's location: $DIGIT_LAB_DATABASE_URL if set, else the SQLite file `default_path()`."""
-    return os.environ.get(DATABASE_URL_ENV, "").strip() or str(default_path())
-
-
-def numbered_name(prefix: str, taken: Iterable[str]) -> str:
-    """`prefix #N`, N one more than the highest number after `prefix #` among the `taken` names (1 when none is)."""
-    start = f"{prefix} #"
-    numbers = [int(name[len(start):]) for name in taken if name.startswith(start) and name[len(start):].isdecimal()]
-    return f"{start}{max(numbers, default=0) + 1}"
-
-
-def ended(run: Run) -> bool:
-    """Whether a run is over and measured (`Run.finish` has run, or its process died while it trained), so that it
-    belongs in the history as it is."""
-    if run.status.in_progress:
-        return False
-    return run.params is None or run.status in AT_STEP or run.test_accuracy is not None
-
-
-def _process_start(pid: int) -> str:
-    """When process `pid` started, in clock ticks since boot (Linux; "" elsewhere): a pid and its start name one
-    process, even after the pid is reused."""
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[19]
-    except (OSError, IndexError):
-        return ""
-
-
-def this_writer() -> str:
-    """This process, as a run's writer: host, pid and start time."""
-    return _writer(os.getpid())
-
-
-@functools.cache
-def _writer(pid: int) -> str:
-    """(read once per process: every checkpoint of every run names it)"""
-    return f"{socket.gethostname()}:{pid}:{_process_start(pid)}"
-
-
-def writer_alive(writer: str) -> bool:
-    """Whether the process that `this_writer` named is still running (a process on another host is taken to be)."""
-    host, pid, start = writer.rsplit(":", 2)
-    if host != socket.gethostname() or not pid.isdecimal():
-        return True
-    return process_alive(int(pid)) and _process_start(int(pid)) == start
-
-
-def process_alive(pid: int) -> bool:
-    """Whether process `pid` runs on this host (one this process may not signal counts as running)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-@dataclass(frozen=True)
-class Viewer:
-    """Who uses the history: a signed-in user sees and changes their own runs; a teacher sees everyone's too."""
-
-    name: str  # the signed-in user's identity (their e-mail)
-    teacher: bool = False
 
 
 @dataclass(frozen=True)

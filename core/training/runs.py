@@ -11,6 +11,7 @@ import dataclasses
 import io
 import json
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -25,7 +26,7 @@ from core.parsing import whole
 from core.training.config import OPTIMIZER_LABELS, SCHEDULE_LABELS, RunConfig, Schedule
 from core.training.evaluation import Evaluation, evaluate
 from core.training.loop import Progress, StartPoint
-from core.training.status import RunStatus, status_text
+from core.training.status import AT_STEP, RunStatus, status_text
 
 CURVE_FIELDS = ("step", "epoch", "train_loss", "train_accuracy", "val_loss", "val_accuracy", "learning_rate",
                 "elapsed", "samples_per_second")
@@ -239,3 +240,18 @@ def continuation_note(config: RunConfig, start: StartPoint) -> str:
 def ranked_by_validation(runs: list[Run]) -> list[Run]:
     """Best validation accuracy first; runs without one (diverged, or no validation images) last."""
     return sorted(runs, key=lambda run: -1 if run.val_accuracy is None else run.val_accuracy, reverse=True)
+
+
+def ended(run: Run) -> bool:
+    """Whether a run is over and measured (`Run.finish` has run, or its process died while it trained), so that it
+    belongs in the history as it is."""
+    if run.status.in_progress:
+        return False
+    return run.params is None or run.status in AT_STEP or run.test_accuracy is not None
+
+
+def numbered_name(prefix: str, taken: Iterable[str]) -> str:
+    """`prefix #N`, N one more than the highest number after `prefix #` among the `taken` names (1 when none is)."""
+    start = f"{prefix} #"
+    numbers = [int(name[len(start):]) for name in taken if name.startswith(start) and name[len(start):].isdecimal()]
+    return f"{start}{max(numbers, default=0) + 1}"

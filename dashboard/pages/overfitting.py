@@ -15,10 +15,9 @@ from core.experiments.overfitting import Study, gap_points, study_configs
 from core.experiments.presets import PRESETS
 from core.parsing import number_list
 from core.store.groups import GroupCheckpoints
-from core.store.history import ended
 from core.training.drive import drive
 from core.training.loop import Progress, train
-from core.training.runs import Run
+from core.training.runs import Run, ended
 from dashboard import export, figures, state
 from dashboard.widgets import show_error, stop_button
 

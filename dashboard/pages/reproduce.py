@@ -21,9 +21,8 @@ from core.experiments.reproduce import (
     train_preset,
 )
 from core.store.groups import GroupCheckpoints
-from core.store.history import ended
 from core.training.drive import drive
-from core.training.runs import Run
+from core.training.runs import Run, ended
 from core.training.status import RunStatus
 from dashboard import export, figures, state
 from dashboard.widgets import (

@@ -12,11 +12,10 @@ from core.store.history import (
     RunHistory,
     SavedRun,
     config_diff,
-    default_location,
-    default_path,
     same_server,
     shown_location,
 )
+from core.store.location import default_location, default_path
 from core.training.runs import CONTINUABLE, Continuation, Run
 from core.training.status import RunStatus, parse_status
 from dashboard import access, continuing, export, figures, state
