@@ -76,8 +76,8 @@ def main() -> None:
             rows.append(row)
             print(json.dumps(row) if args.json else
                   f"start {repeat + 1} ({row['compile_cache']} compile cache): serving after "
-                  f"{row['serving_seconds']:.2f} s, navigation shown after {row['navigation_seconds']:.2f} s, data shown "
-                  f"after {row['data_shown_seconds']:.2f} s, page drawn "
+                  f"{row['serving_seconds']:.2f} s, navigation shown after {row['navigation_seconds']:.2f} s, "
+                  f"data shown after {row['data_shown_seconds']:.2f} s, page drawn "
                   f"after {row['rendered_seconds']:.2f} s; RSS {row['rss_mb']} MB (load {row['load_average']})",
                   flush=True)
         browser.close()
