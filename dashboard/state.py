@@ -37,7 +37,7 @@ from core.store.location import Viewer, default_location
 from core.store.processes import process_alive
 from core.training.drive import REDRAW_SECONDS
 from core.training.evaluation import Evaluation
-from core.training.runs import Run, ended, numbered_name
+from core.training.runs import Run, ended
 from dashboard import access
 
 if TYPE_CHECKING:
@@ -191,19 +191,6 @@ def unique_name(name: str) -> str:
         i += 1
         candidate = f"{name} ({i})"
     return candidate
-
-
-RUN_NAMING = threading.Lock()  # held from naming a run until it is written to the history (`Checkpoints.start`)
-
-
-def new_run_name(prefix: str) -> str:
-    """`prefix #N`, unique in this session and in the run history (numbered after the runs saved there by anyone).
-    Sessions of this app process starting runs at once hold RUN_NAMING until theirs is in the history, so each gets
-    its own number."""
-    taken = set(runs())
-    with suppress(DigitLabError):  # a history that cannot be read is reported where it is used
-        taken.update(history().names_starting(prefix))
-    return numbered_name(prefix, taken)
 
 
 SHUTDOWN_WAIT_SECONDS = 60.0  # how long a stopping app waits for its sessions' trainings to be evaluated and saved

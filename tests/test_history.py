@@ -220,7 +220,12 @@ def test_each_student_sees_and_changes_only_their_own_runs(location, trained):
     assert [(r.name, r.owner) for r in bob.list()] == [("bob's", BOB.name)]
     assert sorted((r.name, r.owner) for r in RunHistory(path).list()) == [
         ("ada's", ADA.name), ("bob's", BOB.name), ("local", None)]
-    assert ada.names_starting("") == ["ada's"]
+    numbered, bobs_namesake = copy_of(trained, name="ada's"), copy_of(trained, name="ada's #9")
+    bob.save(bobs_namesake)
+    ada.start_numbered(numbered, taken=["ada's #2"])  # numbered after her runs and those taken: Bob's is not hers
+    assert numbered.name == "ada's #3"
+    ada.delete(numbered.run_id)
+    bob.delete(bobs_namesake.run_id)
     assert ada.load(adas.run_id).name == "ada's"
     for run_id in (bobs.run_id, local.run_id, "gone"):  # another's run reads exactly as a missing one
         assert_missing_to(ada, run_id)
@@ -305,6 +310,33 @@ def _save_many(path: str, prefix: str, count: int, barrier) -> None:
                   test_accuracy=0.1,
                   test_confusion=np.eye(10, dtype=np.int64))
         history.save(run)
+
+
+def _start_numbered_runs(path: str, count: int, barrier) -> None:
+    """Worker: start `count` runs of one name in the history, numbering each as it is written."""
+    config = RunConfig(model=ModelConfig(arch="linear"))
+    history = RunHistory(path)
+    barrier.wait()
+    for _ in range(count):
+        history.start_numbered(Run("Softmax regression", config, MNIST_SPEC))
+
+
+@pytest.mark.parametrize("engine", ["sqlite", "postgresql"])
+def test_runs_started_by_four_processes_at_once_get_numbers_of_their_own(engine, request, tmp_path, monkeypatch):
+    location = str(tmp_path / "runs.sqlite3") if engine == "sqlite" else request.getfixturevalue("postgres_url")
+    RunHistory(location)
+    monkeypatch.setitem(sys.modules, "__main__", types.ModuleType("__main__"))  # (as below)
+    context = multiprocessing.get_context("spawn")
+    processes, count = 4, 10
+    barrier = context.Barrier(processes)
+    workers = [context.Process(target=_start_numbered_runs, args=(location, count, barrier)) for _ in range(processes)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)
+    assert [w.exitcode for w in workers] == [0] * processes
+    names = sorted((r.name for r in RunHistory(location).list()), key=lambda name: int(name.split("#")[1]))
+    assert names == [f"Softmax regression #{number}" for number in range(1, processes * count + 1)]
 
 
 @pytest.mark.parametrize("engine", ["sqlite", "postgresql"])

@@ -31,7 +31,7 @@ from core.store.history import Checkpoints, RunHistory
 from core.training.config import Optimizer, RunConfig, Schedule, TrainConfig
 from core.training.drive import drive
 from core.training.loop import StartPoint, check_run, epoch_steps, train
-from core.training.runs import Continuation, Run, continuation_note, continued, numbered_name
+from core.training.runs import Continuation, Run, continuation_note, continued
 from core.training.status import RunStatus
 
 HELP = "train a network and report its validation and test accuracy"
@@ -238,9 +238,7 @@ def run_and_splits(args, history: RunHistory | None) -> tuple[Run, Splits, Start
     config = fitted_to(config, args, data)
     check_run(config, data.train_labels, data.spec)  # from the labels alone, before a split is made or compiled
     splits = make_splits(data, config.data)
-    description = Model(config.model, splits.spec).describe()
-    name = description if history is None else numbered_name(description, history.names_starting(description))
-    return Run(name=name, config=config, spec=splits.spec), splits, None
+    return Run(name=Model(config.model, splits.spec).describe(), config=config, spec=splits.spec), splits, None
 
 
 def run(args) -> int:
@@ -249,14 +247,15 @@ def run(args) -> int:
     history = None if args.no_history else open_history()
     result, splits, start = run_and_splits(args, history)
     config = result.config
-    print(f"{result.name} on {len(splits.y_train)} images; compiling...", file=sys.stderr, flush=True)
     checkpoints = Checkpoints(history, result)
+    # In the history as it starts; a new run is numbered there (`NAME #N`), a continued one keeps its name.
+    checkpoints.start(numbered_after=() if start is None and history is not None else None)
+    print(f"{result.name} on {len(splits.y_train)} images; compiling...", file=sys.stderr, flush=True)
 
     def record(progress) -> None:
         result.record(progress)
         checkpoints()  # in the history as it trains: a killed process leaves it there, interrupted
 
-    checkpoints.start()
     with StopRequest() as stop:  # held until the stopped run is evaluated, saved and in the history
         with ProgressLine() as line:
             try:

@@ -24,7 +24,7 @@ import json
 import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -44,7 +44,7 @@ from core.store.processes import this_writer, writer_alive
 from core.store.schema import HEAD, OPTUNA_TABLES, REVISIONS, SCHEMA_VERSION, VERSION_TABLE, runs
 from core.store.schema import snapshots as snapshot_table
 from core.training.config import Optimizer, RunConfig, Schedule
-from core.training.runs import Run, ended
+from core.training.runs import Run, ended, numbered_name
 from core.training.status import RunStatus, parse_status, status_text
 
 BUSY_TIMEOUT_SECONDS = 30.0
@@ -58,6 +58,7 @@ CHECKPOINT_SECONDS = 30.0  # a run in training is written at every epoch's end a
 
 
 MIGRATION_LOCK = 0x_D161_7AB  # the PostgreSQL advisory lock a process holds while it upgrades the schema
+NAMING_LOCK = 0x_D161_7AC  # and the one held while a new run takes its number (on SQLite: the write lock)
 
 
 WRITE, SYNCED = "digit_lab_write", "digit_lab_synced"  # a transaction's execution options (see `_sqlite_begin`)
@@ -320,9 +321,29 @@ class RunHistory:
     def progress_writer(self, run: Run, new_snapshots: list[tuple[int, Params]]) -> Callable[[], None]:
         """What `save_progress` writes, prepared now (the row, the parameters' bytes); calling the result writes it,
         from any thread. A run saved as ended in the meantime is left as it was saved."""
+        row = self._progress_row(run)
+        return functools.partial(self._write_rows, row, self._snapshot_blobs(row, run, new_snapshots), ended=False)
+
+    def start_numbered(self, run: Run, taken: Iterable[str] = ()) -> None:
+        """Write a new run as it starts (as `save_progress` does), named `NAME #N` after its name NAME, N one more
+        than the highest number of NAME among the runs the viewer sees in the history and the `taken` names. One
+        transaction numbers and writes it, so runs started at once, by any processes, each get a number of their
+        own."""
+        prefix = run.name
+        with self._write() as conn:
+            if self.path is None:  # (SQLite's write transaction holds the database's one write lock already)
+                conn.execute(sa.select(sa.func.pg_advisory_xact_lock(NAMING_LOCK)))
+            start = f"{prefix} #"
+            saved = conn.execute(sa.select(runs.c.name).where(
+                sa.func.substr(runs.c.name, 1, len(start)) == start, *self._visible())).scalars()
+            run.name = numbered_name(prefix, [*saved, *taken])
+            self._write_rows_in(conn, self._progress_row(run), [], ended=False)
+
+    def _progress_row(self, run: Run) -> dict:
+        """A run in training's row: marked running by this process, not measured yet."""
         row = self._row(run, status_text(RunStatus.RUNNING), this_writer())
         row.update(val_accuracy=None, test_accuracy=None, confusion=None)
-        return functools.partial(self._write_rows, row, self._snapshot_blobs(row, run, new_snapshots), ended=False)
+        return row
 
     def _row(self, run: Run, status: str, writer: str | None) -> dict:
         return {
@@ -347,9 +368,15 @@ class RunHistory:
                 for epoch, params in snapshots]
 
     def _write_rows(self, row: dict, blobs: list[dict], *, ended: bool) -> None:
-        """An ended run replaces its row and all its snapshots (its commit synced to the disk); a run in training
-        adds its new snapshots and updates its row unless that was saved as ended (its writer cleared). A run keeps
-        the owner it was first saved by (a viewer's row written meanwhile by another is left alone, as checked)."""
+        """Write a run's row and snapshots in a transaction of their own (its commit synced to the disk when the run
+        has ended)."""
+        with self._write(synced=ended) as conn:
+            self._write_rows_in(conn, row, blobs, ended=ended)
+
+    def _write_rows_in(self, conn: sa.Connection, row: dict, blobs: list[dict], *, ended: bool) -> None:
+        """An ended run replaces its row and all its snapshots; a run in training adds its new snapshots and updates
+        its row unless that was saved as ended (its writer cleared). A run keeps the owner it was first saved by (a
+        viewer's row written meanwhile by another is left alone, as checked)."""
         insert = self._insert(runs).values(row)
         keep = [] if ended else [runs.c.writer.is_not(None)]
         keep += [] if self.viewer is None else [runs.c.owner == self.viewer.name]
@@ -359,13 +386,12 @@ class RunHistory:
         snapshot = self._insert(snapshot_table)
         snapshot = snapshot.on_conflict_do_update(index_elements=list(snapshot_table.primary_key),
                                                   set_={"params": snapshot.excluded.params})
-        with self._write(synced=ended) as conn:
-            self._check_may_change(conn, row["run_id"])
-            conn.execute(upsert)
-            if ended:
-                conn.execute(sa.delete(snapshot_table).where(snapshot_table.c.run_id == row["run_id"]))
-            if blobs:
-                conn.execute(snapshot, blobs)
+        self._check_may_change(conn, row["run_id"])
+        conn.execute(upsert)
+        if ended:
+            conn.execute(sa.delete(snapshot_table).where(snapshot_table.c.run_id == row["run_id"]))
+        if blobs:
+            conn.execute(snapshot, blobs)
 
     def _settle_interrupted(self) -> None:
         """Mark "interrupted at step N" the runs whose writing process has died (killed, crashed, a reboot)."""
@@ -430,12 +456,6 @@ class RunHistory:
             val_accuracy=saved["val_accuracy"], test_accuracy=saved["test_accuracy"], created=saved["created"],
             run_id=saved["run_id"], test_confusion=_confusion_matrix(saved["confusion"]),
         )
-
-    def names_starting(self, prefix: str) -> list[str]:
-        """The names of the saved runs the viewer may see that start with `prefix`."""
-        with self._read() as conn:
-            return list(conn.execute(sa.select(runs.c.name).where(
-                sa.func.substr(runs.c.name, 1, len(prefix)) == prefix, *self._visible())).scalars())
 
     def rename(self, run_id: str, name: str) -> None:
         name = name.strip()
@@ -534,11 +554,20 @@ class Checkpoints:
         self._committer: concurrent.futures.ThreadPoolExecutor | None = None
         self._pending: concurrent.futures.Future | None = None
 
-    def start(self) -> None:
-        """Write the run, before it trains (at once, in this thread)."""
+    def start(self, numbered_after: Iterable[str] | None = None) -> None:
+        """Write the run, before it trains (at once, in this thread). Given `numbered_after`, it is a new run, named
+        `NAME #N` after its name NAME as it is written (`RunHistory.start_numbered`: after these names and the
+        history's runs); without a history (or one that cannot be written), after these names alone."""
+        prefix = self.run.name
         if self.history is not None:
-            self._settle(self.history.save_progress, self.run, [])
+            if numbered_after is None:
+                self._settle(self.history.save_progress, self.run, [])
+            else:
+                numbered_after = list(numbered_after)
+                self._settle(self.history.start_numbered, self.run, numbered_after)
             self.writes += 1
+        if numbered_after is not None and (self.history is None or self.error is not None):
+            self.run.name = numbered_name(prefix, numbered_after)
 
     def __call__(self) -> None:
         new = self.run.snapshots[self._written_snapshots:]

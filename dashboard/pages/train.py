@@ -262,17 +262,22 @@ def run_training(run: Run, data: Splits, start: StartPoint | None = None) -> Non
     statistics_chart = st.empty()
     status.info("Compiling the network for this batch size (a few seconds, once per run)…",
                 icon=":material/hourglass_top:")
-    with state.RUN_NAMING:  # another session starting a run now numbers it after this one
-        run.name = state.new_run_name(run.name) if start is None else state.unique_name(run.name)
-        st.session_state[state.SELECTED_RUN_KEY] = run.name  # the pages show it as soon as it exists
-        # In the session before it trains: a Stop is taken at the first Streamlit call after a click (session state
-        # included), so a run stored only after its first chunk could be lost with that chunk trained.
-        state.keep_run(run)  # (dropped on the next rerun if it trains nothing: state.settle_interrupted_runs)
-        try:
-            checkpoints = Checkpoints(state.history(), run)
-        except DigitLabError:  # the history cannot be used: the run is kept in this session only, as Runs says
-            checkpoints = Checkpoints(None, run)
-        checkpoints.start()  # its name is taken in the history: a run started elsewhere now is numbered after it
+    # In the session before it trains: a Stop is taken at the first Streamlit call after a click (session state
+    # included), so a run stored only after its first chunk could be lost with that chunk trained.
+    name = run.name
+    run.name = state.unique_name(name)  # a new run's number comes as it is written to the history, below
+    state.keep_run(run)  # (dropped on the next rerun if it trains nothing: state.settle_interrupted_runs)
+    try:
+        checkpoints = Checkpoints(state.history(), run)
+    except DigitLabError:  # the history cannot be used: the run is kept in this session only, as Runs says
+        checkpoints = Checkpoints(None, run)
+    if start is None:  # numbered (`NAME #N`) after this session's runs and the history's, as it is written there
+        session_runs, kept_as, run.name = state.runs(), run.name, name
+        checkpoints.start(numbered_after=session_runs)
+        session_runs[run.name] = session_runs.pop(kept_as)  # (a plain dict: no Streamlit call, so no Stop, here)
+    else:
+        checkpoints.start()
+    st.session_state[state.SELECTED_RUN_KEY] = run.name  # the pages show it as soon as it exists
     started, first = None, start or StartPoint(None)
 
     def record(progress: Progress) -> None:
