@@ -119,16 +119,18 @@ def torch_optimizer(config: TrainConfig, net: nn.Module) -> torch.optim.Optimize
     raise ValueError(f"No PyTorch reference for optimiser '{config.optimizer}'.")
 
 
-def torch_epoch(config: RunConfig, splits: Splits, params: Params, tail_steps: int) -> EpochResult:
-    """One epoch in PyTorch over the batches Digit Lab uses, after WARMUP_STEPS on a throwaway copy."""
-    batches = shuffled_batches(config, splits)
-    x, y = torch.from_numpy(splits.x_train), torch.from_numpy(splits.y_train.astype(np.int64))
+def torch_epoch(config: RunConfig, splits: Splits, params: Params, tail_steps: int,
+                device: torch.device) -> EpochResult:
+    """One epoch in PyTorch on `device` over the batches Digit Lab uses, after WARMUP_STEPS on a throwaway copy."""
+    batches = shuffled_batches(config, splits).to(device)
+    x = torch.from_numpy(splits.x_train).to(device)
+    y = torch.from_numpy(splits.y_train.astype(np.int64)).to(device)
     loss_fn = nn.CrossEntropyLoss()
 
     def run(steps):
-        net = torch_model(Model(config.model, splits.spec), params)
+        net = torch_model(Model(config.model, splits.spec), params).to(device)
         optimizer = torch_optimizer(config.train, net)
-        losses = torch.empty(len(steps))
+        losses = torch.empty(len(steps), device=device)
         started = time.perf_counter()
         for i, index in enumerate(steps):
             loss = loss_fn(net(x[index]), y[index])
@@ -136,6 +138,7 @@ def torch_epoch(config: RunConfig, splits: Splits, params: Params, tail_steps: i
             loss.backward()
             optimizer.step()
             losses[i] = loss.detach()
+        losses = losses.cpu()  # (waits for the device's queued work)
         return time.perf_counter() - started, losses
 
     run(batches[:WARMUP_STEPS])
@@ -166,7 +169,7 @@ def check_same_network(config: RunConfig, splits: Splits, params: Params) -> Non
 # ---------------------------------------------------------------------------------------------- report
 
 
-def benchmark(arch: str, splits: Splits, repeats: int) -> dict:
+def benchmark(arch: str, splits: Splits, repeats: int, device: torch.device) -> dict:
     """Alternate Digit Lab and PyTorch epochs `repeats` times; keep the best time of each side."""
     config = SETTINGS[arch]
     model = Model(config.model, splits.spec)
@@ -177,7 +180,7 @@ def benchmark(arch: str, splits: Splits, repeats: int) -> dict:
         print(f"{arch}: epoch {r + 1}/{repeats} …", file=sys.stderr, flush=True)
         result, tail_steps = digit_lab_epoch(config, splits, params)
         ours.append(result)
-        theirs.append(torch_epoch(config, splits, params, tail_steps))
+        theirs.append(torch_epoch(config, splits, params, tail_steps, device))
     samples = len(splits.y_train) // config.train.batch_size * config.train.batch_size
     best_ours, best_theirs = min(r.seconds for r in ours), min(r.seconds for r in theirs)
     return {
@@ -196,18 +199,20 @@ def benchmark(arch: str, splits: Splits, repeats: int) -> dict:
     }
 
 
-def machine() -> dict:
+def machine(device: torch.device) -> dict:
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor() or "unknown CPU")
     return {"date": datetime.date.today().isoformat(), "cpu": cpu, "cores": CORES,
             "torch_threads": torch.get_num_threads(), "python": platform.python_version(),
-            "jax": jax.__version__, "torch": torch.__version__}
+            "jax": jax.__version__, "torch": torch.__version__,
+            "jax_device": str(jax.devices()[0]), "torch_device": str(device)}
 
 
 def print_table(rows: list[dict], info: dict) -> None:
     print(f"One epoch of MNIST (60,000 images), {info['date']}, {info['cpu']}, {info['cores']} cores, "
           f"PyTorch threads: {info['torch_threads']}, "
-          f"Python {info['python']}, jax {info['jax']}, torch {info['torch']}; best of {rows[0]['repeats']}.\n")
+          f"Python {info['python']}, jax {info['jax']} on {info['jax_device']}, torch {info['torch']} on "
+          f"{info['torch_device']}; best of {rows[0]['repeats']}.\n")
     print("| network | optimiser | Digit Lab s/epoch | samples/s | compile s | PyTorch s/epoch | samples/s "
           "| PyTorch ÷ Digit Lab | final train loss (DL / PT) |")
     print("|---|---|--:|--:|--:|--:|--:|--:|--:|")
@@ -226,7 +231,10 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="print one JSON line per architecture instead of a table")
     parser.add_argument("--torch-threads", type=int, default=CORES, help=f"PyTorch intra-op threads (default: {CORES})")
     parser.add_argument("--data-dir", help="MNIST directory (default: $MNIST_DATA_DIR, then the cache)")
+    parser.add_argument("--torch-device", default="cuda" if torch.cuda.is_available() else "cpu",
+                        help="where PyTorch trains (default: its GPU when it sees one, as JAX trains on its own)")
     args = parser.parse_args()
+    device = torch.device(args.torch_device)
     if args.repeats < 1 or args.torch_threads < 1:
         parser.error("--repeats and --torch-threads must be at least 1")
     torch.set_num_threads(args.torch_threads)
@@ -234,10 +242,10 @@ def main() -> None:
         splits = make_splits(load_mnist(args.data_dir), SPLIT)
     except DigitLabError as exc:
         parser.exit(1, f"error: {exc}\n")
-    info = machine()
+    info = machine(device)
     rows = []
     for arch in args.arch or list(SETTINGS):
-        rows.append(benchmark(arch, splits, args.repeats))
+        rows.append(benchmark(arch, splits, args.repeats, device))
         if args.json:
             print(json.dumps({**rows[-1], **info}), flush=True)
     if not args.json:
