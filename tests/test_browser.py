@@ -455,11 +455,25 @@ DIGIT_STROKES = {
 }
 
 
+def _canvas_box(page) -> dict:
+    """The Playground canvas's place on the page, once it stays there: after Clear a new canvas replaces the old one
+    as it mounts, which can detach the old one while it is scrolled to."""
+    from playwright.sync_api import Error as PlaywrightError
+
+    canvas = page.locator("canvas.upper-canvas")
+    for attempt in itertools.count(1):
+        try:
+            canvas.scroll_into_view_if_needed()
+            return canvas.bounding_box()
+        except PlaywrightError as error:
+            if attempt == 5 or "not attached" not in str(error):
+                raise
+            page.wait_for_timeout(300)
+
+
 def _draw(page, strokes) -> None:
     """Draw `strokes` on the Playground's canvas with the mouse, each in small moves as a hand does."""
-    canvas = page.locator("canvas.upper-canvas")
-    canvas.scroll_into_view_if_needed()
-    box = canvas.bounding_box()
+    box = _canvas_box(page)
     for stroke in strokes:
         page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
         page.mouse.down()
