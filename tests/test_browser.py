@@ -370,8 +370,10 @@ def test_a_selected_run_renamed_on_the_runs_page_stays_selected_and_usable(app_u
         browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 2400})
         _reload_from_history(playwright_api, page, app_url, "before")
+        _wait_until_idle(page)  # (a rerun still drawing the page would put the name back in the field as it is typed)
         new_name = page.get_by_label("New name")
         new_name.fill("after")
+        expect(new_name).to_have_value("after")
         new_name.press("Enter")  # renames: the field and its Rename button are one form
         expect(page.get_by_text("Renamed to 'after'.")).to_be_visible()
         page.get_by_role("button", name=re.compile("^Reload")).click()
