@@ -21,6 +21,7 @@ from test_browser import (  # the browser helpers
     _playwright,
     _require,
     _test_metric,
+    _type_epochs,
     _wait_until_idle,
     serving,
 )
@@ -148,11 +149,7 @@ def test_two_students_and_a_teacher_sign_in_and_see_what_they_should(signin_app)
         expect(page.get_by_text("Data directory")).to_have_count(0)
         page.get_by_role("link", name="Train", exact=True).first.click()
         page.get_by_text("Softmax regression", exact=True).click()
-        epochs = page.get_by_label("Epochs (exact value)")
-        epochs.fill("1")
-        epochs.press("Enter")
-        expect(epochs).to_have_value("1")
-        _wait_until_idle(page)
+        _type_epochs(playwright_api, page, 1)
         page.get_by_role("button", name="Train", exact=True).click()
         expect(_test_metric(page)).to_be_visible(timeout=TRAIN_TIMEOUT_MS)
         _wait_until_idle(page)
