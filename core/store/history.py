@@ -558,16 +558,15 @@ class Checkpoints:
         """Write the run, before it trains (at once, in this thread). Given `numbered_after`, it is a new run, named
         `NAME #N` after its name NAME as it is written (`RunHistory.start_numbered`: after these names and the
         history's runs); without a history (or one that cannot be written), after these names alone."""
-        prefix = self.run.name
+        prefix, taken = self.run.name, None if numbered_after is None else list(numbered_after)
         if self.history is not None:
-            if numbered_after is None:
+            if taken is None:
                 self._settle(self.history.save_progress, self.run, [])
             else:
-                numbered_after = list(numbered_after)
-                self._settle(self.history.start_numbered, self.run, numbered_after)
+                self._settle(self.history.start_numbered, self.run, taken)
             self.writes += 1
-        if numbered_after is not None and (self.history is None or self.error is not None):
-            self.run.name = numbered_name(prefix, numbered_after)
+        if taken is not None and (self.history is None or self.error is not None):
+            self.run.name = numbered_name(prefix, taken)
 
     def __call__(self) -> None:
         new = self.run.snapshots[self._written_snapshots:]
