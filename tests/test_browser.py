@@ -460,25 +460,27 @@ DIGIT_STROKES = {
 }
 
 
-def _canvas_box(page) -> dict:
-    """The Playground canvas's place on the page, once it stays there: after Clear a new canvas replaces the old one
-    as it mounts, which can detach the old one while it is scrolled to."""
+def _canvas_box(playwright_api, page) -> dict:
+    """The Playground canvas's place on the page, once it is the only one and stays there: after Clear a new canvas
+    replaces the old one as it mounts, and for a moment both can be on the page, or the old one detaches while it is
+    scrolled to."""
     from playwright.sync_api import Error as PlaywrightError
 
     canvas = page.locator("canvas.upper-canvas")
     for attempt in itertools.count(1):
+        playwright_api.expect(canvas).to_have_count(1)
         try:
             canvas.scroll_into_view_if_needed()
             return canvas.bounding_box()
         except PlaywrightError as error:
-            if attempt == 5 or "not attached" not in str(error):
+            if attempt == 5 or not ("not attached" in str(error) or "strict mode violation" in str(error)):
                 raise
             page.wait_for_timeout(300)
 
 
-def _draw(page, strokes) -> None:
+def _draw(playwright_api, page, strokes) -> None:
     """Draw `strokes` on the Playground's canvas with the mouse, each in small moves as a hand does."""
-    box = _canvas_box(page)
+    box = _canvas_box(playwright_api, page)
     for stroke in strokes:
         page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
         page.mouse.down()
@@ -506,7 +508,7 @@ def _draw_digits(playwright_api, page, name: str) -> dict[str, dict]:
         page.get_by_role("button", name="Clear").click()
         expect(page.get_by_text("Nothing is drawn yet")).to_be_visible()
         _wait_until_idle(page)
-        _draw(page, strokes)
+        _draw(playwright_api, page, strokes)
         answer, bars = _prediction(playwright_api, page)
         assert len(bars) == 10 and abs(sum(bars) - 1) < 1e-4
         predicted[digit] = {"predicted": answer, "probability": round(max(bars), 4)}
@@ -532,9 +534,10 @@ def test_draw_digits_in_the_playground_on_a_freshly_trained_default_run(app_url)
         page.get_by_role("link", name="Playground", exact=True).first.click()
         expect(page.get_by_text("Nothing is drawn yet")).to_be_visible()
 
-        _draw(page, DIGIT_STROKES["1"])
+        _draw(playwright_api, page, DIGIT_STROKES["1"])
         _, first_bars = _prediction(playwright_api, page)
-        _draw(page, [[(60, 230), (220, 230)]])  # a second stroke on the same digit: the prediction follows it
+        # a second stroke on the same digit: the prediction follows it
+        _draw(playwright_api, page, [[(60, 230), (220, 230)]])
         page.wait_for_function("""old => {
             const y = document.querySelector('.js-plotly-plot')?._fullData?.[0]?.y;
             return y && Array.from(y).some((p, i) => Math.abs(p - old[i]) > 1e-7);
