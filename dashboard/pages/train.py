@@ -272,7 +272,8 @@ def run_training(run: Run, data: Splits, start: StartPoint | None = None) -> Non
     except DigitLabError:  # the history cannot be used: the run is kept in this session only, as Runs says
         checkpoints = Checkpoints(None, run)
     if start is None:  # numbered (`NAME #N`) after this session's runs and the history's, as it is written there
-        session_runs, kept_as, run.name = state.runs(), run.name, name
+        session_runs, kept_as = state.runs(), run.name
+        run.name = name
         checkpoints.start(numbered_after=session_runs)
         session_runs[run.name] = session_runs.pop(kept_as)  # (a plain dict: no Streamlit call, so no Stop, here)
     else:
