@@ -460,27 +460,32 @@ DIGIT_STROKES = {
 }
 
 
-def _canvas_box(playwright_api, page) -> dict:
-    """The Playground canvas's place on the page, once it is the only one and stays there: after Clear a new canvas
-    replaces the old one as it mounts, and for a moment both can be on the page, or the old one detaches while it is
-    scrolled to."""
+def _settled_canvas(playwright_api, page):
+    """The Playground's canvas and its place on the page, once it is the only one and stays put for a moment. Clear
+    gives the canvas a new key: while Streamlit swaps them, the old and the new can both be on the page, or the one
+    found can leave it before it is measured."""
     from playwright.sync_api import Error as PlaywrightError
 
     canvas = page.locator("canvas.upper-canvas")
-    for attempt in itertools.count(1):
+    for _ in range(20):
         playwright_api.expect(canvas).to_have_count(1)
         try:
-            canvas.scroll_into_view_if_needed()
-            return canvas.bounding_box()
-        except PlaywrightError as error:
-            if attempt == 5 or not ("not attached" in str(error) or "strict mode violation" in str(error)):
-                raise
+            handle = canvas.element_handle()
+            handle.scroll_into_view_if_needed()
+            box = handle.bounding_box()
             page.wait_for_timeout(300)
+            if box and handle.evaluate("canvas => canvas.isConnected") and handle.bounding_box() == box:
+                return handle, box
+        except PlaywrightError as error:
+            if not any(sign in str(error) for sign in ("not attached", "strict mode violation")):
+                raise
+        page.wait_for_timeout(300)
+    raise AssertionError("the Playground's canvas never settled on the page")
 
 
 def _draw(playwright_api, page, strokes) -> None:
     """Draw `strokes` on the Playground's canvas with the mouse, each in small moves as a hand does."""
-    box = _canvas_box(playwright_api, page)
+    _, box = _settled_canvas(playwright_api, page)
     for stroke in strokes:
         page.mouse.move(box["x"] + stroke[0][0], box["y"] + stroke[0][1])
         page.mouse.down()
@@ -488,6 +493,15 @@ def _draw(playwright_api, page, strokes) -> None:
             for t in range(1, 11):
                 page.mouse.move(box["x"] + x0 + (x1 - x0) * t / 10, box["y"] + y0 + (y1 - y0) * t / 10)
         page.mouse.up()
+
+
+def _clear(playwright_api, page) -> None:
+    """Press Clear and wait until the canvas it replaces has left the page and the empty one's note shows."""
+    old, _ = _settled_canvas(playwright_api, page)
+    page.get_by_role("button", name="Clear").click()
+    page.wait_for_function("canvas => !canvas.isConnected", arg=old)
+    playwright_api.expect(page.get_by_text("Nothing is drawn yet")).to_be_visible()
+    _wait_until_idle(page)
 
 
 def _prediction(playwright_api, page) -> tuple[str, list[float]]:
@@ -502,12 +516,9 @@ def _prediction(playwright_api, page) -> tuple[str, list[float]]:
 
 def _draw_digits(playwright_api, page, name: str) -> dict[str, dict]:
     """Draw each digit of DIGIT_STROKES (Clear between them), with a screenshot of each; what was predicted."""
-    expect = playwright_api.expect
     predicted = {}
     for digit, strokes in DIGIT_STROKES.items():
-        page.get_by_role("button", name="Clear").click()
-        expect(page.get_by_text("Nothing is drawn yet")).to_be_visible()
-        _wait_until_idle(page)
+        _clear(playwright_api, page)
         _draw(playwright_api, page, strokes)
         answer, bars = _prediction(playwright_api, page)
         assert len(bars) == 10 and abs(sum(bars) - 1) < 1e-4
