@@ -558,7 +558,8 @@ class Checkpoints:
         """Write the run, before it trains (at once, in this thread). Given `numbered_after`, it is a new run, named
         `NAME #N` after its name NAME as it is written (`RunHistory.start_numbered`: after these names and the
         history's runs); without a history (or one that cannot be written), after these names alone."""
-        prefix, taken = self.run.name, None if numbered_after is None else list(numbered_after)
+        prefix = self.run.name
+        taken = None if numbered_after is None else list(numbered_after)
         if self.history is not None:
             if taken is None:
                 self._settle(self.history.save_progress, self.run, [])
